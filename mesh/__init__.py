@@ -1,0 +1,1 @@
+"""What every node shares: relay core, topology, auth, settings, metrics."""

@@ -1,0 +1,251 @@
+"""The cluster bus: Redis pub/sub plus small keyed records with TTLs.
+
+Redis is the cluster's shared memory, never the data path (no media bytes go
+through here). :class:`RedisBus` is the production implementation;
+:class:`MemoryBus` has the same interface inside one process, for the embedded
+``clutchcall up`` mode and unit tests.
+
+Values are msgpack-encoded dicts. A subscription survives the bus going away:
+while Redis is down it waits and retries, and after reconnecting it yields a
+``BusMessage`` with ``resync=True`` so the consumer re-reads any state it keeps
+from keyed records (messages published while it was away are lost, as with
+any Redis pub/sub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgpack
+import redis.asyncio as aioredis
+import redis.exceptions
+
+__all__ = [
+    "Bus",
+    "BusMessage",
+    "BusUnavailable",
+    "MemoryBus",
+    "RedisBus",
+    "connect_bus",
+]
+
+Record = dict[str, Any]
+
+
+class BusUnavailable(Exception):
+    """The bus (Redis) cannot be reached right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    channel: str
+    data: Record = field(default_factory=dict)
+    resync: bool = False
+
+
+class Bus(Protocol):
+    """What nodes and the control plane need from the cluster bus."""
+
+    async def publish(self, channel: str, data: Record) -> None: ...
+
+    async def set(self, key: str, value: Record, ttl: float | None = None) -> None: ...
+
+    async def get(self, key: str) -> Record | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def keys(self, pattern: str) -> list[str]:
+        """Keys matching a glob pattern (``clutchcall:node:*``)."""
+        ...
+
+    def subscribe(
+        self, *channels: str
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[BusMessage]]:
+        """``async with bus.subscribe("a", "b") as messages: async for m in messages: ...``"""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def _pack(data: Record) -> bytes:
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def _unpack(raw: bytes) -> Record:
+    value = msgpack.unpackb(raw, raw=False)
+    if not isinstance(value, dict):
+        raise ValueError("bus record is not a map")
+    return value
+
+
+class MemoryBus:
+    """In-process bus with the same semantics (TTLs, glob keys, fan-out pub/sub)."""
+
+    def __init__(self, queue_size: int = 1024) -> None:
+        self._records: dict[str, tuple[bytes, float | None]] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[BusMessage]]] = {}
+        self._queue_size = queue_size
+
+    def _alive(self, key: str) -> bytes | None:
+        entry = self._records.get(key)
+        if entry is None:
+            return None
+        raw, expires = entry
+        if expires is not None and expires <= time.monotonic():
+            del self._records[key]
+            return None
+        return raw
+
+    async def publish(self, channel: str, data: Record) -> None:
+        message = BusMessage(channel, _unpack(_pack(data)))
+        for queue in self._subscribers.get(channel, ()):
+            if queue.full():
+                # A stuck consumer loses its oldest message, never blocks publishers.
+                queue.get_nowait()
+            queue.put_nowait(message)
+
+    async def set(self, key: str, value: Record, ttl: float | None = None) -> None:
+        expires = time.monotonic() + ttl if ttl is not None else None
+        self._records[key] = (_pack(value), expires)
+
+    async def get(self, key: str) -> Record | None:
+        raw = self._alive(key)
+        return None if raw is None else _unpack(raw)
+
+    async def delete(self, key: str) -> None:
+        self._records.pop(key, None)
+
+    async def keys(self, pattern: str) -> list[str]:
+        return [
+            k
+            for k in list(self._records)
+            if fnmatch.fnmatchcase(k, pattern) and self._alive(k) is not None
+        ]
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, *channels: str) -> AsyncIterator[AsyncIterator[BusMessage]]:
+        queue: asyncio.Queue[BusMessage] = asyncio.Queue(self._queue_size)
+        for channel in channels:
+            self._subscribers.setdefault(channel, set()).add(queue)
+
+        async def messages() -> AsyncIterator[BusMessage]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield messages()
+        finally:
+            for channel in channels:
+                self._subscribers.get(channel, set()).discard(queue)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+
+class RedisBus:
+    """The production bus over a Redis server."""
+
+    def __init__(self, url: str, *, retry_interval: float = 0.5, timeout: float = 2.0) -> None:
+        self.url = url
+        self._retry_interval = retry_interval
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=5
+        )
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise BusUnavailable(f"redis unavailable at {self.url}: {exc}") from exc
+
+    async def publish(self, channel: str, data: Record) -> None:
+        await self._call(self._redis.publish(channel, _pack(data)))
+
+    async def set(self, key: str, value: Record, ttl: float | None = None) -> None:
+        px = max(1, int(ttl * 1000)) if ttl is not None else None
+        await self._call(self._redis.set(key, _pack(value), px=px))
+
+    async def get(self, key: str) -> Record | None:
+        raw = await self._call(self._redis.get(key))
+        return None if raw is None else _unpack(raw)
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._redis.delete(key))
+
+    async def keys(self, pattern: str) -> list[str]:
+        found: list[str] = []
+        async for key in self._redis.scan_iter(match=pattern, count=500):
+            found.append(key.decode() if isinstance(key, bytes) else key)
+        return found
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, *channels: str) -> AsyncIterator[AsyncIterator[BusMessage]]:
+        pubsubs: list[Any] = []
+
+        async def messages() -> AsyncIterator[BusMessage]:
+            # After any failure (even before the first successful SUBSCRIBE) the
+            # consumer may have missed messages: tell it to re-read its state.
+            missed = False
+            while True:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsubs.append(pubsub)
+                try:
+                    await pubsub.subscribe(*channels)
+                    if missed:
+                        missed = False
+                        yield BusMessage("", resync=True)
+                    while True:
+                        msg = await pubsub.get_message(timeout=1.0)
+                        if msg is None or msg.get("type") != "message":
+                            continue
+                        channel = msg["channel"]
+                        channel = channel.decode() if isinstance(channel, bytes) else channel
+                        try:
+                            data = _unpack(msg["data"])
+                        except (ValueError, msgpack.UnpackException):
+                            continue  # not ours; never let a stray publish kill a node
+                        yield BusMessage(channel, data)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                    missed = True
+                    await asyncio.sleep(self._retry_interval)
+                finally:
+                    pubsubs.remove(pubsub)
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+
+        try:
+            yield messages()
+        finally:
+            for pubsub in list(pubsubs):
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            return False
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()  # type: ignore[no-untyped-call]
+
+
+def connect_bus(url: str | None) -> Bus:
+    """``redis://...`` gives a :class:`RedisBus`; ``None`` or ``memory://`` an in-process bus."""
+    if url is None or url.startswith("memory:"):
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisBus(url)
+    raise ValueError(f"unsupported bus URL {url!r} (expected redis://... or memory://)")
