@@ -239,7 +239,7 @@ class RedisBus:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await self._redis.aclose()  # type: ignore[no-untyped-call]
+            await self._redis.aclose()
 
 
 def connect_bus(url: str | None) -> Bus:
