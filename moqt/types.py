@@ -14,6 +14,9 @@ from .errors import ProtocolViolation
 __all__ = [
     "MAX_FULL_TRACK_NAME_LENGTH",
     "MAX_NAMESPACE_FIELDS",
+    "AuthToken",
+    "Extension",
+    "Extensions",
     "FetchType",
     "FilterType",
     "GroupOrder",
@@ -28,6 +31,10 @@ __all__ = [
 
 Namespace = tuple[bytes, ...]
 TrackName = bytes
+# An extension header (object or track): (type, value); even types carry an int,
+# odd types bytes (draft-16 "Key-Value-Pair", draft-14 "Extension Headers").
+Extension = tuple[int, int | bytes]
+Extensions = tuple[Extension, ...]
 
 # Draft-16 "Track Naming": a namespace has 1..32 non-empty fields (a
 # SUBSCRIBE_NAMESPACE prefix may have 0) and a full track name is at most 4096 bytes.
@@ -47,6 +54,17 @@ class Location:
 
     def next_group(self) -> Location:
         return Location(self.group + 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthToken:
+    """An authorization token after alias resolution: a Token Type and its opaque value.
+
+    Token type 0 means "negotiated out of band" (draft-16 "AUTHORIZATION TOKEN Parameter").
+    """
+
+    token_type: int
+    value: bytes
 
 
 class FilterType(enum.IntEnum):
