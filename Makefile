@@ -23,10 +23,12 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: system-deps $(STAMP)
 
-# Debian packages the suite runs for real: redis-server (tests start their own).
+# Debian packages the suite runs for real: redis-server (tests start their own),
+# promtool (package prometheus) for the alert rules. kubectl (kustomize) comes with the image.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -1,0 +1,1 @@
+"""The ``clutchcall`` command: one entry point for every role and tool."""
