@@ -1,0 +1,91 @@
+"""Versioned schema migrations, applied in order, each in its own transaction.
+
+Our own small runner (no alembic): ``schema_migrations`` records what ran.
+Statements are written in the SQL both SQLite and PostgreSQL accept. Append new
+migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "orgs, api keys, live inputs",
+        (
+            """CREATE TABLE orgs (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                secret_sha256 TEXT NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX api_keys_org ON api_keys (org_id)",
+            """CREATE TABLE live_inputs (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                external_input_id TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                ingest TEXT NOT NULL,
+                stream_key_sha256 TEXT NOT NULL,
+                stream_key_rotated_at DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL DEFAULT 'idle',
+                status_detail TEXT,
+                status_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX live_inputs_org ON live_inputs (org_id, id)",
+        ),
+    ),
+    Migration(
+        2,
+        "playback signing keys, issued tokens, revocations",
+        (
+            """CREATE TABLE signing_keys (
+                kid TEXT PRIMARY KEY,
+                private_key TEXT NOT NULL,
+                public_jwk TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                retired_at DOUBLE PRECISION,
+                expires_at DOUBLE PRECISION
+            )""",
+            """CREATE TABLE playback_tokens (
+                jti TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                input_id TEXT NOT NULL,
+                sub TEXT NOT NULL,
+                kid TEXT NOT NULL,
+                issued_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX playback_tokens_exp ON playback_tokens (expires_at)",
+            """CREATE TABLE revocations (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                before DOUBLE PRECISION,
+                expires_at DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX revocations_exp ON revocations (expires_at)",
+        ),
+    ),
+)
