@@ -1,0 +1,226 @@
+"""Incremental fragmented-MP4 / CMAF splitter.
+
+:class:`Fmp4Splitter` turns an arbitrary byte stream (fed in any chunk sizes)
+into :class:`InitSegment` items (``ftyp`` + ``moov``) and :class:`Fragment`
+items (optional ``styp``/``sidx``/``prft``/``emsg``, then ``moof`` + ``mdat``, as
+one byte string). It never holds more than the fragment in progress plus the
+header of the next box, and refuses a fragment larger than ``max_fragment_size``.
+
+Stream rules enforced (each violation is a :class:`MalformedBox` subclass):
+
+- boxes have a printable type and a size at least their header's;
+- ``moof``/``mdat`` before any init segment: :class:`UnexpectedBox`;
+- ``mdat`` without ``moof``, ``moof`` without ``mdat``: :class:`UnexpectedBox`;
+- the stream ends inside a box or a fragment: :class:`TruncatedStream` (from ``close``).
+
+No ``sidx`` is needed: live CMAF streams have none, and one that is present is
+kept as part of the chunk it precedes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._boxes import box_header
+from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment
+from ._init import InitSegment, TrackInfo, parse_init_segment
+from .errors import MalformedBox, TruncatedStream, UnexpectedBox
+
+__all__ = [
+    "Fmp4Splitter",
+    "Fragment",
+    "InitSegment",
+    "ProducerReference",
+    "SplitterStatistics",
+    "TrackInfo",
+    "is_sync_sample",
+    "parse_fragment",
+    "parse_init_segment",
+    "split_fmp4",
+]
+
+# Boxes that may precede a moof inside one CMAF chunk.
+_CHUNK_PREFIX = frozenset({"styp", "sidx", "ssix", "prft", "emsg"})
+# Boxes with no meaning for a live consumer, dropped when they stand between chunks.
+_IGNORED = frozenset({"free", "skip", "mfra", "wide", "pdin", "uuid", "meta"})
+
+DEFAULT_MAX_FRAGMENT_SIZE = 64 * 1024 * 1024
+DEFAULT_MAX_INIT_SIZE = 4 * 1024 * 1024
+
+Item = InitSegment | Fragment
+
+
+@dataclass(frozen=True, slots=True)
+class SplitterStatistics:
+    bytes_in: int
+    init_segments: int
+    fragments: int
+    keyframes: int
+    buffered: int
+    dropped_boxes: int
+
+
+class Fmp4Splitter:
+    """Feed bytes, get init segments and media fragments back as soon as they are complete."""
+
+    def __init__(
+        self,
+        *,
+        max_fragment_size: int = DEFAULT_MAX_FRAGMENT_SIZE,
+        max_init_size: int = DEFAULT_MAX_INIT_SIZE,
+    ) -> None:
+        self._max_fragment = max_fragment_size
+        self._max_init = max_init_size
+        self._buf = bytearray()
+        self._scan = 0  # offset in _buf of the next box not yet examined
+        self._ftyp: bytes | None = None  # an ftyp waiting for its moov
+        self._moof_pending = False
+        self._init: InitSegment | None = None
+        self._consumed = 0  # stream offset of _buf[0], for error messages
+        self._closed = False
+        self._bytes_in = 0
+        self._inits = 0
+        self._fragments = 0
+        self._keyframes = 0
+        self._dropped = 0
+
+    @property
+    def init(self) -> InitSegment | None:
+        """The latest init segment, or ``None`` before the first one."""
+        return self._init
+
+    def statistics(self) -> SplitterStatistics:
+        return SplitterStatistics(
+            bytes_in=self._bytes_in,
+            init_segments=self._inits,
+            fragments=self._fragments,
+            keyframes=self._keyframes,
+            buffered=len(self._buf),
+            dropped_boxes=self._dropped,
+        )
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Item]:
+        """Add bytes; return every item they complete, in stream order."""
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        self._bytes_in += len(data)
+        self._buf += data
+        items: list[Item] = []
+        while True:
+            header = box_header(self._buf, self._scan, len(self._buf))
+            if header is None:
+                break
+            box_type, size, _ = header
+            offset = self._consumed + self._scan
+            if size == 0:
+                raise MalformedBox(
+                    "box size 0 (extends to end of file) cannot be streamed",
+                    box_type=box_type,
+                    offset=offset,
+                )
+            limit = self._max_init if self._init is None else self._max_fragment
+            if self._scan + size > limit:
+                raise MalformedBox(
+                    f"box would make the fragment exceed {limit} bytes",
+                    box_type=box_type,
+                    offset=offset,
+                )
+            if self._scan + size > len(self._buf):
+                break
+            item = self._complete_box(box_type, self._scan + size, offset)
+            if item is not None:
+                items.append(item)
+        return items
+
+    def close(self) -> None:
+        """Declare the end of the stream; raise :class:`TruncatedStream` if it ended mid-box or mid-fragment."""
+        self._closed = True
+        if self._buf or self._ftyp is not None:
+            what = "a moof without its mdat" if self._moof_pending else "an incomplete box"
+            if self._ftyp is not None and not self._buf:
+                what = "an ftyp without its moov"
+            raise TruncatedStream(
+                f"stream ended inside {what} ({len(self._buf)} bytes pending)",
+                offset=self._consumed,
+            )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _take(self, end: int) -> bytes:
+        """Remove and return ``_buf[:end]``."""
+        out = bytes(self._buf[:end])
+        del self._buf[:end]
+        self._consumed += end
+        self._scan = 0
+        return out
+
+    def _complete_box(self, box_type: str, end: int, offset: int) -> Item | None:
+        chunk_open = self._scan > 0 or self._moof_pending
+        if box_type in ("ftyp", "moov"):
+            if chunk_open:
+                raise UnexpectedBox(
+                    "init segment box inside an unfinished fragment",
+                    box_type=box_type,
+                    offset=offset,
+                )
+            raw = self._take(end)
+            if box_type == "ftyp":
+                self._ftyp = raw
+                return None
+            data = (self._ftyp or b"") + raw
+            self._ftyp = None
+            self._init = parse_init_segment(data)
+            self._inits += 1
+            return self._init
+        if self._ftyp is not None:
+            raise UnexpectedBox("ftyp must be followed by moov", box_type=box_type, offset=offset)
+        if box_type == "moof":
+            if self._init is None:
+                raise UnexpectedBox(
+                    "moof before the init segment (ftyp + moov)", box_type=box_type, offset=offset
+                )
+            if self._moof_pending:
+                raise UnexpectedBox(
+                    "moof without mdat: a second moof arrived", box_type=box_type, offset=offset
+                )
+            self._moof_pending = True
+            self._scan = end
+            return None
+        if box_type == "mdat":
+            if self._init is None:
+                raise UnexpectedBox(
+                    "mdat before the init segment (ftyp + moov)", box_type=box_type, offset=offset
+                )
+            if not self._moof_pending:
+                raise UnexpectedBox(
+                    "mdat without a preceding moof", box_type=box_type, offset=offset
+                )
+            self._moof_pending = False
+            fragment = parse_fragment(self._take(end), self._init)
+            self._fragments += 1
+            self._keyframes += fragment.keyframe
+            return fragment
+        if box_type in _CHUNK_PREFIX:
+            if self._moof_pending:
+                raise UnexpectedBox("box between moof and mdat", box_type=box_type, offset=offset)
+            if self._init is None:  # a styp or sidx before the init segment is meaningless
+                self._take(end)
+                self._dropped += 1
+                return None
+            self._scan = end
+            return None
+        # free/skip/mfra/unknown: dropped between chunks, kept inside one (it is harmless there).
+        if chunk_open:
+            self._scan = end
+        else:
+            self._take(end)
+            self._dropped += 1
+        return None
+
+
+def split_fmp4(data: bytes) -> list[Item]:
+    """Split a complete fMP4 byte string; raise if it does not end on a box boundary."""
+    splitter = Fmp4Splitter(max_fragment_size=max(len(data), 1), max_init_size=max(len(data), 1))
+    items = splitter.feed(data)
+    splitter.close()
+    return items
