@@ -1,0 +1,102 @@
+"""Connect to a MoQT server: ``moqt://host:port/path`` (raw QUIC) or ``https://...`` (WebTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from aioquic.asyncio.client import connect as quic_connect
+from aioquic.asyncio.protocol import QuicStreamHandler
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from ..version import DRAFT_14, DRAFT_16, alpn_for
+from ._connection import MoqtConnection, SessionOptions
+from ._protocol import ALPN_H3, ClientTarget, MoqtProtocol
+
+__all__ = ["connect", "parse_moqt_url"]
+
+
+def parse_moqt_url(url: str, versions: Sequence[int] = (DRAFT_16, DRAFT_14)) -> ClientTarget:
+    """``moqt://host[:port][/path][?query]`` is raw QUIC, ``https://...`` WebTransport."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("moqt", "https"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r} (use moqt:// or https://)")
+    if not parts.hostname:
+        raise ValueError(f"{url!r}: the URL has no host")
+    if not versions or any(v not in (DRAFT_16, DRAFT_14) for v in versions):
+        raise ValueError(f"unsupported versions {versions!r}")
+    path = parts.path or ("/" if scheme == "https" else "")
+    if parts.query:
+        path += "?" + parts.query
+    return ClientTarget(
+        host=parts.hostname,
+        port=parts.port or 443,
+        path=path,
+        webtransport=scheme == "https",
+        versions=tuple(versions),
+    )
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    *,
+    versions: Sequence[int] = (DRAFT_16, DRAFT_14),
+    verify: bool = True,
+    cafile: str | None = None,
+    options: SessionOptions | None = None,
+    setup_timeout: float = 10.0,
+    wait_setup: bool = True,
+) -> AsyncIterator[MoqtConnection]:
+    """Open a MoQT session; yields once SETUP completed (unless ``wait_setup`` is False).
+
+    ``versions`` lists the drafts offered (raw QUIC: one ALPN each; WebTransport:
+    ``moqt-16`` in ``wt-available-protocols``, draft-14 through CLIENT_SETUP).
+    On exit the session is closed (NO_ERROR) and the connection awaited.
+    """
+    target = parse_moqt_url(url, versions)
+    opts = options or SessionOptions()
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=[ALPN_H3] if target.webtransport else [alpn_for(v) for v in target.versions],
+        server_name=target.host,
+        max_data=32 << 20,
+        max_stream_data=8 << 20,
+        max_datagram_frame_size=65536,
+        idle_timeout=30.0,
+    )
+    if not verify:
+        config.verify_mode = ssl.CERT_NONE
+    elif cafile is not None:
+        config.load_verify_locations(cafile)
+
+    def create_protocol(
+        quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
+    ) -> MoqtProtocol:
+        return MoqtProtocol(quic, stream_handler, options=opts, target=target)
+
+    async with asyncio.timeout(setup_timeout):
+        cm = quic_connect(
+            target.host, target.port, configuration=config, create_protocol=create_protocol
+        )
+        protocol = await cm.__aenter__()
+    assert isinstance(protocol, MoqtProtocol)
+    try:
+        async with asyncio.timeout(setup_timeout):
+            moqt = await protocol.wait_session()
+            if wait_setup:
+                await moqt.wait_setup()
+        yield moqt
+    except BaseException as exc:
+        protocol.abort()
+        await cm.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        moqt.close()
+        await moqt.wait_closed(grace=2.0)
+        await cm.__aexit__(None, None, None)

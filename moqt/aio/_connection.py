@@ -1,0 +1,330 @@
+"""The asyncio face of one MoQT session: feed inputs, deliver events, run the timer.
+
+A :class:`MoqtConnection` owns a sans-I/O :class:`moqt.session.Session`. The
+adapter (raw QUIC or WebTransport) calls the ``_feed_*`` methods with what
+arrived; the session's events go either to a synchronous handler (what a relay
+uses: it reacts inside the same event-loop callback, no queue in between) or
+into a bounded queue read with :meth:`MoqtConnection.wait_event`. A reader too
+slow for that queue is not allowed to make it grow: the session is closed with
+INTERNAL_ERROR and a reason that says so.
+
+Requests and answers go straight to :attr:`MoqtConnection.session` (every write
+goes through the transport, which schedules a transmit); the async helpers here
+wait for what comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ..errors import SessionCloseCode
+from ..events import (
+    Event,
+    FetchAccepted,
+    PublishAccepted,
+    PublishNamespaceAccepted,
+    RequestRejected,
+    SessionClosed,
+    SetupCompleted,
+    SubscribeAccepted,
+    SubscribeNamespaceAccepted,
+    TrackStatusReceived,
+    UpdateAccepted,
+)
+from ..session import Session
+
+__all__ = ["ConnectionClosed", "EventHandler", "MoqtConnection", "SessionOptions"]
+
+logger = structlog.get_logger("moqt.aio")
+
+EventHandler = Callable[["MoqtConnection", Event], None]
+
+# Events that answer one of our requests (matched to waiters by request id).
+_RESPONSES = (
+    SubscribeAccepted,
+    RequestRejected,
+    FetchAccepted,
+    PublishAccepted,
+    PublishNamespaceAccepted,
+    SubscribeNamespaceAccepted,
+    TrackStatusReceived,
+    UpdateAccepted,
+)
+
+
+class ConnectionClosed(Exception):
+    """The MoQT session is over; ``code``/``reason`` say why."""
+
+    def __init__(self, code: int, reason: str, by_peer: bool) -> None:
+        super().__init__(f"session closed ({code:#x}): {reason}")
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """Session parameters an adapter passes to every :class:`Session` it creates."""
+
+    max_request_id: int = 100
+    max_object_size: int = 8 << 20
+    implementation: str = "clutchcall"
+    auth_token: bytes | None = None
+    max_queued_events: int = 4096
+
+
+class MoqtConnection:
+    """One MoQT session on a QUIC connection or a WebTransport session."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        transport_name: str,
+        remote_address: tuple[str, int] | None,
+        abort: Callable[[], None],
+        max_queued_events: int = 4096,
+        path: str | None = None,
+    ) -> None:
+        self._session = session
+        self._loop = asyncio.get_running_loop()
+        self.transport_name = transport_name
+        self.remote_address = remote_address
+        #: WebTransport CONNECT path (raw QUIC: the PATH setup parameter, see SetupCompleted).
+        self.path = path
+        self._abort = abort
+        self._handler: EventHandler | None = None
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queued_events)
+        self._waiters: dict[int, asyncio.Future[Event]] = {}
+        self._setup: asyncio.Future[SetupCompleted] = self._loop.create_future()
+        self._closed: asyncio.Future[SessionClosed] = self._loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._log = logger.bind(transport=transport_name, peer=_format_addr(remote_address))
+
+    # --- public API --------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session:
+        """The sans-I/O session: call its request/answer/data methods directly."""
+        return self._session
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.done()
+
+    @property
+    def close_event(self) -> SessionClosed | None:
+        return self._closed.result() if self._closed.done() else None
+
+    def set_event_handler(self, handler: EventHandler | None) -> None:
+        """Deliver events synchronously to ``handler`` instead of the queue.
+
+        Events already queued are handed over first, in order. The handler runs
+        inside the adapter's callback: it must not block. An exception in it
+        closes the session with INTERNAL_ERROR (it never reaches the event loop).
+        """
+        self._handler = handler
+        if handler is not None:
+            while not self._queue.empty():
+                self._call_handler(self._queue.get_nowait())
+
+    async def wait_setup(self) -> SetupCompleted:
+        """Wait until CLIENT_SETUP/SERVER_SETUP completed; raises ConnectionClosed."""
+        waiters: list[asyncio.Future[object]] = [self._setup, self._closed]  # type: ignore[list-item]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if self._setup.done():
+            return self._setup.result()
+        raise self._closed_error()
+
+    async def wait_event(self) -> Event:
+        """The next event (SessionClosed is delivered once, then ConnectionClosed is raised)."""
+        if self._queue.empty() and self._closed.done():
+            raise self._closed_error()
+        return await self._queue.get()
+
+    def get_event_nowait(self) -> Event | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Iterate over events until (and including) SessionClosed."""
+        while True:
+            try:
+                event = await self.wait_event()
+            except ConnectionClosed:
+                return
+            yield event
+            if isinstance(event, SessionClosed):
+                return
+
+    async def wait_response(self, request_id: int) -> Event:
+        """Wait for the answer to our request ``request_id`` (accepted or RequestRejected).
+
+        The answer is consumed by the waiter and not queued. Register before the
+        answer can arrive: call this right after the request method, without
+        awaiting anything else in between.
+        """
+        if self._closed.done():
+            raise self._closed_error()
+        future = self._waiters.get(request_id)
+        if future is None:
+            future = self._loop.create_future()
+            self._waiters[request_id] = future
+        try:
+            return await future
+        finally:
+            self._waiters.pop(request_id, None)
+
+    def close(self, code: int = SessionCloseCode.NO_ERROR, reason: str = "") -> None:
+        """Close the session (idempotent); ``wait_closed`` waits for the transport."""
+        if self._closed.done():
+            return
+        self._dispatch(self._session.close(code, reason))
+
+    async def wait_closed(self, grace: float | None = None) -> SessionClosed:
+        """Wait until the session ended; after ``grace`` seconds the connection is torn down hard."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._closed), grace)
+        except TimeoutError:
+            self._abort()
+            if not self._closed.done():
+                self._finish(
+                    SessionClosed(SessionCloseCode.INTERNAL_ERROR, "close timed out", False)
+                )
+            return self._closed.result()
+
+    def statistics(self) -> dict[str, int]:
+        return {"queued_events": self._queue.qsize(), "pending_waiters": len(self._waiters)}
+
+    # --- adapter inputs ----------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._dispatch(self._session.initiate(self._loop.time()))
+
+    def _feed_stream(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self._dispatch(
+            self._session.stream_data_received(stream_id, data, end_stream, self._loop.time())
+        )
+
+    def _feed_reset(self, stream_id: int, error_code: int) -> None:
+        self._dispatch(self._session.stream_reset(stream_id, error_code, self._loop.time()))
+
+    def _feed_stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._dispatch(
+            self._session.stop_sending_received(stream_id, error_code, self._loop.time())
+        )
+
+    def _feed_datagram(self, data: bytes) -> None:
+        self._dispatch(self._session.datagram_received(data, self._loop.time()))
+
+    def _connection_lost(self, code: int, reason: str) -> None:
+        if self._closed.done():
+            return
+        events = self._session.connection_lost(code, reason, self._loop.time())
+        self._dispatch(events)
+        if not self._closed.done():
+            # The session had already closed on its own side; report the transport end.
+            self._finish(SessionClosed(code, reason, True))
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            self._route(event)
+        self._arm_timer()
+
+    def _route(self, event: Event) -> None:
+        if isinstance(event, SetupCompleted) and not self._setup.done():
+            self._setup.set_result(event)
+            self._log = self._log.bind(version=hex(event.version))
+        if isinstance(event, _RESPONSES):
+            waiter = self._waiters.get(event.request_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event)
+                return
+        if isinstance(event, SessionClosed):
+            self._deliver(event)
+            self._finish(event)
+            return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        if self._handler is not None:
+            self._call_handler(event)
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            if isinstance(event, SessionClosed):
+                # Make room: the close must always be observable.
+                self._queue.get_nowait()
+                self._queue.put_nowait(event)
+                return
+            self._log.warning("event_queue_overflow", size=self._queue.maxsize)
+            self._dispatch(
+                self._session.close(
+                    SessionCloseCode.INTERNAL_ERROR,
+                    "event queue overflow: the application is not reading events",
+                )
+            )
+
+    def _call_handler(self, event: Event) -> None:
+        assert self._handler is not None
+        try:
+            self._handler(self, event)
+        except Exception:
+            self._log.exception("event_handler_failed", event_type=type(event).__name__)
+            if not self._closed.done() and not isinstance(event, SessionClosed):
+                self._dispatch(
+                    self._session.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
+                )
+
+    def _finish(self, event: SessionClosed) -> None:
+        if self._closed.done():
+            return
+        self._closed.set_result(event)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        error = ConnectionClosed(event.code, event.reason, event.by_peer)
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._log.info(
+            "session_closed", code=event.code, reason=event.reason, by_peer=event.by_peer
+        )
+
+    def _closed_error(self) -> ConnectionClosed:
+        event = self._closed.result()
+        return ConnectionClosed(event.code, event.reason, event.by_peer)
+
+    def _arm_timer(self) -> None:
+        if self._closed.done():
+            return
+        deadline = self._session.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._dispatch(self._session.handle_timer(self._loop.time()))
+
+
+def _format_addr(addr: tuple[str, int] | None) -> str | None:
+    if addr is None:
+        return None
+    return f"{addr[0]}:{addr[1]}"

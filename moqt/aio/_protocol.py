@@ -1,0 +1,441 @@
+"""One aioquic connection carrying MoQT: raw QUIC or WebTransport, picked by ALPN.
+
+``moqt-16`` -> draft-16 directly on QUIC; ``moq-00`` -> draft-14 directly on
+QUIC (the version is negotiated in CLIENT_SETUP); ``h3`` -> HTTP/3 with one
+WebTransport session opened by an extended CONNECT, whose ``wt-protocol``
+(answer to the client's ``wt-available-protocols``) picks draft-16, and whose
+absence means draft-14 negotiated in CLIENT_SETUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import (
+    DatagramReceived,
+    DataReceived,
+    H3Event,
+    HeadersReceived,
+    WebTransportStreamDataReceived,
+)
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    DatagramFrameReceived,
+    HandshakeCompleted,
+    ProtocolNegotiated,
+    QuicEvent,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+
+from .._buffer import Buffer, NeedMoreData
+from ..errors import SessionCloseCode
+from ..session import Session
+from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, DRAFT_14, DRAFT_16
+from ._connection import MoqtConnection, SessionOptions
+from ._transports import (
+    CLOSE_WEBTRANSPORT_SESSION,
+    QuicTransport,
+    WebTransportTransport,
+    http3_code_to_webtransport,
+)
+
+__all__ = ["ALPN_H3", "ClientTarget", "MoqtProtocol", "parse_sf_string_list"]
+
+logger = structlog.get_logger("moqt.aio")
+
+ALPN_H3 = "h3"
+# WebTransport subprotocol names for the drafts that negotiate there (draft-14 does not).
+_WT_PROTOCOLS = {"moqt-16": DRAFT_16}
+# How long a closing WebTransport session waits for the peer before closing QUIC.
+_WT_CLOSE_GRACE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTarget:
+    """Where and how a client connects (from a ``moqt://`` or ``https://`` URL)."""
+
+    host: str
+    port: int
+    path: str
+    webtransport: bool
+    versions: tuple[int, ...]
+
+
+def parse_sf_string_list(value: str) -> list[str]:
+    """Parse an RFC 9651 List of Strings (``"a", "b"``); tokens are accepted too."""
+    items: list[str] = []
+    for raw in value.split(","):
+        item = raw.strip().split(";", 1)[0].strip()
+        if len(item) >= 2 and item[0] == item[-1] == '"':
+            item = item[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        if item:
+            items.append(item)
+    return items
+
+
+class MoqtProtocol(QuicConnectionProtocol):
+    """aioquic protocol that hosts exactly one MoQT session.
+
+    Server side: ``on_session`` is called with the new :class:`MoqtConnection`
+    before any MoQT byte is processed. Client side: ``target`` says what to
+    open; :meth:`wait_session` returns the connection once it exists.
+    """
+
+    def __init__(
+        self,
+        quic: QuicConnection,
+        stream_handler: QuicStreamHandler | None = None,
+        *,
+        options: SessionOptions,
+        on_session: Callable[[MoqtConnection], None] | None = None,
+        target: ClientTarget | None = None,
+        on_closed: Callable[[MoqtProtocol], None] | None = None,
+    ) -> None:
+        super().__init__(quic, stream_handler)
+        self._on_closed = on_closed
+        self._options = options
+        self._on_session = on_session
+        self._target = target
+        self._is_client = target is not None
+        self._alpn: str | None = None
+        self._h3: H3Connection | None = None
+        self._wt: WebTransportTransport | None = None
+        self._connect_stream_id: int | None = None
+        self._capsule_buffer = b""
+        self._moqt: MoqtConnection | None = None
+        self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
+        self._flush_scheduled = False
+        self._terminated = False
+        self._log = logger.bind(role="client" if self._is_client else "server")
+
+    # --- public ------------------------------------------------------------------------
+
+    @property
+    def moqt(self) -> MoqtConnection | None:
+        return self._moqt
+
+    async def wait_session(self) -> MoqtConnection:
+        return await self._ready
+
+    def abort(self) -> None:
+        """Close the QUIC connection right away (no MoQT goodbye)."""
+        if not self._terminated:
+            self._quic.close(error_code=SessionCloseCode.INTERNAL_ERROR, reason_phrase="aborted")
+            self.transmit()
+
+    # --- transmit coalescing -----------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self.transmit()
+
+    # --- QUIC events -------------------------------------------------------------------
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ProtocolNegotiated):
+            self._alpn = event.alpn_protocol
+            if self._alpn == ALPN_H3:
+                self._h3 = H3Connection(self._quic, enable_webtransport=True)
+            elif self._alpn in (ALPN_DRAFT_16, ALPN_DRAFT_14) and not self._is_client:
+                self._start_raw()
+            return
+        if isinstance(event, HandshakeCompleted):
+            if self._is_client:
+                if self._h3 is not None:
+                    self._send_connect()
+                elif self._alpn in (ALPN_DRAFT_16, ALPN_DRAFT_14):
+                    self._start_raw()
+            return
+        if isinstance(event, ConnectionTerminated):
+            self._terminated = True
+            self._lost(event.error_code, event.reason_phrase)
+            if self._on_closed is not None:
+                self._on_closed(self)
+            return
+        if self._h3 is not None:
+            self._h3_quic_event(event)
+            return
+        moqt = self._moqt
+        if moqt is None:
+            return
+        if isinstance(event, StreamDataReceived):
+            moqt._feed_stream(event.stream_id, event.data, event.end_stream)
+        elif isinstance(event, StreamReset):
+            moqt._feed_reset(event.stream_id, event.error_code)
+        elif isinstance(event, StopSendingReceived):
+            moqt._feed_stop_sending(event.stream_id, event.error_code)
+        elif isinstance(event, DatagramFrameReceived):
+            moqt._feed_datagram(event.data)
+
+    def _lost(self, code: int, reason: str) -> None:
+        if self._moqt is not None:
+            self._moqt._connection_lost(code, reason)
+        if not self._ready.done():
+            self._ready.set_exception(ConnectionError(f"connection closed ({code:#x}): {reason}"))
+
+    # --- raw QUIC ----------------------------------------------------------------------
+
+    def _start_raw(self) -> None:
+        transport = QuicTransport(self._quic, self._schedule_flush)
+        if self._is_client:
+            target = self._target
+            assert target is not None
+            version = DRAFT_16 if self._alpn == ALPN_DRAFT_16 else DRAFT_14
+            session = Session(
+                transport,
+                is_client=True,
+                version=version,
+                max_request_id=self._options.max_request_id,
+                max_object_size=self._options.max_object_size,
+                path=target.path,
+                authority=f"{target.host}:{target.port}",
+                auth_token=self._options.auth_token,
+                implementation=self._options.implementation,
+            )
+        else:
+            session = Session(
+                transport,
+                is_client=False,
+                version=DRAFT_16 if self._alpn == ALPN_DRAFT_16 else None,
+                max_request_id=self._options.max_request_id,
+                max_object_size=self._options.max_object_size,
+                implementation=self._options.implementation,
+            )
+        self._attach(session, f"quic/{self._alpn}", None)
+
+    def _attach(self, session: Session, name: str, path: str | None) -> None:
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        address = (str(peer[0]), int(peer[1])) if peer else None
+        moqt = MoqtConnection(
+            session,
+            transport_name=name,
+            remote_address=address,
+            abort=self.abort,
+            max_queued_events=self._options.max_queued_events,
+            path=path,
+        )
+        self._moqt = moqt
+        if self._on_session is not None:
+            self._on_session(moqt)
+        moqt._start()
+        if not self._ready.done():
+            self._ready.set_result(moqt)
+        self._schedule_flush()
+
+    # --- WebTransport ------------------------------------------------------------------
+
+    def _h3_quic_event(self, event: QuicEvent) -> None:
+        assert self._h3 is not None
+        wt = self._wt
+        moqt = self._moqt
+        if wt is not None and moqt is not None:
+            if isinstance(event, StreamReset) and event.stream_id in wt.streams:
+                code = http3_code_to_webtransport(event.error_code)
+                moqt._feed_reset(event.stream_id, event.error_code if code is None else code)
+            elif isinstance(event, StopSendingReceived) and event.stream_id in wt.streams:
+                code = http3_code_to_webtransport(event.error_code)
+                moqt._feed_stop_sending(event.stream_id, event.error_code if code is None else code)
+        for h3_event in self._h3.handle_event(event):
+            self._h3_event(h3_event)
+
+    def _h3_event(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            if self._is_client:
+                self._connect_answered(event)
+            else:
+                self._connect_requested(event)
+        elif isinstance(event, WebTransportStreamDataReceived):
+            wt, moqt = self._wt, self._moqt
+            if wt is None or moqt is None or event.session_id != wt.session_id:
+                # A stream for a session we do not have: refuse it.
+                self._quic.stop_stream(
+                    event.stream_id, 0x3994BD84
+                )  # H3_WEBTRANSPORT_BUFFERED_STREAM_REJECTED
+                return
+            wt.streams.add(event.stream_id)
+            moqt._feed_stream(event.stream_id, event.data, event.stream_ended)
+            if event.stream_ended:
+                wt.streams.discard(event.stream_id)
+        elif isinstance(event, DatagramReceived):
+            if (
+                self._wt is not None
+                and self._moqt is not None
+                and event.stream_id == self._wt.session_id
+            ):
+                self._moqt._feed_datagram(event.data)
+        elif isinstance(event, DataReceived):
+            if event.stream_id == self._connect_stream_id:
+                self._capsules(event.data, event.stream_ended)
+
+    def _connect_requested(self, event: HeadersReceived) -> None:
+        assert self._h3 is not None
+        headers = {k: v for k, v in event.headers}
+        method = headers.get(b":method")
+        protocol = headers.get(b":protocol")
+        if method != b"CONNECT" or protocol != b"webtransport":
+            self._h3.send_headers(event.stream_id, [(b":status", b"404")], end_stream=True)
+            self._schedule_flush()
+            return
+        if self._wt is not None:
+            # One MoQT session per connection.
+            self._h3.send_headers(event.stream_id, [(b":status", b"429")], end_stream=True)
+            self._schedule_flush()
+            return
+        offered = parse_sf_string_list(
+            headers.get(b"wt-available-protocols", b"").decode("ascii", errors="replace")
+        )
+        chosen = next((p for p in offered if p in _WT_PROTOCOLS), None)
+        response = [(b":status", b"200"), (b"sec-webtransport-http3-draft", b"draft02")]
+        if chosen is not None:
+            response.append((b"wt-protocol", f'"{chosen}"'.encode()))
+        elif offered and not _accepts_draft14_fallback(offered):
+            self._h3.send_headers(event.stream_id, [(b":status", b"400")], end_stream=True)
+            self._schedule_flush()
+            return
+        self._h3.send_headers(event.stream_id, response)
+        self._connect_stream_id = event.stream_id
+        self._wt = WebTransportTransport(
+            self._quic, self._h3, event.stream_id, self._schedule_flush, self._wt_closed_locally
+        )
+        version = _WT_PROTOCOLS[chosen] if chosen is not None else None
+        session = Session(
+            self._wt,
+            is_client=False,
+            version=version,
+            max_request_id=self._options.max_request_id,
+            max_object_size=self._options.max_object_size,
+            implementation=self._options.implementation,
+            webtransport=True,
+        )
+        path = headers.get(b":path", b"/").decode("utf-8", errors="replace")
+        self._attach(session, f"webtransport/{chosen or 'moq-00'}", path)
+
+    def _send_connect(self) -> None:
+        assert self._h3 is not None and self._target is not None
+        target = self._target
+        stream_id = self._quic.get_next_available_stream_id()
+        headers = [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"webtransport"),
+            (b":scheme", b"https"),
+            (b":authority", f"{target.host}:{target.port}".encode()),
+            (b":path", (target.path or "/").encode()),
+            (b"sec-webtransport-http3-draft02", b"1"),
+        ]
+        offered = [name for name, version in _WT_PROTOCOLS.items() if version in target.versions]
+        if offered:
+            headers.append(
+                (b"wt-available-protocols", ", ".join(f'"{p}"' for p in offered).encode())
+            )
+        self._connect_stream_id = stream_id
+        self._h3.send_headers(stream_id, headers, end_stream=False)
+        self._schedule_flush()
+
+    def _connect_answered(self, event: HeadersReceived) -> None:
+        assert self._h3 is not None and self._target is not None
+        if event.stream_id != self._connect_stream_id or self._wt is not None:
+            return
+        headers = {k: v for k, v in event.headers}
+        status = headers.get(b":status", b"")
+        if status != b"200":
+            self._fail(
+                f"WebTransport CONNECT refused with status {status.decode(errors='replace')}"
+            )
+            return
+        chosen_list = parse_sf_string_list(
+            headers.get(b"wt-protocol", b"").decode(errors="replace")
+        )
+        chosen = chosen_list[0] if chosen_list else None
+        if (
+            chosen is not None
+            and chosen in _WT_PROTOCOLS
+            and _WT_PROTOCOLS[chosen] in self._target.versions
+        ):
+            version = _WT_PROTOCOLS[chosen]
+        elif chosen is None and DRAFT_14 in self._target.versions:
+            version = DRAFT_14
+        else:
+            self._fail(f"server chose WebTransport protocol {chosen!r} we did not offer")
+            return
+        self._wt = WebTransportTransport(
+            self._quic, self._h3, event.stream_id, self._schedule_flush, self._wt_closed_locally
+        )
+        session = Session(
+            self._wt,
+            is_client=True,
+            version=version,
+            max_request_id=self._options.max_request_id,
+            max_object_size=self._options.max_object_size,
+            auth_token=self._options.auth_token,
+            implementation=self._options.implementation,
+            webtransport=True,
+        )
+        self._attach(session, f"webtransport/{chosen or 'moq-00'}", self._target.path)
+
+    def _fail(self, reason: str) -> None:
+        self._log.warning("webtransport_connect_failed", reason=reason)
+        if not self._ready.done():
+            self._ready.set_exception(ConnectionError(reason))
+        self._quic.close(error_code=0x100, reason_phrase=reason)  # H3_NO_ERROR
+        self._schedule_flush()
+
+    def _capsules(self, data: bytes, ended: bool) -> None:
+        """Parse capsules on the CONNECT stream; CLOSE_WEBTRANSPORT_SESSION or FIN ends it."""
+        self._capsule_buffer += data
+        while self._capsule_buffer:
+            buf = Buffer(self._capsule_buffer)
+            try:
+                ctype = buf.pull_varint()
+                length = buf.pull_varint()
+                payload = buf.pull_bytes(length)
+            except NeedMoreData:
+                break
+            self._capsule_buffer = self._capsule_buffer[buf.position :]
+            if ctype == CLOSE_WEBTRANSPORT_SESSION and len(payload) >= 4:
+                code = int.from_bytes(payload[:4], "big")
+                reason = payload[4:].decode("utf-8", errors="replace")
+                self._session_gone(code, reason)
+                return
+        if len(self._capsule_buffer) > 65536:
+            self._session_gone(SessionCloseCode.PROTOCOL_VIOLATION, "oversized capsule")
+            return
+        if ended:
+            self._session_gone(SessionCloseCode.NO_ERROR, "WebTransport session ended")
+
+    def _session_gone(self, code: int, reason: str) -> None:
+        if self._moqt is not None:
+            self._moqt._connection_lost(code, reason)
+        wt = self._wt
+        if wt is not None and not wt.closed:
+            wt.closed = True
+            self._quic.send_stream_data(wt.session_id, b"", end_stream=True)
+        # Our server hosts one session per connection: close QUIC after a grace period.
+        self._loop.call_later(_WT_CLOSE_GRACE, self._close_quic_after_session)
+        self._schedule_flush()
+
+    def _wt_closed_locally(self) -> None:
+        self._loop.call_later(_WT_CLOSE_GRACE, self._close_quic_after_session)
+
+    def _close_quic_after_session(self) -> None:
+        if not self._terminated:
+            self._quic.close(error_code=0x100, reason_phrase="")
+            self.transmit()
+
+
+def _accepts_draft14_fallback(offered: list[str]) -> bool:
+    # A client that offers only protocols we do not speak may still fall back to
+    # draft-14 (versions in CLIENT_SETUP) when it gets no wt-protocol answer.
+    return all(p.startswith("moqt-") for p in offered)

@@ -1,0 +1,113 @@
+"""Serve MoQT on one UDP port: raw QUIC (``moqt-16``, ``moq-00``) and WebTransport (``h3``)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aioquic.asyncio.protocol import QuicStreamHandler
+from aioquic.asyncio.server import QuicServer
+from aioquic.asyncio.server import serve as quic_serve
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
+from ._connection import MoqtConnection, SessionOptions
+from ._protocol import ALPN_H3, MoqtProtocol
+
+__all__ = ["DEFAULT_SERVER_ALPNS", "MoqtServer", "serve", "server_configuration"]
+
+# Preference order: the server picks the first of these the client offers.
+DEFAULT_SERVER_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
+
+
+def server_configuration(
+    certificate: Path,
+    private_key: Path,
+    *,
+    alpns: Sequence[str] = DEFAULT_SERVER_ALPNS,
+    idle_timeout: float = 30.0,
+    max_data: int = 32 << 20,
+    max_stream_data: int = 8 << 20,
+) -> QuicConfiguration:
+    config = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=list(alpns),
+        idle_timeout=idle_timeout,
+        max_data=max_data,
+        max_stream_data=max_stream_data,
+        max_datagram_frame_size=65536,
+    )
+    config.load_cert_chain(certificate, private_key)
+    return config
+
+
+class MoqtServer:
+    """A listening MoQT endpoint; :meth:`close` stops it and aborts its connections."""
+
+    def __init__(self, server: QuicServer, protocols: list[MoqtProtocol]) -> None:
+        self._server = server
+        self._protocols = protocols
+
+    @property
+    def address(self) -> tuple[str, int]:
+        transport = self._server._transport
+        assert transport is not None
+        name = transport.get_extra_info("sockname")
+        return str(name[0]), int(name[1])
+
+    @property
+    def connections(self) -> list[MoqtConnection]:
+        return [p.moqt for p in self._protocols if p.moqt is not None and not p.moqt.is_closed]
+
+    def close(self) -> None:
+        for protocol in list(self._protocols):
+            protocol.abort()
+        self._protocols.clear()
+        self._server.close()
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    configuration: QuicConfiguration,
+    on_session: Callable[[MoqtConnection], None],
+    options: SessionOptions | None = None,
+) -> MoqtServer:
+    """Listen on ``host:port`` (port 0 picks a free one; see :attr:`MoqtServer.address`).
+
+    ``on_session`` is called synchronously for every new MoQT session, before
+    any of its bytes are processed: install an event handler there or start a
+    task that reads its events.
+    """
+    opts = options or SessionOptions()
+    protocols: list[MoqtProtocol] = []
+
+    def create_protocol(
+        quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
+    ) -> MoqtProtocol:
+        protocol = MoqtProtocol(
+            quic, stream_handler, options=opts, on_session=on_session, on_closed=_forget
+        )
+        protocols.append(protocol)
+        return protocol
+
+    def _forget(protocol: MoqtProtocol) -> None:
+        if protocol in protocols:
+            protocols.remove(protocol)
+
+    server = await quic_serve(
+        host, port, configuration=configuration, create_protocol=create_protocol
+    )
+    transport = server._transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+                except OSError:
+                    pass
+    return MoqtServer(server, protocols)
