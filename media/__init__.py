@@ -3,6 +3,14 @@
 Imports the standard library only (plus the ffmpeg binary at run time).
 """
 
+from .catalog import (
+    CATALOG_TRACK,
+    CATALOG_TRACK_NAMES,
+    MSF_CATALOG_TRACK,
+    Catalog,
+    CatalogTrack,
+    is_catalog_track,
+)
 from .errors import (
     CatalogError,
     FfmpegError,
@@ -16,7 +24,12 @@ from .fmp4 import Fmp4Splitter, Fragment, InitSegment, ProducerReference, TrackI
 from .grouping import GroupAssembler, MediaObject
 
 __all__ = [
+    "CATALOG_TRACK",
+    "CATALOG_TRACK_NAMES",
+    "MSF_CATALOG_TRACK",
+    "Catalog",
     "CatalogError",
+    "CatalogTrack",
     "FfmpegError",
     "Fmp4Splitter",
     "Fragment",
@@ -30,5 +43,6 @@ __all__ = [
     "TruncatedStream",
     "UnexpectedBox",
     "UnsupportedMedia",
+    "is_catalog_track",
     "split_fmp4",
 ]
