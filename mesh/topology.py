@@ -1,0 +1,622 @@
+"""Cluster topology over the bus: node registry, namespace routing, upstream resolution.
+
+Every node runs one :class:`Topology`.  It heartbeats its own node record (TTL
+keys, see ``BUS_CONTRACT.md``), refreshes the routes of the namespaces it hosts
+(origins), listens to ``clutchcall:topology`` and keeps a local snapshot of all
+nodes and routes.  The snapshot is what :meth:`Topology.resolve` reads, so a node
+keeps routing new requests from the last known topology while Redis is away and
+catches up (re-registers itself, re-announces its routes, re-reads everything)
+as soon as it is back.
+
+Upstream choice for a POP (:meth:`Topology.resolve`):
+
+1. candidate origins for the namespace are the routed origin
+   (``clutchcall:route:<ns>``) plus any live origin whose node record lists the
+   namespace under ``hosts``; one in our own region wins, then the routed one,
+   then the least loaded;
+2. if the chosen origin is in another region and this POP has ``parent_regions``,
+   a live POP of the first such region that has one becomes the parent
+   (edge -> regional -> origin);
+3. loops are impossible: a request carries its hop path (node ids it passed);
+   a node never picks a node already on the path (itself included, which is
+   reported as :class:`RouteLoop`) nor a parent in a region the path already
+   visited, and once the path is ``max_hops`` long only an origin may be chosen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Final
+
+import redis.exceptions
+import structlog
+
+from mesh.bus import Bus, BusMessage, BusUnavailable
+
+__all__ = [
+    "NODE_PREFIX",
+    "ROUTE_PREFIX",
+    "TOPOLOGY_CHANNEL",
+    "NoRoute",
+    "NodeInfo",
+    "NodeRole",
+    "Route",
+    "RouteLoop",
+    "Topology",
+    "TopologyError",
+    "TopologyEvent",
+    "TopologyStatistics",
+    "Upstream",
+    "format_hop_path",
+    "parse_hop_path",
+]
+
+NODE_PREFIX: Final = "clutchcall:node:"
+ROUTE_PREFIX: Final = "clutchcall:route:"
+TOPOLOGY_CHANNEL: Final = "clutchcall:topology"
+
+_log = structlog.get_logger(__name__)
+
+# Everything a bus call can raise when Redis is away (RedisBus.keys iterates a SCAN
+# whose connection errors are not wrapped in BusUnavailable).
+_BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
+
+
+class TopologyError(Exception):
+    """Base class of resolution failures."""
+
+
+class NoRoute(TopologyError):
+    """No live node hosts the namespace (as far as the last known topology says)."""
+
+
+class RouteLoop(TopologyError):
+    """The request already passed through this node: answering it would loop."""
+
+
+class NodeRole(enum.StrEnum):
+    ORIGIN = "origin"
+    POP = "pop"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """One node's registry record (``clutchcall:node:<node_id>``)."""
+
+    node_id: str
+    role: NodeRole
+    region: str
+    quic: str
+    http: str = ""
+    started: float = 0.0
+    load: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    hosts: frozenset[str] = frozenset()
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "role": self.role.value,
+            "region": self.region,
+            "quic": self.quic,
+            "http": self.http,
+            "started": self.started,
+            "load": dict(self.load),
+            "hosts": sorted(self.hosts),
+        }
+
+    @classmethod
+    def from_record(cls, node_id: str, record: Mapping[str, Any]) -> NodeInfo:
+        """Parse a record; raises ``ValueError`` on anything malformed."""
+        try:
+            role = NodeRole(record["role"])
+            region, quic = record["region"], record["quic"]
+            if not isinstance(region, str) or not isinstance(quic, str) or not quic:
+                raise ValueError("region and quic must be strings")
+            load = record.get("load") or {}
+            hosts = record.get("hosts") or []
+            if not isinstance(load, dict) or not isinstance(hosts, list):
+                raise ValueError("load must be a map and hosts a list")
+            return cls(
+                node_id=node_id,
+                role=role,
+                region=region,
+                quic=quic,
+                http=str(record.get("http", "")),
+                started=float(record.get("started", 0.0)),
+                load=MappingProxyType(
+                    {str(k): float(v) for k, v in load.items() if isinstance(v, int | float)}
+                ),
+                hosts=frozenset(h for h in hosts if isinstance(h, str)),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed node record for {node_id!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Namespace routing record (``clutchcall:route:<namespace>``)."""
+
+    namespace: str
+    origin: str
+    region: str
+    quic: str
+    at: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {"origin": self.origin, "region": self.region, "quic": self.quic, "at": self.at}
+
+    @classmethod
+    def from_record(cls, namespace: str, record: Mapping[str, Any]) -> Route:
+        try:
+            origin, region, quic = record["origin"], record["region"], record["quic"]
+            if not all(isinstance(v, str) and v for v in (origin, region, quic)):
+                raise ValueError("origin, region and quic must be non-empty strings")
+            return cls(namespace, origin, region, quic, float(record.get("at", 0.0)))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed route record for {namespace!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a POP should subscribe for a namespace, and the hop path to send along."""
+
+    node_id: str
+    role: NodeRole
+    region: str
+    quic: str
+    origin: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyEvent:
+    """A change in the local snapshot (from a bus message or a resync)."""
+
+    event: str  # node_up | node_down | route_set | route_gone
+    node_id: str = ""
+    namespace: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyStatistics:
+    nodes: int
+    routes: int
+    hosted: int
+    bus_up: bool
+    heartbeats: int
+    heartbeat_failures: int
+    resyncs: int
+    events: int
+    snapshot_age: float
+
+
+def format_hop_path(path: Sequence[str]) -> str:
+    """The hop path as it travels between relays (comma-separated node ids)."""
+    for node in path:
+        if not node or "," in node:
+            raise ValueError(f"invalid node id in hop path: {node!r}")
+    return ",".join(path)
+
+
+def parse_hop_path(text: str | bytes | None, *, max_len: int = 16) -> tuple[str, ...]:
+    """Parse a received hop path; a malformed or absurdly long one raises ``ValueError``."""
+    if text is None:
+        return ()
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError("hop path is not UTF-8") from exc
+    if not text:
+        return ()
+    parts = tuple(text.split(","))
+    if len(parts) > max_len or any(not p or len(p) > 128 for p in parts):
+        raise ValueError(f"malformed hop path {text[:64]!r}")
+    return parts
+
+
+Listener = Callable[[TopologyEvent], None]
+
+
+class Topology:
+    """This node's view of the cluster; see the module docstring.
+
+    Run it with ``async with Topology(...)`` (or put :meth:`run` in a TaskGroup).
+    ``clock`` is wall-clock time (records carry unix seconds).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        node: NodeInfo,
+        *,
+        heartbeat_interval: float = 1.0,
+        ttl: float = 3.0,
+        parent_regions: Sequence[str] = (),
+        max_hops: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if heartbeat_interval <= 0 or ttl <= heartbeat_interval:
+            raise ValueError("need 0 < heartbeat_interval < ttl")
+        if max_hops < 1:
+            raise ValueError("max_hops must be >= 1")
+        self._bus = bus
+        self._clock = clock
+        self.node = replace(node, started=node.started or clock())
+        self._interval = heartbeat_interval
+        self._ttl = ttl
+        self._parent_regions = tuple(parent_regions)
+        self._max_hops = max_hops
+        self._nodes: dict[str, NodeInfo] = {}
+        self._routes: dict[str, Route] = {}
+        self._hosted: dict[str, float] = {}  # namespace -> announced at
+        self._listeners: list[Listener] = []
+        self._bus_up = False
+        self._synced_at = 0.0
+        self._generation = 0  # counts bus messages; see _resync
+        self._touched: dict[str, int] = {}
+        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._heartbeats = 0
+        self._heartbeat_failures = 0
+        self._resyncs = 0
+        self._events = 0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Topology:
+        self._task = asyncio.create_task(self.run(), name=f"topology-{self.node.node_id}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.leave()
+
+    async def run(self) -> None:
+        """Heartbeat and listen until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._listen())
+            tg.create_task(self._heartbeat_loop())
+
+    async def wait_ready(self) -> None:
+        """Until the first full snapshot has been read (or Redis was found down)."""
+        await self._ready.wait()
+
+    @property
+    def bus_up(self) -> bool:
+        return self._bus_up
+
+    async def leave(self) -> None:
+        """Graceful exit: withdraw hosted routes and the node record, tell the others."""
+        with contextlib.suppress(*_BUS_DOWN):
+            for namespace in list(self._hosted):
+                await self._drop_route(namespace)
+            await self._bus.delete(NODE_PREFIX + self.node.node_id)
+            await self._bus.publish(
+                TOPOLOGY_CHANNEL, {"event": "node_down", "node": self.node.node_id}
+            )
+        self._hosted.clear()
+
+    # -- origin side: hosting namespaces ------------------------------------------
+
+    async def announce(self, namespace: str) -> None:
+        """This origin now hosts ``namespace`` (a publisher is connected here)."""
+        if self.node.role is not NodeRole.ORIGIN:
+            raise TopologyError("only origins announce routes")
+        self._hosted[namespace] = self._clock()
+        self.node = replace(self.node, hosts=frozenset(self._hosted))
+        route = self._own_route(namespace)
+        self._apply_route(route)
+        with contextlib.suppress(*_BUS_DOWN):  # the heartbeat re-writes it on recovery
+            await self._bus.set(ROUTE_PREFIX + namespace, route.to_record(), ttl=self._ttl)
+            await self._bus.publish(
+                TOPOLOGY_CHANNEL,
+                {"event": "route_set", "namespace": namespace, **route.to_record()},
+            )
+
+    async def withdraw(self, namespace: str) -> None:
+        """The broadcast ended here; removes the route if it still points at us."""
+        if self._hosted.pop(namespace, None) is None:
+            return
+        self.node = replace(self.node, hosts=frozenset(self._hosted))
+        with contextlib.suppress(*_BUS_DOWN):
+            await self._drop_route(namespace)
+        if (r := self._routes.get(namespace)) is not None and r.origin == self.node.node_id:
+            self._remove_route(namespace)
+
+    def set_load(self, **load: float) -> None:
+        """Numbers published with the next heartbeat (sessions, cpu, ...)."""
+        self.node = replace(self.node, load=MappingProxyType(dict(load)))
+
+    def _own_route(self, namespace: str) -> Route:
+        at = self._hosted.get(namespace, self._clock())
+        return Route(namespace, self.node.node_id, self.node.region, self.node.quic, at)
+
+    async def _drop_route(self, namespace: str) -> None:
+        current = await self._bus.get(ROUTE_PREFIX + namespace)
+        if current is not None and current.get("origin") == self.node.node_id:
+            await self._bus.delete(ROUTE_PREFIX + namespace)
+            await self._bus.publish(
+                TOPOLOGY_CHANNEL,
+                {"event": "route_gone", "namespace": namespace, "origin": self.node.node_id},
+            )
+
+    # -- snapshot reading -----------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on every snapshot change; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def nodes(self) -> Mapping[str, NodeInfo]:
+        return MappingProxyType(dict(self._nodes))
+
+    def routes(self) -> Mapping[str, Route]:
+        return MappingProxyType(dict(self._routes))
+
+    def route(self, namespace: str) -> Route | None:
+        return self._routes.get(namespace)
+
+    def resolve(self, namespace: str, path: Sequence[str] = ()) -> Upstream:
+        """Pick the upstream for ``namespace`` for a request that passed through ``path``.
+
+        Raises :class:`RouteLoop` when this node is already on ``path`` and
+        :class:`NoRoute` when no live origin hosts the namespace.
+        """
+        me = self.node.node_id
+        if me in path:
+            raise RouteLoop(f"{me} is already on the hop path {list(path)}")
+        new_path = (*path, me)
+        origin = self._choose_origin(namespace, new_path)
+        if origin.region != self.node.region and len(new_path) < self._max_hops:
+            parent = self._choose_parent(new_path)
+            if parent is not None:
+                return Upstream(
+                    parent.node_id,
+                    NodeRole.POP,
+                    parent.region,
+                    parent.quic,
+                    origin.node_id,
+                    new_path,
+                )
+        return Upstream(
+            origin.node_id, NodeRole.ORIGIN, origin.region, origin.quic, origin.node_id, new_path
+        )
+
+    def _choose_origin(self, namespace: str, path: tuple[str, ...]) -> NodeInfo:
+        candidates: dict[str, NodeInfo] = {
+            n.node_id: n
+            for n in self._nodes.values()
+            if n.role is NodeRole.ORIGIN and namespace in n.hosts
+        }
+        routed = self._routes.get(namespace)
+        if routed is not None and routed.origin not in candidates:
+            known = self._nodes.get(routed.origin)
+            # A route without a live node record is trusted only while the bus is down
+            # (we cannot tell a dead origin from a registry we cannot read).
+            if known is not None or not self._bus_up:
+                candidates[routed.origin] = NodeInfo(
+                    routed.origin,
+                    NodeRole.ORIGIN,
+                    routed.region,
+                    routed.quic,
+                    load=known.load if known is not None else MappingProxyType({}),
+                )
+        usable = [n for n in candidates.values() if n.node_id not in path]
+        if not usable:
+            raise NoRoute(f"no live origin hosts {namespace!r}")
+        routed_id = routed.origin if routed is not None else ""
+        return min(
+            usable,
+            key=lambda n: (
+                n.region != self.node.region,
+                n.node_id != routed_id,
+                sum(n.load.values()),
+                n.node_id,
+            ),
+        )
+
+    def _choose_parent(self, path: tuple[str, ...]) -> NodeInfo | None:
+        # Never go back to a region the request already passed through.
+        visited = {self._nodes[n].region for n in path if n in self._nodes}
+        visited.add(self.node.region)
+        for region in self._parent_regions:
+            if region in visited:
+                continue
+            pops = [
+                n
+                for n in self._nodes.values()
+                if n.role is NodeRole.POP and n.region == region and n.node_id not in path
+            ]
+            if pops:
+                return min(pops, key=lambda n: (sum(n.load.values()), n.node_id))
+        return None
+
+    def statistics(self) -> TopologyStatistics:
+        return TopologyStatistics(
+            nodes=len(self._nodes),
+            routes=len(self._routes),
+            hosted=len(self._hosted),
+            bus_up=self._bus_up,
+            heartbeats=self._heartbeats,
+            heartbeat_failures=self._heartbeat_failures,
+            resyncs=self._resyncs,
+            events=self._events,
+            snapshot_age=(self._clock() - self._synced_at) if self._synced_at else float("inf"),
+        )
+
+    # -- background work ------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            was_up = self._bus_up
+            try:
+                await self._beat(announce=not was_up)
+                await self._resync()
+            except _BUS_DOWN as exc:
+                self._heartbeat_failures += 1
+                if was_up or not self._ready.is_set():
+                    _log.warning("bus_down", node=self.node.node_id, error=str(exc))
+                self._bus_up = False
+            else:
+                self._heartbeats += 1
+                if not was_up:
+                    _log.info("bus_up", node=self.node.node_id, nodes=len(self._nodes))
+                self._bus_up = True
+            self._ready.set()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+
+    async def _beat(self, *, announce: bool) -> None:
+        me = self.node
+        await self._bus.set(NODE_PREFIX + me.node_id, me.to_record(), ttl=self._ttl)
+        for namespace in list(self._hosted):
+            route = self._own_route(namespace)
+            current = await self._bus.get(ROUTE_PREFIX + namespace)
+            if (
+                current is not None
+                and current.get("origin") != me.node_id
+                and float(current.get("at", 0.0)) > route.at
+            ):
+                continue  # the publisher moved to a newer origin; do not steal it back
+            await self._bus.set(ROUTE_PREFIX + namespace, route.to_record(), ttl=self._ttl)
+        if announce:
+            # First beat, or first after an outage (Redis may have lost every key):
+            # tell the others at once instead of letting them wait for their next scan.
+            await self._bus.publish(
+                TOPOLOGY_CHANNEL, {"event": "node_up", "node": me.node_id, **me.to_record()}
+            )
+            for namespace in list(self._hosted):
+                route = self._own_route(namespace)
+                await self._bus.publish(
+                    TOPOLOGY_CHANNEL,
+                    {"event": "route_set", "namespace": namespace, **route.to_record()},
+                )
+
+    async def _resync(self) -> None:
+        """Re-read every node and route; the snapshot is replaced only on full success.
+
+        Entries changed by a bus message while the scan ran are newer than what the
+        scan read, so the scan leaves them alone.
+        """
+        started = self._generation
+        nodes: dict[str, NodeInfo] = {}
+        for key in await self._bus.keys(NODE_PREFIX + "*"):
+            node_id = key[len(NODE_PREFIX) :]
+            record = await self._bus.get(key)
+            if record is None:
+                continue
+            try:
+                nodes[node_id] = NodeInfo.from_record(node_id, record)
+            except ValueError as exc:
+                _log.warning("bad_node_record", key=key, error=str(exc))
+        routes: dict[str, Route] = {}
+        for key in await self._bus.keys(ROUTE_PREFIX + "*"):
+            namespace = key[len(ROUTE_PREFIX) :]
+            record = await self._bus.get(key)
+            if record is None:
+                continue
+            try:
+                routes[namespace] = Route.from_record(namespace, record)
+            except ValueError as exc:
+                _log.warning("bad_route_record", key=key, error=str(exc))
+        nodes[self.node.node_id] = self.node
+        for namespace in self._hosted:
+            routes.setdefault(namespace, self._own_route(namespace))
+
+        def untouched(key: str) -> bool:
+            return self._touched.get(key, -1) < started
+
+        for node_id in set(self._nodes) - set(nodes):
+            if untouched("n:" + node_id):
+                self._nodes.pop(node_id)
+                self._emit(TopologyEvent("node_down", node_id=node_id))
+        for node_id, info in nodes.items():
+            if self._nodes.get(node_id) != info and untouched("n:" + node_id):
+                fresh = node_id not in self._nodes
+                self._nodes[node_id] = info
+                if fresh:
+                    self._emit(TopologyEvent("node_up", node_id=node_id))
+        for namespace in set(self._routes) - set(routes):
+            if untouched("r:" + namespace):
+                self._remove_route(namespace)
+        for route in routes.values():
+            if untouched("r:" + route.namespace):
+                self._apply_route(route)
+        self._touched = {k: g for k, g in self._touched.items() if g >= started}
+        self._synced_at = self._clock()
+
+    async def _listen(self) -> None:
+        async with self._bus.subscribe(TOPOLOGY_CHANNEL) as messages:
+            async for message in messages:
+                self._events += 1
+                if message.resync:
+                    self._resyncs += 1
+                    self._wake.set()  # beat + full re-read right away
+                    continue
+                try:
+                    self._on_message(message)
+                except (ValueError, KeyError, TypeError) as exc:
+                    _log.warning("bad_topology_message", error=str(exc), data=repr(message.data))
+
+    def _on_message(self, message: BusMessage) -> None:
+        data = message.data
+        event = data.get("event")
+        self._generation += 1
+        if "node" in data:
+            self._touched["n:" + str(data["node"])] = self._generation
+        if "namespace" in data:
+            self._touched["r:" + str(data["namespace"])] = self._generation
+        if event == "node_up":
+            node_id = str(data["node"])
+            info = NodeInfo.from_record(node_id, data)
+            fresh = node_id not in self._nodes
+            self._nodes[node_id] = info
+            if fresh:
+                self._emit(TopologyEvent("node_up", node_id=node_id))
+        elif event == "node_down":
+            node_id = str(data["node"])
+            if node_id != self.node.node_id and self._nodes.pop(node_id, None) is not None:
+                self._emit(TopologyEvent("node_down", node_id=node_id))
+                for namespace, route in list(self._routes.items()):
+                    if route.origin == node_id:
+                        self._remove_route(namespace)
+        elif event == "route_set":
+            self._apply_route(Route.from_record(str(data["namespace"]), data))
+        elif event == "route_gone":
+            namespace = str(data["namespace"])
+            gone = self._routes.get(namespace)
+            if gone is not None and gone.origin == data.get("origin", gone.origin):
+                self._remove_route(namespace)
+
+    def _apply_route(self, route: Route) -> None:
+        old = self._routes.get(route.namespace)
+        if old is not None and old.origin != route.origin and old.at > route.at:
+            return  # a stale announcement lost the race against a newer one
+        self._routes[route.namespace] = route
+        if old is None or (old.origin, old.quic) != (route.origin, route.quic):
+            self._emit(TopologyEvent("route_set", node_id=route.origin, namespace=route.namespace))
+
+    def _remove_route(self, namespace: str) -> None:
+        route = self._routes.pop(namespace, None)
+        if route is not None:
+            self._emit(TopologyEvent("route_gone", node_id=route.origin, namespace=namespace))
+
+    def _emit(self, event: TopologyEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not stop the topology
+                _log.exception("topology_listener_failed", topology_event=event.event)
