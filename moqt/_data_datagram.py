@@ -96,7 +96,7 @@ def encode_datagram(datagram: ObjectDatagram, version: int) -> bytes:
 
 
 def decode_datagram(
-    data: bytes,
+    data: bytes | bytearray | memoryview,
     version: int,
     *,
     max_object_size: int | None = None,
@@ -104,7 +104,7 @@ def decode_datagram(
 ) -> ObjectDatagram:
     """Parse one whole OBJECT_DATAGRAM; anything malformed or truncated is a ProtocolViolation."""
     check_version(version)
-    if type(data) is not bytes:
+    if not isinstance(data, bytes):
         data = bytes(data)
     end = len(data)
     try:

@@ -189,12 +189,16 @@ class StreamParser[E, H]:
             remaining = self._remaining
             if remaining:
                 take = min(remaining, end - pos)
-                self._parts.append(memoryview(data)[pos : pos + take])
+                if take == remaining and not self._parts:
+                    # the whole payload is in this chunk: one slice (none if it is the chunk)
+                    payload = data[pos : pos + take]
+                else:
+                    self._parts.append(memoryview(data)[pos : pos + take])
+                    payload = b"" if take < remaining else b"".join(self._parts)
                 pos += take
                 remaining -= take
                 self._remaining = remaining
                 if not remaining:
-                    payload = b"".join(self._parts)
                     self._parts = []
                     events.append(self._end_object(payload))
                 continue
