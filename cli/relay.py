@@ -1,0 +1,188 @@
+"""``clutchcall relay``: one MoQT relay node (raw QUIC + WebTransport on one UDP port).
+
+    clutchcall relay --quic 0.0.0.0:4443 --http 127.0.0.1:9090 [--cert F --key F]
+
+Without ``--cert``/``--key`` a self-signed certificate for localhost is
+generated into a private temporary directory (clients then need to skip
+verification, e.g. aiomoqt's ``-k``). ``/metrics``, ``/healthz`` and
+``/readyz`` are served on the HTTP address. SIGTERM/SIGINT drain the node
+(GOAWAY, then close). Logs are structlog JSON lines on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import structlog
+
+from mesh.relay import CacheLimits, RelayConfig
+from mesh.relay._http import OpsHttpServer
+from mesh.relay._metrics import relay_registry
+from mesh.relay._node import RelayNode
+from moqt.aio import write_self_signed
+
+__all__ = ["parse_hostport", "register", "run"]
+
+logger = structlog.get_logger("cli.relay")
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT``; port 0 picks a free port."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range in {value!r}")
+    return host, port
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "relay",
+        help="run one MoQT relay node (raw QUIC + WebTransport)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quic",
+        type=parse_hostport,
+        required=True,
+        metavar="HOST:PORT",
+        help="UDP address for MoQT (ALPN moqt-16, moq-00 and h3/WebTransport)",
+    )
+    parser.add_argument(
+        "--http",
+        type=parse_hostport,
+        required=True,
+        metavar="HOST:PORT",
+        help="TCP address for /metrics, /healthz and /readyz",
+    )
+    parser.add_argument("--cert", type=Path, help="TLS certificate chain (PEM)")
+    parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    parser.add_argument(
+        "--max-object-size",
+        type=int,
+        default=8 << 20,
+        metavar="BYTES",
+        help="refuse objects larger than this (default: 8 MiB)",
+    )
+    parser.add_argument(
+        "--cache-bytes",
+        type=int,
+        default=16 << 20,
+        metavar="BYTES",
+        help="per-track cache budget beyond the latest group (default: 16 MiB)",
+    )
+    parser.add_argument(
+        "--cache-age",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="evict cached groups older than this (default: 30)",
+    )
+    parser.add_argument(
+        "--max-request-id",
+        type=int,
+        default=100,
+        help="MAX_REQUEST_ID granted to each session (default: 100)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.set_defaults(func=run)
+
+
+def _configure_logging(level: str) -> None:
+    numeric = getattr(logging, level.upper())
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    _configure_logging(args.log_level)
+    if (args.cert is None) != (args.key is None):
+        logger.error("bad_arguments", reason="--cert and --key go together")
+        return 2
+    for value, name in (
+        (args.max_object_size, "--max-object-size"),
+        (args.cache_bytes, "--cache-bytes"),
+        (args.max_request_id, "--max-request-id"),
+    ):
+        if value <= 0:
+            logger.error("bad_arguments", reason=f"{name} must be positive")
+            return 2
+    try:
+        return asyncio.run(_main(args))
+    except OSError as exc:
+        logger.error("relay_failed", error=str(exc))
+        return 1
+
+
+async def _main(args: argparse.Namespace) -> int:
+    config = RelayConfig(
+        cache=CacheLimits(max_bytes=args.cache_bytes, max_age=args.cache_age),
+        max_object_size=args.max_object_size,
+    )
+    node = RelayNode(config, max_request_id=args.max_request_id)
+    http = OpsHttpServer(relay_registry(node.relay), ready=lambda: node.ready)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with tempfile.TemporaryDirectory(prefix="clutchcall-relay-") as tmp:
+        cert, key = args.cert, args.key
+        if cert is None:
+            cert, key = write_self_signed(Path(tmp))
+            logger.warning(
+                "self_signed_certificate",
+                certificate=str(cert),
+                note="clients must skip verification or trust this file",
+            )
+        await http.start(*args.http)
+        try:
+            assert key is not None
+            await node.start(args.quic[0], args.quic[1], cert, key)
+            quic_host, quic_port = node.address
+            http_host, http_port = http.address
+            # One machine-readable line so scripts and tests can find free ports.
+            logger.info(
+                "relay_ready", quic=f"{quic_host}:{quic_port}", http=f"{http_host}:{http_port}"
+            )
+            await stop.wait()
+            logger.info("relay_draining")
+            await node.drain()
+        finally:
+            await node.stop()
+            await http.stop()
+    logger.info("relay_stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="clutchcall")
+    register(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(["relay", *sys.argv[1:]])
+    sys.exit(ns.func(ns))

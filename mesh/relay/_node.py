@@ -1,0 +1,105 @@
+"""Run the relay core over ``moqt.aio``: one UDP port for raw QUIC and WebTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import structlog
+
+from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, serve, server_configuration
+from moqt.errors import SessionCloseCode
+from moqt.events import Event
+
+from ._relay import Peer, Relay, RelayConfig
+
+__all__ = ["RelayNode"]
+
+logger = structlog.get_logger("mesh.relay")
+
+
+class RelayNode:
+    """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0)."""
+
+    def __init__(self, config: RelayConfig | None = None, *, max_request_id: int = 100) -> None:
+        self.relay = Relay(config)
+        self._options = SessionOptions(
+            max_request_id=max_request_id,
+            max_object_size=self.relay.config.max_object_size,
+            implementation="clutchcall-relay",
+        )
+        self._server: MoqtServer | None = None
+        self._ids = itertools.count(1)
+        self._connections: dict[MoqtConnection, Peer] = {}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the relay is not listening")
+        return self._server.address
+
+    @property
+    def ready(self) -> bool:
+        return self._server is not None
+
+    async def start(self, host: str, port: int, certificate: Path, private_key: Path) -> None:
+        configuration = server_configuration(certificate, private_key)
+        self._server = await serve(
+            host,
+            port,
+            configuration=configuration,
+            on_session=self._on_session,
+            options=self._options,
+        )
+        logger.info("relay_listening", address=f"{self.address[0]}:{self.address[1]}")
+
+    def _on_session(self, connection: MoqtConnection) -> None:
+        name = f"s{next(self._ids)}"
+        peer = self.relay.attach(connection.session, name)
+        self._connections[connection] = peer
+        logger.info(
+            "session_opened",
+            session=name,
+            transport=connection.transport_name,
+            peer=connection.remote_address,
+        )
+
+        def handle(conn: MoqtConnection, event: Event) -> None:
+            try:
+                self.relay.handle_event(peer, event)
+            finally:
+                if conn.is_closed or peer.closed:
+                    self._connections.pop(conn, None)
+                    self.relay.detach(peer)
+
+        connection.set_event_handler(handle)
+
+    async def drain(self, grace: float = 2.0) -> None:
+        """GOAWAY to every session, then close what is left after ``grace`` seconds."""
+        for connection in list(self._connections):
+            if not connection.is_closed:
+                try:
+                    connection.session.goaway()
+                except Exception as exc:  # a session that cannot send GOAWAY is closed below
+                    logger.debug("goaway_failed", error=str(exc))
+        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._connections)]
+        if closing:
+            _, pending = await asyncio.wait(closing, timeout=grace)
+            for future in pending:
+                future.cancel()
+            await asyncio.gather(*closing, return_exceptions=True)
+        await self.stop()
+
+    async def stop(self) -> None:
+        for connection in list(self._connections):
+            connection.close(SessionCloseCode.NO_ERROR, "relay shutting down")
+        waits = [c.wait_closed(grace=1.0) for c in list(self._connections)]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+        for peer in list(self._connections.values()):
+            self.relay.detach(peer)
+        self._connections.clear()
+        if self._server is not None:
+            self._server.close()
+            self._server = None

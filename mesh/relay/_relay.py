@@ -1,0 +1,654 @@
+"""The relay core: a track registry, one upstream subscription per track, a cache.
+
+Sans-I/O like ``moqt``: :meth:`Relay.attach` a :class:`moqt.session.Session`
+(any transport) and feed every event of it to :meth:`Relay.handle_event`. The
+relay answers requests by calling the sessions, which write through their
+transports. Time comes from the ``clock`` callable (tests pass a fake one).
+
+Publishers reach the relay with PUBLISH_NAMESPACE (the relay subscribes
+upstream on demand, once per track however many subscribers) or PUBLISH (the
+publisher pushes the track). Subscribers use SUBSCRIBE (all four filters;
+absolute filters replay from the cache), FETCH (standalone and joining, both
+answered from the cache), SUBSCRIBE_NAMESPACE and TRACK_STATUS. Unknown tracks
+get DOES_NOT_EXIST.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
+from moqt.events import (
+    Event,
+    FetchRequested,
+    GoawayReceived,
+    ObjectReceived,
+    PublishAccepted,
+    PublishDoneReceived,
+    PublishNamespaceDone,
+    PublishNamespaceRequested,
+    PublishRequested,
+    RequestRejected,
+    SessionClosed,
+    SetupCompleted,
+    SubgroupStreamEnded,
+    SubgroupStreamReset,
+    SubscribeAccepted,
+    SubscribeNamespaceEnded,
+    SubscribeNamespaceRequested,
+    SubscribeRequested,
+    SubscriptionUpdated,
+    TrackStatusRequested,
+    Unsubscribed,
+)
+from moqt.session import Session
+from moqt.types import FilterType, GroupOrder, Location, Namespace, SubscriptionFilter, TrackName
+from moqt.version import DRAFT_14
+
+from ._cache import CachedObject, CacheLimits
+from ._track import Subscriber, Track, Upstream, UpstreamKind
+
+__all__ = ["Peer", "Relay", "RelayConfig"]
+
+logger = structlog.get_logger("mesh.relay")
+
+FullTrackName = tuple[Namespace, TrackName]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    cache: CacheLimits = field(default_factory=CacheLimits)
+    # Objects larger than this are refused by each session (PROTOCOL_VIOLATION).
+    max_object_size: int = 8 << 20
+    max_tracks: int = 10_000
+
+
+@dataclass(slots=True, eq=False)
+class Peer:
+    """One session attached to the relay and what it has going on."""
+
+    session: Session
+    name: str
+    # peer's PUBLISH_NAMESPACE request id -> namespace
+    announced: dict[int, Namespace] = field(default_factory=dict)
+    # peer's SUBSCRIBE_NAMESPACE request id -> (prefix, options)
+    namespace_subscriptions: dict[int, tuple[Namespace, int]] = field(default_factory=dict)
+    # draft-14: namespaces we announced to this peer -> our PUBLISH_NAMESPACE request id
+    namespaces_sent: dict[Namespace, int] = field(default_factory=dict)
+    # our upstream requests on this peer (SUBSCRIBE) and its PUBLISHes -> track
+    upstream: dict[int, Track] = field(default_factory=dict)
+    # the peer's subscriptions (its SUBSCRIBE, or our PUBLISH to it) -> subscriber
+    downstream: dict[int, Subscriber] = field(default_factory=dict)
+    # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK
+    waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
+    closed: bool = False
+
+
+def _starts_with(namespace: Namespace, prefix: Namespace) -> bool:
+    return namespace[: len(prefix)] == prefix
+
+
+def _label(namespace: Namespace, name: TrackName | None = None) -> str:
+    parts = [f.decode("utf-8", "replace") for f in namespace]
+    if name is not None:
+        parts.append(name.decode("utf-8", "replace"))
+    return "/".join(parts)
+
+
+class Relay:
+    def __init__(
+        self, config: RelayConfig | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.config = config or RelayConfig()
+        self._clock = clock
+        self._tracks: dict[FullTrackName, Track] = {}
+        self._peers: list[Peer] = []
+        self._counters: dict[str, int] = {
+            "sessions_total": 0,
+            "objects_in": 0,
+            "bytes_in": 0,
+            "duplicate_objects": 0,
+            "requests_rejected": 0,
+            "fetches": 0,
+            "upstream_subscribes": 0,
+        }
+        self._rejections: dict[str, int] = {}
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def attach(self, session: Session, name: str) -> Peer:
+        peer = Peer(session, name)
+        self._peers.append(peer)
+        self._counters["sessions_total"] += 1
+        return peer
+
+    def handle_event(self, peer: Peer, event: Event) -> None:
+        """React to one event of ``peer``'s session."""
+        if peer.closed:
+            return
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, peer, event)
+
+    # --- publishers --------------------------------------------------------------------
+
+    def _on_publish_namespace(self, peer: Peer, ev: PublishNamespaceRequested) -> None:
+        peer.announced[ev.request_id] = ev.namespace
+        peer.session.accept_publish_namespace(ev.request_id)
+        logger.info("namespace_announced", peer=peer.name, namespace=_label(ev.namespace))
+        for other in self._peers:
+            if other is peer or other.closed:
+                continue
+            for srid, (prefix, options) in other.namespace_subscriptions.items():
+                if _starts_with(ev.namespace, prefix):
+                    self._send_namespace(other, srid, options, ev.namespace)
+
+    def _on_publish_namespace_done(self, peer: Peer, ev: PublishNamespaceDone) -> None:
+        namespace = peer.announced.pop(ev.request_id, None)
+        if namespace is not None:
+            self._withdraw_namespace(peer, namespace)
+
+    def _withdraw_namespace(self, peer: Peer, namespace: Namespace) -> None:
+        if any(ns == namespace for p in self._peers if not p.closed for ns in p.announced.values()):
+            return  # someone else still announces it
+        for other in self._peers:
+            if other is peer or other.closed:
+                continue
+            for srid, (prefix, options) in other.namespace_subscriptions.items():
+                if not _starts_with(namespace, prefix):
+                    continue
+                if other.session.version == DRAFT_14:
+                    rid = other.namespaces_sent.pop(namespace, None)
+                    if rid is not None:
+                        _call(other, other.session.publish_namespace_done, rid)
+                elif options in (1, 2):
+                    _call(other, other.session.withdraw_namespace, srid, namespace)
+
+    def _on_publish(self, peer: Peer, ev: PublishRequested) -> None:
+        track = self._track(ev.namespace, ev.name, create=True)
+        if track is None:
+            self._reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks")
+            return
+        if track.upstream is not None and not track.upstream.peer.closed:
+            self._end_upstream(track, PublishDoneCode.GOING_AWAY, "replaced by a new publisher")
+        track.upstream = Upstream(
+            peer,
+            ev.request_id,
+            UpstreamKind.PUBLISH,
+            live=True,
+            largest=ev.largest,
+            group_order=ev.group_order,
+        )
+        peer.upstream[ev.request_id] = track
+        peer.session.accept_publish(ev.request_id, forward=True, group_order=ev.group_order)
+        logger.info("track_published", peer=peer.name, track=track.label)
+        self._offer_track(track, exclude=peer)
+
+    def _on_object(self, peer: Peer, ev: ObjectReceived) -> None:
+        track = peer.upstream.get(ev.request_id)
+        if track is None:
+            return
+        self._counters["objects_in"] += 1
+        self._counters["bytes_in"] += len(ev.payload)
+        obj = CachedObject(
+            ev.group_id,
+            ev.subgroup_id,
+            ev.object_id,
+            ev.publisher_priority,
+            ev.status,
+            ev.payload,
+            ev.extensions,
+        )
+        if not track.on_object(obj, self._clock()):
+            self._counters["duplicate_objects"] += 1
+
+    def _on_subgroup_ended(self, peer: Peer, ev: SubgroupStreamEnded) -> None:
+        track = peer.upstream.get(ev.request_id)
+        if track is not None:
+            track.on_subgroup_end(ev.group_id, ev.subgroup_id)
+
+    def _on_subgroup_reset(self, peer: Peer, ev: SubgroupStreamReset) -> None:
+        track = peer.upstream.get(ev.request_id)
+        if track is not None:
+            track.on_subgroup_reset(ev.group_id, ev.subgroup_id)
+
+    def _on_publish_done(self, peer: Peer, ev: PublishDoneReceived) -> None:
+        track = peer.upstream.get(ev.request_id)
+        if track is not None and track.upstream is not None and track.upstream.peer is peer:
+            self._end_upstream(track, ev.code, ev.reason or "track ended")
+
+    def _end_upstream(self, track: Track, code: int, reason: str) -> None:
+        upstream = track.upstream
+        if upstream is None:
+            return
+        track.upstream = None
+        upstream.peer.upstream.pop(upstream.request_id, None)
+        track.end_all(code, reason)
+        for other in self._peers:
+            for rid, (waiting_track, _) in list(other.waiting.items()):
+                if waiting_track is track:
+                    del other.waiting[rid]
+                    self._reject(other, rid, RequestErrorCode.DOES_NOT_EXIST, "track ended")
+        logger.info("track_ended", track=track.label, code=code, reason=reason)
+
+    # --- subscribers -------------------------------------------------------------------
+
+    def _on_subscribe(self, peer: Peer, ev: SubscribeRequested) -> None:
+        track = self._track(ev.namespace, ev.name, create=False)
+        if track is None or track.upstream is None:
+            publisher = self._publisher_for(ev.namespace, exclude=peer)
+            if publisher is None:
+                self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
+                return
+            track = track or self._track(ev.namespace, ev.name, create=True)
+            if track is None:
+                self._reject(
+                    peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks"
+                )
+                return
+            if not self._subscribe_upstream(track, publisher):
+                self._reject(
+                    peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "upstream failed"
+                )
+                return
+        if not track.live:
+            peer.waiting[ev.request_id] = (track, ev)
+            return
+        self._accept_subscriber(peer, track, ev)
+
+    def _accept_subscriber(self, peer: Peer, track: Track, ev: SubscribeRequested) -> None:
+        largest = track.largest
+        start, end_group = _filter_window(ev.filter, largest)
+        upstream = track.upstream
+        group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
+        try:
+            peer.session.accept_subscribe(
+                ev.request_id,
+                largest=largest,
+                group_order=group_order
+                if group_order != GroupOrder.ORIGINAL
+                else GroupOrder.ASCENDING,
+            )
+        except LocalError as exc:
+            logger.warning("accept_failed", peer=peer.name, error=str(exc))
+            return
+        sub = Subscriber(peer, ev.request_id, start, end_group, forward=ev.forward)
+        peer.downstream[ev.request_id] = sub
+        track.add_subscriber(sub, self._clock())
+        logger.info(
+            "subscribed",
+            peer=peer.name,
+            track=track.label,
+            filter=ev.filter.type.name,
+            start=f"{start.group}/{start.object}",
+        )
+
+    def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
+        try:
+            rid = publisher.session.subscribe(
+                track.namespace, track.name, filter=SubscriptionFilter.largest_object()
+            )
+        except LocalError as exc:
+            logger.warning("upstream_subscribe_failed", peer=publisher.name, error=str(exc))
+            return False
+        track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
+        publisher.upstream[rid] = track
+        self._counters["upstream_subscribes"] += 1
+        return True
+
+    def _on_subscribe_accepted(self, peer: Peer, ev: SubscribeAccepted) -> None:
+        track = peer.upstream.get(ev.request_id)
+        if track is None or track.upstream is None:
+            return
+        track.upstream.live = True
+        track.upstream.largest = ev.largest
+        track.upstream.group_order = ev.group_order
+        for other in self._peers:
+            for rid, (waiting_track, request) in list(other.waiting.items()):
+                if waiting_track is track:
+                    del other.waiting[rid]
+                    self._accept_subscriber(other, track, request)
+        self._offer_track(track, exclude=peer)
+
+    def _on_request_rejected(self, peer: Peer, ev: RequestRejected) -> None:
+        track = peer.upstream.pop(ev.request_id, None)
+        if (
+            track is not None
+            and track.upstream is not None
+            and track.upstream.request_id == ev.request_id
+        ):
+            track.upstream = None
+            for other in self._peers:
+                for rid, (waiting_track, _) in list(other.waiting.items()):
+                    if waiting_track is track:
+                        del other.waiting[rid]
+                        self._reject(
+                            other, rid, ev.error if ev.error is not None else ev.code, ev.reason
+                        )
+            return
+        sub = peer.downstream.pop(ev.request_id, None)
+        if sub is not None:  # our PUBLISH to a namespace subscriber was refused
+            for t in self._tracks.values():
+                if sub in t.subscribers:
+                    t.remove_subscriber(sub)
+
+    def _on_unsubscribe(self, peer: Peer, ev: Unsubscribed) -> None:
+        sub = peer.downstream.pop(ev.request_id, None)
+        if sub is None:
+            peer.waiting.pop(ev.request_id, None)
+            return
+        for track in self._tracks.values():
+            if sub in track.subscribers:
+                track.remove_subscriber(sub)
+                self._maybe_release(track)
+                break
+
+    def _maybe_release(self, track: Track) -> None:
+        """No subscriber left: drop our upstream SUBSCRIBE (a PUBLISH keeps flowing)."""
+        upstream = track.upstream
+        if track.subscribers or upstream is None or upstream.kind is not UpstreamKind.SUBSCRIBE:
+            return
+        if any(t is track for p in self._peers for t, _ in p.waiting.values()):
+            return
+        track.upstream = None
+        upstream.peer.upstream.pop(upstream.request_id, None)
+        _call(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
+
+    def _on_subscription_updated(self, peer: Peer, ev: SubscriptionUpdated) -> None:
+        sub = peer.downstream.get(ev.request_id)
+        if sub is None:
+            return
+        sub.forward = ev.forward
+        if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
+            assert ev.filter.start is not None
+            sub.start = ev.filter.start
+        sub.end_group = ev.filter.end_group
+        _call(peer, peer.session.accept_update, ev.update_request_id)
+
+    def _on_publish_accepted(self, peer: Peer, ev: PublishAccepted) -> None:
+        sub = peer.downstream.get(ev.request_id)
+        if sub is not None:
+            sub.forward = ev.forward
+
+    # --- fetch / status ----------------------------------------------------------------
+
+    def _on_fetch(self, peer: Peer, ev: FetchRequested) -> None:
+        self._counters["fetches"] += 1
+        track = self._track(ev.namespace, ev.name, create=False)
+        if track is None:
+            self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
+            return
+        if ev.start is None or ev.end is None:
+            self._reject(
+                peer,
+                ev.request_id,
+                RequestErrorCode.INVALID_JOINING_REQUEST_ID,
+                "joined subscription has no position yet",
+            )
+            return
+        largest = track.cache.largest
+        if largest is None or ev.start > largest:
+            self._reject(peer, ev.request_id, RequestErrorCode.INVALID_RANGE, "range not available")
+            return
+        descending = ev.group_order == GroupOrder.DESCENDING
+        objects = list(track.cache.objects(ev.start, ev.end, descending=descending))
+        end_location = max((o.location for o in objects), default=ev.start).next_object()
+        try:
+            peer.session.accept_fetch(
+                ev.request_id,
+                end_location=end_location,
+                group_order=GroupOrder.DESCENDING if descending else GroupOrder.ASCENDING,
+            )
+            handle = peer.session.open_fetch_stream(ev.request_id)
+            for obj in objects:
+                peer.session.write_fetch_object(
+                    handle,
+                    obj.group_id,
+                    obj.subgroup_id,
+                    obj.object_id,
+                    obj.payload,
+                    priority=obj.publisher_priority,
+                    extensions=obj.extensions,
+                    status=obj.status,
+                )
+            peer.session.end_fetch_stream(handle)
+        except LocalError as exc:
+            logger.warning("fetch_failed", peer=peer.name, error=str(exc))
+            return
+        track.objects_out += len(objects)
+        track.bytes_out += sum(len(o.payload) for o in objects)
+
+    def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
+        track = self._track(ev.namespace, ev.name, create=False)
+        if track is None or (track.upstream is None and track.cache.largest is None):
+            self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
+            return
+        _call(peer, peer.session.answer_track_status, ev.request_id, largest=track.largest)
+
+    # --- namespaces --------------------------------------------------------------------
+
+    def _on_subscribe_namespace(self, peer: Peer, ev: SubscribeNamespaceRequested) -> None:
+        peer.namespace_subscriptions[ev.request_id] = (ev.prefix, ev.options)
+        peer.session.accept_subscribe_namespace(ev.request_id)
+        announced = {
+            ns
+            for other in self._peers
+            if other is not peer and not other.closed
+            for ns in other.announced.values()
+            if _starts_with(ns, ev.prefix)
+        }
+        for namespace in sorted(announced):
+            self._send_namespace(peer, ev.request_id, ev.options, namespace)
+        if ev.options in (0, 2) or peer.session.version == DRAFT_14:
+            for track in list(self._tracks.values()):
+                if track.live and _starts_with(track.namespace, ev.prefix):
+                    assert track.upstream is not None
+                    if track.upstream.peer is not peer:
+                        self._publish_to(peer, track)
+
+    def _on_subscribe_namespace_ended(self, peer: Peer, ev: SubscribeNamespaceEnded) -> None:
+        peer.namespace_subscriptions.pop(ev.request_id, None)
+
+    def _send_namespace(self, peer: Peer, srid: int, options: int, namespace: Namespace) -> None:
+        if peer.session.version == DRAFT_14:
+            if namespace not in peer.namespaces_sent:
+                rid = _call(peer, peer.session.publish_namespace, namespace)
+                if isinstance(rid, int):
+                    peer.namespaces_sent[namespace] = rid
+        elif options in (1, 2):
+            _call(peer, peer.session.announce_namespace, srid, namespace)
+
+    def _offer_track(self, track: Track, *, exclude: Peer) -> None:
+        """A track went live: PUBLISH it to namespace subscribers that want tracks."""
+        for other in self._peers:
+            if other is exclude or other.closed:
+                continue
+            for _, (prefix, options) in other.namespace_subscriptions.items():
+                if _starts_with(track.namespace, prefix) and (
+                    options in (0, 2) or other.session.version == DRAFT_14
+                ):
+                    self._publish_to(other, track)
+                    break
+
+    def _publish_to(self, peer: Peer, track: Track) -> None:
+        if any(sub.peer is peer for sub in track.subscribers):
+            return
+        upstream = track.upstream
+        assert upstream is not None
+        largest = track.largest
+        rid = _call(
+            peer,
+            peer.session.publish,
+            track.namespace,
+            track.name,
+            largest=largest,
+            group_order=upstream.group_order
+            if upstream.group_order != GroupOrder.ORIGINAL
+            else GroupOrder.ASCENDING,
+        )
+        if not isinstance(rid, int):
+            return
+        start = largest.next_object() if largest is not None else Location(0, 0)
+        sub = Subscriber(peer, rid, start, None, via_publish=True)
+        peer.downstream[rid] = sub
+        track.add_subscriber(sub, self._clock())
+
+    # --- teardown ----------------------------------------------------------------------
+
+    def _on_closed(self, peer: Peer, ev: SessionClosed) -> None:
+        self.detach(peer)
+
+    def detach(self, peer: Peer) -> None:
+        """Forget a session: end what it published, drop what it subscribed."""
+        if peer.closed:
+            return
+        peer.closed = True
+        for track in list(peer.upstream.values()):
+            if track.upstream is not None and track.upstream.peer is peer:
+                self._end_upstream(track, PublishDoneCode.TRACK_ENDED, "publisher went away")
+        peer.upstream.clear()
+        for namespace in list(peer.announced.values()):
+            self._withdraw_namespace(peer, namespace)
+        peer.announced.clear()
+        for sub in list(peer.downstream.values()):
+            for track in list(self._tracks.values()):
+                if sub in track.subscribers:
+                    track.subscribers.remove(sub)
+                    sub.handles.clear()
+                    self._maybe_release(track)
+        peer.downstream.clear()
+        peer.waiting.clear()
+        peer.namespace_subscriptions.clear()
+        if peer in self._peers:
+            self._peers.remove(peer)
+        for key, track in list(self._tracks.items()):
+            if track.upstream is None and not track.subscribers and track.cache.largest is None:
+                del self._tracks[key]
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _track(self, namespace: Namespace, name: TrackName, *, create: bool) -> Track | None:
+        key = (namespace, name)
+        track = self._tracks.get(key)
+        if track is None and create:
+            if len(self._tracks) >= self.config.max_tracks:
+                self._evict_dead_track()
+                if len(self._tracks) >= self.config.max_tracks:
+                    return None
+            track = Track(namespace, name, self.config.cache)
+            self._tracks[key] = track
+        return track
+
+    def _evict_dead_track(self) -> None:
+        for key, track in self._tracks.items():
+            if track.upstream is None and not track.subscribers:
+                del self._tracks[key]
+                return
+
+    def _publisher_for(self, namespace: Namespace, *, exclude: Peer) -> Peer | None:
+        best: tuple[int, Peer] | None = None
+        for peer in self._peers:
+            if peer is exclude or peer.closed:
+                continue
+            for ns in peer.announced.values():
+                if _starts_with(namespace, ns) and (best is None or len(ns) >= best[0]):
+                    best = (len(ns), peer)
+        return best[1] if best is not None else None
+
+    def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
+        self._counters["requests_rejected"] += 1
+        try:
+            name = RequestErrorCode(code).name.lower()
+        except ValueError:
+            name = str(code)
+        self._rejections[name] = self._rejections.get(name, 0) + 1
+        _call(peer, peer.session.reject_request, request_id, code, reason)
+
+    # --- introspection -----------------------------------------------------------------
+
+    def track(self, namespace: Namespace, name: TrackName) -> Track | None:
+        return self._tracks.get((namespace, name))
+
+    @property
+    def peers(self) -> list[Peer]:
+        return list(self._peers)
+
+    def statistics(self) -> dict[str, int]:
+        tracks = list(self._tracks.values())
+        stats = dict(self._counters)
+        stats.update(
+            sessions=len(self._peers),
+            tracks=len(tracks),
+            upstream_subscriptions=sum(1 for t in tracks if t.upstream is not None),
+            subscriptions=sum(len(t.subscribers) for t in tracks),
+            objects_out=sum(t.objects_out for t in tracks),
+            bytes_out=sum(t.bytes_out for t in tracks),
+            cache_bytes=sum(t.cache.size for t in tracks),
+            cache_groups=sum(len(t.cache.group_ids()) for t in tracks),
+            cache_hits=sum(t.cache.hits for t in tracks),
+            cache_misses=sum(t.cache.misses for t in tracks),
+            cache_evicted_groups=sum(t.cache.evicted_groups for t in tracks),
+        )
+        return stats
+
+    def rejections(self) -> dict[str, int]:
+        return dict(self._rejections)
+
+
+def _filter_window(
+    flt: SubscriptionFilter, largest: Location | None
+) -> tuple[Location, int | None]:
+    """Start location and inclusive end group of a subscription, per the draft's filters."""
+    if flt.type is FilterType.LARGEST_OBJECT:
+        return (largest.next_object() if largest is not None else Location(0, 0)), None
+    if flt.type is FilterType.NEXT_GROUP_START:
+        return (largest.next_group() if largest is not None else Location(0, 0)), None
+    assert flt.start is not None
+    return flt.start, flt.end_group
+
+
+def _call(peer: Peer, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """Call a session method; a LocalError (e.g. the session just closed) only concerns that peer."""
+    try:
+        return fn(*args, **kwargs)
+    except LocalError as exc:
+        logger.debug("peer_call_failed", peer=peer.name, error=str(exc))
+        return None
+
+
+def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:
+    assert isinstance(event, GoawayReceived)
+    logger.info("goaway_received", peer=peer.name)
+
+
+def _on_setup(relay: Relay, peer: Peer, event: Event) -> None:
+    assert isinstance(event, SetupCompleted)
+    logger.info("session_ready", peer=peer.name, version=hex(event.version), path=event.path)
+
+
+_HANDLERS: dict[type[Event], Callable[[Relay, Peer, Event], None]] = {
+    SetupCompleted: _on_setup,
+    GoawayReceived: _on_goaway,
+    PublishNamespaceRequested: Relay._on_publish_namespace,  # type: ignore[dict-item]
+    PublishNamespaceDone: Relay._on_publish_namespace_done,  # type: ignore[dict-item]
+    PublishRequested: Relay._on_publish,  # type: ignore[dict-item]
+    ObjectReceived: Relay._on_object,  # type: ignore[dict-item]
+    SubgroupStreamEnded: Relay._on_subgroup_ended,  # type: ignore[dict-item]
+    SubgroupStreamReset: Relay._on_subgroup_reset,  # type: ignore[dict-item]
+    PublishDoneReceived: Relay._on_publish_done,  # type: ignore[dict-item]
+    SubscribeRequested: Relay._on_subscribe,  # type: ignore[dict-item]
+    SubscribeAccepted: Relay._on_subscribe_accepted,  # type: ignore[dict-item]
+    RequestRejected: Relay._on_request_rejected,  # type: ignore[dict-item]
+    Unsubscribed: Relay._on_unsubscribe,  # type: ignore[dict-item]
+    SubscriptionUpdated: Relay._on_subscription_updated,  # type: ignore[dict-item]
+    PublishAccepted: Relay._on_publish_accepted,  # type: ignore[dict-item]
+    FetchRequested: Relay._on_fetch,  # type: ignore[dict-item]
+    TrackStatusRequested: Relay._on_track_status,  # type: ignore[dict-item]
+    SubscribeNamespaceRequested: Relay._on_subscribe_namespace,  # type: ignore[dict-item]
+    SubscribeNamespaceEnded: Relay._on_subscribe_namespace_ended,  # type: ignore[dict-item]
+    SessionClosed: Relay._on_closed,  # type: ignore[dict-item]
+}

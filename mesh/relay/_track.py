@@ -1,0 +1,235 @@
+"""One track in the relay: its upstream, its cache and its downstream subscribers.
+
+The forwarder half of moxygen's ``MoQRelay``: every object that arrives from
+the single upstream subscription goes into the :class:`TrackCache` once and
+out to each subscriber whose filter wants it, on a subgroup stream of that
+subscriber's session mirroring the upstream one (same group and subgroup,
+ended when the upstream stream ends, reset when it is reset).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode
+from moqt.session import Session, SubgroupHandle
+from moqt.types import GroupOrder, Location, Namespace, TrackName
+
+from ._cache import CachedObject, CacheLimits, TrackCache
+
+if TYPE_CHECKING:
+    from ._relay import Peer
+
+__all__ = ["Subscriber", "Track", "Upstream", "UpstreamKind"]
+
+logger = structlog.get_logger("mesh.relay")
+
+# A subscriber never holds more open subgroup streams than this; the oldest is reset.
+MAX_OPEN_SUBGROUPS = 64
+
+
+class UpstreamKind(enum.Enum):
+    SUBSCRIBE = "subscribe"  # we subscribed to an announcing publisher
+    PUBLISH = "publish"  # the publisher pushed the track with PUBLISH
+
+
+@dataclass(slots=True)
+class Upstream:
+    peer: Peer
+    request_id: int
+    kind: UpstreamKind
+    live: bool = False
+    largest: Location | None = None
+    group_order: GroupOrder = GroupOrder.ASCENDING
+
+
+@dataclass(slots=True, eq=False)
+class Subscriber:
+    """One downstream subscription (the peer's SUBSCRIBE, or our PUBLISH to the peer)."""
+
+    peer: Peer
+    request_id: int
+    start: Location
+    end_group: int | None
+    forward: bool = True
+    via_publish: bool = False
+    handles: dict[tuple[int, int], SubgroupHandle] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Session:
+        return self.peer.session
+
+    def wants(self, loc: Location) -> bool:
+        if not self.forward or loc < self.start:
+            return False
+        return self.end_group is None or loc.group <= self.end_group
+
+
+class Track:
+    def __init__(self, namespace: Namespace, name: TrackName, limits: CacheLimits) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.cache = TrackCache(limits)
+        self.upstream: Upstream | None = None
+        self.subscribers: list[Subscriber] = []
+        self.objects_out = 0
+        self.bytes_out = 0
+        self._log = logger.bind(track=self.label)
+
+    @property
+    def label(self) -> str:
+        ns = "/".join(f.decode("utf-8", "replace") for f in self.namespace)
+        return f"{ns}/{self.name.decode('utf-8', 'replace')}"
+
+    @property
+    def largest(self) -> Location | None:
+        candidates = [
+            loc
+            for loc in (self.cache.largest, self.upstream.largest if self.upstream else None)
+            if loc is not None
+        ]
+        return max(candidates) if candidates else None
+
+    @property
+    def live(self) -> bool:
+        return self.upstream is not None and self.upstream.live
+
+    # --- downstream --------------------------------------------------------------------
+
+    def add_subscriber(self, sub: Subscriber, now: float) -> None:
+        """Attach ``sub`` and replay what the cache holds from its start on."""
+        self.subscribers.append(sub)
+        largest = self.cache.largest
+        if largest is None or sub.start > largest:
+            return
+        for group_id in self.cache.group_ids():
+            if group_id < sub.start.group:
+                continue
+            if sub.end_group is not None and group_id > sub.end_group:
+                break
+            group = self.cache.group(group_id)
+            assert group is not None
+            for subgroup_id, objects in group.subgroups().items():
+                for obj in objects:
+                    self._deliver(sub, obj)
+                if subgroup_id is not None and subgroup_id in group.complete_subgroups:
+                    handle = sub.handles.pop((group_id, subgroup_id), None)
+                    if handle is not None:
+                        _quietly(sub.session.end_subgroup, handle)
+
+    def remove_subscriber(self, sub: Subscriber) -> None:
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+        for handle in sub.handles.values():
+            _quietly(sub.session.reset_subgroup, handle, DataStreamResetCode.CANCELLED)
+        sub.handles.clear()
+
+    def end_all(self, code: int, reason: str) -> None:
+        """PUBLISH_DONE to every subscriber (the upstream is gone)."""
+        for sub in list(self.subscribers):
+            for handle in sub.handles.values():
+                _quietly(sub.session.end_subgroup, handle)
+            sub.handles.clear()
+            _quietly(sub.session.publish_done, sub.request_id, code, reason)
+            sub.peer.downstream.pop(sub.request_id, None)
+        self.subscribers.clear()
+
+    # --- upstream data -----------------------------------------------------------------
+
+    def on_object(self, obj: CachedObject, now: float) -> bool:
+        """Cache and forward one upstream object; False if it was a duplicate."""
+        if not self.cache.add(obj, now):
+            return False
+        for sub in list(self.subscribers):
+            if sub.end_group is not None and obj.group_id > sub.end_group:
+                self._finish_range(sub)
+                continue
+            self._deliver(sub, obj)
+        return True
+
+    def on_subgroup_end(self, group_id: int, subgroup_id: int) -> None:
+        self.cache.subgroup_ended(group_id, subgroup_id)
+        for sub in self.subscribers:
+            handle = sub.handles.pop((group_id, subgroup_id), None)
+            if handle is not None:
+                _quietly(sub.session.end_subgroup, handle)
+
+    def on_subgroup_reset(self, group_id: int, subgroup_id: int) -> None:
+        for sub in self.subscribers:
+            handle = sub.handles.pop((group_id, subgroup_id), None)
+            if handle is not None:
+                _quietly(sub.session.reset_subgroup, handle, DataStreamResetCode.CANCELLED)
+
+    def _deliver(self, sub: Subscriber, obj: CachedObject) -> None:
+        if not sub.wants(obj.location):
+            return
+        session = sub.session
+        try:
+            if obj.subgroup_id is None:
+                session.send_object_datagram(
+                    sub.request_id,
+                    obj.group_id,
+                    obj.object_id,
+                    obj.payload,
+                    priority=obj.publisher_priority,
+                    extensions=obj.extensions,
+                    status=obj.status,
+                )
+            else:
+                key = (obj.group_id, obj.subgroup_id)
+                handle = sub.handles.get(key)
+                if handle is None or handle.closed:
+                    if len(sub.handles) >= MAX_OPEN_SUBGROUPS:
+                        oldest = min(sub.handles)
+                        _quietly(
+                            session.reset_subgroup,
+                            sub.handles.pop(oldest),
+                            DataStreamResetCode.CANCELLED,
+                        )
+                    handle = session.open_subgroup(
+                        sub.request_id,
+                        obj.group_id,
+                        obj.subgroup_id,
+                        priority=obj.publisher_priority,
+                    )
+                    sub.handles[key] = handle
+                elif handle.last_object_id is not None and obj.object_id <= handle.last_object_id:
+                    return  # never reorder inside a stream
+                session.write_object(
+                    handle, obj.object_id, obj.payload, extensions=obj.extensions, status=obj.status
+                )
+        except LocalError as exc:
+            self._log.warning(
+                "forward_failed", peer=sub.peer.name, request_id=sub.request_id, error=str(exc)
+            )
+            return
+        self.objects_out += 1
+        self.bytes_out += len(obj.payload)
+
+    def _finish_range(self, sub: Subscriber) -> None:
+        """An AbsoluteRange subscription passed its end group: PUBLISH_DONE."""
+        for handle in sub.handles.values():
+            _quietly(sub.session.end_subgroup, handle)
+        sub.handles.clear()
+        _quietly(
+            sub.session.publish_done,
+            sub.request_id,
+            PublishDoneCode.SUBSCRIPTION_ENDED,
+            "end group reached",
+        )
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+        sub.peer.downstream.pop(sub.request_id, None)
+
+
+def _quietly(fn: Callable[..., object], *args: object) -> None:
+    """Call a Session method whose failure only concerns one peer (already logged there)."""
+    try:
+        fn(*args)
+    except LocalError as exc:
+        logger.debug("peer_call_failed", call=getattr(fn, "__name__", "?"), error=str(exc))
