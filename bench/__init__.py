@@ -1,0 +1,1 @@
+"""Load harness, network lab and reports for ClutchCall Streams."""
