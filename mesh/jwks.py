@@ -1,0 +1,172 @@
+"""JWKS for playback-token verification: from a URL, a file, or the ``clutchcall:jwks`` record.
+
+:class:`JwksProvider` caches the key set and refreshes it when it is older than
+``max_age`` or when a token names an unknown ``kid`` (at most once per
+``min_refresh_interval``, so a flood of tokens with random kids cannot turn into
+a flood of fetches).  A failed refresh keeps the keys it had.  Only EC P-256
+signing keys (``kty`` EC, ``crv`` P-256, ``alg`` ES256 when given, ``use`` sig
+when given) with a ``kid`` are kept; anything else in the document is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import httpx
+import redis.exceptions
+import structlog
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+from jwt.exceptions import InvalidKeyError
+
+from mesh.bus import Bus, BusUnavailable
+
+__all__ = ["JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"]
+
+JWKS_KEY: Final = "clutchcall:jwks"
+MAX_JWKS_BYTES: Final = 1 << 20
+
+_log = structlog.get_logger(__name__)
+
+
+class JwksUnavailable(Exception):
+    """No key set could be read and none is cached."""
+
+
+def parse_jwks(document: Any) -> dict[str, ec.EllipticCurvePublicKey]:
+    """``{kid: public key}`` of the usable ES256 keys; ``ValueError`` if it is no JWKS."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise ValueError("JWKS must be an object with a 'keys' list")
+    keys: dict[str, ec.EllipticCurvePublicKey] = {}
+    for jwk in document["keys"]:
+        if not isinstance(jwk, Mapping):
+            continue
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not kid:
+            continue
+        if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+            continue
+        if jwk.get("alg", "ES256") != "ES256" or jwk.get("use", "sig") != "sig":
+            continue
+        public = {k: jwk[k] for k in ("kty", "crv", "x", "y") if k in jwk}  # never private parts
+        try:
+            key = ECAlgorithm.from_jwk(json.dumps(public))
+        except (InvalidKeyError, ValueError, TypeError) as exc:
+            _log.warning("jwks_bad_key", kid=kid, error=str(exc))
+            continue
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            keys[kid] = key
+    return keys
+
+
+class JwksProvider:
+    """Cached key set from one source; see the module docstring.
+
+    ``source`` is an ``http(s)://`` URL, ``bus`` (the ``clutchcall:jwks`` record,
+    needs ``bus``), or a file path.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        bus: Bus | None = None,
+        http: httpx.AsyncClient | None = None,
+        max_age: float = 300.0,
+        min_refresh_interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if source == "bus" and bus is None:
+            raise ValueError("JWKS source 'bus' needs a bus")
+        self.source = source
+        self._bus = bus
+        self._http = http
+        self._max_age = max_age
+        self._min_refresh = min_refresh_interval
+        self._clock = clock
+        self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+        self.failures = 0
+
+    def keys(self) -> Mapping[str, ec.EllipticCurvePublicKey]:
+        return MappingProxyType(dict(self._keys))
+
+    async def key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        """The key for ``kid`` (refreshing when stale or unknown); None if it does not exist.
+
+        Raises :class:`JwksUnavailable` when no key set was ever loaded.
+        """
+        now = self._clock()
+        stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
+        if stale or (kid not in self._keys and self._may_refresh(now)):
+            await self._refresh_once(now)
+        if self._fetched_at is None:
+            raise JwksUnavailable(f"no JWKS could be loaded from {self.source}")
+        return self._keys.get(kid)
+
+    def _may_refresh(self, now: float) -> bool:
+        return self._attempted_at is None or now - self._attempted_at >= self._min_refresh
+
+    async def _refresh_once(self, asked_at: float) -> None:
+        async with self._lock:
+            if self._attempted_at is not None and self._attempted_at >= asked_at:
+                return  # someone refreshed while we waited for the lock
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Fetch the key set now; on failure keep the cached keys (and log)."""
+        self._attempted_at = self._clock()
+        self.fetches += 1
+        try:
+            document = await self._read()
+            keys = parse_jwks(document)
+        except (
+            OSError,
+            ValueError,
+            httpx.HTTPError,
+            BusUnavailable,
+            redis.exceptions.RedisError,
+        ) as exc:
+            self.failures += 1
+            _log.warning("jwks_refresh_failed", source=self.source, error=str(exc))
+            return
+        if set(keys) != set(self._keys):
+            _log.info("jwks_loaded", source=self.source, kids=sorted(keys))
+        self._keys = keys
+        self._fetched_at = self._clock()
+
+    async def _read(self) -> Any:
+        if self.source.startswith(("http://", "https://")):
+            return await self._read_url()
+        if self.source == "bus":
+            assert self._bus is not None
+            record = await self._bus.get(JWKS_KEY)
+            if record is None:
+                raise ValueError(f"{JWKS_KEY} is not set")
+            return record
+        raw = await asyncio.to_thread(Path(self.source).read_bytes)
+        if len(raw) > MAX_JWKS_BYTES:
+            raise ValueError("JWKS file too large")
+        return json.loads(raw)
+
+    async def _read_url(self) -> Any:
+        if self._http is not None:
+            return await self._get(self._http)
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            return await self._get(client)
+
+    async def _get(self, client: httpx.AsyncClient) -> Any:
+        response = await client.get(self.source, headers={"accept": "application/json"})
+        response.raise_for_status()
+        if len(response.content) > MAX_JWKS_BYTES:
+            raise ValueError("JWKS document too large")
+        return response.json()
