@@ -22,11 +22,13 @@ from .errors import (
 )
 from .fmp4 import Fmp4Splitter, Fragment, InitSegment, ProducerReference, TrackInfo, split_fmp4
 from .grouping import GroupAssembler, MediaObject
+from .ladder import AudioSpec, LadderSpec, VideoRung
 
 __all__ = [
     "CATALOG_TRACK",
     "CATALOG_TRACK_NAMES",
     "MSF_CATALOG_TRACK",
+    "AudioSpec",
     "Catalog",
     "CatalogError",
     "CatalogTrack",
@@ -35,6 +37,7 @@ __all__ = [
     "Fragment",
     "GroupAssembler",
     "InitSegment",
+    "LadderSpec",
     "MalformedBox",
     "MediaError",
     "MediaObject",
@@ -43,6 +46,7 @@ __all__ = [
     "TruncatedStream",
     "UnexpectedBox",
     "UnsupportedMedia",
+    "VideoRung",
     "is_catalog_track",
     "split_fmp4",
 ]
