@@ -1,0 +1,146 @@
+"""``clutchcall admin``: bootstrap orgs and API keys, rotate the playback signing key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("admin", help="administer the control plane database")
+    sub = p.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--db",
+            default=os.environ.get("CLUTCHCALL_CONTROL_DB", "sqlite:///clutchcall-control.sqlite3"),
+            metavar="URL",
+            help="database URL (as for `clutchcall control --db`)",
+        )
+        sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sp = sub.add_parser("create-org", help="create an org and print its first API key")
+    sp.add_argument("name")
+    common(sp)
+    sp.set_defaults(func=_create_org)
+
+    sp = sub.add_parser("create-api-key", help="create another API key for an org")
+    sp.add_argument("org_id")
+    common(sp)
+    sp.set_defaults(func=_create_api_key)
+
+    sp = sub.add_parser("revoke-api-key", help="revoke an API key by its id (key_...)")
+    sp.add_argument("key_id")
+    common(sp)
+    sp.set_defaults(func=_revoke_api_key)
+
+    sp = sub.add_parser(
+        "rotate-signing-key",
+        help="sign playback tokens with a fresh key (the old one stays in the JWKS until "
+        "its tokens expire)",
+    )
+    common(sp)
+    sp.add_argument("--redis", default=os.environ.get("CLUTCHCALL_REDIS"), metavar="URL")
+    sp.add_argument("--key-secret", default=os.environ.get("CLUTCHCALL_CONTROL_KEY_SECRET"))
+    sp.set_defaults(func=_rotate_signing_key)
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data) if args.json else text)
+
+
+def _fail(message: str) -> int:
+    print(f"clutchcall admin: {message}", file=sys.stderr)
+    return 1
+
+
+def _with_service(args: argparse.Namespace, action: Any, bus_url: str | None = None) -> Any:
+    from control.service import ControlService
+    from control.settings import ControlSettings
+    from control.store import open_repository
+    from mesh.bus import connect_bus
+
+    settings = ControlSettings(
+        db_url=args.db, bus_url=bus_url, key_secret=getattr(args, "key_secret", None)
+    )
+    repo = open_repository(settings.db_url)
+
+    async def go() -> Any:
+        bus = connect_bus(bus_url)
+        try:
+            return await action(ControlService(repo, bus, settings))
+        finally:
+            await bus.close()
+
+    try:
+        return asyncio.run(go())
+    finally:
+        repo.close()
+
+
+def _guard(func: Any) -> Any:
+    def wrapper(args: argparse.Namespace) -> int:
+        from control.problems import Problem
+        from control.store import StoreError
+        from mesh.bus import BusUnavailable
+
+        try:
+            return int(func(args))
+        except Problem as exc:
+            return _fail(exc.detail)
+        except (StoreError, BusUnavailable, ValueError) as exc:
+            return _fail(str(exc))
+
+    return wrapper
+
+
+@_guard
+def _create_org(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not name or len(name) > 200:
+        return _fail("org name must be 1..200 characters")
+    org, key, secret = _with_service(args, lambda svc: svc.create_org(name))
+    _emit(
+        args,
+        {"org_id": org.id, "name": org.name, "key_id": key.id, "api_key": secret},
+        f"org_id:  {org.id}\nkey_id:  {key.id}\napi_key: {secret}\n"
+        "(the API key is shown only now; store it)",
+    )
+    return 0
+
+
+@_guard
+def _create_api_key(args: argparse.Namespace) -> int:
+    key, secret = _with_service(args, lambda svc: svc.create_api_key(args.org_id))
+    _emit(
+        args,
+        {"org_id": key.org_id, "key_id": key.id, "api_key": secret},
+        f"key_id:  {key.id}\napi_key: {secret}\n(the API key is shown only now; store it)",
+    )
+    return 0
+
+
+@_guard
+def _revoke_api_key(args: argparse.Namespace) -> int:
+    import time
+
+    async def revoke(svc: Any) -> bool:
+        return bool(await asyncio.to_thread(svc.repo.revoke_api_key, args.key_id, time.time()))
+
+    if not _with_service(args, revoke):
+        return _fail(f"no active API key {args.key_id!r}")
+    _emit(args, {"key_id": args.key_id, "revoked": True}, f"revoked {args.key_id}")
+    return 0
+
+
+@_guard
+def _rotate_signing_key(args: argparse.Namespace) -> int:
+    key = _with_service(args, lambda svc: svc.rotate_signing_key(), bus_url=args.redis)
+    _emit(args, {"kid": key.kid}, f"now signing with kid {key.kid}")
+    return 0

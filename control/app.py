@@ -1,0 +1,280 @@
+"""The control plane's HTTP API (FastAPI): routes, auth, the OpenAPI document.
+
+Auth: ``Authorization: Bearer <api key>`` (per org). The optional header
+``X-ClutchCall-Org`` names the org the caller expects; another org's id gives
+404, as does any resource of another org. Repeated authentication failures
+from one client address are throttled (429 + Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from control.models import (
+    ApiProblem,
+    CreateLiveInput,
+    LiveInputList,
+    LiveInputOut,
+    LiveInputWithKey,
+    PlaybackTicketOut,
+    PlaybackUrlRequest,
+    RevocationOut,
+    UpdateLiveInput,
+    ts,
+)
+from control.problems import Problem, install_problem_handlers, not_found
+from control.ratelimit import FailureLimiter
+from control.service import ControlService, RevocationResult
+from control.settings import ControlSettings
+from control.store import ApiKey, LiveInput, Repository, open_repository
+from mesh.bus import Bus, connect_bus
+
+__all__ = ["create_app"]
+
+_log = structlog.get_logger("control.app")
+PAGE_MAX = 100
+_bearer = HTTPBearer(auto_error=False, description="A per-org API key (ck_...).")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    404: {"description": "No such resource in this org"},
+    422: {"description": "Invalid request"},
+    429: {"description": "Too many failed authentication attempts"},
+}
+
+
+def _service(request: Request) -> ControlService:
+    svc: ControlService = request.app.state.service
+    return svc
+
+
+Service = Annotated[ControlService, Depends(_service)]
+
+
+async def _principal(
+    request: Request,
+    svc: Service,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_clutchcall_org: Annotated[
+        str | None,
+        Header(description="The org the caller expects its key to belong to.", max_length=64),
+    ] = None,
+) -> ApiKey:
+    limiter: FailureLimiter = request.app.state.limiter
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise Problem(
+            429,
+            "auth-rate-limited",
+            f"too many failed authentication attempts; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    key = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        key = await svc.authenticate(credentials.credentials)
+    if key is None:
+        limiter.failed(client)
+        _log.info("auth_failed", client=client)
+        raise Problem(
+            401,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer ck_...)",
+            headers={"WWW-Authenticate": 'Bearer realm="clutchcall"'},
+        )
+    if x_clutchcall_org is not None and x_clutchcall_org != key.org_id:
+        raise not_found("org", x_clutchcall_org)
+    return key
+
+
+Principal = Annotated[ApiKey, Depends(_principal)]
+
+
+def _out(svc: ControlService, li: LiveInput) -> LiveInputOut:
+    return LiveInputOut.of(li, svc.rtmp_url(li))
+
+
+def _revocation(result: RevocationResult) -> RevocationOut:
+    return RevocationOut(
+        kind=result.kind,
+        jti=result.target if result.kind == "jti" else None,
+        sub=result.target if result.kind == "sub" else None,
+        before=ts(result.before),
+        expires_at=ts(result.expires_at),  # type: ignore[arg-type]
+        revoked_at=ts(result.revoked_at),  # type: ignore[arg-type]
+    )
+
+
+def _custom_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every error response described as problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ApiProblem"] = ApiProblem.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ApiProblem"}}}
+    for path_item in doc.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("422", {"description": "Invalid request"})
+            for code, response in responses.items():
+                if code.isdigit() and int(code) >= 400:
+                    response["content"] = problem
+            responses["default"] = {"description": "Problem details", "content": problem}
+    app.openapi_schema = doc
+    return doc
+
+
+def create_app(
+    settings: ControlSettings | None = None,
+    *,
+    repo: Repository | None = None,
+    bus: Bus | None = None,
+    background: bool = True,
+) -> FastAPI:
+    """The ASGI app. ``repo``/``bus`` default to ``settings.db_url`` / ``settings.bus_url``.
+
+    ``background`` runs the status listener and the periodic bus resync while the
+    app is up (its lifespan); tests of pure request handling may turn it off.
+    """
+    settings = settings or ControlSettings()
+    own_repo = repo is None
+    repo = repo if repo is not None else open_repository(settings.db_url)
+    own_bus = bus is None
+    bus = bus if bus is not None else connect_bus(settings.bus_url)
+    service = ControlService(repo, bus, settings)
+    if settings.key_secret is None:
+        _log.warning("signing_keys_unsealed", hint="set --key-secret to encrypt them at rest")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            if background:
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [
+                        tg.create_task(service.run_status_listener()),
+                        tg.create_task(service.run_resync()),
+                    ]
+                    try:
+                        yield
+                    finally:
+                        for task in tasks:
+                            task.cancel()
+            else:
+                yield
+        finally:
+            if own_bus:
+                await bus.close()
+            if own_repo:
+                repo.close()
+
+    app = FastAPI(
+        title="ClutchCall Streams control plane",
+        version="1.0.0",
+        description=(
+            "Live inputs, stream keys, signed playback URLs (ES256 JWT, JWKS at "
+            "/.well-known/jwks.json) and revocations. Errors are RFC 9457 problem details. "
+            "Playback URLs have the form <relay_url>/<namespace>?token=<jwt>."
+        ),
+        lifespan=lifespan,
+        responses=_ERRORS,
+    )
+    app.state.service = service
+    app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
+    install_problem_handlers(app)
+    app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
+    _routes(app)
+    return app
+
+
+def _routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"], responses={})
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready"}})
+    async def readyz(svc: Service) -> dict[str, Any]:
+        version = await asyncio.to_thread(svc.repo.schema_version)
+        if not await svc.bus.ping():
+            raise Problem(503, "bus-unavailable", "the cluster bus is unreachable")
+        return {"status": "ready", "schema_version": version}
+
+    @app.get("/.well-known/jwks.json", tags=["playback"])
+    async def jwks(svc: Service) -> JSONResponse:
+        document = await svc.jwks()
+        return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
+
+    @app.post("/v1/live_inputs", status_code=201, tags=["live inputs"])
+    async def create_live_input(
+        body: CreateLiveInput, key: Principal, svc: Service
+    ) -> LiveInputWithKey:
+        li, stream_key = await svc.create_input(key.org_id, body.name, body.ingest)
+        return LiveInputWithKey(input=_out(svc, li), streamKey=stream_key)
+
+    @app.get("/v1/live_inputs", tags=["live inputs"])
+    async def list_live_inputs(
+        key: Principal,
+        svc: Service,
+        limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> LiveInputList:
+        rows, next_cursor = await svc.list_inputs(key.org_id, limit=limit, cursor=cursor)
+        return LiveInputList(data=[_out(svc, li) for li in rows], next_cursor=next_cursor)
+
+    @app.get("/v1/live_inputs/{input_id}", tags=["live inputs"])
+    async def get_live_input(input_id: str, key: Principal, svc: Service) -> LiveInputOut:
+        return _out(svc, await svc.get_input(key.org_id, input_id))
+
+    @app.patch("/v1/live_inputs/{input_id}", tags=["live inputs"])
+    async def update_live_input(
+        input_id: str, body: UpdateLiveInput, key: Principal, svc: Service
+    ) -> LiveInputOut:
+        li = await svc.update_input(key.org_id, input_id, name=body.name, ingest=body.ingest)
+        return _out(svc, li)
+
+    @app.delete("/v1/live_inputs/{input_id}", status_code=204, tags=["live inputs"])
+    async def delete_live_input(input_id: str, key: Principal, svc: Service) -> Response:
+        await svc.delete_input(key.org_id, input_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/live_inputs/{input_id}/rotate_stream_key", tags=["live inputs"])
+    async def rotate_stream_key(input_id: str, key: Principal, svc: Service) -> LiveInputWithKey:
+        li, stream_key = await svc.rotate_stream_key(key.org_id, input_id)
+        return LiveInputWithKey(input=_out(svc, li), streamKey=stream_key)
+
+    @app.post("/v1/live_inputs/{input_id}/playback_urls", status_code=201, tags=["playback"])
+    async def create_playback_url(
+        input_id: str, body: PlaybackUrlRequest, key: Principal, svc: Service
+    ) -> PlaybackTicketOut:
+        ticket = await svc.mint_playback(key.org_id, input_id, body.ttl_seconds)
+        return PlaybackTicketOut(
+            url=ticket.url,
+            token=ticket.token,
+            expires_at=ts(ticket.expires_at),  # type: ignore[arg-type]
+            jti=ticket.jti,
+            kid=ticket.kid,
+            sub=ticket.sub,
+        )
+
+    @app.post("/v1/live_inputs/{input_id}/revoke_playback", tags=["playback"])
+    async def revoke_input_playback(input_id: str, key: Principal, svc: Service) -> RevocationOut:
+        return _revocation(await svc.revoke_input_playback(key.org_id, input_id))
+
+    @app.post("/v1/playback_tokens/{jti}/revoke", tags=["playback"])
+    async def revoke_playback_token(jti: str, key: Principal, svc: Service) -> RevocationOut:
+        return _revocation(await svc.revoke_token(key.org_id, jti))

@@ -1,0 +1,167 @@
+"""RFC 9457 problem details: every error the API returns is one of these.
+
+Raise :class:`Problem` (or a helper below) anywhere in a request; the handlers
+installed by :func:`install_problem_handlers` turn it, FastAPI's validation
+errors, unknown routes and unexpected failures into
+``application/problem+json`` bodies with ``type``, ``title``, ``status`` and
+``detail``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from control.store import StoreError
+from mesh.bus import BusUnavailable
+
+__all__ = [
+    "PROBLEM_BASE",
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "install_problem_handlers",
+    "not_found",
+    "problem_response",
+]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://clutchcall.dev/problems/"
+
+_log = structlog.get_logger("control.problems")
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """An error that becomes a problem+json response."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.type = PROBLEM_BASE + slug
+        self.title = title or _TITLES.get(status, "Error")
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+def not_found(what: str, ident: str) -> Problem:
+    return Problem(404, "not-found", f"{what} {ident!r} does not exist", title="Not Found")
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        out.append(
+            {
+                "loc": [str(p) for p in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _jsonable_errors(exc.errors())
+        where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        problem = Problem(
+            422,
+            "validation",
+            f"request is invalid: {where}" if where else "request is invalid",
+            title="Validation Failed",
+            extra={"errors": errors},
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        problem = Problem(exc.status_code, slug, detail, headers=dict(exc.headers or {}))
+        return problem_response(problem, request)
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        _log.error("store_error", path=request.url.path, error=str(exc))
+        problem = Problem(
+            503,
+            "storage-unavailable",
+            "the database is unavailable; retry later",
+            headers={"Retry-After": "5"},
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(BusUnavailable)
+    async def _bus(request: Request, exc: BusUnavailable) -> JSONResponse:
+        _log.error("bus_unavailable", path=request.url.path, error=str(exc))
+        problem = Problem(
+            503,
+            "bus-unavailable",
+            "the cluster bus (Redis) is unavailable, so origins and POPs cannot learn of "
+            "this change yet; retry the request when it is back (a new input is not "
+            "created; a stored rotation or revocation is propagated by the next resync)",
+            headers={"Retry-After": "5"},
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _log.exception("unhandled_error", path=request.url.path)
+        problem = Problem(500, "internal", "an unexpected error occurred")
+        return problem_response(problem, request)

@@ -1,0 +1,454 @@
+"""The control plane's behaviour, independent of HTTP.
+
+:class:`ControlService` owns the repository (called in worker threads), the
+cluster bus and the signing keys. Every change that origins or POPs must see is
+written to the database first and then to the bus (BUS_CONTRACT.md); a periodic
+resync re-writes the bus records from the database, so a bus outage or a Redis
+restart converges without operator action.
+
+Bus names owned here (besides the shared contract):
+
+- channel ``clutchcall:input-status``: origins publish
+  ``{"external_input_id", "status": "idle"|"live"|"error", "detail": str|None, "at": t}``;
+  they may also keep the latest report as record ``clutchcall:input-status:<external_input_id>``,
+  which the control plane reads after a bus resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import quote
+
+import structlog
+
+from control.ids import ID_PATTERN, new_api_key, new_id, new_jti, new_stream_key, sha256_hex
+from control.problems import Problem, not_found
+from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
+from control.signing import (
+    KeySealer,
+    SignedToken,
+    new_signing_key,
+    public_jwks,
+    sign_playback_token,
+)
+from control.store import (
+    ApiKey,
+    LiveInput,
+    Org,
+    PlaybackToken,
+    Repository,
+    Revocation,
+    SigningKey,
+)
+from mesh.bus import Bus, BusMessage, BusUnavailable
+
+__all__ = [
+    "CH_INPUT_STATUS",
+    "CH_REVOCATIONS",
+    "CH_STREAMKEYS",
+    "KEY_JWKS",
+    "ControlService",
+    "PlaybackTicket",
+    "RevocationResult",
+]
+
+CH_STREAMKEYS = "clutchcall:streamkeys"
+CH_REVOCATIONS = "clutchcall:revocations"
+CH_INPUT_STATUS = "clutchcall:input-status"
+KEY_JWKS = "clutchcall:jwks"
+_STATUSES = frozenset({"idle", "live", "error"})
+# A retired signing key stays in the JWKS this long past the max token TTL.
+_KEY_OVERLAP_SLACK = 300.0
+
+_log = structlog.get_logger("control.service")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackTicket:
+    url: str
+    token: str
+    jti: str
+    kid: str
+    sub: str
+    issued_at: float
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationResult:
+    kind: Literal["jti", "sub"]
+    target: str
+    before: float | None
+    expires_at: float
+    revoked_at: float
+
+
+def _valid_id(value: str, prefix: str) -> bool:
+    return value.startswith(prefix + "_") and ID_PATTERN.match(value) is not None
+
+
+class ControlService:
+    def __init__(
+        self,
+        repo: Repository,
+        bus: Bus,
+        settings: ControlSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.settings = settings
+        self._clock = clock
+        self._sealer = KeySealer(settings.key_secret)
+        self._jwks_published: tuple[str, ...] = ()
+        self._key_lock = asyncio.Lock()
+
+    async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # -- orgs and API keys (also used by the admin CLI) -------------------------------
+
+    async def create_org(self, name: str) -> tuple[Org, ApiKey, str]:
+        now = self._clock()
+        org = Org(new_id("org", now=now), name, now)
+        await self._db(self.repo.create_org, org)
+        key, secret = await self.create_api_key(org.id)
+        return org, key, secret
+
+    async def create_api_key(self, org_id: str) -> tuple[ApiKey, str]:
+        if await self._db(self.repo.get_org, org_id) is None:
+            raise not_found("org", org_id)
+        secret = new_api_key()
+        key = ApiKey(new_id("key"), org_id, sha256_hex(secret), self._clock())
+        await self._db(self.repo.create_api_key, key)
+        return key, secret
+
+    async def authenticate(self, secret: str) -> ApiKey | None:
+        """The active API key with this secret, or None."""
+        if not secret.startswith("ck_") or len(secret) > 256:
+            return None
+        key = await self._db(self.repo.find_api_key, sha256_hex(secret))
+        if key is None or not key.active:
+            return None
+        return key
+
+    # -- live inputs ----------------------------------------------------------------
+
+    def rtmp_url(self, li: LiveInput) -> str:
+        return f"rtmp://{self.settings.public_host}/live/{li.external_input_id}"
+
+    async def _write_stream_key(self, li: LiveInput, event: str | None) -> None:
+        await self.bus.set(
+            f"clutchcall:streamkey:{li.external_input_id}",
+            {
+                "org": li.org_id,
+                "input": li.id,
+                "namespace": li.namespace,
+                "sha256": li.stream_key_sha256,
+                "rotated_at": li.stream_key_rotated_at,
+            },
+        )
+        if event is not None:
+            await self.bus.publish(
+                CH_STREAMKEYS,
+                {"external_input_id": li.external_input_id, "event": event, "at": self._clock()},
+            )
+
+    async def create_input(self, org_id: str, name: str, ingest: str) -> tuple[LiveInput, str]:
+        now = self._clock()
+        stream_key = new_stream_key()
+        li = LiveInput(
+            id=new_id("li", now=now),
+            org_id=org_id,
+            external_input_id=new_id("lv", now=now),
+            name=name,
+            ingest=ingest,  # type: ignore[arg-type]  # validated by the API model
+            stream_key_sha256=sha256_hex(stream_key),
+            stream_key_rotated_at=now,
+            status="idle",
+            status_detail=None,
+            status_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._db(self.repo.insert_live_input, li)
+        try:
+            await self._write_stream_key(li, None)
+        except BusUnavailable:
+            # Nobody has seen the key yet: undo, so a retry starts clean.
+            await self._db(self.repo.delete_live_input, org_id, li.id)
+            raise
+        _log.info("input_created", org=org_id, input=li.id, external_input_id=li.external_input_id)
+        return li, stream_key
+
+    async def get_input(self, org_id: str, input_id: str) -> LiveInput:
+        if not _valid_id(input_id, "li"):
+            raise not_found("live input", input_id)
+        li = await self._db(self.repo.get_live_input, org_id, input_id)
+        if li is None:
+            raise not_found("live input", input_id)
+        return li
+
+    async def list_inputs(
+        self, org_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[LiveInput], str | None]:
+        if cursor is not None and not _valid_id(cursor, "li"):
+            raise Problem(422, "validation", "cursor is not a value returned by this API")
+        rows = await self._db(self.repo.list_live_inputs, org_id, limit=limit + 1, after=cursor)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more and rows else None)
+
+    async def update_input(
+        self, org_id: str, input_id: str, *, name: str | None, ingest: str | None
+    ) -> LiveInput:
+        await self.get_input(org_id, input_id)
+        li = await self._db(
+            self.repo.update_live_input,
+            org_id,
+            input_id,
+            name=name,
+            ingest=ingest,
+            now=self._clock(),
+        )
+        if li is None:
+            raise not_found("live input", input_id)
+        return li
+
+    async def delete_input(self, org_id: str, input_id: str) -> None:
+        if not _valid_id(input_id, "li"):
+            raise not_found("live input", input_id)
+        li = await self._db(self.repo.delete_live_input, org_id, input_id)
+        if li is None:
+            raise not_found("live input", input_id)
+        await self.bus.delete(f"clutchcall:streamkey:{li.external_input_id}")
+        await self.bus.publish(
+            CH_STREAMKEYS,
+            {"external_input_id": li.external_input_id, "event": "deleted", "at": self._clock()},
+        )
+        _log.info("input_deleted", org=org_id, input=li.id)
+
+    async def rotate_stream_key(self, org_id: str, input_id: str) -> tuple[LiveInput, str]:
+        await self.get_input(org_id, input_id)
+        stream_key = new_stream_key()
+        li = await self._db(
+            self.repo.set_stream_key, org_id, input_id, sha256_hex(stream_key), self._clock()
+        )
+        if li is None:
+            raise not_found("live input", input_id)
+        await self._write_stream_key(li, "rotated")
+        _log.info("stream_key_rotated", org=org_id, input=li.id)
+        return li, stream_key
+
+    async def apply_status(self, data: dict[str, Any]) -> bool:
+        """Apply one ``clutchcall:input-status`` report; malformed reports are ignored."""
+        ext, status, at = data.get("external_input_id"), data.get("status"), data.get("at")
+        detail = data.get("detail")
+        if not isinstance(ext, str) or status not in _STATUSES:
+            return False
+        if not isinstance(at, int | float) or isinstance(at, bool):
+            at = self._clock()
+        if detail is not None and not isinstance(detail, str):
+            detail = str(detail)
+        return await self._db(self.repo.set_input_status, ext, str(status), detail, float(at))
+
+    # -- signing keys and playback --------------------------------------------------
+
+    async def _active_key(self) -> SigningKey:
+        async with self._key_lock:
+            now = self._clock()
+            keys = await self._db(self.repo.signing_keys, now)
+            active = next((k for k in keys if k.retired_at is None), None)
+            if active is None or now - active.created_at >= self.settings.signing_key_max_age:
+                active = await self._rotate_locked(now)
+                keys = await self._db(self.repo.signing_keys, now)
+            if tuple(k.kid for k in keys) != self._jwks_published:
+                await self._publish_jwks(keys)
+            return active
+
+    async def _rotate_locked(self, now: float) -> SigningKey:
+        key = new_signing_key(self._sealer, now)
+        await self._db(
+            self.repo.rotate_signing_key,
+            key,
+            retire_expires_at=now + MAX_PLAYBACK_TTL + _KEY_OVERLAP_SLACK,
+        )
+        _log.info("signing_key_rotated", kid=key.kid)
+        return key
+
+    async def rotate_signing_key(self) -> SigningKey:
+        """Start signing with a fresh key; the old one stays in the JWKS until its tokens expire."""
+        async with self._key_lock:
+            key = await self._rotate_locked(self._clock())
+            await self._publish_jwks(await self._db(self.repo.signing_keys, self._clock()))
+            return key
+
+    async def jwks(self) -> dict[str, Any]:
+        await self._active_key()  # ensures a key exists (first start) and is fresh
+        return public_jwks(await self._db(self.repo.signing_keys, self._clock()))
+
+    async def _publish_jwks(self, keys: list[SigningKey]) -> None:
+        await self.bus.set(KEY_JWKS, public_jwks(keys))
+        self._jwks_published = tuple(k.kid for k in keys)
+
+    def playback_url(self, namespace: str, token: str) -> str:
+        base = self.settings.relay_url.rstrip("/")
+        return f"{base}/{namespace}?token={quote(token, safe='')}"
+
+    async def mint_playback(self, org_id: str, input_id: str, ttl_seconds: int) -> PlaybackTicket:
+        if not MIN_PLAYBACK_TTL <= ttl_seconds <= MAX_PLAYBACK_TTL:
+            raise Problem(
+                422,
+                "ttl-out-of-range",
+                f"ttl_seconds must be between {MIN_PLAYBACK_TTL} and {MAX_PLAYBACK_TTL}",
+                title="TTL Out Of Range",
+            )
+        li = await self.get_input(org_id, input_id)
+        key = await self._active_key()
+        signed: SignedToken = sign_playback_token(
+            key,
+            self._sealer,
+            sub=li.external_input_id,
+            org=org_id,
+            audience=self.settings.audience,
+            namespace=li.namespace,
+            jti=new_jti(),
+            now=self._clock(),
+            ttl_seconds=ttl_seconds,
+        )
+        await self._db(
+            self.repo.insert_playback_token,
+            PlaybackToken(
+                jti=signed.jti,
+                org_id=org_id,
+                input_id=li.id,
+                sub=li.external_input_id,
+                kid=signed.kid,
+                issued_at=signed.issued_at,
+                expires_at=signed.expires_at,
+            ),
+        )
+        return PlaybackTicket(
+            url=self.playback_url(li.namespace, signed.token),
+            token=signed.token,
+            jti=signed.jti,
+            kid=signed.kid,
+            sub=li.external_input_id,
+            issued_at=signed.issued_at,
+            expires_at=signed.expires_at,
+        )
+
+    # -- revocations ------------------------------------------------------------------
+
+    async def _publish_revocation(self, rev: Revocation) -> None:
+        ttl = max(1.0, rev.expires_at - self._clock())
+        if rev.kind == "jti":
+            record: dict[str, Any] = {"exp": rev.expires_at}
+            message: dict[str, Any] = {"jti": rev.target}
+        else:
+            record = {"before": rev.before, "exp": rev.expires_at}
+            message = {"sub": rev.target, "before": rev.before}
+        await self.bus.set(f"clutchcall:revoked:{rev.kind}:{rev.target}", record, ttl=ttl)
+        message.update({"exp": rev.expires_at, "at": rev.created_at})
+        await self.bus.publish(CH_REVOCATIONS, message)
+
+    async def revoke_token(self, org_id: str, jti: str) -> RevocationResult:
+        if len(jti) > 64:
+            raise not_found("playback token", jti[:64])
+        token = await self._db(self.repo.get_playback_token, org_id, jti)
+        if token is None:
+            raise not_found("playback token", jti)
+        now = self._clock()
+        rev = Revocation("jti", jti, org_id, None, float(token.expires_at), now)
+        await self._db(self.repo.upsert_revocation, rev)
+        await self._publish_revocation(rev)
+        _log.info("token_revoked", org=org_id, jti=jti)
+        return RevocationResult("jti", jti, None, rev.expires_at, now)
+
+    async def revoke_input_playback(self, org_id: str, input_id: str) -> RevocationResult:
+        """Revoke every token of the input issued up to now (later ones stay valid)."""
+        li = await self.get_input(org_id, input_id)
+        now = self._clock()
+        # Tokens carry iat with millisecond precision (signing.py).
+        before = round(now, 3)
+        rev = Revocation("sub", li.external_input_id, org_id, before, now + MAX_PLAYBACK_TTL, now)
+        await self._db(self.repo.upsert_revocation, rev)
+        await self._publish_revocation(rev)
+        _log.info("input_playback_revoked", org=org_id, input=li.id)
+        return RevocationResult("sub", li.external_input_id, before, rev.expires_at, now)
+
+    # -- background work ----------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Re-write every bus record this service owns from the database."""
+        now = self._clock()
+        inputs = await self._db(self.repo.all_live_inputs)
+        for li in inputs:
+            await self._write_stream_key(li, None)
+        known = {f"clutchcall:streamkey:{li.external_input_id}" for li in inputs}
+        for key in await self.bus.keys("clutchcall:streamkey:*"):
+            if key not in known:  # its input was deleted while the bus was away
+                await self.bus.delete(key)
+        for rev in await self._db(self.repo.active_revocations, now):
+            ttl = max(1.0, rev.expires_at - now)
+            record: dict[str, Any] = (
+                {"exp": rev.expires_at}
+                if rev.kind == "jti"
+                else {"before": rev.before, "exp": rev.expires_at}
+            )
+            await self.bus.set(f"clutchcall:revoked:{rev.kind}:{rev.target}", record, ttl=ttl)
+        self._jwks_published = ()
+        await self._active_key()
+        await self._db(self.repo.purge_expired, now)
+        await self._db(self.repo.purge_signing_keys, now)
+
+    async def _read_status_records(self) -> None:
+        for key in await self.bus.keys(f"{CH_INPUT_STATUS}:*"):
+            record = await self.bus.get(key)
+            if record is not None:
+                await self.apply_status(record)
+
+    async def run_status_listener(self) -> None:
+        """Apply origin status reports until cancelled; survives bus outages."""
+        while True:
+            try:
+                async with self.bus.subscribe(CH_INPUT_STATUS) as messages:
+                    await self._read_status_records()
+                    async for message in messages:
+                        await self._on_status(message)
+            except BusUnavailable as exc:
+                _log.warning("status_listener_bus_unavailable", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _on_status(self, message: BusMessage) -> None:
+        if message.resync:
+            with contextlib.suppress(BusUnavailable):
+                await self._read_status_records()
+            return
+        try:
+            await self.apply_status(message.data)
+        except Exception:
+            _log.exception("status_report_failed", data=json.dumps(message.data, default=str))
+
+    async def run_resync(self) -> None:
+        """Periodically re-write bus records (first pass immediately)."""
+        while True:
+            delay = self.settings.resync_interval
+            try:
+                await self.resync()
+            except BusUnavailable as exc:
+                _log.warning("resync_bus_unavailable", error=str(exc))
+                delay = min(delay, 1.0)  # converge quickly once the bus is back
+            except Exception:
+                _log.exception("resync_failed")
+            await asyncio.sleep(delay)

@@ -1,0 +1,39 @@
+"""Settings of the control plane (one frozen dataclass; CLI flags and env fill it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MAX_PLAYBACK_TTL", "MIN_PLAYBACK_TTL", "ControlSettings"]
+
+MIN_PLAYBACK_TTL = 60
+MAX_PLAYBACK_TTL = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    db_url: str = "sqlite:///clutchcall-control.sqlite3"
+    bus_url: str | None = None  # None: in-process bus (embedded mode)
+    # Host (and optional :port) of the RTMP ingest, used in rtmp_url.
+    public_host: str = "127.0.0.1"
+    # Base of signed playback URLs: <relay_url>/<namespace>?token=<jwt>.
+    relay_url: str = "https://127.0.0.1:4443"
+    audience: str = "clutchcall-playback"
+    key_secret: str | None = None
+    # Rotate the playback signing key automatically once it is this old.
+    signing_key_max_age: float = 30 * 24 * 3600.0
+    # Auth failures per client before 429, and the window they are counted in.
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 60.0
+    # How often stream keys, revocations and the JWKS are re-written to the bus.
+    resync_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.auth_failure_limit < 1 or self.auth_failure_window <= 0:
+            raise ValueError("auth failure limit and window must be positive")
+        if self.resync_interval <= 0:
+            raise ValueError("resync_interval must be positive")
+        if not self.relay_url.startswith(("https://", "http://", "moqt://")):
+            raise ValueError(
+                f"relay_url must be an https:// or moqt:// URL, got {self.relay_url!r}"
+            )
