@@ -89,10 +89,13 @@ class RtmpServerStatistics:
 
 
 class _Close(Exception):
-    def __init__(self, reason: EndReason, detail: str) -> None:
+    """Close this connection: ``reason`` for sinks, ``label`` for the connection log."""
+
+    def __init__(self, reason: EndReason, detail: str, label: str = "") -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.label = label or str(reason)
 
 
 @dataclass(slots=True)
@@ -226,6 +229,11 @@ class RtmpServer:
             self._tasks.add(task)
         try:
             await self._serve(reader, writer, task)
+        except asyncio.CancelledError:
+            # A second cancellation while cleaning up. This task is the connection's
+            # root (asyncio's stream callback treats a cancelled handler as an error),
+            # so it ends here; the sinks were already told in _serve.
+            pass
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -251,11 +259,11 @@ class RtmpServer:
         self._sessions[session] = sess
         log.info("rtmp.connection_opened")
         reason, detail = EndReason.CONNECTION_LOST, "connection closed by peer"
-        cancelled = False
+        label = ""
         try:
             await self._pump(sess, reader)
         except _Close as close:
-            reason, detail = close.reason, close.detail
+            reason, detail, label = close.reason, close.detail, close.label
         except RtmpPeerError as exc:
             self._stats["peer_errors"] += 1
             reason, detail = EndReason.PROTOCOL_ERROR, f"{exc.reason}: {exc}"
@@ -268,13 +276,14 @@ class RtmpServer:
         except (ConnectionError, OSError) as exc:
             reason, detail = EndReason.CONNECTION_LOST, type(exc).__name__
         except asyncio.CancelledError:
+            # Only close() and disconnect() cancel a handler; it is the task's root, so
+            # the cancellation is consumed here and the cleanup below runs normally.
+            if task is not None:
+                task.uncancel()
             if sess.kicked is None:
-                cancelled = True
                 reason, detail = EndReason.SERVER_CLOSED, "server shutting down"
             else:
                 reason, detail = EndReason.KICKED, sess.kicked
-                if task is not None:
-                    task.uncancel()
                 for sid in list(sess.publishes):
                     sess.conn.end_publish(sid, sess.kicked)
                 await self._flush(sess, suppress=True)
@@ -285,12 +294,10 @@ class RtmpServer:
             await self._close_writer(writer)
             log.info(
                 "rtmp.connection_closed",
-                reason=str(reason),
+                reason=label or str(reason),
                 detail=detail,
                 bytes_received=sess.conn.bytes_received,
             )
-        if cancelled:
-            raise asyncio.CancelledError
 
     async def _pump(self, sess: _Session, reader: asyncio.StreamReader) -> None:
         cfg = self._settings
@@ -338,7 +345,7 @@ class RtmpServer:
         self._stats["pub_refused"] += 1
         sess.conn.reject_publish(sid, code, detail)
         await self._flush(sess, suppress=True)
-        raise _Close(EndReason.PROTOCOL_ERROR, f"publish refused: {detail}")
+        raise _Close(EndReason.PROTOCOL_ERROR, f"publish refused: {detail}", "publish_refused")
 
     async def _process(self, sess: _Session, events: list[Event]) -> None:
         for ev in events:
@@ -372,11 +379,11 @@ class RtmpServer:
                     else:
                         sess.conn.reject_connect(f"unknown application {app!r}")
                         await self._flush(sess, suppress=True)
-                        raise _Close(EndReason.PROTOCOL_ERROR, "connect rejected: unknown app")
+                        raise _Close(EndReason.PROTOCOL_ERROR, "unknown app", "connect_rejected")
                 case PlayRequested(stream_id=sid):
                     sess.conn.refuse(sid, "NetStream.Play.Failed", "this server only ingests")
                     await self._flush(sess, suppress=True)
-                    raise _Close(EndReason.PROTOCOL_ERROR, "play refused")
+                    raise _Close(EndReason.PROTOCOL_ERROR, "play refused", "play_refused")
                 case Notice(kind=kind, detail=detail):
                     sess.log.debug("rtmp.notice", kind=kind, detail=detail)
                 case HandshakeCompleted():
