@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .errors import RequestErrorCode
 from .types import (
     AuthToken,
     Extensions,
@@ -160,7 +161,7 @@ class RequestRejected(Event):
     kind: RequestKind
     code: int
     reason: str
-    error: int | None
+    error: RequestErrorCode | None
     retry_interval: int = 0
 
 
@@ -264,6 +265,8 @@ class TrackStatusReceived(Event):
 class PublishDoneReceived(Event):
     """PUBLISH_DONE for a subscription we receive (ours or a PUBLISH we accepted).
 
+    ``code`` is the draft-16 status value (:class:`~moqt.errors.PublishDoneCode`;
+    draft-14's MALFORMED_TRACK 0x7 is translated to 0x12).
     ``stream_count`` is the number of subgroup streams the publisher opened (2^62-1 when
     it does not know).  The session keeps the track alias until that many streams ended
     or a linger timeout passed, then forgets the subscription.

@@ -21,24 +21,76 @@ Rules every method follows:
 
 from __future__ import annotations
 
+from . import messages as m
+from ._codes import request_error_to_wire
+from ._core import RequestBlockedError
+from ._dataplane import DataPlaneMixin, _TxStream
 from ._handles import FetchHandle, SubgroupHandle
+from ._inbound import UNFILTERED
+from ._state import (
+    FetchReq,
+    NamespaceReq,
+    Req,
+    State,
+    SubNamespaceReq,
+    SubReq,
+    TrackStatusReq,
+    UpdateReq,
+)
 from ._transport import Transport
-from .errors import DataStreamResetCode, PublishDoneCode, RequestErrorCode, SessionCloseCode
-from .events import Event
+from .data import (
+    FetchWriter,
+    Object,
+    ObjectDatagram,
+    SubgroupHeader,
+    SubgroupWriter,
+    encode_datagram,
+)
+from .errors import (
+    DataStreamResetCode,
+    LocalError,
+    PublishDoneCode,
+    RequestErrorCode,
+    SessionCloseCode,
+)
+from .events import Event, RequestKind, SessionClosed
+from .messages._params import AuthToken as WireToken
 from .types import (
     Extensions,
+    FetchType,
+    FilterType,
     GroupOrder,
     Location,
     Namespace,
     ObjectStatus,
     SubscriptionFilter,
     TrackName,
+    validate_namespace,
 )
 
-__all__ = ["FetchHandle", "Session", "SubgroupHandle"]
+__all__ = ["FetchHandle", "RequestBlockedError", "Session", "SubgroupHandle"]
+
+_CANCELLED = int(DataStreamResetCode.CANCELLED)
 
 
-class Session:
+def _tokens(value: bytes | None) -> tuple[WireToken, ...]:
+    """Our tokens go out as USE_VALUE with token type 0 (negotiated out of band)."""
+    return (WireToken.use_value(value),) if value else ()
+
+
+def _timeout(ms: int | None) -> int | None:
+    if ms is not None and ms <= 0:
+        # Draft-16 "DELIVERY TIMEOUT Parameter": MUST be greater than 0.
+        raise LocalError("delivery_timeout is a positive number of milliseconds")
+    return ms
+
+
+def _check_priority(value: int) -> None:
+    if not 0 <= value <= 255:
+        raise LocalError(f"priority {value} outside 0..255")
+
+
+class Session(DataPlaneMixin):
     """One MoQT session, client or server side.
 
     :param transport: where bytes go (see :class:`~moqt._transport.Transport`).
@@ -80,73 +132,110 @@ class Session:
         alias_wait: float = 2.0,
         done_linger: float = 5.0,
     ) -> None:
-        raise NotImplementedError
+        super().__init__(
+            transport,
+            is_client=is_client,
+            version=version,
+            max_request_id=max_request_id,
+            max_object_size=max_object_size,
+            path=path,
+            authority=authority,
+            auth_token=auth_token,
+            implementation=implementation,
+            webtransport=webtransport,
+            max_auth_token_cache_size=max_auth_token_cache_size,
+            alias_wait=alias_wait,
+            done_linger=done_linger,
+        )
+        self._init_dataplane()
 
     # --- state -------------------------------------------------------------------------
 
     @property
     def is_client(self) -> bool:
-        raise NotImplementedError
+        return self._is_client
 
     @property
     def version(self) -> int | None:
         """The negotiated draft; None on a moq-00 server until CLIENT_SETUP arrived."""
-        raise NotImplementedError
+        return self._version
 
     @property
     def setup_complete(self) -> bool:
-        raise NotImplementedError
+        return self._setup_complete
 
     @property
     def closed(self) -> bool:
-        raise NotImplementedError
+        return self._closed
 
     @property
     def peer_goaway(self) -> bool:
         """True once the peer sent GOAWAY (new requests then raise LocalError)."""
-        raise NotImplementedError
+        return self._peer_goaway
 
     @property
     def requests_available(self) -> int:
         """How many more requests the peer's MAX_REQUEST_ID lets us send now."""
-        raise NotImplementedError
+        return max(0, (self._peer_max_request_id - self._next_local_id + 1) // 2)
 
     # --- inputs (adapter -> session) ---------------------------------------------------
 
     def initiate(self, now: float) -> list[Event]:
         """Start the session.  Client: open the control stream and send CLIENT_SETUP.
         Server: nothing to send (it waits for CLIENT_SETUP)."""
-        raise NotImplementedError
+
+        def run() -> None:
+            if self._is_client:
+                self._client_initiate()
+
+        return self._run(now, run)
 
     def stream_data_received(
         self, stream_id: int, data: bytes, end_stream: bool, now: float
     ) -> list[Event]:
         """Bytes (possibly empty, with ``end_stream`` for a bare FIN) arrived on a stream."""
-        raise NotImplementedError
+        return self._run(now, lambda: self._stream_data(stream_id, data, end_stream))
 
     def stream_reset(self, stream_id: int, error_code: int, now: float) -> list[Event]:
         """The peer reset (RESET_STREAM) the sending side of ``stream_id``."""
-        raise NotImplementedError
+        return self._run(now, lambda: self._on_stream_reset(stream_id, error_code))
 
     def stop_sending_received(self, stream_id: int, error_code: int, now: float) -> list[Event]:
         """The peer sent STOP_SENDING for a stream we send on; the session resets it."""
-        raise NotImplementedError
+        return self._run(now, lambda: self._on_stop_sending(stream_id, error_code))
 
     def datagram_received(self, data: bytes, now: float) -> list[Event]:
         """A QUIC/WebTransport datagram arrived."""
-        raise NotImplementedError
+
+        def run() -> None:
+            if self._setup_complete:
+                self._datagram(data)
+
+        return self._run(now, run)
 
     def connection_lost(self, code: int, reason: str, now: float) -> list[Event]:
         """The connection went away (peer close, idle timeout, ...): SessionClosed(by_peer=True)."""
-        raise NotImplementedError
+        if self._closed:
+            return []
+        self._mark_closed()
+        return [SessionClosed(code, reason, by_peer=True)]
 
     def handle_timer(self, now: float) -> list[Event]:
         """Call when ``get_timer()``'s deadline passed (calling early is harmless)."""
-        raise NotImplementedError
+
+        def run() -> None:
+            self._on_timer(now)
+            if not self._closed:
+                self._data_timer(now)
+
+        return self._run(now, run)
 
     def get_timer(self) -> float | None:
         """The next deadline (same clock as ``now``) or None."""
-        raise NotImplementedError
+        if self._closed:
+            return None
+        deadlines = self._deadlines() + self._data_deadlines()
+        return min(deadlines) if deadlines else None
 
     # --- our requests (each returns its request id) ------------------------------------
 
@@ -165,7 +254,31 @@ class Session:
         """SUBSCRIBE to a track.  ``filter`` None means LargestObject.
         ``delivery_timeout`` is in milliseconds.  Answers: SubscribeAccepted or
         RequestRejected; then ObjectReceived..., PublishDoneReceived."""
-        raise NotImplementedError
+        validate_namespace(namespace)
+        _check_priority(priority)
+        flt = filter if filter is not None else SubscriptionFilter.largest_object()
+        if self._find_receiving(namespace, name) is not None:
+            raise LocalError("already subscribed to this track in this session")
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(
+            auth_tokens=_tokens(auth_token), delivery_timeout=_timeout(delivery_timeout)
+        )
+        self._send(
+            m.Subscribe(request_id, namespace, name, priority, group_order, forward, flt, params)
+        )
+        self._requests[request_id] = SubReq(
+            request_id,
+            ours=True,
+            namespace=namespace,
+            name=name,
+            receiving=True,
+            filter=flt,
+            priority=priority,
+            group_order=group_order,
+            forward=forward,
+            delivery_timeout=delivery_timeout,
+        )
+        return request_id
 
     def update_subscription(
         self,
@@ -182,12 +295,78 @@ class Session:
         ``end_group`` is inclusive; it turns the filter into AbsoluteRange.
         Returns the update's own request id (draft-16 answers with UpdateAccepted or
         RequestRejected for that id; draft-14 has no answer)."""
-        raise NotImplementedError
+        sub = self._own(request_id, SubReq, "update_subscription")
+        if not sub.receiving or sub.state is State.DONE:
+            raise LocalError(f"request {request_id} is not a subscription we receive")
+        if priority is not None:
+            _check_priority(priority)
+        old = sub.filter or UNFILTERED
+        new_start = start if start is not None else old.start
+        new_end = end_group if end_group is not None else old.end_group
+        new_filter = old
+        if start is not None or end_group is not None:
+            base = new_start if new_start is not None else Location(0, 0)
+            try:
+                new_filter = (
+                    SubscriptionFilter.absolute_range(base, new_end)
+                    if new_end is not None
+                    else SubscriptionFilter.absolute_start(base)
+                )
+            except ValueError as exc:
+                raise LocalError(str(exc)) from None
+        if not self._draft16:
+            # Draft-14 "SUBSCRIBE_UPDATE": narrowing only, all fields present.
+            old_start = old.start if old.start is not None else Location(0, 0)
+            fstart = new_filter.start if new_filter.start is not None else Location(0, 0)
+            if fstart < old_start or (
+                old.end_group is not None
+                and (new_filter.end_group is None or new_filter.end_group > old.end_group)
+            ):
+                raise LocalError("draft-14 SUBSCRIBE_UPDATE can only narrow a subscription")
+        update_id = self._new_request_id()
+        if self._draft16:
+            params = m.MessageParameters.build(
+                subscription_filter=new_filter if new_filter is not old else None,
+                subscriber_priority=priority,
+                forward=forward,
+                delivery_timeout=_timeout(delivery_timeout),
+            )
+            self._send(m.RequestUpdate(update_id, request_id, params))
+            self._requests[update_id] = UpdateReq(update_id, ours=True, target=request_id)
+        else:
+            fstart = new_filter.start if new_filter.start is not None else Location(0, 0)
+            end_plus_one = 0 if new_filter.end_group is None else new_filter.end_group + 1
+            params = m.MessageParameters.build(delivery_timeout=_timeout(delivery_timeout))
+            self._send(
+                m.SubscribeUpdate(
+                    update_id,
+                    request_id,
+                    fstart,
+                    end_plus_one,
+                    sub.priority if priority is None else priority,
+                    sub.forward if forward is None else forward,
+                    params,
+                )
+            )
+        sub.filter = new_filter
+        if priority is not None:
+            sub.priority = priority
+        if forward is not None:
+            sub.forward = forward
+        if delivery_timeout is not None:
+            sub.delivery_timeout = delivery_timeout
+        return update_id
 
     def unsubscribe(self, request_id: int) -> None:
         """UNSUBSCRIBE our subscription ``request_id``; the session forgets it (late
         objects for its alias are dropped quietly)."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        sub = self._own(request_id, SubReq, "unsubscribe")
+        if not sub.receiving or sub.is_publish:
+            raise LocalError(f"request {request_id} is not our SUBSCRIBE")
+        self._send(m.Unsubscribe(request_id))
+        self._end_request(sub)
 
     def fetch(
         self,
@@ -203,7 +382,31 @@ class Session:
         """Standalone FETCH of ``start`` (inclusive) .. ``end`` (the draft's "End
         Location, plus 1": object 0 means all of group ``end.group``).  Answers:
         FetchAccepted or RequestRejected; ObjectReceived(source=FETCH)...; FetchStreamEnded."""
-        raise NotImplementedError
+        validate_namespace(namespace)
+        _check_priority(priority)
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        self._send(
+            m.Fetch(
+                request_id,
+                FetchType.STANDALONE,
+                standalone=m.StandaloneFetch(namespace, name, start, end),
+                subscriber_priority=priority,
+                group_order=group_order,
+                parameters=params,
+            )
+        )
+        self._requests[request_id] = FetchReq(
+            request_id,
+            ours=True,
+            namespace=namespace,
+            name=name,
+            start=start,
+            end=end,
+            priority=priority,
+            group_order=group_order,
+        )
+        return request_id
 
     def joining_fetch(
         self,
@@ -218,11 +421,47 @@ class Session:
         """Joining FETCH for our LargestObject subscription ``subscribe_request_id``:
         relative (``joining_start`` groups before the subscription's largest group) or
         ``absolute`` (from group ``joining_start``).  Answers as for :meth:`fetch`."""
-        raise NotImplementedError
+        _check_priority(priority)
+        sub = self._own(subscribe_request_id, SubReq, "joining_fetch")
+        if not sub.receiving or sub.is_publish or sub.state is State.DONE:
+            raise LocalError(f"request {subscribe_request_id} is not our active SUBSCRIBE")
+        if sub.filter is None or sub.filter.type is not FilterType.LARGEST_OBJECT:
+            # "Joining Fetches": only for a LargestObject subscription.
+            raise LocalError("a joining fetch needs a LargestObject subscription")
+        if joining_start < 0:
+            raise LocalError("joining_start must not be negative")
+        request_id = self._new_request_id()
+        fetch_type = FetchType.ABSOLUTE_JOINING if absolute else FetchType.RELATIVE_JOINING
+        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        self._send(
+            m.Fetch(
+                request_id,
+                fetch_type,
+                joining=m.JoiningFetch(subscribe_request_id, joining_start),
+                subscriber_priority=priority,
+                group_order=group_order,
+                parameters=params,
+            )
+        )
+        self._requests[request_id] = FetchReq(
+            request_id,
+            ours=True,
+            namespace=sub.namespace,
+            name=sub.name,
+            fetch_type=fetch_type,
+            priority=priority,
+            group_order=group_order,
+            joining_request_id=subscribe_request_id,
+        )
+        return request_id
 
     def fetch_cancel(self, request_id: int) -> None:
         """FETCH_CANCEL our fetch ``request_id`` (and STOP_SENDING its stream if open)."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        req = self._own(request_id, FetchReq, "fetch_cancel")
+        self._send(m.FetchCancel(request_id))
+        self._end_request(req)
 
     def publish(
         self,
@@ -241,16 +480,66 @@ class Session:
         picks an unused one.  Objects may be sent at once with :meth:`open_subgroup`.
         Answers: PublishAccepted or RequestRejected; later Unsubscribed or
         SubscriptionUpdated.  End it with :meth:`publish_done`."""
-        raise NotImplementedError
+        validate_namespace(namespace)
+        if self._publishing_track(namespace, name, exclude=None) is not None:
+            raise LocalError("this track is already published in this session")
+        alias = self._pick_alias(track_alias)
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token), expires=expires or None)
+        if self._draft16:
+            ext = m.TrackExtensions(
+                tuple(extensions)
+                + (
+                    ((m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER, int(group_order)),)
+                    if group_order is not GroupOrder.ORIGINAL
+                    and m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER
+                    not in {k for k, _ in extensions}
+                    else ()
+                )
+            )
+            msg = m.Publish(request_id, namespace, name, alias, None, largest, forward, params, ext)
+        else:
+            if extensions:
+                raise LocalError("draft-14 PUBLISH carries no track extensions")
+            order = GroupOrder.ASCENDING if group_order is GroupOrder.ORIGINAL else group_order
+            msg = m.Publish(request_id, namespace, name, alias, order, largest, forward, params)
+        self._send(msg)
+        sub = SubReq(
+            request_id,
+            ours=True,
+            namespace=namespace,
+            name=name,
+            receiving=False,
+            is_publish=True,
+            group_order=group_order,
+            forward=forward,
+            track_alias=alias,
+            largest=largest,
+        )
+        self._requests[request_id] = sub
+        self._tx_aliases[alias] = sub
+        return request_id
 
     def publish_namespace(self, namespace: Namespace, *, auth_token: bytes | None = None) -> int:
         """PUBLISH_NAMESPACE.  Answers: PublishNamespaceAccepted or RequestRejected;
         maybe later PublishNamespaceCancelled."""
-        raise NotImplementedError
+        validate_namespace(namespace)
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        self._send(m.PublishNamespace(request_id, namespace, params))
+        self._requests[request_id] = NamespaceReq(request_id, ours=True, namespace=namespace)
+        return request_id
 
     def publish_namespace_done(self, request_id: int) -> None:
         """PUBLISH_NAMESPACE_DONE for our PUBLISH_NAMESPACE ``request_id``."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        req = self._own(request_id, NamespaceReq, "publish_namespace_done")
+        if self._draft16:
+            self._send(m.PublishNamespaceDone(request_id=request_id))
+        else:
+            self._send(m.PublishNamespaceDone(namespace=req.namespace))
+        self._finish(req)
 
     def subscribe_namespace(
         self,
@@ -265,28 +554,85 @@ class Session:
         options ignored).  Answers: SubscribeNamespaceAccepted or RequestRejected;
         then NamespaceAnnounced/NamespaceWithdrawn (16) or PublishNamespaceRequested (14),
         and PublishRequested for matching tracks."""
-        raise NotImplementedError
+        validate_namespace(prefix, allow_empty=self._draft16)
+        if options not in (0, 1, 2):
+            raise LocalError("options is 0 (PUBLISH), 1 (NAMESPACE) or 2 (both)")
+        if not self._draft16 and options != 2:
+            raise LocalError("draft-14 SUBSCRIBE_NAMESPACE always asks for both")
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(
+            auth_tokens=_tokens(auth_token), forward=None if forward else False
+        )
+        if not self._draft16 and not forward:
+            params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        msg = m.SubscribeNamespace(request_id, prefix, m.SubscribeOptions(options), params)
+        req = SubNamespaceReq(request_id, ours=True, prefix=prefix, options=options)
+        if self._draft16:
+            # Draft-16 "SUBSCRIBE_NAMESPACE": on a new bidirectional stream.
+            stream_id = self._transport.open_stream(unidirectional=False)
+            req.stream_id = stream_id
+            self._ns_streams[stream_id] = req
+            self._send_on(stream_id, msg)
+        else:
+            self._send(msg)
+        self._requests[request_id] = req
+        return request_id
 
     def unsubscribe_namespace(self, request_id: int) -> None:
         """End our namespace subscription (16: FIN its stream; 14: UNSUBSCRIBE_NAMESPACE)."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        req = self._own(request_id, SubNamespaceReq, "unsubscribe_namespace")
+        if self._draft16:
+            assert req.stream_id is not None
+            # "Subscribing to Namespaces": cancelled by closing the stream.
+            self._transport.send_stream_data(req.stream_id, b"", True)
+            self._transport.stop_sending(req.stream_id, _CANCELLED)
+            self._ns_streams.pop(req.stream_id, None)
+            self._ns_bufs.pop(req.stream_id, None)
+            self._ignored_streams.add(req.stream_id)
+        else:
+            self._send(m.UnsubscribeNamespace(req.prefix))
+        self._finish(req)
 
     def track_status(
         self, namespace: Namespace, name: TrackName, *, auth_token: bytes | None = None
     ) -> int:
         """TRACK_STATUS.  Answers: TrackStatusReceived or RequestRejected."""
-        raise NotImplementedError
+        validate_namespace(namespace)
+        request_id = self._new_request_id()
+        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        self._send(m.TrackStatus(request_id, namespace, name, parameters=params))
+        self._requests[request_id] = TrackStatusReq(
+            request_id, ours=True, namespace=namespace, name=name
+        )
+        return request_id
 
     def goaway(self, new_uri: str = "", *, timeout: float | None = None) -> None:
         """Send GOAWAY (once).  Only a server may give ``new_uri``.  With ``timeout``
         (seconds), a server closes with GOAWAY_TIMEOUT if the peer still has the session
         open that long after the GOAWAY."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        self._require_open()
+        if self._goaway_sent:
+            raise LocalError("GOAWAY was already sent")
+        if new_uri and self._is_client:
+            raise LocalError("only a server may name a new session URI")
+        self._goaway_sent = True
+        self._send(m.Goaway(new_uri))
+        if timeout is not None and not self._is_client:
+            self._goaway_deadline = self._now + timeout
 
     def close(self, code: int = SessionCloseCode.NO_ERROR, reason: str = "") -> list[Event]:
         """Close the session (transport.close) and return ``[SessionClosed(by_peer=False)]``
         (``[]`` if already closed)."""
-        raise NotImplementedError
+        if self._closed:
+            return []
+        self._events = []
+        self._fail(int(code), reason)
+        events, self._events = self._events, []
+        return events
 
     # --- answers to the peer's requests ------------------------------------------------
 
@@ -304,12 +650,48 @@ class Session:
         (``track_alias`` None picks an unused one).  ``largest`` is the track's largest
         Location (None if nothing was published); it is also what joining fetches for
         this subscription are computed from."""
-        raise NotImplementedError
+        sub = self._peers(request_id, SubReq, "accept_subscribe")
+        if sub is None:
+            return track_alias if track_alias is not None else 0
+        if sub.receiving or sub.is_publish or sub.state is not State.PENDING:
+            raise LocalError(f"request {request_id} is not a pending SUBSCRIBE")
+        if group_order is GroupOrder.ORIGINAL:
+            raise LocalError("SUBSCRIBE_OK's group order is ASCENDING or DESCENDING")
+        alias = self._pick_alias(track_alias)
+        if self._draft16:
+            ext = tuple(extensions)
+            if m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER not in {k for k, _ in ext}:
+                ext += ((m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER, int(group_order)),)
+            msg = m.SubscribeOk(
+                request_id,
+                alias,
+                expires or None,
+                None,
+                largest,
+                track_extensions=m.TrackExtensions(ext),
+            )
+        else:
+            if extensions:
+                raise LocalError("draft-14 SUBSCRIBE_OK carries no track extensions")
+            msg = m.SubscribeOk(request_id, alias, expires, group_order, largest)
+        self._send(msg)
+        sub.track_alias = alias
+        sub.largest = largest
+        sub.state = State.ESTABLISHED
+        self._tx_aliases[alias] = sub
+        return alias
 
     def accept_update(self, update_request_id: int, *, largest: Location | None = None) -> None:
         """Draft-16 REQUEST_OK for the peer's REQUEST_UPDATE ``update_request_id``
         (see SubscriptionUpdated).  A no-op in draft-14 (SUBSCRIBE_UPDATE has no answer)."""
-        raise NotImplementedError
+        if self._closed or not self._draft16:
+            return
+        req = self._peers(update_request_id, UpdateReq, "accept_update")
+        if req is None:
+            return
+        params = m.MessageParameters.build(largest_object=largest)
+        self._send(m.RequestOk(update_request_id, params))
+        self._finish(req)
 
     def reject_request(
         self,
@@ -327,7 +709,22 @@ class Session:
         is).  ``retry_interval`` (ms + 1, 0 = never) exists only in draft-16.
         Rejecting a REQUEST_UPDATE also ends its subscription with PUBLISH_DONE
         UPDATE_FAILED (draft-16 "REQUEST_UPDATE")."""
-        raise NotImplementedError
+        req = self._peers(request_id, Req, "reject_request")
+        if req is None:
+            return
+        if isinstance(req, UpdateReq):
+            if not self._draft16:
+                return
+            self._send(m.RequestError(request_id, int(code), reason, retry_interval))
+            self._finish(req)
+            target = self._requests.get(req.target)
+            if isinstance(target, SubReq) and not target.receiving:
+                # "REQUEST_UPDATE": a failed update also ends the subscription.
+                self._end_publishing(target, PublishDoneCode.UPDATE_FAILED, "update failed")
+            return
+        if req.state is not State.PENDING:
+            raise LocalError(f"request {request_id} was already answered")
+        self._reject_peer(req, code, reason, retry_interval)
 
     def accept_publish(
         self,
@@ -341,11 +738,30 @@ class Session:
     ) -> None:
         """PUBLISH_OK for the peer's PUBLISH ``request_id`` (``filter`` None = LargestObject
         in draft-14, unfiltered in draft-16).  Its objects arrive as ObjectReceived."""
-        raise NotImplementedError
+        sub = self._peers(request_id, SubReq, "accept_publish")
+        if sub is None:
+            return
+        if not sub.is_publish or sub.state is not State.PENDING:
+            raise LocalError(f"request {request_id} is not a pending PUBLISH")
+        _check_priority(priority)
+        order = None if group_order is GroupOrder.ORIGINAL else group_order
+        params = m.MessageParameters.build(delivery_timeout=_timeout(delivery_timeout))
+        self._send(m.PublishOk(request_id, forward, priority, order, filter, params))
+        sub.state = State.ESTABLISHED
+        sub.forward = forward
+        sub.priority = priority
+        sub.filter = filter
+        sub.delivery_timeout = delivery_timeout
 
     def accept_publish_namespace(self, request_id: int) -> None:
         """Accept the peer's PUBLISH_NAMESPACE ``request_id``."""
-        raise NotImplementedError
+        req = self._peers(request_id, NamespaceReq, "accept_publish_namespace")
+        if req is None:
+            return
+        if req.state is not State.PENDING:
+            raise LocalError(f"PUBLISH_NAMESPACE {request_id} was already answered")
+        self._send(m.RequestOk(request_id) if self._draft16 else m.PublishNamespaceOk(request_id))
+        req.state = State.ESTABLISHED
 
     def cancel_publish_namespace(
         self,
@@ -354,21 +770,53 @@ class Session:
         reason: str = "",
     ) -> None:
         """PUBLISH_NAMESPACE_CANCEL: revoke our acceptance of the peer's namespace."""
-        raise NotImplementedError
+        req = self._peers(request_id, NamespaceReq, "cancel_publish_namespace")
+        if req is None:
+            return
+        if req.state is not State.ESTABLISHED:
+            raise LocalError(f"PUBLISH_NAMESPACE {request_id} is not accepted")
+        wire = request_error_to_wire(code, RequestKind.PUBLISH_NAMESPACE, self._draft16)
+        if self._draft16:
+            self._send(m.PublishNamespaceCancel(wire, reason, request_id=request_id))
+        else:
+            self._send(m.PublishNamespaceCancel(wire, reason, namespace=req.namespace))
+        self._finish(req)
 
     def accept_subscribe_namespace(self, request_id: int) -> None:
         """Accept the peer's SUBSCRIBE_NAMESPACE ``request_id``."""
-        raise NotImplementedError
+        req = self._peers(request_id, SubNamespaceReq, "accept_subscribe_namespace")
+        if req is None:
+            return
+        if req.state is not State.PENDING:
+            raise LocalError(f"SUBSCRIBE_NAMESPACE {request_id} was already answered")
+        if self._draft16:
+            assert req.stream_id is not None
+            self._send_on(req.stream_id, m.RequestOk(request_id))
+        else:
+            self._send(m.SubscribeNamespaceOk(request_id))
+        req.state = State.ESTABLISHED
 
     def announce_namespace(self, request_id: int, namespace: Namespace) -> None:
         """Draft-16 NAMESPACE on the peer's accepted SUBSCRIBE_NAMESPACE ``request_id``;
         ``namespace`` must start with its prefix.  (Draft-14 has no NAMESPACE message: use
         :meth:`publish_namespace`.)"""
-        raise NotImplementedError
+        req = self._ns_target(request_id, namespace, "announce_namespace")
+        if req is None or namespace in req.announced:
+            return
+        req.announced.add(namespace)
+        assert req.stream_id is not None
+        self._send_on(req.stream_id, m.Namespace(namespace[len(req.prefix) :]))
 
     def withdraw_namespace(self, request_id: int, namespace: Namespace) -> None:
         """Draft-16 NAMESPACE_DONE for a namespace announced with :meth:`announce_namespace`."""
-        raise NotImplementedError
+        req = self._ns_target(request_id, namespace, "withdraw_namespace")
+        if req is None:
+            return
+        if namespace not in req.announced:
+            raise LocalError("withdraw_namespace for a namespace that was not announced")
+        req.announced.discard(namespace)
+        assert req.stream_id is not None
+        self._send_on(req.stream_id, m.NamespaceDone(namespace[len(req.prefix) :]))
 
     def accept_fetch(
         self,
@@ -381,7 +829,29 @@ class Session:
     ) -> None:
         """FETCH_OK for the peer's FETCH ``request_id``.  ``end_location`` as the draft's
         FETCH_OK defines it (exclusive object; object 0 = whole group)."""
-        raise NotImplementedError
+        req = self._peers(request_id, FetchReq, "accept_fetch")
+        if req is None:
+            return
+        if req.answered:
+            raise LocalError(f"FETCH {request_id} was already answered")
+        if group_order is GroupOrder.ORIGINAL:
+            raise LocalError("FETCH_OK's group order is ASCENDING or DESCENDING")
+        if self._draft16:
+            msg = m.FetchOk(
+                request_id,
+                end_of_track,
+                end_location,
+                track_extensions=m.TrackExtensions(tuple(extensions)),
+            )
+        else:
+            if extensions:
+                raise LocalError("draft-14 FETCH_OK carries no track extensions")
+            msg = m.FetchOk(request_id, end_of_track, end_location, group_order)
+        self._send(msg)
+        req.answered = True
+        req.state = State.ESTABLISHED
+        if req.handle is not None and req.handle.closed:
+            self._fetch_stream_closed(req)
 
     def answer_track_status(
         self,
@@ -392,7 +862,18 @@ class Session:
         group_order: GroupOrder = GroupOrder.ASCENDING,
     ) -> None:
         """Answer the peer's TRACK_STATUS (REQUEST_OK in 16, TRACK_STATUS_OK in 14)."""
-        raise NotImplementedError
+        req = self._peers(request_id, TrackStatusReq, "answer_track_status")
+        if req is None:
+            return
+        if group_order is GroupOrder.ORIGINAL:
+            raise LocalError("the group order is ASCENDING or DESCENDING")
+        if self._draft16:
+            params = m.MessageParameters.build(largest_object=largest, expires=expires or None)
+            self._send(m.RequestOk(request_id, params))
+        else:
+            # Draft-14 "TRACK_STATUS_OK": as SUBSCRIBE_OK, Track Alias 0.
+            self._send(m.TrackStatusOk(request_id, 0, expires, group_order, largest))
+        self._finish(req)
 
     def publish_done(
         self,
@@ -403,7 +884,16 @@ class Session:
         """PUBLISH_DONE for a subscription we publish (an accepted SUBSCRIBE or our
         PUBLISH).  Open subgroup streams of it are reset first (CANCELLED), as the
         draft requires them closed; Stream Count is what we opened."""
-        raise NotImplementedError
+        if self._closed:
+            return
+        sub = self._requests.get(request_id)
+        if not isinstance(sub, SubReq) or sub.receiving:
+            if self._issued(request_id):
+                return  # already ended (e.g. the peer unsubscribed meanwhile)
+            raise LocalError(f"request {request_id} is not a subscription we publish")
+        if sub.state is State.PENDING and not sub.is_publish:
+            raise LocalError("answer the SUBSCRIBE first (reject_request refuses it)")
+        self._end_publishing(sub, code, reason)
 
     # --- data out ----------------------------------------------------------------------
 
@@ -422,7 +912,51 @@ class Session:
         priority (None = inherit the track's default: draft-16 only).  ``extensions``
         False uses a header type without per-object extension fields.
         ``end_of_group`` marks that this subgroup holds the group's last object."""
-        raise NotImplementedError
+        sub = self._sending_sub(request_id, "open_subgroup")
+        if priority is None and not self._draft16:
+            raise LocalError("draft-14 subgroup headers always carry a publisher priority")
+        if priority is not None and not 0 <= priority <= 255:
+            raise LocalError("publisher priority is 0..255")
+        assert sub.track_alias is not None
+        header = SubgroupHeader.for_subgroup(
+            sub.track_alias,
+            group_id,
+            subgroup_id,
+            priority,
+            extensions_present=extensions,
+            end_of_group=end_of_group,
+        )
+        writer = SubgroupWriter(header, self._v())
+        if self._closed:
+            handle = SubgroupHandle(
+                stream_id=-1,
+                request_id=request_id,
+                track_alias=sub.track_alias,
+                group_id=group_id,
+                subgroup_id=subgroup_id,
+                publisher_priority=priority,
+                extensions_present=extensions,
+            )
+            handle._closed = True
+            return handle
+        stream_id = self._transport.open_stream(unidirectional=True)
+        handle = SubgroupHandle(
+            stream_id=stream_id,
+            request_id=request_id,
+            track_alias=sub.track_alias,
+            group_id=group_id,
+            subgroup_id=subgroup_id,
+            publisher_priority=priority,
+            extensions_present=extensions,
+        )
+        self._transport.set_stream_priority(
+            stream_id, priority if priority is not None else sub.default_priority
+        )
+        self._transport.send_stream_data(stream_id, writer.header_bytes())
+        sub.streams_opened += 1
+        sub.open_handles[stream_id] = handle
+        self._tx_streams[stream_id] = _TxStream(handle, writer, sub=sub)
+        return handle
 
     def write_object(
         self,
@@ -436,17 +970,44 @@ class Session:
         """Write one object; ids must increase within the stream.  A non-NORMAL
         ``status`` needs an empty payload.  Dropped quietly if the handle is closed by
         the peer/session (STOP_SENDING, UNSUBSCRIBE, close)."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        tx = self._tx_streams.get(handle.stream_id)
+        if tx is None or tx.handle is not handle or not isinstance(tx.writer, SubgroupWriter):
+            raise LocalError("not an open subgroup handle of this session")
+        if handle.last_object_id is not None and object_id <= handle.last_object_id:
+            raise LocalError(
+                f"object {object_id} after object {handle.last_object_id}: ids must increase"
+            )
+        if extensions and not handle.extensions_present:
+            raise LocalError("this subgroup stream was opened without extensions")
+        if status is not ObjectStatus.NORMAL and payload:
+            raise LocalError("an object with a status has no payload")
+        data = tx.writer.write_object(object_id, payload, extensions=extensions, status=status)
+        handle._last_object_id = object_id
+        self._transport.send_stream_data(handle.stream_id, data)
 
     def end_subgroup(self, handle: SubgroupHandle) -> None:
         """FIN the subgroup stream (every object was written)."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        tx = self._tx_streams.pop(handle.stream_id, None)
+        if tx is None or tx.handle is not handle:
+            raise LocalError("not an open subgroup handle of this session")
+        handle._closed = True
+        if tx.sub is not None:
+            tx.sub.open_handles.pop(handle.stream_id, None)
+        self._transport.send_stream_data(handle.stream_id, b"", True)
 
     def reset_subgroup(
         self, handle: SubgroupHandle, code: int = DataStreamResetCode.CANCELLED
     ) -> None:
         """RESET_STREAM the subgroup stream."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        if self._tx_streams.get(handle.stream_id) is None:
+            raise LocalError("not an open subgroup handle of this session")
+        self._reset_tx(handle, int(code))
 
     def send_object_datagram(
         self,
@@ -461,11 +1022,42 @@ class Session:
         end_of_group: bool = False,
     ) -> None:
         """Send one object as OBJECT_DATAGRAM for subscription ``request_id``."""
-        raise NotImplementedError
+        sub = self._sending_sub(request_id, "send_object_datagram")
+        if self._closed:
+            return
+        assert sub.track_alias is not None
+        if priority is None and not self._draft16:
+            raise LocalError("draft-14 datagrams always carry a publisher priority")
+        dgram = ObjectDatagram(
+            sub.track_alias,
+            Object(group_id, None, object_id, priority, payload, tuple(extensions), status),
+            end_of_group,
+        )
+        self._transport.send_datagram(encode_datagram(dgram, self._v()))
 
     def open_fetch_stream(self, request_id: int) -> FetchHandle:
         """Open the stream answering the peer's FETCH ``request_id`` (FETCH_HEADER)."""
-        raise NotImplementedError
+        req = self._requests.get(request_id)
+        if not isinstance(req, FetchReq) or req.ours:
+            if self._issued(request_id) and request_id % 2 != self._next_local_id % 2:
+                handle = FetchHandle(stream_id=-1, request_id=request_id)
+                handle._closed = True  # the fetch was cancelled meanwhile
+                return handle
+            raise LocalError(f"request {request_id} is not a FETCH of the peer")
+        if req.handle is not None:
+            raise LocalError(f"FETCH {request_id} already has its stream")
+        writer = FetchWriter(request_id, self._v())
+        if self._closed:
+            handle = FetchHandle(stream_id=-1, request_id=request_id)
+            handle._closed = True
+            return handle
+        stream_id = self._transport.open_stream(unidirectional=True)
+        handle = FetchHandle(stream_id=stream_id, request_id=request_id)
+        req.handle = handle
+        self._transport.set_stream_priority(stream_id, req.priority)
+        self._transport.send_stream_data(stream_id, writer.header_bytes())
+        self._tx_streams[stream_id] = _TxStream(handle, writer, fetch=req)
+        return handle
 
     def write_fetch_object(
         self,
@@ -481,14 +1073,35 @@ class Session:
     ) -> None:
         """Write one fetched object (``subgroup_id`` None = it was a datagram object).
         Dropped quietly if the fetch was cancelled or the session closed."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        tx = self._tx_streams.get(handle.stream_id)
+        if tx is None or tx.handle is not handle or not isinstance(tx.writer, FetchWriter):
+            raise LocalError("not an open fetch handle of this session")
+        obj = Object(group_id, subgroup_id, object_id, priority, payload, tuple(extensions), status)
+        self._transport.send_stream_data(handle.stream_id, tx.writer.write_object(obj))
 
     def end_fetch_stream(self, handle: FetchHandle) -> None:
         """FIN the fetch stream: every available object in the range was written."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        tx = self._tx_streams.pop(handle.stream_id, None)
+        if tx is None or tx.handle is not handle:
+            raise LocalError("not an open fetch handle of this session")
+        handle._closed = True
+        self._transport.send_stream_data(handle.stream_id, b"", True)
+        if tx.fetch is not None:
+            self._fetch_stream_closed(tx.fetch)
 
     def reset_fetch_stream(
         self, handle: FetchHandle, code: int = DataStreamResetCode.CANCELLED
     ) -> None:
         """RESET_STREAM the fetch stream."""
-        raise NotImplementedError
+        if handle.closed:
+            return
+        tx = self._tx_streams.get(handle.stream_id)
+        if tx is None or tx.handle is not handle:
+            raise LocalError("not an open fetch handle of this session")
+        self._reset_tx(handle, int(code))
+        if tx.fetch is not None:
+            self._fetch_stream_closed(tx.fetch)
