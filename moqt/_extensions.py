@@ -154,6 +154,8 @@ def decode_extensions(data: bytes | memoryview, version: int) -> Extensions:
 
 
 def _kvp_varint(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    if pos >= end:
+        raise ProtocolViolation("extension header varint overruns the extension headers")
     first = data[pos]
     size = 1 << (first >> 6)
     if pos + size > end:

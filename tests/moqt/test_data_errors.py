@@ -205,6 +205,7 @@ def test_object_id_overflow(version: int) -> None:
         "03 03 02 61",  # odd type 3 claims 2 bytes, 1 left
         "02 02 40",  # even type 2, 2-byte varint cut by the block end
         "05 05 4100 00 00",  # odd type 5 with length 0x100 beyond the block
+        "01 02",  # even type 2 and no value at all
     ],
 )
 def test_malformed_extension_block(version: int, block: str) -> None:
