@@ -119,6 +119,13 @@ CASES: list[ControlCase] = [
     ),
     _c(
         "server_setup",
+        ServerSetup(parameters=SetupParameters.build(max_request_id=200, implementation="cc")),
+        DRAFT_16,
+        # 21 | 0008 | 2 params | MAX_REQUEST_ID(+2)=200 | IMPL(+5) len2 "cc"
+        "21 0008 02 | 02 40c8 | 05 02 6363",
+    ),
+    _c(
+        "server_setup",
         ServerSetup(selected_version=DRAFT_14, parameters=SetupParameters.build(max_request_id=1)),
         DRAFT_14,
         # 21 | 000b | selected 0xff00000e | 1 param | MAX_REQUEST_ID=2 1
