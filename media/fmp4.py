@@ -13,6 +13,11 @@ Stream rules enforced (each violation is a :class:`MalformedBox` subclass):
 - ``mdat`` without ``moof``, ``moof`` without ``mdat``: :class:`UnexpectedBox`;
 - the stream ends inside a box or a fragment: :class:`TruncatedStream` (from ``close``).
 
+With ``split_tracks=True`` a muxed stream (one ``moof`` with a ``traf`` per
+track, as ffmpeg writes audio + video into one file) is cut into single-track
+init segments and chunks, so every track can become its own MoQT track;
+otherwise such a ``moof`` is :class:`UnsupportedMedia`.
+
 No ``sidx`` is needed: live CMAF streams have none, and one that is present is
 kept as part of the chunk it precedes.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._boxes import box_header
+from ._demux import split_init_segment, split_muxed_chunk
 from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment
 from ._init import InitSegment, TrackInfo, parse_init_segment
 from .errors import MalformedBox, TruncatedStream, UnexpectedBox
@@ -68,7 +74,9 @@ class Fmp4Splitter:
         *,
         max_fragment_size: int = DEFAULT_MAX_FRAGMENT_SIZE,
         max_init_size: int = DEFAULT_MAX_INIT_SIZE,
+        split_tracks: bool = False,
     ) -> None:
+        self._split_tracks = split_tracks
         self._max_fragment = max_fragment_size
         self._max_init = max_init_size
         self._buf = bytearray()
@@ -128,8 +136,7 @@ class Fmp4Splitter:
             if self._scan + size > len(self._buf):
                 break
             item = self._complete_box(box_type, self._scan + size, offset)
-            if item is not None:
-                items.append(item)
+            items.extend(item)
         return items
 
     def close(self) -> None:
@@ -154,7 +161,7 @@ class Fmp4Splitter:
         self._scan = 0
         return out
 
-    def _complete_box(self, box_type: str, end: int, offset: int) -> Item | None:
+    def _complete_box(self, box_type: str, end: int, offset: int) -> list[Item]:
         chunk_open = self._scan > 0 or self._moof_pending
         if box_type in ("ftyp", "moov"):
             if chunk_open:
@@ -166,12 +173,13 @@ class Fmp4Splitter:
             raw = self._take(end)
             if box_type == "ftyp":
                 self._ftyp = raw
-                return None
+                return []
             data = (self._ftyp or b"") + raw
             self._ftyp = None
             self._init = parse_init_segment(data)
-            self._inits += 1
-            return self._init
+            inits = split_init_segment(self._init) if self._split_tracks else [self._init]
+            self._inits += len(inits)
+            return list(inits)
         if self._ftyp is not None:
             raise UnexpectedBox("ftyp must be followed by moov", box_type=box_type, offset=offset)
         if box_type == "moof":
@@ -185,7 +193,7 @@ class Fmp4Splitter:
                 )
             self._moof_pending = True
             self._scan = end
-            return None
+            return []
         if box_type == "mdat":
             if self._init is None:
                 raise UnexpectedBox(
@@ -196,31 +204,37 @@ class Fmp4Splitter:
                     "mdat without a preceding moof", box_type=box_type, offset=offset
                 )
             self._moof_pending = False
-            fragment = parse_fragment(self._take(end), self._init)
-            self._fragments += 1
-            self._keyframes += fragment.keyframe
-            return fragment
+            chunk = self._take(end)
+            chunks = split_muxed_chunk(chunk, self._init) if self._split_tracks else [chunk]
+            fragments: list[Item] = []
+            for data in chunks:
+                fragment = parse_fragment(data, self._init)
+                self._fragments += 1
+                self._keyframes += fragment.keyframe
+                fragments.append(fragment)
+            return fragments
         if box_type in _CHUNK_PREFIX:
             if self._moof_pending:
                 raise UnexpectedBox("box between moof and mdat", box_type=box_type, offset=offset)
             if self._init is None:  # a styp or sidx before the init segment is meaningless
                 self._take(end)
                 self._dropped += 1
-                return None
+                return []
             self._scan = end
-            return None
+            return []
         # free/skip/mfra/unknown: dropped between chunks, kept inside one (it is harmless there).
         if chunk_open:
             self._scan = end
         else:
             self._take(end)
             self._dropped += 1
-        return None
+        return []
 
 
-def split_fmp4(data: bytes) -> list[Item]:
+def split_fmp4(data: bytes, *, split_tracks: bool = False) -> list[Item]:
     """Split a complete fMP4 byte string; raise if it does not end on a box boundary."""
-    splitter = Fmp4Splitter(max_fragment_size=max(len(data), 1), max_init_size=max(len(data), 1))
+    size = max(len(data), 1)
+    splitter = Fmp4Splitter(max_fragment_size=size, max_init_size=size, split_tracks=split_tracks)
     items = splitter.feed(data)
     splitter.close()
     return items

@@ -75,3 +75,17 @@ def opus_fmp4(media_dir: Path) -> bytes:
         "-c:a", "libopus", "-b:a", "64k", "-ac", "2", *CMAF_FLAGS, str(out),
     )  # fmt: skip
     return out.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def muxed_fmp4(media_dir: Path) -> bytes:
+    """3 s of muxed H.264 + AAC in one fragmented MP4: each moof has a traf per track."""
+    out = media_dir / "muxed.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=3",
+        "-f", "lavfi", "-i", "sine=duration=3:sample_rate=48000",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
+        "-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+delay_moov",
+        "-frag_duration", "500000", str(out),
+    )  # fmt: skip
+    return out.read_bytes()

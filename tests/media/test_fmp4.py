@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
 import struct
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 
 from media.errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox, UnsupportedMedia
 from media.fmp4 import Fmp4Splitter, Fragment, InitSegment, is_sync_sample, split_fmp4
+from tests.media.conftest import FFMPEG
 
 
 def top_level(data: bytes) -> list[tuple[str, int, int]]:
@@ -24,9 +28,9 @@ def top_level(data: bytes) -> list[tuple[str, int, int]]:
 
 
 def feed_in_chunks(
-    data: bytes, rng: random.Random, max_chunk: int = 4096
+    data: bytes, rng: random.Random, max_chunk: int = 4096, *, split_tracks: bool = False
 ) -> list[InitSegment | Fragment]:
-    splitter = Fmp4Splitter()
+    splitter = Fmp4Splitter(split_tracks=split_tracks)
     items: list[InitSegment | Fragment] = []
     pos = 0
     while pos < len(data):
@@ -237,21 +241,40 @@ def test_moov_without_tracks() -> None:
         split_fmp4(data)
 
 
-def test_multi_track_fragment_is_unsupported(tmp_path: pytest.TempPathFactory) -> None:
-    from tests.media.conftest import ffmpeg
-
-    out = f"{tmp_path}/muxed.mp4"
-    ffmpeg(
-        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=1",
-        "-f", "lavfi", "-i", "sine=duration=1",
-        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-        "-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe", out,
-    )  # fmt: skip
-    with open(out, "rb") as fh:
-        data = fh.read()
-    splitter = Fmp4Splitter()
+def test_multi_track_fragment_is_unsupported_by_default(muxed_fmp4: bytes) -> None:
     with pytest.raises(UnsupportedMedia):
-        splitter.feed(data)
+        Fmp4Splitter().feed(muxed_fmp4)
+
+
+def test_muxed_stream_split_into_single_track_cmaf(muxed_fmp4: bytes, tmp_path: Path) -> None:
+    items = feed_in_chunks(muxed_fmp4, random.Random(7), split_tracks=True)
+    assert items == split_fmp4(muxed_fmp4, split_tracks=True)
+    tracks: dict[int, list[InitSegment | Fragment]] = {}
+    for item in items:
+        if isinstance(item, InitSegment):
+            assert len(item.tracks) == 1
+            tracks[item.track.track_id] = [item]
+        else:
+            tracks[item.track_id].append(item)
+    assert len(tracks) == 2
+    video, audio = tracks[1], tracks[2]
+    assert isinstance(video[0], InitSegment) and video[0].track.role == "video"
+    assert isinstance(audio[0], InitSegment) and audio[0].track.codec == "mp4a.40.2"
+    video_frags = [f for f in video[1:] if isinstance(f, Fragment)]
+    assert sum(f.sample_count for f in video_frags) == 90
+    assert [f.start_seconds for f in video_frags if f.keyframe] == [0.0, 1.0, 2.0]
+    for name, seq in (("video", video), ("audio", audio)):
+        for f in seq[1:]:
+            assert [b[0] for b in top_level(f.data)] == ["moof", "mdat"]
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(b"".join(i.data for i in seq))
+        run = subprocess.run(
+            [FFMPEG, "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-", "-progress", "pipe:1"],
+            capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert run.stderr == b""
+        if name == "video":
+            assert re.findall(rb"^frame=(\d+)", run.stdout, re.M)[-1] == b"90"
 
 
 @settings(
