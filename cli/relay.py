@@ -107,6 +107,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _configure_logging(level: str) -> None:
     numeric = getattr(logging, level.upper())
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    # aioquic logs every connection at INFO; keep the node's log to our JSON lines.
+    logging.getLogger("quic").setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

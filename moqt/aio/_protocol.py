@@ -43,6 +43,7 @@ from ._connection import MoqtConnection, SessionOptions
 from ._transports import (
     CLOSE_WEBTRANSPORT_SESSION,
     QuicTransport,
+    WebTransportH3,
     WebTransportTransport,
     http3_code_to_webtransport,
 )
@@ -54,6 +55,8 @@ logger = structlog.get_logger("moqt.aio")
 ALPN_H3 = "h3"
 # WebTransport subprotocol names for the drafts that negotiate there (draft-14 does not).
 _WT_PROTOCOLS = {"moqt-16": DRAFT_16}
+# draft-ietf-webtrans-http3: streams of a session that is gone are reset with this code.
+WT_SESSION_GONE = 0x170D7B68
 # How long a closing WebTransport session waits for the peer before closing QUIC.
 _WT_CLOSE_GRACE = 1.0
 
@@ -110,6 +113,7 @@ class MoqtProtocol(QuicConnectionProtocol):
         self._wt: WebTransportTransport | None = None
         self._connect_stream_id: int | None = None
         self._capsule_buffer = b""
+        self._wt_gone = False
         self._moqt: MoqtConnection | None = None
         self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
         self._flush_scheduled = False
@@ -148,7 +152,7 @@ class MoqtProtocol(QuicConnectionProtocol):
         if isinstance(event, ProtocolNegotiated):
             self._alpn = event.alpn_protocol
             if self._alpn == ALPN_H3:
-                self._h3 = H3Connection(self._quic, enable_webtransport=True)
+                self._h3 = WebTransportH3(self._quic, enable_webtransport=True)
             elif self._alpn in (ALPN_DRAFT_16, ALPN_DRAFT_14) and not self._is_client:
                 self._start_raw()
             return
@@ -183,7 +187,7 @@ class MoqtProtocol(QuicConnectionProtocol):
     def _lost(self, code: int, reason: str) -> None:
         if self._moqt is not None:
             self._moqt._connection_lost(code, reason)
-        if not self._ready.done():
+        if self._is_client and not self._ready.done():
             self._ready.set_exception(ConnectionError(f"connection closed ({code:#x}): {reason}"))
 
     # --- raw QUIC ----------------------------------------------------------------------
@@ -217,8 +221,8 @@ class MoqtProtocol(QuicConnectionProtocol):
         self._attach(session, f"quic/{self._alpn}", None)
 
     def _attach(self, session: Session, name: str, path: str | None) -> None:
-        peer = self._transport.get_extra_info("peername") if self._transport else None
-        address = (str(peer[0]), int(peer[1])) if peer else None
+        paths = self._quic._network_paths
+        address = (str(paths[0].addr[0]), int(paths[0].addr[1])) if paths else None
         moqt = MoqtConnection(
             session,
             transport_name=name,
@@ -231,7 +235,7 @@ class MoqtProtocol(QuicConnectionProtocol):
         if self._on_session is not None:
             self._on_session(moqt)
         moqt._start()
-        if not self._ready.done():
+        if self._is_client and not self._ready.done():
             self._ready.set_result(moqt)
         self._schedule_flush()
 
@@ -242,7 +246,10 @@ class MoqtProtocol(QuicConnectionProtocol):
         wt = self._wt
         moqt = self._moqt
         if wt is not None and moqt is not None:
-            if isinstance(event, StreamReset) and event.stream_id in wt.streams:
+            if isinstance(event, StreamReset) and event.error_code == WT_SESSION_GONE:
+                # The peer tore the whole WebTransport session down.
+                self._session_gone(SessionCloseCode.NO_ERROR, "WebTransport session gone")
+            elif isinstance(event, StreamReset) and event.stream_id in wt.streams:
                 code = http3_code_to_webtransport(event.error_code)
                 moqt._feed_reset(event.stream_id, event.error_code if code is None else code)
             elif isinstance(event, StopSendingReceived) and event.stream_id in wt.streams:
@@ -387,7 +394,7 @@ class MoqtProtocol(QuicConnectionProtocol):
 
     def _fail(self, reason: str) -> None:
         self._log.warning("webtransport_connect_failed", reason=reason)
-        if not self._ready.done():
+        if self._is_client and not self._ready.done():
             self._ready.set_exception(ConnectionError(reason))
         self._quic.close(error_code=0x100, reason_phrase=reason)  # H3_NO_ERROR
         self._schedule_flush()
@@ -416,6 +423,9 @@ class MoqtProtocol(QuicConnectionProtocol):
             self._session_gone(SessionCloseCode.NO_ERROR, "WebTransport session ended")
 
     def _session_gone(self, code: int, reason: str) -> None:
+        if self._wt_gone:
+            return
+        self._wt_gone = True
         if self._moqt is not None:
             self._moqt._connection_lost(code, reason)
         wt = self._wt

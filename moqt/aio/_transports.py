@@ -10,10 +10,10 @@ import struct
 from collections.abc import Callable
 
 from aioquic.buffer import encode_uint_var
-from aioquic.h3.connection import H3Connection
+from aioquic.h3.connection import FrameType, H3Connection, H3Stream
 from aioquic.quic.connection import QuicConnection
 
-__all__ = ["QuicTransport", "WebTransportTransport", "encode_close_capsule"]
+__all__ = ["QuicTransport", "WebTransportH3", "WebTransportTransport", "encode_close_capsule"]
 
 # draft-ietf-webtrans-http3: CLOSE_WEBTRANSPORT_SESSION capsule and the reason limit.
 CLOSE_WEBTRANSPORT_SESSION = 0x2843
@@ -35,6 +35,23 @@ def encode_close_capsule(error_code: int, reason: str) -> bytes:
     )
     capsule = encode_uint_var(CLOSE_WEBTRANSPORT_SESSION) + encode_uint_var(len(payload)) + payload
     return encode_uint_var(_H3_DATA_FRAME) + encode_uint_var(len(capsule)) + capsule
+
+
+class WebTransportH3(H3Connection):
+    """aioquic's ``H3Connection`` with one fix: a bidirectional WebTransport stream
+    we open also *receives* as a WebTransport stream (aioquic 1.7 would parse the
+    peer's bytes on it as HTTP/3 frames and close the connection)."""
+
+    def create_webtransport_stream(self, session_id: int, is_unidirectional: bool = False) -> int:
+        stream_id = super().create_webtransport_stream(session_id, is_unidirectional)
+        if not is_unidirectional:
+            stream = self._stream.get(stream_id)
+            if stream is None:
+                stream = H3Stream(stream_id)
+                self._stream[stream_id] = stream
+            stream.frame_type = FrameType.WEBTRANSPORT_STREAM
+            stream.session_id = session_id
+        return stream_id
 
 
 class QuicTransport:

@@ -1,0 +1,52 @@
+"""Run one of aiomoqt's examples unchanged, recording what it receives.
+
+    python tests/interop/example_runner.py sub_example RECORD.json URL [example flags...]
+
+The example's own ``main`` runs; only its statistics hook is wrapped so that
+every received (group, object) is written to RECORD.json at exit, which lets
+the test check that nothing was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import aiomoqt
+
+EXAMPLES = Path(aiomoqt.__file__).parent / "examples"
+
+
+def main() -> None:
+    name, record_path, *argv = sys.argv[1:]
+    source = EXAMPLES / f"{name}.py"
+    namespace: dict[str, object] = {"__name__": "aiomoqt_example", "__file__": str(source)}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    received: list[tuple[int, int]] = []
+    stats_cls = namespace.get("SimpleStats")
+    if stats_cls is not None:
+        original = stats_cls.on_object  # type: ignore[attr-defined]
+
+        def on_object(self, msg, size, recv_us, group_id=None, subgroup_id=None):  # type: ignore[no-untyped-def]
+            received.append((int(group_id if group_id is not None else msg.group_id), int(msg.object_id)))
+            return original(self, msg, size, recv_us, group_id, subgroup_id)
+
+        stats_cls.on_object = on_object  # type: ignore[attr-defined]
+    sys.argv = [str(source), *argv]
+    args = namespace["parse_args"]()  # type: ignore[operator]
+    namespace["args"] = args
+    run = namespace["main"]
+    params = inspect.signature(run).parameters  # type: ignore[arg-type]
+    mapping = {"track_name": "trackname"}
+    kwargs = {p: getattr(args, mapping.get(p, p)) for p in params if hasattr(args, mapping.get(p, p))}
+    try:
+        asyncio.run(run(**kwargs))  # type: ignore[operator]
+    finally:
+        Path(record_path).write_text(json.dumps(received))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""moqt.aio over real QUIC on loopback: raw QUIC and WebTransport, drafts 16 and 14."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from moqt import DRAFT_14, DRAFT_16, RequestErrorCode
+from moqt.aio import ConnectionClosed, MoqtConnection, connect, parse_moqt_url
+from moqt.events import (
+    ObjectReceived,
+    RequestRejected,
+    SetupCompleted,
+    SubgroupStreamEnded,
+    SubscribeAccepted,
+    SubscribeRequested,
+)
+
+CASES = [
+    pytest.param("moqt", DRAFT_16, id="quic-16"),
+    pytest.param("moqt", DRAFT_14, id="quic-14"),
+    pytest.param("https", DRAFT_16, id="wt-16"),
+    pytest.param("https", DRAFT_14, id="wt-14"),
+]
+NS = (b"live", b"demo")
+
+
+async def serve_track(conn: MoqtConnection, objects: int) -> None:
+    """A tiny publisher: serves track 'video' with ``objects`` objects in group 5."""
+    async for event in conn.events():
+        if isinstance(event, SubscribeRequested):
+            if event.name != b"video":
+                conn.session.reject_request(
+                    event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
+                )
+                continue
+            conn.session.accept_subscribe(event.request_id)
+            handle = conn.session.open_subgroup(event.request_id, 5, 0)
+            for i in range(objects):
+                conn.session.write_object(handle, i, b"payload-%d" % i)
+            conn.session.end_subgroup(handle)
+
+
+@pytest.mark.parametrize(("scheme", "version"), CASES)
+async def test_subscribe_roundtrip(
+    scheme: str, version: int, moqt_server: Callable[..., object], certificate: tuple[Path, Path]
+) -> None:
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)  # type: ignore[operator]
+    port = server.address[1]
+    url = f"{scheme}://127.0.0.1:{port}/moq?x=1"
+    async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+        async with connect(url, versions=(version,), cafile=str(certificate[0])) as client:
+            server_conn = await accepted.get()
+            setup = await server_conn.wait_setup()
+            assert isinstance(setup, SetupCompleted)
+            assert setup.version == version
+            if scheme == "https":
+                assert server_conn.path == "/moq?x=1"
+                assert server_conn.transport_name.startswith("webtransport")
+            else:
+                assert setup.path == "/moq?x=1"
+            tg.create_task(serve_track(server_conn, 20))
+
+            missing = client.session.subscribe(NS, b"audio")
+            answer = await client.wait_response(missing)
+            assert isinstance(answer, RequestRejected)
+            assert answer.error == RequestErrorCode.DOES_NOT_EXIST
+
+            rid = client.session.subscribe(NS, b"video")
+            answer = await client.wait_response(rid)
+            assert isinstance(answer, SubscribeAccepted)
+            got = []
+            while True:
+                event = await client.wait_event()
+                if isinstance(event, ObjectReceived):
+                    got.append((event.group_id, event.object_id, event.payload))
+                elif isinstance(event, SubgroupStreamEnded):
+                    break
+            assert got == [(5, i, b"payload-%d" % i) for i in range(20)]
+        closed = await server_conn.wait_closed(grace=5)
+        assert closed.by_peer
+    assert server.connections == []  # type: ignore[attr-defined]
+
+
+async def test_server_close_reaches_client(
+    moqt_server: Callable[..., object], certificate: tuple[Path, Path]
+) -> None:
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"https://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        async with connect(url, verify=False) as client:
+            server_conn = await accepted.get()
+            await server_conn.wait_setup()
+            server_conn.close(0x2, "go away")
+            closed = await client.wait_closed(grace=5)
+            assert closed.by_peer
+            assert closed.code == 0x2
+            with pytest.raises(ConnectionClosed):
+                await client.wait_response(12345)
+
+
+async def test_unverified_certificate_is_refused(moqt_server: Callable[..., object]) -> None:
+    server = await moqt_server(lambda conn: None)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}"  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionError):
+        async with connect(url, setup_timeout=5):
+            pass
+
+
+def test_parse_url() -> None:
+    target = parse_moqt_url("moqt://relay.example:4443/a/b?token=t")
+    assert (target.host, target.port, target.path, target.webtransport) == (
+        "relay.example",
+        4443,
+        "/a/b?token=t",
+        False,
+    )
+    target = parse_moqt_url("https://[::1]/")
+    assert (target.host, target.port, target.webtransport) == ("::1", 443, True)
+    for bad in ("http://x", "moqt://", "ftp://h/p"):
+        with pytest.raises(ValueError):
+            parse_moqt_url(bad)
