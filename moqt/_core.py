@@ -341,6 +341,20 @@ class SessionCore:
         held.data += data
         held.fin = held.fin or end_stream
         self._early_bytes += len(data)
+        if is_bidirectional(stream_id) and held.data:
+            try:
+                first = Buffer(bytes(held.data)).pull_varint()
+            except NeedMoreData:
+                first = None
+            allowed = {CLIENT_SETUP_TYPE}
+            if self._version == DRAFT_16:
+                allowed.add(SUBSCRIBE_NAMESPACE_TYPE)
+            if first is not None and first not in allowed:
+                # Draft-16 "Session initialization": bidi streams begin with CLIENT_SETUP
+                # (the control stream) or SUBSCRIBE_NAMESPACE; anything else is a violation.
+                raise ProtocolViolation(
+                    f"a bidirectional stream begins with message type {first:#x}"
+                )
         if (
             self._control_stream is None
             and not self._is_client

@@ -13,13 +13,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from moqt import messages as m
+from moqt._buffer import Buffer, NeedMoreData
 from moqt.events import Event, SessionClosed
 from moqt.session import Session
+from moqt.version import DRAFT_14
 
 __all__ = [
     "MemoryTransport",
     "Peer",
+    "RawPeer",
     "SessionPair",
+    "closed_with",
     "events_of",
     "session_pair",
 ]
@@ -214,3 +219,90 @@ def session_pair(
 
 def events_of[E: Event](events: list[Event], cls: type[E]) -> list[E]:
     return [e for e in events if isinstance(e, cls)]
+
+
+def closed_with(events: list[Event]) -> SessionClosed | None:
+    """The SessionClosed event (asserting it is the last event), or None."""
+    closes = events_of(events, SessionClosed)
+    if not closes:
+        return None
+    assert len(closes) == 1 and events[-1] is closes[0], events
+    return closes[0]
+
+
+class RawPeer:
+    """One real Session driven by hand-written bytes: the test plays the other endpoint.
+
+    ``RawPeer(version, is_client=False)`` builds a *server* Session; the test is the
+    client and sends CLIENT_SETUP with :meth:`setup`.
+    """
+
+    def __init__(
+        self,
+        version: int | None,
+        *,
+        is_client: bool = False,
+        wire_version: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.transport = MemoryTransport(is_client=is_client)
+        self.session = Session(self.transport, is_client=is_client, version=version, **kwargs)
+        self.version = wire_version if wire_version is not None else (version or DRAFT_14)
+        self.is_client = is_client
+        self.events: list[Event] = []
+        self.now = 0.0
+        # The stream the test uses as the control stream.
+        self.control = 0
+        self._read: dict[int, int] = {}
+
+    def setup(self, *, max_request_id: int = 100, versions: tuple[int, ...] | None = None) -> None:
+        """Complete setup as the other endpoint would."""
+        params = m.SetupParameters.build(max_request_id=max_request_id)
+        if self.is_client:
+            self.events += self.session.initiate(self.now)
+            self.control = 0
+            selected = None if self.version != DRAFT_14 else DRAFT_14
+            self.send(m.ServerSetup(selected, params))
+        else:
+            offered = (
+                versions
+                if versions is not None
+                else (() if self.version != DRAFT_14 else (DRAFT_14,))
+            )
+            self.send(m.ClientSetup(offered, params))
+
+    def send(self, msg: m.ControlMessage, stream_id: int | None = None, fin: bool = False) -> None:
+        self.feed(
+            self.control if stream_id is None else stream_id,
+            m.encode_control(msg, self.version),
+            fin,
+        )
+
+    def feed(self, stream_id: int, data: bytes, fin: bool = False) -> list[Event]:
+        new = self.session.stream_data_received(stream_id, data, fin, self.now)
+        self.events += new
+        return new
+
+    def datagram(self, data: bytes) -> list[Event]:
+        new = self.session.datagram_received(data, self.now)
+        self.events += new
+        return new
+
+    def received(self, stream_id: int | None = None) -> list[m.ControlMessage]:
+        """Control messages the session wrote on ``stream_id`` since the last call."""
+        sid = self.control if stream_id is None else stream_id
+        raw = bytes(self.transport.sent_bytes.get(sid, b""))
+        start = self._read.get(sid, 0)
+        buf = Buffer(raw, start)
+        out: list[m.ControlMessage] = []
+        while not buf.eof():
+            try:
+                out.append(m.decode_control(buf, self.session.version or self.version))
+            except NeedMoreData:
+                break
+        self._read[sid] = buf.position
+        return out
+
+    def take(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
