@@ -1,0 +1,123 @@
+"""Process helpers for benchmarks: start, wait for a ready line, read CPU and memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CpuSample", "Proc", "cpu_seconds", "rss_bytes"]
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class CpuSample:
+    wall: float
+    cpu: float
+
+    @classmethod
+    def of(cls, pid: int) -> CpuSample:
+        return cls(time.monotonic(), cpu_seconds(pid))
+
+    def utilisation_since(self, earlier: CpuSample) -> float:
+        """CPU cores used on average between two samples (1.0 = one core)."""
+        return (self.cpu - earlier.cpu) / max(1e-9, self.wall - earlier.wall)
+
+
+class Proc:
+    """A child process whose stdout lines we read; killed on exit whatever happens."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        env: dict[str, str] | None = None,
+        stderr_path: Path | None = None,
+    ):
+        self.name = name
+        self._stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
+        self.popen = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_line(self, prefix: str, timeout: float = 30.0) -> str:
+        """Block until a stdout line starting with ``prefix`` (raises if the process ends)."""
+        assert self.popen.stdout is not None
+        deadline = time.monotonic() + timeout
+        os.set_blocking(self.popen.stdout.fileno(), True)
+        import selectors
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.popen.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.name}: no {prefix!r} line within {timeout}s")
+                if not sel.select(left):
+                    continue
+                line = self.popen.stdout.readline()
+                if not line:
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.popen.wait()} before {prefix!r}"
+                    )
+                if line.startswith(prefix):
+                    return line.strip()
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        if self._stderr is not subprocess.DEVNULL:
+            self._stderr.close()  # type: ignore[union-attr]
+        return self.popen.returncode
+
+    def __enter__(self) -> Proc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def python() -> str:
+    return sys.executable

@@ -1,0 +1,445 @@
+"""Fan-out benchmark: one publisher -> relay -> N subscribers in other processes.
+
+    python -m bench.fanout run --subscribers 10,50,100,200 --duration 10 --relays ours,aiomoqt
+
+The publisher sends 2.5 Mbit/s as 30 objects/s with a new group every 2 s; each
+object carries its send time (CLOCK_MONOTONIC, shared by every process on the
+machine). Subscribers are spread over several processes (never the relay's).
+For each N it reports the delivered ratio, the added latency p50/p99 (publish
+-> receive through the relay), the relay's CPU and egress, and - in the same
+run - the raw aioquic ceiling (``bench.ceiling``) and the same scenario through
+aiomoqt's ``moq_interop_relay``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._procs import CpuSample, Proc, python, rss_bytes
+
+__all__ = ["FanoutResult", "main", "run_fanout"]
+
+NAMESPACE = (b"bench", b"fanout")
+TRACK = b"video"
+_STAMP = struct.Struct(">Q")
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+# --- publisher role ------------------------------------------------------------------
+
+
+async def _publisher(args: argparse.Namespace) -> int:
+    from moqt.aio import connect
+    from moqt.events import RequestRejected, SubscribeRequested, Unsubscribed
+
+    object_size = max(_STAMP.size, int(args.bitrate / 8 / args.fps))
+    per_group = max(1, round(args.group_seconds * args.fps))
+    go = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+    async with connect(args.url, verify=False) as conn:
+        session = conn.session
+        subscriptions: set[int] = set()
+
+        def on_event(_conn: object, event: object) -> None:
+            if isinstance(event, SubscribeRequested):
+                if event.namespace == NAMESPACE and event.name == TRACK:
+                    session.accept_subscribe(event.request_id)
+                    subscriptions.add(event.request_id)
+                else:
+                    from moqt.errors import RequestErrorCode
+
+                    session.reject_request(
+                        event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
+                    )
+            elif isinstance(event, Unsubscribed):
+                subscriptions.discard(event.request_id)
+
+        conn.set_event_handler(on_event)
+        request_id = session.publish_namespace(NAMESPACE)
+        answer = await conn.wait_response(request_id)
+        if isinstance(answer, RequestRejected):
+            print(f"error publish_namespace rejected: {answer.reason}", flush=True)
+            return 1
+        print("ready", flush=True)
+        await go.wait()
+        padding = bytes(object_size - _STAMP.size)
+        interval = 1.0 / args.fps
+        total = int(args.duration * args.fps)
+        start = time.monotonic()
+        handles: dict[int, Any] = {}
+        sent = 0
+        for seq in range(total):
+            group, obj = divmod(seq, per_group)
+            due = start + seq * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            payload = _STAMP.pack(time.monotonic_ns()) + padding
+            for sub in list(subscriptions):
+                if obj == 0 or sub not in handles:
+                    if sub in handles:
+                        session.end_subgroup(handles[sub])
+                    handles[sub] = session.open_subgroup(sub, group, 0, priority=128)
+                session.write_object(handles[sub], obj, payload)
+            sent += 1
+        for handle in handles.values():
+            session.end_subgroup(handle)
+        print(f"sent {json.dumps({'objects': sent, 'object_size': object_size})}", flush=True)
+        await asyncio.sleep(args.linger)
+    return 0
+
+
+# --- subscribers role ----------------------------------------------------------------
+
+
+async def _subscribers(args: argparse.Namespace) -> int:
+    from moqt.aio import connect
+    from moqt.events import ObjectReceived, RequestRejected
+
+    latencies: list[float] = []
+    received = [0] * args.count
+    expected = int(args.expect)
+    complete = [0]
+    all_complete = asyncio.Event()
+    payload_bytes = [0]
+    rejected: list[str] = []
+    async with contextlib.AsyncExitStack() as stack:
+        conns = await asyncio.gather(
+            *(stack.enter_async_context(connect(args.url, verify=False)) for _ in range(args.count))
+        )
+        for i, conn in enumerate(conns):
+
+            def on_event(_conn: object, event: object, i: int = i) -> None:
+                if isinstance(event, ObjectReceived) and event.payload:
+                    now = time.monotonic_ns()
+                    received[i] += 1
+                    if received[i] == expected:
+                        complete[0] += 1
+                        if complete[0] == args.count:
+                            all_complete.set()
+                    payload_bytes[0] += len(event.payload)
+                    latencies.append((now - _STAMP.unpack_from(event.payload)[0]) / 1e6)
+
+            request_id = conn.session.subscribe(NAMESPACE, TRACK)
+            answer = await conn.wait_response(request_id)
+            if isinstance(answer, RequestRejected):
+                rejected.append(answer.reason)
+            conn.set_event_handler(on_event)
+        print("ready", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_complete.wait(), args.timeout)
+        report = {
+            "received": received,
+            "latency_ms": latencies,
+            "payload_bytes": payload_bytes[0],
+            "rejected": rejected,
+            "rss": rss_bytes(os.getpid()),
+        }
+        await asyncio.to_thread(Path(args.report).write_text, json.dumps(report))
+        print("done", flush=True)
+    return 0
+
+
+# --- orchestration -------------------------------------------------------------------
+
+
+@dataclass
+class FanoutResult:
+    relay: str
+    subscribers: int
+    sent: int = 0
+    delivered_ratio: float = 0.0
+    latency_p50_ms: float = math.nan
+    latency_p99_ms: float = math.nan
+    relay_cpu_cores: float = 0.0
+    egress_mbit_s: float = 0.0
+    relay_rss_mb: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[str]:
+    if kind == "ours":
+        return [
+            python(),
+            "-m",
+            "cli.main",
+            "relay",
+            "--quic",
+            f"127.0.0.1:{port}",
+            "--http",
+            f"127.0.0.1:{http_port}",
+            "--log-level",
+            "warning",
+        ]
+    if kind == "aiomoqt":
+        from moqt.aio import write_self_signed
+
+        cert, key = write_self_signed(workdir / "aiomoqt-cert", ["localhost"])
+        return [
+            python(),
+            "-m",
+            "aiomoqt.tools.moq_interop_relay",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--quic",
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+        ]
+    raise ValueError(f"unknown relay {kind!r}")
+
+
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_udp_listener(port: int, proc: Proc, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    needle = f":{port:04X}"
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError):
+                if needle in Path(table).read_text():
+                    time.sleep(0.3)
+                    return
+        time.sleep(0.1)
+    raise TimeoutError(f"{proc.name} did not listen on UDP {port}")
+
+
+def run_fanout(
+    relay: str,
+    subscribers: int,
+    *,
+    duration: float,
+    bitrate: float,
+    fps: float,
+    group_seconds: float,
+    per_process: int,
+    workdir: Path,
+) -> FanoutResult:
+    port, http_port = _free_udp_port(), _free_udp_port()
+    url = f"moqt://127.0.0.1:{port}"
+    result = FanoutResult(relay, subscribers)
+    expected = int(duration * fps)
+    procs: list[Proc] = []
+    try:
+        relay_proc = Proc(
+            _relay_command(relay, port, http_port, workdir),
+            name=f"relay-{relay}",
+            stderr_path=workdir / f"relay-{relay}-{subscribers}.log",
+        )
+        procs.append(relay_proc)
+        _wait_udp_listener(port, relay_proc)
+        pub = Proc(
+            [
+                python(),
+                "-m",
+                "bench.fanout",
+                "publisher",
+                "--url",
+                url,
+                "--duration",
+                str(duration),
+                "--bitrate",
+                str(bitrate),
+                "--fps",
+                str(fps),
+                "--group-seconds",
+                str(group_seconds),
+            ],
+            name="publisher",
+            stderr_path=workdir / f"pub-{relay}-{subscribers}.log",
+        )
+        procs.append(pub)
+        pub.wait_line("ready")
+        reports: list[Path] = []
+        subs: list[Proc] = []
+        remaining, index = subscribers, 0
+        while remaining > 0:
+            count = min(per_process, remaining)
+            report = workdir / f"subs-{relay}-{subscribers}-{index}.json"
+            sub = Proc(
+                [
+                    python(),
+                    "-m",
+                    "bench.fanout",
+                    "subscribers",
+                    "--url",
+                    url,
+                    "--count",
+                    str(count),
+                    "--expect",
+                    str(expected),
+                    "--timeout",
+                    str(duration + 15),
+                    "--report",
+                    str(report),
+                ],
+                name=f"subscribers-{index}",
+                stderr_path=workdir / f"subs-{relay}-{subscribers}-{index}.log",
+            )
+            procs.append(sub)
+            subs.append(sub)
+            reports.append(report)
+            remaining -= count
+            index += 1
+        for sub in subs:
+            sub.wait_line("ready", timeout=60)
+        before = CpuSample.of(relay_proc.pid)
+        pub.signal(signal.SIGUSR1)
+        sent_line = pub.wait_line("sent", timeout=duration + 30)
+        after = CpuSample.of(relay_proc.pid)
+        result.relay_rss_mb = rss_bytes(relay_proc.pid) / 2**20
+        result.sent = json.loads(sent_line.split(" ", 1)[1])["objects"]
+        for sub in subs:
+            sub.wait_line("done", timeout=duration + 30)
+        latencies: list[float] = []
+        delivered = 0
+        payload = 0
+        for report in reports:
+            data = json.loads(report.read_text())
+            delivered += sum(min(n, result.sent) for n in data["received"])
+            latencies.extend(data["latency_ms"])
+            payload += data["payload_bytes"]
+            result.notes.extend(f"rejected: {r}" for r in data["rejected"][:3])
+        window = after.wall - before.wall
+        result.delivered_ratio = delivered / max(1, result.sent * subscribers)
+        result.latency_p50_ms = _percentile(latencies, 50)
+        result.latency_p99_ms = _percentile(latencies, 99)
+        result.relay_cpu_cores = after.utilisation_since(before)
+        result.egress_mbit_s = payload * 8 / 1e6 / max(1e-9, window)
+    except (RuntimeError, TimeoutError) as exc:
+        result.notes.append(f"failed: {exc}")
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    return result
+
+
+def _format(results: list[FanoutResult], ceiling: float | None) -> str:
+    lines = [
+        "| relay | N | delivered | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        pct = f"{100 * r.egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
+        lines.append(
+            f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% | {r.latency_p50_ms:.1f} | "
+            f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {pct} | {r.relay_rss_mb:.0f} |"
+        )
+    notes = [f"- {r.relay} N={r.subscribers}: {n}" for r in results for n in r.notes]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .ceiling import measure_ceiling
+
+    counts = [int(n) for n in args.subscribers.split(",")]
+    relays = args.relays.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="clutchcall-fanout-"))
+    ceiling = None if args.no_ceiling else measure_ceiling(seconds=5.0)
+    if ceiling is not None:
+        print(
+            f"aioquic ceiling (one sender -> one receiver, bulk stream): {ceiling:.1f} Mbit/s",
+            flush=True,
+        )
+    results: list[FanoutResult] = []
+    for n in counts:
+        for relay in relays:
+            r = run_fanout(
+                relay,
+                n,
+                duration=args.duration,
+                bitrate=args.bitrate,
+                fps=args.fps,
+                group_seconds=args.group_seconds,
+                per_process=args.per_process,
+                workdir=workdir,
+            )
+            results.append(r)
+            print(
+                _format([r], ceiling).splitlines()[-1] if not r.notes else _format([r], ceiling),
+                flush=True,
+            )
+    table = _format(results, ceiling)
+    print("\n" + table)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"ceiling_mbit_s": ceiling, "results": [asdict(r) for r in results]}, indent=2
+            )
+        )
+    print(f"logs: {workdir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="role", required=True)
+    run = sub.add_parser("run", help="the whole benchmark")
+    run.add_argument("--subscribers", default="10,50,100,200")
+    run.add_argument("--relays", default="ours,aiomoqt")
+    run.add_argument("--duration", type=float, default=10.0)
+    run.add_argument("--bitrate", type=float, default=2.5e6)
+    run.add_argument("--fps", type=float, default=30.0)
+    run.add_argument("--group-seconds", type=float, default=2.0)
+    run.add_argument(
+        "--per-process", type=int, default=25, help="subscriber connections per process"
+    )
+    run.add_argument("--no-ceiling", action="store_true")
+    run.add_argument("--json")
+    pub = sub.add_parser("publisher")
+    pub.add_argument("--url", required=True)
+    pub.add_argument("--duration", type=float, default=10.0)
+    pub.add_argument("--bitrate", type=float, default=2.5e6)
+    pub.add_argument("--fps", type=float, default=30.0)
+    pub.add_argument("--group-seconds", type=float, default=2.0)
+    pub.add_argument("--linger", type=float, default=2.0)
+    subs = sub.add_parser("subscribers")
+    subs.add_argument("--url", required=True)
+    subs.add_argument("--count", type=int, default=1)
+    subs.add_argument("--expect", type=int, required=True)
+    subs.add_argument("--timeout", type=float, default=30.0)
+    subs.add_argument("--report", required=True)
+    args = parser.parse_args(argv)
+    if args.role == "run":
+        return _run(args)
+    if args.role == "publisher":
+        return asyncio.run(_publisher(args))
+    return asyncio.run(_subscribers(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
