@@ -231,7 +231,13 @@ def _routes(app: FastAPI) -> None:
         key: Principal,
         svc: Service,
         limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
-        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                pattern=r"^li_[0-9a-hjkmnp-tv-z]{26}$",
+                description="next_cursor of the previous page",
+            ),
+        ] = None,
     ) -> LiveInputList:
         rows, next_cursor = await svc.list_inputs(key.org_id, limit=limit, cursor=cursor)
         return LiveInputList(data=[_out(svc, li) for li in rows], next_cursor=next_cursor)
