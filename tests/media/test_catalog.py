@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.catalog import (
     CATALOG_TRACK,
@@ -160,3 +162,43 @@ def test_build_validates(video_fmp4: bytes) -> None:
 
 def test_catalog_error_is_media_error() -> None:
     assert issubclass(CatalogError, MediaError)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+track_keys = st.sampled_from(
+    ["name", "packaging", "isLive", "role", "codec", "bitrate", "width", "height", "framerate", "samplerate",
+     "channelConfig", "initData", "depends", "eventType", "trackDuration", "namespace", "altGroup"]
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["version", "tracks", "generatedAt", "isComplete", "x"]), json_values
+    )
+)
+def test_random_roots_only_raise_catalog_errors(root: dict[str, object]) -> None:
+    try:
+        Catalog.parse(json.dumps(root))
+    except CatalogError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(track_keys, json_values), max_size=3))
+def test_random_tracks_only_raise_catalog_errors(tracks: list[dict[str, object]]) -> None:
+    try:
+        parsed = Catalog.parse(json.dumps({"version": "draft-01", "tracks": tracks}))
+    except CatalogError:
+        return
+    assert Catalog.parse(parsed.to_json()) == parsed  # whatever parses, round-trips
