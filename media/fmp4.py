@@ -30,7 +30,7 @@ from ._boxes import box_header
 from ._demux import split_init_segment, split_muxed_chunk
 from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment
 from ._init import InitSegment, TrackInfo, parse_init_segment
-from .errors import MalformedBox, TruncatedStream, UnexpectedBox
+from .errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox
 
 __all__ = [
     "Fmp4Splitter",
@@ -91,6 +91,7 @@ class Fmp4Splitter:
         self._fragments = 0
         self._keyframes = 0
         self._dropped = 0
+        self._error: MediaError | None = None
 
     @property
     def init(self) -> InitSegment | None:
@@ -108,11 +109,25 @@ class Fmp4Splitter:
         )
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Item]:
-        """Add bytes; return every item they complete, in stream order."""
+        """Add bytes; return every item they complete, in stream order.
+
+        A :class:`MediaError` is terminal: the stream is broken and every later
+        call raises the same error again.
+        """
+        if self._error is not None:
+            raise self._error
         if self._closed:
             raise RuntimeError("feed() after close()")
         self._bytes_in += len(data)
         self._buf += data
+        try:
+            return self._parse()
+        except MediaError as exc:
+            self._error = exc
+            self._buf.clear()
+            raise
+
+    def _parse(self) -> list[Item]:
         items: list[Item] = []
         while True:
             header = box_header(self._buf, self._scan, len(self._buf))
@@ -141,6 +156,8 @@ class Fmp4Splitter:
 
     def close(self) -> None:
         """Declare the end of the stream; raise :class:`TruncatedStream` if it ended mid-box or mid-fragment."""
+        if self._error is not None:
+            raise self._error
         self._closed = True
         if self._buf or self._ftyp is not None:
             what = "a moof without its mdat" if self._moof_pending else "an incomplete box"

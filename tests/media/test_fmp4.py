@@ -305,3 +305,15 @@ def test_random_bytes_only_raise_media_errors(blob: bytes) -> None:
         splitter.close()
     except MediaError:
         pass
+
+
+def test_errors_are_terminal(video_fmp4: bytes) -> None:
+    splitter = Fmp4Splitter()
+    with pytest.raises(MalformedBox) as first:
+        splitter.feed(b"\x00\x00\x00\x04ftyp")
+    with pytest.raises(MalformedBox) as again:
+        splitter.feed(video_fmp4)  # a valid stream cannot resume a broken one
+    assert again.value is first.value
+    with pytest.raises(MalformedBox):
+        splitter.close()
+    assert splitter.statistics().buffered == 0
