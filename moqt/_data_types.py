@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._extensions import Extensions, check_version
-from .errors import ProtocolViolation
+from .errors import LocalError, ProtocolViolation
 from .types import Location, ObjectStatus
 from .version import DRAFT_14, DRAFT_16
 
@@ -158,7 +158,7 @@ class SubgroupHeader:
         )
 
     def stream_type(self, version: int) -> int:
-        """The wire type of this header in ``version`` (not validated)."""
+        """The wire type of this header in ``version``; LocalError if that version has none."""
         value = _SG_BASE | (int(self.subgroup_id_mode) << 1)
         if self.extensions_present:
             value |= _SG_EXTENSIONS
@@ -166,6 +166,8 @@ class SubgroupHeader:
             value |= _SG_END_OF_GROUP
         if self.publisher_priority is None:
             value |= _SG_DEFAULT_PRIORITY
+        if not is_subgroup_type(value, version):
+            raise LocalError(f"no SUBGROUP_HEADER type {value:#x} in version {version:#x}")
         return value
 
 

@@ -23,6 +23,7 @@ import enum
 
 from ._buffer import encode_varint
 from .errors import LocalError, ProtocolViolation
+from .types import Extension, Extensions
 from .version import DRAFT_14, DRAFT_16
 
 __all__ = [
@@ -44,8 +45,6 @@ __all__ = [
 ]
 
 ExtensionValue = int | bytes
-Extension = tuple[int, ExtensionValue]
-Extensions = tuple[Extension, ...]
 
 MAX_EXTENSION_VALUE_LENGTH = 0xFFFF
 # Draft-16: "The previous Type value plus the Delta Type MUST NOT be greater than 2^64 - 1".

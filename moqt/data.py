@@ -71,7 +71,7 @@ from ._extensions import (
     prior_group_id_gap,
     prior_object_id_gap,
 )
-from .errors import ProtocolViolation
+from .errors import LocalError, ProtocolViolation
 
 __all__ = [
     "DEFAULT_MAX_EXTENSIONS_SIZE",
@@ -131,7 +131,14 @@ class UniStreamParser:
     None until the type is known. The first event is the stream header.
     """
 
-    __slots__ = ("_head", "_inner", "_max_extensions_size", "_max_object_size", "version")
+    __slots__ = (
+        "_dead",
+        "_head",
+        "_inner",
+        "_max_extensions_size",
+        "_max_object_size",
+        "version",
+    )
 
     def __init__(
         self,
@@ -146,6 +153,7 @@ class UniStreamParser:
         self._max_extensions_size = max_extensions_size
         self._head = b""
         self._inner: SubgroupStreamParser | FetchStreamParser | None = None
+        self._dead = False
 
     @property
     def kind(self) -> StreamKind | None:
@@ -160,6 +168,8 @@ class UniStreamParser:
     def feed(self, data: bytes) -> list[DataEvent]:
         inner = self._inner
         if inner is None:
+            if self._dead:
+                raise LocalError("feed() on a parser that already failed or finished")
             head = self._head + data
             try:
                 stream_type, _ = read_varint(head, 0, len(head))
@@ -167,7 +177,11 @@ class UniStreamParser:
                 self._head = bytes(head)
                 return []
             self._head = b""
-            kind = classify_uni_stream(stream_type, self.version)
+            try:
+                kind = classify_uni_stream(stream_type, self.version)
+            except ProtocolViolation:
+                self._dead = True
+                raise
             inner = (
                 FetchStreamParser(
                     self.version,
@@ -188,5 +202,8 @@ class UniStreamParser:
     def finish(self) -> None:
         """The stream ended with FIN: reject a truncated type, header or object."""
         if self._inner is None:
+            if self._dead:
+                raise LocalError("finish() on a parser that already failed or finished")
+            self._dead = True
             raise ProtocolViolation("stream ended (FIN) before its type was complete")
         self._inner.finish()

@@ -513,3 +513,25 @@ def test_gap_extensions() -> None:
     with pytest.raises(MalformedTrack, match="more than one PRIOR_OBJECT_ID_GAP"):
         prior_object_id_gap(((0x3E, 1), (0x3E, 1)), 10)
     assert issubclass(MalformedTrack, ProtocolViolation)
+
+
+@BOTH
+def test_uni_parser_life_cycle(version: int) -> None:
+    uni = UniStreamParser(version)
+    with pytest.raises(ProtocolViolation, match="unknown unidirectional stream type 0x40"):
+        uni.feed(h("4040 01"))
+    with pytest.raises(LocalError):
+        uni.feed(h("14"))
+    empty = UniStreamParser(version)
+    with pytest.raises(ProtocolViolation, match="before its type"):
+        empty.finish()
+    with pytest.raises(LocalError):
+        empty.finish()
+    assert UniStreamParser(version).feed(h("05")) == []  # a fetch stream, header incomplete
+
+
+def test_stream_type_is_checked_against_the_version() -> None:
+    header = SubgroupHeader(1, 2, 3, None)
+    assert header.stream_type(DRAFT_16) == 0x34
+    with pytest.raises(LocalError, match="no SUBGROUP_HEADER type 0x34"):
+        header.stream_type(DRAFT_14)
