@@ -17,7 +17,7 @@ Decoding rules (the same for every message):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, Protocol, Self, TypeVar, runtime_checkable
 
 from .._buffer import Buffer, NeedMoreData, Writer
 from ..errors import LocalError, ProtocolViolation
@@ -133,12 +133,24 @@ def _peek_header(buf: Buffer) -> tuple[int, int, int]:
     return message_type, length, probe.position - buf.position
 
 
-def decode_control(buf: Buffer, version: int) -> ControlMessage:
+@runtime_checkable
+class _ParameterSet(Protocol):
+    def unknown_types(self, version: int) -> frozenset[int]: ...
+
+
+def decode_control(buf: Buffer, version: int, *, strict_parameters: bool = True) -> ControlMessage:
     """Decode one control message from ``buf``, advancing it past the message.
 
     NeedMoreData (``buf`` untouched) when the message is not complete yet; bytes after
     the message stay in ``buf``. ProtocolViolation (or another PeerError) when the
     message is malformed or its type is not defined in ``version``.
+
+    ``strict_parameters``: draft-16 says an unknown *message* parameter closes the
+    session (PROTOCOL_VIOLATION). aiomoqt 0.13.3 sends draft-14's MAX_CACHE_DURATION
+    (0x04) in draft-16 SUBSCRIBEs (its join example), so a peer that must interoperate
+    with it passes False: unknown parameters are then kept in ``parameters`` and
+    ignored. Setup parameters are never strict (the drafts say to ignore unknown ones),
+    and draft-14 ignores unknown message parameters either way.
     """
     _check_version(version)
     message_type, length, header = _peek_header(buf)
@@ -159,6 +171,14 @@ def decode_control(buf: Buffer, version: int) -> ControlMessage:
         ) from None
     if not payload.eof():
         raise ProtocolViolation(f"{cls.__name__}: {payload.remaining} bytes after the last field")
+    if strict_parameters and version == DRAFT_16:
+        params = getattr(msg, "parameters", None)
+        if isinstance(params, _ParameterSet):
+            unknown = params.unknown_types(version)
+            if unknown:
+                raise ProtocolViolation(
+                    f"{cls.__name__}: unknown message parameter {min(unknown):#x}"
+                )
     return msg
 
 

@@ -441,8 +441,8 @@ def known_message_parameters(version: int) -> frozenset[int]:
 class MessageParameters(KeyValuePairs):
     """Parameters of every control message other than the setup messages.
 
-    On receipt (``validate``): draft-16 closes on an unknown parameter (PROTOCOL_VIOLATION);
-    draft-14 keeps unknown ones. Known parameters may not repeat (except
+    Unknown parameters are kept (draft-14 ignores them; for draft-16, which closes the
+    session on them, :func:`~moqt.messages.decode_control` applies that rule). Known parameters may not repeat (except
     AUTHORIZATION_TOKEN), and FORWARD, SUBSCRIBER_PRIORITY, GROUP_ORDER, draft-16
     DELIVERY_TIMEOUT and SUBSCRIPTION_FILTER values are range-checked.
     """
@@ -487,6 +487,11 @@ class MessageParameters(KeyValuePairs):
 
     def _single_types(self, version: int) -> frozenset[int]:
         return known_message_parameters(version) - {MessageParameterType.AUTHORIZATION_TOKEN}
+
+    def unknown_types(self, version: int) -> frozenset[int]:
+        """Types ``version`` does not define (draft-16 closes the session on these;
+        :func:`~moqt.messages.decode_control` checks unless ``strict_parameters=False``)."""
+        return self.types() - known_message_parameters(version)
 
     @property
     def auth_tokens(self) -> tuple[AuthToken, ...]:
@@ -541,10 +546,6 @@ class MessageParameters(KeyValuePairs):
         KeyValuePairs.validate(self, version)
         T = MessageParameterType
         known = known_message_parameters(version)
-        if version == DRAFT_16:
-            unknown = self.types() - known
-            if unknown:
-                raise ProtocolViolation(f"unknown message parameter {min(unknown):#x}")
         present = self.types() & known
         _ = self.auth_tokens  # parses every token (KEY_VALUE_FORMATTING_ERROR)
         if version == DRAFT_16 and self.delivery_timeout == 0:

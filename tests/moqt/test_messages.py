@@ -238,3 +238,32 @@ def test_peer_errors_carry_codes() -> None:
         decode_control(Buffer(bytes.fromhex("0a000203ff")), DRAFT_16)
     assert info.value.code == SessionCloseCode.PROTOCOL_VIOLATION
     assert "after the last field" in info.value.reason
+
+
+def test_unknown_draft16_message_parameter_strict_or_kept() -> None:
+    # RequestOk | req 2 | 2 params: LARGEST_OBJECT(+9) {5,7} | 0x30(+0x27) = 1
+    wire = bytes.fromhex("0700080202090205072701")
+    with pytest.raises(ProtocolViolation, match="unknown message parameter 0x30"):
+        decode_control(Buffer(wire), DRAFT_16)
+    msg = decode_control(Buffer(wire), DRAFT_16, strict_parameters=False)
+    assert isinstance(msg, messages.RequestOk)
+    assert msg.parameters.largest_object == Location(5, 7)
+    assert msg.parameters.get(0x30) == 1
+    assert msg.parameters.unknown_types(DRAFT_16) == {0x30}
+    assert encode_control(msg, DRAFT_16) == wire
+
+
+def test_unknown_draft14_message_parameters_are_kept_and_may_repeat() -> None:
+    # PUBLISH_NAMESPACE | 0009 | req 1 | ns ("a",) | 2 params: 0x20=1, 0x20=2 (unknown in 14)
+    wire = bytes.fromhex("06 0009 01 01 01 61 02 20 01 20 02".replace(" ", ""))
+    msg = decode_control(Buffer(wire), DRAFT_14)
+    assert isinstance(msg, messages.PublishNamespace)
+    assert msg.parameters.get_all(0x20) == (1, 2)
+    assert encode_control(msg, DRAFT_14) == wire
+
+
+def test_unknown_setup_parameters_are_never_an_error() -> None:
+    # CLIENT_SETUP d16 | 1 param: 0x30(+0x30) = 5
+    msg = decode_control(Buffer(bytes.fromhex("200003013005")), DRAFT_16)
+    assert isinstance(msg, ClientSetup)
+    assert msg.parameters.get(0x30) == 5

@@ -26,8 +26,15 @@ from aiomoqt.types import MOQTDraft  # noqa: E402
 from aiopquic.buffer import Buffer as AioBuffer  # noqa: E402
 
 from moqt._buffer import Buffer  # noqa: E402
-from moqt.messages import FetchOk, decode_control, encode_control  # noqa: E402
-from moqt.types import GroupOrder  # noqa: E402
+from moqt.errors import ProtocolViolation  # noqa: E402
+from moqt.messages import (  # noqa: E402
+    AuthToken,
+    FetchOk,
+    Subscribe,
+    decode_control,
+    encode_control,
+)
+from moqt.types import GroupOrder, SubscriptionFilter  # noqa: E402
 from moqt.version import DRAFT_14, DRAFT_16  # noqa: E402
 
 from .cases_control import CASES, NAME, NS  # noqa: E402
@@ -391,3 +398,26 @@ def test_aiomoqt_reads_our_fields(version: int) -> None:
     assert (theirs.track_alias, theirs.expires) == (7, 30000)
     assert (theirs.largest_group_id, theirs.largest_object_id) == (3, 4)
     assert theirs.group_order == AioOrder.DESCENDING
+
+
+def test_aiomoqt_join_example_subscribe_draft16() -> None:
+    """aiomoqt's join example sends draft-14's MAX_CACHE_DURATION (0x04) in a draft-16
+    SUBSCRIBE. The draft says to close; ``strict_parameters=False`` keeps and ignores it."""
+    wire = _aio_encode(
+        A.Subscribe(
+            request_id=0,
+            track_namespace=NS,
+            track_name=NAME,
+            filter_type=2,
+            parameters={4: 100, 3: TOK, 2: 10},
+        ),
+        DRAFT_16,
+    )
+    with pytest.raises(ProtocolViolation, match="0x4"):
+        decode_control(Buffer(wire), DRAFT_16)
+    msg = decode_control(Buffer(wire), DRAFT_16, strict_parameters=False)
+    assert isinstance(msg, Subscribe)
+    assert msg.filter == SubscriptionFilter.largest_object()
+    assert msg.parameters.delivery_timeout == 10
+    assert msg.parameters.auth_tokens == (AuthToken.use_value(b"tok"),)
+    assert msg.parameters.unknown_types(DRAFT_16) == {4}

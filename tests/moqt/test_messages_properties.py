@@ -166,6 +166,8 @@ def message_parameters(
             subscription_filter=maybe(T.SUBSCRIPTION_FILTER, filters()),
             group_order=maybe(T.GROUP_ORDER, delivered_orders),
             new_group_request=maybe(T.NEW_GROUP_REQUEST, varints),
+            # Kept only when decoding with strict_parameters=False (see test_round_trip).
+            extra=draw(_unknown_pairs(frozenset(MessageParameterType))),
         )
 
     return build()
@@ -362,29 +364,34 @@ def test_round_trip(cls: type[ControlMessage], version: int, data: st.DataObject
     message = data.draw(STRATEGIES[cls](version))
     assert type(message) is cls
     wire = encode_control(message, version)
+    params = getattr(message, "parameters", None)
+    unknown = isinstance(params, MessageParameters) and bool(params.unknown_types(version))
+    if unknown and version == DRAFT_16:
+        with pytest.raises(PeerError):
+            decode_control(Buffer(wire), version)
     buf = Buffer(wire)
-    decoded = decode_control(buf, version)
+    decoded = decode_control(buf, version, strict_parameters=False)
     assert buf.eof()
     assert decoded == message
     assert encode_control(decoded, version) == wire
 
 
-def _decode_all(data: bytes, version: int) -> None:
+def _decode_all(data: bytes, version: int, strict: bool = True) -> None:
     """Decode messages until the input runs out; only our outcomes are allowed."""
     buf = Buffer(data)
     try:
         while not buf.eof():
             before = buf.position
-            decode_control(buf, version)
+            decode_control(buf, version, strict_parameters=strict)
             assert buf.position > before
     except (NeedMoreData, PeerError):
         pass
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.binary(max_size=200), version=st.sampled_from(VERSIONS))
-def test_random_bytes_only_raise_our_errors(data: bytes, version: int) -> None:
-    _decode_all(data, version)
+@given(data=st.binary(max_size=200), version=st.sampled_from(VERSIONS), strict=st.booleans())
+def test_random_bytes_only_raise_our_errors(data: bytes, version: int, strict: bool) -> None:
+    _decode_all(data, version, strict)
 
 
 @settings(max_examples=600, deadline=None)
@@ -392,15 +399,16 @@ def test_random_bytes_only_raise_our_errors(data: bytes, version: int) -> None:
     version=st.sampled_from(VERSIONS),
     data=st.data(),
     payload=st.binary(max_size=120),
+    strict=st.booleans(),
 )
 def test_framed_random_payloads_only_raise_our_errors(
-    version: int, data: st.DataObject, payload: bytes
+    version: int, data: st.DataObject, payload: bytes, strict: bool
 ) -> None:
     """A valid header for a real message type, then arbitrary payload bytes."""
     message_type = data.draw(st.sampled_from(sorted(message_types(version))))
     wire = Writer().push_varint(message_type).push_uint16(len(payload)).push_bytes(payload).data
     try:
-        decode_control(Buffer(wire), version)
+        decode_control(Buffer(wire), version, strict_parameters=strict)
     except PeerError:
         pass
 
@@ -413,4 +421,4 @@ def test_mutated_known_messages_only_raise_our_errors(data: st.DataObject) -> No
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(wire) - 1))
         wire[at] = data.draw(st.integers(0, 255))
-    _decode_all(bytes(wire), case.version)
+    _decode_all(bytes(wire), case.version, data.draw(st.booleans()))
