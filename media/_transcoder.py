@@ -26,7 +26,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._ffmpeg_cmd import Source, build_ladder_command, ffmpeg_exe, probe
+from ._ffmpeg_cmd import FileSource, Source, build_ladder_command, ffmpeg_exe, probe
 from .catalog import Catalog, CatalogTrack
 from .errors import FfmpegError, MediaError, TruncatedStream
 from .fmp4 import Fmp4Splitter, Fragment, InitSegment
@@ -116,8 +116,8 @@ class Transcoder:
             raise RuntimeError("Transcoder.start() called twice")
         exe = self._exe or ffmpeg_exe()
         width, height = self.source.width, self.source.height
-        if width is None and not self.source.uses_stdin and hasattr(self.source, "path"):
-            info = await probe(self.source.path, exe=exe)  # type: ignore[union-attr]
+        if width is None and isinstance(self.source, FileSource):
+            info = await probe(self.source.path, exe=exe)
             width, height = info.width, info.height
         self._plan = self.ladder.plan(width, height)
         names = [v.name for v in self._plan.video]
@@ -148,11 +148,24 @@ class Transcoder:
             os.close(w)
         loop = asyncio.get_running_loop()
         readers: dict[str, asyncio.StreamReader] = {}
-        for name, (r, _) in pipes.items():
-            reader = asyncio.StreamReader(limit=_READ_SIZE)
-            await loop.connect_read_pipe(_protocol_factory(reader), os.fdopen(r, "rb", 0))
-            readers[name] = reader
-            self._fragments[name] = 0
+        transports: list[asyncio.BaseTransport] = []
+        try:
+            for name, (r, _) in pipes.items():
+                reader = asyncio.StreamReader(limit=_READ_SIZE)
+                pipe = os.fdopen(r, "rb", 0)
+                transport, _ = await loop.connect_read_pipe(_protocol_factory(reader), pipe)
+                transports.append(transport)
+                readers[name] = reader
+                self._fragments[name] = 0
+        except BaseException:
+            for opened in transports:
+                opened.close()
+            for name, (r, _) in pipes.items():
+                if name not in readers:
+                    os.close(r)
+            self._proc.kill()
+            await self._proc.wait()
+            raise
         self._runner = asyncio.create_task(self._run(readers), name="transcoder")
 
     async def __aenter__(self) -> Transcoder:
@@ -178,14 +191,22 @@ class Transcoder:
             ) from exc
 
     async def close_input(self) -> None:
-        """End of input: ffmpeg flushes every rendition and exits."""
+        """End of input: ffmpeg flushes every rendition and exits.
+
+        Waits at most ``stop_timeout`` for ffmpeg to take the buffered input, then
+        drops what it did not read.
+        """
         proc = self._require_proc()
-        if proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.close()
-            try:
+        if proc.stdin is None or proc.stdin.is_closing():
+            return
+        proc.stdin.close()
+        try:
+            async with asyncio.timeout(self._stop_timeout):
                 await proc.stdin.wait_closed()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+        except TimeoutError:
+            proc.stdin.transport.abort()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     async def wait(self) -> TranscodeResult:
         """Wait for ffmpeg to end by itself (finite input or ``close_input``), discarding items."""
@@ -195,9 +216,10 @@ class Transcoder:
 
     async def stop(self) -> TranscodeResult:
         """Ask ffmpeg to finish, kill it after ``stop_timeout``; reap it and every reader task."""
-        if self._result is not None:
-            return self._result
         proc = self._require_proc()
+        assert self._runner is not None
+        if self._runner.done():
+            return await self._finish()
         self._stopping = True
         self._discard = True
         self._drain_queue()
@@ -210,6 +232,7 @@ class Transcoder:
                 except ProcessLookupError:
                     pass
             try:
+                # the runner drains the outputs meanwhile, so ffmpeg never blocks on a full pipe
                 await asyncio.wait_for(asyncio.shield(proc.wait()), self._stop_timeout)
             except TimeoutError:
                 log.warning("ffmpeg did not stop in time; killing it", extra={"pid": proc.pid})
@@ -225,13 +248,15 @@ class Transcoder:
         try:
             await asyncio.shield(self._runner)
         except asyncio.CancelledError:
+            # cancelled while waiting: still leave no process and no task behind
+            self._stopping = self._discard = True
+            self._drain_queue()
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
             await asyncio.gather(self._runner, return_exceptions=True)
             raise
-        if self._result is None:
-            self._result = TranscodeResult(proc.returncode or 0, self.stderr_tail, self._stopping)
+        assert self._result is not None  # set by the runner before it ends
         return self._result
 
     def _require_proc(self) -> asyncio.subprocess.Process:

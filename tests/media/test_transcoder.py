@@ -233,3 +233,51 @@ async def test_file_source_is_probed(tmp_path: Path) -> None:
     assert isinstance(init, InitSegment) and (init.track.width, init.track.height) == (480, 270)
     with pytest.raises(FfmpegError):
         await probe(str(tmp_path / "missing.mp4"))
+
+
+async def test_stop_after_natural_end_with_unread_items() -> None:
+    tc = Transcoder(TestPatternSource(width=160, height=90, duration=1, realtime=False),
+                    LadderSpec.single(90, 100_000), queue_size=1)  # fmt: skip
+    await tc.start()
+    await asyncio.sleep(1.0)  # ffmpeg ends; the runner waits for a consumer that never comes
+    result = await asyncio.wait_for(tc.stop(), 10)
+    assert result.returncode == 0
+    assert_reaped(tc.pid)
+
+
+async def test_cancelled_consumer_leaves_no_process() -> None:
+    tc = test_pattern_transcoder(width=160, height=90, realtime=True)
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        async with tc:
+            async for _ in tc:
+                started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert tc.result is not None and tc.result.stopped
+    assert_reaped(tc.pid)
+
+
+async def test_stop_live_pipe_input_flushes(tmp_path: Path) -> None:
+    flv = tmp_path / "live.flv"
+    await asyncio.to_thread(
+        ffmpeg,
+        "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=4",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-an", "-f", "flv", str(flv),
+    )  # fmt: skip
+    data = flv.read_bytes()
+    tc = Transcoder(
+        PipeSource(width=160, height=90, has_audio=False), LadderSpec.single(90, 100_000)
+    )
+    async with tc:
+        await tc.write(data[: len(data) // 2])  # half the stream, then the encoder goes away
+        first = await anext(tc)
+        assert first[0] == "90p" and isinstance(first[1], InitSegment)
+        result = await tc.stop()
+    assert result.stopped and result.returncode == 0  # stdin EOF: ffmpeg finished cleanly
+    assert_reaped(tc.pid)
