@@ -434,6 +434,13 @@ class DataPlaneMixin(InboundMixin):
             raise LocalError(f"{what}: {request_id} is not an accepted SUBSCRIBE or our PUBLISH")
         return sub
 
+    def _receiving_sub(self, request_id: int, what: str) -> SubReq:
+        """A live subscription we receive: our SUBSCRIBE or the peer's PUBLISH."""
+        sub = self._requests.get(request_id)
+        if not isinstance(sub, SubReq) or not sub.receiving or sub.state is State.DONE:
+            raise LocalError(f"{what}: {request_id} is not a subscription we receive")
+        return sub
+
     def _end_publishing(self, sub: SubReq, code: PublishDoneCode | int, reason: str) -> None:
         """PUBLISH_DONE after resetting the subscription's open streams ("PUBLISH_DONE":
         not before every stream is closed)."""

@@ -295,9 +295,7 @@ class Session(DataPlaneMixin):
         ``end_group`` is inclusive; it turns the filter into AbsoluteRange.
         Returns the update's own request id (draft-16 answers with UpdateAccepted or
         RequestRejected for that id; draft-14 has no answer)."""
-        sub = self._own(request_id, SubReq, "update_subscription")
-        if not sub.receiving or sub.state is State.DONE:
-            raise LocalError(f"request {request_id} is not a subscription we receive")
+        sub = self._receiving_sub(request_id, "update_subscription")
         if priority is not None:
             _check_priority(priority)
         old = sub.filter or UNFILTERED
@@ -358,13 +356,11 @@ class Session(DataPlaneMixin):
         return update_id
 
     def unsubscribe(self, request_id: int) -> None:
-        """UNSUBSCRIBE our subscription ``request_id``; the session forgets it (late
-        objects for its alias are dropped quietly)."""
+        """UNSUBSCRIBE subscription ``request_id`` (our SUBSCRIBE, or a PUBLISH we
+        received); the session forgets it (late objects for its alias are dropped quietly)."""
         if self._closed:
             return
-        sub = self._own(request_id, SubReq, "unsubscribe")
-        if not sub.receiving or sub.is_publish:
-            raise LocalError(f"request {request_id} is not our SUBSCRIBE")
+        sub = self._receiving_sub(request_id, "unsubscribe")
         self._send(m.Unsubscribe(request_id))
         self._end_request(sub)
 
