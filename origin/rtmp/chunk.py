@@ -107,6 +107,7 @@ class ChunkReader:
         "_max_message_size",
         "_max_streams",
         "_pending_bytes",
+        "_reserved",
         "_streams",
         "bytes_received",
         "chunk_size",
@@ -133,6 +134,7 @@ class ChunkReader:
         self._streams: dict[int, _InState] = {}
         self._buf = bytearray()
         self._pending_bytes = 0
+        self._reserved = 0  # declared lengths of the messages being reassembled
 
     @property
     def buffered_bytes(self) -> int:
@@ -238,8 +240,9 @@ class ChunkReader:
             st.type_id = type_id
             st.stream_id = stream_id
             st.has_header = True
-            if self._pending_bytes + length > self._max_buffered:
+            if self._reserved + length > self._max_buffered:
                 raise LimitExceeded("partially received messages exceed the buffer limit")
+            self._reserved += length
             st.partial = bytearray()
         partial = st.partial
         assert partial is not None
@@ -248,6 +251,7 @@ class ChunkReader:
         pos += take
         if len(partial) == st.length:
             self._pending_bytes -= len(partial)
+            self._reserved -= st.length
             st.partial = None
             msg = RtmpMessage(st.type_id, st.stream_id, st.timestamp, bytes(partial), csid)
             self._apply_control(msg)
@@ -273,6 +277,7 @@ class ChunkReader:
             st = self._streams.get(csid)
             if st is not None and st.partial is not None:
                 self._pending_bytes -= len(st.partial)
+                self._reserved -= st.length
                 st.partial = None
 
 
