@@ -6,15 +6,12 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from .._buffer import Buffer, Writer
-from ..errors import LocalError, ProtocolViolation
+from ..errors import LocalError
 from ..version import DRAFT_14, DRAFT_16
 from ._base import ControlMessage, is_draft16, register
 from ._params import SetupParameters
 
-__all__ = ["MAX_SETUP_VERSIONS", "ClientSetup", "ServerSetup"]
-
-# A CLIENT_SETUP offering more versions than this is not a real client.
-MAX_SETUP_VERSIONS = 64
+__all__ = ["ClientSetup", "ServerSetup"]
 
 
 @register(DRAFT_14, DRAFT_16)
@@ -50,11 +47,10 @@ class ClientSetup(ControlMessage):
     def decode_payload(cls, buf: Buffer, version: int) -> Self:
         versions: tuple[int, ...] = ()
         if not is_draft16(version):
+            # No count check: the 16-bit length bounds the list, and an empty or
+            # unusable list is a negotiation failure (VERSION_NEGOTIATION_FAILED) for
+            # the session to report, not a malformed message.
             count = buf.pull_varint()
-            if not 1 <= count <= MAX_SETUP_VERSIONS:
-                raise ProtocolViolation(
-                    f"CLIENT_SETUP offers {count} versions (1..{MAX_SETUP_VERSIONS})"
-                )
             versions = tuple(buf.pull_varint() for _ in range(count))
         return cls(versions, SetupParameters.decode_counted(buf, version))
 

@@ -212,6 +212,10 @@ def test_invalid_values_rejected_at_construction() -> None:
         MessageParameters(((0x3, 5),))
     with pytest.raises(ValueError):
         MessageParameters(((0x3, b"x" * 65536),))
+    with pytest.raises(ValueError):
+        MessageParameters.build(subscriber_priority=256)
+    with pytest.raises(ValueError):
+        TrackExtensions.build(default_publisher_priority=256)
 
 
 def test_original_group_order_is_the_absent_one() -> None:
@@ -267,3 +271,22 @@ def test_unknown_setup_parameters_are_never_an_error() -> None:
     msg = decode_control(Buffer(bytes.fromhex("200003013005")), DRAFT_16)
     assert isinstance(msg, ClientSetup)
     assert msg.parameters.get(0x30) == 5
+
+
+def test_client_setup_without_versions_decodes() -> None:
+    """An empty version list is the session's VERSION_NEGOTIATION_FAILED, not a parse error."""
+    msg = decode_control(Buffer(bytes.fromhex("2000020000")), DRAFT_14)
+    assert msg == ClientSetup(versions=())
+
+
+def test_draft16_types_up_to_2_64_minus_1() -> None:
+    # SERVER_SETUP d16 | 4 params, each delta 2^62-1: types 2^62-1 (odd, empty),
+    # 2^63-2 (even, 0), 3*2^62-3 (odd, empty), 2^64-4 (even, 0)
+    wire = bytes.fromhex("21 0025 04" + " ffffffffffffffff 00" * 4)
+    msg = decode_control(Buffer(wire), DRAFT_16)
+    assert isinstance(msg, ServerSetup)
+    top = (1 << 62) - 1
+    assert [k for k, _ in msg.parameters] == [top, 2 * top, 3 * top, 4 * top]
+    assert encode_control(msg, DRAFT_16) == wire
+    with pytest.raises(LocalError):  # such a type has no draft-14 (absolute varint) form
+        encode_control(msg, DRAFT_14)
