@@ -1,0 +1,183 @@
+"""Random input never breaks a Session: whatever bytes arrive on the control stream,
+on unidirectional or bidirectional streams or as datagrams, the session either waits
+for more or closes once with a draft error code - never another exception, never
+INTERNAL_ERROR (which would mean a bug of ours), never a hang."""
+
+from __future__ import annotations
+
+import os
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from moqt import messages as m
+from moqt._buffer import encode_varint
+from moqt.errors import SessionCloseCode
+from moqt.events import Event, SessionClosed
+from moqt.types import GroupOrder, Location
+from moqt.version import DRAFT_14, DRAFT_16
+from tests.moqt.harness import RawPeer
+
+VERSIONS = [pytest.param(DRAFT_16, id="d16"), pytest.param(DRAFT_14, id="d14")]
+DRAFT_CODES = {int(c) for c in SessionCloseCode} - {int(SessionCloseCode.INTERNAL_ERROR)}
+# MOQT_FUZZ_EXAMPLES raises the effort for a longer local hunt.
+FUZZ = settings(
+    max_examples=int(os.environ.get("MOQT_FUZZ_EXAMPLES", "250")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+class Checker:
+    """Feeds one session and checks every answer against the fuzz rule."""
+
+    def __init__(self, peer: RawPeer) -> None:
+        self.peer = peer
+        self.closed: SessionClosed | None = None
+
+    def check(self, events: list[Event]) -> None:
+        if self.closed is not None:
+            assert events == [], "input after close produced events"
+            return
+        closes = [e for e in events if isinstance(e, SessionClosed)]
+        if closes:
+            assert len(closes) == 1 and events[-1] is closes[0]
+            close = closes[0]
+            assert close.code in DRAFT_CODES, close
+            assert not close.by_peer
+            assert self.peer.transport.closed == (close.code, close.reason)
+            self.closed = close
+
+    def stream(self, stream_id: int, data: bytes, fin: bool = False) -> None:
+        self.check(self.peer.session.stream_data_received(stream_id, data, fin, 0.0))
+
+    def datagram(self, data: bytes) -> None:
+        self.check(self.peer.session.datagram_received(data, 0.0))
+
+    def reset(self, stream_id: int) -> None:
+        self.check(self.peer.session.stream_reset(stream_id, 0, 0.0))
+
+    def stop(self, stream_id: int) -> None:
+        self.check(self.peer.session.stop_sending_received(stream_id, 0, 0.0))
+
+    def timer(self, now: float) -> None:
+        self.check(self.peer.session.handle_timer(now))
+
+
+def _ready(version: int, is_client: bool) -> Checker:
+    peer = RawPeer(version, is_client=is_client, max_object_size=4096)
+    peer.setup()
+    events = peer.take()
+    assert not any(isinstance(e, SessionClosed) for e in events)
+    checker = Checker(peer)
+    if is_client:
+        # Give the fuzzer live state to hit: a subscription, a fetch, a namespace request.
+        sub = peer.session.subscribe((b"a",), b"t")
+        peer.session.fetch((b"a",), b"t", Location(0, 0), Location(5, 0))
+        peer.session.publish_namespace((b"a",))
+        order = None if version == DRAFT_16 else GroupOrder.ASCENDING
+        ok = m.SubscribeOk(sub, 1, group_order=order)
+        checker.check(peer.feed(0, m.encode_control(ok, version)))
+    return checker
+
+
+chunks = st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("is_client", [False, True], ids=["server", "client"])
+@FUZZ
+@given(data=chunks, fin=st.booleans())
+def test_random_bytes_on_the_control_stream(
+    version: int, is_client: bool, data: list[bytes], fin: bool
+) -> None:
+    checker = _ready(version, is_client)
+    for i, chunk in enumerate(data):
+        checker.stream(0, chunk, fin and i == len(data) - 1)
+    if fin:
+        # Closing the control stream always ends the session.
+        assert checker.closed is not None
+
+
+def _frames(version: int) -> st.SearchStrategy[bytes]:
+    """Correctly framed control messages of every type of ``version``, random payloads."""
+    types = sorted(m.message_types(version))
+    return st.builds(
+        lambda t, payload: encode_varint(t) + len(payload).to_bytes(2, "big") + payload,
+        st.sampled_from(types),
+        st.binary(max_size=40),
+    )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("is_client", [False, True], ids=["server", "client"])
+@FUZZ
+@given(st.data())
+def test_framed_messages_with_random_payloads(
+    version: int, is_client: bool, data: st.DataObject
+) -> None:
+    checker = _ready(version, is_client)
+    frames = data.draw(st.lists(_frames(version), min_size=1, max_size=12))
+    for frame in frames:
+        checker.stream(0, frame)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@FUZZ
+@given(data=chunks)
+def test_random_bytes_before_setup(version: int, data: list[bytes]) -> None:
+    peer = RawPeer(version)
+    checker = Checker(peer)
+    for chunk in data:
+        checker.stream(0, chunk)
+
+
+_uni_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["data", "fin", "reset", "datagram", "stop", "timer"]),
+        st.integers(0, 3),
+        st.binary(max_size=48),
+    ),
+    min_size=1,
+    max_size=16,
+)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("is_client", [False, True], ids=["server", "client"])
+@FUZZ
+@given(
+    ops=_uni_ops, prefix=st.sampled_from([b"", b"\x05", b"\x10\x01", b"\x14\x01\x00", b"\x3d\x01"])
+)
+def test_random_data_streams_and_datagrams(
+    version: int, is_client: bool, ops: list[tuple[str, int, bytes]], prefix: bytes
+) -> None:
+    checker = _ready(version, is_client)
+    peer_uni = 3 if is_client else 2  # streams the peer may open
+    peer_bidi = 1 if is_client else 4
+    now = 0.0
+    for op, index, payload in ops:
+        uni = peer_uni + 4 * index
+        if op == "data":
+            checker.stream(uni, prefix + payload if index % 2 == 0 else payload)
+        elif op == "fin":
+            checker.stream(uni, payload, True)
+        elif op == "reset":
+            checker.reset(uni if index else peer_bidi)
+        elif op == "datagram":
+            checker.datagram(payload)
+        elif op == "stop":
+            checker.stop(uni - 1 if is_client else uni + 1)
+        else:
+            now += 1.0
+            checker.timer(now)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@FUZZ
+@given(chunks)
+def test_random_bidi_streams(version: int, data: list[bytes]) -> None:
+    checker = _ready(version, False)
+    for i, chunk in enumerate(data):
+        checker.stream(4 + 4 * (i % 2), chunk, i == len(data) - 1)
