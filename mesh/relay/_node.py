@@ -18,6 +18,8 @@ __all__ = ["RelayNode"]
 
 logger = structlog.get_logger("mesh.relay")
 
+_POLL_INTERVAL = 0.25
+
 
 class RelayNode:
     """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0)."""
@@ -32,6 +34,7 @@ class RelayNode:
         self._server: MoqtServer | None = None
         self._ids = itertools.count(1)
         self._connections: dict[MoqtConnection, Peer] = {}
+        self._poller: asyncio.TimerHandle | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -53,6 +56,17 @@ class RelayNode:
             options=self._options,
         )
         logger.info("relay_listening", address=f"{self.address[0]}:{self.address[1]}")
+        self._schedule_poll()
+
+    def _schedule_poll(self) -> None:
+        self._poller = asyncio.get_running_loop().call_later(_POLL_INTERVAL, self._poll)
+
+    def _poll(self) -> None:
+        try:
+            self.relay.poll()
+        except Exception:
+            logger.exception("relay_poll_failed")
+        self._schedule_poll()
 
     def _on_session(self, connection: MoqtConnection) -> None:
         name = f"s{next(self._ids)}"
@@ -100,6 +114,9 @@ class RelayNode:
         for peer in list(self._connections.values()):
             self.relay.detach(peer)
         self._connections.clear()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
         if self._server is not None:
             self._server.close()
             self._server = None

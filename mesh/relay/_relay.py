@@ -65,6 +65,8 @@ class RelayConfig:
     # Objects larger than this are refused by each session (PROTOCOL_VIOLATION).
     max_object_size: int = 8 << 20
     max_tracks: int = 10_000
+    # After PUBLISH_DONE, wait this long for the publisher's last streams to finish.
+    done_linger: float = 2.0
 
 
 @dataclass(slots=True, eq=False)
@@ -210,16 +212,42 @@ class Relay:
         track = peer.upstream.get(ev.request_id)
         if track is not None:
             track.on_subgroup_end(ev.group_id, ev.subgroup_id)
+            self._stream_finished(track)
 
     def _on_subgroup_reset(self, peer: Peer, ev: SubgroupStreamReset) -> None:
         track = peer.upstream.get(ev.request_id)
         if track is not None:
             track.on_subgroup_reset(ev.group_id, ev.subgroup_id)
+            self._stream_finished(track)
+
+    def _stream_finished(self, track: Track) -> None:
+        upstream = track.upstream
+        if upstream is None:
+            return
+        upstream.streams_finished += 1
+        if upstream.done is not None and upstream.streams_finished >= upstream.done[2]:
+            self._end_upstream(track, upstream.done[0], upstream.done[1])
 
     def _on_publish_done(self, peer: Peer, ev: PublishDoneReceived) -> None:
         track = peer.upstream.get(ev.request_id)
-        if track is not None and track.upstream is not None and track.upstream.peer is peer:
-            self._end_upstream(track, ev.code, ev.reason or "track ended")
+        upstream = track.upstream if track is not None else None
+        if track is None or upstream is None or upstream.peer is not peer:
+            return
+        reason = ev.reason or "track ended"
+        if upstream.streams_finished >= ev.stream_count:
+            self._end_upstream(track, ev.code, reason)
+            return
+        # Objects may still be in flight on streams that have not finished yet.
+        upstream.done = (ev.code, reason, ev.stream_count, self._clock() + self.config.done_linger)
+
+    def poll(self) -> None:
+        """Periodic housekeeping: end tracks whose publisher said PUBLISH_DONE long enough ago."""
+        now = self._clock()
+        for track in list(self._tracks.values()):
+            upstream = track.upstream
+            if upstream is not None and upstream.done is not None and upstream.done[3] <= now:
+                self._end_upstream(track, upstream.done[0], upstream.done[1])
+            track.cache.evict(now)
 
     def _end_upstream(self, track: Track, code: int, reason: str) -> None:
         upstream = track.upstream
@@ -508,8 +536,14 @@ class Relay:
             return
         peer.closed = True
         for track in list(peer.upstream.values()):
-            if track.upstream is not None and track.upstream.peer is peer:
-                self._end_upstream(track, PublishDoneCode.TRACK_ENDED, "publisher went away")
+            upstream = track.upstream
+            if upstream is not None and upstream.peer is peer:
+                code, reason = (
+                    (upstream.done[0], upstream.done[1])
+                    if upstream.done is not None
+                    else (PublishDoneCode.TRACK_ENDED, "publisher went away")
+                )
+                self._end_upstream(track, code, reason)
         peer.upstream.clear()
         for namespace in list(peer.announced.values()):
             self._withdraw_namespace(peer, namespace)

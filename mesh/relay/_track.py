@@ -46,6 +46,11 @@ class Upstream:
     live: bool = False
     largest: Location | None = None
     group_order: GroupOrder = GroupOrder.ASCENDING
+    # Subgroup streams of this subscription that ended (FIN) or were reset.
+    streams_finished: int = 0
+    # PUBLISH_DONE arrived: (code, reason, stream count, deadline); the relay ends the
+    # track downstream once that many streams finished or the deadline passed.
+    done: tuple[int, str, int, float] | None = None
 
 
 @dataclass(slots=True, eq=False)

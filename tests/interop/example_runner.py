@@ -31,7 +31,9 @@ def main() -> None:
         original = stats_cls.on_object  # type: ignore[attr-defined]
 
         def on_object(self, msg, size, recv_us, group_id=None, subgroup_id=None):  # type: ignore[no-untyped-def]
-            received.append((int(group_id if group_id is not None else msg.group_id), int(msg.object_id)))
+            received.append(
+                (int(group_id if group_id is not None else msg.group_id), int(msg.object_id))
+            )
             return original(self, msg, size, recv_us, group_id, subgroup_id)
 
         stats_cls.on_object = on_object  # type: ignore[attr-defined]
@@ -41,7 +43,9 @@ def main() -> None:
     run = namespace["main"]
     params = inspect.signature(run).parameters  # type: ignore[arg-type]
     mapping = {"track_name": "trackname"}
-    kwargs = {p: getattr(args, mapping.get(p, p)) for p in params if hasattr(args, mapping.get(p, p))}
+    kwargs = {
+        p: getattr(args, mapping.get(p, p)) for p in params if hasattr(args, mapping.get(p, p))
+    }
     try:
         asyncio.run(run(**kwargs))  # type: ignore[operator]
     finally:
