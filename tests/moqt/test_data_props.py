@@ -206,3 +206,19 @@ def test_corrupted_streams_only_raise_peer_errors(version: int, data: st.DataObj
     for _ in range(data.draw(st.integers(1, 4))):
         wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
     parse_outcome(version, chunked(bytes(wire), data.draw(cut_lists)), data.draw(st.booleans()))
+
+
+@BOTH
+@SETTINGS
+@given(data=st.data())
+def test_corrupted_fetch_streams_only_raise_peer_errors(version: int, data: st.DataObject) -> None:
+    writer = FetchWriter(data.draw(ids), version)
+    wire = bytearray(writer.header_bytes())
+    for item in data.draw(fetch_streams(version)):
+        if isinstance(item, FetchEndOfRange):
+            wire += writer.end_of_range(item.group_id, item.object_id, unknown=item.unknown)
+        else:
+            wire += writer.write_object(item)
+    for _ in range(data.draw(st.integers(1, 4))):
+        wire[data.draw(st.integers(0, len(wire) - 1))] = data.draw(st.integers(0, 255))
+    parse_outcome(version, chunked(bytes(wire), data.draw(cut_lists)), data.draw(st.booleans()))
