@@ -23,15 +23,18 @@ from .errors import (
 from .fmp4 import Fmp4Splitter, Fragment, InitSegment, ProducerReference, TrackInfo, split_fmp4
 from .grouping import GroupAssembler, MediaObject
 from .ladder import AudioSpec, LadderSpec, VideoRung
+from .packager import BroadcastPackager, CatalogUpdate, ObjectReady, TrackPlan
 
 __all__ = [
     "CATALOG_TRACK",
     "CATALOG_TRACK_NAMES",
     "MSF_CATALOG_TRACK",
     "AudioSpec",
+    "BroadcastPackager",
     "Catalog",
     "CatalogError",
     "CatalogTrack",
+    "CatalogUpdate",
     "FfmpegError",
     "Fmp4Splitter",
     "Fragment",
@@ -41,8 +44,10 @@ __all__ = [
     "MalformedBox",
     "MediaError",
     "MediaObject",
+    "ObjectReady",
     "ProducerReference",
     "TrackInfo",
+    "TrackPlan",
     "TruncatedStream",
     "UnexpectedBox",
     "UnsupportedMedia",

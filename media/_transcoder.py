@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._ffmpeg_cmd import FileSource, Source, build_ladder_command, ffmpeg_exe, probe
-from .catalog import Catalog, CatalogTrack
+from .catalog import Catalog
 from .errors import FfmpegError, MediaError, TruncatedStream
 from .fmp4 import Fmp4Splitter, Fragment, InitSegment
 from .ladder import LadderPlan, LadderSpec
+from .packager import BroadcastPackager, TrackPlan, build_catalog
 
 __all__ = ["TranscodeResult", "TranscodeStatistics", "Transcoder"]
 
@@ -302,45 +303,38 @@ class Transcoder:
         """The latest init segment of each rendition seen so far."""
         return dict(self._inits)
 
+    def track_plans(self) -> tuple[TrackPlan, ...]:
+        """Catalog metadata of the renditions this transcode produces."""
+        return self.plan.track_plans(
+            framerate=getattr(self.source, "fps", None), audio=self.source.has_audio
+        )
+
     def catalog(
         self, *, namespace: str | None = None, generated_at: int | None = None
     ) -> Catalog | None:
         """The CMSF catalog of this ladder, once every rendition's init segment has arrived."""
-        plan = self.plan
-        expected = [v.name for v in plan.video]
-        if plan.audio is not None and self.source.has_audio:
-            expected.append(plan.audio.name)
-        if any(name not in self._inits for name in expected):
+        plans = self.track_plans()
+        if any(p.name not in self._inits for p in plans):
             return None
-        group_ms = round(plan.spec.group_duration * 1000)
-        framerate = plan.spec.framerate or getattr(self.source, "fps", None)
-        tracks: list[CatalogTrack] = []
-        if plan.audio is not None and self.source.has_audio:
-            tracks.append(
-                CatalogTrack.from_init(
-                    plan.audio.name,
-                    self._inits[plan.audio.name],
-                    bitrate=plan.audio.bitrate,
-                    namespace=namespace,
-                    priority=1,
-                    max_group_duration=group_ms,
-                )
-            )
-        # Cheaper renditions get the higher priority (lower number): they are dropped last.
-        for rank, video in enumerate(sorted(plan.video, key=lambda v: v.bitrate)):
-            tracks.append(
-                CatalogTrack.from_init(
-                    video.name,
-                    self._inits[video.name],
-                    bitrate=video.bitrate,
-                    framerate=framerate,
-                    namespace=namespace,
-                    alt_group=1,
-                    priority=2 + rank,
-                    max_group_duration=group_ms,
-                )
-            )
-        return Catalog.build(tracks, generated_at=generated_at)
+        group_ms = round(self.ladder.group_duration * 1000)
+        return build_catalog(
+            plans,
+            self._inits,
+            namespace=namespace,
+            generated_at=generated_at,
+            max_group_duration=group_ms,
+        )
+
+    def packager(
+        self, *, namespace: str | None = None, first_group_id: int = 0
+    ) -> BroadcastPackager:
+        """A packager for this transcode's items: shared group ids on the ladder's group duration."""
+        return BroadcastPackager(
+            self.track_plans(),
+            namespace=namespace,
+            group_duration=self.ladder.group_duration,
+            first_group_id=first_group_id,
+        )
 
     def statistics(self) -> TranscodeStatistics:
         running = self._proc is not None and self._proc.returncode is None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .packager import TrackPlan
+
 __all__ = [
     "DEFAULT_VIDEO_RUNGS",
     "AudioSpec",
@@ -165,6 +167,24 @@ class LadderPlan:
         return tuple(v.name for v in self.video) + (
             (self.spec.audio.name,) if self.spec.audio else ()
         )
+
+    def track_plans(
+        self, *, framerate: float | None = None, audio: bool = True
+    ) -> tuple[TrackPlan, ...]:
+        """Catalog metadata of every rendition: the video renditions form alternate group 1.
+
+        Priorities (lower is more important, MoQT style): audio 1, then video from the
+        cheapest rendition up, so the costliest is dropped first under congestion.
+        """
+        fps = self.spec.framerate or framerate
+        plans: list[TrackPlan] = []
+        if audio and self.spec.audio is not None:
+            plans.append(TrackPlan(self.spec.audio.name, self.spec.audio.bitrate, priority=1))
+        for rank, v in enumerate(sorted(self.video, key=lambda v: v.bitrate)):
+            plans.append(
+                TrackPlan(v.name, v.bitrate, framerate=fps, alt_group=1, priority=2 + rank)
+            )
+        return tuple(plans)
 
     def bitrate(self, name: str) -> int:
         for v in self.video:

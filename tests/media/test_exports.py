@@ -11,8 +11,8 @@ import media
 
 PUBLIC = {
     "media": {
-        "CATALOG_TRACK", "CATALOG_TRACK_NAMES", "MSF_CATALOG_TRACK", "AudioSpec", "Catalog", "CatalogError",
-        "CatalogTrack", "FfmpegError", "Fmp4Splitter", "Fragment", "GroupAssembler", "InitSegment",
+        "CATALOG_TRACK", "CATALOG_TRACK_NAMES", "MSF_CATALOG_TRACK", "AudioSpec", "BroadcastPackager", "Catalog",
+        "CatalogError", "CatalogTrack", "CatalogUpdate", "ObjectReady", "TrackPlan", "FfmpegError", "Fmp4Splitter", "Fragment", "GroupAssembler", "InitSegment",
         "LadderSpec", "MalformedBox", "MediaError", "MediaObject", "ProducerReference", "TrackInfo",
         "TruncatedStream", "UnexpectedBox", "UnsupportedMedia", "VideoRung", "is_catalog_track", "split_fmp4",
     },
@@ -21,6 +21,7 @@ PUBLIC = {
         "is_sync_sample", "parse_fragment", "parse_init_segment", "split_fmp4",
     },
     "media.grouping": {"AssemblerStatistics", "GroupAssembler", "MediaObject"},
+    "media.packager": {"BroadcastPackager", "CatalogUpdate", "ObjectReady", "TrackPlan", "build_catalog"},
     "media.catalog": {
         "CATALOG_TRACK", "CATALOG_TRACK_NAMES", "MSF_CATALOG_TRACK", "MSF_VERSION", "PACKAGING_CMAF",
         "Catalog", "CatalogTrack", "is_catalog_track",
