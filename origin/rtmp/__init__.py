@@ -23,6 +23,7 @@ from origin.rtmp.errors import (
     RtmpUsageError,
 )
 from origin.rtmp.flv import FlvHeader, FlvMuxer, FlvReader, FlvTag, read_flv
+from origin.rtmp.flv_sink import FlvSink
 from origin.rtmp.publish import (
     Admission,
     Authorizer,
@@ -57,6 +58,7 @@ __all__ = [
     "FlvHeader",
     "FlvMuxer",
     "FlvReader",
+    "FlvSink",
     "FlvTag",
     "HandshakeError",
     "InvalidPublishTarget",

@@ -42,6 +42,8 @@ __all__ = [
     "SinkFactory",
     "app_is_ours",
     "parse_publish_target",
+    "redact_app",
+    "redact_tc_url",
 ]
 
 _INPUT_ID: Final = re.compile(r"[A-Za-z0-9_\-]{1,128}")
@@ -139,6 +141,22 @@ def _strip_query(value: str) -> str:
     return value.split("?", 1)[0]
 
 
+def redact_app(app: str) -> str:
+    """``app`` safe to log: no query, at most ``<app_name>/<input id>`` (a key pasted into the
+    server URL would be the third segment)."""
+    parts = _strip_query(app).strip("/").split("/")
+    return "/".join(parts[:2]) + ("/..." if len(parts) > 2 else "")
+
+
+def redact_tc_url(tc_url: str) -> str:
+    """``tcUrl`` safe to log: scheme, host and the redacted app."""
+    scheme, sep, rest = tc_url.partition("://")
+    if not sep:
+        return redact_app(tc_url)
+    host, _, path = rest.partition("/")
+    return f"{scheme}://{host}/{redact_app(path)}"
+
+
 def app_is_ours(app: str, app_name: str = "live") -> bool:
     app = _strip_query(app).strip("/")
     return app == app_name or app.startswith(app_name + "/")
@@ -159,7 +177,7 @@ def parse_publish_target(app: str, name: str, *, app_name: str = "live") -> Publ
     elif app.startswith(app_name + "/"):
         input_id, key = app[len(app_name) + 1 :], name
     else:
-        raise InvalidPublishTarget(f"unknown application {app!r}; {expected}")
+        raise InvalidPublishTarget(f"unknown application {redact_app(app)!r}; {expected}")
     if not _INPUT_ID.fullmatch(input_id):
         raise InvalidPublishTarget(f"malformed external input id; {expected}")
     if not key:

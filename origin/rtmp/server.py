@@ -53,6 +53,8 @@ from origin.rtmp.publish import (
     SinkFactory,
     app_is_ours,
     parse_publish_target,
+    redact_app,
+    redact_tc_url,
 )
 
 __all__ = ["RtmpServer", "RtmpServerSettings", "RtmpServerStatistics"]
@@ -67,6 +69,8 @@ class RtmpServerSettings:
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     handshake_timeout: float = 10.0
     idle_timeout: float = 20.0
+    #: A connection without an admitted publish for this long is closed (slow-loris guard).
+    publish_timeout: float = 30.0
     auth_timeout: float = 10.0
     write_timeout: float = 10.0
     end_timeout: float = 5.0
@@ -116,6 +120,7 @@ class _Session:
     flash_ver: str = ""
     publishes: dict[int, _Publish] = field(default_factory=dict)
     kicked: str | None = None
+    idle_since: float = 0.0  # loop time since when no publish is active
 
 
 class RtmpServer:
@@ -302,6 +307,7 @@ class RtmpServer:
     async def _pump(self, sess: _Session, reader: asyncio.StreamReader) -> None:
         cfg = self._settings
         conn = sess.conn
+        loop = asyncio.get_running_loop()
         async with asyncio.timeout(cfg.handshake_timeout):
             while not conn.handshake_done:
                 data = await reader.read(cfg.read_size)
@@ -311,9 +317,26 @@ class RtmpServer:
                 events = conn.receive_data(data)
                 await self._flush(sess)
                 await self._process(sess, events)
+        sess.idle_since = loop.time()
         while True:
-            async with asyncio.timeout(cfg.idle_timeout):
-                data = await reader.read(cfg.read_size)
+            wait = cfg.idle_timeout
+            if not sess.publishes:
+                left = sess.idle_since + cfg.publish_timeout - loop.time()
+                if left <= 0:
+                    self._stats["timeouts"] += 1
+                    raise _Close(
+                        EndReason.IDLE_TIMEOUT,
+                        f"no publish within {cfg.publish_timeout:g} s",
+                        "publish_timeout",
+                    )
+                wait = min(wait, left)
+            try:
+                async with asyncio.timeout(wait):
+                    data = await reader.read(cfg.read_size)
+            except TimeoutError:
+                if wait < cfg.idle_timeout:
+                    continue  # the publish deadline, reported at the top of the loop
+                raise
             if not data:
                 return
             self._stats["bytes"] += len(data)
@@ -369,13 +392,13 @@ class RtmpServer:
                 case PublishFinished(stream_id=sid, command=command):
                     await self._end_publish(sess, sid, PublishEnd(EndReason.UNPUBLISHED, command))
                 case ConnectRequested(app=app, tc_url=tc_url, flash_ver=flash_ver):
-                    sess.tc_url, sess.flash_ver = tc_url, flash_ver
-                    sess.log.info("rtmp.connect", app=app, tc_url=tc_url, flash_ver=flash_ver)
+                    sess.tc_url, sess.flash_ver = redact_tc_url(tc_url), flash_ver
+                    sess.log.info(
+                        "rtmp.connect", app=redact_app(app), tc_url=sess.tc_url, flash_ver=flash_ver
+                    )
                     if app_is_ours(app, self._settings.app_name):
-                        encoding = ev.properties.get("objectEncoding")
-                        sess.conn.accept_connect(
-                            object_encoding=encoding if isinstance(encoding, float) else 0.0
-                        )
+                        # Always AMF0: objectEncoding 0 tells AMF3-capable clients to use it.
+                        sess.conn.accept_connect(object_encoding=0.0)
                     else:
                         sess.conn.reject_connect(f"unknown application {app!r}")
                         await self._flush(sess, suppress=True)
@@ -444,7 +467,7 @@ class RtmpServer:
             external_input_id=input_id,
             org_id=admission.org_id,
             namespace=admission.namespace,
-            app=sess.conn.app,
+            app=redact_app(sess.conn.app),
             tc_url=sess.tc_url,
             flash_ver=sess.flash_ver,
             publish_type=ev.publish_type,
@@ -480,6 +503,8 @@ class RtmpServer:
         pub = sess.publishes.pop(sid, None)
         if pub is None:
             return
+        if not sess.publishes:
+            sess.idle_since = asyncio.get_running_loop().time()
         if self._live.get(pub.external_input_id) is sess:
             del self._live[pub.external_input_id]
         sess.log.info(

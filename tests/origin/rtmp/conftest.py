@@ -13,7 +13,15 @@ from typing import Any
 import imageio_ffmpeg
 import pytest
 
-from origin.rtmp import Admission, MediaTag, PublishEnd, PublishInfo, RtmpServer, RtmpServerSettings
+from origin.rtmp import (
+    Admission,
+    MediaTag,
+    PublishEnd,
+    PublishInfo,
+    RtmpServer,
+    RtmpServerSettings,
+    SinkFactory,
+)
 
 INPUT_ID = "lv_test1"
 STREAM_KEY = "sk_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -123,8 +131,11 @@ def handler_tasks() -> list[asyncio.Task[Any]]:
 
 @asynccontextmanager
 async def running_server(
-    settings: RtmpServerSettings | None = None, keys: dict[str, str] | None = None
+    settings: RtmpServerSettings | None = None,
+    keys: dict[str, str] | None = None,
+    sink_factory: SinkFactory | None = None,
 ) -> AsyncIterator[Harness]:
+    """A started server; sinks are :class:`RecordingSink` unless ``sink_factory`` is given."""
     keys = {INPUT_ID: STREAM_KEY} if keys is None else keys
     harness: Harness
 
@@ -134,14 +145,14 @@ async def running_server(
             return Admission.deny("invalid stream key")
         return Admission.allow(ORG_ID, f"stream/{ORG_ID}/{input_id}")
 
-    async def sink_factory(info: PublishInfo) -> RecordingSink:
+    async def recording_factory(info: PublishInfo) -> RecordingSink:
         sink = RecordingSink(info)
         async with harness.new_sink:
             harness.sinks.append(sink)
             harness.new_sink.notify_all()
         return sink
 
-    server = RtmpServer(authorize, sink_factory, settings)
+    server = RtmpServer(authorize, sink_factory or recording_factory, settings)
     harness = Harness(server, keys)
     await server.start("127.0.0.1", 0)
     try:

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from origin.rtmp import EndReason, FlvMuxer, read_flv
-from tests.origin.rtmp.conftest import INPUT_ID, STREAM_KEY, Harness, ffprobe_like
+from origin.rtmp import EndReason, FlvMuxer, FlvSink, PublishEnd, PublishInfo, read_flv
+from tests.origin.rtmp.conftest import (
+    INPUT_ID,
+    STREAM_KEY,
+    Harness,
+    ffprobe_like,
+    running_server,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -152,3 +158,67 @@ async def test_ffmpeg_with_wrong_key_fails_with_our_reason(rtmp: Harness, ffmpeg
     assert "invalid stream key" in err
     assert rtmp.sinks == []
     assert rtmp.auth_calls == [(INPUT_ID, "sk_not_the_key")]
+
+
+async def test_publish_piped_as_flv_into_a_decoding_ffmpeg(ffmpeg_exe: str) -> None:
+    """The path the transcoder takes: RTMP in, FlvSink, ffmpeg reading FLV on stdin."""
+    decoder = await asyncio.create_subprocess_exec(
+        ffmpeg_exe,
+        "-hide_banner",
+        "-nostats",
+        "-v",
+        "error",
+        "-f",
+        "flv",
+        "-i",
+        "pipe:0",
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:1",
+        "-",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert decoder.stdin is not None
+    stdin = decoder.stdin
+    ends: list[PublishEnd] = []
+    sinks: list[FlvSink] = []
+
+    async def write(data: bytes) -> None:
+        stdin.write(data)
+        await stdin.drain()
+
+    async def on_end(end: PublishEnd) -> None:
+        ends.append(end)
+        stdin.close()
+
+    async def factory(info: PublishInfo) -> FlvSink:
+        sink = FlvSink(write, on_end=on_end)
+        sinks.append(sink)
+        return sink
+
+    try:
+        async with running_server(sink_factory=factory) as h:
+            url = f"rtmp://127.0.0.1:{h.port}/live/{INPUT_ID}/{STREAM_KEY}"
+            code, err = await run(publish_cmd(ffmpeg_exe, url, seconds=2))
+            assert code == 0, err
+            async with asyncio.timeout(20):
+                out, derr = await decoder.communicate()
+    finally:
+        if decoder.returncode is None:
+            decoder.kill()
+            await decoder.wait()
+    assert decoder.returncode == 0, derr
+    assert derr == b""
+    frames = [
+        int(v)
+        for k, _, v in (ln.partition("=") for ln in out.decode().splitlines())
+        if k == "frame"
+    ]
+    assert frames[-1] == 2 * FPS
+    assert [e.reason for e in ends] == [EndReason.UNPUBLISHED]
+    assert sinks[0].bytes_written > 0 and sinks[0].late_metadata == 0

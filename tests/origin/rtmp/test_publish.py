@@ -93,6 +93,7 @@ def test_public_surface_is_pinned() -> None:
             "FlvHeader",
             "FlvMuxer",
             "FlvReader",
+            "FlvSink",
             "FlvTag",
             "HandshakeError",
             "InvalidPublishTarget",

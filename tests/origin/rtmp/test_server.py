@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from origin.rtmp import (
     ConnectionLimits,
@@ -363,3 +364,60 @@ async def test_connection_cap() -> None:
         w.close()
         assert h.server.statistics().connections_refused == 1
         await first.close()
+
+
+async def test_connection_without_publish_is_closed_after_publish_timeout() -> None:
+    settings = RtmpServerSettings(publish_timeout=0.4, idle_timeout=5)
+    async with running_server(settings) as h:
+        client = await ObsLikeClient.open("127.0.0.1", h.port)
+        await client.connect("127.0.0.1", h.port, APP)
+        # Keep the connection busy (pings) without ever publishing.
+        for _ in range(4):
+            await client.send_message(2, 4, 0, 0, struct.pack(">HI", 6, 1))
+            await asyncio.sleep(0.1)
+        assert await client.wait_closed_by_server(within=3)
+        assert h.server.statistics().timeouts == 1
+
+
+async def test_logs_have_stable_keys_and_never_the_stream_key(sample_flv: bytes) -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with running_server() as h:
+            port = h.port
+            client = await ObsLikeClient.open("127.0.0.1", h.port)
+            # A key pasted into the server URL too: redacted from logs and PublishInfo.
+            await client.connect("127.0.0.1", h.port, f"{APP}?key={STREAM_KEY}")
+            await client.start_publish(STREAM_KEY)
+            await client.send_metadata({"width": 640.0})
+            await client.send_tag(read_flv_tags(sample_flv)[1])
+            await client.stop_publish(STREAM_KEY)
+            sink = await h.wait_sink()
+            await sink.wait_ended()
+            await client.close()
+            bad = await ObsLikeClient.open("127.0.0.1", h.port)
+            await bad.connect("127.0.0.1", h.port, f"{APP}/{STREAM_KEY}")
+            with pytest.raises(RtmpStatusError):
+                await bad.start_publish("")
+    assert STREAM_KEY not in repr(logs)
+    assert STREAM_KEY not in repr(sink.info)
+    assert sink.info.tc_url == f"rtmp://127.0.0.1:{port}/{APP}"
+    assert sink.info.app == APP
+    events = [e["event"] for e in logs]
+    for expected in (
+        "rtmp.connection_opened",
+        "rtmp.connect",
+        "rtmp.publish_admitted",
+        "rtmp.metadata",
+        "rtmp.publish_ended",
+        "rtmp.connection_closed",
+        "rtmp.publish_refused",
+    ):
+        assert expected in events, expected
+    for entry in logs:
+        if entry["event"].startswith("rtmp.") and entry["event"] != "rtmp.listening":
+            assert {"session", "peer"} <= entry.keys(), entry
+    ended = next(e for e in logs if e["event"] == "rtmp.publish_ended")
+    assert (ended["external_input_id"], ended["reason"], ended["clean"]) == (
+        INPUT_ID,
+        "unpublished",
+        True,
+    )
