@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from .._buffer import Buffer, Writer
-from ..errors import LocalError
+from ..errors import LocalError, ProtocolViolation
 from ..version import DRAFT_14, DRAFT_16
 from ._base import ControlMessage, is_draft16, register
 from ._params import SetupParameters
+from ._token import AuthTokenAliasType
 
 __all__ = ["ClientSetup", "ServerSetup"]
 
@@ -21,7 +22,8 @@ class ClientSetup(ControlMessage):
 
     Draft-14: ``Number of Supported Versions (i), Supported Versions (i)...,
     Number of Parameters (i), Setup Parameters``. Draft-16 drops the version list
-    (ALPN selects the version): ``versions`` must then be empty.
+    (ALPN selects the version): ``versions`` must then be empty. A draft-16 server
+    closes on a DELETE or USE_ALIAS token here (nothing can be registered yet).
     """
 
     TYPE: ClassVar[int] = 0x20
@@ -52,7 +54,12 @@ class ClientSetup(ControlMessage):
             # the session to report, not a malformed message.
             count = buf.pull_varint()
             versions = tuple(buf.pull_varint() for _ in range(count))
-        return cls(versions, SetupParameters.decode_counted(buf, version))
+        params = SetupParameters.decode_counted(buf, version)
+        if is_draft16(version):
+            for token in params.auth_tokens:
+                if token.alias_type in (AuthTokenAliasType.DELETE, AuthTokenAliasType.USE_ALIAS):
+                    raise ProtocolViolation(f"{token.alias_type.name} token in CLIENT_SETUP")
+        return cls(versions, params)
 
 
 @register(DRAFT_14, DRAFT_16)

@@ -541,6 +541,7 @@ BAD_CASES: list[BadCase] = [
         SessionError,
         SessionCloseCode.MALFORMED_AUTHORITY,
     ),
+    _b("client_setup_use_alias", DRAFT_16, "20 0005 01 03 02 02 01"),  # AUTH USE_ALIAS alias 1
     _b("namespace_0_fields", DRAFT_16, "06 0003 0a 00 00"),
     _b("namespace_33_fields", DRAFT_16, "06 0045 0a 21" + " 01 61" * 33 + " 00"),
     _b("namespace_empty_field", DRAFT_16, "06 0004 0a 01 00 00"),

@@ -124,15 +124,22 @@ def _unknown_pairs(known: frozenset[int]) -> st.SearchStrategy[tuple[tuple[int, 
     return build()
 
 
+registering_tokens = st.one_of(
+    st.builds(AuthToken.use_value, st.binary(max_size=20), varints),
+    st.builds(AuthToken.register, varints, st.binary(max_size=20), varints),
+)
+
+
 @st.composite
-def setup_parameters(draw: st.DrawFn) -> SetupParameters:
+def setup_parameters(draw: st.DrawFn, *, client16: bool = False) -> SetupParameters:
+    """``client16``: a draft-16 CLIENT_SETUP may not DELETE or USE_ALIAS a token."""
     return SetupParameters.build(
         path=draw(st.none() | st.text(max_size=10)),
         authority=draw(st.none() | st.text(max_size=10)),
         max_request_id=draw(st.none() | varints),
         max_auth_token_cache_size=draw(st.none() | varints),
         implementation=draw(st.none() | st.text(max_size=10)),
-        auth_tokens=tuple(draw(st.lists(tokens, max_size=2))),
+        auth_tokens=tuple(draw(st.lists(registering_tokens if client16 else tokens, max_size=2))),
         extra=draw(_unknown_pairs(frozenset(SetupParameterType))),
     )
 
@@ -261,7 +268,7 @@ STRATEGIES: dict[type[ControlMessage], Callable[[int], st.SearchStrategy[Control
     ClientSetup: lambda v: st.builds(
         ClientSetup,
         st.just(()) if v == DRAFT_16 else st.lists(varints, min_size=1, max_size=5).map(tuple),
-        setup_parameters(),
+        setup_parameters(client16=v == DRAFT_16),
     ),
     ServerSetup: lambda v: st.builds(
         ServerSetup, st.none() if v == DRAFT_16 else varints, setup_parameters()
