@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import messages as m
-from ._codes import publish_done_from_wire, request_error_from_wire, request_error_to_wire
-from ._core import SessionCore
+from ._codes import publish_done_from_wire
+from ._inbound_fetch import FetchHandlers
+from ._inbound_ns import NamespaceHandlers
+from ._replies import DEFAULT_PRIORITY, UNFILTERED
 from ._state import (
     FetchReq,
     NamespaceReq,
@@ -23,58 +25,29 @@ from ._state import (
 )
 from .errors import ProtocolViolation, RequestErrorCode, SessionCloseCode, SessionError
 from .events import (
-    FetchAccepted,
-    FetchCancelled,
-    FetchRequested,
     GoawayReceived,
-    NamespaceAnnounced,
-    NamespaceWithdrawn,
     PublishAccepted,
     PublishDoneReceived,
-    PublishNamespaceAccepted,
-    PublishNamespaceCancelled,
-    PublishNamespaceDone,
-    PublishNamespaceRequested,
     PublishRequested,
-    RequestKind,
-    RequestRejected,
     RequestsUnblocked,
     SubscribeAccepted,
-    SubscribeNamespaceAccepted,
-    SubscribeNamespaceEnded,
-    SubscribeNamespaceRequested,
     SubscribeRequested,
     SubscriptionUpdated,
     TrackStatusReceived,
-    TrackStatusRequested,
     Unsubscribed,
     UpdateAccepted,
 )
 from .types import (
-    AuthToken,
-    FetchType,
-    FilterType,
     GroupOrder,
     Location,
     Namespace,
     SubscriptionFilter,
 )
 
-__all__ = ["UNFILTERED", "InboundMixin", "prefixes_overlap"]
-
-# Draft-16 "SUBSCRIPTION FILTER Parameter": omitted means unfiltered, which
-# "Subscription Filters" defines as AbsoluteStart {0, 0}.
-UNFILTERED = SubscriptionFilter.absolute_start(Location(0, 0))
-DEFAULT_PRIORITY = 128
+__all__ = ["UNFILTERED", "InboundMixin"]
 
 
-def prefixes_overlap(a: Namespace, b: Namespace) -> bool:
-    """True when one namespace prefix is a prefix of (or equal to) the other."""
-    n = min(len(a), len(b))
-    return a[:n] == b[:n]
-
-
-class InboundMixin(SessionCore):
+class InboundMixin(NamespaceHandlers, FetchHandlers):
     """Handlers for every control message (control stream and draft-16 namespace streams)."""
 
     # --- dispatch ------------------------------------------------------------------------
@@ -92,9 +65,6 @@ class InboundMixin(SessionCore):
         if handler is None:  # pragma: no cover - every registered type has a handler
             raise ProtocolViolation(f"unexpected {type(msg).__name__}")
         handler(self, msg)
-
-    def _tokens_of(self, params: m.MessageParameters) -> tuple[AuthToken, ...]:
-        return self._tokens.resolve(params.auth_tokens)
 
     # --- session-wide ----------------------------------------------------------------------
 
@@ -120,41 +90,6 @@ class InboundMixin(SessionCore):
         self._maybe_grant(force=True)
 
     # --- replies (draft-16 generic, draft-14 specific) --------------------------------------
-
-    def _any_ours(self, request_id: int, what: str) -> Req | None:
-        req = self._lookup(request_id, Req, what=what)
-        if req is not None and not req.ours:
-            raise ProtocolViolation(f"{what} for the peer's own request {request_id}")
-        return req
-
-    def _rejected(self, req: Req, code: int, reason: str, retry: int = 0) -> None:
-        if req.state is not State.PENDING and not isinstance(req, UpdateReq):
-            raise ProtocolViolation(
-                f"error for {req.kind.value} {req.request_id} after it was answered"
-            )
-        kind = req.kind
-        self._emit(
-            RequestRejected(
-                req.request_id,
-                kind,
-                code,
-                reason,
-                request_error_from_wire(code, kind, self._draft16),
-                retry,
-            )
-        )
-        self._end_request(req)
-
-    def _end_request(self, req: Req) -> None:
-        """Forget a request and whatever data state hangs off it."""
-        if isinstance(req, SubReq):
-            self._drop_subscription(req)
-        elif isinstance(req, FetchReq):
-            self._drop_fetch(req)
-        elif isinstance(req, SubNamespaceReq) and req.stream_id is not None:
-            self._ns_streams.pop(req.stream_id, None)
-            self._ns_bufs.pop(req.stream_id, None)
-        self._finish(req)
 
     def _h_request_error(self, msg: m.RequestError) -> None:
         req = self._any_ours(msg.request_id, "REQUEST_ERROR")
@@ -473,339 +408,6 @@ class InboundMixin(SessionCore):
             )
         )
 
-    # --- PUBLISH_NAMESPACE ------------------------------------------------------------------
-
-    def _h_publish_namespace(self, msg: m.PublishNamespace) -> None:
-        self._check_new_peer_request(msg.request_id)
-        tokens = self._tokens_of(msg.parameters)
-        req = NamespaceReq(msg.request_id, ours=False, namespace=msg.namespace)
-        self._requests[req.request_id] = req
-        self._emit(PublishNamespaceRequested(req.request_id, req.namespace, tokens))
-
-    def _namespace_accepted(self, req: NamespaceReq) -> None:
-        if req.state is not State.PENDING:
-            raise ProtocolViolation(f"second answer to PUBLISH_NAMESPACE {req.request_id}")
-        req.state = State.ESTABLISHED
-        self._emit(PublishNamespaceAccepted(req.request_id, req.namespace))
-
-    def _h_publish_namespace_ok(self, msg: m.PublishNamespaceOk) -> None:
-        req = self._lookup(msg.request_id, NamespaceReq, what="PUBLISH_NAMESPACE_OK")
-        if req is None:
-            return
-        if not req.ours:
-            raise ProtocolViolation("PUBLISH_NAMESPACE_OK for the peer's own request")
-        self._namespace_accepted(req)
-
-    def _namespace_req(
-        self, request_id: int | None, namespace: Namespace | None, *, ours: bool, what: str
-    ) -> NamespaceReq | None:
-        if request_id is not None:  # draft-16 names the request
-            req = self._lookup(request_id, NamespaceReq, what=what)
-            if req is not None and req.ours != ours:
-                raise ProtocolViolation(f"{what} for request {request_id} of the wrong side")
-            return req
-        # Draft-14 names the namespace; a namespace we do not know was already withdrawn.
-        for other in self._requests.values():
-            if (
-                isinstance(other, NamespaceReq)
-                and other.ours == ours
-                and other.namespace == namespace
-            ):
-                return other
-        return None
-
-    def _h_publish_namespace_done(self, msg: m.PublishNamespaceDone) -> None:
-        req = self._namespace_req(
-            msg.request_id, msg.namespace, ours=False, what="PUBLISH_NAMESPACE_DONE"
-        )
-        if req is None:
-            return
-        self._emit(PublishNamespaceDone(req.request_id, req.namespace))
-        self._finish(req)
-
-    def _h_publish_namespace_cancel(self, msg: m.PublishNamespaceCancel) -> None:
-        req = self._namespace_req(
-            msg.request_id, msg.namespace, ours=True, what="PUBLISH_NAMESPACE_CANCEL"
-        )
-        if req is None:
-            return
-        self._emit(
-            PublishNamespaceCancelled(req.request_id, req.namespace, msg.error_code, msg.reason)
-        )
-        self._finish(req)
-
-    # --- SUBSCRIBE_NAMESPACE ------------------------------------------------------------------
-
-    def _h_subscribe_namespace(
-        self, msg: m.SubscribeNamespace, stream_id: int | None = None
-    ) -> None:
-        self._check_new_peer_request(msg.request_id)
-        tokens = self._tokens_of(msg.parameters)
-        req = SubNamespaceReq(
-            msg.request_id,
-            ours=False,
-            prefix=msg.prefix,
-            options=int(msg.subscribe_options),
-            stream_id=stream_id,
-        )
-        self._requests[req.request_id] = req
-        if stream_id is not None:
-            self._ns_streams[stream_id] = req
-        for other in self._requests.values():
-            if (
-                other is not req
-                and isinstance(other, SubNamespaceReq)
-                and not other.ours
-                and prefixes_overlap(other.prefix, req.prefix)
-            ):
-                # "SUBSCRIBE_NAMESPACE": overlapping prefixes get PREFIX_OVERLAP.
-                self._reject_peer(req, RequestErrorCode.PREFIX_OVERLAP, "prefix overlaps another")
-                return
-        forward = msg.parameters.forward
-        self._emit(
-            SubscribeNamespaceRequested(
-                req.request_id,
-                req.prefix,
-                req.options,
-                True if forward is None else forward,
-                tokens,
-            )
-        )
-
-    def _reject_peer(
-        self, req: Req, code: RequestErrorCode | int, reason: str, retry: int = 0
-    ) -> None:
-        """Send the error answering the peer's request ``req`` and forget it."""
-        wire = request_error_to_wire(code, req.kind, self._draft16)
-        if self._draft16:
-            error = m.RequestError(req.request_id, wire, reason, retry)
-            if isinstance(req, SubNamespaceReq) and req.stream_id is not None:
-                # "SUBSCRIBE_NAMESPACE": on error the stream is closed with FIN.
-                self._send_on(req.stream_id, error, end_stream=True)
-                self._ns_streams.pop(req.stream_id, None)
-                self._ns_bufs.pop(req.stream_id, None)
-            else:
-                self._send(error)
-        else:
-            self._send(_ERROR14_MESSAGES[req.kind](req.request_id, wire, reason))
-        self._end_request(req)
-
-    def _h_subscribe_namespace_ok(self, msg: m.SubscribeNamespaceOk) -> None:
-        req = self._lookup(msg.request_id, SubNamespaceReq, what="SUBSCRIBE_NAMESPACE_OK")
-        if req is None:
-            return
-        self._sub_namespace_accepted(req)
-
-    def _sub_namespace_accepted(self, req: SubNamespaceReq) -> None:
-        if not req.ours:
-            raise ProtocolViolation("answer to the peer's own SUBSCRIBE_NAMESPACE")
-        if req.state is not State.PENDING:
-            raise ProtocolViolation(f"second answer to SUBSCRIBE_NAMESPACE {req.request_id}")
-        req.state = State.ESTABLISHED
-        self._emit(SubscribeNamespaceAccepted(req.request_id, req.prefix))
-
-    def _h_unsubscribe_namespace(self, msg: m.UnsubscribeNamespace) -> None:
-        for req in list(self._requests.values()):
-            if isinstance(req, SubNamespaceReq) and not req.ours and req.prefix == msg.prefix:
-                self._emit(SubscribeNamespaceEnded(req.request_id, req.prefix, by_peer=True))
-                self._finish(req)
-                return
-
-    def _on_ns_stream_message(self, msg: m.ControlMessage, stream_id: int) -> None:
-        """Draft-16 SUBSCRIBE_NAMESPACE streams: the request, then its answer and NAMESPACE*."""
-        req = self._ns_streams.get(stream_id)
-        if req is None:
-            if not isinstance(msg, m.SubscribeNamespace):
-                raise ProtocolViolation(f"{type(msg).__name__} before SUBSCRIBE_NAMESPACE")
-            self._h_subscribe_namespace(msg, stream_id)
-            return
-        if not req.ours:
-            raise ProtocolViolation(
-                f"{type(msg).__name__} from the subscriber on its namespace stream"
-            )
-        if isinstance(msg, m.RequestOk) and msg.request_id == req.request_id:
-            self._sub_namespace_accepted(req)
-        elif isinstance(msg, m.RequestError) and msg.request_id == req.request_id:
-            self._rejected(req, msg.error_code, msg.reason, msg.retry_interval)
-        elif isinstance(msg, (m.Namespace, m.NamespaceDone)):
-            if req.state is not State.ESTABLISHED:
-                raise ProtocolViolation(f"{type(msg).__name__} before REQUEST_OK")
-            full = req.prefix + msg.suffix
-            if isinstance(msg, m.Namespace):
-                req.announced.add(full)
-                self._emit(NamespaceAnnounced(req.request_id, full))
-            else:
-                if full not in req.announced:
-                    raise ProtocolViolation("NAMESPACE_DONE before its NAMESPACE")
-                req.announced.discard(full)
-                self._emit(NamespaceWithdrawn(req.request_id, full))
-        else:
-            raise ProtocolViolation(f"{type(msg).__name__} on a SUBSCRIBE_NAMESPACE stream")
-
-    def _ns_stream_ended(self, stream_id: int) -> None:
-        req = self._ns_streams.pop(stream_id, None)
-        self._ns_bufs.pop(stream_id, None)
-        if req is None or req.state is State.DONE:
-            return
-        if req.ours:
-            if req.state is State.PENDING:
-                raise ProtocolViolation("SUBSCRIBE_NAMESPACE stream ended without an answer")
-            self._emit(SubscribeNamespaceEnded(req.request_id, req.prefix, by_peer=True))
-            self._finish(req)
-        else:
-            # "Subscribing to Namespaces": FIN or RESET_STREAM cancels the subscription.
-            self._emit(SubscribeNamespaceEnded(req.request_id, req.prefix, by_peer=True))
-            if req.stream_id is not None:
-                self._transport.send_stream_data(req.stream_id, b"", True)
-            self._finish(req)
-
-    # --- FETCH ---------------------------------------------------------------------------------
-
-    def _h_fetch(self, msg: m.Fetch) -> None:
-        self._check_new_peer_request(msg.request_id)
-        tokens = self._tokens_of(msg.parameters)
-        req = FetchReq(
-            msg.request_id,
-            ours=False,
-            fetch_type=msg.fetch_type,
-            priority=DEFAULT_PRIORITY
-            if msg.subscriber_priority is None
-            else msg.subscriber_priority,
-            group_order=msg.group_order or GroupOrder.ASCENDING,
-        )
-        self._requests[req.request_id] = req
-        joining_start: int | None = None
-        if msg.standalone is not None:
-            req.namespace, req.name = msg.standalone.namespace, msg.standalone.name
-            req.start, req.end = msg.standalone.start, msg.standalone.end
-        else:
-            assert msg.joining is not None
-            joining_start = msg.joining.joining_start
-            req.joining_request_id = msg.joining.joining_request_id
-            joined = self._requests.get(req.joining_request_id)
-            if not (
-                isinstance(joined, SubReq)
-                and not joined.receiving
-                and not joined.is_publish
-                and joined.state in (State.PENDING, State.ESTABLISHED)
-            ):
-                # "Joining Fetches": not an Established/Pending subscription of this session.
-                self._reject_peer(
-                    req, RequestErrorCode.INVALID_JOINING_REQUEST_ID, "no such subscription"
-                )
-                return
-            if joined.filter is None or joined.filter.type is not FilterType.LARGEST_OBJECT:
-                raise ProtocolViolation(
-                    "joining FETCH for a subscription without a LargestObject filter"
-                )
-            req.namespace, req.name = joined.namespace, joined.name
-            if joined.state is State.ESTABLISHED:
-                largest = joined.largest
-                if largest is None:
-                    self._reject_peer(
-                        req, RequestErrorCode.INVALID_RANGE, "the track has no objects yet"
-                    )
-                    return
-                # "Joining Fetch Range Calculation".
-                if msg.fetch_type is FetchType.RELATIVE_JOINING:
-                    req.start = Location(max(0, largest.group - joining_start), 0)
-                else:
-                    req.start = Location(joining_start, 0)
-                req.end = Location(largest.group, largest.object + 1)
-        self._emit(
-            FetchRequested(
-                req.request_id,
-                req.fetch_type,
-                req.namespace,
-                req.name,
-                req.start,
-                req.end,
-                req.priority,
-                req.group_order,
-                req.joining_request_id,
-                joining_start,
-                tokens,
-            )
-        )
-
-    def _h_fetch_ok(self, msg: m.FetchOk) -> None:
-        req = self._lookup(msg.request_id, FetchReq, what="FETCH_OK")
-        if req is None:
-            return
-        if not req.ours:
-            raise ProtocolViolation("FETCH_OK for the peer's own FETCH")
-        if req.answered:
-            raise ProtocolViolation(f"second answer to FETCH {req.request_id}")
-        if (
-            req.start is not None
-            and msg.end < req.start
-            and not (msg.end.object == 0 and msg.end.group >= req.start.group)
-        ):
-            # FETCH_OK: an End Location smaller than the Start Location is a violation
-            # (object 0 means the whole group, so {g, 0} covers a start inside group g).
-            raise ProtocolViolation("FETCH_OK end location is before the fetch's start")
-        req.answered = True
-        req.state = State.ESTABLISHED
-        order = msg.group_order or req.group_order
-        if order is GroupOrder.ORIGINAL:
-            order = GroupOrder.ASCENDING
-        self._emit(
-            FetchAccepted(
-                req.request_id, msg.end_of_track, msg.end, order, msg.track_extensions.items
-            )
-        )
-
-    def _h_fetch_cancel(self, msg: m.FetchCancel) -> None:
-        req = self._lookup(msg.request_id, FetchReq, what="FETCH_CANCEL")
-        if req is None:
-            return
-        if req.ours:
-            raise ProtocolViolation("FETCH_CANCEL for our own FETCH")
-        self._emit(FetchCancelled(req.request_id))
-        self._end_request(req)
-
-    # --- TRACK_STATUS ---------------------------------------------------------------------------
-
-    def _h_track_status(self, msg: m.TrackStatus) -> None:
-        self._check_new_peer_request(msg.request_id)
-        tokens = self._tokens_of(msg.parameters)
-        req = TrackStatusReq(msg.request_id, ours=False, namespace=msg.namespace, name=msg.name)
-        self._requests[req.request_id] = req
-        self._emit(TrackStatusRequested(req.request_id, req.namespace, req.name, tokens))
-
-    def _h_track_status_ok(self, msg: m.TrackStatusOk) -> None:
-        req = self._lookup(msg.request_id, TrackStatusReq, what="TRACK_STATUS_OK")
-        if req is None:
-            return
-        if not req.ours:
-            raise ProtocolViolation("TRACK_STATUS_OK for the peer's own TRACK_STATUS")
-        self._emit(
-            TrackStatusReceived(
-                req.request_id,
-                msg.largest,
-                msg.expires or 0,
-                msg.group_order or GroupOrder.ASCENDING,
-            )
-        )
-        self._finish(req)
-
-    # --- hooks the data plane implements -----------------------------------------------------------
-
-    def _alias_ready(self, sub: SubReq) -> None:
-        raise NotImplementedError
-
-    def _forget_rx_alias(self, sub: SubReq) -> None:
-        raise NotImplementedError
-
-    def _drop_subscription(self, sub: SubReq) -> None:
-        raise NotImplementedError
-
-    def _drop_fetch(self, req: FetchReq) -> None:
-        raise NotImplementedError
-
-    def _publish_done_received(self, sub: SubReq, stream_count: int) -> None:
-        raise NotImplementedError
-
 
 # Draft-14 error message -> (request record type, whether the SubReq is a PUBLISH).
 _ERROR14_KINDS: dict[type, tuple[type[Req], bool]] = {
@@ -815,15 +417,6 @@ _ERROR14_KINDS: dict[type, tuple[type[Req], bool]] = {
     m.PublishNamespaceError: (NamespaceReq, False),
     m.SubscribeNamespaceError: (SubNamespaceReq, False),
     m.TrackStatusError: (TrackStatusReq, False),
-}
-
-_ERROR14_MESSAGES: dict[RequestKind, Callable[[int, int, str], m.ControlMessage]] = {
-    RequestKind.SUBSCRIBE: m.SubscribeError,
-    RequestKind.PUBLISH: m.PublishError,
-    RequestKind.FETCH: m.FetchError,
-    RequestKind.PUBLISH_NAMESPACE: m.PublishNamespaceError,
-    RequestKind.SUBSCRIBE_NAMESPACE: m.SubscribeNamespaceError,
-    RequestKind.TRACK_STATUS: m.TrackStatusError,
 }
 
 _HANDLERS: dict[type, Callable[[Any, Any], None]] = {

@@ -17,20 +17,25 @@ Rules every method follows:
   the close and are not misuse).
 * Request ids: ours are returned by the request methods; the peer's arrive in the
   ``*Requested`` events.  Every method taking a request id documents which kind.
+
+The inputs and our requests are defined here; the answers to the peer's requests
+(``accept_*``, ``reject_request``, ``publish_done``, ...) in ``moqt._answers`` and the
+outgoing data (``open_subgroup``, ``write_object``, ...) in ``moqt._sending``: all
+are public methods of :class:`Session`.
 """
 
 from __future__ import annotations
 
 from . import messages as m
-from ._codes import request_error_to_wire
+from ._answers import AnswersMixin
+from ._apiutil import check_priority, check_timeout, our_tokens
 from ._core import RequestBlockedError
-from ._dataplane import DataPlaneMixin, _TxStream
 from ._handles import FetchHandle, SubgroupHandle
 from ._inbound import UNFILTERED
+from ._sending import SendingMixin
 from ._state import (
     FetchReq,
     NamespaceReq,
-    Req,
     State,
     SubNamespaceReq,
     SubReq,
@@ -38,23 +43,12 @@ from ._state import (
     UpdateReq,
 )
 from ._transport import Transport
-from .data import (
-    FetchWriter,
-    Object,
-    ObjectDatagram,
-    SubgroupHeader,
-    SubgroupWriter,
-    encode_datagram,
-)
 from .errors import (
     DataStreamResetCode,
     LocalError,
-    PublishDoneCode,
-    RequestErrorCode,
     SessionCloseCode,
 )
-from .events import Event, RequestKind, SessionClosed
-from .messages._params import AuthToken as WireToken
+from .events import Event, SessionClosed
 from .types import (
     Extensions,
     FetchType,
@@ -62,7 +56,6 @@ from .types import (
     GroupOrder,
     Location,
     Namespace,
-    ObjectStatus,
     SubscriptionFilter,
     TrackName,
     validate_namespace,
@@ -73,24 +66,7 @@ __all__ = ["FetchHandle", "RequestBlockedError", "Session", "SubgroupHandle"]
 _CANCELLED = int(DataStreamResetCode.CANCELLED)
 
 
-def _tokens(value: bytes | None) -> tuple[WireToken, ...]:
-    """Our tokens go out as USE_VALUE with token type 0 (negotiated out of band)."""
-    return (WireToken.use_value(value),) if value else ()
-
-
-def _timeout(ms: int | None) -> int | None:
-    if ms is not None and ms <= 0:
-        # Draft-16 "DELIVERY TIMEOUT Parameter": MUST be greater than 0.
-        raise LocalError("delivery_timeout is a positive number of milliseconds")
-    return ms
-
-
-def _check_priority(value: int) -> None:
-    if not 0 <= value <= 255:
-        raise LocalError(f"priority {value} outside 0..255")
-
-
-class Session(DataPlaneMixin):
+class Session(AnswersMixin, SendingMixin):
     """One MoQT session, client or server side.
 
     :param transport: where bytes go (see :class:`~moqt._transport.Transport`).
@@ -255,13 +231,13 @@ class Session(DataPlaneMixin):
         ``delivery_timeout`` is in milliseconds.  Answers: SubscribeAccepted or
         RequestRejected; then ObjectReceived..., PublishDoneReceived."""
         validate_namespace(namespace)
-        _check_priority(priority)
+        check_priority(priority)
         flt = filter if filter is not None else SubscriptionFilter.largest_object()
         if self._find_receiving(namespace, name) is not None:
             raise LocalError("already subscribed to this track in this session")
         request_id = self._new_request_id()
         params = m.MessageParameters.build(
-            auth_tokens=_tokens(auth_token), delivery_timeout=_timeout(delivery_timeout)
+            auth_tokens=our_tokens(auth_token), delivery_timeout=check_timeout(delivery_timeout)
         )
         self._send(
             m.Subscribe(request_id, namespace, name, priority, group_order, forward, flt, params)
@@ -297,7 +273,7 @@ class Session(DataPlaneMixin):
         RequestRejected for that id; draft-14 has no answer)."""
         sub = self._receiving_sub(request_id, "update_subscription")
         if priority is not None:
-            _check_priority(priority)
+            check_priority(priority)
         old = sub.filter or UNFILTERED
         new_start = start if start is not None else old.start
         new_end = end_group if end_group is not None else old.end_group
@@ -327,14 +303,14 @@ class Session(DataPlaneMixin):
                 subscription_filter=new_filter if new_filter is not old else None,
                 subscriber_priority=priority,
                 forward=forward,
-                delivery_timeout=_timeout(delivery_timeout),
+                delivery_timeout=check_timeout(delivery_timeout),
             )
             self._send(m.RequestUpdate(update_id, request_id, params))
             self._requests[update_id] = UpdateReq(update_id, ours=True, target=request_id)
         else:
             fstart = new_filter.start if new_filter.start is not None else Location(0, 0)
             end_plus_one = 0 if new_filter.end_group is None else new_filter.end_group + 1
-            params = m.MessageParameters.build(delivery_timeout=_timeout(delivery_timeout))
+            params = m.MessageParameters.build(delivery_timeout=check_timeout(delivery_timeout))
             self._send(
                 m.SubscribeUpdate(
                     update_id,
@@ -379,9 +355,9 @@ class Session(DataPlaneMixin):
         Location, plus 1": object 0 means all of group ``end.group``).  Answers:
         FetchAccepted or RequestRejected; ObjectReceived(source=FETCH)...; FetchStreamEnded."""
         validate_namespace(namespace)
-        _check_priority(priority)
+        check_priority(priority)
         request_id = self._new_request_id()
-        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         self._send(
             m.Fetch(
                 request_id,
@@ -417,7 +393,7 @@ class Session(DataPlaneMixin):
         """Joining FETCH for our LargestObject subscription ``subscribe_request_id``:
         relative (``joining_start`` groups before the subscription's largest group) or
         ``absolute`` (from group ``joining_start``).  Answers as for :meth:`fetch`."""
-        _check_priority(priority)
+        check_priority(priority)
         sub = self._own(subscribe_request_id, SubReq, "joining_fetch")
         if not sub.receiving or sub.is_publish or sub.state is State.DONE:
             raise LocalError(f"request {subscribe_request_id} is not our active SUBSCRIBE")
@@ -428,7 +404,7 @@ class Session(DataPlaneMixin):
             raise LocalError("joining_start must not be negative")
         request_id = self._new_request_id()
         fetch_type = FetchType.ABSOLUTE_JOINING if absolute else FetchType.RELATIVE_JOINING
-        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         self._send(
             m.Fetch(
                 request_id,
@@ -481,7 +457,9 @@ class Session(DataPlaneMixin):
             raise LocalError("this track is already published in this session")
         alias = self._pick_alias(track_alias)
         request_id = self._new_request_id()
-        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token), expires=expires or None)
+        params = m.MessageParameters.build(
+            auth_tokens=our_tokens(auth_token), expires=expires or None
+        )
         if self._draft16:
             ext = m.TrackExtensions(
                 tuple(extensions)
@@ -521,7 +499,7 @@ class Session(DataPlaneMixin):
         maybe later PublishNamespaceCancelled."""
         validate_namespace(namespace)
         request_id = self._new_request_id()
-        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         self._send(m.PublishNamespace(request_id, namespace, params))
         self._requests[request_id] = NamespaceReq(request_id, ours=True, namespace=namespace)
         return request_id
@@ -557,10 +535,10 @@ class Session(DataPlaneMixin):
             raise LocalError("draft-14 SUBSCRIBE_NAMESPACE always asks for both")
         request_id = self._new_request_id()
         params = m.MessageParameters.build(
-            auth_tokens=_tokens(auth_token), forward=None if forward else False
+            auth_tokens=our_tokens(auth_token), forward=None if forward else False
         )
         if not self._draft16 and not forward:
-            params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+            params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         msg = m.SubscribeNamespace(request_id, prefix, m.SubscribeOptions(options), params)
         req = SubNamespaceReq(request_id, ours=True, prefix=prefix, options=options)
         if self._draft16:
@@ -597,7 +575,7 @@ class Session(DataPlaneMixin):
         """TRACK_STATUS.  Answers: TrackStatusReceived or RequestRejected."""
         validate_namespace(namespace)
         request_id = self._new_request_id()
-        params = m.MessageParameters.build(auth_tokens=_tokens(auth_token))
+        params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         self._send(m.TrackStatus(request_id, namespace, name, parameters=params))
         self._requests[request_id] = TrackStatusReq(
             request_id, ours=True, namespace=namespace, name=name
@@ -629,475 +607,3 @@ class Session(DataPlaneMixin):
         self._fail(int(code), reason)
         events, self._events = self._events, []
         return events
-
-    # --- answers to the peer's requests ------------------------------------------------
-
-    def accept_subscribe(
-        self,
-        request_id: int,
-        *,
-        track_alias: int | None = None,
-        expires: int = 0,
-        group_order: GroupOrder = GroupOrder.ASCENDING,
-        largest: Location | None = None,
-        extensions: Extensions = (),
-    ) -> int:
-        """SUBSCRIBE_OK for the peer's SUBSCRIBE ``request_id``; returns the track alias
-        (``track_alias`` None picks an unused one).  ``largest`` is the track's largest
-        Location (None if nothing was published); it is also what joining fetches for
-        this subscription are computed from."""
-        sub = self._peers(request_id, SubReq, "accept_subscribe")
-        if sub is None:
-            return track_alias if track_alias is not None else 0
-        if sub.receiving or sub.is_publish or sub.state is not State.PENDING:
-            raise LocalError(f"request {request_id} is not a pending SUBSCRIBE")
-        if group_order is GroupOrder.ORIGINAL:
-            raise LocalError("SUBSCRIBE_OK's group order is ASCENDING or DESCENDING")
-        alias = self._pick_alias(track_alias)
-        if self._draft16:
-            ext = tuple(extensions)
-            if m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER not in {k for k, _ in ext}:
-                ext += ((m.TrackExtensionType.DEFAULT_PUBLISHER_GROUP_ORDER, int(group_order)),)
-            msg = m.SubscribeOk(
-                request_id,
-                alias,
-                expires or None,
-                None,
-                largest,
-                track_extensions=m.TrackExtensions(ext),
-            )
-        else:
-            if extensions:
-                raise LocalError("draft-14 SUBSCRIBE_OK carries no track extensions")
-            msg = m.SubscribeOk(request_id, alias, expires, group_order, largest)
-        self._send(msg)
-        sub.track_alias = alias
-        sub.largest = largest
-        sub.state = State.ESTABLISHED
-        self._tx_aliases[alias] = sub
-        return alias
-
-    def accept_update(self, update_request_id: int, *, largest: Location | None = None) -> None:
-        """Draft-16 REQUEST_OK for the peer's REQUEST_UPDATE ``update_request_id``
-        (see SubscriptionUpdated).  A no-op in draft-14 (SUBSCRIBE_UPDATE has no answer)."""
-        if self._closed or not self._draft16:
-            return
-        req = self._peers(update_request_id, UpdateReq, "accept_update")
-        if req is None:
-            return
-        params = m.MessageParameters.build(largest_object=largest)
-        self._send(m.RequestOk(update_request_id, params))
-        self._finish(req)
-
-    def reject_request(
-        self,
-        request_id: int,
-        code: RequestErrorCode | int = RequestErrorCode.INTERNAL_ERROR,
-        reason: str = "",
-        *,
-        retry_interval: int = 0,
-    ) -> None:
-        """Refuse any pending request of the peer (SUBSCRIBE, FETCH, PUBLISH,
-        PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE, TRACK_STATUS, REQUEST_UPDATE).
-
-        Draft-16 sends REQUEST_ERROR; draft-14 sends the request's own *_ERROR message
-        with ``code`` translated to that message's code space (a plain int is sent as
-        is).  ``retry_interval`` (ms + 1, 0 = never) exists only in draft-16.
-        Rejecting a REQUEST_UPDATE also ends its subscription with PUBLISH_DONE
-        UPDATE_FAILED (draft-16 "REQUEST_UPDATE")."""
-        req = self._peers(request_id, Req, "reject_request")
-        if req is None:
-            return
-        if isinstance(req, UpdateReq):
-            if not self._draft16:
-                return
-            self._send(m.RequestError(request_id, int(code), reason, retry_interval))
-            self._finish(req)
-            target = self._requests.get(req.target)
-            if isinstance(target, SubReq) and not target.receiving:
-                # "REQUEST_UPDATE": a failed update also ends the subscription.
-                self._end_publishing(target, PublishDoneCode.UPDATE_FAILED, "update failed")
-            return
-        if req.state is not State.PENDING:
-            raise LocalError(f"request {request_id} was already answered")
-        self._reject_peer(req, code, reason, retry_interval)
-
-    def accept_publish(
-        self,
-        request_id: int,
-        *,
-        forward: bool = True,
-        priority: int = 128,
-        group_order: GroupOrder = GroupOrder.ASCENDING,
-        filter: SubscriptionFilter | None = None,
-        delivery_timeout: int | None = None,
-    ) -> None:
-        """PUBLISH_OK for the peer's PUBLISH ``request_id`` (``filter`` None = LargestObject
-        in draft-14, unfiltered in draft-16).  Its objects arrive as ObjectReceived."""
-        sub = self._peers(request_id, SubReq, "accept_publish")
-        if sub is None:
-            return
-        if not sub.is_publish or sub.state is not State.PENDING:
-            raise LocalError(f"request {request_id} is not a pending PUBLISH")
-        _check_priority(priority)
-        order = None if group_order is GroupOrder.ORIGINAL else group_order
-        params = m.MessageParameters.build(delivery_timeout=_timeout(delivery_timeout))
-        self._send(m.PublishOk(request_id, forward, priority, order, filter, params))
-        sub.state = State.ESTABLISHED
-        sub.forward = forward
-        sub.priority = priority
-        sub.filter = filter
-        sub.delivery_timeout = delivery_timeout
-
-    def accept_publish_namespace(self, request_id: int) -> None:
-        """Accept the peer's PUBLISH_NAMESPACE ``request_id``."""
-        req = self._peers(request_id, NamespaceReq, "accept_publish_namespace")
-        if req is None:
-            return
-        if req.state is not State.PENDING:
-            raise LocalError(f"PUBLISH_NAMESPACE {request_id} was already answered")
-        self._send(m.RequestOk(request_id) if self._draft16 else m.PublishNamespaceOk(request_id))
-        req.state = State.ESTABLISHED
-
-    def cancel_publish_namespace(
-        self,
-        request_id: int,
-        code: RequestErrorCode | int = RequestErrorCode.INTERNAL_ERROR,
-        reason: str = "",
-    ) -> None:
-        """PUBLISH_NAMESPACE_CANCEL: revoke our acceptance of the peer's namespace."""
-        req = self._peers(request_id, NamespaceReq, "cancel_publish_namespace")
-        if req is None:
-            return
-        if req.state is not State.ESTABLISHED:
-            raise LocalError(f"PUBLISH_NAMESPACE {request_id} is not accepted")
-        wire = request_error_to_wire(code, RequestKind.PUBLISH_NAMESPACE, self._draft16)
-        if self._draft16:
-            self._send(m.PublishNamespaceCancel(wire, reason, request_id=request_id))
-        else:
-            self._send(m.PublishNamespaceCancel(wire, reason, namespace=req.namespace))
-        self._finish(req)
-
-    def accept_subscribe_namespace(self, request_id: int) -> None:
-        """Accept the peer's SUBSCRIBE_NAMESPACE ``request_id``."""
-        req = self._peers(request_id, SubNamespaceReq, "accept_subscribe_namespace")
-        if req is None:
-            return
-        if req.state is not State.PENDING:
-            raise LocalError(f"SUBSCRIBE_NAMESPACE {request_id} was already answered")
-        if self._draft16:
-            assert req.stream_id is not None
-            self._send_on(req.stream_id, m.RequestOk(request_id))
-        else:
-            self._send(m.SubscribeNamespaceOk(request_id))
-        req.state = State.ESTABLISHED
-
-    def announce_namespace(self, request_id: int, namespace: Namespace) -> None:
-        """Draft-16 NAMESPACE on the peer's accepted SUBSCRIBE_NAMESPACE ``request_id``;
-        ``namespace`` must start with its prefix.  (Draft-14 has no NAMESPACE message: use
-        :meth:`publish_namespace`.)"""
-        req = self._ns_target(request_id, namespace, "announce_namespace")
-        if req is None or namespace in req.announced:
-            return
-        req.announced.add(namespace)
-        assert req.stream_id is not None
-        self._send_on(req.stream_id, m.Namespace(namespace[len(req.prefix) :]))
-
-    def withdraw_namespace(self, request_id: int, namespace: Namespace) -> None:
-        """Draft-16 NAMESPACE_DONE for a namespace announced with :meth:`announce_namespace`."""
-        req = self._ns_target(request_id, namespace, "withdraw_namespace")
-        if req is None:
-            return
-        if namespace not in req.announced:
-            raise LocalError("withdraw_namespace for a namespace that was not announced")
-        req.announced.discard(namespace)
-        assert req.stream_id is not None
-        self._send_on(req.stream_id, m.NamespaceDone(namespace[len(req.prefix) :]))
-
-    def accept_fetch(
-        self,
-        request_id: int,
-        *,
-        end_location: Location,
-        end_of_track: bool = False,
-        group_order: GroupOrder = GroupOrder.ASCENDING,
-        extensions: Extensions = (),
-    ) -> None:
-        """FETCH_OK for the peer's FETCH ``request_id``.  ``end_location`` as the draft's
-        FETCH_OK defines it (exclusive object; object 0 = whole group)."""
-        req = self._peers(request_id, FetchReq, "accept_fetch")
-        if req is None:
-            return
-        if req.answered:
-            raise LocalError(f"FETCH {request_id} was already answered")
-        if group_order is GroupOrder.ORIGINAL:
-            raise LocalError("FETCH_OK's group order is ASCENDING or DESCENDING")
-        if self._draft16:
-            msg = m.FetchOk(
-                request_id,
-                end_of_track,
-                end_location,
-                track_extensions=m.TrackExtensions(tuple(extensions)),
-            )
-        else:
-            if extensions:
-                raise LocalError("draft-14 FETCH_OK carries no track extensions")
-            msg = m.FetchOk(request_id, end_of_track, end_location, group_order)
-        self._send(msg)
-        req.answered = True
-        req.state = State.ESTABLISHED
-        if req.handle is not None and req.handle.closed:
-            self._fetch_stream_closed(req)
-
-    def answer_track_status(
-        self,
-        request_id: int,
-        *,
-        largest: Location | None = None,
-        expires: int = 0,
-        group_order: GroupOrder = GroupOrder.ASCENDING,
-    ) -> None:
-        """Answer the peer's TRACK_STATUS (REQUEST_OK in 16, TRACK_STATUS_OK in 14)."""
-        req = self._peers(request_id, TrackStatusReq, "answer_track_status")
-        if req is None:
-            return
-        if group_order is GroupOrder.ORIGINAL:
-            raise LocalError("the group order is ASCENDING or DESCENDING")
-        if self._draft16:
-            params = m.MessageParameters.build(largest_object=largest, expires=expires or None)
-            self._send(m.RequestOk(request_id, params))
-        else:
-            # Draft-14 "TRACK_STATUS_OK": as SUBSCRIBE_OK, Track Alias 0.
-            self._send(m.TrackStatusOk(request_id, 0, expires, group_order, largest))
-        self._finish(req)
-
-    def publish_done(
-        self,
-        request_id: int,
-        code: PublishDoneCode | int = PublishDoneCode.TRACK_ENDED,
-        reason: str = "",
-    ) -> None:
-        """PUBLISH_DONE for a subscription we publish (an accepted SUBSCRIBE or our
-        PUBLISH).  Open subgroup streams of it are reset first (CANCELLED), as the
-        draft requires them closed; Stream Count is what we opened."""
-        if self._closed:
-            return
-        sub = self._requests.get(request_id)
-        if not isinstance(sub, SubReq) or sub.receiving:
-            if self._issued(request_id):
-                return  # already ended (e.g. the peer unsubscribed meanwhile)
-            raise LocalError(f"request {request_id} is not a subscription we publish")
-        if sub.state is State.PENDING and not sub.is_publish:
-            raise LocalError("answer the SUBSCRIBE first (reject_request refuses it)")
-        self._end_publishing(sub, code, reason)
-
-    # --- data out ----------------------------------------------------------------------
-
-    def open_subgroup(
-        self,
-        request_id: int,
-        group_id: int,
-        subgroup_id: int = 0,
-        *,
-        priority: int | None = 128,
-        extensions: bool = True,
-        end_of_group: bool = False,
-    ) -> SubgroupHandle:
-        """Open a subgroup stream for subscription ``request_id`` (accepted SUBSCRIBE or
-        our PUBLISH) and write its SUBGROUP_HEADER.  ``priority`` is the publisher
-        priority (None = inherit the track's default: draft-16 only).  ``extensions``
-        False uses a header type without per-object extension fields.
-        ``end_of_group`` marks that this subgroup holds the group's last object."""
-        sub = self._sending_sub(request_id, "open_subgroup")
-        if priority is None and not self._draft16:
-            raise LocalError("draft-14 subgroup headers always carry a publisher priority")
-        if priority is not None and not 0 <= priority <= 255:
-            raise LocalError("publisher priority is 0..255")
-        assert sub.track_alias is not None
-        header = SubgroupHeader.for_subgroup(
-            sub.track_alias,
-            group_id,
-            subgroup_id,
-            priority,
-            extensions_present=extensions,
-            end_of_group=end_of_group,
-        )
-        writer = SubgroupWriter(header, self._v())
-        if self._closed:
-            handle = SubgroupHandle(
-                stream_id=-1,
-                request_id=request_id,
-                track_alias=sub.track_alias,
-                group_id=group_id,
-                subgroup_id=subgroup_id,
-                publisher_priority=priority,
-                extensions_present=extensions,
-            )
-            handle._closed = True
-            return handle
-        stream_id = self._transport.open_stream(unidirectional=True)
-        handle = SubgroupHandle(
-            stream_id=stream_id,
-            request_id=request_id,
-            track_alias=sub.track_alias,
-            group_id=group_id,
-            subgroup_id=subgroup_id,
-            publisher_priority=priority,
-            extensions_present=extensions,
-        )
-        self._transport.set_stream_priority(
-            stream_id, priority if priority is not None else sub.default_priority
-        )
-        self._transport.send_stream_data(stream_id, writer.header_bytes())
-        sub.streams_opened += 1
-        sub.open_handles[stream_id] = handle
-        self._tx_streams[stream_id] = _TxStream(handle, writer, sub=sub)
-        return handle
-
-    def write_object(
-        self,
-        handle: SubgroupHandle,
-        object_id: int,
-        payload: bytes,
-        *,
-        extensions: Extensions = (),
-        status: ObjectStatus = ObjectStatus.NORMAL,
-    ) -> None:
-        """Write one object; ids must increase within the stream.  A non-NORMAL
-        ``status`` needs an empty payload.  Dropped quietly if the handle is closed by
-        the peer/session (STOP_SENDING, UNSUBSCRIBE, close)."""
-        if handle.closed:
-            return
-        tx = self._tx_streams.get(handle.stream_id)
-        if tx is None or tx.handle is not handle or not isinstance(tx.writer, SubgroupWriter):
-            raise LocalError("not an open subgroup handle of this session")
-        if handle.last_object_id is not None and object_id <= handle.last_object_id:
-            raise LocalError(
-                f"object {object_id} after object {handle.last_object_id}: ids must increase"
-            )
-        if extensions and not handle.extensions_present:
-            raise LocalError("this subgroup stream was opened without extensions")
-        if status is not ObjectStatus.NORMAL and payload:
-            raise LocalError("an object with a status has no payload")
-        data = tx.writer.write_object(object_id, payload, extensions=extensions, status=status)
-        handle._last_object_id = object_id
-        self._transport.send_stream_data(handle.stream_id, data)
-
-    def end_subgroup(self, handle: SubgroupHandle) -> None:
-        """FIN the subgroup stream (every object was written)."""
-        if handle.closed:
-            return
-        tx = self._tx_streams.pop(handle.stream_id, None)
-        if tx is None or tx.handle is not handle:
-            raise LocalError("not an open subgroup handle of this session")
-        handle._closed = True
-        if tx.sub is not None:
-            tx.sub.open_handles.pop(handle.stream_id, None)
-        self._transport.send_stream_data(handle.stream_id, b"", True)
-
-    def reset_subgroup(
-        self, handle: SubgroupHandle, code: int = DataStreamResetCode.CANCELLED
-    ) -> None:
-        """RESET_STREAM the subgroup stream."""
-        if handle.closed:
-            return
-        if self._tx_streams.get(handle.stream_id) is None:
-            raise LocalError("not an open subgroup handle of this session")
-        self._reset_tx(handle, int(code))
-
-    def send_object_datagram(
-        self,
-        request_id: int,
-        group_id: int,
-        object_id: int,
-        payload: bytes,
-        *,
-        priority: int | None = 128,
-        extensions: Extensions = (),
-        status: ObjectStatus = ObjectStatus.NORMAL,
-        end_of_group: bool = False,
-    ) -> None:
-        """Send one object as OBJECT_DATAGRAM for subscription ``request_id``."""
-        sub = self._sending_sub(request_id, "send_object_datagram")
-        if self._closed:
-            return
-        assert sub.track_alias is not None
-        if priority is None and not self._draft16:
-            raise LocalError("draft-14 datagrams always carry a publisher priority")
-        dgram = ObjectDatagram(
-            sub.track_alias,
-            Object(group_id, None, object_id, priority, payload, tuple(extensions), status),
-            end_of_group,
-        )
-        self._transport.send_datagram(encode_datagram(dgram, self._v()))
-
-    def open_fetch_stream(self, request_id: int) -> FetchHandle:
-        """Open the stream answering the peer's FETCH ``request_id`` (FETCH_HEADER)."""
-        req = self._requests.get(request_id)
-        if not isinstance(req, FetchReq) or req.ours:
-            if self._issued(request_id) and request_id % 2 != self._next_local_id % 2:
-                handle = FetchHandle(stream_id=-1, request_id=request_id)
-                handle._closed = True  # the fetch was cancelled meanwhile
-                return handle
-            raise LocalError(f"request {request_id} is not a FETCH of the peer")
-        if req.handle is not None:
-            raise LocalError(f"FETCH {request_id} already has its stream")
-        writer = FetchWriter(request_id, self._v())
-        if self._closed:
-            handle = FetchHandle(stream_id=-1, request_id=request_id)
-            handle._closed = True
-            return handle
-        stream_id = self._transport.open_stream(unidirectional=True)
-        handle = FetchHandle(stream_id=stream_id, request_id=request_id)
-        req.handle = handle
-        self._transport.set_stream_priority(stream_id, req.priority)
-        self._transport.send_stream_data(stream_id, writer.header_bytes())
-        self._tx_streams[stream_id] = _TxStream(handle, writer, fetch=req)
-        return handle
-
-    def write_fetch_object(
-        self,
-        handle: FetchHandle,
-        group_id: int,
-        subgroup_id: int | None,
-        object_id: int,
-        payload: bytes,
-        *,
-        priority: int = 128,
-        extensions: Extensions = (),
-        status: ObjectStatus = ObjectStatus.NORMAL,
-    ) -> None:
-        """Write one fetched object (``subgroup_id`` None = it was a datagram object).
-        Dropped quietly if the fetch was cancelled or the session closed."""
-        if handle.closed:
-            return
-        tx = self._tx_streams.get(handle.stream_id)
-        if tx is None or tx.handle is not handle or not isinstance(tx.writer, FetchWriter):
-            raise LocalError("not an open fetch handle of this session")
-        obj = Object(group_id, subgroup_id, object_id, priority, payload, tuple(extensions), status)
-        self._transport.send_stream_data(handle.stream_id, tx.writer.write_object(obj))
-
-    def end_fetch_stream(self, handle: FetchHandle) -> None:
-        """FIN the fetch stream: every available object in the range was written."""
-        if handle.closed:
-            return
-        tx = self._tx_streams.pop(handle.stream_id, None)
-        if tx is None or tx.handle is not handle:
-            raise LocalError("not an open fetch handle of this session")
-        handle._closed = True
-        self._transport.send_stream_data(handle.stream_id, b"", True)
-        if tx.fetch is not None:
-            self._fetch_stream_closed(tx.fetch)
-
-    def reset_fetch_stream(
-        self, handle: FetchHandle, code: int = DataStreamResetCode.CANCELLED
-    ) -> None:
-        """RESET_STREAM the fetch stream."""
-        if handle.closed:
-            return
-        tx = self._tx_streams.get(handle.stream_id)
-        if tx is None or tx.handle is not handle:
-            raise LocalError("not an open fetch handle of this session")
-        self._reset_tx(handle, int(code))
-        if tx.fetch is not None:
-            self._fetch_stream_closed(tx.fetch)
