@@ -98,6 +98,8 @@ class EndReason(enum.StrEnum):
     SERVER_CLOSED = "server_closed"
     #: The sink raised while handling a tag; the connection was closed.
     SINK_FAILED = "sink_failed"
+    #: A bug on our side; logged with its traceback, the connection was closed.
+    INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True, slots=True)

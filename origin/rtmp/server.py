@@ -90,6 +90,7 @@ class RtmpServerStatistics:
     timeouts: int
     media_tags: int
     bytes_received: int
+    internal_errors: int
 
 
 class _Close(Exception):
@@ -151,6 +152,7 @@ class RtmpServer:
                 "timeouts",
                 "media",
                 "bytes",
+                "internal_errors",
             ),
             0,
         )
@@ -224,6 +226,7 @@ class RtmpServer:
             timeouts=s["timeouts"],
             media_tags=s["media"],
             bytes_received=s["bytes"],
+            internal_errors=s["internal_errors"],
         )
 
     # ------------------------------------------------------------------ per connection
@@ -280,6 +283,10 @@ class RtmpServer:
             log.warning("rtmp.timeout", phase=phase)
         except (ConnectionError, OSError) as exc:
             reason, detail = EndReason.CONNECTION_LOST, type(exc).__name__
+        except Exception as exc:  # a bug of ours: contain it to this connection
+            self._stats["internal_errors"] += 1
+            reason, detail = EndReason.INTERNAL_ERROR, type(exc).__name__
+            log.exception("rtmp.internal_error")
         except asyncio.CancelledError:
             # Only close() and disconnect() cancel a handler; it is the task's root, so
             # the cancellation is consumed here and the cleanup below runs normally.

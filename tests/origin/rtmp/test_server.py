@@ -421,3 +421,17 @@ async def test_logs_have_stable_keys_and_never_the_stream_key(sample_flv: bytes)
         "unpublished",
         True,
     )
+
+
+async def test_a_bug_in_one_connection_is_contained(sample_flv: bytes) -> None:
+    async def broken_factory(info: object) -> object:
+        return object()  # not a sink: the first tag fails inside the server
+
+    async with running_server(sink_factory=broken_factory) as h:  # type: ignore[arg-type]
+        client = await publishing_client(h)
+        await client.send_tag(read_flv_tags(sample_flv)[1])
+        assert await client.wait_closed_by_server()
+        assert h.server.statistics().internal_errors == 1
+        again = await ObsLikeClient.open("127.0.0.1", h.port)
+        assert (await again.connect("127.0.0.1", h.port, APP))["code"].endswith("Success")
+        await again.close()
