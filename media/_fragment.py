@@ -91,7 +91,11 @@ class Fragment:
 
     @property
     def wallclock(self) -> float | None:
-        """Unix time at which this chunk's first sample was produced, from ``prft`` when present."""
+        """Unix time the producer gives for this chunk's first sample (``prft``), else ``None``.
+
+        With ffmpeg's ``-write_prft wallclock`` that is when the sample was encoded,
+        which makes ``receive_time - wallclock`` the encoder-to-viewer latency.
+        """
         if self.prft is None:
             return None
         offset = (self.base_media_decode_time - self.prft.media_time) / self.timescale

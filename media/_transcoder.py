@@ -54,6 +54,7 @@ class TranscodeStatistics:
     items: int
     fragments_by_rendition: dict[str, int]
     queued: int
+    cpu_seconds: float | None  # ffmpeg's user+system CPU so far (Linux, while it runs)
 
 
 class _End:
@@ -338,7 +339,10 @@ class Transcoder:
 
     def statistics(self) -> TranscodeStatistics:
         running = self._proc is not None and self._proc.returncode is None
-        return TranscodeStatistics(running, self._items, dict(self._fragments), self._queue.qsize())
+        cpu = _cpu_seconds(self._proc.pid) if running and self._proc is not None else None
+        return TranscodeStatistics(
+            running, self._items, dict(self._fragments), self._queue.qsize(), cpu
+        )
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -405,3 +409,15 @@ class Transcoder:
 
 def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.StreamReaderProtocol]:
     return lambda: asyncio.StreamReaderProtocol(reader)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process, from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(b")") + 2 :].split()  # after "pid (comm) "
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    return ticks / os.sysconf("SC_CLK_TCK")

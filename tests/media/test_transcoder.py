@@ -23,7 +23,7 @@ from media.ffmpeg import (
 )
 from media.fmp4 import Fragment, InitSegment
 from media.grouping import GroupAssembler, MediaObject
-from media.ladder import LadderSpec, VideoRung
+from media.ladder import AudioSpec, LadderSpec, VideoRung
 
 from .conftest import ffmpeg
 
@@ -37,14 +37,16 @@ async def collect(tc: Transcoder) -> Collected:
     return out
 
 
-def decoded_frames(path: Path) -> int:
-    """Decode every frame of a file with ffmpeg; return the count (raises if ffmpeg reports errors)."""
+def decode(path: Path) -> tuple[int, float]:
+    """Decode a whole file with ffmpeg, no error allowed: (video frames, media seconds)."""
     run = subprocess.run(
         [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-", "-progress", "pipe:1"],
         capture_output=True, timeout=60, check=True,
     )  # fmt: skip
     assert run.stderr == b"", run.stderr
-    return int(re.findall(rb"^frame=(\d+)", run.stdout, re.M)[-1])
+    frames = re.findall(rb"^frame=(\d+)", run.stdout, re.M)
+    seconds = re.findall(rb"^out_time_us=(\d+)", run.stdout, re.M)
+    return (int(frames[-1]) if frames else 0), int(seconds[-1]) / 1e6
 
 
 def assert_reaped(pid: int | None) -> None:
@@ -96,10 +98,11 @@ async def test_ladder_720p_source(tmp_path: Path) -> None:
     assert parsed.track("720p", "stream/org_1/lv_1").width == 1280  # type: ignore[union-attr]
     assert parsed.track("audio", "stream/org_1/lv_1").init_data == inits["audio"].data  # type: ignore[union-attr]
 
-    for name, frames in (("360p", 180), ("720p", 180)):
+    for name, frames in (("360p", 180), ("720p", 180), ("audio", 0)):
         path = tmp_path / f"{name}.mp4"
         path.write_bytes(b"".join(i.data for i in items[name]))
-        assert decoded_frames(path) == frames
+        decoded, seconds = await asyncio.to_thread(decode, path)
+        assert decoded == frames and seconds == pytest.approx(6.0, abs=0.05)
 
 
 async def test_flv_pipe_input(tmp_path: Path) -> None:
@@ -177,7 +180,9 @@ async def test_stalled_consumer_then_stop_does_not_hang() -> None:
                     queue_size=2, stop_timeout=3)  # fmt: skip
     async with tc:
         await asyncio.sleep(1.0)  # ffmpeg fills the queue and the pipe, then blocks
-        assert tc.statistics().queued == 2 and tc.statistics().running
+        stats = tc.statistics()
+        assert stats.queued == 2 and stats.running
+        assert stats.cpu_seconds is not None and stats.cpu_seconds > 0
         result = await asyncio.wait_for(tc.stop(), 10)
     assert result.stopped
     assert_reaped(tc.pid)
@@ -281,3 +286,25 @@ async def test_stop_live_pipe_input_flushes(tmp_path: Path) -> None:
         result = await tc.stop()
     assert result.stopped and result.returncode == 0  # stdin EOF: ffmpeg finished cleanly
     assert_reaped(tc.pid)
+
+
+async def test_opus_audio_rendition(tmp_path: Path) -> None:
+    ladder = LadderSpec(
+        video=(VideoRung("90p", 90, 100_000),), audio=AudioSpec(codec="opus", bitrate=64_000)
+    )
+    tc = Transcoder(TestPatternSource(width=160, height=90, duration=2, realtime=False), ladder)
+    async with tc:
+        items = await collect(tc)
+        catalog = tc.catalog()
+    init = items["audio"][0]
+    assert isinstance(init, InitSegment)
+    assert (init.track.codec, init.track.sample_rate, init.track.channel_count) == (
+        "opus",
+        48000,
+        2,
+    )
+    assert catalog is not None and catalog.track("audio").codec == "opus"  # type: ignore[union-attr]
+    path = tmp_path / "opus.mp4"
+    path.write_bytes(b"".join(i.data for i in items["audio"]))
+    frames, seconds = await asyncio.to_thread(decode, path)
+    assert frames == 0 and seconds == pytest.approx(2.0, abs=0.05)
