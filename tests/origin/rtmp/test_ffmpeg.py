@@ -222,3 +222,50 @@ async def test_publish_piped_as_flv_into_a_decoding_ffmpeg(ffmpeg_exe: str) -> N
     assert frames[-1] == 2 * FPS
     assert [e.reason for e in ends] == [EndReason.UNPUBLISHED]
     assert sinks[0].bytes_written > 0 and sinks[0].late_metadata == 0
+
+
+async def test_ffmpeg_publishes_hevc_over_enhanced_rtmp(
+    rtmp: Harness, ffmpeg_exe: str, tmp_path: Path
+) -> None:
+    """Enhanced RTMP (FourCC video headers), what OBS sends for HEVC/AV1."""
+    url = f"rtmp://127.0.0.1:{rtmp.port}/live/{INPUT_ID}/{STREAM_KEY}"
+    code, err = await run(
+        [
+            ffmpeg_exe,
+            "-hide_banner",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=320x240:rate={FPS}",
+            "-t",
+            "1",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            f"log-level=error:keyint={FPS // 2}",
+            "-rtmp_enhanced_codecs",
+            "hvc1",
+            "-f",
+            "flv",
+            url,
+        ]
+    )
+    assert code == 0, err
+    sink = await rtmp.wait_sink()
+    assert (await sink.wait_ended()).clean
+    headers = [t.video_header() for t in sink.tags if t.is_video]
+    assert all(h.enhanced and h.codec == "hvc1" for h in headers)
+    assert headers[0].is_sequence_header
+    frames = [t for t in sink.tags if t.video_header().packet_type in (1, 3)]
+    assert len(frames) == FPS
+    assert sum(t.is_keyframe for t in frames) == 2
+    mux = FlvMuxer()
+    out = tmp_path / "hevc.flv"
+    out.write_bytes(mux.header(has_audio=False) + b"".join(mux.tag(t) for t in sink.tags))
+    decoded, _, stderr = ffprobe_like(ffmpeg_exe, out)
+    assert stderr == ""
+    assert decoded == FPS
