@@ -93,8 +93,9 @@ class Fragment:
     def wallclock(self) -> float | None:
         """Unix time the producer gives for this chunk's first sample (``prft``), else ``None``.
 
-        With ffmpeg's ``-write_prft wallclock`` that is when the sample was encoded,
-        which makes ``receive_time - wallclock`` the encoder-to-viewer latency.
+        ffmpeg's ``-write_prft wallclock`` stamps the moment it wrote the chunk (its
+        last sample encoded), so ``receive_time - wallclock`` is the delivery latency
+        and a live source captured the first sample about ``duration_seconds`` earlier.
         """
         if self.prft is None:
             return None
