@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from . import messages as m
-from ._apiutil import check_priority, check_timeout
+from ._apiutil import check_priority, check_timeout, local_errors
 from ._codes import request_error_to_wire
 from ._dataplane import DataPlaneMixin
 from ._state import (
@@ -42,6 +42,7 @@ class AnswersMixin(DataPlaneMixin):
 
     # --- answers to the peer's requests ------------------------------------------------
 
+    @local_errors
     def accept_subscribe(
         self,
         request_id: int,
@@ -87,6 +88,7 @@ class AnswersMixin(DataPlaneMixin):
         self._tx_aliases[alias] = sub
         return alias
 
+    @local_errors
     def accept_update(self, update_request_id: int, *, largest: Location | None = None) -> None:
         """Draft-16 REQUEST_OK for the peer's REQUEST_UPDATE ``update_request_id``
         (see SubscriptionUpdated).  A no-op in draft-14 (SUBSCRIBE_UPDATE has no answer)."""
@@ -99,6 +101,7 @@ class AnswersMixin(DataPlaneMixin):
         self._send(m.RequestOk(update_request_id, params))
         self._finish(req)
 
+    @local_errors
     def reject_request(
         self,
         request_id: int,
@@ -132,6 +135,7 @@ class AnswersMixin(DataPlaneMixin):
             raise LocalError(f"request {request_id} was already answered")
         self._reject_peer(req, code, reason, retry_interval)
 
+    @local_errors
     def accept_publish(
         self,
         request_id: int,
@@ -159,6 +163,7 @@ class AnswersMixin(DataPlaneMixin):
         sub.filter = filter
         sub.delivery_timeout = delivery_timeout
 
+    @local_errors
     def accept_publish_namespace(self, request_id: int) -> None:
         """Accept the peer's PUBLISH_NAMESPACE ``request_id``."""
         req = self._peers(request_id, NamespaceReq, "accept_publish_namespace")
@@ -169,6 +174,7 @@ class AnswersMixin(DataPlaneMixin):
         self._send(m.RequestOk(request_id) if self._draft16 else m.PublishNamespaceOk(request_id))
         req.state = State.ESTABLISHED
 
+    @local_errors
     def cancel_publish_namespace(
         self,
         request_id: int,
@@ -188,6 +194,7 @@ class AnswersMixin(DataPlaneMixin):
             self._send(m.PublishNamespaceCancel(wire, reason, namespace=req.namespace))
         self._finish(req)
 
+    @local_errors
     def accept_subscribe_namespace(self, request_id: int) -> None:
         """Accept the peer's SUBSCRIBE_NAMESPACE ``request_id``."""
         req = self._peers(request_id, SubNamespaceReq, "accept_subscribe_namespace")
@@ -202,6 +209,7 @@ class AnswersMixin(DataPlaneMixin):
             self._send(m.SubscribeNamespaceOk(request_id))
         req.state = State.ESTABLISHED
 
+    @local_errors
     def announce_namespace(self, request_id: int, namespace: Namespace) -> None:
         """Draft-16 NAMESPACE on the peer's accepted SUBSCRIBE_NAMESPACE ``request_id``;
         ``namespace`` must start with its prefix.  (Draft-14 has no NAMESPACE message: use
@@ -213,6 +221,7 @@ class AnswersMixin(DataPlaneMixin):
         assert req.stream_id is not None
         self._send_on(req.stream_id, m.Namespace(namespace[len(req.prefix) :]))
 
+    @local_errors
     def withdraw_namespace(self, request_id: int, namespace: Namespace) -> None:
         """Draft-16 NAMESPACE_DONE for a namespace announced with :meth:`announce_namespace`."""
         req = self._ns_target(request_id, namespace, "withdraw_namespace")
@@ -224,6 +233,7 @@ class AnswersMixin(DataPlaneMixin):
         assert req.stream_id is not None
         self._send_on(req.stream_id, m.NamespaceDone(namespace[len(req.prefix) :]))
 
+    @local_errors
     def accept_fetch(
         self,
         request_id: int,
@@ -259,6 +269,7 @@ class AnswersMixin(DataPlaneMixin):
         if req.handle is not None and req.handle.closed:
             self._fetch_stream_closed(req)
 
+    @local_errors
     def answer_track_status(
         self,
         request_id: int,
@@ -281,6 +292,7 @@ class AnswersMixin(DataPlaneMixin):
             self._send(m.TrackStatusOk(request_id, 0, expires, group_order, largest))
         self._finish(req)
 
+    @local_errors
     def publish_done(
         self,
         request_id: int,

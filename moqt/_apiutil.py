@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from .errors import LocalError
 from .messages._params import AuthToken as WireToken
 
-__all__ = ["check_priority", "check_timeout", "our_tokens"]
+__all__ = ["check_priority", "check_timeout", "local_errors", "our_tokens"]
 
 
 def our_tokens(value: bytes | None) -> tuple[WireToken, ...]:
@@ -23,3 +26,26 @@ def check_timeout(ms: int | None) -> int | None:
 def check_priority(value: int) -> None:
     if not 0 <= value <= 255:
         raise LocalError(f"priority {value} outside 0..255")
+
+
+def local_errors[**P, R](method: Callable[P, R]) -> Callable[P, R]:
+    """Turn value errors from building a message (an id or value that does not fit the
+    wire) into LocalError, and give back a request id allocated before the failure so
+    the peer never sees a gap in our ids (draft-16 "Request ID")."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        session = args[0]
+        before = getattr(session, "_next_local_id", None)
+        try:
+            return method(*args, **kwargs)
+        except LocalError:
+            if before is not None:
+                session._next_local_id = before  # type: ignore[attr-defined]
+            raise
+        except (ValueError, OverflowError, TypeError) as exc:
+            if before is not None:
+                session._next_local_id = before  # type: ignore[attr-defined]
+            raise LocalError(f"{method.__name__}: {exc}") from exc
+
+    return wrapper

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ._apiutil import local_errors
 from ._dataplane import DataPlaneMixin, _TxStream
 from ._handles import FetchHandle, SubgroupHandle
 from ._state import (
@@ -35,6 +36,7 @@ class SendingMixin(DataPlaneMixin):
 
     # --- data out ----------------------------------------------------------------------
 
+    @local_errors
     def open_subgroup(
         self,
         request_id: int,
@@ -96,6 +98,7 @@ class SendingMixin(DataPlaneMixin):
         self._tx_streams[stream_id] = _TxStream(handle, writer, sub=sub)
         return handle
 
+    @local_errors
     def write_object(
         self,
         handle: SubgroupHandle,
@@ -125,6 +128,7 @@ class SendingMixin(DataPlaneMixin):
         handle._last_object_id = object_id
         self._transport.send_stream_data(handle.stream_id, data)
 
+    @local_errors
     def end_subgroup(self, handle: SubgroupHandle) -> None:
         """FIN the subgroup stream (every object was written)."""
         if handle.closed:
@@ -137,6 +141,7 @@ class SendingMixin(DataPlaneMixin):
             tx.sub.open_handles.pop(handle.stream_id, None)
         self._transport.send_stream_data(handle.stream_id, b"", True)
 
+    @local_errors
     def reset_subgroup(
         self, handle: SubgroupHandle, code: int = DataStreamResetCode.CANCELLED
     ) -> None:
@@ -147,6 +152,7 @@ class SendingMixin(DataPlaneMixin):
             raise LocalError("not an open subgroup handle of this session")
         self._reset_tx(handle, int(code))
 
+    @local_errors
     def send_object_datagram(
         self,
         request_id: int,
@@ -173,6 +179,7 @@ class SendingMixin(DataPlaneMixin):
         )
         self._transport.send_datagram(encode_datagram(dgram, self._v()))
 
+    @local_errors
     def open_fetch_stream(self, request_id: int) -> FetchHandle:
         """Open the stream answering the peer's FETCH ``request_id`` (FETCH_HEADER)."""
         req = self._requests.get(request_id)
@@ -197,6 +204,7 @@ class SendingMixin(DataPlaneMixin):
         self._tx_streams[stream_id] = _TxStream(handle, writer, fetch=req)
         return handle
 
+    @local_errors
     def write_fetch_object(
         self,
         handle: FetchHandle,
@@ -219,6 +227,7 @@ class SendingMixin(DataPlaneMixin):
         obj = Object(group_id, subgroup_id, object_id, priority, payload, tuple(extensions), status)
         self._transport.send_stream_data(handle.stream_id, tx.writer.write_object(obj))
 
+    @local_errors
     def end_fetch_stream(self, handle: FetchHandle) -> None:
         """FIN the fetch stream: every available object in the range was written."""
         if handle.closed:
@@ -231,6 +240,7 @@ class SendingMixin(DataPlaneMixin):
         if tx.fetch is not None:
             self._fetch_stream_closed(tx.fetch)
 
+    @local_errors
     def reset_fetch_stream(
         self, handle: FetchHandle, code: int = DataStreamResetCode.CANCELLED
     ) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from . import messages as m
 from ._answers import AnswersMixin
-from ._apiutil import check_priority, check_timeout, our_tokens
+from ._apiutil import check_priority, check_timeout, local_errors, our_tokens
 from ._core import RequestBlockedError
 from ._handles import FetchHandle, SubgroupHandle
 from ._inbound import UNFILTERED
@@ -215,6 +215,7 @@ class Session(AnswersMixin, SendingMixin):
 
     # --- our requests (each returns its request id) ------------------------------------
 
+    @local_errors
     def subscribe(
         self,
         namespace: Namespace,
@@ -256,6 +257,7 @@ class Session(AnswersMixin, SendingMixin):
         )
         return request_id
 
+    @local_errors
     def update_subscription(
         self,
         request_id: int,
@@ -331,6 +333,7 @@ class Session(AnswersMixin, SendingMixin):
             sub.delivery_timeout = delivery_timeout
         return update_id
 
+    @local_errors
     def unsubscribe(self, request_id: int) -> None:
         """UNSUBSCRIBE subscription ``request_id`` (our SUBSCRIBE, or a PUBLISH we
         received); the session forgets it (late objects for its alias are dropped quietly)."""
@@ -340,6 +343,7 @@ class Session(AnswersMixin, SendingMixin):
         self._send(m.Unsubscribe(request_id))
         self._end_request(sub)
 
+    @local_errors
     def fetch(
         self,
         namespace: Namespace,
@@ -380,6 +384,7 @@ class Session(AnswersMixin, SendingMixin):
         )
         return request_id
 
+    @local_errors
     def joining_fetch(
         self,
         subscribe_request_id: int,
@@ -427,6 +432,7 @@ class Session(AnswersMixin, SendingMixin):
         )
         return request_id
 
+    @local_errors
     def fetch_cancel(self, request_id: int) -> None:
         """FETCH_CANCEL our fetch ``request_id`` (and STOP_SENDING its stream if open)."""
         if self._closed:
@@ -435,6 +441,7 @@ class Session(AnswersMixin, SendingMixin):
         self._send(m.FetchCancel(request_id))
         self._end_request(req)
 
+    @local_errors
     def publish(
         self,
         namespace: Namespace,
@@ -494,6 +501,7 @@ class Session(AnswersMixin, SendingMixin):
         self._tx_aliases[alias] = sub
         return request_id
 
+    @local_errors
     def publish_namespace(self, namespace: Namespace, *, auth_token: bytes | None = None) -> int:
         """PUBLISH_NAMESPACE.  Answers: PublishNamespaceAccepted or RequestRejected;
         maybe later PublishNamespaceCancelled."""
@@ -504,6 +512,7 @@ class Session(AnswersMixin, SendingMixin):
         self._requests[request_id] = NamespaceReq(request_id, ours=True, namespace=namespace)
         return request_id
 
+    @local_errors
     def publish_namespace_done(self, request_id: int) -> None:
         """PUBLISH_NAMESPACE_DONE for our PUBLISH_NAMESPACE ``request_id``."""
         if self._closed:
@@ -515,6 +524,7 @@ class Session(AnswersMixin, SendingMixin):
             self._send(m.PublishNamespaceDone(namespace=req.namespace))
         self._finish(req)
 
+    @local_errors
     def subscribe_namespace(
         self,
         prefix: Namespace,
@@ -552,6 +562,7 @@ class Session(AnswersMixin, SendingMixin):
         self._requests[request_id] = req
         return request_id
 
+    @local_errors
     def unsubscribe_namespace(self, request_id: int) -> None:
         """End our namespace subscription (16: FIN its stream; 14: UNSUBSCRIBE_NAMESPACE)."""
         if self._closed:
@@ -569,6 +580,7 @@ class Session(AnswersMixin, SendingMixin):
             self._send(m.UnsubscribeNamespace(req.prefix))
         self._finish(req)
 
+    @local_errors
     def track_status(
         self, namespace: Namespace, name: TrackName, *, auth_token: bytes | None = None
     ) -> int:
@@ -582,6 +594,7 @@ class Session(AnswersMixin, SendingMixin):
         )
         return request_id
 
+    @local_errors
     def goaway(self, new_uri: str = "", *, timeout: float | None = None) -> None:
         """Send GOAWAY (once).  Only a server may give ``new_uri``.  With ``timeout``
         (seconds), a server closes with GOAWAY_TIMEOUT if the peer still has the session
@@ -598,6 +611,7 @@ class Session(AnswersMixin, SendingMixin):
         if timeout is not None and not self._is_client:
             self._goaway_deadline = self._now + timeout
 
+    @local_errors
     def close(self, code: int = SessionCloseCode.NO_ERROR, reason: str = "") -> list[Event]:
         """Close the session (transport.close) and return ``[SessionClosed(by_peer=False)]``
         (``[]`` if already closed)."""

@@ -382,3 +382,23 @@ def test_local_misuse_raises_local_error(version: int) -> None:
 
 def test_filter_type_values_match_both_drafts() -> None:
     assert [int(f) for f in FilterType] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_values_that_do_not_fit_the_wire_are_local_errors_and_leave_no_id_gap(
+    version: int,
+) -> None:
+    pair = session_pair(version)
+    rid, _ = _subscribed(pair)
+    with pytest.raises(LocalError):
+        pair.client.fetch(NS, b"t", Location(-1, 0), Location(1, 0))
+    with pytest.raises(LocalError):
+        pair.client.fetch(NS, b"t", Location(1 << 62, 0), Location(1, 0))
+    with pytest.raises(LocalError):
+        pair.server.open_subgroup(rid, 1 << 62)
+    with pytest.raises(LocalError):
+        pair.client.subscribe((b"x" * 5000,), b"t")  # full track name over 4096 bytes
+    # The failed requests consumed no request id: the next one is in sequence.
+    assert pair.client.track_status(NS, b"t") == rid + 2
+    pair.deliver_until_idle()
+    assert not pair.server.closed and not pair.client.closed
