@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -27,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     sp = sub.add_parser("create-org", help="create an org and print its first API key")
     sp.add_argument("name")
+    sp.add_argument(
+        "--org-id", help="choose the org id (org_<letters/digits>) instead of a new one"
+    )
     common(sp)
     sp.set_defaults(func=_create_org)
 
@@ -39,6 +43,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sp.add_argument("key_id")
     common(sp)
     sp.set_defaults(func=_revoke_api_key)
+
+    sp = sub.add_parser(
+        "create-live-input",
+        help="create a live input (optionally with chosen ids) and print its stream key",
+    )
+    sp.add_argument("org_id")
+    sp.add_argument("name")
+    sp.add_argument("--ingest", choices=["fmp4", "rtmp"], default="fmp4")
+    sp.add_argument("--id", dest="input_id", help="choose the input id (li_...)")
+    sp.add_argument("--external-id", help="choose the external input id (lv_...)")
+    sp.add_argument("--public-host", default="127.0.0.1", metavar="HOST[:PORT]")
+    sp.add_argument(
+        "--redis",
+        default=os.environ.get("CLUTCHCALL_REDIS"),
+        metavar="URL",
+        help="cluster bus to write the stream-key record to (origins read it)",
+    )
+    common(sp)
+    sp.set_defaults(func=_create_live_input)
 
     sp = sub.add_parser(
         "rotate-signing-key",
@@ -67,7 +90,10 @@ def _with_service(args: argparse.Namespace, action: Any, bus_url: str | None = N
     from mesh.bus import connect_bus
 
     settings = ControlSettings(
-        db_url=args.db, bus_url=bus_url, key_secret=getattr(args, "key_secret", None)
+        db_url=args.db,
+        bus_url=bus_url,
+        key_secret=getattr(args, "key_secret", None),
+        public_host=getattr(args, "public_host", "127.0.0.1"),
     )
     repo = open_repository(settings.db_url)
 
@@ -79,14 +105,17 @@ def _with_service(args: argparse.Namespace, action: Any, bus_url: str | None = N
             await bus.close()
 
     try:
-        return asyncio.run(go())
+        # stdout carries only the command's result (--json is parsed by scripts);
+        # anything the library logs while working goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            return asyncio.run(go())
     finally:
         repo.close()
 
 
 def _guard(func: Any) -> Any:
     def wrapper(args: argparse.Namespace) -> int:
-        from control.problems import Problem
+        from control.errors import Problem
         from control.store import StoreError
         from mesh.bus import BusUnavailable
 
@@ -105,7 +134,7 @@ def _create_org(args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or len(name) > 200:
         return _fail("org name must be 1..200 characters")
-    org, key, secret = _with_service(args, lambda svc: svc.create_org(name))
+    org, key, secret = _with_service(args, lambda svc: svc.create_org(name, org_id=args.org_id))
     _emit(
         args,
         {"org_id": org.id, "name": org.name, "key_id": key.id, "api_key": secret},
@@ -122,6 +151,38 @@ def _create_api_key(args: argparse.Namespace) -> int:
         args,
         {"org_id": key.org_id, "key_id": key.id, "api_key": secret},
         f"key_id:  {key.id}\napi_key: {secret}\n(the API key is shown only now; store it)",
+    )
+    return 0
+
+
+@_guard
+def _create_live_input(args: argparse.Namespace) -> int:
+    async def create(svc: Any) -> tuple[Any, str, str]:
+        if await asyncio.to_thread(svc.repo.get_org, args.org_id) is None:
+            raise ValueError(f"org {args.org_id!r} does not exist")
+        li, stream_key = await svc.create_input(
+            args.org_id,
+            args.name,
+            args.ingest,
+            input_id=args.input_id,
+            external_input_id=args.external_id,
+        )
+        return li, stream_key, svc.rtmp_url(li)
+
+    li, stream_key, rtmp_url = _with_service(args, create, bus_url=args.redis)
+    _emit(
+        args,
+        {
+            "id": li.id,
+            "org_id": li.org_id,
+            "external_input_id": li.external_input_id,
+            "namespace": li.namespace,
+            "rtmp_url": rtmp_url,
+            "stream_key": stream_key,
+        },
+        f"id:                {li.id}\nexternal_input_id: {li.external_input_id}\n"
+        f"rtmp_url:          {rtmp_url}\nstream_key:        {stream_key}\n"
+        "(the stream key is shown only now; store it)",
     )
     return 0
 

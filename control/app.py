@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from control.models import (
@@ -97,6 +99,31 @@ async def _principal(
 
 
 Principal = Annotated[ApiKey, Depends(_principal)]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def _no_unknown_query(request: Request) -> None:
+    """Refuse query parameters the operation does not define (a typo must not pass silently)."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    allowed: set[str] = set()
+    if isinstance(route, APIRoute):
+        allowed = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params.keys()) - allowed)
+    if unknown:
+        raise Problem(
+            422,
+            "validation",
+            f"unknown query parameter(s): {', '.join(repr(u) for u in unknown)}",
+            title="Validation Failed",
+        )
 
 
 def _out(svc: ControlService, li: LiveInput) -> LiveInputOut:
@@ -193,6 +220,7 @@ def create_app(
         ),
         lifespan=lifespan,
         responses=_ERRORS,
+        dependencies=[Depends(_no_unknown_query)],
     )
     app.state.service = service
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
@@ -234,7 +262,7 @@ def _routes(app: FastAPI) -> None:
         cursor: Annotated[
             str | None,
             Query(
-                pattern=r"^li_[0-9a-hjkmnp-tv-z]{26}$",
+                pattern=r"^li_[A-Za-z0-9]{1,64}$",
                 description="next_cursor of the previous page",
             ),
         ] = None,

@@ -16,6 +16,7 @@ import secrets
 import time
 
 __all__ = [
+    "ID_BODY",
     "ID_PATTERN",
     "new_api_key",
     "new_id",
@@ -23,12 +24,19 @@ __all__ = [
     "new_stream_key",
     "secret_matches",
     "sha256_hex",
+    "valid_id",
 ]
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
-# Every id we mint matches this (prefix is checked separately by callers).
-ID_PATTERN = re.compile(r"^[a-z]{2,4}_[0-9a-hjkmnp-tv-z]{26}$")
+# Ids we accept: ours, and operator-chosen ones (``admin create-org --org-id org_abc``).
+ID_BODY = r"[A-Za-z0-9]{1,64}"
+ID_PATTERN = re.compile(rf"^[a-z]{{2,4}}_{ID_BODY}$")
+
+
+def valid_id(value: str, prefix: str) -> bool:
+    """``value`` is a well-formed id of kind ``prefix`` (``li``, ``org``, ...)."""
+    return value.startswith(prefix + "_") and ID_PATTERN.match(value) is not None
 
 
 def new_id(prefix: str, *, now: float | None = None) -> str:

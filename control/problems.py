@@ -18,7 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from control.store import StoreError
+from control.errors import HTTP_TITLES, PROBLEM_BASE, PROBLEM_MEDIA_TYPE, Problem, not_found
+from control.store import Conflict, StoreError
 from mesh.bus import BusUnavailable
 
 __all__ = [
@@ -30,63 +31,8 @@ __all__ = [
     "problem_response",
 ]
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_BASE = "https://clutchcall.dev/problems/"
 
 _log = structlog.get_logger("control.problems")
-
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Content",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-class Problem(Exception):
-    """An error that becomes a problem+json response."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.type = PROBLEM_BASE + slug
-        self.title = title or _TITLES.get(status, "Error")
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-    def body(self, instance: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-        }
-        if instance:
-            body["instance"] = instance
-        body.update(self.extra)
-        return body
-
-
-def not_found(what: str, ident: str) -> Problem:
-    return Problem(404, "not-found", f"{what} {ident!r} does not exist", title="Not Found")
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
@@ -143,11 +89,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTP_TITLES.get(exc.status_code, "")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = Problem(exc.status_code, slug, detail, headers=headers)
+        return problem_response(problem, request)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        problem = Problem(409, "conflict", "a resource with this id already exists")
         return problem_response(problem, request)
 
     @app.exception_handler(StoreError)

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import structlog
 
-from control.ids import ID_PATTERN, new_api_key, new_id, new_jti, new_stream_key, sha256_hex
-from control.problems import Problem, not_found
+from control.errors import Problem, not_found
+from control.ids import new_api_key, new_id, new_jti, new_stream_key, sha256_hex, valid_id
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
 from control.signing import (
     KeySealer,
@@ -92,10 +92,6 @@ class RevocationResult:
     revoked_at: float
 
 
-def _valid_id(value: str, prefix: str) -> bool:
-    return value.startswith(prefix + "_") and ID_PATTERN.match(value) is not None
-
-
 class ControlService:
     def __init__(
         self,
@@ -118,9 +114,12 @@ class ControlService:
 
     # -- orgs and API keys (also used by the admin CLI) -------------------------------
 
-    async def create_org(self, name: str) -> tuple[Org, ApiKey, str]:
+    async def create_org(self, name: str, *, org_id: str | None = None) -> tuple[Org, ApiKey, str]:
+        """A new org and its first API key (``org_id`` lets an operator choose the id)."""
         now = self._clock()
-        org = Org(new_id("org", now=now), name, now)
+        if org_id is not None and not valid_id(org_id, "org"):
+            raise Problem(422, "validation", "org id must look like org_<1-64 letters/digits>")
+        org = Org(org_id or new_id("org", now=now), name, now)
         await self._db(self.repo.create_org, org)
         key, secret = await self.create_api_key(org.id)
         return org, key, secret
@@ -164,13 +163,26 @@ class ControlService:
                 {"external_input_id": li.external_input_id, "event": event, "at": self._clock()},
             )
 
-    async def create_input(self, org_id: str, name: str, ingest: str) -> tuple[LiveInput, str]:
+    async def create_input(
+        self,
+        org_id: str,
+        name: str,
+        ingest: str,
+        *,
+        input_id: str | None = None,
+        external_input_id: str | None = None,
+    ) -> tuple[LiveInput, str]:
+        """A new input and its stream key (operators may choose the ids, see admin CLI)."""
         now = self._clock()
+        if input_id is not None and not valid_id(input_id, "li"):
+            raise Problem(422, "validation", "input id must look like li_<1-64 letters/digits>")
+        if external_input_id is not None and not valid_id(external_input_id, "lv"):
+            raise Problem(422, "validation", "external id must look like lv_<1-64 letters/digits>")
         stream_key = new_stream_key()
         li = LiveInput(
-            id=new_id("li", now=now),
+            id=input_id or new_id("li", now=now),
             org_id=org_id,
-            external_input_id=new_id("lv", now=now),
+            external_input_id=external_input_id or new_id("lv", now=now),
             name=name,
             ingest=ingest,  # type: ignore[arg-type]  # validated by the API model
             stream_key_sha256=sha256_hex(stream_key),
@@ -192,7 +204,7 @@ class ControlService:
         return li, stream_key
 
     async def get_input(self, org_id: str, input_id: str) -> LiveInput:
-        if not _valid_id(input_id, "li"):
+        if not valid_id(input_id, "li"):
             raise not_found("live input", input_id)
         li = await self._db(self.repo.get_live_input, org_id, input_id)
         if li is None:
@@ -202,7 +214,7 @@ class ControlService:
     async def list_inputs(
         self, org_id: str, *, limit: int, cursor: str | None
     ) -> tuple[list[LiveInput], str | None]:
-        if cursor is not None and not _valid_id(cursor, "li"):
+        if cursor is not None and not valid_id(cursor, "li"):
             raise Problem(422, "validation", "cursor is not a value returned by this API")
         rows = await self._db(self.repo.list_live_inputs, org_id, limit=limit + 1, after=cursor)
         more = len(rows) > limit
@@ -226,7 +238,7 @@ class ControlService:
         return li
 
     async def delete_input(self, org_id: str, input_id: str) -> None:
-        if not _valid_id(input_id, "li"):
+        if not valid_id(input_id, "li"):
             raise not_found("live input", input_id)
         li = await self._db(self.repo.delete_live_input, org_id, input_id)
         if li is None:

@@ -436,3 +436,19 @@ async def test_resync_removes_records_of_inputs_deleted_while_bus_was_down(
     assert await record(redis_client, key) is not None
     await api.service.resync()
     assert await record(redis_client, key) is None
+
+
+async def test_operator_chosen_ids_work_like_minted_ones(api: Api) -> None:
+    org, _key, secret = await api.service.create_org("Seed", org_id="org_abc")
+    await api.service.create_input(org.id, "Keynote", "rtmp", input_id="li_xyz")
+    r = await api.client.get(
+        "/v1/live_inputs/li_xyz", headers={**api.auth(secret), "X-ClutchCall-Org": "org_abc"}
+    )
+    assert r.status_code == 200 and r.json()["namespace"].startswith("stream/org_abc/lv_")
+    page = await api.client.get("/v1/live_inputs?cursor=li_xyz", headers=api.auth(secret))
+    assert page.status_code == 200 and page.json()["data"] == []
+    with pytest.raises(Exception) as info:
+        await api.service.create_org("Again", org_id="org_abc")
+    assert type(info.value).__name__ == "Conflict"
+    r = await api.client.get("/v1/live_inputs/li_xyz", headers=api.auth())  # other org
+    assert_problem(r, 404)

@@ -79,20 +79,11 @@ def test_api_never_fails_and_conforms(fuzz_server: ControlServer, case: schemath
             case.path_parameters["input_id"] = _state["input_id"]
         if "jti" in case.path_parameters and rnd.random() < 0.3:
             case.path_parameters["jti"] = _state["jti"]
-    case.call_and_validate(
-        base_url=_state["base"], headers={"Authorization": f"Bearer {_state['key']}"}
-    )
-
-
-def test_openapi_document_describes_problem_json(fuzz_server: ControlServer) -> None:
-    doc = httpx.get(f"{fuzz_server.base_url}/openapi.json").json()
-    op = doc["paths"]["/v1/live_inputs/{input_id}/playback_urls"]["post"]
-    assert "application/problem+json" in op["responses"]["422"]["content"]
-    assert set(doc["components"]["schemas"]["ApiProblem"]["required"]) >= {
-        "type",
-        "title",
-        "status",
-        "detail",
-    }
-    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    assert doc == DOCUMENT  # the fuzzed document is the one the server serves
+    # Keep the generated (random) credentials' presence, but make them a real key:
+    # a case that omits Authorization on purpose must still be refused.
+    headers = dict(case.headers or {})
+    if any(k.lower() == "authorization" for k in headers):
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        headers["Authorization"] = f"Bearer {_state['key']}"
+    case.headers = headers
+    case.call_and_validate(base_url=_state["base"])
