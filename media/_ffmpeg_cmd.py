@@ -17,6 +17,7 @@ __all__ = [
     "Source",
     "TestPatternSource",
     "build_ladder_command",
+    "encoder_command",
     "ffmpeg_exe",
     "probe",
 ]
@@ -205,6 +206,51 @@ def build_ladder_command(
         cmd += ["-ar", str(a.sample_rate), "-ac", str(a.channels)]
         cmd += _cmaf_output(spec.chunk_duration, spec.prft, targets[a.name], audio=True)
     return cmd
+
+
+def encoder_command(
+    exe: str,
+    source: TestPatternSource | FileSource,
+    output: str,
+    *,
+    container: str = "flv",
+    video_bitrate: int = 2_500_000,
+    gop_seconds: float = 2.0,
+    chunk_seconds: float = 0.5,
+) -> list[str]:
+    """What a live encoder runs: H.264 + AAC to ``output`` as FLV (an RTMP URL) or muxed fMP4.
+
+    The stand-in for OBS in tests and demos: ``container="flv"`` with
+    ``rtmp://host/live/<id>/<key>``-style outputs, or ``container="fmp4"`` with
+    ``pipe:1`` for a publisher reading CMAF from ffmpeg's stdout (one ``moof`` per
+    chunk carrying both tracks: split it with ``Fmp4Splitter(split_tracks=True)``).
+    """
+    if container not in ("flv", "fmp4"):
+        raise ValueError(f"container must be 'flv' or 'fmp4', got {container!r}")
+    cmd = [
+        exe,
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "warning",
+        "-nostdin",
+        *source.input_args(),
+    ]
+    cmd += ["-map", source.video_map]
+    if source.has_audio:
+        cmd += ["-map", source.audio_map]
+    cmd += [
+        "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
+        "-b:v", str(video_bitrate), "-maxrate", str(video_bitrate), "-bufsize", str(video_bitrate),
+        "-sc_threshold", "0", "-force_key_frames", f"expr:gte(t,n_forced*{gop_seconds})",
+    ]  # fmt: skip
+    if source.has_audio:
+        cmd += ["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    if container == "flv":
+        return [*cmd, "-f", "flv", output]
+    flags = "empty_moov+default_base_moof+frag_keyframe+cmaf+delay_moov"
+    return [*cmd, "-f", "mp4", "-movflags", flags, "-frag_duration", str(round(chunk_seconds * 1e6)),
+            "-flush_packets", "1", output]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from ._ffmpeg_cmd import (
     Source,
     TestPatternSource,
     build_ladder_command,
+    encoder_command,
     ffmpeg_exe,
     probe,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "TranscodeStatistics",
     "Transcoder",
     "build_ladder_command",
+    "encoder_command",
     "ffmpeg_exe",
     "probe",
     "test_pattern_transcoder",

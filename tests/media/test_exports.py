@@ -29,7 +29,7 @@ PUBLIC = {
     "media.ladder": {"DEFAULT_VIDEO_RUNGS", "AudioSpec", "LadderPlan", "LadderSpec", "PlannedVideo", "VideoRung"},
     "media.ffmpeg": {
         "FileSource", "PipeSource", "ProbeResult", "Source", "TestPatternSource", "TranscodeResult",
-        "TranscodeStatistics", "Transcoder", "build_ladder_command", "ffmpeg_exe", "probe",
+        "TranscodeStatistics", "Transcoder", "build_ladder_command", "encoder_command", "ffmpeg_exe", "probe",
         "test_pattern_transcoder",
     },
     "media.errors": {

@@ -17,11 +17,12 @@ from media.ffmpeg import (
     PipeSource,
     TestPatternSource,
     Transcoder,
+    encoder_command,
     ffmpeg_exe,
     probe,
     test_pattern_transcoder,
 )
-from media.fmp4 import Fragment, InitSegment
+from media.fmp4 import Fmp4Splitter, Fragment, InitSegment
 from media.grouping import GroupAssembler, MediaObject
 from media.ladder import AudioSpec, LadderSpec, VideoRung
 
@@ -308,3 +309,50 @@ async def test_opus_audio_rendition(tmp_path: Path) -> None:
     path.write_bytes(b"".join(i.data for i in items["audio"]))
     frames, seconds = await asyncio.to_thread(decode, path)
     assert frames == 0 and seconds == pytest.approx(2.0, abs=0.05)
+
+
+def test_encoder_fmp4_on_stdout_splits_into_tracks() -> None:
+    source = TestPatternSource(width=320, height=180, fps=25, duration=3, realtime=False)
+    cmd = encoder_command(
+        ffmpeg_exe(), source, "pipe:1", container="fmp4", video_bitrate=300_000, gop_seconds=1.0
+    )
+    splitter = Fmp4Splitter(split_tracks=True)
+    items: list[InitSegment | Fragment] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(4096):
+            items.extend(splitter.feed(chunk))
+    assert proc.returncode == 0
+    splitter.close()
+    inits = [i for i in items if isinstance(i, InitSegment)]
+    assert sorted(i.track.role for i in inits) == ["audio", "video"]
+    video_id = next(i.track.track_id for i in inits if i.track.role == "video")
+    video = [f for f in items if isinstance(f, Fragment) and f.track_id == video_id]
+    assert [f.start_seconds for f in video if f.keyframe] == [0.0, 1.0, 2.0]
+    assert sum(f.sample_count for f in video) == 75
+
+
+async def test_encoder_flv_stream_through_the_ladder() -> None:
+    """An encoder's FLV (what RTMP carries) piped live into the ladder transcoder."""
+    source = TestPatternSource(width=320, height=180, fps=25, duration=2, realtime=False)
+    cmd = encoder_command(ffmpeg_exe(), source, "pipe:1", video_bitrate=300_000)
+    encoder = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    ladder = LadderSpec(video=(VideoRung("180p", 180, 300_000), VideoRung("90p", 90, 100_000)))
+    tc = Transcoder(PipeSource(width=320, height=180), ladder)
+
+    async def relay() -> None:
+        assert encoder.stdout is not None
+        while chunk := await encoder.stdout.read(4096):
+            await tc.write(chunk)
+        await tc.close_input()
+        assert await encoder.wait() == 0
+
+    async with tc:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(relay())
+            items = await collect(tc)
+    assert set(items) == {"180p", "90p", "audio"}
+    for name in ("180p", "90p"):
+        frags = [f for f in items[name] if isinstance(f, Fragment)]
+        assert sum(f.sample_count for f in frags) == 50
+        assert [f.start_seconds for f in frags if f.keyframe] == [0.0]
