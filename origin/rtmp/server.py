@@ -137,6 +137,7 @@ class RtmpServer:
         self._sink_factory = sink_factory
         self._settings = settings or RtmpServerSettings()
         self._server: asyncio.Server | None = None
+        self._closing = False
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._live: dict[str, _Session] = {}
@@ -179,14 +180,18 @@ class RtmpServer:
 
     async def close(self) -> None:
         """Stop listening, end every connection (sinks get SERVER_CLOSED), wait for handlers."""
+        self._closing = True
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
+        # Handlers that started between close() and now see _closing and leave at once;
+        # loop until none is left so nothing outlives the server.
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
         if server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settings.end_timeout):
@@ -257,6 +262,9 @@ class RtmpServer:
         peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
         session = f"rtmp-{next(self._ids)}"
         log = self._log.bind(session=session, peer=peer)
+        if self._closing:
+            await self._close_writer(writer)
+            return
         if len(self._sessions) >= cfg.max_connections:
             self._stats["refused"] += 1
             log.warning("rtmp.connection_refused", reason="max_connections")

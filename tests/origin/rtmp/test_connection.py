@@ -7,6 +7,8 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from origin.rtmp import amf0
 from origin.rtmp.amf0 import UNDEFINED, AmfValue, EcmaArray
@@ -15,6 +17,7 @@ from origin.rtmp.connection import ConnectionLimits, ServerConnection
 from origin.rtmp.errors import (
     AmfDecodeError,
     LimitExceeded,
+    RtmpPeerError,
     RtmpProtocolViolation,
     RtmpUsageError,
 )
@@ -347,3 +350,84 @@ def test_usage_errors_are_ours() -> None:
     p.conn.close()
     with pytest.raises(RtmpUsageError):
         p.conn.receive_data(b"x")
+
+
+def recorded_client_bytes() -> bytes:
+    """Everything a well-behaved publisher sends after the handshake, as one byte string."""
+    w = ChunkWriter()
+    out = w.set_chunk_size(256)
+
+    def cmd(*values: AmfValue, sid: int = 0, csid: int = 3) -> bytes:
+        return w.write(RtmpMessage(20, sid, 0, amf0.encode_all(list(values)), csid))
+
+    out += cmd("connect", 1.0, {"app": "live/lv_1", "tcUrl": "rtmp://h/live/lv_1"})
+    out += cmd("releaseStream", 2.0, None, "key") + cmd("FCPublish", 3.0, None, "key")
+    out += cmd("createStream", 4.0, None)
+    out += cmd("publish", 5.0, None, "key", "live", sid=1, csid=4)
+    meta = amf0.encode_all(["@setDataFrame", "onMetaData", EcmaArray({"width": 1.0})])
+    out += w.write(RtmpMessage(18, 1, 0, meta, 4))
+    out += w.write(RtmpMessage(MessageType.WINDOW_ACK_SIZE, 0, 0, struct.pack(">I", 500), 2))
+    out += w.write(RtmpMessage(MessageType.USER_CONTROL, 0, 0, struct.pack(">HI", 6, 1), 2))
+    for i in range(5):
+        out += w.write(RtmpMessage(9, 1, i * 33, AVC_KEY + bytes(300), 6))
+        out += w.write(RtmpMessage(8, 1, i * 23, AAC_SEQ, 4))
+    out += cmd("FCUnpublish", 6.0, None, "key") + cmd("deleteStream", 7.0, None, 1.0)
+    return out
+
+
+RECORDED = recorded_client_bytes()
+
+
+def drive(data: bytes, splits: list[int]) -> list[Event]:
+    """Feed bytes after a handshake, accepting every request, as the server would."""
+    seen: list[Event] = []
+    conn = ServerConnection(ConnectionLimits(max_message_size=4096, max_chunk_size=4096))
+    conn.receive_data(build_c0c1() + bytes(HANDSHAKE_SIZE))
+    pos, i = 0, 0
+    while pos < len(data):
+        step = splits[i % len(splits)]
+        for ev in conn.receive_data(data[pos : pos + step]):
+            seen.append(ev)
+            if isinstance(ev, ConnectRequested):
+                conn.accept_connect()
+            elif isinstance(ev, PublishRequested):
+                conn.accept_publish(ev.stream_id, "ok")
+        conn.data_to_send()
+        pos += step
+        i += 1
+    return seen
+
+
+def test_recorded_session_is_valid() -> None:
+    kinds = [type(e).__name__ for e in drive(RECORDED, [7])]
+    assert kinds == ["ConnectRequested", "PublishRequested", "MetadataReceived"] + [
+        "MediaReceived"
+    ] * 10 + ["PublishFinished"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(RECORDED) - 1), st.integers(0, 255)), min_size=1, max_size=4
+    ),
+    st.lists(st.integers(1, 200), min_size=1, max_size=5),
+)
+def test_mutated_sessions_only_raise_peer_errors(
+    flips: list[tuple[int, int]], splits: list[int]
+) -> None:
+    data = bytearray(RECORDED)
+    for index, value in flips:
+        data[index] = value
+    try:
+        drive(bytes(data), splits)
+    except RtmpPeerError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_random_bytes_after_handshake_only_raise_peer_errors(data: bytes) -> None:
+    try:
+        drive(data, [len(data) or 1])
+    except RtmpPeerError:
+        pass
