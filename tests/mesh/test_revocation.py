@@ -156,7 +156,7 @@ async def test_memory_bus_works_the_same() -> None:
         await wait_until(lambda: rs.is_revoked(jti="jt_m", sub="", iat=0), within=1)
 
 
-async def test_publish_to_callback_p99_across_three_processes(redis_url: str) -> None:
+async def test_publish_to_session_close_p99_across_three_processes(redis_url: str) -> None:
     procs: list[asyncio.subprocess.Process] = []
     received: list[dict[str, float]] = [{}, {}, {}]
 
@@ -176,6 +176,7 @@ async def test_publish_to_callback_p99_across_three_processes(redis_url: str) ->
                     "-m",
                     "tests.mesh.revocation_consumer",
                     redis_url,
+                    "100",
                     cwd=ROOT,
                     env=env,
                     stdout=asyncio.subprocess.PIPE,
@@ -191,7 +192,7 @@ async def test_publish_to_callback_p99_across_three_processes(redis_url: str) ->
                     Revocation("jti", f"probe{probe}", time.time() + 60).to_message(),
                 )
                 await asyncio.sleep(0.1)
-                assert probe < 150, "consumers did not come up"
+                assert probe < 150, "consumers did not come up (see their stderr)"
             sent: dict[str, float] = {}
             for n in range(100):
                 revocation = Revocation("jti", f"jt_{n}", time.time() + 60, at=time.time())
@@ -210,7 +211,7 @@ async def test_publish_to_callback_p99_across_three_processes(redis_url: str) ->
     latencies = sorted(r[v] - at for r in received for v, at in sent.items())
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(
-        f"revocation publish->callback over 3 processes: p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+        f"revocation publish->session close over 3 processes: p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
     assert len(latencies) == 300
-    assert p99 <= 0.2
+    assert p99 <= 0.2, f"p99 {p99 * 1000:.1f} ms"
