@@ -317,3 +317,21 @@ def test_errors_are_terminal(video_fmp4: bytes) -> None:
     with pytest.raises(MalformedBox):
         splitter.close()
     assert splitter.statistics().buffered == 0
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_init_segments_only_raise_media_errors(
+    audio_fmp4: bytes, hevc_fmp4: bytes, opus_fmp4: bytes, data: st.DataObject
+) -> None:
+    source = data.draw(st.sampled_from([audio_fmp4, hevc_fmp4, opus_fmp4]))
+    init = split_fmp4(source)[0]
+    raw = bytearray(init.data)
+    for _ in range(data.draw(st.integers(1, 6))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        split_fmp4(bytes(raw))
+    except MediaError:
+        pass
