@@ -269,3 +269,27 @@ async def test_ffmpeg_publishes_hevc_over_enhanced_rtmp(
     decoded, _, stderr = ffprobe_like(ffmpeg_exe, out)
     assert stderr == ""
     assert decoded == FPS
+
+
+async def test_ffmpeg_killed_mid_stream_is_a_connection_loss(
+    rtmp: Harness, ffmpeg_exe: str
+) -> None:
+    url = f"rtmp://127.0.0.1:{rtmp.port}/live/{INPUT_ID}/{STREAM_KEY}"
+    cmd = publish_cmd(ffmpeg_exe, url, seconds=30)
+    cmd[cmd.index("testsrc2=size=1280x720:rate=30")] = "testsrc2=size=320x240:rate=30"
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        sink = await rtmp.wait_sink(within=15)
+        async with asyncio.timeout(15):
+            while sum(t.is_video for t in sink.tags) < 15:
+                await asyncio.sleep(0.05)
+        proc.kill()  # SIGKILL: no FCUnpublish, the kernel closes the socket
+        end = await sink.wait_ended()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert end.reason is EndReason.CONNECTION_LOST and not end.clean
+    assert rtmp.server.live_inputs() == []
