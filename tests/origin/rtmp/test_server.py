@@ -37,7 +37,7 @@ APP = f"live/{INPUT_ID}"
 
 async def wait_no_handlers(h: Harness, within: float = 5.0) -> None:
     async with asyncio.timeout(within):
-        while handler_tasks() or h.server.statistics().connections_active:
+        while handler_tasks() or h.server.statistics().connections_active:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 
