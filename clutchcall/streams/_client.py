@@ -1,0 +1,228 @@
+"""The synchronous Streams client (control plane over httpx.Client)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from clutchcall.streams._errors import ConnectionFailed
+from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
+from clutchcall.streams._models import (
+    Ingest,
+    LiveInputFields,
+    LiveInputPage,
+    LiveInputWithKey,
+    PlaybackTicket,
+    Revocation,
+)
+
+__all__ = ["LiveInput", "LiveInputs", "PlaybackTokens", "Streams"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiveInput(LiveInputFields):
+    """A live input bound to the client that fetched it."""
+
+    _streams: Streams = field(repr=False, compare=False)
+
+    def signed_playback_url(self, *, ttl_seconds: int = 3600) -> PlaybackTicket:
+        """A signed URL (and token) for viewers, valid ``ttl_seconds`` (60 s to 24 h)."""
+        return self._streams.live_inputs.signed_playback_url(id=self.id, ttl_seconds=ttl_seconds)
+
+    def rotate_stream_key(self) -> LiveInputWithKey[LiveInput]:
+        """A fresh stream key; the old one stops working at every origin."""
+        return self._streams.live_inputs.rotate_stream_key(id=self.id)
+
+    def revoke_playback(self) -> Revocation:
+        """Revoke every playback token of this input issued so far."""
+        return self._streams.live_inputs.revoke_playback(id=self.id)
+
+    def refresh(self) -> LiveInput:
+        """The input as the control plane sees it now (e.g. its live status)."""
+        return self._streams.live_inputs.get(id=self.id)
+
+    def update(self, *, name: str | None = None, ingest: Ingest | None = None) -> LiveInput:
+        return self._streams.live_inputs.update(id=self.id, name=name, ingest=ingest)
+
+    def delete(self) -> None:
+        self._streams.live_inputs.delete(id=self.id)
+
+
+class LiveInputs:
+    """``streams.live_inputs``: create, get, list, update, delete live inputs."""
+
+    def __init__(self, streams: Streams) -> None:
+        self._streams = streams
+
+    def _input(self, data: dict[str, Any]) -> LiveInput:
+        return LiveInput(**LiveInputFields.fields_from(data), _streams=self._streams)
+
+    def _with_key(self, data: dict[str, Any]) -> LiveInputWithKey[LiveInput]:
+        return LiveInputWithKey(self._input(data["input"]), data["streamKey"])
+
+    def create(self, *, name: str, ingest: Ingest = "fmp4") -> LiveInputWithKey[LiveInput]:
+        """A new input and its stream key. Store the key now: it is never returned again."""
+        data = self._streams._request(
+            "POST", "/v1/live_inputs", json={"name": name, "ingest": ingest}
+        )
+        return self._with_key(data)
+
+    def get(self, *, id: str) -> LiveInput:
+        return self._input(self._streams._request("GET", f"/v1/live_inputs/{path_id(id)}"))
+
+    def list(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> LiveInputPage[LiveInput]:
+        """One page, oldest first; ``page.next_cursor`` fetches the next one."""
+        params: dict[str, Any] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        data = self._streams._request("GET", "/v1/live_inputs", params=params)
+        return LiveInputPage([self._input(d) for d in data["data"]], data.get("next_cursor"))
+
+    def iter_all(self, *, page_size: int = 100) -> Iterator[LiveInput]:
+        """Every input of the org, fetching pages as needed."""
+        cursor: str | None = None
+        while True:
+            page = self.list(limit=page_size, cursor=cursor)
+            yield from page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def update(
+        self,
+        *,
+        id: str,
+        name: str | None = None,
+        ingest: Ingest | None = None,
+    ) -> LiveInput:
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if ingest is not None:
+            body["ingest"] = ingest
+        return self._input(
+            self._streams._request("PATCH", f"/v1/live_inputs/{path_id(id)}", json=body)
+        )
+
+    def delete(self, *, id: str) -> None:
+        self._streams._request("DELETE", f"/v1/live_inputs/{path_id(id)}")
+
+    def rotate_stream_key(self, *, id: str) -> LiveInputWithKey[LiveInput]:
+        return self._with_key(
+            self._streams._request("POST", f"/v1/live_inputs/{path_id(id)}/rotate_stream_key")
+        )
+
+    def signed_playback_url(self, *, id: str, ttl_seconds: int = 3600) -> PlaybackTicket:
+        data = self._streams._request(
+            "POST",
+            f"/v1/live_inputs/{path_id(id)}/playback_urls",
+            json={"ttl_seconds": ttl_seconds},
+        )
+        return PlaybackTicket.from_json(data)
+
+    def revoke_playback(self, *, id: str) -> Revocation:
+        data = self._streams._request("POST", f"/v1/live_inputs/{path_id(id)}/revoke_playback")
+        return Revocation.from_json(data)
+
+
+class PlaybackTokens:
+    """``streams.playback_tokens``: revoke one token by its ``jti``."""
+
+    def __init__(self, streams: Streams) -> None:
+        self._streams = streams
+
+    def revoke(self, *, jti: str) -> Revocation:
+        data = self._streams._request("POST", f"/v1/playback_tokens/{path_id(jti)}/revoke")
+        return Revocation.from_json(data)
+
+
+class Streams:
+    """The ClutchCall Streams client.
+
+    Control plane: ``Streams(base_url=, api_key=, org_id=)``. Data plane:
+    ``Streams(relay_url=)`` or ``Streams(token=)`` (``api_base`` is accepted as an
+    alias of ``base_url``, as in the TypeScript SDK). Use it as a context manager
+    or call :meth:`close` to release its connections.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        org_id: str | None = None,
+        *,
+        relay_url: str | None = None,
+        token: str | None = None,
+        api_base: str | None = None,
+        timeout: float = 30.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.config: ClientConfig = resolve_config(
+            base_url, api_key, org_id, relay_url, token, api_base, timeout
+        )
+        self._http = http_client
+        self._own_http = http_client is None
+        self.live_inputs = LiveInputs(self)
+        self.playback_tokens = PlaybackTokens(self)
+
+    @property
+    def base_url(self) -> str | None:
+        return self.config.base_url
+
+    @property
+    def org_id(self) -> str | None:
+        return self.config.org_id
+
+    @property
+    def relay_url(self) -> str | None:
+        return self.config.relay_url
+
+    @property
+    def token(self) -> str | None:
+        return self.config.token
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.config.timeout)
+        return self._http
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        base, headers = self.config.control()
+        try:
+            response = self._client().request(
+                method, base + path, json=json, params=params, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"{method} {base}{path}: {exc}") from exc
+        return check_response(response)
+
+    def close(self) -> None:
+        if self._http is not None and self._own_http:
+            self._http.close()
+        self._http = None
+
+    def __enter__(self) -> Streams:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Streams(base_url={self.config.base_url!r}, org_id={self.config.org_id!r}, "
+            f"relay_url={self.config.relay_url!r})"
+        )

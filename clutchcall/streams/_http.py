@@ -1,0 +1,105 @@
+"""What the sync and async clients share: configuration, request shape, response checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from clutchcall.streams._errors import ApiError, ConfigurationError, error_for
+
+__all__ = ["ClientConfig", "check_response", "path_id", "resolve_config"]
+
+USER_AGENT = "clutchcall-streams-python/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Where and how to reach the control plane, plus the data-plane settings."""
+
+    base_url: str | None
+    api_key: str | None
+    org_id: str | None
+    relay_url: str | None
+    token: str | None
+    timeout: float
+
+    def control(self) -> tuple[str, dict[str, str]]:
+        """Base URL and headers for a control-plane call (or a clear error)."""
+        if not self.base_url:
+            raise ConfigurationError(
+                "this Streams client has no base_url: pass Streams(base_url=..., api_key=...) "
+                "for control-plane calls"
+            )
+        if not self.api_key:
+            raise ConfigurationError("control-plane calls need Streams(api_key=...)")
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Accept": "application/json, application/problem+json",
+            "User-Agent": USER_AGENT,
+        }
+        if self.org_id:
+            headers["X-ClutchCall-Org"] = self.org_id
+        return self.base_url.rstrip("/"), headers
+
+
+def resolve_config(
+    base_url: str | None,
+    api_key: str | None,
+    org_id: str | None,
+    relay_url: str | None,
+    token: str | None,
+    api_base: str | None,
+    timeout: float,
+) -> ClientConfig:
+    if api_base is not None and base_url is not None and api_base != base_url:
+        raise ConfigurationError("pass either base_url or api_base (its alias), not both")
+    base = base_url if base_url is not None else api_base
+    if base and not base.startswith(("http://", "https://")):
+        raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")
+    if timeout <= 0:
+        raise ConfigurationError("timeout must be positive")
+    return ClientConfig(base or None, api_key, org_id, relay_url, token, timeout)
+
+
+def path_id(value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"an id must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def check_response(response: httpx.Response) -> Any:
+    """The JSON body of a success (None for 204), else the matching :class:`ApiError`."""
+    if response.is_success:
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                response.status_code,
+                "Invalid Response",
+                f"the control plane sent a body that is not JSON: {exc}",
+            ) from exc
+    body: dict[str, Any] = {}
+    try:
+        parsed = response.json()
+        if isinstance(parsed, dict):
+            body = parsed
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    status = response.status_code
+    title = str(body.get("title") or response.reason_phrase or "Error")
+    detail = str(body.get("detail") or (response.text[:200] if not body else ""))
+    cls = error_for(status)
+    raise cls(
+        status,
+        title,
+        detail,
+        type=str(body.get("type") or "about:blank"),
+        body=body,
+        headers={k.lower(): v for k, v in response.headers.items()},
+    )
