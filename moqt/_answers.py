@@ -32,9 +32,17 @@ from .types import (
     SubscriptionFilter,
 )
 
-__all__ = ["AnswersMixin"]
+__all__ = ["AnswersMixin", "default_priority"]
 
 _CANCELLED = int(DataStreamResetCode.CANCELLED)
+
+
+def default_priority(extensions: Extensions) -> int:
+    """The track's DEFAULT_PUBLISHER_PRIORITY extension (draft-16), else 128."""
+    for key, value in extensions:
+        if key == m.TrackExtensionType.DEFAULT_PUBLISHER_PRIORITY and isinstance(value, int):
+            return value
+    return 128
 
 
 class AnswersMixin(DataPlaneMixin):
@@ -84,6 +92,7 @@ class AnswersMixin(DataPlaneMixin):
         self._send(msg)
         sub.track_alias = alias
         sub.largest = largest
+        sub.default_priority = default_priority(extensions)
         sub.state = State.ESTABLISHED
         self._tx_aliases[alias] = sub
         return alias

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ._auth import TokenCache
@@ -21,7 +22,7 @@ from .errors import (
     SessionCloseCode,
     SessionError,
 )
-from .events import Event, SessionClosed, SetupCompleted
+from .events import Event, ObjectReceived, SessionClosed, SetupCompleted
 from .messages._base import ControlMessage, decode_control, encode_control
 from .messages._params import AuthToken as WireToken
 from .messages._params import SetupParameters
@@ -30,7 +31,7 @@ from .messages.setup import ClientSetup, ServerSetup
 from .types import AuthToken
 from .version import DRAFT_14, DRAFT_16
 
-__all__ = ["RequestBlockedError", "SessionCore"]
+__all__ = ["RequestBlockedError", "SessionCore", "SessionStatistics"]
 
 _log = logging.getLogger("moqt.session")
 
@@ -49,6 +50,21 @@ class RequestBlockedError(LocalError):
     The session has sent REQUESTS_BLOCKED; a :class:`~moqt.events.RequestsUnblocked`
     event follows when the peer raises the limit.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    """Counters since the session started (``Session.statistics()``)."""
+
+    control_messages_sent: int
+    control_messages_received: int
+    objects_sent: int
+    object_bytes_sent: int
+    objects_received: int
+    object_bytes_received: int
+    subgroup_streams_opened: int
+    open_requests: int
+    held_bytes: int
 
 
 class _EarlyStream:
@@ -104,6 +120,9 @@ class SessionCore:
         self._max_auth_token_cache_size = max_auth_token_cache_size
 
         self._now = 0.0
+        # Counters for statistics(): [control sent, control received, objects sent,
+        # object bytes sent, objects received, object bytes received, streams opened].
+        self._counters = [0] * 7
         self._events: list[Event] = []
         self._closed = False
         self._setup_complete = False
@@ -146,6 +165,9 @@ class SessionCore:
         return self._version
 
     def _emit(self, event: Event) -> None:
+        if isinstance(event, ObjectReceived):
+            self._counters[4] += 1
+            self._counters[5] += len(event.payload)
         self._events.append(event)
 
     # --- the input guard and the one close path ----------------------------------------
@@ -192,9 +214,11 @@ class SessionCore:
 
     def _send(self, msg: ControlMessage) -> None:
         assert self._control_stream is not None
+        self._counters[0] += 1
         self._transport.send_stream_data(self._control_stream, encode_control(msg, self._v()))
 
     def _send_on(self, stream_id: int, msg: ControlMessage, end_stream: bool = False) -> None:
+        self._counters[0] += 1
         self._transport.send_stream_data(stream_id, encode_control(msg, self._v()), end_stream)
 
     # --- setup -------------------------------------------------------------------------
@@ -389,10 +413,12 @@ class SessionCore:
                     version = self._version if self._version is not None else DRAFT_14
                     msg = decode_control(buf, version)
                     consumed = buf.position
+                    self._counters[1] += 1
                     self._on_setup_message(msg)
                 else:
                     msg = decode_control(buf, self._v())
                     consumed = buf.position
+                    self._counters[1] += 1
                     self._on_control_message(msg, None)
                 if self._closed:
                     return
@@ -433,6 +459,7 @@ class SessionCore:
             while not buf.eof():
                 msg = decode_control(buf, self._v())
                 consumed = buf.position
+                self._counters[1] += 1
                 self._on_control_message(msg, stream_id)
                 if self._closed or stream_id not in self._ns_streams:
                     return

@@ -99,6 +99,8 @@ class DataPlaneMixin(InboundMixin):
         rx = self._rx_streams.get(stream_id)
         if rx is None:
             rx = self._rx_streams[stream_id] = _RxStream(stream_id)
+        elif rx.held_fin:
+            raise ProtocolViolation(f"data after FIN on stream {stream_id}")
         if rx.parser is None:
             rx.first += data
             try:
@@ -449,18 +451,6 @@ class DataPlaneMixin(InboundMixin):
         wire = publish_done_to_wire(code, self._draft16)
         self._send(m.PublishDone(sub.request_id, wire, sub.streams_opened, reason))
         self._end_request(sub)
-
-    def _find_receiving(self, namespace: Namespace, name: bytes) -> SubReq | None:
-        for req in self._requests.values():
-            if (
-                isinstance(req, SubReq)
-                and req.receiving
-                and req.state is not State.DONE
-                and req.namespace == namespace
-                and req.name == name
-            ):
-                return req
-        return None
 
     def _ns_target(
         self, request_id: int, namespace: Namespace, what: str

@@ -362,6 +362,14 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
             default_priority=ext.default_publisher_priority or DEFAULT_PRIORITY,
         )
         self._requests[sub.request_id] = sub
+        existing = self._find_receiving(msg.namespace, msg.name, exclude=sub)
+        if self._draft16 and existing is not None and existing.state is State.ESTABLISHED:
+            # "Subscriptions": a second subscription to a track in the same role fails
+            # with DUPLICATE_SUBSCRIPTION (a Pending one is the application's to end).
+            self._reject_peer(
+                sub, RequestErrorCode.DUPLICATE_SUBSCRIPTION, "already subscribed to this track"
+            )
+            return
         self._claim_rx_alias(sub, msg.track_alias)
         self._emit(
             PublishRequested(

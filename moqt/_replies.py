@@ -26,6 +26,7 @@ from .events import (
 from .types import (
     AuthToken,
     Location,
+    Namespace,
     SubscriptionFilter,
 )
 
@@ -77,6 +78,22 @@ class RequestsMixin(SessionCore):
             self._ns_streams.pop(req.stream_id, None)
             self._ns_bufs.pop(req.stream_id, None)
         self._finish(req)
+
+    def _find_receiving(
+        self, namespace: Namespace, name: bytes, *, exclude: Req | None = None
+    ) -> SubReq | None:
+        """Our live subscription receiving this track (our SUBSCRIBE or an accepted PUBLISH)."""
+        for req in self._requests.values():
+            if (
+                req is not exclude
+                and isinstance(req, SubReq)
+                and req.receiving
+                and req.state is not State.DONE
+                and req.namespace == namespace
+                and req.name == name
+            ):
+                return req
+        return None
 
     def _reject_peer(
         self, req: Req, code: RequestErrorCode | int, reason: str, retry: int = 0

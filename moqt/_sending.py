@@ -94,6 +94,7 @@ class SendingMixin(DataPlaneMixin):
         )
         self._transport.send_stream_data(stream_id, writer.header_bytes())
         sub.streams_opened += 1
+        self._counters[6] += 1
         sub.open_handles[stream_id] = handle
         self._tx_streams[stream_id] = _TxStream(handle, writer, sub=sub)
         return handle
@@ -126,6 +127,8 @@ class SendingMixin(DataPlaneMixin):
             raise LocalError("an object with a status has no payload")
         data = tx.writer.write_object(object_id, payload, extensions=extensions, status=status)
         handle._last_object_id = object_id
+        self._counters[2] += 1
+        self._counters[3] += len(payload)
         self._transport.send_stream_data(handle.stream_id, data)
 
     @local_errors
@@ -178,6 +181,8 @@ class SendingMixin(DataPlaneMixin):
             end_of_group,
         )
         self._transport.send_datagram(encode_datagram(dgram, self._v()))
+        self._counters[2] += 1
+        self._counters[3] += len(payload)
 
     @local_errors
     def open_fetch_stream(self, request_id: int) -> FetchHandle:
@@ -226,6 +231,8 @@ class SendingMixin(DataPlaneMixin):
             raise LocalError("not an open fetch handle of this session")
         obj = Object(group_id, subgroup_id, object_id, priority, payload, tuple(extensions), status)
         self._transport.send_stream_data(handle.stream_id, tx.writer.write_object(obj))
+        self._counters[2] += 1
+        self._counters[3] += len(payload)
 
     @local_errors
     def end_fetch_stream(self, handle: FetchHandle) -> None:

@@ -27,9 +27,9 @@ are public methods of :class:`Session`.
 from __future__ import annotations
 
 from . import messages as m
-from ._answers import AnswersMixin
+from ._answers import AnswersMixin, default_priority
 from ._apiutil import check_priority, check_timeout, local_errors, our_tokens
-from ._core import RequestBlockedError
+from ._core import RequestBlockedError, SessionStatistics
 from ._handles import FetchHandle, SubgroupHandle
 from ._inbound import UNFILTERED
 from ._sending import SendingMixin
@@ -61,7 +61,13 @@ from .types import (
     validate_namespace,
 )
 
-__all__ = ["FetchHandle", "RequestBlockedError", "Session", "SubgroupHandle"]
+__all__ = [
+    "FetchHandle",
+    "RequestBlockedError",
+    "Session",
+    "SessionStatistics",
+    "SubgroupHandle",
+]
 
 _CANCELLED = int(DataStreamResetCode.CANCELLED)
 
@@ -153,6 +159,21 @@ class Session(AnswersMixin, SendingMixin):
     def requests_available(self) -> int:
         """How many more requests the peer's MAX_REQUEST_ID lets us send now."""
         return max(0, (self._peer_max_request_id - self._next_local_id + 1) // 2)
+
+    def statistics(self) -> SessionStatistics:
+        """Counters since the session started (control messages, objects, bytes, ...)."""
+        c = self._counters
+        return SessionStatistics(
+            control_messages_sent=c[0],
+            control_messages_received=c[1],
+            objects_sent=c[2],
+            object_bytes_sent=c[3],
+            objects_received=c[4],
+            object_bytes_received=c[5],
+            subgroup_streams_opened=c[6],
+            open_requests=len(self._requests),
+            held_bytes=self._held_bytes,
+        )
 
     # --- inputs (adapter -> session) ---------------------------------------------------
 
@@ -498,6 +519,7 @@ class Session(AnswersMixin, SendingMixin):
             largest=largest,
         )
         self._requests[request_id] = sub
+        sub.default_priority = default_priority(extensions)
         self._tx_aliases[alias] = sub
         return request_id
 

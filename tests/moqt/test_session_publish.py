@@ -151,3 +151,16 @@ def test_track_status(version: int) -> None:
     c, _ = pair.take()
     (rej,) = events_of(c, RequestRejected)
     assert rej.kind is RequestKind.TRACK_STATUS and rej.error is RequestErrorCode.DOES_NOT_EXIST
+
+
+def test_second_publish_of_an_established_track_is_refused_draft16() -> None:
+    peer = RawPeer(DRAFT_16)
+    peer.setup()
+    peer.send(m.Publish(0, NS, b"a", 4))
+    peer.session.accept_publish(0)
+    peer.send(m.Publish(2, NS, b"a", 5))
+    assert len(events_of(peer.take(), PublishRequested)) == 1
+    errors = [r for r in peer.received() if isinstance(r, m.RequestError)]
+    assert [(e.request_id, e.error_code) for e in errors] == [
+        (2, RequestErrorCode.DUPLICATE_SUBSCRIPTION)
+    ]

@@ -402,3 +402,20 @@ def test_values_that_do_not_fit_the_wire_are_local_errors_and_leave_no_id_gap(
     assert pair.client.track_status(NS, b"t") == rid + 2
     pair.deliver_until_idle()
     assert not pair.server.closed and not pair.client.closed
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_statistics_count_objects_and_messages(version: int) -> None:
+    pair = session_pair(version)
+    rid, _ = _subscribed(pair)
+    h = pair.server.open_subgroup(rid, 1)
+    pair.server.write_object(h, 0, b"abc")
+    pair.server.send_object_datagram(rid, 2, 0, b"de")
+    pair.deliver_until_idle()
+    sent, got = pair.server.statistics(), pair.client.statistics()
+    assert (sent.objects_sent, sent.object_bytes_sent, sent.subgroup_streams_opened) == (2, 5, 1)
+    assert (got.objects_received, got.object_bytes_received) == (2, 5)
+    # CLIENT_SETUP + SUBSCRIBE went one way, SERVER_SETUP + SUBSCRIBE_OK the other.
+    assert got.control_messages_sent == sent.control_messages_received == 2
+    assert sent.control_messages_sent == got.control_messages_received == 2
+    assert got.open_requests == sent.open_requests == 1
