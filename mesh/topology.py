@@ -27,16 +27,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
 import redis.exceptions
 import structlog
 
+from mesh._topology_types import (
+    NodeInfo,
+    NodeRole,
+    NoRoute,
+    Route,
+    RouteLoop,
+    TopologyError,
+    TopologyEvent,
+    TopologyStatistics,
+    Upstream,
+    format_hop_path,
+    parse_hop_path,
+)
 from mesh.bus import Bus, BusMessage, BusUnavailable
 
 __all__ = [
@@ -68,158 +80,6 @@ _log = structlog.get_logger(__name__)
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
 
 
-class TopologyError(Exception):
-    """Base class of resolution failures."""
-
-
-class NoRoute(TopologyError):
-    """No live node hosts the namespace (as far as the last known topology says)."""
-
-
-class RouteLoop(TopologyError):
-    """The request already passed through this node: answering it would loop."""
-
-
-class NodeRole(enum.StrEnum):
-    ORIGIN = "origin"
-    POP = "pop"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """One node's registry record (``clutchcall:node:<node_id>``)."""
-
-    node_id: str
-    role: NodeRole
-    region: str
-    quic: str
-    http: str = ""
-    started: float = 0.0
-    load: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    hosts: frozenset[str] = frozenset()
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "role": self.role.value,
-            "region": self.region,
-            "quic": self.quic,
-            "http": self.http,
-            "started": self.started,
-            "load": dict(self.load),
-            "hosts": sorted(self.hosts),
-        }
-
-    @classmethod
-    def from_record(cls, node_id: str, record: Mapping[str, Any]) -> NodeInfo:
-        """Parse a record; raises ``ValueError`` on anything malformed."""
-        try:
-            role = NodeRole(record["role"])
-            region, quic = record["region"], record["quic"]
-            if not isinstance(region, str) or not isinstance(quic, str) or not quic:
-                raise ValueError("region and quic must be strings")
-            load = record.get("load") or {}
-            hosts = record.get("hosts") or []
-            if not isinstance(load, dict) or not isinstance(hosts, list):
-                raise ValueError("load must be a map and hosts a list")
-            return cls(
-                node_id=node_id,
-                role=role,
-                region=region,
-                quic=quic,
-                http=str(record.get("http", "")),
-                started=float(record.get("started", 0.0)),
-                load=MappingProxyType(
-                    {str(k): float(v) for k, v in load.items() if isinstance(v, int | float)}
-                ),
-                hosts=frozenset(h for h in hosts if isinstance(h, str)),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed node record for {node_id!r}: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Namespace routing record (``clutchcall:route:<namespace>``)."""
-
-    namespace: str
-    origin: str
-    region: str
-    quic: str
-    at: float
-
-    def to_record(self) -> dict[str, Any]:
-        return {"origin": self.origin, "region": self.region, "quic": self.quic, "at": self.at}
-
-    @classmethod
-    def from_record(cls, namespace: str, record: Mapping[str, Any]) -> Route:
-        try:
-            origin, region, quic = record["origin"], record["region"], record["quic"]
-            if not all(isinstance(v, str) and v for v in (origin, region, quic)):
-                raise ValueError("origin, region and quic must be non-empty strings")
-            return cls(namespace, origin, region, quic, float(record.get("at", 0.0)))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed route record for {namespace!r}: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where a POP should subscribe for a namespace, and the hop path to send along."""
-
-    node_id: str
-    role: NodeRole
-    region: str
-    quic: str
-    origin: str
-    path: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TopologyEvent:
-    """A change in the local snapshot (from a bus message or a resync)."""
-
-    event: str  # node_up | node_down | route_set | route_gone
-    node_id: str = ""
-    namespace: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TopologyStatistics:
-    nodes: int
-    routes: int
-    hosted: int
-    bus_up: bool
-    heartbeats: int
-    heartbeat_failures: int
-    resyncs: int
-    events: int
-    snapshot_age: float
-
-
-def format_hop_path(path: Sequence[str]) -> str:
-    """The hop path as it travels between relays (comma-separated node ids)."""
-    for node in path:
-        if not node or "," in node:
-            raise ValueError(f"invalid node id in hop path: {node!r}")
-    return ",".join(path)
-
-
-def parse_hop_path(text: str | bytes | None, *, max_len: int = 16) -> tuple[str, ...]:
-    """Parse a received hop path; a malformed or absurdly long one raises ``ValueError``."""
-    if text is None:
-        return ()
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError("hop path is not UTF-8") from exc
-    if not text:
-        return ()
-    parts = tuple(text.split(","))
-    if len(parts) > max_len or any(not p or len(p) > 128 for p in parts):
-        raise ValueError(f"malformed hop path {text[:64]!r}")
-    return parts
-
-
 Listener = Callable[[TopologyEvent], None]
 
 
@@ -239,6 +99,7 @@ class Topology:
         ttl: float = 3.0,
         parent_regions: Sequence[str] = (),
         max_hops: int = 3,
+        route_scan_every: int = 5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if heartbeat_interval <= 0 or ttl <= heartbeat_interval:
@@ -252,6 +113,10 @@ class Topology:
         self._ttl = ttl
         self._parent_regions = tuple(parent_regions)
         self._max_hops = max_hops
+        # Node records are re-read every beat (that is how a killed node is noticed);
+        # routes change by message, so the full route scan runs every few beats only.
+        self._route_scan_every = max(1, route_scan_every)
+        self._full_scan_due = True
         self._nodes: dict[str, NodeInfo] = {}
         self._routes: dict[str, Route] = {}
         self._hosted: dict[str, float] = {}  # namespace -> announced at
@@ -462,7 +327,14 @@ class Topology:
             was_up = self._bus_up
             try:
                 await self._beat(announce=not was_up)
-                await self._resync()
+                full = (
+                    self._full_scan_due
+                    or not was_up
+                    or self._heartbeats % self._route_scan_every == 0
+                )
+                await self._resync(full=full)
+                if full:
+                    self._full_scan_due = False
             except _BUS_DOWN as exc:
                 self._heartbeat_failures += 1
                 if was_up or not self._ready.is_set():
@@ -505,8 +377,8 @@ class Topology:
                     {"event": "route_set", "namespace": namespace, **route.to_record()},
                 )
 
-    async def _resync(self) -> None:
-        """Re-read every node and route; the snapshot is replaced only on full success.
+    async def _resync(self, *, full: bool = True) -> None:
+        """Re-read every node (and every route when ``full``); applied only on full success.
 
         Entries changed by a bus message while the scan ran are newer than what the
         scan read, so the scan leaves them alone.
@@ -523,7 +395,7 @@ class Topology:
             except ValueError as exc:
                 _log.warning("bad_node_record", key=key, error=str(exc))
         routes: dict[str, Route] = {}
-        for key in await self._bus.keys(ROUTE_PREFIX + "*"):
+        for key in await self._bus.keys(ROUTE_PREFIX + "*") if full else ():
             namespace = key[len(ROUTE_PREFIX) :]
             record = await self._bus.get(key)
             if record is None:
@@ -549,7 +421,7 @@ class Topology:
                 self._nodes[node_id] = info
                 if fresh:
                     self._emit(TopologyEvent("node_up", node_id=node_id))
-        for namespace in set(self._routes) - set(routes):
+        for namespace in set(self._routes) - set(routes) if full else ():
             if untouched("r:" + namespace):
                 self._remove_route(namespace)
         for route in routes.values():
@@ -564,6 +436,7 @@ class Topology:
                 self._events += 1
                 if message.resync:
                     self._resyncs += 1
+                    self._full_scan_due = True
                     self._wake.set()  # beat + full re-read right away
                     continue
                 try:

@@ -264,3 +264,19 @@ def test_invalid_timing_is_refused() -> None:
         Topology(MemoryBus(), node("n", NodeRole.POP, "eu"), heartbeat_interval=1, ttl=1)
     with pytest.raises(ValueError):
         Topology(MemoryBus(), node("n", NodeRole.POP, "eu"), max_hops=0)
+
+
+async def test_periodic_scan_finds_routes_whose_message_was_lost(
+    make_bus: Callable[[], RedisBus],
+) -> None:
+    writer = make_bus()
+    async with (
+        running(make_bus(), node("o1", NodeRole.ORIGIN, "eu")),
+        running(make_bus(), node("p1", NodeRole.POP, "eu")) as pop,
+    ):
+        await wait_until(lambda: "o1" in pop.nodes())
+        # A route record appears with no route_set message (as if the message was lost).
+        await writer.set(ROUTE_PREFIX + NS, Route(NS, "o1", "eu", "o1.test:4433", 1.0).to_record())
+        took = await wait_until(lambda: pop.route(NS) is not None, within=3)
+        assert took <= 5 * BEAT + 0.3  # route_scan_every (5) beats
+        assert pop.resolve(NS).node_id == "o1"
