@@ -12,7 +12,14 @@ from __future__ import annotations
 import struct
 
 from ._boxes import Box, children, iter_boxes, make_box
-from ._fragment import _TFHD_BASE_DATA_OFFSET, _scan_trun
+from ._fragment import (
+    TFHD_BASE_DATA_OFFSET,
+    TFHD_DEFAULT_DURATION,
+    TFHD_DEFAULT_FLAGS,
+    TFHD_DEFAULT_SIZE,
+    TFHD_SAMPLE_DESCRIPTION_INDEX,
+    scan_trun,
+)
 from ._init import InitSegment, parse_init_segment
 from .errors import MalformedBox, UnsupportedMedia
 
@@ -129,15 +136,17 @@ def _rebuild_traf(
                 raise MalformedBox(
                     "traf for a track the init segment does not declare", box_type="tfhd"
                 )
-            if tf_flags & _TFHD_BASE_DATA_OFFSET:
+            if tf_flags & TFHD_BASE_DATA_OFFSET:
                 raise UnsupportedMedia(
                     "tfhd base-data-offset (absolute file offsets) cannot be re-muxed"
                 )
-            if tf_flags & 0x2:
+            if tf_flags & TFHD_SAMPLE_DESCRIPTION_INDEX:
                 r.u32()
-            duration = r.u32() if tf_flags & 0x8 else track.default_sample_duration
-            size = r.u32() if tf_flags & 0x10 else track.default_sample_size
-            flags = r.u32() if tf_flags & 0x20 else track.default_sample_flags
+            duration = (
+                r.u32() if tf_flags & TFHD_DEFAULT_DURATION else track.default_sample_duration
+            )
+            size = r.u32() if tf_flags & TFHD_DEFAULT_SIZE else track.default_sample_size
+            flags = r.u32() if tf_flags & TFHD_DEFAULT_FLAGS else track.default_sample_flags
             defaults = (duration, size, flags)
     if tf_flags & _TFHD_DEFAULT_BASE_IS_MOOF:
         base = moof.start
@@ -150,7 +159,7 @@ def _rebuild_traf(
     new_offset = 0
     for child in children(traf):
         if child.type == "trun":
-            run = _scan_trun(child, 0, *defaults)
+            run = scan_trun(child, 0, *defaults)
             if run.data_offset is None:
                 if not pieces:
                     raise UnsupportedMedia(

@@ -8,17 +8,29 @@ from ._boxes import Box, children, iter_boxes
 from ._init import InitSegment
 from .errors import MalformedBox, UnexpectedBox, UnsupportedMedia
 
-__all__ = ["Fragment", "ProducerReference", "is_sync_sample", "parse_fragment"]
+__all__ = [
+    "TFHD_BASE_DATA_OFFSET",
+    "TFHD_DEFAULT_DURATION",
+    "TFHD_DEFAULT_FLAGS",
+    "TFHD_DEFAULT_SIZE",
+    "TFHD_SAMPLE_DESCRIPTION_INDEX",
+    "Fragment",
+    "ProducerReference",
+    "TrunSummary",
+    "is_sync_sample",
+    "parse_fragment",
+    "scan_trun",
+]
 
 # 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch), in seconds.
 _NTP_UNIX_OFFSET = 2_208_988_800
 
 # tfhd flags
-_TFHD_BASE_DATA_OFFSET = 0x000001
-_TFHD_SAMPLE_DESCRIPTION_INDEX = 0x000002
-_TFHD_DEFAULT_DURATION = 0x000008
-_TFHD_DEFAULT_SIZE = 0x000010
-_TFHD_DEFAULT_FLAGS = 0x000020
+TFHD_BASE_DATA_OFFSET = 0x000001
+TFHD_SAMPLE_DESCRIPTION_INDEX = 0x000002
+TFHD_DEFAULT_DURATION = 0x000008
+TFHD_DEFAULT_SIZE = 0x000010
+TFHD_DEFAULT_FLAGS = 0x000020
 # trun flags
 _TRUN_DATA_OFFSET = 0x000001
 _TRUN_FIRST_FLAGS = 0x000004
@@ -181,16 +193,16 @@ def _parse_traf(
         raise MalformedBox(
             f"traf for track {track_id}, which the init segment does not declare", box_type="tfhd"
         )
-    base_offset_absolute = bool(tf_flags & _TFHD_BASE_DATA_OFFSET)
+    base_offset_absolute = bool(tf_flags & TFHD_BASE_DATA_OFFSET)
     if base_offset_absolute:
         r.u64()
-    if tf_flags & _TFHD_SAMPLE_DESCRIPTION_INDEX:
+    if tf_flags & TFHD_SAMPLE_DESCRIPTION_INDEX:
         r.u32()
     default_duration = (
-        r.u32() if tf_flags & _TFHD_DEFAULT_DURATION else track.default_sample_duration
+        r.u32() if tf_flags & TFHD_DEFAULT_DURATION else track.default_sample_duration
     )
-    default_size = r.u32() if tf_flags & _TFHD_DEFAULT_SIZE else track.default_sample_size
-    default_flags = r.u32() if tf_flags & _TFHD_DEFAULT_FLAGS else track.default_sample_flags
+    default_size = r.u32() if tf_flags & TFHD_DEFAULT_SIZE else track.default_sample_size
+    default_flags = r.u32() if tf_flags & TFHD_DEFAULT_FLAGS else track.default_sample_flags
 
     if tfdt is None:
         raise MalformedBox("traf has no tfdt (CMAF requires baseMediaDecodeTime)", box_type="traf")
@@ -203,7 +215,7 @@ def _parse_traf(
     first_flags: int | None = None
     earliest: int | None = None
     for trun in truns:
-        run = _scan_trun(trun, base_time + duration, default_duration, default_size, default_flags)
+        run = scan_trun(trun, base_time + duration, default_duration, default_size, default_flags)
         if run.count == 0:
             continue
         if first_flags is None:
@@ -235,7 +247,9 @@ def _parse_traf(
 
 
 @dataclass(frozen=True, slots=True)
-class _Run:
+class TrunSummary:
+    """One trun: sample count, total duration and bytes, first sample flags, earliest presentation."""
+
     count: int
     duration: int
     size: int
@@ -244,9 +258,9 @@ class _Run:
     data_offset: int | None
 
 
-def _scan_trun(
+def scan_trun(
     trun: Box, start_time: int, default_duration: int, default_size: int, default_flags: int
-) -> _Run:
+) -> TrunSummary:
     """Sum one ``trun``: sample count, duration, byte size, first sample flags, earliest presentation."""
     r = trun.reader()
     version, flags = r.version_flags()
@@ -255,7 +269,7 @@ def _scan_trun(
     first_flags = r.u32() if flags & _TRUN_FIRST_FLAGS else None
     per_sample = 4 * bin(flags & (_TRUN_DURATION | _TRUN_SIZE | _TRUN_FLAGS | _TRUN_CTO)).count("1")
     if per_sample == 0:  # every field from the defaults: O(1) whatever the count
-        return _Run(
+        return TrunSummary(
             count,
             count * default_duration,
             count * default_size,
@@ -277,7 +291,7 @@ def _scan_trun(
         presentation = start_time + duration + cto
         earliest = presentation if earliest is None else min(earliest, presentation)
         duration += sample_duration
-    return _Run(
+    return TrunSummary(
         count,
         duration,
         size,
