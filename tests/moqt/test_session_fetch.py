@@ -208,3 +208,17 @@ def test_truncated_fetch_stream_is_a_violation(version: int) -> None:
     peer.feed(3, data[:-2], fin=True)
     close = closed_with(peer.take())
     assert close is not None and close.code == SessionCloseCode.PROTOCOL_VIOLATION
+
+
+def test_draft16_request_update_of_a_fetch_is_answered_by_the_session() -> None:
+    peer = RawPeer(DRAFT_16)
+    peer.setup()
+    standalone = m.StandaloneFetch(NS, b"t", Location(0, 0), Location(2, 0))
+    peer.send(m.Fetch(0, FetchType.STANDALONE, standalone=standalone))
+    params = m.MessageParameters.build(subscriber_priority=3)
+    peer.send(m.RequestUpdate(2, 0, params))
+    peer.send(m.RequestUpdate(4, 7))  # never issued: a violation
+    replies = peer.received()
+    assert any(isinstance(r, m.RequestOk) and r.request_id == 2 for r in replies)
+    close = closed_with(peer.take())
+    assert close is not None and close.code == SessionCloseCode.PROTOCOL_VIOLATION
