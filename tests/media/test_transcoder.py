@@ -105,6 +105,13 @@ async def test_ladder_720p_source(tmp_path: Path) -> None:
         decoded, seconds = await asyncio.to_thread(decode, path)
         assert decoded == frames and seconds == pytest.approx(6.0, abs=0.05)
 
+    # A late joiner: the catalog's initData, then the objects of the current group onwards.
+    late = [o.payload for o in groups["360p"] if o.group_id >= 1]
+    path = tmp_path / "late.mp4"
+    path.write_bytes(parsed.track("360p", "stream/org_1/lv_1").init_data + b"".join(late))  # type: ignore[operator, union-attr]
+    decoded, _ = await asyncio.to_thread(decode, path)
+    assert decoded == 120  # groups 1 and 2 decode on their own: no reference to group 0
+
 
 async def test_flv_pipe_input(tmp_path: Path) -> None:
     """FLV bytes written to stdin in pieces (what the RTMP server does) come out as CMAF tracks."""
