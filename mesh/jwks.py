@@ -3,7 +3,8 @@
 :class:`JwksProvider` caches the key set and refreshes it when it is older than
 ``max_age`` or when a token names an unknown ``kid`` (at most once per
 ``min_refresh_interval``, so a flood of tokens with random kids cannot turn into
-a flood of fetches).  A failed refresh keeps the keys it had.  Only EC P-256
+a flood of fetches).  A failed refresh keeps the keys it had.  A node may also
+run :meth:`JwksProvider.run` so that refreshes happen off the viewer's path.  Only EC P-256
 signing keys (``kty`` EC, ``crv`` P-256, ``alg`` ES256 when given, ``use`` sig
 when given) with a ``kid`` are kept; anything else in the document is skipped.
 """
@@ -107,7 +108,9 @@ class JwksProvider:
         """
         now = self._clock()
         stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
-        if stale or (kid not in self._keys and self._may_refresh(now)):
+        # Both a stale set and an unknown kid refresh at most once per interval, so a
+        # dead JWKS server or a flood of random kids costs one fetch per interval.
+        if (stale or kid not in self._keys) and self._may_refresh(now):
             await self._refresh_once(now)
         if self._fetched_at is None:
             raise JwksUnavailable(f"no JWKS could be loaded from {self.source}")
@@ -121,6 +124,12 @@ class JwksProvider:
             if self._attempted_at is not None and self._attempted_at >= asked_at:
                 return  # someone refreshed while we waited for the lock
             await self.refresh()
+
+    async def run(self) -> None:
+        """Refresh in the background every ``max_age / 2`` so verification never waits."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self._max_age / 2)
 
     async def refresh(self) -> None:
         """Fetch the key set now; on failure keep the cached keys (and log)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -36,6 +38,7 @@ from mesh.jwks import JWKS_KEY, JwksProvider, parse_jwks
 from mesh.revocation import Revocation, RevocationSet
 from moqt.errors import RequestErrorCode, SessionCloseCode
 from moqt.types import AuthToken
+from tests.mesh.conftest import wait_until
 
 AUD = "clutchcall-playback"
 
@@ -386,3 +389,38 @@ async def test_bus_record_jwks(redis_url: str, key: SigningKey) -> None:
     memory = MemoryBus()
     await memory.set(JWKS_KEY, jwks(key))
     await TokenVerifier(JwksProvider("bus", bus=memory)).verify(key.sign(claims()))
+
+
+async def test_stale_key_set_survives_a_dead_source_with_rate_limited_retries(
+    jwks_file: Path, key: SigningKey
+) -> None:
+    clock = [0.0]
+    provider = JwksProvider(
+        str(jwks_file), max_age=100, min_refresh_interval=10, clock=lambda: clock[0]
+    )
+    verifier = TokenVerifier(provider)
+    token = key.sign(claims())
+    await verifier.verify(token)
+    jwks_file.unlink()  # noqa: ASYNC240 - the source dies
+    clock[0] = 150  # stale: one refresh attempt, which fails; the cached key still works
+    await verifier.verify(token)
+    assert (provider.fetches, provider.failures) == (2, 1)
+    clock[0] = 155
+    await verifier.verify(token)
+    assert provider.fetches == 2  # no retry inside the interval
+    clock[0] = 161
+    await verifier.verify(token)
+    assert provider.fetches == 3
+
+
+async def test_background_refresh_picks_up_rotation(jwks_file: Path, key: SigningKey) -> None:
+    provider = JwksProvider(str(jwks_file), max_age=0.2)
+    task = asyncio.create_task(provider.run())
+    try:
+        await wait_until(lambda: "k1" in provider.keys(), within=1)
+        jwks_file.write_text(json.dumps(jwks(SigningKey("k2"))))  # noqa: ASYNC240
+        await wait_until(lambda: set(provider.keys()) == {"k2"}, within=1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
