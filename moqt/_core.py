@@ -44,6 +44,19 @@ CLIENT_SETUP_TYPE = 0x20
 _R = TypeVar("_R", bound=Req)
 
 
+def _frame_complete(pending: bytearray) -> bool:
+    """True when ``pending`` holds at least one whole control message (``Type (i),
+    Length (16), Payload``).  Looking at the header only keeps a peer that trickles a
+    large message byte by byte from making us re-parse it on every byte."""
+    try:
+        head = Buffer(bytes(pending[:10]))
+        head.pull_varint()
+        length = head.pull_uint16()
+    except NeedMoreData:
+        return False
+    return len(pending) >= head.position + length
+
+
 class RequestBlockedError(LocalError):
     """The peer's MAX_REQUEST_ID does not allow another request yet.
 
@@ -319,6 +332,8 @@ class SessionCore:
 
     def _stream_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         if stream_id in self._ignored_streams:
+            if end_stream:
+                self._ignored_streams.discard(stream_id)
             return
         if stream_id == self._control_stream:
             self._control_data(data, end_stream)
@@ -342,7 +357,7 @@ class SessionCore:
 
     def _starts_with(self, stream_id: int, data: bytes, message_type: int) -> bool:
         held = self._early.get(stream_id)
-        head = bytes(held.data) + data if held is not None else data
+        head = bytes(held.data[:8]) + data[:8] if held is not None else data[:8]
         if not head:
             return False
         try:
@@ -367,7 +382,7 @@ class SessionCore:
         self._early_bytes += len(data)
         if is_bidirectional(stream_id) and held.data:
             try:
-                first = Buffer(bytes(held.data)).pull_varint()
+                first = Buffer(bytes(held.data[:8])).pull_varint()
             except NeedMoreData:
                 first = None
             allowed = {CLIENT_SETUP_TYPE}
@@ -405,6 +420,10 @@ class SessionCore:
 
     def _control_data(self, data: bytes, end_stream: bool) -> None:
         self._control_buf += data
+        if not _frame_complete(self._control_buf):
+            if end_stream:
+                raise ProtocolViolation("the peer closed the control stream")
+            return
         buf = Buffer(bytes(self._control_buf))
         consumed = 0
         try:
@@ -442,7 +461,7 @@ class SessionCore:
             # Draft-16 "Session initialization": a bidi stream other than the control
             # stream must begin with SUBSCRIBE_NAMESPACE.
             try:
-                first = Buffer(bytes(pending)).pull_varint()
+                first = Buffer(bytes(pending[:8])).pull_varint()
             except NeedMoreData:
                 if end_stream:
                     del self._ns_bufs[stream_id]
@@ -453,6 +472,12 @@ class SessionCore:
                     "not SUBSCRIBE_NAMESPACE"
                 )
             self._ns_streams[stream_id] = None
+        if not _frame_complete(pending):
+            if end_stream:
+                if pending:
+                    raise ProtocolViolation("SUBSCRIBE_NAMESPACE stream ended inside a message")
+                self._ns_stream_ended(stream_id)
+            return
         buf = Buffer(bytes(pending))
         consumed = 0
         try:

@@ -104,7 +104,7 @@ class DataPlaneMixin(InboundMixin):
         if rx.parser is None:
             rx.first += data
             try:
-                first = Buffer(bytes(rx.first)).pull_varint()
+                first = Buffer(bytes(rx.first[:8])).pull_varint()
             except NeedMoreData:
                 if end_stream:
                     del self._rx_streams[stream_id]
