@@ -5,7 +5,9 @@ from __future__ import annotations
 import uvicorn
 
 from control.app import create_app
+from control.service import ControlService
 from control.settings import ControlSettings
+from control.signing import SealError
 
 __all__ = ["parse_hostport", "serve"]
 
@@ -24,6 +26,12 @@ def parse_hostport(value: str, *, default_port: int = 8080) -> tuple[str, int]:
 def serve(settings: ControlSettings, host: str, port: int) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn finishes in-flight requests, then exits)."""
     app = create_app(settings)
+    service: ControlService = app.state.service
+    try:
+        service.check_signing_keys()
+    except SealError as exc:
+        service.repo.close()
+        raise ValueError(f"{exc} (pass the same --key-secret the keys were sealed with)") from exc
     config = uvicorn.Config(
         app,
         host=host,

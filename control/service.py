@@ -32,6 +32,7 @@ from control.ids import new_api_key, new_id, new_jti, new_stream_key, sha256_hex
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
 from control.signing import (
     KeySealer,
+    SealError,
     SignedToken,
     new_signing_key,
     public_jwks,
@@ -298,6 +299,15 @@ class ControlService:
         _log.info("signing_key_rotated", kid=key.kid)
         return key
 
+    def check_signing_keys(self) -> None:
+        """Raise :class:`SealError` unless every published signing key can be opened.
+
+        Called before serving, so a missing or wrong ``--key-secret`` stops the
+        start with a clear message instead of failing the first mint.
+        """
+        for key in self.repo.signing_keys(self._clock()):
+            self._sealer.open(key.private_key)
+
     async def rotate_signing_key(self) -> SigningKey:
         """Start signing with a fresh key; the old one stays in the JWKS until its tokens expire."""
         async with self._key_lock:
@@ -327,17 +337,25 @@ class ControlService:
             )
         li = await self.get_input(org_id, input_id)
         key = await self._active_key()
-        signed: SignedToken = sign_playback_token(
-            key,
-            self._sealer,
-            sub=li.external_input_id,
-            org=org_id,
-            audience=self.settings.audience,
-            namespace=li.namespace,
-            jti=new_jti(),
-            now=self._clock(),
-            ttl_seconds=ttl_seconds,
-        )
+        try:
+            signed: SignedToken = sign_playback_token(
+                key,
+                self._sealer,
+                sub=li.external_input_id,
+                org=org_id,
+                audience=self.settings.audience,
+                namespace=li.namespace,
+                jti=new_jti(),
+                now=self._clock(),
+                ttl_seconds=ttl_seconds,
+            )
+        except SealError as exc:
+            _log.error("signing_key_unusable", kid=key.kid, error=str(exc))
+            raise Problem(
+                503,
+                "signing-unavailable",
+                "playback tokens cannot be signed right now (signing key unavailable)",
+            ) from exc
         await self._db(
             self.repo.insert_playback_token,
             PlaybackToken(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +27,10 @@ from clutchcall.streams import (
     Unauthorized,
     ValidationError,
 )
+from control.service import ControlService
+from control.settings import ControlSettings
+from control.store import open_repository
+from mesh.bus import MemoryBus
 from tests.clutchcall.conftest import OrgMaker
 from tests.control.server import ControlServer, free_port
 
@@ -209,3 +215,50 @@ def test_exports_and_import_boundary() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# The control-plane half of the seed's Recipe 4, verbatim except base_url (the viewer
+# half needs BroadcastViewer, which the data-plane SDK adds).
+RECIPE_4 = """
+import os, time
+from clutchcall.streams import Streams
+
+streams = Streams(
+    base_url="https://app.clutchcall.dev",
+    api_key=os.environ["CLUTCHCALL_CREDENTIALS"],
+    org_id="org_abc",
+)
+
+inp    = streams.live_inputs.get(id="li_xyz")
+ticket = inp.signed_playback_url(ttl_seconds=3600)
+print(ticket.url, ticket.token, ticket.expires_at.isoformat())
+"""
+
+
+def test_seed_recipe_4_control_plane_half_runs_as_printed(
+    control_server: ControlServer, control_db: str
+) -> None:
+    async def seed() -> str:
+        repo = open_repository(control_db)
+        try:
+            svc = ControlService(repo, MemoryBus(), ControlSettings(db_url=control_db))
+            org, _key, secret = await svc.create_org("Seed", org_id="org_abc")
+            await svc.create_input(org.id, "Keynote", "rtmp", input_id="li_xyz")
+            return secret
+        finally:
+            repo.close()
+
+    secret = asyncio.run(seed())
+    code = RECIPE_4.replace("https://app.clutchcall.dev", control_server.base_url)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CLUTCHCALL_CREDENTIALS": secret},
+        check=True,
+    )
+    url, token, expires_at = out.stdout.split()
+    sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+    assert url == f"https://relay.test:4443/stream/org_abc/{sub}?token={token}"
+    assert datetime.fromisoformat(expires_at) > datetime.now(UTC) + timedelta(minutes=59)
