@@ -46,6 +46,17 @@ from origin.rtmp.tags import MediaTag, TagType, parse_audio_header, parse_video_
 __all__ = ["ConnectionLimits", "ServerConnection"]
 
 _FMS_VERSION: Final = "FMS/3,5,7,7009"
+_MAX_DEFERRED: Final = 64
+_CONTROL_TYPES: Final = frozenset(
+    {
+        MessageType.SET_CHUNK_SIZE,
+        MessageType.ABORT,
+        MessageType.ACKNOWLEDGEMENT,
+        MessageType.USER_CONTROL,
+        MessageType.WINDOW_ACK_SIZE,
+        MessageType.SET_PEER_BANDWIDTH,
+    }
+)
 _FLV_TAG_HEADER: Final = 11
 
 
@@ -78,6 +89,7 @@ class _StreamState(enum.Enum):
 class ServerConnection:
     __slots__ = (
         "_connect_txn",
+        "_deferred",
         "_handshake",
         "_last_ack",
         "_limits",
@@ -116,6 +128,7 @@ class ServerConnection:
         self._next_stream_id = 1
         self._streams: dict[int, _StreamState] = {}
         self._publish_names: dict[int, str] = {}
+        self._deferred: list[RtmpMessage] = []
         self.acks_received = 0
         self.app = ""
 
@@ -160,6 +173,12 @@ class ServerConnection:
             if not data:
                 return events
         for msg in self._reader.receive_data(data):
+            if self._phase is _Phase.CONNECTING and msg.type_id not in _CONTROL_TYPES:
+                # Pipelined after connect: handled once the caller answers the connect.
+                if len(self._deferred) >= _MAX_DEFERRED:
+                    raise LimitExceeded(f"more than {_MAX_DEFERRED} messages before connect")
+                self._deferred.append(msg)
+                continue
             self._handle_message(msg, events)
         if self._peer_window and self._reader.bytes_received - self._last_ack >= self._peer_window:
             self._last_ack = self._reader.bytes_received
@@ -388,7 +407,9 @@ class ServerConnection:
 
     # ------------------------------------------------------------------ decisions
 
-    def accept_connect(self, *, object_encoding: float = 0.0) -> None:
+    def accept_connect(self, *, object_encoding: float = 0.0) -> list[Event]:
+        """Answer the connect with success; returns the events of messages the peer
+        pipelined behind it (handle them like those of ``receive_data``)."""
         if self._phase is not _Phase.CONNECTING:
             raise RtmpUsageError("no connect is waiting for an answer")
         lim = self._limits
@@ -407,6 +428,11 @@ class ServerConnection:
             )
         )
         self._phase = _Phase.CONNECTED
+        events: list[Event] = []
+        deferred, self._deferred = self._deferred, []
+        for msg in deferred:
+            self._handle_message(msg, events)
+        return events
 
     def reject_connect(self, description: str) -> None:
         if self._phase is not _Phase.CONNECTING:
@@ -420,6 +446,7 @@ class ServerConnection:
             )
         )
         self._phase = _Phase.CLOSED
+        self._deferred.clear()
 
     def _pending(self, sid: int) -> None:
         if self._streams.get(sid) is not _StreamState.PUBLISH_PENDING:

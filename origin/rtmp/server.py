@@ -413,7 +413,9 @@ class RtmpServer:
                     )
                     if app_is_ours(app, self._settings.app_name):
                         # Always AMF0: objectEncoding 0 tells AMF3-capable clients to use it.
-                        sess.conn.accept_connect(object_encoding=0.0)
+                        pipelined = sess.conn.accept_connect(object_encoding=0.0)
+                        await self._flush(sess)
+                        await self._process(sess, pipelined)
                     else:
                         sess.conn.reject_connect(f"unknown application {app!r}")
                         await self._flush(sess, suppress=True)

@@ -22,7 +22,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FlvFileTag", "ObsLikeClient", "RtmpStatusError", "ServerMessage", "read_flv_tags"]
+__all__ = [
+    "FlvFileTag",
+    "ObsLikeClient",
+    "RtmpStatusError",
+    "ServerMessage",
+    "amf_encode_all",
+    "read_flv_tags",
+]
 
 
 # ----------------------------------------------------------------------------- AMF0
@@ -60,6 +67,10 @@ def amf_encode(value: Any) -> bytes:
         head = b"\x08" + struct.pack(">I", len(value)) if isinstance(value, Ecma) else b"\x03"
         return head + body + b"\x00\x00\x09"
     raise TypeError(type(value))
+
+
+def amf_encode_all(*values: Any) -> bytes:
+    return b"".join(amf_encode(v) for v in values)
 
 
 def amf_decode_all(data: bytes) -> list[Any]:

@@ -92,7 +92,7 @@ class Peer:
             {"app": app, "tcUrl": f"rtmp://h/{app}", "flashVer": "FMLE/3.0", "type": "nonprivate"},
         )
         assert isinstance(ev, ConnectRequested)
-        self.conn.accept_connect()
+        assert self.conn.accept_connect() == []
         self.flush()
         return ev
 
@@ -229,6 +229,7 @@ def test_amf3_command_messages_with_amf0_bodies() -> None:
     payload = b"\x00" + amf0.encode_all(["connect", 1.0, {"app": "live"}])
     (ev,) = p.message(RtmpMessage(MessageType.COMMAND_AMF3, 0, 0, payload, 3))
     assert isinstance(ev, ConnectRequested) and ev.app == "live"
+    p.conn.accept_connect()
     with pytest.raises(RtmpProtocolViolation, match="AMF3"):
         p.message(RtmpMessage(MessageType.COMMAND_AMF3, 0, 0, b"\x11\x06", 3))
 
@@ -388,10 +389,9 @@ def drive(data: bytes, splits: list[int]) -> list[Event]:
         step = splits[i % len(splits)]
         for ev in conn.receive_data(data[pos : pos + step]):
             seen.append(ev)
-            if isinstance(ev, ConnectRequested):
-                conn.accept_connect()
-            elif isinstance(ev, PublishRequested):
-                conn.accept_publish(ev.stream_id, "ok")
+            for e in [ev, *(conn.accept_connect() if isinstance(ev, ConnectRequested) else [])]:
+                if isinstance(e, PublishRequested):
+                    conn.accept_publish(e.stream_id, "ok")
         conn.data_to_send()
         pos += step
         i += 1
@@ -431,3 +431,43 @@ def test_random_bytes_after_handshake_only_raise_peer_errors(data: bytes) -> Non
         drive(data, [len(data) or 1])
     except RtmpPeerError:
         pass
+
+
+def test_commands_pipelined_behind_connect_wait_for_the_answer() -> None:
+    p = Peer()
+    p.handshake()
+    w = p.writer
+
+    def cmd(*values: AmfValue, sid: int = 0, csid: int = 3) -> bytes:
+        return w.write(RtmpMessage(20, sid, 0, amf0.encode_all(list(values)), csid))
+
+    burst = (
+        cmd("connect", 1.0, {"app": "live/lv_1"})
+        + cmd("createStream", 2.0, None)
+        + cmd("publish", 0.0, None, "key", "live", sid=1, csid=4)
+        + w.write(RtmpMessage(MessageType.USER_CONTROL, 0, 0, struct.pack(">HI", 6, 5), 2))
+    )
+    (ev,) = p.send(burst)
+    assert isinstance(ev, ConnectRequested)
+    p.flush()
+    assert [m.type_id for m in p.replies] == [4], "ping answered at once, commands wait"
+    more = p.conn.accept_connect()
+    assert [type(e) for e in more] == [PublishRequested]
+    p.flush()
+    assert [c[0] for c in p.take_commands()] == ["_result", "_result"]
+
+
+def test_rejected_connect_drops_pipelined_commands_and_bounds_them() -> None:
+    p = Peer()
+    p.handshake()
+    p.command("connect", 1.0, {"app": "vod"})
+    p.command("createStream", 2.0, None)
+    p.conn.reject_connect("unknown application")
+    p.flush()
+    assert [c[0] for c in p.take_commands()] == ["_error"]
+    p = Peer()
+    p.handshake()
+    p.command("connect", 1.0, {"app": "live"})
+    with pytest.raises(LimitExceeded, match="before connect"):
+        for _ in range(100):
+            p.command("createStream", 2.0, None)

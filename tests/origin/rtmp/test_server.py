@@ -28,7 +28,12 @@ from tests.origin.rtmp.conftest import (
     handler_tasks,
     running_server,
 )
-from tests.origin.rtmp.obs_client import ObsLikeClient, RtmpStatusError, read_flv_tags
+from tests.origin.rtmp.obs_client import (
+    ObsLikeClient,
+    RtmpStatusError,
+    amf_encode_all,
+    read_flv_tags,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -446,3 +451,30 @@ async def test_a_bug_in_one_connection_is_contained(sample_flv: bytes) -> None:
         again = await ObsLikeClient.open("127.0.0.1", h.port)
         assert (await again.connect("127.0.0.1", h.port, APP))["code"].endswith("Success")
         await again.close()
+
+
+async def test_client_that_pipelines_the_whole_publish(rtmp: Harness, sample_flv: bytes) -> None:
+    """Everything up to the first media tag in one TCP write, without waiting for replies."""
+    client = await ObsLikeClient.open("127.0.0.1", rtmp.port)
+    await client.handshake()
+    tc_url = f"rtmp://127.0.0.1:{rtmp.port}/{APP}"
+    first_video = next(t for t in read_flv_tags(sample_flv) if t.tag_type == 9)
+    burst = b"".join(
+        [
+            client.encode_message(
+                3, 20, 0, 0, amf_encode_all("connect", 1, {"app": APP, "tcUrl": tc_url})
+            ),
+            client.encode_message(3, 20, 0, 0, amf_encode_all("createStream", 2, None)),
+            client.encode_message(
+                4, 20, 1, 0, amf_encode_all("publish", 0, None, STREAM_KEY, "live")
+            ),
+            client.encode_message(6, 9, 1, 0, first_video.data),
+        ]
+    )
+    await client.send_raw(burst)
+    status = await client.wait_command("onStatus")
+    assert status[3]["code"] == "NetStream.Publish.Start"
+    sink = await rtmp.wait_sink()
+    await client.close()
+    await sink.wait_ended()
+    assert [t.data for t in sink.tags] == [first_video.data]
