@@ -501,7 +501,7 @@ class SessionCore:
     def _on_control_message(self, msg: ControlMessage, ns_stream: int | None) -> None:
         raise NotImplementedError
 
-    def _ns_stream_ended(self, stream_id: int) -> None:
+    def _ns_stream_ended(self, stream_id: int, *, reset: bool = False) -> None:
         raise NotImplementedError
 
     def _uni_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:

@@ -475,7 +475,7 @@ class DataPlaneMixin(InboundMixin):
             self._early_bytes -= len(held.data)
             return
         if stream_id in self._ns_streams or stream_id in self._ns_bufs:
-            self._ns_stream_ended(stream_id)
+            self._ns_stream_ended(stream_id, reset=True)
             return
         self._ignored_streams.discard(stream_id)
         self._uni_reset(stream_id, error_code)

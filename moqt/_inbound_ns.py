@@ -188,13 +188,14 @@ class NamespaceHandlers(RequestsMixin):
         else:
             raise ProtocolViolation(f"{type(msg).__name__} on a SUBSCRIBE_NAMESPACE stream")
 
-    def _ns_stream_ended(self, stream_id: int) -> None:
+    def _ns_stream_ended(self, stream_id: int, *, reset: bool = False) -> None:
         req = self._ns_streams.pop(stream_id, None)
         self._ns_bufs.pop(stream_id, None)
         if req is None or req.state is State.DONE:
             return
         if req.ours:
-            if req.state is State.PENDING:
+            if req.state is State.PENDING and not reset:
+                # "SUBSCRIBE_NAMESPACE": REQUEST_OK or REQUEST_ERROR comes first.
                 raise ProtocolViolation("SUBSCRIBE_NAMESPACE stream ended without an answer")
             self._emit(SubscribeNamespaceEnded(req.request_id, req.prefix, by_peer=True))
             self._finish(req)

@@ -200,3 +200,21 @@ def test_draft16_subscriber_cancels_with_fin() -> None:
     peer.feed(4, b"", fin=True)
     assert peer.take() == [SubscribeNamespaceEnded(0, (b"a",), by_peer=True)]
     assert 4 in peer.transport.finished
+
+
+def test_draft16_publisher_resets_or_fins_our_namespace_stream() -> None:
+    peer = RawPeer(DRAFT_16, is_client=True)
+    peer.setup()
+    rid = peer.session.subscribe_namespace((b"a",))
+    stream = next(sid for sid in peer.transport.sent_bytes if sid != 0)
+    # A reset before any answer ends the request without closing the session ...
+    assert peer.session.stream_reset(stream, 0, 0.0) == [
+        SubscribeNamespaceEnded(rid, (b"a",), by_peer=True)
+    ]
+    # ... but a FIN before the answer breaks "REQUEST_OK or REQUEST_ERROR first".
+    rid2 = peer.session.subscribe_namespace((b"b",))
+    stream2 = max(peer.transport.sent_bytes)
+    peer.feed(stream2, b"", fin=True)
+    close = closed_with(peer.take())
+    assert close is not None and close.code == SessionCloseCode.PROTOCOL_VIOLATION
+    assert rid2 == rid + 2
