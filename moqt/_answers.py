@@ -64,7 +64,8 @@ class AnswersMixin(DataPlaneMixin):
         """SUBSCRIBE_OK for the peer's SUBSCRIBE ``request_id``; returns the track alias
         (``track_alias`` None picks an unused one).  ``largest`` is the track's largest
         Location (None if nothing was published); it is also what joining fetches for
-        this subscription are computed from."""
+        this subscription are computed from.  If the peer already ended the request
+        (UNSUBSCRIBE crossed the answer) nothing is sent and the alias is not reserved."""
         sub = self._peers(request_id, SubReq, "accept_subscribe")
         if sub is None:
             return track_alias if track_alias is not None else 0
@@ -155,8 +156,8 @@ class AnswersMixin(DataPlaneMixin):
         filter: SubscriptionFilter | None = None,
         delivery_timeout: int | None = None,
     ) -> None:
-        """PUBLISH_OK for the peer's PUBLISH ``request_id`` (``filter`` None = LargestObject
-        in draft-14, unfiltered in draft-16).  Its objects arrive as ObjectReceived."""
+        """PUBLISH_OK for the peer's PUBLISH ``request_id`` (``filter`` None = unfiltered;
+        draft-14 writes it as AbsoluteStart {0, 0}).  Its objects arrive as ObjectReceived."""
         sub = self._peers(request_id, SubReq, "accept_publish")
         if sub is None:
             return
