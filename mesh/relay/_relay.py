@@ -289,6 +289,18 @@ class Relay:
         self._accept_subscriber(peer, track, ev)
 
     def _accept_subscriber(self, peer: Peer, track: Track, ev: SubscribeRequested) -> None:
+        for offered in [s for s in track.subscribers if s.peer is peer and s.via_publish]:
+            # The peer subscribes to a track we offered it with PUBLISH: the SUBSCRIBE
+            # wins, so nothing is delivered twice.
+            track.remove_subscriber(offered)
+            peer.downstream.pop(offered.request_id, None)
+            _call(
+                peer,
+                peer.session.publish_done,
+                offered.request_id,
+                PublishDoneCode.SUBSCRIPTION_ENDED,
+                "replaced by the peer's SUBSCRIBE",
+            )
         largest = track.largest
         start, end_group = _filter_window(ev.filter, largest)
         upstream = track.upstream
