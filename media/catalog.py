@@ -8,8 +8,8 @@ needs nothing older than the current group of a media track.
 :meth:`Catalog.to_json` writes an independent (complete) catalog;
 :meth:`Catalog.parse` validates one and raises :class:`CatalogError` for bad
 JSON or a bad shape. Unknown fields are ignored, as MSF requires of parsers.
-Delta updates (``deltaUpdate``) are refused: this system publishes only
-independent catalogs.
+This system publishes only independent catalogs; :meth:`Catalog.parse_update`
+also applies MSF delta updates (add, remove, clone, update) from other publishers.
 """
 
 from __future__ import annotations
@@ -315,19 +315,24 @@ class Catalog:
 
     @classmethod
     def parse(cls, data: bytes | str) -> Catalog:
-        """Parse and validate a catalog object's payload."""
-        if len(data) > _MAX_CATALOG_BYTES:
-            raise CatalogError(f"catalog of {len(data)} bytes exceeds {_MAX_CATALOG_BYTES}")
-        try:
-            root = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CatalogError(f"catalog is not valid JSON: {exc}") from exc
-        if not isinstance(root, dict):
-            raise CatalogError("catalog root must be a JSON object")
+        """Parse and validate an independent catalog (a delta update is refused: see :meth:`parse_update`)."""
+        root = _load_json(data)
         if "deltaUpdate" in root:
-            raise CatalogError(
-                "delta catalog updates are not supported; expected an independent catalog"
-            )
+            raise CatalogError("a delta catalog update needs the catalog it applies to")
+        return cls._from_root(root)
+
+    @classmethod
+    def parse_update(cls, data: bytes | str, current: Catalog | None) -> Catalog:
+        """Parse any catalog object: an independent catalog, or a delta applied to ``current``."""
+        root = _load_json(data)
+        if "deltaUpdate" not in root:
+            return cls._from_root(root)
+        if current is None:
+            raise CatalogError("delta catalog update without a preceding independent catalog")
+        return current._apply_delta(root)
+
+    @classmethod
+    def _from_root(cls, root: dict[str, Any]) -> Catalog:
         version = root.get("version")
         if isinstance(version, bool) or not isinstance(version, str | int):
             raise CatalogError("catalog: required field 'version' is missing or not a string")
@@ -348,6 +353,33 @@ class Catalog:
         catalog._validate()
         return catalog
 
+    def _apply_delta(self, root: dict[str, Any]) -> Catalog:
+        """Apply an MSF delta update (add / remove / clone / update, in order)."""
+        extra = set(root) - {"deltaUpdate", "generatedAt"}
+        if extra:
+            raise CatalogError(f"a delta update must not carry root fields {sorted(extra)}")
+        if "generatedAt" not in root:
+            raise CatalogError("a delta update requires 'generatedAt'")
+        generated_at = _convert(root["generatedAt"], "int", "catalog.generatedAt")
+        ops = root["deltaUpdate"]
+        if not isinstance(ops, list) or not ops:
+            raise CatalogError("deltaUpdate must be a non-empty array of operations")
+        tracks = [t.to_json_obj() for t in self.tracks]
+        for i, op in enumerate(ops):
+            where = f"deltaUpdate[{i}]"
+            if not isinstance(op, dict) or not isinstance(op.get("tracks"), list):
+                raise CatalogError(f"{where}: an operation is an object with a 'tracks' array")
+            kind = op.get("op")
+            for j, entry in enumerate(op["tracks"]):
+                if not isinstance(entry, dict):
+                    raise CatalogError(f"{where}.tracks[{j}]: a track must be a JSON object")
+                tracks = _apply_op(tracks, kind, dict(entry), f"{where}.tracks[{j}]")
+        parsed = tuple(CatalogTrack.from_json_obj(t, f"tracks[{i}]") for i, t in enumerate(tracks))
+        assert isinstance(generated_at, int)
+        catalog = replace(self, tracks=parsed, generated_at=generated_at)
+        catalog._validate()
+        return catalog
+
     def _validate(self) -> None:
         seen: set[tuple[str | None, str]] = set()
         for i, t in enumerate(self.tracks):
@@ -356,3 +388,56 @@ class Catalog:
             if key in seen:
                 raise CatalogError(f"tracks[{i}]: duplicate track name {t.name!r} in one namespace")
             seen.add(key)
+
+
+def _load_json(data: bytes | str) -> dict[str, Any]:
+    if len(data) > _MAX_CATALOG_BYTES:
+        raise CatalogError(f"catalog of {len(data)} bytes exceeds {_MAX_CATALOG_BYTES}")
+    try:
+        root = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"catalog is not valid JSON: {exc}") from exc
+    if not isinstance(root, dict):
+        raise CatalogError("catalog root must be a JSON object")
+    return root
+
+
+def _find(tracks: list[dict[str, Any]], name: object, namespace: object, where: str) -> int:
+    for i, t in enumerate(tracks):
+        if t.get("name") == name and t.get("namespace") == namespace:
+            return i
+    raise CatalogError(f"{where}: no track {name!r} to operate on")
+
+
+def _apply_op(
+    tracks: list[dict[str, Any]], kind: object, entry: dict[str, Any], where: str
+) -> list[dict[str, Any]]:
+    """One delta operation on one track object (JSON level; the result is validated afterwards)."""
+    if kind == "add":
+        if any(
+            t.get("name") == entry.get("name") and t.get("namespace") == entry.get("namespace")
+            for t in tracks
+        ):
+            raise CatalogError(f"{where}: 'add' of a track that already exists")
+        return [*tracks, entry]
+    if kind == "remove":
+        if set(entry) - {"name", "namespace"} or "name" not in entry:
+            raise CatalogError(f"{where}: 'remove' takes only 'name' and optionally 'namespace'")
+        index = _find(tracks, entry["name"], entry.get("namespace"), where)
+        return tracks[:index] + tracks[index + 1 :]
+    if kind in ("clone", "update"):
+        # The text requires parentName; the draft's own update example names the track
+        # with 'name', so an update accepts either.
+        parent = entry.pop("parentName", entry.get("name") if kind == "update" else None)
+        if parent is None:
+            raise CatalogError(f"{where}: {kind!r} requires 'parentName'")
+        index = _find(tracks, parent, entry.pop("parentNamespace", None), where)
+        merged = {**tracks[index], **entry}
+        if kind == "update":
+            if merged.get("name") != parent or "namespace" in entry:
+                raise CatalogError(f"{where}: 'update' cannot rename a track")
+            return [*tracks[:index], merged, *tracks[index + 1 :]]
+        if "name" not in entry:
+            raise CatalogError(f"{where}: 'clone' requires a new 'name'")
+        return [*tracks, merged]
+    raise CatalogError(f"{where}: unknown delta operation {kind!r}")

@@ -202,3 +202,78 @@ def test_random_tracks_only_raise_catalog_errors(tracks: list[dict[str, object]]
     except CatalogError:
         return
     assert Catalog.parse(parsed.to_json()) == parsed  # whatever parses, round-trips
+
+
+def delta(*ops: dict[str, object], generated_at: int = 7) -> bytes:
+    return json.dumps({"generatedAt": generated_at, "deltaUpdate": list(ops)}).encode()
+
+
+def test_delta_updates_apply_in_order(catalog: Catalog) -> None:
+    update = delta(
+        {"op": "update", "tracks": [{"name": "360p", "bitrate": 700_000}]},
+        {"op": "clone", "tracks": [{"parentName": "360p", "name": "180p", "width": 320, "height": 180}]},
+        {"op": "add", "tracks": [{"name": "captions", "packaging": "eventtimeline", "isLive": True,
+                                  "eventType": "org.example.captions"}]},
+        {"op": "remove", "tracks": [{"name": "audio"}]},
+    )  # fmt: skip
+    assert Catalog.parse_update(catalog.to_json(), None) == catalog
+    after = Catalog.parse_update(update, catalog)
+    assert [t.name for t in after.tracks] == ["360p", "180p", "captions"]
+    assert after.generated_at == 7 and after.version == catalog.version
+    assert after.track("360p").bitrate == 700_000  # type: ignore[union-attr]
+    clone = after.track("180p")
+    assert clone is not None and (clone.width, clone.height, clone.bitrate) == (320, 180, 700_000)
+    assert clone.init_data == catalog.tracks[0].init_data  # inherited from the parent
+    with pytest.raises(CatalogError, match="needs the catalog"):
+        Catalog.parse(update)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        delta({"op": "remove", "tracks": [{"name": "nope"}]}),
+        delta({"op": "remove", "tracks": [{"name": "audio", "bitrate": 1}]}),
+        delta({"op": "add", "tracks": [{"name": "audio", "packaging": "loc", "isLive": True}]}),
+        delta({"op": "clone", "tracks": [{"name": "x"}]}),
+        delta({"op": "clone", "tracks": [{"parentName": "360p"}]}),
+        delta({"op": "update", "tracks": [{"parentName": "360p", "name": "renamed"}]}),
+        delta({"op": "update", "tracks": [{"name": "360p", "width": "wide"}]}),
+        delta({"op": "rename", "tracks": [{"name": "360p"}]}),
+        delta({"op": "add", "tracks": "x"}),
+        delta({"op": "add", "tracks": [5]}),
+        json.dumps({"generatedAt": 1, "deltaUpdate": []}).encode(),
+        json.dumps({"deltaUpdate": [{"op": "remove", "tracks": [{"name": "audio"}]}]}).encode(),
+        json.dumps({"version": "draft-01", "generatedAt": 1,
+                    "deltaUpdate": [{"op": "remove", "tracks": [{"name": "audio"}]}]}).encode(),
+    ],
+)  # fmt: skip
+def test_bad_delta_updates(catalog: Catalog, payload: bytes) -> None:
+    with pytest.raises(CatalogError):
+        Catalog.parse_update(payload, catalog)
+
+
+def test_delta_without_base_catalog() -> None:
+    with pytest.raises(CatalogError, match="without a preceding"):
+        Catalog.parse_update(delta({"op": "remove", "tracks": [{"name": "a"}]}), None)
+
+
+delta_ops = st.fixed_dictionaries(
+    {"op": st.sampled_from(["add", "remove", "clone", "update", "x"]),
+     "tracks": st.lists(st.dictionaries(st.sampled_from(["name", "parentName", "namespace", "packaging", "isLive",
+                                                          "eventType", "bitrate"]), json_values), max_size=2)}
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(delta_ops, max_size=3), json_values)
+def test_random_deltas_only_raise_catalog_errors(
+    ops: list[dict[str, object]], generated_at: object
+) -> None:
+    base = Catalog.build([CatalogTrack(name="e", packaging="eventtimeline", event_type="x.y")])
+    try:
+        after = Catalog.parse_update(
+            json.dumps({"generatedAt": generated_at, "deltaUpdate": ops}), base
+        )
+    except CatalogError:
+        return
+    assert Catalog.parse(after.to_json()) == after
