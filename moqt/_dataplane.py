@@ -92,6 +92,8 @@ class DataPlaneMixin(InboundMixin):
         self._held_datagrams: list[tuple[float, ObjectDatagram]] = []
         self._dead_aliases: dict[int, None] = {}  # insertion-ordered set
         self._lingering: dict[int, SubReq] = {}  # request id -> sub after PUBLISH_DONE
+        # Streams waiting for their track alias (may hold stale entries; see _waiting_rx).
+        self._waiting: dict[int, _RxStream] = {}
 
     # --- incoming streams ----------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class DataPlaneMixin(InboundMixin):
             self._drop_rx(rx)
         else:
             rx.deadline = self._now + self._alias_wait
+            self._waiting[rx.stream_id] = rx
 
     def _bind(self, rx: _RxStream, sub: SubReq) -> None:
         if (
@@ -489,14 +492,25 @@ class DataPlaneMixin(InboundMixin):
 
     # --- timers ----------------------------------------------------------------------------
 
+    def _waiting_rx(self) -> list[_RxStream]:
+        """Streams still waiting for their alias (drops entries that stopped waiting)."""
+        live = [
+            rx
+            for rx in self._waiting.values()
+            if rx.deadline is not None and self._rx_streams.get(rx.stream_id) is rx
+        ]
+        if len(live) != len(self._waiting):
+            self._waiting = {rx.stream_id: rx for rx in live}
+        return live
+
     def _data_deadlines(self) -> list[float]:
-        out = [rx.deadline for rx in self._rx_streams.values() if rx.deadline is not None]
+        out = [rx.deadline for rx in self._waiting_rx() if rx.deadline is not None]
         out += [deadline for deadline, _ in self._held_datagrams[:1]]
         out += [s.done_deadline for s in self._lingering.values() if s.done_deadline is not None]
         return out
 
     def _data_timer(self, now: float) -> None:
-        for rx in list(self._rx_streams.values()):
+        for rx in self._waiting_rx():
             if rx.deadline is not None and now >= rx.deadline:
                 self._drop_rx(rx)  # the alias never appeared
         self._held_datagrams = [(d, g) for d, g in self._held_datagrams if d > now]
