@@ -34,6 +34,7 @@ from .events import (
     ObjectReceived,
     ObjectSource,
     SubgroupStreamEnded,
+    SubgroupStreamOpened,
     SubgroupStreamReset,
     SubgroupStreamStopped,
 )
@@ -169,6 +170,20 @@ class DataPlaneMixin(InboundMixin):
         rx.sub = sub
         rx.deadline = None
         sub.streams_seen += 1
+        header = rx.header
+        assert header is not None
+        self._emit(
+            SubgroupStreamOpened(
+                sub.request_id,
+                rx.stream_id,
+                header.group_id,
+                header.subgroup_id,
+                sub.default_priority
+                if header.publisher_priority is None
+                else header.publisher_priority,
+                header.end_of_group,
+            )
+        )
 
     def _rx_fetch_header(self, rx: _RxStream, header: FetchHeader) -> None:
         req = self._requests.get(header.request_id)

@@ -53,6 +53,7 @@ __all__ = [
     "SessionClosed",
     "SetupCompleted",
     "SubgroupStreamEnded",
+    "SubgroupStreamOpened",
     "SubgroupStreamReset",
     "SubgroupStreamStopped",
     "SubscribeAccepted",
@@ -458,6 +459,21 @@ class ObjectReceived(Event):
     source: ObjectSource
     stream_id: int | None
     end_of_group: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubgroupStreamOpened(Event):
+    """A subgroup stream of subscription ``request_id`` began (its header), before its
+    objects.  ``subgroup_id`` is None when the header says "the first object's id"
+    (the objects carry it).  ``end_of_group``: this subgroup holds the group's last
+    object, so its FIN ends the group (draft-16 "Subgroup Header")."""
+
+    request_id: int
+    stream_id: int
+    group_id: int
+    subgroup_id: int | None
+    publisher_priority: int
+    end_of_group: bool
 
 
 @dataclass(frozen=True, slots=True)

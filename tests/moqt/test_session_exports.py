@@ -46,6 +46,7 @@ def test_event_exports() -> None:
         "SessionClosed",
         "SetupCompleted",
         "SubgroupStreamEnded",
+        "SubgroupStreamOpened",
         "SubgroupStreamReset",
         "SubgroupStreamStopped",
         "SubscribeAccepted",

@@ -21,6 +21,7 @@ from moqt.events import (
     RequestKind,
     RequestRejected,
     SubgroupStreamEnded,
+    SubgroupStreamOpened,
     SubgroupStreamReset,
     SubgroupStreamStopped,
     SubscribeAccepted,
@@ -96,7 +97,7 @@ def test_subscribe_ok_then_objects_streams_and_datagrams(version: int) -> None:
         SubscribeAccepted(rid, 42, 3000, GroupOrder.DESCENDING, Location(3, 7), c[0].extensions)  # type: ignore[attr-defined]
     ]
 
-    h = pair.server.open_subgroup(rid, 4, 1, priority=9)
+    h = pair.server.open_subgroup(rid, 4, 1, priority=9, end_of_group=True)
     pair.server.write_object(h, 0, b"key", extensions=((0x3C, 2),))
     pair.server.write_object(h, 3, b"delta")
     pair.server.write_object(h, 4, b"", status=ObjectStatus.END_OF_GROUP)
@@ -116,6 +117,10 @@ def test_subscribe_ok_then_objects_streams_and_datagrams(version: int) -> None:
     assert [o.publisher_priority for o in objs] == [9, 9, 9, 3]
     assert [o.source for o in objs] == [ObjectSource.SUBGROUP] * 3 + [ObjectSource.DATAGRAM]
     assert objs[3].end_of_group and objs[3].stream_id is None
+    assert events_of(c, SubgroupStreamOpened) == [
+        SubgroupStreamOpened(rid, h.stream_id, 4, 1, 9, end_of_group=True)
+    ]
+    assert c.index(events_of(c, SubgroupStreamOpened)[0]) < c.index(objs[0])
     assert events_of(c, SubgroupStreamEnded) == [SubgroupStreamEnded(rid, h.stream_id, 4, 1)]
     assert pair.s.transport.priorities[h.stream_id] == 9
 
