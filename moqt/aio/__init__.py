@@ -8,7 +8,13 @@ Server: :func:`serve` picks the protocol per connection by ALPN (``moqt-16``,
 
 from ._certificate import CertificatePair, generate_self_signed, write_self_signed
 from ._client import connect, parse_moqt_url
-from ._connection import ConnectionClosed, EventHandler, MoqtConnection, SessionOptions
+from ._connection import (
+    ConnectionClosed,
+    EventHandler,
+    MoqtConnection,
+    RequestFailed,
+    SessionOptions,
+)
 from ._protocol import ALPN_H3, ClientTarget, MoqtProtocol
 from ._server import DEFAULT_SERVER_ALPNS, MoqtServer, serve, server_configuration
 
@@ -22,6 +28,7 @@ __all__ = [
     "MoqtConnection",
     "MoqtProtocol",
     "MoqtServer",
+    "RequestFailed",
     "SessionOptions",
     "connect",
     "generate_self_signed",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..errors import SessionCloseCode
+from ..errors import LocalError, SessionCloseCode
 from ..events import (
     Event,
     FetchAccepted,
@@ -37,7 +37,7 @@ from ..events import (
 )
 from ..session import Session
 
-__all__ = ["ConnectionClosed", "EventHandler", "MoqtConnection", "SessionOptions"]
+__all__ = ["ConnectionClosed", "EventHandler", "MoqtConnection", "RequestFailed", "SessionOptions"]
 
 logger = structlog.get_logger("moqt.aio")
 
@@ -64,6 +64,17 @@ class ConnectionClosed(Exception):
         self.code = code
         self.reason = reason
         self.by_peer = by_peer
+
+
+class RequestFailed(Exception):
+    """The peer refused our request; ``rejection`` is its RequestRejected event."""
+
+    def __init__(self, rejection: RequestRejected) -> None:
+        super().__init__(
+            f"{rejection.kind.value} request {rejection.request_id} refused "
+            f"({rejection.code:#x}): {rejection.reason}"
+        )
+        self.rejection = rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +192,33 @@ class MoqtConnection:
             return await future
         finally:
             self._waiters.pop(request_id, None)
+
+    async def request[E: Event](self, request_id: int, accepted: type[E]) -> E:
+        """Wait for the answer to ``request_id``: the ``accepted`` event, or raise
+        :class:`RequestFailed` (refused) / :class:`ConnectionClosed`.
+
+        Typical use: ``ok = await conn.request(conn.session.subscribe(ns, name), SubscribeAccepted)``.
+        """
+        answer = await self.wait_response(request_id)
+        if isinstance(answer, RequestRejected):
+            raise RequestFailed(answer)
+        if not isinstance(answer, accepted):
+            raise TypeError(f"request {request_id} was answered with {type(answer).__name__}")
+        return answer
+
+    async def drain(self, grace: float = 5.0, new_uri: str = "") -> SessionClosed:
+        """GOAWAY, give the peer ``grace`` seconds to leave, then close."""
+        if not self._closed.done():
+            try:
+                self._session.goaway(new_uri)
+            except LocalError as exc:  # GOAWAY refused (e.g. already sent): just close later
+                self._log.debug("goaway_failed", error=str(exc))
+            self._arm_timer()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._closed), grace)
+        except TimeoutError:
+            self.close(SessionCloseCode.NO_ERROR, "drained")
+            return await self.wait_closed(grace=1.0)
 
     def close(self, code: int = SessionCloseCode.NO_ERROR, reason: str = "") -> None:
         """Close the session (idempotent); ``wait_closed`` waits for the transport."""

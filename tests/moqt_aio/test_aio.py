@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 
 from moqt import DRAFT_14, DRAFT_16, RequestErrorCode
-from moqt.aio import ConnectionClosed, MoqtConnection, connect, parse_moqt_url
+from moqt.aio import (
+    ConnectionClosed,
+    MoqtConnection,
+    RequestFailed,
+    SessionOptions,
+    connect,
+    parse_moqt_url,
+)
 from moqt.events import (
     ObjectReceived,
     RequestRejected,
+    SessionClosed,
     SetupCompleted,
     SubgroupStreamEnded,
     SubscribeAccepted,
@@ -125,3 +133,53 @@ def test_parse_url() -> None:
     for bad in ("http://x", "moqt://", "ftp://h/p"):
         with pytest.raises(ValueError):
             parse_moqt_url(bad)
+
+
+async def test_request_helper_drain_and_queue_bound(
+    moqt_server: Callable[..., object], certificate: tuple[Path, Path]
+) -> None:
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait, SessionOptions(max_queued_events=3))  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}"  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        async with connect(url, cafile=str(certificate[0])) as client:
+            server_conn = await accepted.get()
+            await server_conn.wait_setup()
+            for i in range(3):
+                client.session.track_status(NS, b"t%d" % i)
+            # the server application reads nothing: its 3-event queue overflows
+            closed = await client.wait_closed(grace=5)
+            assert closed.code == 0x1  # INTERNAL_ERROR
+            assert "event queue overflow" in closed.reason
+
+    async with asyncio.timeout(10):
+        async with connect(url, cafile=str(certificate[0])) as client:
+            server_conn = await accepted.get()
+
+            def answer(conn: MoqtConnection, event: object) -> None:
+                if isinstance(event, SubscribeRequested):
+                    conn.session.reject_request(
+                        event.request_id, RequestErrorCode.UNAUTHORIZED, "no"
+                    )
+
+            server_conn.set_event_handler(answer)
+            with pytest.raises(RequestFailed) as info:
+                await client.request(client.session.subscribe(NS, b"x"), SubscribeAccepted)
+            assert info.value.rejection.error == RequestErrorCode.UNAUTHORIZED
+            closed = await server_conn.drain(grace=0.5)
+            assert isinstance(closed, SessionClosed)
+            seen_by_client = await client.wait_closed(grace=3)
+            assert (seen_by_client.code, seen_by_client.reason) == (0, "drained")
+
+
+def test_exports() -> None:
+    import moqt.aio
+
+    assert sorted(moqt.aio.__all__) == sorted(
+        [
+            "ALPN_H3", "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
+            "ConnectionClosed", "EventHandler", "MoqtConnection", "MoqtProtocol", "MoqtServer",
+            "RequestFailed", "SessionOptions", "connect", "generate_self_signed",
+            "parse_moqt_url", "serve", "server_configuration", "write_self_signed",
+        ]
+    )  # fmt: skip
