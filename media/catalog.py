@@ -109,6 +109,8 @@ class CatalogTrack:
     # one, named so that it cannot collide with MSF's.
     priority: int | None = field(default=None, metadata={"key": "priority", "kind": "int"})
     init_data: bytes | None = field(default=None, metadata={"key": "initData", "kind": "b64"})
+    # MSF initRef: an id in the root initDataList. On parse, an inline entry also fills init_data.
+    init_ref: str | None = field(default=None, metadata={"key": "initRef", "kind": "str"})
 
     @classmethod
     def from_init(
@@ -210,7 +212,7 @@ class CatalogTrack:
             for attr, key in (("samplerate", "samplerate"), ("channel_config", "channelConfig")):
                 if getattr(self, attr) is None:
                     raise CatalogError(f"{where}: audio track requires {key!r}")
-        if self.packaging == PACKAGING_CMAF and self.init_data is None:
+        if self.packaging == PACKAGING_CMAF and self.init_data is None and self.init_ref is None:
             raise CatalogError(
                 f"{where}: cmaf track requires 'initData' (CMSF: the CMAF header in base64)"
             )
@@ -298,20 +300,31 @@ class Catalog:
             generated_at=generated_at,
         )
 
-    def to_json_obj(self) -> dict[str, Any]:
+    def to_json_obj(self, *, init_data_list: bool = False) -> dict[str, Any]:
+        """The JSON object. ``init_data_list`` moves every track's init into the root
+        ``initDataList`` with an ``initRef`` (the MSF form other MSF stacks read),
+        instead of CMSF's per-track ``initData``."""
         out: dict[str, Any] = {"version": self.version}
         if self.generated_at is not None:
             out["generatedAt"] = self.generated_at
         if self.is_complete:
             out["isComplete"] = True
         out["tracks"] = [t.to_json_obj() for t in self.tracks]
+        if init_data_list:
+            entries = []
+            for i, track in enumerate(out["tracks"]):
+                if "initData" in track:
+                    ref = track.get("initRef") or f"init{i}"
+                    entries.append({"id": ref, "type": "inline", "data": track.pop("initData")})
+                    track["initRef"] = ref
+            if entries:
+                out["initDataList"] = entries  # MSF: after the tracks array
         return out
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, init_data_list: bool = False) -> bytes:
         """Compact UTF-8 JSON, the payload of a catalog object."""
-        return json.dumps(self.to_json_obj(), separators=(",", ":"), ensure_ascii=False).encode(
-            "utf-8"
-        )
+        obj = self.to_json_obj(init_data_list=init_data_list)
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     @classmethod
     def parse(cls, data: bytes | str) -> Catalog:
@@ -343,6 +356,8 @@ class Catalog:
         if not isinstance(is_complete, bool):
             raise CatalogError("catalog.isComplete: expected true or false")
         raw_tracks = root.get("tracks")
+        if isinstance(raw_tracks, list):
+            raw_tracks = _resolve_init_refs(raw_tracks, root.get("initDataList", []))
         if not isinstance(raw_tracks, list):
             raise CatalogError("catalog: required field 'tracks' is missing or not an array")
         tracks = tuple(
@@ -441,3 +456,34 @@ def _apply_op(
             raise CatalogError(f"{where}: 'clone' requires a new 'name'")
         return [*tracks, merged]
     raise CatalogError(f"{where}: unknown delta operation {kind!r}")
+
+
+def _resolve_init_refs(tracks: list[Any], entries: object) -> list[Any]:
+    """Copy inline ``initDataList`` payloads into the tracks that reference them."""
+    if not isinstance(entries, list):
+        raise CatalogError("catalog.initDataList: expected an array")
+    inline: dict[str, str] = {}
+    known: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"initDataList[{i}]"
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("id", "type", "data")
+        ):
+            raise CatalogError(f"{where}: expected an object with string 'id', 'type' and 'data'")
+        if entry["type"] not in ("inline", "track-property", "object-property"):
+            raise CatalogError(f"{where}: unknown type {entry['type']!r}")
+        if entry["id"] in known:
+            raise CatalogError(f"{where}: duplicate id {entry['id']!r}")
+        known.add(entry["id"])
+        if entry["type"] == "inline":
+            inline[entry["id"]] = entry["data"]
+    out: list[Any] = []
+    for i, track in enumerate(tracks):
+        ref = track.get("initRef") if isinstance(track, dict) else None
+        if ref is not None:
+            if ref not in known:
+                raise CatalogError(f"tracks[{i}].initRef: {ref!r} is not in initDataList")
+            if ref in inline and "initData" not in track:
+                track = {**track, "initData": inline[ref]}
+        out.append(track)
+    return out

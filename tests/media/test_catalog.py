@@ -277,3 +277,36 @@ def test_random_deltas_only_raise_catalog_errors(
     except CatalogError:
         return
     assert Catalog.parse(after.to_json()) == after
+
+
+def test_init_data_list_form_round_trips(catalog: Catalog) -> None:
+    obj = json.loads(catalog.to_json(init_data_list=True))
+    assert list(obj)[-1] == "initDataList"  # MSF: after the tracks array
+    assert all("initData" not in t and "initRef" in t for t in obj["tracks"])
+    parsed = Catalog.parse(json.dumps(obj))
+    for before, after in zip(catalog.tracks, parsed.tracks, strict=True):
+        assert after.init_data == before.init_data and after.init_ref is not None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"initDataList": "x"},
+        {"initDataList": [{"id": "a", "type": "inline"}]},
+        {"initDataList": [{"id": "a", "type": "zip", "data": ""}]},
+        {
+            "initDataList": [
+                {"id": "a", "type": "inline", "data": ""},
+                {"id": "a", "type": "inline", "data": ""},
+            ]
+        },
+        {"initDataList": [{"id": "other", "type": "inline", "data": ""}]},
+        {},
+    ],
+)
+def test_bad_init_data_lists(catalog: Catalog, extra: dict[str, object]) -> None:
+    obj = json.loads(catalog.to_json(init_data_list=True))
+    obj.pop("initDataList")
+    obj.update(extra)
+    with pytest.raises(CatalogError):
+        Catalog.parse(json.dumps(obj))
