@@ -51,3 +51,19 @@ def test_we_read_aiomoqt_catalog(video_fmp4: bytes) -> None:
     ours = Catalog.parse(theirs.to_json())
     track = ours.track("video")
     assert track is not None and track.init_data == init.data and track.init_ref == "v0"
+
+
+@pytest.mark.parametrize("fixture", ["video_fmp4", "audio_fmp4", "hevc_fmp4", "opus_fmp4"])
+def test_codec_strings_match_aiomoqt(fixture: str, request: pytest.FixtureRequest) -> None:
+    from aiomoqt.media.cmaf import chunk_decode_time, init_codec_string, init_timescale
+
+    items = split_fmp4(request.getfixturevalue(fixture))
+    init = items[0]
+    assert isinstance(init, InitSegment)
+    theirs = init_codec_string(init.data)
+    assert (
+        theirs is not None and init.track.codec.lower() == theirs.lower()
+    )  # RFC 6381 hex: any case
+    assert init.track.timescale == init_timescale(init.data)
+    for fragment in items[1:]:
+        assert fragment.base_media_decode_time == chunk_decode_time(fragment.data)  # type: ignore[union-attr]
