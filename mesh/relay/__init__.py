@@ -6,7 +6,8 @@ Sans-I/O: attach sessions (``moqt.session.Session``, any transport) with
 """
 
 from ._cache import CachedGroup, CachedObject, CacheLimits, TrackCache
-from ._relay import Peer, Relay, RelayConfig
+from ._peer import Peer
+from ._relay import Relay, RelayConfig
 from ._track import Subscriber, Track, Upstream, UpstreamKind
 
 __all__ = [

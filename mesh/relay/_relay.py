@@ -47,9 +47,17 @@ from moqt.events import (
 )
 from moqt.session import Session
 from moqt.types import FilterType, GroupOrder, Location, Namespace, SubscriptionFilter, TrackName
-from moqt.version import DRAFT_14
 
 from ._cache import CachedObject, CacheLimits
+from ._namespaces import (
+    announce_to_watchers,
+    announced_under,
+    publisher_for,
+    send_namespace,
+    wants_tracks,
+    withdraw_from_watchers,
+)
+from ._peer import Peer, call_peer, label, starts_with
 from ._track import Subscriber, Track, Upstream, UpstreamKind
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
@@ -67,38 +75,6 @@ class RelayConfig:
     max_tracks: int = 10_000
     # After PUBLISH_DONE, wait this long for the publisher's last streams to finish.
     done_linger: float = 2.0
-
-
-@dataclass(slots=True, eq=False)
-class Peer:
-    """One session attached to the relay and what it has going on."""
-
-    session: Session
-    name: str
-    # peer's PUBLISH_NAMESPACE request id -> namespace
-    announced: dict[int, Namespace] = field(default_factory=dict)
-    # peer's SUBSCRIBE_NAMESPACE request id -> (prefix, options)
-    namespace_subscriptions: dict[int, tuple[Namespace, int]] = field(default_factory=dict)
-    # draft-14: namespaces we announced to this peer -> our PUBLISH_NAMESPACE request id
-    namespaces_sent: dict[Namespace, int] = field(default_factory=dict)
-    # our upstream requests on this peer (SUBSCRIBE) and its PUBLISHes -> track
-    upstream: dict[int, Track] = field(default_factory=dict)
-    # the peer's subscriptions (its SUBSCRIBE, or our PUBLISH to it) -> subscriber
-    downstream: dict[int, Subscriber] = field(default_factory=dict)
-    # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK
-    waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
-    closed: bool = False
-
-
-def _starts_with(namespace: Namespace, prefix: Namespace) -> bool:
-    return namespace[: len(prefix)] == prefix
-
-
-def _label(namespace: Namespace, name: TrackName | None = None) -> str:
-    parts = [f.decode("utf-8", "replace") for f in namespace]
-    if name is not None:
-        parts.append(name.decode("utf-8", "replace"))
-    return "/".join(parts)
 
 
 class Relay:
@@ -140,35 +116,14 @@ class Relay:
 
     def _on_publish_namespace(self, peer: Peer, ev: PublishNamespaceRequested) -> None:
         peer.announced[ev.request_id] = ev.namespace
-        peer.session.accept_publish_namespace(ev.request_id)
-        logger.info("namespace_announced", peer=peer.name, namespace=_label(ev.namespace))
-        for other in self._peers:
-            if other is peer or other.closed:
-                continue
-            for srid, (prefix, options) in other.namespace_subscriptions.items():
-                if _starts_with(ev.namespace, prefix):
-                    self._send_namespace(other, srid, options, ev.namespace)
+        call_peer(peer, peer.session.accept_publish_namespace, ev.request_id)
+        logger.info("namespace_announced", peer=peer.name, namespace=label(ev.namespace))
+        announce_to_watchers(self._peers, peer, ev.namespace)
 
     def _on_publish_namespace_done(self, peer: Peer, ev: PublishNamespaceDone) -> None:
         namespace = peer.announced.pop(ev.request_id, None)
         if namespace is not None:
-            self._withdraw_namespace(peer, namespace)
-
-    def _withdraw_namespace(self, peer: Peer, namespace: Namespace) -> None:
-        if any(ns == namespace for p in self._peers if not p.closed for ns in p.announced.values()):
-            return  # someone else still announces it
-        for other in self._peers:
-            if other is peer or other.closed:
-                continue
-            for srid, (prefix, options) in other.namespace_subscriptions.items():
-                if not _starts_with(namespace, prefix):
-                    continue
-                if other.session.version == DRAFT_14:
-                    rid = other.namespaces_sent.pop(namespace, None)
-                    if rid is not None:
-                        _call(other, other.session.publish_namespace_done, rid)
-                elif options in (1, 2):
-                    _call(other, other.session.withdraw_namespace, srid, namespace)
+            withdraw_from_watchers(self._peers, peer, namespace)
 
     def _on_publish(self, peer: Peer, ev: PublishRequested) -> None:
         track = self._track(ev.namespace, ev.name, create=True)
@@ -268,7 +223,7 @@ class Relay:
     def _on_subscribe(self, peer: Peer, ev: SubscribeRequested) -> None:
         track = self._track(ev.namespace, ev.name, create=False)
         if track is None or track.upstream is None:
-            publisher = self._publisher_for(ev.namespace, exclude=peer)
+            publisher = publisher_for(self._peers, ev.namespace, exclude=peer)
             if publisher is None:
                 self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
                 return
@@ -294,7 +249,7 @@ class Relay:
             # wins, so nothing is delivered twice.
             track.remove_subscriber(offered)
             peer.downstream.pop(offered.request_id, None)
-            _call(
+            call_peer(
                 peer,
                 peer.session.publish_done,
                 offered.request_id,
@@ -396,7 +351,7 @@ class Relay:
             return
         track.upstream = None
         upstream.peer.upstream.pop(upstream.request_id, None)
-        _call(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
+        call_peer(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
 
     def _on_subscription_updated(self, peer: Peer, ev: SubscriptionUpdated) -> None:
         sub = peer.downstream.get(ev.request_id)
@@ -407,7 +362,7 @@ class Relay:
             assert ev.filter.start is not None
             sub.start = ev.filter.start
         sub.end_group = ev.filter.end_group
-        _call(peer, peer.session.accept_update, ev.update_request_id)
+        call_peer(peer, peer.session.accept_update, ev.update_request_id)
 
     def _on_publish_accepted(self, peer: Peer, ev: PublishAccepted) -> None:
         sub = peer.downstream.get(ev.request_id)
@@ -434,58 +389,31 @@ class Relay:
         if largest is None or ev.start > largest:
             self._reject(peer, ev.request_id, RequestErrorCode.INVALID_RANGE, "range not available")
             return
-        descending = ev.group_order == GroupOrder.DESCENDING
-        objects = list(track.cache.objects(ev.start, ev.end, descending=descending))
-        end_location = max((o.location for o in objects), default=ev.start).next_object()
         try:
-            peer.session.accept_fetch(
-                ev.request_id,
-                end_location=end_location,
-                group_order=GroupOrder.DESCENDING if descending else GroupOrder.ASCENDING,
-            )
-            handle = peer.session.open_fetch_stream(ev.request_id)
-            for obj in objects:
-                peer.session.write_fetch_object(
-                    handle,
-                    obj.group_id,
-                    obj.subgroup_id,
-                    obj.object_id,
-                    obj.payload,
-                    priority=obj.publisher_priority,
-                    extensions=obj.extensions,
-                    status=obj.status,
-                )
-            peer.session.end_fetch_stream(handle)
+            track.serve_fetch(
+                peer.session, ev.request_id, ev.start, ev.end,
+                descending=ev.group_order == GroupOrder.DESCENDING,
+            )  # fmt: skip
         except LocalError as exc:
             logger.warning("fetch_failed", peer=peer.name, error=str(exc))
-            return
-        track.objects_out += len(objects)
-        track.bytes_out += sum(len(o.payload) for o in objects)
 
     def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
         track = self._track(ev.namespace, ev.name, create=False)
         if track is None or (track.upstream is None and track.cache.largest is None):
             self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
             return
-        _call(peer, peer.session.answer_track_status, ev.request_id, largest=track.largest)
+        call_peer(peer, peer.session.answer_track_status, ev.request_id, largest=track.largest)
 
     # --- namespaces --------------------------------------------------------------------
 
     def _on_subscribe_namespace(self, peer: Peer, ev: SubscribeNamespaceRequested) -> None:
         peer.namespace_subscriptions[ev.request_id] = (ev.prefix, ev.options)
-        peer.session.accept_subscribe_namespace(ev.request_id)
-        announced = {
-            ns
-            for other in self._peers
-            if other is not peer and not other.closed
-            for ns in other.announced.values()
-            if _starts_with(ns, ev.prefix)
-        }
-        for namespace in sorted(announced):
-            self._send_namespace(peer, ev.request_id, ev.options, namespace)
-        if ev.options in (0, 2) or peer.session.version == DRAFT_14:
+        call_peer(peer, peer.session.accept_subscribe_namespace, ev.request_id)
+        for namespace in announced_under(self._peers, ev.prefix, exclude=peer):
+            send_namespace(peer, ev.request_id, ev.options, namespace)
+        if wants_tracks(peer, ev.options):
             for track in list(self._tracks.values()):
-                if track.live and _starts_with(track.namespace, ev.prefix):
+                if track.live and starts_with(track.namespace, ev.prefix):
                     assert track.upstream is not None
                     if track.upstream.peer is not peer:
                         self._publish_to(peer, track)
@@ -493,26 +421,16 @@ class Relay:
     def _on_subscribe_namespace_ended(self, peer: Peer, ev: SubscribeNamespaceEnded) -> None:
         peer.namespace_subscriptions.pop(ev.request_id, None)
 
-    def _send_namespace(self, peer: Peer, srid: int, options: int, namespace: Namespace) -> None:
-        if peer.session.version == DRAFT_14:
-            if namespace not in peer.namespaces_sent:
-                rid = _call(peer, peer.session.publish_namespace, namespace)
-                if isinstance(rid, int):
-                    peer.namespaces_sent[namespace] = rid
-        elif options in (1, 2):
-            _call(peer, peer.session.announce_namespace, srid, namespace)
-
     def _offer_track(self, track: Track, *, exclude: Peer) -> None:
-        """A track went live: PUBLISH it to namespace subscribers that want tracks."""
+        """A track went live: PUBLISH it to namespace watchers that want tracks."""
         for other in self._peers:
             if other is exclude or other.closed:
                 continue
-            for _, (prefix, options) in other.namespace_subscriptions.items():
-                if _starts_with(track.namespace, prefix) and (
-                    options in (0, 2) or other.session.version == DRAFT_14
-                ):
-                    self._publish_to(other, track)
-                    break
+            if any(
+                starts_with(track.namespace, prefix) and wants_tracks(other, options)
+                for prefix, options in other.namespace_subscriptions.values()
+            ):
+                self._publish_to(other, track)
 
     def _publish_to(self, peer: Peer, track: Track) -> None:
         if any(sub.peer is peer for sub in track.subscribers):
@@ -520,7 +438,7 @@ class Relay:
         upstream = track.upstream
         assert upstream is not None
         largest = track.largest
-        rid = _call(
+        rid = call_peer(
             peer,
             peer.session.publish,
             track.namespace,
@@ -558,7 +476,7 @@ class Relay:
                 self._end_upstream(track, code, reason)
         peer.upstream.clear()
         for namespace in list(peer.announced.values()):
-            self._withdraw_namespace(peer, namespace)
+            withdraw_from_watchers(self._peers, peer, namespace)
         peer.announced.clear()
         for sub in list(peer.downstream.values()):
             for track in list(self._tracks.values()):
@@ -595,16 +513,6 @@ class Relay:
                 del self._tracks[key]
                 return
 
-    def _publisher_for(self, namespace: Namespace, *, exclude: Peer) -> Peer | None:
-        best: tuple[int, Peer] | None = None
-        for peer in self._peers:
-            if peer is exclude or peer.closed:
-                continue
-            for ns in peer.announced.values():
-                if _starts_with(namespace, ns) and (best is None or len(ns) >= best[0]):
-                    best = (len(ns), peer)
-        return best[1] if best is not None else None
-
     def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
         self._counters["requests_rejected"] += 1
         try:
@@ -612,7 +520,7 @@ class Relay:
         except ValueError:
             name = str(code)
         self._rejections[name] = self._rejections.get(name, 0) + 1
-        _call(peer, peer.session.reject_request, request_id, code, reason)
+        call_peer(peer, peer.session.reject_request, request_id, code, reason)
 
     # --- introspection -----------------------------------------------------------------
 
@@ -655,15 +563,6 @@ def _filter_window(
         return (largest.next_group() if largest is not None else Location(0, 0)), None
     assert flt.start is not None
     return flt.start, flt.end_group
-
-
-def _call(peer: Peer, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
-    """Call a session method; a LocalError (e.g. the session just closed) only concerns that peer."""
-    try:
-        return fn(*args, **kwargs)
-    except LocalError as exc:
-        logger.debug("peer_call_failed", peer=peer.name, error=str(exc))
-        return None
 
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:

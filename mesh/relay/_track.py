@@ -23,7 +23,7 @@ from moqt.types import GroupOrder, Location, Namespace, TrackName
 from ._cache import CachedObject, CacheLimits, TrackCache
 
 if TYPE_CHECKING:
-    from ._relay import Peer
+    from ._peer import Peer
 
 __all__ = ["Subscriber", "Track", "Upstream", "UpstreamKind"]
 
@@ -126,6 +126,39 @@ class Track:
                     handle = sub.handles.pop((group_id, subgroup_id), None)
                     if handle is not None:
                         _quietly(sub.session.end_subgroup, handle)
+
+    def serve_fetch(
+        self,
+        session: Session,
+        request_id: int,
+        start: Location,
+        end: Location,
+        *,
+        descending: bool,
+    ) -> None:
+        """Answer a FETCH from the cache: FETCH_OK, one stream with every cached object, FIN."""
+        objects = list(self.cache.objects(start, end, descending=descending))
+        end_location = max((o.location for o in objects), default=start).next_object()
+        session.accept_fetch(
+            request_id,
+            end_location=end_location,
+            group_order=GroupOrder.DESCENDING if descending else GroupOrder.ASCENDING,
+        )
+        handle = session.open_fetch_stream(request_id)
+        for obj in objects:
+            session.write_fetch_object(
+                handle,
+                obj.group_id,
+                obj.subgroup_id,
+                obj.object_id,
+                obj.payload,
+                priority=obj.publisher_priority,
+                extensions=obj.extensions,
+                status=obj.status,
+            )
+        session.end_fetch_stream(handle)
+        self.objects_out += len(objects)
+        self.bytes_out += sum(len(o.payload) for o in objects)
 
     def remove_subscriber(self, sub: Subscriber) -> None:
         if sub in self.subscribers:

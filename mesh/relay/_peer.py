@@ -1,0 +1,62 @@
+"""One session attached to the relay, and the small helpers every relay part uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from moqt.errors import LocalError
+from moqt.events import SubscribeRequested
+from moqt.session import Session
+from moqt.types import Namespace, TrackName
+
+if TYPE_CHECKING:
+    from ._track import Subscriber, Track
+
+__all__ = ["Peer", "call_peer", "label", "starts_with"]
+
+logger = structlog.get_logger("mesh.relay")
+
+
+@dataclass(slots=True, eq=False)
+class Peer:
+    """One session attached to the relay and what it has going on."""
+
+    session: Session
+    name: str
+    # peer's PUBLISH_NAMESPACE request id -> namespace
+    announced: dict[int, Namespace] = field(default_factory=dict)
+    # peer's SUBSCRIBE_NAMESPACE request id -> (prefix, options)
+    namespace_subscriptions: dict[int, tuple[Namespace, int]] = field(default_factory=dict)
+    # draft-14: namespaces we announced to this peer -> our PUBLISH_NAMESPACE request id
+    namespaces_sent: dict[Namespace, int] = field(default_factory=dict)
+    # our upstream requests on this peer (SUBSCRIBE) and its PUBLISHes -> track
+    upstream: dict[int, Track] = field(default_factory=dict)
+    # the peer's subscriptions (its SUBSCRIBE, or our PUBLISH to it) -> subscriber
+    downstream: dict[int, Subscriber] = field(default_factory=dict)
+    # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK
+    waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
+    closed: bool = False
+
+
+def starts_with(namespace: Namespace, prefix: Namespace) -> bool:
+    return namespace[: len(prefix)] == prefix
+
+
+def label(namespace: Namespace, name: TrackName | None = None) -> str:
+    parts = [f.decode("utf-8", "replace") for f in namespace]
+    if name is not None:
+        parts.append(name.decode("utf-8", "replace"))
+    return "/".join(parts)
+
+
+def call_peer(peer: Peer, fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """Call a session method; a LocalError (e.g. the session just closed) only concerns that peer."""
+    try:
+        return fn(*args, **kwargs)
+    except LocalError as exc:
+        logger.debug("peer_call_failed", peer=peer.name, error=str(exc))
+        return None
