@@ -400,11 +400,19 @@ class Transcoder:
             self._truncated = exc
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            text = line.decode("utf-8", "replace").rstrip()
-            if text:
-                self._stderr.append(text)
-                log.debug("ffmpeg: %s", text)
+        pending = b""
+        while data := await stream.read(_READ_SIZE):
+            *lines, pending = (pending + data).split(b"\n")
+            pending = pending[-_READ_SIZE:]  # a runaway line cannot grow memory
+            for line in lines:
+                self._note_stderr(line)
+        self._note_stderr(pending)
+
+    def _note_stderr(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip()
+        if text:
+            self._stderr.append(text[:1000])
+            log.debug("ffmpeg: %s", text)
 
 
 def _protocol_factory(reader: asyncio.StreamReader) -> Callable[[], asyncio.StreamReaderProtocol]:
