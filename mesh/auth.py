@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
@@ -191,6 +192,16 @@ def token_from_path(path: str | bytes | None) -> str | None:
 _REQUIRED: Final = ("sub", "org", "aud", "iat", "exp", "jti")
 
 
+def _time_claim(payload: dict[str, Any], name: str) -> float | None:
+    """A NumericDate claim as a finite float (NaN or infinity would never expire)."""
+    value = payload.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AuthError(AuthFailure.MALFORMED, f"{name} is not a finite number")
+    return float(value)
+
+
 class TokenVerifier:
     """Verifies playback tokens against a JWKS and (optionally) a revocation set."""
 
@@ -270,13 +281,10 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthError(AuthFailure.MALFORMED, str(exc)) from exc
         # Time claims are checked here against our (injectable) clock.
-        exp, iat, nbf = (payload.get(k) for k in ("exp", "iat", "nbf"))
-        for name, value in (("exp", exp), ("iat", iat), ("nbf", nbf)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise AuthError(AuthFailure.MALFORMED, f"{name} is not a number")
-        assert isinstance(exp, int | float) and isinstance(iat, int | float)
+        exp, iat = _time_claim(payload, "exp"), _time_claim(payload, "iat")
+        nbf = _time_claim(payload, "nbf") if "nbf" in payload else None
+        if exp is None or iat is None:
+            raise AuthError(AuthFailure.MISSING_CLAIM, "exp and iat are required")
         if exp <= now - self._leeway:
             raise AuthError(AuthFailure.EXPIRED, f"expired {now - exp:.0f} s ago")
         if nbf is not None and nbf > now + self._leeway:

@@ -196,6 +196,9 @@ async def test_time_claims(verifier: TokenVerifier, key: SigningKey) -> None:
     assert await refused(verifier, key.sign(claims(nbf=now + 60))) is AuthFailure.NOT_YET_VALID
     assert await refused(verifier, key.sign(claims(iat=now + 60))) is AuthFailure.NOT_YET_VALID
     assert await refused(verifier, key.sign(claims(exp="soon"))) is AuthFailure.MALFORMED
+    for never in (float("nan"), float("inf")):  # would never expire
+        assert await refused(verifier, key.sign(claims(exp=never))) is AuthFailure.MALFORMED
+    assert await refused(verifier, key.sign(claims(nbf=True))) is AuthFailure.MALFORMED
 
 
 async def test_audience_and_track(verifier: TokenVerifier, key: SigningKey) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,5 +87,51 @@ def test_verifier_on_random_tokens(tmp_path: Path) -> None:
             asyncio.run(TokenVerifier(JwksProvider(str(path))).verify(token, "lv_x"))
         except AuthError:
             pass
+
+    check()
+
+
+def test_verifier_on_random_payloads_and_signatures_with_a_known_kid(tmp_path: Path) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**ECAlgorithm.to_jwk(private.public_key(), as_dict=True), "kid": "k1"}
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [jwk]}))
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(b'{"alg":"ES256","kid":"k1"}')
+    now = time.time()
+    claim_values = values | st.floats(now - 100, now + 100) | st.just("lv_x")
+    shaped = st.fixed_dictionaries(
+        {k: claim_values for k in ("sub", "org", "iat", "exp", "jti")},
+        optional={"aud": st.just("clutchcall-playback") | values, "nbf": claim_values},
+    )
+    payloads = (
+        st.binary(max_size=80)
+        | records.map(lambda r: json.dumps(r, default=repr).encode())
+        | shaped.map(lambda r: json.dumps(r, default=repr).encode())
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(payloads, st.binary(max_size=80), st.booleans())
+    def check(payload: bytes, signature: bytes, sign: bool) -> None:
+        if sign:  # validly signed garbage claims exercise claim validation
+            token = jwt.api_jws.encode(payload, private, algorithm="ES256", headers={"kid": "k1"})
+        else:
+            token = f"{header}.{b64(payload)}.{b64(signature)}"
+        try:
+            claims = asyncio.run(TokenVerifier(JwksProvider(str(path))).verify(token, "lv_x"))
+        except AuthError:
+            return
+        # Whatever got through is a well-formed, currently valid token for lv_x.
+        assert claims.sub == "lv_x" and claims.org and claims.jti
+        assert math.isfinite(claims.exp) and claims.exp > time.time() - 2
+        assert math.isfinite(claims.iat) and claims.iat <= time.time() + 2
 
     check()
