@@ -607,6 +607,11 @@ class SessionCore:
             raise LocalError(f"{what}: {request_id} is not a request of the peer of that kind")
         return req
 
+    def _ended(self, request_id: int) -> bool:
+        """True for a request id that was used but is no longer live: calls about it
+        race with its end and are dropped, not misuse."""
+        return request_id not in self._requests and self._issued(request_id)
+
     def _pick_alias(self, wanted: int | None) -> int:
         """A track alias for data we send: ``wanted`` if free, else the lowest free one."""
         if wanted is not None:

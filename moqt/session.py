@@ -357,8 +357,9 @@ class Session(AnswersMixin, SendingMixin):
     @local_errors
     def unsubscribe(self, request_id: int) -> None:
         """UNSUBSCRIBE subscription ``request_id`` (our SUBSCRIBE, or a PUBLISH we
-        received); the session forgets it (late objects for its alias are dropped quietly)."""
-        if self._closed:
+        received); the session forgets it (late objects for its alias are dropped quietly).
+        A subscription that already ended (PUBLISH_DONE, an error) is a no-op."""
+        if self._closed or self._ended(request_id):
             return
         sub = self._receiving_sub(request_id, "unsubscribe")
         self._send(m.Unsubscribe(request_id))
@@ -455,8 +456,9 @@ class Session(AnswersMixin, SendingMixin):
 
     @local_errors
     def fetch_cancel(self, request_id: int) -> None:
-        """FETCH_CANCEL our fetch ``request_id`` (and STOP_SENDING its stream if open)."""
-        if self._closed:
+        """FETCH_CANCEL our fetch ``request_id`` (and STOP_SENDING its stream if open);
+        a no-op once the fetch ended (its stream's FIN, an error)."""
+        if self._closed or self._ended(request_id):
             return
         req = self._own(request_id, FetchReq, "fetch_cancel")
         self._send(m.FetchCancel(request_id))
@@ -537,7 +539,7 @@ class Session(AnswersMixin, SendingMixin):
     @local_errors
     def publish_namespace_done(self, request_id: int) -> None:
         """PUBLISH_NAMESPACE_DONE for our PUBLISH_NAMESPACE ``request_id``."""
-        if self._closed:
+        if self._closed or self._ended(request_id):
             return
         req = self._own(request_id, NamespaceReq, "publish_namespace_done")
         if self._draft16:
@@ -587,7 +589,7 @@ class Session(AnswersMixin, SendingMixin):
     @local_errors
     def unsubscribe_namespace(self, request_id: int) -> None:
         """End our namespace subscription (16: FIN its stream; 14: UNSUBSCRIBE_NAMESPACE)."""
-        if self._closed:
+        if self._closed or self._ended(request_id):
             return
         req = self._own(request_id, SubNamespaceReq, "unsubscribe_namespace")
         if self._draft16:
