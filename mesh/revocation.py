@@ -15,6 +15,7 @@ matching sessions at once.  The control plane publishes with :func:`publish_revo
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class Revocation:
     def __post_init__(self) -> None:
         if self.kind not in ("jti", "sub") or not self.value:
             raise ValueError(f"invalid revocation {self.kind}={self.value!r}")
+        if not all(math.isfinite(t) for t in (self.exp, self.before, self.at)):
+            raise ValueError("revocation times must be finite numbers")
 
     @property
     def key(self) -> str:

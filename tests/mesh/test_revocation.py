@@ -41,6 +41,8 @@ def test_jti_and_sub_semantics() -> None:
         Revocation("kid", "x", exp=1)
     with pytest.raises(ValueError):
         Revocation("jti", "", exp=1)
+    with pytest.raises(ValueError):
+        Revocation.from_message({"jti": "x", "exp": float("nan")})  # would never be forgotten
 
 
 def test_message_and_record_round_trip_and_malformed() -> None:
