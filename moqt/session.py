@@ -156,6 +156,11 @@ class Session(AnswersMixin, SendingMixin):
         return self._peer_goaway
 
     @property
+    def goaway_sent(self) -> bool:
+        """True once we sent GOAWAY."""
+        return self._goaway_sent
+
+    @property
     def requests_available(self) -> int:
         """How many more requests the peer's MAX_REQUEST_ID lets us send now."""
         return max(0, (self._peer_max_request_id - self._next_local_id + 1) // 2)
@@ -622,7 +627,9 @@ class Session(AnswersMixin, SendingMixin):
     def goaway(self, new_uri: str = "", *, timeout: float | None = None) -> None:
         """Send GOAWAY (once).  Only a server may give ``new_uri``.  With ``timeout``
         (seconds), a server closes with GOAWAY_TIMEOUT if the peer still has the session
-        open that long after the GOAWAY."""
+        open that long after the GOAWAY.  A no-op after close; LocalError before setup
+        completes (there is nothing to migrate: ``close()`` such a session) or when sent
+        twice (check :attr:`goaway_sent`)."""
         if self._closed:
             return
         self._require_open()
