@@ -129,6 +129,17 @@ class PublishInfo:
 
 
 class PublishSink(Protocol):
+    """Receives one admitted publish, in order, from the connection's own task.
+
+    Calls are awaited one at a time: a slow sink slows the encoder (TCP
+    backpressure). ``on_metadata`` / ``on_media`` may be cancelled when the server
+    closes or ends the publish (:meth:`RtmpServer.disconnect`); ``on_end`` is then
+    still called exactly once, bounded by ``RtmpServerSettings.end_timeout`` (and
+    cancelled if the server is closed while a kicked publish winds down).
+    An exception from ``on_metadata`` / ``on_media`` closes the connection and ends
+    the publish with ``SINK_FAILED``.
+    """
+
     async def on_metadata(self, metadata: dict[str, AmfValue]) -> None: ...
 
     async def on_media(self, tag: MediaTag) -> None: ...

@@ -31,7 +31,7 @@ from typing import Any, Self
 import structlog
 
 from origin.rtmp.connection import ConnectionLimits, ServerConnection
-from origin.rtmp.errors import RtmpPeerError
+from origin.rtmp.errors import RtmpPeerError, RtmpUsageError
 from origin.rtmp.events import (
     ConnectRequested,
     Event,
@@ -305,19 +305,25 @@ class RtmpServer:
             else:
                 reason, detail = EndReason.KICKED, sess.kicked
                 for sid in list(sess.publishes):
-                    sess.conn.end_publish(sid, sess.kicked)
+                    with contextlib.suppress(RtmpUsageError):  # finished meanwhile
+                        sess.conn.end_publish(sid, sess.kicked)
                 await self._flush(sess, suppress=True)
         finally:
-            await self._end_all(sess, PublishEnd(reason, detail))
-            sess.conn.close()
+            # Synchronous bookkeeping first: a second cancellation while the sinks are
+            # told must not leave the session registered or the socket open.
             self._sessions.pop(session, None)
-            await self._close_writer(writer)
-            log.info(
-                "rtmp.connection_closed",
-                reason=label or str(reason),
-                detail=detail,
-                bytes_received=sess.conn.bytes_received,
-            )
+            sess.conn.close()
+            try:
+                await self._end_all(sess, PublishEnd(reason, detail))
+            finally:
+                writer.close()
+                log.info(
+                    "rtmp.connection_closed",
+                    reason=label or str(reason),
+                    detail=detail,
+                    bytes_received=sess.conn.bytes_received,
+                )
+        await self._close_writer(writer)
 
     async def _pump(self, sess: _Session, reader: asyncio.StreamReader) -> None:
         cfg = self._settings
@@ -516,10 +522,11 @@ class RtmpServer:
             publish_type=ev.publish_type,
         )
 
-    async def _end_publish(self, sess: _Session, sid: int, end: PublishEnd) -> None:
+    def _release(self, sess: _Session, sid: int, end: PublishEnd) -> _Publish | None:
+        """Forget a publish (synchronously, so a cancellation cannot leave the input taken)."""
         pub = sess.publishes.pop(sid, None)
         if pub is None:
-            return
+            return None
         if not sess.publishes:
             sess.idle_since = asyncio.get_running_loop().time()
         if self._live.get(pub.external_input_id) is sess:
@@ -531,12 +538,28 @@ class RtmpServer:
             detail=end.detail,
             clean=end.clean,
         )
+        return pub
+
+    async def _notify_end(self, sess: _Session, pub: _Publish, end: PublishEnd) -> None:
         try:
             async with asyncio.timeout(self._settings.end_timeout):
                 await pub.sink.on_end(end)
         except Exception:
             sess.log.exception("rtmp.sink_end_failed", external_input_id=pub.external_input_id)
 
+    async def _end_publish(self, sess: _Session, sid: int, end: PublishEnd) -> None:
+        pub = self._release(sess, sid, end)
+        if pub is not None:
+            await self._notify_end(sess, pub, end)
+
     async def _end_all(self, sess: _Session, end: PublishEnd) -> None:
-        for sid in list(sess.publishes):
-            await self._end_publish(sess, sid, end)
+        """Release every publish first, then tell each sink, even if cancelled meanwhile."""
+        pubs = [p for sid in list(sess.publishes) if (p := self._release(sess, sid, end))]
+        cancelled = False
+        for pub in pubs:
+            try:
+                await self._notify_end(sess, pub, end)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError

@@ -16,6 +16,8 @@ from origin.rtmp import (
     EndReason,
     FlvMuxer,
     MediaTag,
+    PublishEnd,
+    PublishInfo,
     RtmpServerSettings,
     TagType,
 )
@@ -24,6 +26,7 @@ from tests.origin.rtmp.conftest import (
     ORG_ID,
     STREAM_KEY,
     Harness,
+    RecordingSink,
     ffprobe_like,
     handler_tasks,
     running_server,
@@ -478,3 +481,35 @@ async def test_client_that_pipelines_the_whole_publish(rtmp: Harness, sample_flv
     await client.close()
     await sink.wait_ended()
     assert [t.data for t in sink.tags] == [first_video.data]
+
+
+async def test_slow_sinks_and_close_during_a_kick_leave_nothing_behind() -> None:
+    started = asyncio.Event()
+
+    class SlowEndSink(RecordingSink):
+        async def on_end(self, end: PublishEnd) -> None:
+            started.set()
+            await asyncio.sleep(30)  # a sink that takes far too long to wind down
+
+    async def factory(info: PublishInfo) -> SlowEndSink:
+        return SlowEndSink(info)
+
+    async with running_server(RtmpServerSettings(end_timeout=1.0), sink_factory=factory) as h:
+        client = await publishing_client(h)
+        kick = asyncio.create_task(h.server.disconnect(INPUT_ID, "key rotated"))
+        async with asyncio.timeout(5):
+            await started.wait()
+        # The input is free again while the old sink still winds down.
+        assert h.server.live_inputs() == []
+        again = await publishing_client(h)
+        assert h.server.live_inputs() == [INPUT_ID]
+        await again.close()
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        # Interrupts the kicked sink's on_end, gives the other one end_timeout to finish.
+        await h.server.close()
+        assert loop.time() - begin < 3
+        assert await kick
+        assert await client.wait_closed_by_server()
+        assert h.server.statistics().connections_active == 0
+        assert handler_tasks() == []
