@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "VIA_PARAM",
     "NoRoute",
     "NodeInfo",
     "NodeRole",
@@ -19,7 +21,9 @@ __all__ = [
     "TopologyStatistics",
     "Upstream",
     "format_hop_path",
+    "hop_path_from",
     "parse_hop_path",
+    "with_hop_path",
 ]
 
 
@@ -173,3 +177,37 @@ def parse_hop_path(text: str | bytes | None, *, max_len: int = 16) -> tuple[str,
     if len(parts) > max_len or any(not p or len(p) > 128 for p in parts):
         raise ValueError(f"malformed hop path {text[:64]!r}")
     return parts
+
+
+VIA_PARAM = "via"
+
+
+def with_hop_path(connection_path: str, path: Sequence[str]) -> str:
+    """``connection_path`` with ``?via=<hop path>`` set (how a relay tells its parent).
+
+    The hop path travels on the upstream connection's path (the WebTransport
+    CONNECT path or the PATH setup parameter), next to any ``token``.
+    """
+    parts = urllib.parse.urlsplit(connection_path)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in pairs if k != VIA_PARAM]
+    if path:
+        query.append((VIA_PARAM, format_hop_path(path)))
+    encoded = urllib.parse.urlencode(query, safe=",")
+    return urllib.parse.urlunsplit(parts._replace(query=encoded))
+
+
+def hop_path_from(connection_path: str | bytes | None) -> tuple[str, ...]:
+    """The hop path a downstream relay sent in ``?via=``; ``ValueError`` when malformed."""
+    if not connection_path:
+        return ()
+    if isinstance(connection_path, bytes):
+        try:
+            connection_path = connection_path.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise ValueError("connection path is not ASCII") from exc
+    query = urllib.parse.urlsplit(connection_path).query
+    values = urllib.parse.parse_qs(query, keep_blank_values=True).get(VIA_PARAM, [])
+    if len(values) > 1:
+        raise ValueError("several via parameters")
+    return parse_hop_path(values[0]) if values else ()

@@ -37,6 +37,7 @@ import redis.exceptions
 import structlog
 
 from mesh._topology_types import (
+    VIA_PARAM,
     NodeInfo,
     NodeRole,
     NoRoute,
@@ -47,7 +48,9 @@ from mesh._topology_types import (
     TopologyStatistics,
     Upstream,
     format_hop_path,
+    hop_path_from,
     parse_hop_path,
+    with_hop_path,
 )
 from mesh.bus import Bus, BusMessage, BusUnavailable
 
@@ -55,6 +58,7 @@ __all__ = [
     "NODE_PREFIX",
     "ROUTE_PREFIX",
     "TOPOLOGY_CHANNEL",
+    "VIA_PARAM",
     "NoRoute",
     "NodeInfo",
     "NodeRole",
@@ -66,7 +70,9 @@ __all__ = [
     "TopologyStatistics",
     "Upstream",
     "format_hop_path",
+    "hop_path_from",
     "parse_hop_path",
+    "with_hop_path",
 ]
 
 NODE_PREFIX: Final = "clutchcall:node:"

@@ -8,9 +8,10 @@ import pytest
 
 EXPORTS = {
     "mesh.topology": {
-        "NODE_PREFIX", "ROUTE_PREFIX", "TOPOLOGY_CHANNEL", "NoRoute", "NodeInfo", "NodeRole",
-        "Route", "RouteLoop", "Topology", "TopologyError", "TopologyEvent",
-        "TopologyStatistics", "Upstream", "format_hop_path", "parse_hop_path",
+        "NODE_PREFIX", "ROUTE_PREFIX", "TOPOLOGY_CHANNEL", "VIA_PARAM", "NoRoute", "NodeInfo",
+        "NodeRole", "Route", "RouteLoop", "Topology", "TopologyError", "TopologyEvent",
+        "TopologyStatistics", "Upstream", "format_hop_path", "hop_path_from", "parse_hop_path",
+        "with_hop_path",
     },
     "mesh.auth": {
         "AUTH_FAILED", "DEFAULT_AUDIENCE", "AuthError", "AuthFailure", "PlaybackClaims",

@@ -20,7 +20,9 @@ from mesh.topology import (
     Topology,
     TopologyEvent,
     format_hop_path,
+    hop_path_from,
     parse_hop_path,
+    with_hop_path,
 )
 from tests.mesh.conftest import wait_until
 
@@ -80,6 +82,19 @@ def test_hop_path_format_and_parse() -> None:
             parse_hop_path(bad)
     with pytest.raises(ValueError):
         format_hop_path(["a,b"])
+
+
+def test_hop_path_on_the_connection_path() -> None:
+    path = with_hop_path("/moq?token=a.b.c", ["edge-1", "reg-2"])
+    assert path == "/moq?token=a.b.c&via=edge-1,reg-2"
+    assert hop_path_from(path) == ("edge-1", "reg-2")
+    assert hop_path_from(with_hop_path(path, ["x"]).encode()) == ("x",)  # replaced, not added
+    assert with_hop_path("/moq?via=old", []) == "/moq"
+    assert hop_path_from("/moq") == () and hop_path_from(None) == ()
+    assert hop_path_from("https://pop.example:443/moq?via=a") == ("a",)
+    for bad in ("/moq?via=a&via=b", "/moq?via=a,,b", b"/moq?via=\xff"):
+        with pytest.raises(ValueError):
+            hop_path_from(bad)
 
 
 async def test_route_announce_reaches_pop_and_withdraw_removes_it(
