@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._boxes import Box, children, iter_boxes
 from ._init import InitSegment
@@ -20,6 +20,7 @@ __all__ = [
     "is_sync_sample",
     "parse_fragment",
     "scan_trun",
+    "shift_fragment",
 ]
 
 # 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch), in seconds.
@@ -154,6 +155,59 @@ def parse_fragment(data: bytes, init: InitSegment) -> Fragment:
             f"moof carries {len(trafs)} track fragments; CMAF chunks carry one track"
         )
     return _parse_traf(data, trafs[0], moof, mdat, init, sequence_number, prft)
+
+
+def shift_fragment(fragment: Fragment, ticks: int) -> Fragment:
+    """The same chunk with its decode timeline moved by ``ticks`` (tfdt, and prft media time).
+
+    Used to keep one track's timeline increasing across encoder restarts, whose
+    new output starts again at 0. A version 0 (32-bit) field that would overflow
+    is :class:`UnsupportedMedia`.
+    """
+    if ticks == 0:
+        return fragment
+    new_time = fragment.base_media_decode_time + ticks
+    if new_time < 0:
+        raise ValueError("a shift cannot move the timeline before 0")
+    data = bytearray(fragment.data)
+    for box in iter_boxes(fragment.data):
+        if box.type == "prft":
+            version = data[box.payload_start]
+            at = box.payload_start + 4 + 4 + 8  # version/flags, reference_track_ID, ntp_timestamp
+            _patch_uint(
+                data,
+                at,
+                8 if version == 1 else 4,
+                int.from_bytes(data[at : at + (8 if version == 1 else 4)], "big") + ticks,
+            )
+        elif box.type == "moof":
+            for traf in children(box):
+                if traf.type != "traf":
+                    continue
+                for child in children(traf):
+                    if child.type == "tfdt":
+                        version = data[child.payload_start]
+                        _patch_uint(
+                            data, child.payload_start + 4, 8 if version == 1 else 4, new_time
+                        )
+    prft = fragment.prft
+    if prft is not None:
+        prft = replace(prft, media_time=prft.media_time + ticks)
+    return replace(
+        fragment,
+        data=bytes(data),
+        base_media_decode_time=new_time,
+        earliest_presentation_time=fragment.earliest_presentation_time + ticks,
+        prft=prft,
+    )
+
+
+def _patch_uint(data: bytearray, at: int, size: int, value: int) -> None:
+    if not 0 <= value < 1 << (8 * size):
+        raise UnsupportedMedia(
+            f"time {value} does not fit a {8 * size}-bit field; the stream needs version 1 boxes"
+        )
+    data[at : at + size] = value.to_bytes(size, "big")
 
 
 def _parse_prft(box: Box) -> ProducerReference:

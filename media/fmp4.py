@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from ._boxes import box_header
 from ._demux import split_init_segment, split_muxed_chunk
-from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment
+from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment, shift_fragment
 from ._init import InitSegment, TrackInfo, parse_init_segment
 from .errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox
 
@@ -42,6 +42,7 @@ __all__ = [
     "is_sync_sample",
     "parse_fragment",
     "parse_init_segment",
+    "shift_fragment",
     "split_fmp4",
 ]
 

@@ -20,11 +20,16 @@ from dataclasses import dataclass
 
 from ._fragment import Fragment
 
-__all__ = ["AssemblerStatistics", "GroupAssembler", "MediaObject"]
+__all__ = ["AssemblerStatistics", "GroupAssembler", "MediaObject", "group_slot"]
 
 # A keyframe this close before a boundary (as a fraction of the group duration)
 # counts as on it: audio frames rarely land exactly on the boundary.
 _BOUNDARY_TOLERANCE = 0.05
+
+
+def group_slot(seconds: float, group_duration: float) -> int:
+    """The group index, counted from 0, of a media time on a ``group_duration`` grid."""
+    return math.floor(seconds / group_duration + _BOUNDARY_TOLERANCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ class GroupAssembler:
 
     def _slot(self, fragment: Fragment) -> int:
         assert self._group_duration is not None
-        return math.floor(fragment.start_seconds / self._group_duration + _BOUNDARY_TOLERANCE)
+        return group_slot(fragment.start_seconds, self._group_duration)
 
     def _starts_group(self, fragment: Fragment) -> bool:
         if self._group_id is None or self._group_duration is None:

@@ -10,8 +10,10 @@ returns:
 - :class:`ObjectReady` for each fragment, placed as (group, object) with group
   ids shared by all tracks for the same media time.
 
-A restart (new ffmpeg, encoder reconnect) resets the media timeline; create the
-new packager with ``first_group_id=old.next_group_id()`` so ids keep increasing.
+A restart (new ffmpeg, encoder reconnect) starts a new media timeline at 0.
+Create the successor with ``resume=old.resume_point()``: it shifts the new timeline
+to start where the old one ended and keeps group ids increasing, so viewers see
+one continuous, monotonic track.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ._fragment import Fragment
+from ._fragment import Fragment, shift_fragment
 from ._init import InitSegment
 from .catalog import Catalog, CatalogTrack
 from .errors import MediaError, UnsupportedMedia
-from .grouping import GroupAssembler, MediaObject
+from .grouping import GroupAssembler, MediaObject, group_slot
 
-__all__ = ["BroadcastPackager", "CatalogUpdate", "ObjectReady", "TrackPlan", "build_catalog"]
+__all__ = [
+    "BroadcastPackager",
+    "CatalogUpdate",
+    "ObjectReady",
+    "ResumePoint",
+    "TrackPlan",
+    "build_catalog",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,15 @@ class TrackPlan:
     alt_group: int | None = None
     priority: int | None = None
     label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """``timeline_offset``: where the latest track ended (seconds); ``first_group_id``:
+    makes every group id of the successor greater than the ones used before."""
+
+    timeline_offset: float
+    first_group_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +106,16 @@ class BroadcastPackager:
         namespace: str | None = None,
         group_duration: float | None = 2.0,
         first_group_id: int = 0,
+        timeline_offset: float = 0.0,
+        resume: ResumePoint | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if resume is not None:
+            first_group_id, timeline_offset = resume.first_group_id, resume.timeline_offset
+        if timeline_offset < 0:
+            raise ValueError("timeline_offset must be >= 0")
+        self._offset = timeline_offset
+        self._ends: dict[str, float] = {}
         self._plans = tuple(tracks)
         names = [p.name for p in self._plans]
         if not names or len(set(names)) != len(names):
@@ -121,6 +147,9 @@ class BroadcastPackager:
                 return []
             self._inits[track] = item
             return self._maybe_catalog()
+        if self._offset:
+            item = shift_fragment(item, round(self._offset * item.timescale))
+        self._ends[track] = max(self._ends.get(track, 0.0), item.end_time / item.timescale)
         obj = assembler.push(item)
         return [] if obj is None else [ObjectReady(track, obj)]
 
@@ -137,6 +166,15 @@ class BroadcastPackager:
             a.current_group_id for a in self._assemblers.values() if a.current_group_id is not None
         ]
         return max(used) + 1 if used else self._first_group_id
+
+    def resume_point(self) -> ResumePoint:
+        """Where a successor packager (after a restart) continues the timeline and the ids."""
+        offset = max(self._ends.values(), default=self._offset)
+        following = self.next_group_id()
+        if self._group_duration is None:
+            return ResumePoint(offset, following)
+        slot = group_slot(offset, self._group_duration)
+        return ResumePoint(offset, max(0, following - slot))
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -18,10 +18,12 @@ PUBLIC = {
     },
     "media.fmp4": {
         "Fmp4Splitter", "Fragment", "InitSegment", "ProducerReference", "SplitterStatistics", "TrackInfo",
-        "is_sync_sample", "parse_fragment", "parse_init_segment", "split_fmp4",
+        "is_sync_sample", "parse_fragment", "parse_init_segment", "shift_fragment", "split_fmp4",
     },
-    "media.grouping": {"AssemblerStatistics", "GroupAssembler", "MediaObject"},
-    "media.packager": {"BroadcastPackager", "CatalogUpdate", "ObjectReady", "TrackPlan", "build_catalog"},
+    "media.grouping": {"AssemblerStatistics", "GroupAssembler", "MediaObject", "group_slot"},
+    "media.packager": {
+        "BroadcastPackager", "CatalogUpdate", "ObjectReady", "ResumePoint", "TrackPlan", "build_catalog",
+    },
     "media.catalog": {
         "CATALOG_TRACK", "CATALOG_TRACK_NAMES", "MSF_CATALOG_TRACK", "MSF_VERSION", "PACKAGING_CMAF",
         "Catalog", "CatalogTrack", "is_catalog_track",
