@@ -23,7 +23,7 @@ from .errors import (
 from .fmp4 import Fmp4Splitter, Fragment, InitSegment, ProducerReference, TrackInfo, split_fmp4
 from .grouping import GroupAssembler, MediaObject
 from .ladder import AudioSpec, LadderSpec, VideoRung
-from .packager import BroadcastPackager, CatalogUpdate, ObjectReady, TrackPlan
+from .packager import BroadcastPackager, CatalogUpdate, ObjectReady, ResumePoint, TrackPlan
 
 __all__ = [
     "CATALOG_TRACK",
@@ -46,6 +46,7 @@ __all__ = [
     "MediaObject",
     "ObjectReady",
     "ProducerReference",
+    "ResumePoint",
     "TrackInfo",
     "TrackPlan",
     "TruncatedStream",
