@@ -159,6 +159,7 @@ class SessionCore:
         # ours, for data we send.  Each space belongs to its publisher.
         self._rx_aliases: dict[int, SubReq] = {}
         self._tx_aliases: dict[int, SubReq] = {}
+        self._next_alias = 0
         self._goaway_sent = False
         self._peer_goaway = False
         self._goaway_deadline: float | None = None
@@ -613,16 +614,19 @@ class SessionCore:
         return request_id not in self._requests and self._issued(request_id)
 
     def _pick_alias(self, wanted: int | None) -> int:
-        """A track alias for data we send: ``wanted`` if free, else the lowest free one."""
+        """A track alias for data we send: ``wanted`` if free, else a fresh one."""
         if wanted is not None:
             if not 0 <= wanted < (1 << 62):
                 raise LocalError(f"track alias {wanted} is not a varint")
             if wanted in self._tx_aliases:
                 raise LocalError(f"track alias {wanted} is in use")
             return wanted
-        alias = len(self._tx_aliases)
+        # Never reuse an alias within the session: streams of an ended subscription may
+        # still be in flight, and a reused alias would route them to the new track.
+        alias = self._next_alias
         while alias in self._tx_aliases:
             alias += 1
+        self._next_alias = alias + 1
         return alias
 
     # --- timers ------------------------------------------------------------------------

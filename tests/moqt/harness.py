@@ -9,6 +9,7 @@ QUIC connection that delivers everything in order, optionally in tiny chunks.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,18 +163,39 @@ class SessionPair:
         elif op.kind == "close":
             to.events += session.connection_lost(op.code, op.reason, now)
 
-    def step(self) -> bool:
-        """Deliver one queued operation in each direction; False when nothing was queued."""
+    def step(self, rng: random.Random | None = None) -> bool:
+        """Deliver one queued operation in each direction; False when nothing was queued.
+
+        With ``rng`` the operation is picked at random among the oldest pending one of
+        each stream (QUIC keeps order within a stream, not across streams; datagrams
+        may overtake anything), so control messages and data streams interleave the
+        way a real network may reorder them.  A close always goes last.
+        """
         moved = False
         for src, dst in ((self.c, self.s), (self.s, self.c)):
-            if src.transport.outbox:
-                self._apply(src.transport.outbox.popleft(), dst)
-                moved = True
+            outbox = src.transport.outbox
+            if not outbox:
+                continue
+            index = 0
+            if rng is not None:
+                heads: dict[object, int] = {}
+                for i, op in enumerate(outbox):
+                    key: object = ("dgram", i) if op.kind == "datagram" else op.stream_id
+                    if op.kind != "close":
+                        heads.setdefault(key, i)
+                if heads:
+                    index = rng.choice(sorted(heads.values()))
+            op = outbox[index]
+            del outbox[index]
+            self._apply(op, dst)
+            moved = True
         return moved
 
-    def deliver_until_idle(self, max_steps: int = 100_000) -> None:
+    def deliver_until_idle(
+        self, max_steps: int = 100_000, *, rng: random.Random | None = None
+    ) -> None:
         for _ in range(max_steps):
-            if not self.step():
+            if not self.step(rng):
                 return
         raise AssertionError("the sessions never went idle")
 
