@@ -1,0 +1,686 @@
+"""Per-subscriber send scheduling: drop by priority instead of stalling.
+
+One :class:`SubscriberScheduler` per downstream session (a viewer's connection)
+sits between the relay's forwarder and ``moqt.session.Session``'s data-out
+methods. Sans-I/O: time is passed in as ``now``; the only thing it asks the
+world is ``send_backlog()``, the bytes the connection has queued in QUIC but
+not yet put on the wire (``moqt.aio``'s transports expose it).
+
+Order of sending - draft-ietf-moq-transport-16, section "Priorities",
+subsection "Scheduling Algorithm": among the schedulable objects (the next
+object of a subgroup, or a datagram) the one with the highest *subscriber*
+priority goes first (lowest number), then the highest *publisher* priority,
+then, within one subscription, the subscription's *group order*, then the
+lowest subgroup id (datagrams: object id). Equal priorities across different
+subscriptions are "implementation-defined": here the one waiting longest.
+
+As long as the transport keeps up (backlog below ``backlog_threshold`` and
+nothing queued) an object is written straight through: no queue, no copy.
+Otherwise it is queued (references to the relay's cached objects, never
+copies) and :meth:`SubscriberScheduler.pump` - called on every arrival and
+whenever the connection may have room again - writes queued objects in the
+order above while the backlog stays below the threshold.
+
+Objects inside one subgroup stream are never reordered nor dropped: a stream
+is only ever abandoned as a whole, with RESET_STREAM ("Stream Cancellation":
+streams "MAY be canceled due to congestion"; "The publisher and subscriber
+MUST cancel a stream, preferably the one with the lowest priority, after
+reaching a resource limit"), and an abandoned subgroup is never reopened.
+When the connection cannot keep up, in this order:
+
+a. *Skip stale groups, lower priorities first.* A group is stale once a newer
+   group of the same track has arrived. Walking the tracks from the lowest
+   priority up, a track whose stale group has an object waiting longer than
+   ``skip_after`` skips every group older than its newest one (queued objects
+   dropped, open streams reset, late objects of them dropped on arrival). After
+   each track the scheduler tries to send again and stops skipping as soon as
+   the queue drained, so higher priorities keep their older groups when
+   skipping the lower ones was enough.
+b. *Jump to the newest group.* A track whose oldest queued object waited
+   longer than ``max_lag`` (its newest group is already too old) drops what it
+   has queued and resumes at the next group that starts.
+c. *TOO_FAR_BEHIND.* The subscriber is *behind* while its highest-priority
+   track loses data to (a)/(b) or to the memory bound and has not caught up
+   since (caught up = nothing of it queued). Behind for
+   ``too_far_behind_after`` seconds ends every subscription of the subscriber
+   with PUBLISH_DONE ``TOO_FAR_BEHIND`` (draft-16, DELIVERY TIMEOUT: "If a
+   subscriber fails to consume Objects at a sufficient rate, ... the publisher
+   MAY terminate the subscription with error TOO_FAR_BEHIND").
+
+Memory is bounded by ``max_queued_bytes`` (payload plus a fixed per-object
+overhead): an object that does not fit first evicts whole subgroups of
+lower-priority tracks (``low_priority``), then older groups of its own
+priority (``queue_full``), else its own subgroup is abandoned (``queue_full``).
+Every dropped object is counted under a :class:`DropReason` whose values are
+the ``reason`` labels of ``clutchcall_drops_total`` (``mesh.metrics``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import structlog
+
+from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode
+from moqt.session import Session, SubgroupHandle
+from moqt.types import GroupOrder
+
+from ._cache import CachedObject
+from ._scheduling import OBJECT_OVERHEAD, DropReason, SchedulerLimits, SchedulerStatistics
+
+__all__ = [
+    "OBJECT_OVERHEAD",
+    "DropReason",
+    "SchedulerLimits",
+    "SchedulerStatistics",
+    "SubscriberScheduler",
+]
+
+logger = structlog.get_logger("mesh.relay")
+
+# (group id, subgroup id); subgroup None = the track's datagrams of that group.
+_Key = tuple[int, int | None]
+
+_MAX_DROPPED_MARKS = 1024
+
+
+class _Subgroup:
+    """A subgroup stream (or a group's datagrams) of one track for one subscriber."""
+
+    __slots__ = ("fin", "group_id", "handle", "objects", "priority", "seq", "subgroup_id")
+
+    def __init__(self, group_id: int, subgroup_id: int | None, priority: int, seq: int) -> None:
+        self.group_id = group_id
+        self.subgroup_id = subgroup_id
+        self.priority = priority
+        self.seq = seq  # order of creation: ties between equal priorities
+        self.objects: deque[tuple[float, CachedObject]] = deque()
+        self.handle: SubgroupHandle | None = None
+        self.fin = False  # the upstream stream ended: FIN once the queue is written
+
+
+class _TrackQueue:
+    """One subscription of the subscriber: its priority, order and subgroups."""
+
+    __slots__ = (
+        "descending",
+        "dropped",
+        "floor",
+        "newest",
+        "publisher_priority",
+        "queued",
+        "request_id",
+        "subgroups",
+        "subscriber_priority",
+    )
+
+    def __init__(self, request_id: int, subscriber_priority: int, descending: bool) -> None:
+        self.request_id = request_id
+        self.subscriber_priority = subscriber_priority
+        self.descending = descending
+        self.publisher_priority = 128  # of the latest object: ranks the track
+        self.subgroups: dict[_Key, _Subgroup] = {}
+        self.newest = -1  # newest group id seen
+        self.floor = 0  # groups below were skipped
+        self.dropped: dict[_Key, DropReason] = {}  # abandoned subgroups of groups >= floor
+        self.queued = 0  # objects queued in this track
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (self.subscriber_priority, self.publisher_priority)
+
+    def oldest(self) -> float | None:
+        times = [sg.objects[0][0] for sg in self.subgroups.values() if sg.objects]
+        return min(times) if times else None
+
+    def head(self) -> _Subgroup | None:
+        """Its next schedulable subgroup: publisher priority, group order, subgroup id."""
+        best: _Subgroup | None = None
+        best_key: tuple[int, int, int] | None = None
+        for sg in self.subgroups.values():
+            if not sg.objects:
+                continue
+            group = -sg.group_id if self.descending else sg.group_id
+            key = (sg.priority, group, -1 if sg.subgroup_id is None else sg.subgroup_id)
+            if best_key is None or key < best_key:
+                best, best_key = sg, key
+        return best
+
+
+class SubscriberScheduler:
+    """Everything one downstream session is sent for its subscriptions (see module doc)."""
+
+    def __init__(
+        self,
+        session: Session,
+        send_backlog: Callable[[], int],
+        limits: SchedulerLimits | None = None,
+        *,
+        on_too_far_behind: Callable[[int], None] | None = None,
+        name: str = "",
+    ) -> None:
+        self._session = session
+        self._backlog = send_backlog
+        self.limits = limits or SchedulerLimits()
+        self._on_too_far_behind = on_too_far_behind
+        self._tracks: dict[int, _TrackQueue] = {}
+        self._seq = 0
+        self._queued_objects = 0
+        self._queued_bytes = 0
+        self._queued_peak = 0
+        self._open = 0
+        self._behind_since: float | None = None
+        self._top_drops = 0  # times the highest priority lost data
+        self._exit_backlog = 0  # the transport backlog when we last wrote
+        self._lag = 0.0
+        self._last_now = 0.0  # the latest time passed in
+        self._ended_total = 0
+        self._pumping = False
+        self._sent_objects = 0
+        self._sent_bytes = 0
+        self._queued_total = 0
+        self._streams_reset = 0
+        self._groups_skipped = 0
+        self._jumps = 0
+        self._cancelled = 0
+        self._drops = dict.fromkeys(DropReason, 0)
+        self._log = logger.bind(session=name) if name else logger
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def add_track(
+        self,
+        request_id: int,
+        *,
+        subscriber_priority: int = 128,
+        group_order: GroupOrder = GroupOrder.ASCENDING,
+    ) -> None:
+        """Schedule subscription ``request_id`` (an accepted SUBSCRIBE or our PUBLISH)."""
+        if not 0 <= subscriber_priority <= 255:
+            raise ValueError("subscriber priority is 0..255")
+        self._tracks[request_id] = _TrackQueue(
+            request_id, subscriber_priority, group_order == GroupOrder.DESCENDING
+        )
+
+    def set_subscriber_priority(self, request_id: int, subscriber_priority: int) -> None:
+        """REQUEST_UPDATE changed it: applies to everything not yet written."""
+        if not 0 <= subscriber_priority <= 255:
+            raise ValueError("subscriber priority is 0..255")
+        track = self._tracks.get(request_id)
+        if track is not None:
+            track.subscriber_priority = subscriber_priority
+
+    def remove_track(self, request_id: int) -> None:
+        """The subscription is gone (UNSUBSCRIBE, session end): reset what is open, forget it."""
+        track = self._tracks.pop(request_id, None)
+        if track is None:
+            return
+        for sg in track.subgroups.values():
+            self._forget_queue(sg)
+            if sg.handle is not None:
+                self._reset(sg)
+
+    def finish_track(self, request_id: int) -> None:
+        """The track ended upstream: write what is queued (bounded), FIN every open stream
+        and forget the subscription (the caller sends PUBLISH_DONE next)."""
+        track = self._tracks.pop(request_id, None)
+        if track is None:
+            return
+        for sg in sorted(track.subgroups.values(), key=lambda s: s.seq):
+            try:
+                while sg.objects:
+                    self._write(track, sg)
+                if sg.handle is not None and not sg.handle.closed:
+                    self._session.end_subgroup(sg.handle)
+            except LocalError as exc:
+                self._log.debug("finish_failed", request_id=request_id, error=str(exc))
+            self._forget_queue(sg)
+            if sg.handle is not None:
+                sg.handle = None
+                self._open -= 1
+
+    @property
+    def request_ids(self) -> list[int]:
+        return list(self._tracks)
+
+    @property
+    def behind(self) -> bool:
+        """The highest-priority track lost data and has not caught up since."""
+        return self._behind_since is not None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued: :meth:`pump` has nothing to do until the next object."""
+        return self._queued_objects == 0 and self._behind_since is None
+
+    @property
+    def queued_objects(self) -> int:
+        return self._queued_objects
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    # --- upstream data -----------------------------------------------------------------
+
+    def push(self, request_id: int, obj: CachedObject, now: float) -> None:
+        """One object for subscription ``request_id``: written now, queued, or dropped."""
+        track = self._tracks.get(request_id)
+        if track is None:
+            return
+        self._last_now = now
+        group_id = obj.group_id
+        if group_id < track.floor:
+            self._drop(DropReason.STALE_GROUP)
+            return
+        key: _Key = (group_id, obj.subgroup_id)
+        reason = track.dropped.get(key)
+        if reason is not None:
+            self._drop(reason)
+            return
+        if group_id > track.newest:
+            track.newest = group_id
+        track.publisher_priority = obj.publisher_priority
+        sg = track.subgroups.get(key)
+        if sg is None:
+            self._seq += 1
+            sg = _Subgroup(group_id, obj.subgroup_id, obj.publisher_priority, self._seq)
+            track.subgroups[key] = sg
+        elif sg.fin:
+            return  # after the upstream FIN: cannot belong to this stream
+        if self._queued_objects == 0:
+            backlog = self._backlog()
+            if backlog < self.limits.backlog_threshold:
+                # Fast path: nothing waits and the connection keeps up.
+                self._exit_backlog = backlog + len(obj.payload)
+                try:
+                    self._send(track, sg, obj)
+                except LocalError as exc:
+                    self._failed(track, exc)
+                return
+        if not self._make_room(track, sg, obj, now):
+            return
+        sg.objects.append((now, obj))
+        track.queued += 1
+        self._queued_objects += 1
+        self._queued_bytes += len(obj.payload) + OBJECT_OVERHEAD
+        self._queued_total += 1
+        if self._queued_bytes > self._queued_peak:
+            self._queued_peak = self._queued_bytes
+        self.pump(now)
+
+    def end_subgroup(self, request_id: int, group_id: int, subgroup_id: int, now: float) -> None:
+        """The upstream subgroup stream ended (FIN): FIN ours once its queue is written."""
+        track = self._tracks.get(request_id)
+        if track is None:
+            return
+        key: _Key = (group_id, subgroup_id)
+        if track.dropped.pop(key, None) is not None:
+            return
+        sg = track.subgroups.get(key)
+        if sg is None:
+            return
+        sg.fin = True
+        if not sg.objects:
+            self._close(track, sg)
+        else:
+            self.pump(now)
+
+    def reset_subgroup(self, request_id: int, group_id: int, subgroup_id: int) -> None:
+        """The upstream reset the subgroup stream: so do we, with what is still queued."""
+        track = self._tracks.get(request_id)
+        if track is None:
+            return
+        key: _Key = (group_id, subgroup_id)
+        track.dropped.pop(key, None)
+        sg = track.subgroups.pop(key, None)
+        if sg is None:
+            return
+        self._cancelled += len(sg.objects)
+        self._unqueue(track, sg)
+        if sg.handle is not None:
+            self._reset(sg)
+
+    # --- scheduling --------------------------------------------------------------------
+
+    def pump(self, now: float) -> None:
+        """Write what the connection takes, then respond to congestion (module doc a-c)."""
+        if self._pumping:
+            return
+        self._last_now = now
+        self._pumping = True
+        try:
+            entry = self._backlog()
+            # Bytes left the connection since we last wrote (resets of ours aside).
+            moved = entry == 0 or entry < self._exit_backlog
+            top_drops = self._top_drops
+            self._drain()
+            if self._queued_objects:
+                self._respond(now)
+            self._check_behind(now, caught_up=moved and self._top_drops == top_drops)
+            self._exit_backlog = self._backlog()
+        finally:
+            self._pumping = False
+
+    def _drain(self) -> None:
+        threshold = self.limits.backlog_threshold
+        while self._queued_objects and self._backlog() < threshold:
+            best = self._next()
+            if best is None:
+                return
+            track, sg = best
+            try:
+                self._write(track, sg)
+            except LocalError as exc:
+                self._failed(track, exc)
+
+    def _next(self) -> tuple[_TrackQueue, _Subgroup] | None:
+        best: tuple[_TrackQueue, _Subgroup] | None = None
+        best_key: tuple[int, int, float, int] | None = None
+        for track in self._tracks.values():
+            if not track.queued:
+                continue
+            sg = track.head()
+            if sg is None:
+                continue
+            key = (track.subscriber_priority, sg.priority, sg.objects[0][0], sg.seq)
+            if best_key is None or key < best_key:
+                best, best_key = (track, sg), key
+        return best
+
+    def _write(self, track: _TrackQueue, sg: _Subgroup) -> None:
+        _, obj = sg.objects.popleft()
+        track.queued -= 1
+        self._queued_objects -= 1
+        self._queued_bytes -= len(obj.payload) + OBJECT_OVERHEAD
+        self._send(track, sg, obj)
+
+    def _send(self, track: _TrackQueue, sg: _Subgroup, obj: CachedObject) -> None:
+        session = self._session
+        if sg.subgroup_id is None:
+            session.send_object_datagram(
+                track.request_id,
+                obj.group_id,
+                obj.object_id,
+                obj.payload,
+                priority=obj.publisher_priority,
+                extensions=obj.extensions,
+                status=obj.status,
+            )
+            if not sg.objects:
+                track.subgroups.pop((sg.group_id, None), None)
+        else:
+            handle = sg.handle
+            if handle is None:
+                if self._open >= self.limits.max_open_subgroups:
+                    self._reset_oldest_stream()
+                handle = session.open_subgroup(
+                    track.request_id, obj.group_id, sg.subgroup_id, priority=sg.priority
+                )
+                sg.handle = handle
+                self._open += 1
+            elif handle.closed:  # the viewer sent STOP_SENDING, or the session closed
+                self._cancelled += 1 + len(sg.objects)
+                self._abandon(track, sg, None, 0.0)
+                return
+            last = handle.last_object_id
+            if last is not None and obj.object_id <= last:
+                return  # a duplicate: never reorder inside a stream
+            session.write_object(
+                handle, obj.object_id, obj.payload, extensions=obj.extensions, status=obj.status
+            )
+            if sg.fin and not sg.objects:
+                self._close(track, sg)
+        self._sent_objects += 1
+        self._sent_bytes += len(obj.payload)
+
+    # --- congestion response -----------------------------------------------------------
+
+    def _respond(self, now: float) -> None:
+        lowest_first = sorted(self._tracks.values(), key=lambda t: t.rank, reverse=True)
+        # (a) stale groups, lowest priority first, until the queue drains.
+        for track in lowest_first:
+            if self._has_stale(track, now):
+                self._groups_skipped += 1
+                self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
+                self._drain()
+                if not self._queued_objects:
+                    return
+        # (b) a track lagging more than max_lag jumps to the next group.
+        for track in lowest_first:
+            oldest = track.oldest()
+            if oldest is not None and now - oldest > self.limits.max_lag:
+                self._jumps += 1
+                self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
+                self._drain()
+
+    def _has_stale(self, track: _TrackQueue, now: float) -> bool:
+        deadline = now - self.limits.skip_after
+        return any(
+            sg.group_id < track.newest and sg.objects and sg.objects[0][0] <= deadline
+            for sg in track.subgroups.values()
+        )
+
+    def _skip_below(self, track: _TrackQueue, floor: int, reason: DropReason, now: float) -> None:
+        """Abandon every subgroup of ``track`` in a group below ``floor``."""
+        if floor <= track.floor:
+            return
+        track.floor = floor
+        for key in [k for k in track.dropped if k[0] < floor]:
+            del track.dropped[key]
+        for key, sg in list(track.subgroups.items()):
+            if key[0] < floor:
+                self._abandon(track, sg, reason, now)
+
+    def _abandon(
+        self, track: _TrackQueue, sg: _Subgroup, reason: DropReason | None, now: float
+    ) -> None:
+        """Drop ``sg``'s queue (counted under ``reason``), reset its stream, refuse the rest.
+        ``reason`` None: not our decision (the viewer stopped the stream)."""
+        key: _Key = (sg.group_id, sg.subgroup_id)
+        track.subgroups.pop(key, None)
+        if reason is not None:
+            self._drops[reason] += len(sg.objects)
+            if (sg.objects or sg.handle is not None) and self._is_top(track):
+                self._note_behind(now)
+        self._unqueue(track, sg)
+        if sg.handle is not None:
+            self._reset(sg)
+        if not sg.fin and sg.group_id >= track.floor:
+            track.dropped[key] = reason or DropReason.STALE_GROUP
+            if len(track.dropped) > _MAX_DROPPED_MARKS:
+                del track.dropped[min(track.dropped, key=_sort_key)]
+
+    def _make_room(self, track: _TrackQueue, sg: _Subgroup, obj: CachedObject, now: float) -> bool:
+        """Keep the memory bound: evict lower priorities, then older groups, else drop ``sg``."""
+        need = len(obj.payload) + OBJECT_OVERHEAD
+        limit = self.limits.max_queued_bytes
+        if self._queued_bytes + need <= limit:
+            return True
+        rank = (track.subscriber_priority, sg.priority)
+        for victim_track, victim, reason in self._victims(track, sg, rank):
+            self._abandon(victim_track, victim, reason, now)
+            if self._queued_bytes + need <= limit:
+                return True
+        # Nothing else to give up: the object goes, and with it its subgroup stream
+        # (a datagram goes alone).
+        self._drops[DropReason.QUEUE_FULL] += 1
+        if sg.subgroup_id is not None:
+            self._abandon(track, sg, DropReason.QUEUE_FULL, now)
+        elif not sg.objects:
+            track.subgroups.pop((sg.group_id, None), None)
+        if self._is_top(track):
+            self._note_behind(now)
+        return False
+
+    def _victims(
+        self, track: _TrackQueue, sg: _Subgroup, rank: tuple[int, int]
+    ) -> Iterator[tuple[_TrackQueue, _Subgroup, DropReason]]:
+        candidates: list[tuple[tuple[int, int], int, _TrackQueue, _Subgroup]] = []
+        for other in self._tracks.values():
+            for victim in other.subgroups.values():
+                if victim is sg or not victim.objects:
+                    continue
+                victim_rank = (other.subscriber_priority, victim.priority)
+                if victim_rank > rank or (
+                    victim_rank == rank
+                    and (other is not track or victim.group_id < sg.group_id)
+                    and victim.seq < sg.seq
+                ):
+                    candidates.append((victim_rank, victim.seq, other, victim))
+        # Lowest priority first, then oldest first.
+        candidates.sort(key=lambda c: (-c[0][0], -c[0][1], c[1]))
+        for victim_rank, _, other, victim in candidates:
+            yield (
+                other,
+                victim,
+                (DropReason.LOW_PRIORITY if victim_rank > rank else DropReason.QUEUE_FULL),
+            )
+
+    def _is_top(self, track: _TrackQueue) -> bool:
+        """Whether ``track`` is of the subscriber's highest priority (lowest rank)."""
+        rank = track.rank
+        return all(rank <= other.rank for other in self._tracks.values())
+
+    def _note_behind(self, now: float) -> None:
+        self._top_drops += 1
+        if self._behind_since is None:
+            self._behind_since = now
+
+    def _check_behind(self, now: float, *, caught_up: bool) -> None:
+        """``caught_up``: the connection moved bytes since the last pump and the highest
+        priority lost nothing in this one; with nothing of it queued, it is not behind."""
+        oldest = [t.oldest() for t in self._tracks.values()]
+        times = [t for t in oldest if t is not None]
+        self._lag = now - min(times) if times else 0.0
+        if self._behind_since is None:
+            return
+        if caught_up and not any(t.queued for t in self._tracks.values() if self._is_top(t)):
+            self._behind_since = None
+            return
+        limit = self.limits.too_far_behind_after
+        if limit is not None and now - self._behind_since >= limit:
+            self._end_too_far_behind(now)
+
+    def _end_too_far_behind(self, now: float) -> None:
+        self._ended_total += 1
+        ended = list(self._tracks)
+        self._log.info(
+            "subscriber_too_far_behind",
+            behind_for=round(now - (self._behind_since or now), 3),
+            subscriptions=len(ended),
+            queued_objects=self._queued_objects,
+        )
+        for track in list(self._tracks.values()):
+            for sg in list(track.subgroups.values()):
+                self._abandon(track, sg, DropReason.TOO_FAR_BEHIND, now)
+        self._tracks.clear()
+        self._behind_since = None
+        for request_id in ended:
+            try:
+                self._session.publish_done(
+                    request_id, PublishDoneCode.TOO_FAR_BEHIND, "subscriber too far behind"
+                )
+            except LocalError as exc:
+                self._log.debug("publish_done_failed", request_id=request_id, error=str(exc))
+            if self._on_too_far_behind is not None:
+                self._on_too_far_behind(request_id)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _close(self, track: _TrackQueue, sg: _Subgroup) -> None:
+        """FIN ``sg``'s stream (its queue is empty and the upstream ended it)."""
+        track.subgroups.pop((sg.group_id, sg.subgroup_id), None)
+        handle = sg.handle
+        if handle is None:
+            return
+        sg.handle = None
+        self._open -= 1
+        try:
+            self._session.end_subgroup(handle)
+        except LocalError as exc:
+            self._failed(track, exc)
+
+    def _reset(self, sg: _Subgroup) -> None:
+        handle = sg.handle
+        assert handle is not None
+        sg.handle = None
+        self._open -= 1
+        if handle.closed:
+            return
+        self._streams_reset += 1
+        try:
+            self._session.reset_subgroup(handle, DataStreamResetCode.CANCELLED)
+        except LocalError as exc:
+            self._log.debug("reset_failed", error=str(exc))
+
+    def _reset_oldest_stream(self) -> None:
+        oldest: tuple[_TrackQueue, _Subgroup] | None = None
+        for track in self._tracks.values():
+            for sg in track.subgroups.values():
+                if sg.handle is not None and (oldest is None or sg.seq < oldest[1].seq):
+                    oldest = (track, sg)
+        if oldest is not None:
+            self._abandon(oldest[0], oldest[1], DropReason.QUEUE_FULL, self._last_now)
+
+    def _unqueue(self, track: _TrackQueue, sg: _Subgroup) -> None:
+        count = len(sg.objects)
+        if not count:
+            return
+        size = sum(len(obj.payload) for _, obj in sg.objects) + count * OBJECT_OVERHEAD
+        sg.objects.clear()
+        track.queued -= count
+        self._queued_objects -= count
+        self._queued_bytes -= size
+
+    def _forget_queue(self, sg: _Subgroup) -> None:
+        """Unqueue without a track (it was already removed from the scheduler)."""
+        count = len(sg.objects)
+        if count:
+            self._queued_objects -= count
+            self._queued_bytes -= (
+                sum(len(obj.payload) for _, obj in sg.objects) + count * OBJECT_OVERHEAD
+            )
+            sg.objects.clear()
+
+    def _drop(self, reason: DropReason) -> None:
+        self._drops[reason] += 1
+
+    def _failed(self, track: _TrackQueue, exc: LocalError) -> None:
+        """A session call refused (the subscription or session is gone): stop serving it."""
+        self._log.debug("forward_failed", request_id=track.request_id, error=str(exc))
+        if self._tracks.get(track.request_id) is track:
+            self.remove_track(track.request_id)
+
+    # --- introspection -----------------------------------------------------------------
+
+    def drops(self) -> dict[DropReason, int]:
+        return dict(self._drops)
+
+    def statistics(self) -> SchedulerStatistics:
+        return SchedulerStatistics(
+            tracks=len(self._tracks),
+            queued_objects=self._queued_objects,
+            queued_bytes=self._queued_bytes,
+            queued_bytes_peak=self._queued_peak,
+            open_subgroups=self._open,
+            objects_sent=self._sent_objects,
+            bytes_sent=self._sent_bytes,
+            objects_queued_total=self._queued_total,
+            streams_reset=self._streams_reset,
+            groups_skipped=self._groups_skipped,
+            jumps=self._jumps,
+            dropped_stale_group=self._drops[DropReason.STALE_GROUP],
+            dropped_low_priority=self._drops[DropReason.LOW_PRIORITY],
+            dropped_queue_full=self._drops[DropReason.QUEUE_FULL],
+            dropped_too_far_behind=self._drops[DropReason.TOO_FAR_BEHIND],
+            discarded_cancelled=self._cancelled,
+            lag=self._lag,
+            behind=self._behind_since is not None,
+            ended_too_far_behind=self._ended_total,
+        )
+
+
+def _sort_key(key: _Key) -> tuple[int, int]:
+    return (key[0], -1 if key[1] is None else key[1])

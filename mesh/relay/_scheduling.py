@@ -1,0 +1,87 @@
+"""Value types of the per-subscriber scheduler: limits, drop reasons, statistics.
+
+See :mod:`mesh.relay._scheduler` for what they govern.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["OBJECT_OVERHEAD", "DropReason", "SchedulerLimits", "SchedulerStatistics"]
+
+#: Bytes a queued object is charged on top of its payload (tuple, deque slot, ...).
+OBJECT_OVERHEAD = 64
+
+
+class DropReason(enum.StrEnum):
+    """Why objects were not delivered; the values are ``mesh.metrics.DropReason``'s labels."""
+
+    STALE_GROUP = "stale_group"  # a newer group of the track exists, or older than max_lag
+    LOW_PRIORITY = "low_priority"  # evicted to make room for higher-priority data
+    QUEUE_FULL = "queue_full"  # memory bound reached and nothing of lower priority to evict
+    TOO_FAR_BEHIND = "too_far_behind"  # discarded when the subscriber was ended
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLimits:
+    """Tuning of every :class:`SubscriberScheduler` of a relay."""
+
+    #: Write while the transport's unsent bytes are below this.
+    backlog_threshold: int = 16 * 1024
+    #: Bound of the bytes queued per subscriber (payload + OBJECT_OVERHEAD each).
+    max_queued_bytes: int = 4 << 20
+    #: A stale group is skipped once one of its objects waited this long (seconds).
+    skip_after: float = 0.1
+    #: A track whose oldest queued object waited longer jumps to the next group.
+    max_lag: float = 2.0
+    #: Behind this long -> PUBLISH_DONE TOO_FAR_BEHIND; None never ends a subscriber.
+    too_far_behind_after: float | None = 5.0
+    #: Subgroup streams open at once per subscriber; beyond, the oldest is reset.
+    max_open_subgroups: int = 64
+
+    def __post_init__(self) -> None:
+        if self.backlog_threshold <= 0 or self.max_queued_bytes <= 0:
+            raise ValueError("backlog_threshold and max_queued_bytes must be positive")
+        if self.skip_after < 0 or self.max_lag <= 0:
+            raise ValueError("skip_after must not be negative and max_lag must be positive")
+        if self.too_far_behind_after is not None and self.too_far_behind_after <= 0:
+            raise ValueError("too_far_behind_after must be positive (or None)")
+        if self.max_open_subgroups < 1:
+            raise ValueError("max_open_subgroups must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatistics:
+    """One subscriber's scheduler, flat numbers (exportable as gauges/counters)."""
+
+    tracks: int
+    queued_objects: int
+    queued_bytes: int
+    queued_bytes_peak: int
+    open_subgroups: int
+    objects_sent: int
+    bytes_sent: int
+    objects_queued_total: int
+    streams_reset: int
+    groups_skipped: int
+    jumps: int
+    dropped_stale_group: int
+    dropped_low_priority: int
+    dropped_queue_full: int
+    dropped_too_far_behind: int
+    #: Objects discarded because the publisher reset or the viewer stopped the stream.
+    discarded_cancelled: int
+    lag: float
+    behind: bool
+    #: Times every subscription was ended with TOO_FAR_BEHIND.
+    ended_too_far_behind: int
+
+    @property
+    def dropped(self) -> int:
+        return (
+            self.dropped_stale_group
+            + self.dropped_low_priority
+            + self.dropped_queue_full
+            + self.dropped_too_far_behind
+        )
