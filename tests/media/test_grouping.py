@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from media.fmp4 import Fragment, split_fmp4
 from media.grouping import GroupAssembler, MediaObject
@@ -84,3 +86,42 @@ def test_bad_arguments() -> None:
         GroupAssembler(first_group_id=-1)
     with pytest.raises(ValueError):
         GroupAssembler(group_duration=0)
+
+
+def synthetic(start: int, duration: int, keyframe: bool) -> Fragment:
+    return Fragment(b"x", 1, 0, start, duration, 1, keyframe, 1000, start)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 3000), st.booleans()), min_size=1, max_size=40),
+    st.one_of(st.none(), st.sampled_from([0.5, 1.0, 2.0])),
+    st.integers(0, 10**12),
+)
+def test_group_invariants(
+    chunks: list[tuple[int, bool]], group_duration: float | None, first: int
+) -> None:
+    assembler = GroupAssembler(first_group_id=first, group_duration=group_duration)
+    t = 0
+    placed: list[MediaObject] = []
+    for duration, key in chunks:
+        obj = assembler.push(synthetic(t, duration, key))
+        t += duration
+        if obj is not None:
+            placed.append(obj)
+    first_key = next((i for i, (_, k) in enumerate(chunks) if k), None)
+    assert len(placed) == (
+        0 if first_key is None else len(chunks) - first_key
+    )  # nothing lost after a SAP
+    previous_group = -1
+    expected_object = 0
+    for obj in placed:
+        if obj.starts_group:
+            assert obj.keyframe and obj.group_id > previous_group and obj.group_id >= first
+            previous_group, expected_object = obj.group_id, 0
+        assert obj.group_id == previous_group and obj.object_id == expected_object
+        expected_object += 1
+    stats = assembler.statistics()
+    assert stats.objects == len(placed) and stats.dropped_before_keyframe == len(chunks) - len(
+        placed
+    )
