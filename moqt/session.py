@@ -12,11 +12,25 @@ Rules every method follows:
   (``transport.close(code, reason)``) and returns :class:`~moqt.events.SessionClosed`
   as the last event.  After that every input returns ``[]``.
 * Application misuse raises :class:`~moqt.errors.LocalError` (and nothing else),
-  with nothing sent.  After the session closed, new requests raise ``LocalError``
-  while answers, data writes and ``close`` are silently ignored (they race with
-  the close and are not misuse).
+  with nothing sent (except :class:`RequestBlockedError`, which sends
+  REQUESTS_BLOCKED once per limit).  After the session closed, new requests raise
+  ``LocalError`` while answers, data writes and ``close`` are silently ignored (they
+  race with the close and are not misuse); so are answers to, and cancellations of,
+  requests that already ended.
 * Request ids: ours are returned by the request methods; the peer's arrive in the
   ``*Requested`` events.  Every method taking a request id documents which kind.
+
+A subscriber, in short::
+
+    session = Session(transport, is_client=True, version=DRAFT_16)
+    events = session.initiate(now)                 # CLIENT_SETUP
+    ...                                            # feed input until SetupCompleted
+    rid = session.subscribe((b"live",), b"video")  # -> SubscribeAccepted, ObjectReceived...
+
+and a publisher answers ``SubscribeRequested`` with ``accept_subscribe(rid)`` (or
+``reject_request(rid, RequestErrorCode.DOES_NOT_EXIST)``), then sends with
+``h = open_subgroup(rid, group)``, ``write_object(h, object_id, payload)``,
+``end_subgroup(h)`` and finally ``publish_done(rid)``.
 
 The inputs and our requests are defined here; the answers to the peer's requests
 (``accept_*``, ``reject_request``, ``publish_done``, ...) in ``moqt._answers`` and the
