@@ -239,6 +239,7 @@ class ControlService:
         return li
 
     async def delete_input(self, org_id: str, input_id: str) -> None:
+        """Delete the input: origins end its broadcast, and its playback tokens are revoked."""
         if not valid_id(input_id, "li"):
             raise not_found("live input", input_id)
         li = await self._db(self.repo.delete_live_input, org_id, input_id)
@@ -249,6 +250,7 @@ class ControlService:
             CH_STREAMKEYS,
             {"external_input_id": li.external_input_id, "event": "deleted", "at": self._clock()},
         )
+        await self._revoke_sub(org_id, li.external_input_id)
         _log.info("input_deleted", org=org_id, input=li.id)
 
     async def rotate_stream_key(self, org_id: str, input_id: str) -> tuple[LiveInput, str]:
@@ -269,8 +271,11 @@ class ControlService:
         detail = data.get("detail")
         if not isinstance(ext, str) or status not in _STATUSES:
             return False
-        if not isinstance(at, int | float) or isinstance(at, bool):
-            at = self._clock()
+        now = self._clock()
+        if not isinstance(at, int | float) or isinstance(at, bool) or at != at:
+            at = now
+        # A node whose clock runs ahead must not pin the status against later reports.
+        at = min(float(at), now + 5.0)
         if detail is not None and not isinstance(detail, str):
             detail = str(detail)
         return await self._db(self.repo.set_input_status, ext, str(status), detail, float(at))
@@ -408,14 +413,18 @@ class ControlService:
     async def revoke_input_playback(self, org_id: str, input_id: str) -> RevocationResult:
         """Revoke every token of the input issued up to now (later ones stay valid)."""
         li = await self.get_input(org_id, input_id)
+        result = await self._revoke_sub(org_id, li.external_input_id)
+        _log.info("input_playback_revoked", org=org_id, input=li.id)
+        return result
+
+    async def _revoke_sub(self, org_id: str, sub: str) -> RevocationResult:
         now = self._clock()
         # Tokens carry iat with millisecond precision (signing.py).
         before = round(now, 3)
-        rev = Revocation("sub", li.external_input_id, org_id, before, now + MAX_PLAYBACK_TTL, now)
+        rev = Revocation("sub", sub, org_id, before, now + MAX_PLAYBACK_TTL, now)
         await self._db(self.repo.upsert_revocation, rev)
         await self._publish_revocation(rev)
-        _log.info("input_playback_revoked", org=org_id, input=li.id)
-        return RevocationResult("sub", li.external_input_id, before, rev.expires_at, now)
+        return RevocationResult("sub", sub, before, rev.expires_at, now)
 
     # -- background work ----------------------------------------------------------------
 

@@ -178,6 +178,9 @@ async def test_list_paginates_update_and_delete(api: Api, redis_client: aioredis
         msg = await ch.next()
     assert (msg["external_input_id"], msg["event"]) == (ext, "deleted")
     assert await record(redis_client, f"clutchcall:streamkey:{ext}") is None
+    # Deleting an input also revokes every playback token minted for it.
+    revoked = await record(redis_client, f"clutchcall:revoked:sub:{ext}")
+    assert revoked is not None and revoked["before"] > 0
     assert_problem(await api.client.get(f"/v1/live_inputs/{target['id']}", headers=api.auth()), 404)
     assert_problem(
         await api.client.delete(f"/v1/live_inputs/{target['id']}", headers=api.auth()), 404
