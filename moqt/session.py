@@ -401,6 +401,10 @@ class Session(AnswersMixin, SendingMixin):
         FetchAccepted or RequestRejected; ObjectReceived(source=FETCH)...; FetchStreamEnded."""
         validate_namespace(namespace)
         check_priority(priority)
+        if end < start and not (end.object == 0 and end.group >= start.group):
+            # "Fetch Handling": End Location MUST NOT be smaller than Start Location
+            # ({g, 0} means all of group g).
+            raise LocalError(f"fetch end {end} is before its start {start}")
         request_id = self._new_request_id()
         params = m.MessageParameters.build(auth_tokens=our_tokens(auth_token))
         self._send(

@@ -6,7 +6,7 @@ import pytest
 
 from moqt import messages as m
 from moqt.data import FetchWriter, Object
-from moqt.errors import DataStreamResetCode, RequestErrorCode, SessionCloseCode
+from moqt.errors import DataStreamResetCode, LocalError, RequestErrorCode, SessionCloseCode
 from moqt.events import (
     FetchAccepted,
     FetchCancelled,
@@ -224,3 +224,14 @@ def test_draft16_request_update_of_a_fetch_is_answered_by_the_session() -> None:
     assert any(isinstance(r, m.RequestOk) and r.request_id == 2 for r in replies)
     close = closed_with(peer.take())
     assert close is not None and close.code == SessionCloseCode.PROTOCOL_VIOLATION
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_fetch_range_must_not_end_before_it_starts(version: int) -> None:
+    pair = session_pair(version)
+    with pytest.raises(LocalError):
+        pair.client.fetch(NS, b"t", Location(5, 3), Location(5, 2))
+    with pytest.raises(LocalError):
+        pair.client.fetch(NS, b"t", Location(5, 3), Location(4, 0))
+    # {5, 0} is "all of group 5", which covers a start inside group 5.
+    assert pair.client.fetch(NS, b"t", Location(5, 3), Location(5, 0)) == 0
