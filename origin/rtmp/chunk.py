@@ -116,7 +116,7 @@ class ChunkReader:
     def __init__(
         self,
         *,
-        max_chunk_size: int = 1 << 20,
+        max_chunk_size: int = 0xFFFFFF,
         max_message_size: int = 8 << 20,
         max_chunk_streams: int = 64,
         max_buffered: int | None = None,

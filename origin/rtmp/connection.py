@@ -62,9 +62,14 @@ _FLV_TAG_HEADER: Final = 11
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    """Per-connection protocol limits and the values we announce to the peer."""
+    """Per-connection protocol limits and the values we announce to the peer.
 
-    max_chunk_size: int = 1 << 20
+    Memory per connection is bounded by ``max_message_size`` (a chunk never holds
+    more than the rest of its message), so the chunk size cap defaults to the
+    largest a message can use: encoders that announce huge chunk sizes still work.
+    """
+
+    max_chunk_size: int = 0xFFFFFF
     max_message_size: int = 8 << 20
     max_chunk_streams: int = 64
     max_streams: int = 8

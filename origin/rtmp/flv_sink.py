@@ -10,13 +10,16 @@ Typical use: pipe an RTMP publish into ``ffmpeg -f flv -i pipe:0 ...``::
 
 The FLV header is written just before the first media tag, so its audio/video
 flags can follow the encoder's ``onMetaData`` (``audiocodecid`` / ``videocodecid``):
-ffmpeg then does not wait for a stream that will never come. Metadata that
-arrives after media started is not repeated into the byte stream.
+ffmpeg then does not wait for a stream that will never come. ``duration`` and
+``filesize`` are dropped from the metadata (a live stream has neither; ffmpeg
+encoders put their ``-t`` there). Metadata that arrives after media started is
+not repeated into the byte stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from origin.rtmp.amf0 import AmfValue
 from origin.rtmp.flv import FlvMuxer
@@ -24,6 +27,8 @@ from origin.rtmp.publish import PublishEnd
 from origin.rtmp.tags import MediaTag
 
 __all__ = ["FlvSink"]
+
+_NOT_LIVE: Final = frozenset({"duration", "filesize"})
 
 
 class FlvSink:
@@ -59,7 +64,7 @@ class FlvSink:
         if self._started:
             self.late_metadata += 1
             return
-        self._metadata = metadata
+        self._metadata = {k: v for k, v in metadata.items() if k not in _NOT_LIVE}
 
     async def on_media(self, tag: MediaTag) -> None:
         if not self._started:

@@ -167,3 +167,48 @@ def test_media_tag_helpers() -> None:
     with pytest.raises(FlvFormatError):
         a.video_header()
     assert not MediaTag(TagType.SCRIPT, 0, b"").is_sequence_header
+
+
+async def test_flv_sink_writes_header_after_metadata_and_drops_file_fields() -> None:
+    from origin.rtmp import EndReason, FlvSink, PublishEnd
+
+    chunks: list[bytes] = []
+    ends: list[PublishEnd] = []
+
+    async def write(data: bytes) -> None:
+        chunks.append(data)
+
+    async def on_end(end: PublishEnd) -> None:
+        ends.append(end)
+
+    sink = FlvSink(write, on_end=on_end)
+    await sink.on_metadata({"width": 640.0, "videocodecid": 7.0, "duration": 3.0, "filesize": 0.0})
+    assert chunks == []
+    video = MediaTag(TagType.VIDEO, 0, b"\x17\x00\x00\x00\x00\x01")
+    await sink.on_media(video)
+    await sink.on_metadata({"width": 1280.0})
+    await sink.on_media(MediaTag(TagType.VIDEO, 33, b"\x27\x01\x00\x00\x00x"))
+    await sink.on_end(PublishEnd(EndReason.UNPUBLISHED))
+    header, tags = read_flv(b"".join(chunks))
+    assert (header.has_audio, header.has_video) == (False, True)
+    assert tags[0].script() == ["onMetaData", amf0.EcmaArray({"width": 640.0, "videocodecid": 7.0})]
+    assert [t.media() for t in tags[1:]] == [
+        video,
+        MediaTag(TagType.VIDEO, 33, b"\x27\x01\x00\x00\x00x"),
+    ]
+    assert sink.late_metadata == 1 and sink.bytes_written == len(b"".join(chunks))
+    assert [e.reason for e in ends] == [EndReason.UNPUBLISHED]
+
+
+async def test_flv_sink_without_metadata_announces_both_streams() -> None:
+    from origin.rtmp import FlvSink
+
+    chunks: list[bytes] = []
+
+    async def write(data: bytes) -> None:
+        chunks.append(data)
+
+    sink = FlvSink(write)
+    await sink.on_media(MediaTag(TagType.AUDIO, 0, b"\xaf\x00\x12\x10"))
+    header, tags = read_flv(b"".join(chunks))
+    assert header.has_audio and header.has_video and len(tags) == 1
