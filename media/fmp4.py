@@ -24,13 +24,14 @@ kept as part of the chunk it precedes.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from ._boxes import box_header
 from ._demux import split_init_segment, split_muxed_chunk
 from ._fragment import Fragment, ProducerReference, is_sync_sample, parse_fragment, shift_fragment
 from ._init import InitSegment, TrackInfo, parse_init_segment
-from .errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox
+from .errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox, UnsupportedMedia
 
 __all__ = [
     "Fmp4Splitter",
@@ -42,6 +43,7 @@ __all__ = [
     "is_sync_sample",
     "parse_fragment",
     "parse_init_segment",
+    "parse_object",
     "shift_fragment",
     "split_fmp4",
 ]
@@ -76,7 +78,10 @@ class Fmp4Splitter:
         max_fragment_size: int = DEFAULT_MAX_FRAGMENT_SIZE,
         max_init_size: int = DEFAULT_MAX_INIT_SIZE,
         split_tracks: bool = False,
+        init: InitSegment | None = None,
     ) -> None:
+        """``init``: a header known out of band (the catalog's ``initData``), so a
+        stream that starts directly with fragments (a late joiner's) is accepted."""
         self._split_tracks = split_tracks
         self._max_fragment = max_fragment_size
         self._max_init = max_init_size
@@ -84,7 +89,7 @@ class Fmp4Splitter:
         self._scan = 0  # offset in _buf of the next box not yet examined
         self._ftyp: bytes | None = None  # an ftyp waiting for its moov
         self._moof_pending = False
-        self._init: InitSegment | None = None
+        self._init: InitSegment | None = init
         self._consumed = 0  # stream offset of _buf[0], for error messages
         self._closed = False
         self._bytes_in = 0
@@ -256,3 +261,37 @@ def split_fmp4(data: bytes, *, split_tracks: bool = False) -> list[Item]:
     items = splitter.feed(data)
     splitter.close()
     return items
+
+
+def parse_object(
+    payload: bytes, init: InitSegment, *, group_start: bool = False
+) -> tuple[Fragment, ...]:
+    """Validate one received MoQT object against CMSF "Object Packaging" and parse its chunks.
+
+    The payload must be one or more whole CMAF chunks (each optional
+    ``styp``/``prft``/``emsg`` + ``moof`` + ``mdat``) of one track declared by
+    ``init``, in decode order; the first object of a group must start with a SAP
+    (type 1 or 2). Anything else raises a :class:`MediaError` subclass, so an
+    ingest can refuse a publisher before any byte reaches a viewer.
+    """
+    if not payload:
+        raise MalformedBox("empty object payload")
+    # the header travels in the catalog, not in the object
+    splitter = Fmp4Splitter(init=init)
+    items = splitter.feed(payload)
+    splitter.close()
+    fragments = tuple(i for i in items if isinstance(i, Fragment))
+    if len(fragments) != len(items):
+        raise UnexpectedBox(
+            "an object carries an init segment; CMSF puts it in the catalog's initData"
+        )
+    if not fragments:
+        raise MalformedBox("object holds no moof + mdat chunk")
+    if len({f.track_id for f in fragments}) != 1:
+        raise UnsupportedMedia("an object must carry a single track")
+    for before, after in itertools.pairwise(fragments):
+        if after.base_media_decode_time < before.end_time:
+            raise MalformedBox("chunks of an object are not in decode order", box_type="tfdt")
+    if group_start and not fragments[0].keyframe:
+        raise UnexpectedBox("the first object of a group does not start with a SAP (keyframe)")
+    return fragments

@@ -18,7 +18,7 @@ PUBLIC = {
     },
     "media.fmp4": {
         "Fmp4Splitter", "Fragment", "InitSegment", "ProducerReference", "SplitterStatistics", "TrackInfo",
-        "is_sync_sample", "parse_fragment", "parse_init_segment", "shift_fragment", "split_fmp4",
+        "is_sync_sample", "parse_fragment", "parse_init_segment", "parse_object", "shift_fragment", "split_fmp4",
     },
     "media.grouping": {"AssemblerStatistics", "GroupAssembler", "MediaObject", "group_slot"},
     "media.packager": {

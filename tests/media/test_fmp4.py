@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from media.errors import MalformedBox, MediaError, TruncatedStream, UnexpectedBox, UnsupportedMedia
-from media.fmp4 import Fmp4Splitter, Fragment, InitSegment, is_sync_sample, split_fmp4
+from media.fmp4 import Fmp4Splitter, Fragment, InitSegment, is_sync_sample, parse_object, split_fmp4
 from tests.media.conftest import FFMPEG
 
 
@@ -335,3 +335,52 @@ def test_mutated_init_segments_only_raise_media_errors(
         split_fmp4(bytes(raw))
     except MediaError:
         pass
+
+
+def test_parse_object_accepts_cmsf_objects(video_fmp4: bytes) -> None:
+    items = split_fmp4(video_fmp4)
+    init, frags = items[0], [f for f in items[1:] if isinstance(f, Fragment)]
+    assert isinstance(init, InitSegment)
+    for f in frags:
+        assert parse_object(f.data, init, group_start=f.keyframe) == (f,)
+    # an object MAY hold several successive chunks
+    assert parse_object(frags[4].data + frags[5].data, init, group_start=True) == (
+        frags[4],
+        frags[5],
+    )
+
+
+def test_parse_object_refusals(video_fmp4: bytes, muxed_fmp4: bytes) -> None:
+    items = split_fmp4(video_fmp4)
+    init, frags = items[0], [f for f in items[1:] if isinstance(f, Fragment)]
+    assert isinstance(init, InitSegment)
+    with pytest.raises(UnexpectedBox, match="SAP"):
+        parse_object(frags[1].data, init, group_start=True)
+    with pytest.raises(UnexpectedBox, match="init segment"):
+        parse_object(init.data + frags[0].data, init)
+    with pytest.raises(MalformedBox, match="empty"):
+        parse_object(b"", init)
+    with pytest.raises(TruncatedStream):
+        parse_object(frags[0].data[:-10], init)
+    with pytest.raises(MalformedBox):
+        parse_object(b"\x00" * 64, init)
+    with pytest.raises(MalformedBox, match="decode order"):
+        parse_object(frags[1].data + frags[0].data, init)
+    muxed = split_fmp4(muxed_fmp4, split_tracks=True)
+    muxed_init = split_fmp4(muxed_fmp4[: muxed_fmp4.index(b"moof") - 4])[0]
+    assert isinstance(muxed_init, InitSegment)
+    video, audio = (
+        next(f for f in muxed if isinstance(f, Fragment) and f.track_id == t) for t in (1, 2)
+    )
+    with pytest.raises(UnsupportedMedia, match="single track"):
+        parse_object(video.data + audio.data, muxed_init)
+
+
+def test_late_joiner_splitter_starts_with_a_known_init(video_fmp4: bytes) -> None:
+    items = split_fmp4(video_fmp4)
+    init = items[0]
+    assert isinstance(init, InitSegment)
+    tail = b"".join(i.data for i in items[5:])  # from the second group on, no header in band
+    splitter = Fmp4Splitter(init=init)
+    assert splitter.feed(tail) == items[5:]
+    splitter.close()
