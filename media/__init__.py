@@ -20,7 +20,15 @@ from .errors import (
     UnexpectedBox,
     UnsupportedMedia,
 )
-from .fmp4 import Fmp4Splitter, Fragment, InitSegment, ProducerReference, TrackInfo, split_fmp4
+from .fmp4 import (
+    Fmp4Splitter,
+    Fragment,
+    InitSegment,
+    ProducerReference,
+    TrackInfo,
+    parse_object,
+    split_fmp4,
+)
 from .grouping import GroupAssembler, MediaObject
 from .ladder import AudioSpec, LadderSpec, VideoRung
 from .packager import BroadcastPackager, CatalogUpdate, ObjectReady, ResumePoint, TrackPlan
@@ -54,5 +62,6 @@ __all__ = [
     "UnsupportedMedia",
     "VideoRung",
     "is_catalog_track",
+    "parse_object",
     "split_fmp4",
 ]

@@ -14,7 +14,7 @@ PUBLIC = {
         "CATALOG_TRACK", "CATALOG_TRACK_NAMES", "MSF_CATALOG_TRACK", "AudioSpec", "BroadcastPackager", "Catalog",
         "CatalogError", "CatalogTrack", "CatalogUpdate", "ObjectReady", "TrackPlan", "FfmpegError", "Fmp4Splitter", "Fragment", "GroupAssembler", "InitSegment",
         "LadderSpec", "MalformedBox", "MediaError", "MediaObject", "ProducerReference", "ResumePoint", "TrackInfo",
-        "TruncatedStream", "UnexpectedBox", "UnsupportedMedia", "VideoRung", "is_catalog_track", "split_fmp4",
+        "TruncatedStream", "UnexpectedBox", "UnsupportedMedia", "VideoRung", "is_catalog_track", "parse_object", "split_fmp4",
     },
     "media.fmp4": {
         "Fmp4Splitter", "Fragment", "InitSegment", "ProducerReference", "SplitterStatistics", "TrackInfo",
