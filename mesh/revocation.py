@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgpack
 import redis.exceptions
 import structlog
 
@@ -190,12 +191,12 @@ class RevocationSet:
         """Apply every persisted ``clutchcall:revoked:*`` record; returns how many were new."""
         added = 0
         for key in await bus.keys(REVOKED_PREFIX + "*"):
-            record = await bus.get(key)
-            if record is None:
-                continue
             try:
+                record = await bus.get(key)
+                if record is None:
+                    continue
                 revocation = Revocation.from_record(key, record)
-            except ValueError as exc:
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
                 self._malformed += 1
                 _log.warning("bad_revocation_record", key=key, error=str(exc))
                 continue

@@ -33,6 +33,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
+import msgpack
 import redis.exceptions
 import structlog
 
@@ -84,6 +85,8 @@ _log = structlog.get_logger(__name__)
 # Everything a bus call can raise when Redis is away (RedisBus.keys iterates a SCAN
 # whose connection errors are not wrapped in BusUnavailable).
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
+# What reading one record can raise when its bytes are not ours (msgpack) or malformed.
+_BAD_RECORD = (ValueError, TypeError, msgpack.UnpackException)
 
 
 Listener = Callable[[TopologyEvent], None]
@@ -346,6 +349,9 @@ class Topology:
                 if was_up or not self._ready.is_set():
                     _log.warning("bus_down", node=self.node.node_id, error=str(exc))
                 self._bus_up = False
+            except Exception:  # never let one bad beat stop the heartbeat for good
+                self._heartbeat_failures += 1
+                _log.exception("heartbeat_failed", node=self.node.node_id)
             else:
                 self._heartbeats += 1
                 if not was_up:
@@ -362,12 +368,16 @@ class Topology:
         await self._bus.set(NODE_PREFIX + me.node_id, me.to_record(), ttl=self._ttl)
         for namespace in list(self._hosted):
             route = self._own_route(namespace)
-            current = await self._bus.get(ROUTE_PREFIX + namespace)
-            if (
-                current is not None
-                and current.get("origin") != me.node_id
-                and float(current.get("at", 0.0)) > route.at
-            ):
+            try:
+                current = await self._bus.get(ROUTE_PREFIX + namespace)
+                newer = (
+                    current is not None
+                    and current.get("origin") != me.node_id
+                    and float(current.get("at", 0.0)) > route.at
+                )
+            except _BAD_RECORD:
+                newer = False  # a corrupt record is overwritten with ours
+            if newer:
                 continue  # the publisher moved to a newer origin; do not steal it back
             await self._bus.set(ROUTE_PREFIX + namespace, route.to_record(), ttl=self._ttl)
         if announce:
@@ -393,22 +403,22 @@ class Topology:
         nodes: dict[str, NodeInfo] = {}
         for key in await self._bus.keys(NODE_PREFIX + "*"):
             node_id = key[len(NODE_PREFIX) :]
-            record = await self._bus.get(key)
-            if record is None:
-                continue
             try:
+                record = await self._bus.get(key)
+                if record is None:
+                    continue
                 nodes[node_id] = NodeInfo.from_record(node_id, record)
-            except ValueError as exc:
+            except _BAD_RECORD as exc:
                 _log.warning("bad_node_record", key=key, error=str(exc))
         routes: dict[str, Route] = {}
         for key in await self._bus.keys(ROUTE_PREFIX + "*") if full else ():
             namespace = key[len(ROUTE_PREFIX) :]
-            record = await self._bus.get(key)
-            if record is None:
-                continue
             try:
+                record = await self._bus.get(key)
+                if record is None:
+                    continue
                 routes[namespace] = Route.from_record(namespace, record)
-            except ValueError as exc:
+            except _BAD_RECORD as exc:
                 _log.warning("bad_route_record", key=key, error=str(exc))
         nodes[self.node.node_id] = self.node
         for namespace in self._hosted:

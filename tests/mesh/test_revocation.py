@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from mesh.bus import MemoryBus, RedisBus
 from mesh.revocation import (
@@ -217,3 +218,19 @@ async def test_publish_to_session_close_p99_across_three_processes(redis_url: st
     )
     assert len(latencies) == 300
     assert p99 <= 0.2, f"p99 {p99 * 1000:.1f} ms"
+
+
+async def test_corrupt_revocation_records_are_counted_and_skipped(redis_url: str) -> None:
+    raw = aioredis.Redis.from_url(redis_url)
+    bus = RedisBus(redis_url)
+    try:
+        await raw.set(REVOKED_PREFIX + "jti:junk", b"\xc1")
+        await raw.set(REVOKED_PREFIX + "sub:junk", b"\x81\xa3exp\x90")  # exp is a list
+        await publish_revocation(bus, Revocation("jti", "jt_ok", time.time() + 60))
+        rs = RevocationSet()
+        assert await rs.load(bus) == 1
+        assert rs.is_revoked(jti="jt_ok", sub="", iat=0)
+        assert rs.statistics().malformed == 2
+    finally:
+        await raw.aclose()
+        await bus.close()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
+import redis.asyncio as aioredis
 
 from mesh.bus import MemoryBus, RedisBus
 from mesh.topology import (
@@ -295,3 +296,29 @@ async def test_periodic_scan_finds_routes_whose_message_was_lost(
         took = await wait_until(lambda: pop.route(NS) is not None, within=3)
         assert took <= 5 * BEAT + 0.3  # route_scan_every (5) beats
         assert pop.resolve(NS).node_id == "o1"
+
+
+async def test_corrupt_records_are_skipped_not_fatal(
+    redis_url: str, make_bus: Callable[[], RedisBus]
+) -> None:
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        for key, junk in (
+            (NODE_PREFIX + "junk1", b"\xc1"),  # a byte msgpack never uses
+            (NODE_PREFIX + "junk2", b"\x93\x01\x02\x03"),  # a list, not a map
+            (ROUTE_PREFIX + "stream/x/lv_junk", b"plain text"),
+            (ROUTE_PREFIX + NS, b"\x81\xa2at\xa3bad"),  # our route, corrupt: overwritten
+        ):
+            await raw.set(key, junk)
+        async with (
+            running(make_bus(), node("o1", NodeRole.ORIGIN, "eu")) as origin,
+            running(make_bus(), node("p1", NodeRole.POP, "eu")) as pop,
+        ):
+            await origin.announce(NS)
+            await wait_until(lambda: pop.route(NS) is not None and "o1" in pop.nodes())
+            await asyncio.sleep(3 * BEAT)  # several beats and scans over the junk
+            assert pop.statistics().heartbeats >= 3 and pop.bus_up
+            assert set(pop.nodes()) == {"o1", "p1"}
+            assert pop.resolve(NS).node_id == "o1"
+    finally:
+        await raw.aclose()
