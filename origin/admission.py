@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import msgpack
 import redis.exceptions
 import structlog
 
@@ -59,6 +60,7 @@ _INPUT_ID: Final = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_KEY: Final = 512
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
+_BAD_RECORD = (ValueError, TypeError, msgpack.UnpackException)
 _log = structlog.get_logger(__name__)
 
 
@@ -197,7 +199,7 @@ class BusStreamKeyAuthorizer:
             record = await self._record(external_input_id)
         except _BUS_DOWN:
             return Admission.deny(Refusal.UNAVAILABLE, "stream key check unavailable, retry later")
-        except ValueError as exc:
+        except _BAD_RECORD as exc:
             _log.error("bad_streamkey_record", input=external_input_id, error=str(exc))
             return Admission.deny(Refusal.MISCONFIGURED, "live input is misconfigured")
         if record is None:
@@ -268,7 +270,7 @@ class BusStreamKeyAuthorizer:
         except _BUS_DOWN:
             # We cannot tell; an explicit rotation/deletion message means the old key is gone.
             still_valid = event == "resync"
-        except ValueError:
+        except _BAD_RECORD:
             still_valid = False
         if still_valid:
             return

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 import structlog
 import structlog.testing
 
@@ -204,3 +205,15 @@ async def test_rtmp_adapter() -> None:
     assert await rtmp(EID, key) == RtmpAdmission(True, "", "org_1", f"stream/org_1/{EID}")
     refused = await rtmp(EID, "sk_wrong")
     assert not refused.ok and refused.reason == f"invalid stream key for {EID}"
+
+
+async def test_corrupt_record_is_refused_as_misconfigured(redis_url: str) -> None:
+    raw = aioredis.Redis.from_url(redis_url)
+    bus = RedisBus(redis_url)
+    try:
+        await raw.set(STREAMKEY_PREFIX + EID, b"\xc1")
+        admission = await BusStreamKeyAuthorizer(bus).authorize(EID, new_key())
+        assert (admission.ok, admission.refusal) == (False, Refusal.MISCONFIGURED)
+    finally:
+        await raw.aclose()
+        await bus.close()
