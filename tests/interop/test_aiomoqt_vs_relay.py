@@ -105,6 +105,23 @@ async def relay_largest(relay: RelayProcess, namespace: tuple[bytes, ...], name:
     return answer.largest
 
 
+async def _track_status(relay: RelayProcess, namespace: tuple[bytes, ...], name: bytes) -> bool:
+    async with connect(relay.url("quic"), verify=False) as client:
+        answer = await client.wait_response(client.session.track_status(namespace, name))
+    return isinstance(answer, TrackStatusReceived) and answer.largest is not None
+
+
+def wait_for_track(
+    relay: RelayProcess, namespace: tuple[bytes, ...], name: bytes, *, extra: float = 0.0
+) -> None:
+    """Wait until the relay has objects of the track (the publisher is up), then ``extra`` s."""
+    deadline = time.monotonic() + 15
+    while not asyncio.run(_track_status(relay, namespace, name)):
+        assert time.monotonic() < deadline, "the publisher never reached the relay"
+        time.sleep(0.2)
+    time.sleep(extra)
+
+
 def check_contiguous(received: list[tuple[int, int]], largest: Location) -> None:
     """Everything from the first received object to the last one the relay got arrived."""
     assert received, "the subscriber received nothing"
@@ -132,7 +149,7 @@ def test_pub_example_to_sub_example_loses_nothing(
     common = ["-k", "-N", "interop", "-T", track, "--draft", str(draft)]
     pub = Background([example("pub_example"), url, *common, "-t", "5"])
     try:
-        time.sleep(1.5)  # the track exists once the publisher's PUBLISH is in
+        wait_for_track(relay, (b"interop",), track.encode())
         record = tmp_path / "received.json"
         sub = run_tool(
             [
@@ -172,7 +189,7 @@ def test_pub_example_datagrams_reach_sub_example(
     common = ["-k", "-N", "interop", "-T", track, "--draft", str(draft)]
     pub = Background([example("pub_example"), url, *common, "-t", "5", "--datagram"])
     try:
-        time.sleep(1.5)
+        wait_for_track(relay, (b"interop",), track.encode())
         record = tmp_path / "received.json"
         sub = run_tool(
             [str(ROOT / "tests/interop/example_runner.py"), "sub_example", str(record), url,
@@ -212,7 +229,8 @@ def test_join_example_gets_current_group_from_cache(
     common = ["-k", "-N", "joins", "-T", track, "--draft", str(draft)]
     pub = Background([example("pub_example"), url, *common, "-t", "8"])
     try:
-        time.sleep(2.5)  # mid-group: the current group has objects in the cache
+        # mid-group: the current group has objects in the cache
+        wait_for_track(relay, (b"joins",), track.encode(), extra=1.5)
         join = run_tool([example("join_example"), url, *common, "-t", "3", "-d"], timeout=30)
     finally:
         pub.stop()
@@ -245,7 +263,8 @@ def test_pub_media_tone_to_sub_media_analyze(
         ]
     )
     try:
-        time.sleep(3.0)  # late join: the catalog was published before we subscribe
+        # late join: the catalog was published well before we subscribe
+        wait_for_track(relay, tuple(namespace.encode().split(b"/")), b"catalog", extra=1.0)
         sub = run_tool(
             [
                 "-m",
