@@ -1,0 +1,26 @@
+"""The edge POP role: viewer admission, upstream selection, re-routing, workers.
+
+:class:`PopNode` runs one POP (or one worker of ``clutchcall pop --workers N``).
+"""
+
+from ._admission import Gatekeeper, SessionAuth, hop_path_from, namespace_text
+from ._listen import bind_udp, serve_socket
+from ._node import PopNode, PopStatistics
+from ._relay import PopRelay
+from ._upstream import LinkKey, UpstreamLink, UpstreamPool, UpstreamUnavailable
+
+__all__ = [
+    "Gatekeeper",
+    "LinkKey",
+    "PopNode",
+    "PopRelay",
+    "PopStatistics",
+    "SessionAuth",
+    "UpstreamLink",
+    "UpstreamPool",
+    "UpstreamUnavailable",
+    "bind_udp",
+    "hop_path_from",
+    "namespace_text",
+    "serve_socket",
+]

@@ -1,0 +1,558 @@
+"""The POP node: viewers in, one upstream subscription per track out, all on one UDP port.
+
+:class:`PopNode` wires the parts together:
+
+* a MoQT server (raw QUIC + WebTransport) whose sessions are viewers, or relay
+  links from child POPs; each session's events are handled in order by its own
+  task, because admission awaits (token verification, upstream connection);
+* :class:`~pop._admission.Gatekeeper` (JWT, guard against revocation / expiry);
+* :class:`~pop._relay.PopRelay` (the shared relay core: cache, merging, forwarding);
+* :class:`~pop._upstream.UpstreamPool` (client sessions to origins / parent POPs),
+  chosen by :class:`mesh.topology.Topology`, which also heartbeats this node;
+* the revocation set, JWKS, metrics and the ``/metrics`` ``/healthz`` ``/readyz``
+  port, and a graceful drain (GOAWAY, then close what is left).
+
+Re-routing: when an upstream goes away (its session ends, Redis reports the
+node down, or the namespace's route moves to another origin) the relay keeps
+the viewers' subscriptions and this node re-subscribes the tracks at the newly
+resolved upstream from the next group; if none is found within
+``reroute_timeout`` seconds the viewers get PUBLISH_DONE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from mesh._topology_types import NodeInfo, NodeRole, TopologyError, TopologyEvent
+from mesh.auth import AuthError, AuthFailure, TokenVerifier
+from mesh.bus import Bus, connect_bus
+from mesh.guard import PlaybackGuard
+from mesh.jwks import JwksProvider
+from mesh.logging import bind_context
+from mesh.metrics import NodeMetrics, OpsServer
+from mesh.relay import Peer, RelayConfig, Track
+from mesh.revocation import RevocationSet
+from mesh.settings import PopSettings, parse_hostport
+from mesh.topology import Topology
+from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, server_configuration
+from moqt.errors import LocalError, RequestErrorCode, SessionCloseCode
+from moqt.events import (
+    Event,
+    FetchRequested,
+    PublishNamespaceRequested,
+    PublishRequested,
+    SessionClosed,
+    SetupCompleted,
+    SubscribeNamespaceRequested,
+    SubscribeRequested,
+    TrackStatusRequested,
+)
+from moqt.types import Namespace
+
+from ._admission import Gatekeeper, SessionAuth, namespace_text
+from ._listen import bind_udp, serve_socket
+from ._relay import PopRelay
+from ._upstream import UpstreamLink, UpstreamPool, UpstreamUnavailable
+
+__all__ = ["PopNode", "PopStatistics"]
+
+_log = structlog.get_logger("pop.node")
+
+_POLL_INTERVAL = 0.25
+_RETRY_INTERVAL = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class PopStatistics:
+    viewers: int
+    relay_links: int
+    upstream_links: int
+    orphaned_tracks: int
+    reroutes: int
+    draining: bool
+
+
+@dataclass(slots=True, eq=False)
+class _Downstream:
+    connection: MoqtConnection
+    peer: Peer
+    auth: SessionAuth
+
+
+class PopNode:
+    """One POP process (or one worker of it); see the module docstring.
+
+    ``await node.start()`` binds and starts everything; ``await node.drain()``
+    sends GOAWAY and waits for viewers to leave; ``await node.stop()`` ends it.
+    """
+
+    def __init__(
+        self,
+        settings: PopSettings,
+        *,
+        certificate: Path,
+        private_key: Path,
+        bus: Bus | None = None,
+        reuse_port: bool = False,
+        auth_timeout: float = 10.0,
+        reroute_timeout: float = 15.0,
+        upstream_idle_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self._certificate = certificate
+        self._private_key = private_key
+        self._own_bus = bus is None
+        self.bus: Bus = bus if bus is not None else connect_bus(settings.redis)
+        self._reuse_port = reuse_port
+        self._auth_timeout = auth_timeout
+        self._reroute_timeout = reroute_timeout
+        self.metrics = NodeMetrics(node=settings.node_id, role="pop", region=settings.region)
+        self.revocations = RevocationSet()
+        self.revocations.add_listener(lambda _r: self.metrics.revocations_applied.inc())
+        self.guard = PlaybackGuard(self.revocations)
+        self.jwks = JwksProvider(
+            settings.jwks,
+            bus=self.bus,
+            max_age=settings.jwks_max_age,
+            min_refresh_interval=settings.jwks_refresh_interval,
+        )
+        self.verifier = TokenVerifier(
+            self.jwks, audience=settings.audience, revocations=self.revocations
+        )
+        self.gate = Gatekeeper(self.verifier, self.guard, self.metrics)
+        self.relay = PopRelay(RelayConfig(), linger=settings.linger)
+        self._options = SessionOptions(implementation="clutchcall-pop")
+        self.pool = UpstreamPool(
+            self.relay,
+            options=self._options,
+            on_lost=self._on_link_lost,
+            idle_timeout=upstream_idle_timeout,
+        )
+        self.topology: Topology | None = None
+        self._server: MoqtServer | None = None
+        self._ops: OpsServer | None = None
+        self._downstream: dict[MoqtConnection, _Downstream] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._reroute_wake = asyncio.Event()
+        self._orphaned_at: dict[Track, float] = {}
+        self._reroutes = 0
+        self._draining = False
+        self._started = asyncio.Event()
+        self._last_stats: dict[str, int] = {}
+        self._log = _log.bind(node=settings.node_id)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def quic_address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("the POP is not listening")
+        return self._server.address
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        if self._ops is None:
+            raise RuntimeError("the POP is not listening")
+        return parse_hostport(self.settings.http)[0], self._ops.port
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    async def start(self) -> None:
+        host, port = parse_hostport(self.settings.quic)
+        sock = bind_udp(host, port, reuse_port=self._reuse_port)
+        try:
+            self._server = await serve_socket(
+                sock,
+                configuration=server_configuration(self._certificate, self._private_key),
+                on_session=self._on_session,
+                options=SessionOptions(
+                    max_object_size=self.relay.config.max_object_size,
+                    implementation="clutchcall-pop",
+                ),
+            )
+        except BaseException:
+            sock.close()
+            raise
+        http_host, http_port = parse_hostport(self.settings.http)
+        self._ops = OpsServer(
+            self.metrics,
+            http_host,
+            http_port,
+            ready={
+                "listening": lambda: self._server is not None,
+                "serving": self._serving,
+                "jwks": lambda: bool(self.jwks.keys()),
+            },
+        )
+        await self._ops.__aenter__()
+        self.metrics.watch_statistics("pop", self.statistics)
+        self.metrics.watch_statistics("pop_relay", self.relay.statistics)
+        self.topology = Topology(
+            self.bus,
+            NodeInfo(
+                self.settings.node_id,
+                NodeRole.POP,
+                self.settings.region,
+                self._advertised(),
+                http=f"{http_host}:{self._ops.port}",
+            ),
+            heartbeat_interval=self.settings.heartbeat_interval,
+            ttl=self.settings.node_ttl,
+            parent_regions=self.settings.parent_regions,
+            max_hops=self.settings.max_hops,
+        )
+        self.topology.add_listener(self._on_topology)
+        self._task = asyncio.create_task(self._main(), name=f"pop-{self.settings.node_id}")
+        self._task.add_done_callback(self._main_done)
+        await self._started.wait()
+        await self.topology.wait_ready()
+        self._log.info(
+            "pop_listening",
+            quic="{}:{}".format(*self.quic_address),
+            http="{}:{}".format(*self.http_address),
+            advertise=self.topology.node.quic,
+        )
+
+    def _advertised(self) -> str:
+        if self.settings.advertise:
+            return self.settings.advertise
+        host, port = self.quic_address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostbyname(socket.gethostname())
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _main_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("pop_failed", error=repr(task.exception()))
+
+    async def _main(self) -> None:
+        assert self.topology is not None
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self.topology.run())
+            tg.create_task(self.revocations.run(self.bus))
+            tg.create_task(self.guard.run())
+            tg.create_task(self.jwks.run())
+            tg.create_task(self.pool.run())
+            tg.create_task(self._reroute_loop())
+            tg.create_task(self._housekeeping())
+            self._started.set()
+
+    async def drain(self, grace: float | None = None) -> None:
+        """GOAWAY to every downstream session; wait (``drain_timeout``) until they left."""
+        self._draining = True
+        self._log.info("pop_draining", sessions=len(self._downstream))
+        for down in list(self._downstream.values()):
+            self._goaway(down.connection)
+        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._downstream)]
+        if closing:
+            await asyncio.wait(
+                closing, timeout=self.settings.drain_timeout if grace is None else grace
+            )
+            for future in closing:
+                future.cancel()
+            await asyncio.gather(*closing, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self._draining = True
+        for conn in list(self._downstream):
+            conn.close(SessionCloseCode.NO_ERROR, "pop shutting down")
+        waits = [c.wait_closed(grace=1.0) for c in list(self._downstream)]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.topology is not None:
+            await self.topology.leave()
+        self.guard.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._ops is not None:
+            await self._ops.__aexit__(None, None, None)
+            self._ops = None
+        if self._own_bus:
+            await self.bus.close()
+        self._log.info("pop_stopped")
+
+    def _serving(self) -> bool:
+        return not self._draining and self._task is not None and not self._task.done()
+
+    # --- downstream sessions -------------------------------------------------------------
+
+    def _on_session(self, connection: MoqtConnection) -> None:
+        name = f"{self.settings.node_id}/s{next(self._ids)}"
+        if self._tg is None:
+            connection.close(SessionCloseCode.INTERNAL_ERROR, "pop not running")
+            return
+        peer = self.relay.attach(connection.session, name)
+
+        def close(code: int, reason: str) -> None:
+            connection.close(code, reason)
+
+        down = _Downstream(connection, peer, self.gate.open(name, close))
+        self._downstream[connection] = down
+        self._tg.create_task(self._serve(down), name=name)
+
+    async def _serve(self, down: _Downstream) -> None:
+        conn, peer, auth = down.connection, down.peer, down.auth
+        timer: asyncio.TimerHandle | None = None
+        with bind_context(session=auth.name):
+            self._log.info(
+                "session_opened", session=auth.name, transport=conn.transport_name,
+                peer=conn.remote_address,
+            )  # fmt: skip
+            try:
+                async for event in conn.events():
+                    if isinstance(event, SetupCompleted):
+                        if not await self.gate.on_setup(auth, event, conn.path):
+                            continue
+                        if not auth.claims and not auth.relay_link:
+                            timer = asyncio.get_running_loop().call_later(
+                                self._auth_timeout, self._auth_deadline, auth
+                            )
+                        self.relay.handle_event(peer, event)
+                        if self._draining:
+                            self._goaway(conn)
+                    elif isinstance(event, SessionClosed):
+                        self.relay.handle_event(peer, event)
+                    elif not auth.closed:
+                        await self._on_request(down, event)
+            except Exception:
+                self._log.exception("session_failed", session=auth.name)
+                conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self.gate.release(auth)
+                self.relay.detach(peer)
+                self._downstream.pop(conn, None)
+
+    def _auth_deadline(self, auth: SessionAuth) -> None:
+        if not auth.claims and not auth.closed:
+            self.gate.refuse(auth, AuthError(AuthFailure.MISSING, "no token in time"))
+
+    async def _on_request(self, down: _Downstream, event: Event) -> None:
+        peer, auth = down.peer, down.auth
+        if isinstance(event, PublishRequested | PublishNamespaceRequested):
+            self._reject(
+                peer,
+                event.request_id,
+                RequestErrorCode.NOT_SUPPORTED,
+                "POPs do not take publishers",
+            )
+            return
+        if isinstance(event, SubscribeNamespaceRequested):
+            self._reject(
+                peer, event.request_id, RequestErrorCode.NOT_SUPPORTED, "not offered by POPs"
+            )
+            return
+        if isinstance(event, SubscribeRequested | FetchRequested | TrackStatusRequested):
+            if isinstance(event, FetchRequested) and not event.namespace:
+                # A joining FETCH names its subscription, which was authorized already.
+                self.relay.handle_event(peer, event)
+                return
+            token = await self.gate.authorize(auth, event.namespace, event.auth_tokens)
+            if token is None:
+                if auth.relay_link:
+                    self._reject(
+                        peer, event.request_id, RequestErrorCode.UNAUTHORIZED, "auth_failed"
+                    )
+                return
+            if isinstance(event, SubscribeRequested):
+                error = await self._ensure_route(event.namespace, event.name, auth.hops, token)
+                if error is not None:
+                    self._reject(peer, event.request_id, error[0], error[1])
+                    return
+            if down.connection.is_closed or auth.closed:
+                return
+        self.relay.handle_event(peer, event)
+
+    def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
+        try:
+            peer.session.reject_request(request_id, code, reason)
+        except LocalError as exc:
+            self._log.debug("reject_failed", error=str(exc))
+
+    def _goaway(self, conn: MoqtConnection) -> None:
+        if conn.is_closed or not conn.session.setup_complete:
+            return
+        try:
+            conn.session.goaway(timeout=self.settings.drain_timeout)
+        except LocalError as exc:
+            self._log.debug("goaway_failed", error=str(exc))
+
+    # --- upstream --------------------------------------------------------------------------
+
+    async def _ensure_route(
+        self, namespace: Namespace, name: bytes, hops: tuple[str, ...], token: str
+    ) -> tuple[int, str] | None:
+        """Make sure an upstream link announces ``namespace``; an error to reject with, or None."""
+        assert self.topology is not None
+        track = self.relay.track(namespace, name)
+        if track is not None and track.upstream is not None:
+            return None  # the relay core merges this viewer into the live upstream
+        current = self._routed_link(namespace)
+        if current is not None and current.key.node_id not in hops:
+            self.relay.route_namespace(current.peer, namespace, token.encode())  # type: ignore[arg-type]
+            return None
+        try:
+            upstream = self.topology.resolve(namespace_text(namespace), hops)
+        except TopologyError as exc:
+            self._log.info("no_route", track=namespace_text(namespace), error=str(exc))
+            return RequestErrorCode.DOES_NOT_EXIST, "no route to the broadcast"
+        try:
+            link = await self.pool.get(upstream)
+        except UpstreamUnavailable as exc:
+            self._log.warning("upstream_unavailable", upstream=upstream.node_id, error=str(exc))
+            return RequestErrorCode.INTERNAL_ERROR, "upstream unavailable"
+        assert link.peer is not None
+        self.relay.route_namespace(link.peer, namespace, token.encode())
+        return None
+
+    def _routed_link(self, namespace: Namespace) -> UpstreamLink | None:
+        for link in self.pool.links():
+            if link.peer is not None and not link.peer.closed:
+                if namespace in link.peer.announced.values():
+                    return link
+        return None
+
+    def _on_link_lost(self, link: UpstreamLink) -> None:
+        self._reroute_wake.set()
+
+    def _on_topology(self, event: TopologyEvent) -> None:
+        if event.event == "node_down":
+            if self.pool.close_node(event.node_id, "node down"):
+                self._reroute_wake.set()
+        elif event.event in ("route_set", "route_gone") and event.namespace:
+            self._check_routes(event.namespace)
+
+    def _check_routes(self, namespace_name: str) -> None:
+        """The route of a namespace changed: move its tracks if we now resolve elsewhere."""
+        assert self.topology is not None
+        for link in self.pool.links():
+            peer = link.peer
+            if peer is None or peer.closed:
+                continue
+            moved: list[Track] = []
+            for track in self.relay.tracks_on(peer):
+                if namespace_text(track.namespace) != namespace_name:
+                    continue
+                try:
+                    target = self.topology.resolve(namespace_name, link.request_path)
+                except TopologyError:
+                    continue  # keep what works until something better is known
+                if target.node_id != link.key.node_id:
+                    moved.append(track)
+            if moved:
+                self._log.info(
+                    "route_moved", track=namespace_name, old=link.key.node_id, tracks=len(moved)
+                )
+                self.relay.orphan_tracks_of(peer, moved)
+                for ns in {t.namespace for t in moved}:
+                    for rid, announced in list(peer.announced.items()):
+                        if announced == ns:
+                            del peer.announced[rid]
+                self._reroute_wake.set()
+
+    async def _reroute_loop(self) -> None:
+        while True:
+            await self._reroute_wake.wait()
+            self._reroute_wake.clear()
+            while orphans := self.relay.orphans():
+                for track in orphans:
+                    await self._reroute(track)
+                if self.relay.orphans():
+                    await asyncio.sleep(_RETRY_INTERVAL)
+            self._orphaned_at.clear()
+
+    async def _reroute(self, track: Track) -> None:
+        assert self.topology is not None
+        now = time.monotonic()
+        since = self._orphaned_at.setdefault(track, now)
+        label = namespace_text(track.namespace)
+        try:
+            upstream = self.topology.resolve(label)
+            link = await self.pool.get(upstream)
+        except (TopologyError, UpstreamUnavailable) as exc:
+            if now - since >= self._reroute_timeout:
+                self._log.warning("reroute_gave_up", track=track.label, error=str(exc))
+                self.relay.end_orphan(track, "no upstream for the broadcast")
+                self._orphaned_at.pop(track, None)
+            return
+        assert link.peer is not None
+        self.relay.route_namespace(link.peer, track.namespace, None)
+        if self.relay.resubscribe(track, link.peer):
+            self._reroutes += 1
+            self._orphaned_at.pop(track, None)
+            self._log.info(
+                "rerouted", track=track.label, upstream=link.key.node_id,
+                after=round(time.monotonic() - since, 3),
+            )  # fmt: skip
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(_POLL_INTERVAL)
+            try:
+                self.relay.poll()
+            except Exception:
+                self._log.exception("relay_poll_failed")
+            ticks += 1
+            if ticks % 4 == 0:
+                self._update_metrics()
+
+    def _update_metrics(self) -> None:
+        stats = self.relay.statistics()
+        m = self.metrics
+        viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
+        m.sessions.labels("viewer").set(viewers)
+        m.sessions.labels("relay").set(len(self._downstream) - viewers)
+        m.subscriptions.set(stats["subscriptions"])
+        m.upstream_subscriptions.set(stats["upstream_subscriptions"])
+        for key, counter in (
+            ("objects_in", m.objects_in),
+            ("bytes_in", m.bytes_in),
+            ("objects_out", m.objects_out),
+            ("bytes_out", m.bytes_out),
+            ("cache_hits", m.cache_hits),
+            ("cache_misses", m.cache_misses),
+        ):
+            delta = stats[key] - self._last_stats.get(key, 0)
+            if delta > 0:
+                counter.inc(delta)
+        self._last_stats = stats
+        m.bus_up.set(1 if self.topology is not None and self.topology.bus_up else 0)
+        m.queue_depth.labels("viewer_events").set(
+            sum(d.connection.statistics()["queued_events"] for d in self._downstream.values())
+        )
+        if self.topology is not None:
+            self.topology.set_load(sessions=float(viewers))
+
+    def statistics(self) -> PopStatistics:
+        viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
+        return PopStatistics(
+            viewers=viewers,
+            relay_links=len(self._downstream) - viewers,
+            upstream_links=len(self.pool.links()),
+            orphaned_tracks=len(self.relay.orphans()),
+            reroutes=self._reroutes,
+            draining=self._draining,
+        )

@@ -1,0 +1,216 @@
+"""The relay core as a POP uses it: tokens upstream, linger, tracks that survive their upstream.
+
+:class:`PopRelay` extends :class:`mesh.relay.Relay` (the relay core merges all
+viewers of a track into one upstream subscription) with three edge behaviours:
+
+* the upstream SUBSCRIBE carries a playback token that grants the namespace
+  (the token of the viewer that caused it), so a parent POP or an origin that
+  checks tokens can;
+* an upstream subscription is kept ``linger`` seconds after its last viewer
+  left, so a viewer that comes back (or zaps between renditions) does not pay
+  a new upstream round trip;
+* when an upstream session goes away its tracks are *orphaned* instead of
+  ended: viewers keep their subscriptions, and :meth:`resubscribe` attaches
+  the track to a new upstream (from the next group on).  Only when no new
+  upstream can be found does :meth:`end_orphan` send PUBLISH_DONE.
+
+Upstream sessions are attached like any peer and *announce* the namespaces
+they are used for with :meth:`route_namespace`, which is how the core finds
+the publisher for a track (``Relay._publisher_for``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+import structlog
+
+from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
+from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode, RequestErrorCode
+from moqt.types import Namespace, SubscriptionFilter
+
+__all__ = ["PopRelay"]
+
+_log = structlog.get_logger("pop.relay")
+
+
+class PopRelay(Relay):
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        config: RelayConfig | None = None,
+        *,
+        linger: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(config, clock)
+        self.linger = linger
+        self._upstream_peers: set[Peer] = set()
+        self._tokens: dict[Namespace, bytes] = {}
+        self._lingering: dict[Track, float] = {}
+        self._orphans: set[Track] = set()
+        self._fake_ids = itertools.count(-1, -1)
+        self.orphaned_total = 0
+        self.resubscribed_total = 0
+        self.lingered_total = 0
+
+    # --- upstream peers ----------------------------------------------------------------
+
+    def attach_upstream(self, session: object, name: str) -> Peer:
+        """Attach our client session to an upstream node (origin or parent POP)."""
+        peer = self.attach(session, name)  # type: ignore[arg-type]
+        self._upstream_peers.add(peer)
+        return peer
+
+    def is_upstream(self, peer: Peer) -> bool:
+        return peer in self._upstream_peers
+
+    def route_namespace(self, peer: Peer, namespace: Namespace, token: bytes | None) -> None:
+        """Use upstream ``peer`` for ``namespace`` from now on (the token goes upstream)."""
+        if token is not None:
+            self._tokens[namespace] = token
+        for other in self._upstream_peers:
+            if other is not peer:
+                for rid, ns in list(other.announced.items()):
+                    if ns == namespace:
+                        del other.announced[rid]
+        if namespace not in peer.announced.values():
+            peer.announced[next(self._fake_ids)] = namespace
+
+    def tracks_on(self, peer: Peer) -> list[Track]:
+        return list(peer.upstream.values())
+
+    # --- overrides of the core -----------------------------------------------------------
+
+    def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
+        return self._subscribe(track, publisher, SubscriptionFilter.largest_object())
+
+    def _subscribe(self, track: Track, publisher: Peer, flt: SubscriptionFilter) -> bool:
+        try:
+            rid = publisher.session.subscribe(
+                track.namespace,
+                track.name,
+                filter=flt,
+                auth_token=self._tokens.get(track.namespace),
+            )
+        except LocalError as exc:
+            _log.warning("upstream_subscribe_failed", peer=publisher.name, error=str(exc))
+            return False
+        track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
+        publisher.upstream[rid] = track
+        self._counters["upstream_subscribes"] += 1
+        self._lingering.pop(track, None)
+        self._orphans.discard(track)
+        return True
+
+    def _maybe_release(self, track: Track) -> None:
+        if track.subscribers or track.upstream is None:
+            return
+        if self.linger > 0:
+            if track not in self._lingering:
+                self._lingering[track] = self._clock() + self.linger
+                self.lingered_total += 1
+            return
+        super()._maybe_release(track)
+
+    def poll(self) -> None:
+        now = self._clock()
+        for track, deadline in list(self._lingering.items()):
+            if track.subscribers or track.upstream is None:
+                del self._lingering[track]
+            elif deadline <= now:
+                del self._lingering[track]
+                _log.info("upstream_released", track=track.label, after=self.linger)
+                super()._maybe_release(track)
+        super().poll()
+
+    def detach(self, peer: Peer) -> None:
+        if peer in self._upstream_peers:
+            self._upstream_peers.discard(peer)
+            for track in list(peer.upstream.values()):
+                upstream = track.upstream
+                if upstream is None or upstream.peer is not peer:
+                    continue
+                lingering = self._lingering.pop(track, None) is not None
+                waiting = any(t is track for p in self._peers for t, _ in p.waiting.values())
+                if upstream.done is None and (track.subscribers or waiting) and not lingering:
+                    self._orphan(track)
+            peer.upstream = {rid: t for rid, t in peer.upstream.items() if t not in self._orphans}
+        super().detach(peer)
+
+    # --- orphans -------------------------------------------------------------------------
+
+    def _orphan(self, track: Track) -> None:
+        upstream = track.upstream
+        assert upstream is not None
+        upstream.peer.upstream.pop(upstream.request_id, None)
+        track.upstream = None
+        for sub in track.subscribers:
+            # The old upstream's streams will never end: cut them, the next group starts clean.
+            for handle in sub.handles.values():
+                try:
+                    sub.session.reset_subgroup(handle, DataStreamResetCode.CANCELLED)
+                except LocalError:
+                    pass
+            sub.handles.clear()
+        self._orphans.add(track)
+        self.orphaned_total += 1
+        _log.info("track_orphaned", track=track.label, subscribers=len(track.subscribers))
+
+    def orphan_tracks_of(self, peer: Peer, tracks: list[Track]) -> None:
+        """Move ``tracks`` off upstream ``peer`` (e.g. the route changed); UNSUBSCRIBE there."""
+        for track in tracks:
+            upstream = track.upstream
+            if upstream is None or upstream.peer is not peer:
+                continue
+            rid = upstream.request_id
+            self._orphan(track)
+            try:
+                peer.session.unsubscribe(rid)
+            except LocalError:
+                pass
+
+    def orphans(self) -> list[Track]:
+        """Tracks waiting for a new upstream (dropping those nobody watches any more)."""
+        for track in [t for t in self._orphans if not t.subscribers and not self._waited(t)]:
+            self._orphans.discard(track)
+        return list(self._orphans)
+
+    def _waited(self, track: Track) -> bool:
+        return any(t is track for p in self._peers for t, _ in p.waiting.values())
+
+    def resubscribe(self, track: Track, peer: Peer) -> bool:
+        """Attach an orphaned track to upstream ``peer``, from the next group boundary on."""
+        if track not in self._orphans:
+            return False
+        if not self._subscribe(track, peer, SubscriptionFilter.next_group_start()):
+            return False
+        self.resubscribed_total += 1
+        _log.info("track_resubscribed", track=track.label, upstream=peer.name)
+        return True
+
+    def end_orphan(self, track: Track, reason: str) -> None:
+        """No upstream could be found: PUBLISH_DONE to its viewers."""
+        if track not in self._orphans:
+            return
+        self._orphans.discard(track)
+        track.end_all(PublishDoneCode.TRACK_ENDED, reason)
+        for other in self._peers:
+            for rid, (waiting_track, _) in list(other.waiting.items()):
+                if waiting_track is track:
+                    del other.waiting[rid]
+                    self._reject(other, rid, RequestErrorCode.DOES_NOT_EXIST, reason)
+
+    def statistics(self) -> dict[str, int]:
+        stats = super().statistics()
+        stats.update(
+            orphaned_tracks=len(self._orphans),
+            orphaned_total=self.orphaned_total,
+            resubscribed_total=self.resubscribed_total,
+            lingering_tracks=len(self._lingering),
+            upstream_sessions=len(self._upstream_peers),
+        )
+        return stats

@@ -1,0 +1,226 @@
+"""Client sessions from a POP to its upstream nodes (origins or a regional parent POP).
+
+One :class:`UpstreamLink` per (upstream node, hop path): a ``moqt.aio`` client
+session attached to the :class:`~pop._relay.PopRelay` as an upstream peer, so
+every track routed through it shares it.  The link's URL carries the hop path
+(``moqt://host:port/relay?hops=a,b``) so a parent POP can refuse loops.  Each
+link lives in its own task inside the pool's task group; when its session ends
+(the node died, Redis said so, or we closed it) the relay orphans its tracks and
+``on_lost`` tells the node to re-route them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from mesh._topology_types import Upstream, format_hop_path
+from mesh.relay import Peer
+from mesh.settings import parse_hostport
+from moqt.aio import ConnectionClosed, MoqtConnection, SessionOptions, connect
+from moqt.errors import SessionCloseCode
+from moqt.events import Event, SessionClosed
+
+from ._relay import PopRelay
+
+__all__ = ["LinkKey", "UpstreamLink", "UpstreamPool", "UpstreamUnavailable"]
+
+_log = structlog.get_logger("pop.upstream")
+
+
+class UpstreamUnavailable(Exception):
+    """No session to the chosen upstream node could be set up."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkKey:
+    node_id: str
+    quic: str
+    path: tuple[str, ...]  # hop path sent upstream (ends with this POP)
+
+
+@dataclass(slots=True, eq=False)
+class UpstreamLink:
+    key: LinkKey
+    role: str
+    ready: asyncio.Future[UpstreamLink]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    connection: MoqtConnection | None = None
+    peer: Peer | None = None
+    idle_since: float | None = None
+    closed: bool = False
+
+    @property
+    def request_path(self) -> tuple[str, ...]:
+        """The hop path of the requests this link serves (without this POP)."""
+        return self.key.path[:-1]
+
+
+def link_url(key: LinkKey) -> str:
+    host, port = parse_hostport(key.quic)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"moqt://{host}:{port}/relay?hops={format_hop_path(key.path)}"
+
+
+class UpstreamPool:
+    """The upstream links of one POP; :meth:`run` must be running for :meth:`get`."""
+
+    def __init__(
+        self,
+        relay: PopRelay,
+        *,
+        options: SessionOptions,
+        on_lost: Callable[[UpstreamLink], None],
+        connect_timeout: float = 3.0,
+        verify: bool = False,
+        cafile: str | None = None,
+        idle_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._relay = relay
+        self._options = options
+        self._on_lost = on_lost
+        self._connect_timeout = connect_timeout
+        self._verify = verify
+        self._cafile = cafile
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._links: dict[LinkKey, UpstreamLink] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._names = itertools.count(1)
+        self.connects = 0
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Host the link tasks until cancelled (then every link is closed)."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._idle_loop())
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._tg = None
+                for link in list(self._links.values()):
+                    link.stop.set()
+
+    def links(self) -> list[UpstreamLink]:
+        return [link for link in self._links.values() if not link.closed]
+
+    def link_for_peer(self, peer: Peer) -> UpstreamLink | None:
+        for link in self._links.values():
+            if link.peer is peer:
+                return link
+        return None
+
+    async def get(self, upstream: Upstream) -> UpstreamLink:
+        """A ready link to ``upstream`` (shared); raises :class:`UpstreamUnavailable`."""
+        key = LinkKey(upstream.node_id, upstream.quic, upstream.path)
+        link = self._links.get(key)
+        if link is None or link.closed:
+            if self._tg is None:
+                raise UpstreamUnavailable("the upstream pool is not running")
+            link = UpstreamLink(
+                key, upstream.role.value, asyncio.get_running_loop().create_future()
+            )
+            self._links[key] = link
+            self._tg.create_task(self._run_link(link), name=f"upstream-{key.node_id}")
+        try:
+            return await asyncio.shield(link.ready)
+        except (ConnectionClosed, OSError, TimeoutError) as exc:
+            raise UpstreamUnavailable(f"{key.node_id} at {key.quic}: {exc}") from exc
+
+    def close_node(self, node_id: str, reason: str) -> int:
+        """Close every link to ``node_id`` (its tracks get re-routed); returns how many."""
+        count = 0
+        for link in list(self._links.values()):
+            if link.key.node_id == node_id and not link.closed:
+                _log.info("upstream_closing", upstream=node_id, reason=reason)
+                self._close_link(link, reason)
+                count += 1
+        return count
+
+    def _close_link(self, link: UpstreamLink, reason: str) -> None:
+        if link.connection is not None and not link.connection.is_closed:
+            link.connection.close(SessionCloseCode.NO_ERROR, reason)
+        link.stop.set()
+
+    async def _run_link(self, link: UpstreamLink) -> None:
+        key = link.key
+        url = link_url(key)
+        name = f"up{next(self._names)}:{key.node_id}"
+        self.connects += 1
+        try:
+            async with connect(
+                url,
+                verify=self._verify,
+                cafile=self._cafile,
+                options=self._options,
+                setup_timeout=self._connect_timeout,
+            ) as conn:
+                link.connection = conn
+                link.peer = self._relay.attach_upstream(conn.session, name)
+                conn.set_event_handler(lambda c, ev: self._on_event(link, ev))
+                _log.info("upstream_connected", upstream=key.node_id, quic=key.quic, link=name)
+                link.ready.set_result(link)
+                closed = asyncio.ensure_future(conn.wait_closed())
+                stop = asyncio.ensure_future(link.stop.wait())
+                try:
+                    await asyncio.wait({closed, stop}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for f in (closed, stop):
+                        f.cancel()
+        except (ConnectionClosed, OSError, TimeoutError) as exc:
+            self.failures += 1
+            _log.warning("upstream_failed", upstream=key.node_id, quic=key.quic, error=str(exc))
+            if not link.ready.done():
+                link.ready.set_exception(exc)
+        finally:
+            if not link.ready.done():
+                link.ready.set_exception(UpstreamUnavailable("link stopped"))
+            self._finish(link)
+
+    def _on_event(self, link: UpstreamLink, event: Event) -> None:
+        assert link.peer is not None
+        self._relay.handle_event(link.peer, event)
+        if isinstance(event, SessionClosed):
+            _log.info(
+                "upstream_closed", upstream=link.key.node_id, code=event.code, reason=event.reason
+            )
+            self._finish(link)
+
+    def _finish(self, link: UpstreamLink) -> None:
+        if link.closed:
+            return
+        link.closed = True
+        link.stop.set()
+        if self._links.get(link.key) is link:
+            del self._links[link.key]
+        if link.peer is not None:
+            self._relay.detach(link.peer)  # orphans its tracks (no-op if already detached)
+        # Retrieve a failure nobody awaited, so asyncio does not log it as lost.
+        if link.ready.done() and not link.ready.cancelled():
+            with contextlib.suppress(BaseException):
+                link.ready.exception()
+        self._on_lost(link)
+
+    async def _idle_loop(self) -> None:
+        """Close links that carried no track for ``idle_timeout`` seconds."""
+        while True:
+            await asyncio.sleep(min(1.0, self._idle_timeout / 2))
+            now = self._clock()
+            for link in list(self._links.values()):
+                if link.peer is None or link.closed:
+                    continue
+                if link.peer.upstream:
+                    link.idle_since = None
+                elif link.idle_since is None:
+                    link.idle_since = now
+                elif now - link.idle_since >= self._idle_timeout:
+                    self._close_link(link, "idle")
