@@ -31,6 +31,7 @@ from control.models import (
     PlaybackUrlRequest,
     RevocationOut,
     UpdateLiveInput,
+    at,
     ts,
 )
 from control.problems import Problem, install_problem_handlers, not_found
@@ -136,8 +137,8 @@ def _revocation(result: RevocationResult) -> RevocationOut:
         jti=result.target if result.kind == "jti" else None,
         sub=result.target if result.kind == "sub" else None,
         before=ts(result.before),
-        expires_at=ts(result.expires_at),  # type: ignore[arg-type]
-        revoked_at=ts(result.revoked_at),  # type: ignore[arg-type]
+        expires_at=at(result.expires_at),
+        revoked_at=at(result.revoked_at),
     )
 
 
@@ -299,7 +300,7 @@ def _routes(app: FastAPI) -> None:
         return PlaybackTicketOut(
             url=ticket.url,
             token=ticket.token,
-            expires_at=ts(ticket.expires_at),  # type: ignore[arg-type]
+            expires_at=at(ticket.expires_at),
             jti=ticket.jti,
             kid=ticket.kid,
             sub=ticket.sub,

@@ -20,6 +20,7 @@ __all__ = [
     "PlaybackUrlRequest",
     "RevocationOut",
     "UpdateLiveInput",
+    "at",
     "ts",
 ]
 
@@ -32,6 +33,10 @@ IngestName = Literal["fmp4", "rtmp"]
 
 def ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def at(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
 
 
 class _Strict(BaseModel):
@@ -85,9 +90,9 @@ class LiveInputOut(BaseModel):
             status=li.status,
             last_error=li.status_detail if li.status == "error" else None,
             status_at=ts(li.status_at),
-            stream_key_rotated_at=datetime.fromtimestamp(li.stream_key_rotated_at, UTC),
-            created_at=datetime.fromtimestamp(li.created_at, UTC),
-            updated_at=datetime.fromtimestamp(li.updated_at, UTC),
+            stream_key_rotated_at=at(li.stream_key_rotated_at),
+            created_at=at(li.created_at),
+            updated_at=at(li.updated_at),
         )
 
 

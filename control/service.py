@@ -40,6 +40,7 @@ from control.signing import (
 )
 from control.store import (
     ApiKey,
+    Ingest,
     LiveInput,
     Org,
     PlaybackToken,
@@ -179,13 +180,16 @@ class ControlService:
             raise Problem(422, "validation", "input id must look like li_<1-64 letters/digits>")
         if external_input_id is not None and not valid_id(external_input_id, "lv"):
             raise Problem(422, "validation", "external id must look like lv_<1-64 letters/digits>")
+        if ingest not in ("fmp4", "rtmp"):
+            raise Problem(422, "validation", "ingest must be 'fmp4' or 'rtmp'")
+        kind: Ingest = "rtmp" if ingest == "rtmp" else "fmp4"
         stream_key = new_stream_key()
         li = LiveInput(
             id=input_id or new_id("li", now=now),
             org_id=org_id,
             external_input_id=external_input_id or new_id("lv", now=now),
             name=name,
-            ingest=ingest,  # type: ignore[arg-type]  # validated by the API model
+            ingest=kind,
             stream_key_sha256=sha256_hex(stream_key),
             stream_key_rotated_at=now,
             status="idle",

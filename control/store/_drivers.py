@@ -133,6 +133,8 @@ class _PgTx:
     def __init__(self, conn: psycopg.Connection[Row]) -> None:
         self._conn = conn
 
+    # psycopg types queries as LiteralString; ours are constants of this package with
+    # "?" rewritten below, never user text (values always go in as parameters).
     @staticmethod
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
