@@ -274,7 +274,6 @@ class DataPlaneMixin(InboundMixin):
         self._emit(
             SubgroupStreamEnded(sub.request_id, rx.stream_id, rx.header.group_id, _subgroup_of(rx))
         )
-        self._maybe_forget_done(sub)
 
     def _drop_rx(self, rx: _RxStream) -> None:
         """Abandon an incoming stream: STOP_SENDING and ignore the rest of it."""
@@ -302,7 +301,6 @@ class DataPlaneMixin(InboundMixin):
                     rx.sub.request_id, stream_id, rx.header.group_id, _subgroup_of(rx), error_code
                 )
             )
-            self._maybe_forget_done(rx.sub)
 
     # --- incoming datagrams --------------------------------------------------------------
 
@@ -392,17 +390,9 @@ class DataPlaneMixin(InboundMixin):
         sub.done_stream_count = stream_count
         sub.done_deadline = self._now + self._done_linger
         self._finish(sub)  # frees the request; the alias stays until the streams are in
+        # "PUBLISH_DONE": keep routing late streams and datagrams for a while (streams
+        # beyond Stream Count are dropped in _bind); the timer forgets the alias.
         self._lingering[sub.request_id] = sub
-        self._maybe_forget_done(sub)
-
-    def _maybe_forget_done(self, sub: SubReq) -> None:
-        if sub.state is not State.DONE or sub.done_stream_count is None:
-            return
-        if sub.streams_seen < sub.done_stream_count:
-            return
-        if any(rx.sub is sub for rx in self._rx_streams.values()):
-            return
-        self._forget_rx_alias(sub)
 
     # --- outgoing data ---------------------------------------------------------------------
 

@@ -75,8 +75,11 @@ class RequestsMixin(SessionCore):
         elif isinstance(req, FetchReq):
             self._drop_fetch(req)
         elif isinstance(req, SubNamespaceReq) and req.stream_id is not None:
-            self._ns_streams.pop(req.stream_id, None)
+            if self._ns_streams.pop(req.stream_id, None) is not None and req.ours:
+                self._transport.send_stream_data(req.stream_id, b"", True)  # our half
             self._ns_bufs.pop(req.stream_id, None)
+            # Whatever still arrives on it (the publisher's FIN) is not a new stream.
+            self._ignored_streams.add(req.stream_id)
         self._finish(req)
 
     def _find_receiving(
@@ -106,7 +109,6 @@ class RequestsMixin(SessionCore):
                 # "SUBSCRIBE_NAMESPACE": on error the stream is closed with FIN.
                 self._send_on(req.stream_id, error, end_stream=True)
                 self._ns_streams.pop(req.stream_id, None)
-                self._ns_bufs.pop(req.stream_id, None)
             else:
                 self._send(error)
         else:

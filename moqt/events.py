@@ -269,8 +269,9 @@ class PublishDoneReceived(Event):
     ``code`` is the draft-16 status value (:class:`~moqt.errors.PublishDoneCode`;
     draft-14's MALFORMED_TRACK 0x7 is translated to 0x12).
     ``stream_count`` is the number of subgroup streams the publisher opened (2^62-1 when
-    it does not know).  The session keeps the track alias until that many streams ended
-    or a linger timeout passed, then forgets the subscription.
+    it does not know).  The session keeps delivering late objects of the subscription
+    for ``done_linger`` seconds (streams beyond ``stream_count`` are dropped), then
+    forgets it.
     """
 
     request_id: int

@@ -219,3 +219,15 @@ def test_draft16_publisher_resets_or_fins_our_namespace_stream() -> None:
     close = closed_with(peer.take())
     assert close is not None and close.code == SessionCloseCode.PROTOCOL_VIOLATION
     assert rid2 == rid + 2
+
+
+def test_draft16_rejected_namespace_stream_fin_arriving_later_is_fine() -> None:
+    peer = RawPeer(DRAFT_16, is_client=True)
+    peer.setup()
+    rid = peer.session.subscribe_namespace((b"a",))
+    stream = next(sid for sid in peer.transport.sent_bytes if sid != 0)
+    peer.send(m.RequestError(rid, RequestErrorCode.DOES_NOT_EXIST), stream_id=stream)
+    assert events_of(peer.take(), RequestRejected)[0].request_id == rid
+    assert stream in peer.transport.finished  # we closed our half too
+    assert peer.feed(stream, b"", fin=True) == []  # the publisher's FIN, separately
+    assert not peer.session.closed

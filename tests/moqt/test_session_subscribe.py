@@ -193,8 +193,12 @@ def test_publish_done_carries_the_stream_count_and_resets_open_streams(version: 
         "bad track",
     )
     assert events_of(c, SubgroupStreamReset)[0].error_code == DataStreamResetCode.CANCELLED
-    # Both streams were accounted for: the alias is forgotten at once.
+    # Late objects are accepted for done_linger seconds, then the alias is forgotten.
+    assert pair.client.get_timer() == pytest.approx(5.0)
+    pair.advance(5.0)
     assert pair.client.get_timer() is None
+    late = pair.server.statistics().subgroup_streams_opened
+    assert late == 2
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -428,3 +432,19 @@ def test_statistics_count_objects_and_messages(version: int) -> None:
     assert got.control_messages_sent == sent.control_messages_received == 2
     assert sent.control_messages_sent == got.control_messages_received == 2
     assert got.open_requests == sent.open_requests == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_streams_beyond_publish_done_stream_count_are_dropped(version: int) -> None:
+    peer = RawPeer(version, is_client=True)
+    peer.setup()
+    rid = peer.session.subscribe(NS, b"a")
+    order = None if version == DRAFT_16 else GroupOrder.ASCENDING
+    peer.send(m.SubscribeOk(rid, 4, group_order=order))
+    peer.send(m.PublishDone(rid, PublishDoneCode.TRACK_ENDED, 1))
+    peer.feed(3, _subgroup_bytes(version, 4, [b"in"]), fin=True)
+    peer.feed(7, _subgroup_bytes(version, 4, [b"extra"], fin_group=2), fin=True)
+    events = peer.take()
+    assert [o.payload for o in events_of(events, ObjectReceived)] == [b"in"]
+    assert peer.transport.stops[7] == DataStreamResetCode.CANCELLED
+    assert not peer.session.closed
