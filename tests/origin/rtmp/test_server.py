@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import struct
@@ -290,7 +291,7 @@ async def test_garbage_and_truncated_handshakes_do_not_hurt_the_server(rtmp: Har
 
 
 async def test_handshake_and_idle_timeouts() -> None:
-    settings = RtmpServerSettings(handshake_timeout=0.3, idle_timeout=0.4)
+    settings = RtmpServerSettings(handshake_timeout=1.0, idle_timeout=1.0)
     async with running_server(settings) as h:
         r, w = await asyncio.open_connection("127.0.0.1", h.port)
         w.write(b"\x03" + b"\x00" * 100)  # truncated C1, then silence
@@ -386,15 +387,20 @@ async def test_connection_cap() -> None:
 
 
 async def test_connection_without_publish_is_closed_after_publish_timeout() -> None:
-    settings = RtmpServerSettings(publish_timeout=0.4, idle_timeout=5)
+    settings = RtmpServerSettings(publish_timeout=1.0, idle_timeout=5)
     async with running_server(settings) as h:
         client = await ObsLikeClient.open("127.0.0.1", h.port)
         await client.connect("127.0.0.1", h.port, APP)
-        # Keep the connection busy (pings) without ever publishing.
-        for _ in range(4):
-            await client.send_message(2, 4, 0, 0, struct.pack(">HI", 6, 1))
+        # Keep the connection busy (pings every 100 ms) without ever publishing.
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        closed = asyncio.create_task(client.wait_closed_by_server(within=5))
+        while not closed.done():
+            with contextlib.suppress(ConnectionError):
+                await client.send_message(2, 4, 0, 0, struct.pack(">HI", 6, 1))
             await asyncio.sleep(0.1)
-        assert await client.wait_closed_by_server(within=3)
+        assert await closed
+        assert 0.9 <= loop.time() - begin < 4
         assert h.server.statistics().timeouts == 1
 
 
