@@ -267,6 +267,39 @@ class Topology:
             origin.node_id, NodeRole.ORIGIN, origin.region, origin.quic, origin.node_id, new_path
         )
 
+    async def lookup(self, namespace: str, path: Sequence[str] = ()) -> Upstream:
+        """:meth:`resolve`, but a namespace the snapshot does not know is read from Redis.
+
+        Covers a viewer arriving between an origin's announcement and the moment
+        its message reaches us (or after a lost message).  While Redis is away
+        this is exactly :meth:`resolve` on the last known topology.
+        """
+        try:
+            return self.resolve(namespace, path)
+        except NoRoute:
+            if not self._bus_up:
+                raise
+        try:
+            record = await self._bus.get(ROUTE_PREFIX + namespace)
+            if record is None:
+                raise NoRoute(f"no live origin hosts {namespace!r}")
+            route = Route.from_record(namespace, record)
+            node_record = await self._bus.get(NODE_PREFIX + route.origin)
+            if node_record is None:
+                raise NoRoute(f"the origin of {namespace!r} ({route.origin}) is gone")
+            info = NodeInfo.from_record(route.origin, node_record)
+        except _BUS_DOWN as exc:
+            raise NoRoute(f"{namespace!r} is unknown and the bus is unreachable") from exc
+        except _BAD_RECORD as exc:
+            raise NoRoute(f"unreadable route for {namespace!r}: {exc}") from exc
+        if self._nodes.get(info.node_id) != info:
+            fresh = info.node_id not in self._nodes
+            self._nodes[info.node_id] = info
+            if fresh:
+                self._emit(TopologyEvent("node_up", node_id=info.node_id))
+        self._apply_route(route)
+        return self.resolve(namespace, path)
+
     def _choose_origin(self, namespace: str, path: tuple[str, ...]) -> NodeInfo:
         candidates: dict[str, NodeInfo] = {
             n.node_id: n

@@ -322,3 +322,34 @@ async def test_corrupt_records_are_skipped_not_fatal(
             assert pop.resolve(NS).node_id == "o1"
     finally:
         await raw.aclose()
+
+
+async def test_lookup_reads_a_route_the_snapshot_does_not_have(
+    make_bus: Callable[[], RedisBus],
+) -> None:
+    writer = make_bus()
+    pop_info = node("p1", NodeRole.POP, "eu")
+    async with (
+        running(make_bus(), node("o1", NodeRole.ORIGIN, "eu")),
+        Topology(
+            make_bus(), pop_info, heartbeat_interval=BEAT, ttl=TTL, route_scan_every=1000
+        ) as pop,
+    ):
+        await pop.wait_ready()
+        await wait_until(lambda: "o1" in pop.nodes() and pop.bus_up)
+        with pytest.raises(NoRoute):
+            await pop.lookup(NS)
+        # The route exists in Redis but its message never reached this POP.
+        await writer.set(ROUTE_PREFIX + NS, Route(NS, "o1", "eu", "o1.test:4433", 1.0).to_record())
+        with pytest.raises(NoRoute):
+            pop.resolve(NS)
+        up = await pop.lookup(NS)
+        assert (up.node_id, up.path) == ("o1", ("p1",))
+        assert pop.route(NS) is not None  # and now it is in the snapshot
+        # A route to an origin without a node record (dead) is not followed.
+        await writer.set(
+            ROUTE_PREFIX + "stream/org_1/lv_dead",
+            Route("stream/org_1/lv_dead", "o-dead", "eu", "x:1", 1.0).to_record(),
+        )
+        with pytest.raises(NoRoute, match="gone"):
+            await pop.lookup("stream/org_1/lv_dead")
