@@ -19,10 +19,12 @@ from moqt.aio import (
 )
 from moqt.events import (
     ObjectReceived,
+    ObjectSource,
     RequestRejected,
     SessionClosed,
     SetupCompleted,
     SubgroupStreamEnded,
+    SubgroupStreamReset,
     SubscribeAccepted,
     SubscribeRequested,
 )
@@ -183,3 +185,39 @@ def test_exports() -> None:
             "parse_moqt_url", "serve", "server_configuration", "write_self_signed",
         ]
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(("scheme", "version"), CASES)
+async def test_datagrams_and_stream_resets(
+    scheme: str, version: int, moqt_server: Callable[..., object], certificate: tuple[Path, Path]
+) -> None:
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"{scheme}://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        async with connect(url, versions=(version,), cafile=str(certificate[0])) as client:
+            server_conn = await accepted.get()
+            rid = client.session.subscribe(NS, b"video")
+            request = None
+            while request is None:
+                event = await server_conn.wait_event()
+                if isinstance(event, SubscribeRequested):
+                    request = event
+            server_conn.session.accept_subscribe(request.request_id)
+            await client.request(rid, SubscribeAccepted)
+            server_conn.session.send_object_datagram(request.request_id, 3, 0, b"datagram")
+            handle = server_conn.session.open_subgroup(request.request_id, 4, 0)
+            server_conn.session.write_object(handle, 0, b"first")
+            await asyncio.sleep(0.1)  # let the object arrive before the reset
+            server_conn.session.reset_subgroup(handle, 0x2)  # DELIVERY_TIMEOUT
+            seen: dict[str, object] = {}
+            while "reset" not in seen or "datagram" not in seen:
+                event = await client.wait_event()
+                if isinstance(event, ObjectReceived) and event.payload == b"datagram":
+                    assert event.source is ObjectSource.DATAGRAM
+                    seen["datagram"] = event
+                elif isinstance(event, SubgroupStreamReset):
+                    seen["reset"] = event
+            reset = seen["reset"]
+            assert isinstance(reset, SubgroupStreamReset)
+            assert (reset.group_id, reset.error_code) == (4, 0x2)
