@@ -1,6 +1,21 @@
 """Media handling: fMP4/CMAF splitting, GOP-to-group mapping, the CMSF catalog, ffmpeg pipelines.
 
-Imports the standard library only (plus the ffmpeg binary at run time).
+The RTMP ingest path, end to end::
+
+    tc = Transcoder(PipeSource(width=w, height=h, has_audio=a), LadderSpec())   # media.ffmpeg
+    async with tc:                                    # ingest task: await tc.write(flv); tc.close_input()
+        packager = tc.packager(namespace=ns)          # resume=old.resume_point() after a restart
+        async for rendition, item in tc:              # InitSegment, then Fragments, per rendition
+            for event in packager.push(rendition, item):
+                ...  # CatalogUpdate -> publish catalog.to_json() on ".catalog" (new group)
+                     # ObjectReady   -> publish event.object.payload at (group_id, object_id)
+
+MoQT fMP4 ingest validates each received object with :func:`parse_object`;
+viewers read the catalog with :meth:`Catalog.parse_update` and take each
+track's CMAF header from ``initData``.
+
+Imports the standard library only (the ffmpeg binary is located through
+imageio-ffmpeg, imported lazily, or ``$CLUTCHCALL_FFMPEG``).
 """
 
 from .catalog import (
