@@ -141,7 +141,13 @@ class Relay:
             group_order=ev.group_order,
         )
         peer.upstream[ev.request_id] = track
-        peer.session.accept_publish(ev.request_id, forward=True, group_order=ev.group_order)
+        call_peer(
+            peer,
+            peer.session.accept_publish,
+            ev.request_id,
+            forward=True,
+            group_order=ev.group_order,
+        )
         logger.info("track_published", peer=peer.name, track=track.label)
         self._offer_track(track, exclude=peer)
 
@@ -334,7 +340,9 @@ class Relay:
     def _on_unsubscribe(self, peer: Peer, ev: Unsubscribed) -> None:
         sub = peer.downstream.pop(ev.request_id, None)
         if sub is None:
-            peer.waiting.pop(ev.request_id, None)
+            waiting = peer.waiting.pop(ev.request_id, None)
+            if waiting is not None:
+                self._maybe_release(waiting[0])
             return
         for track in self._tracks.values():
             if sub in track.subscribers:

@@ -251,6 +251,7 @@ class MoqtProtocol(QuicConnectionProtocol):
                 self._session_gone(SessionCloseCode.NO_ERROR, "WebTransport session gone")
             elif isinstance(event, StreamReset) and event.stream_id in wt.streams:
                 code = http3_code_to_webtransport(event.error_code)
+                wt.streams.discard(event.stream_id)
                 moqt._feed_reset(event.stream_id, event.error_code if code is None else code)
             elif isinstance(event, StopSendingReceived) and event.stream_id in wt.streams:
                 code = http3_code_to_webtransport(event.error_code)

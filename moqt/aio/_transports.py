@@ -132,14 +132,19 @@ class WebTransportTransport:
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         self._quic.send_stream_data(stream_id, data, end_stream)
         if end_stream:
-            self.priorities.pop(stream_id, None)
+            self._sending_done(stream_id)
         self._flush()
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         # WebTransport application error codes are mapped into the HTTP/3 space.
         self._quic.reset_stream(stream_id, webtransport_code_to_http3(error_code))
-        self.priorities.pop(stream_id, None)
+        self._sending_done(stream_id)
         self._flush()
+
+    def _sending_done(self, stream_id: int) -> None:
+        self.priorities.pop(stream_id, None)
+        if stream_id & 0x2:  # unidirectional: nothing more will happen on it
+            self.streams.discard(stream_id)
 
     def stop_sending(self, stream_id: int, error_code: int) -> None:
         self._quic.stop_stream(stream_id, webtransport_code_to_http3(error_code))
