@@ -107,3 +107,24 @@ def test_control_server_follows_admin_changes(tmp_path: Path, redis_url: str) ->
 def test_control_refuses_a_bad_database_url(tmp_path: Path) -> None:
     out = clutchcall("control", "--http", "127.0.0.1:0", "--db", "mysql://nope", check=False)
     assert out.returncode == 2 and "unsupported database URL" in out.stderr
+
+
+def test_control_on_postgresql_end_to_end(pg_url: str, redis_url: str) -> None:
+    org = create_org(pg_url, "Acme")
+    server = ControlServer(pg_url, redis_url=redis_url)
+    try:
+        h = {"Authorization": f"Bearer {org['api_key']}", "X-ClutchCall-Org": org["org_id"]}
+        made = httpx.post(f"{server.base_url}/v1/live_inputs", json={"name": "pg"}, headers=h)
+        assert made.status_code == 201
+        li = made.json()["input"]
+        ticket = httpx.post(
+            f"{server.base_url}/v1/live_inputs/{li['id']}/playback_urls",
+            json={"ttl_seconds": 60},
+            headers=h,
+        )
+        assert ticket.status_code == 201
+        assert httpx.get(f"{server.base_url}/readyz").json()["schema_version"] >= 2
+        listed = httpx.get(f"{server.base_url}/v1/live_inputs", headers=h).json()["data"]
+        assert [x["id"] for x in listed] == [li["id"]]
+    finally:
+        server.close()
