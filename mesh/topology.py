@@ -126,6 +126,7 @@ class Topology:
         # routes change by message, so the full route scan runs every few beats only.
         self._route_scan_every = max(1, route_scan_every)
         self._full_scan_due = True
+        self._settle_until = 0.0
         self._nodes: dict[str, NodeInfo] = {}
         self._routes: dict[str, Route] = {}
         self._hosted: dict[str, float] = {}  # namespace -> announced at
@@ -369,6 +370,11 @@ class Topology:
             was_up = self._bus_up
             try:
                 await self._beat(announce=not was_up)
+                if not was_up and self._ready.is_set():
+                    # Back after an outage: Redis may have lost every record and the
+                    # other nodes re-register on their next beat. Until they all had
+                    # the chance (one TTL), a missing record proves nothing.
+                    self._settle_until = self._clock() + self._ttl
                 full = (
                     self._full_scan_due
                     or not was_up
@@ -460,7 +466,9 @@ class Topology:
         def untouched(key: str) -> bool:
             return self._touched.get(key, -1) < started
 
-        for node_id in set(self._nodes) - set(nodes):
+        removals = self._clock() >= self._settle_until
+
+        for node_id in set(self._nodes) - set(nodes) if removals else ():
             if untouched("n:" + node_id):
                 self._nodes.pop(node_id)
                 self._emit(TopologyEvent("node_down", node_id=node_id))
@@ -470,7 +478,7 @@ class Topology:
                 self._nodes[node_id] = info
                 if fresh:
                     self._emit(TopologyEvent("node_up", node_id=node_id))
-        for namespace in set(self._routes) - set(routes) if full else ():
+        for namespace in set(self._routes) - set(routes) if full and removals else ():
             if untouched("r:" + namespace):
                 self._remove_route(namespace)
         for route in routes.values():

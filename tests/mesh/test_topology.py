@@ -353,3 +353,27 @@ async def test_lookup_reads_a_route_the_snapshot_does_not_have(
         )
         with pytest.raises(NoRoute, match="gone"):
             await pop.lookup("stream/org_1/lv_dead")
+
+
+async def test_recovery_from_an_empty_redis_does_not_flap(
+    redis_server,
+    make_bus: Callable[[], RedisBus],  # type: ignore[no-untyped-def]
+) -> None:
+    events: list[TopologyEvent] = []
+    origin_info = node("o1", NodeRole.ORIGIN, "eu")
+    async with (
+        # A slow origin: after the restart the POP is back well before it re-registers.
+        Topology(make_bus(), origin_info, heartbeat_interval=0.6, ttl=1.8) as origin,
+        running(make_bus(), node("p1", NodeRole.POP, "eu")) as pop,
+    ):
+        await origin.wait_ready()
+        await origin.announce(NS)
+        await wait_until(lambda: pop.route(NS) is not None and "o1" in pop.nodes())
+        pop.add_listener(events.append)
+        redis_server.stop()
+        await wait_until(lambda: not pop.bus_up, within=3)
+        redis_server.start()  # empty
+        await wait_until(lambda: pop.bus_up, within=5)
+        await asyncio.sleep(1.5)  # the origin re-registers within its beat
+        assert [e for e in events if e.event in ("node_down", "route_gone")] == []
+        assert pop.resolve(NS).node_id == "o1"
