@@ -112,7 +112,10 @@ class SqliteDriver:
             try:
                 yield _SqliteTx(self._conn)
             except BaseException as exc:
-                self._conn.execute("ROLLBACK")
+                # SQLite may already have rolled back (e.g. after SQLITE_FULL); never let
+                # a failing ROLLBACK hide the original error.
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise Conflict(str(exc)) from exc
                 if isinstance(exc, sqlite3.Error):
