@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -21,10 +21,10 @@ class ClientConfig:
     """Where and how to reach the control plane, plus the data-plane settings."""
 
     base_url: str | None
-    api_key: str | None
+    api_key: str | None = field(repr=False)  # secrets never show up in logs or tracebacks
     org_id: str | None
     relay_url: str | None
-    token: str | None
+    token: str | None = field(repr=False)
     timeout: float
 
     def control(self) -> tuple[str, dict[str, str]]:

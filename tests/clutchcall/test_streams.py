@@ -160,6 +160,8 @@ def test_rate_limited_is_typed(tmp_path_factory: pytest.TempPathFactory) -> None
 
 
 def test_data_plane_constructors() -> None:
+    secretive = Streams(base_url="http://a", api_key="ck_secret", token="eyJsecret")
+    assert "secret" not in repr(secretive) + repr(secretive.config)
     relay = Streams(relay_url="https://relay.clutchcall.dev")
     assert relay.relay_url == "https://relay.clutchcall.dev" and relay.base_url is None
     viewer = Streams(api_base="", token="eyJ...")
