@@ -26,12 +26,19 @@ import contextlib
 import itertools
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
 
-from mesh._topology_types import NodeInfo, NodeRole, TopologyError, TopologyEvent
+from mesh._topology_types import (
+    NodeInfo,
+    NodeRole,
+    NoRoute,
+    TopologyError,
+    TopologyEvent,
+    Upstream,
+)
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
 from mesh.bus import Bus, connect_bus
 from mesh.guard import PlaybackGuard
@@ -68,6 +75,7 @@ _log = structlog.get_logger("pop.node")
 
 _POLL_INTERVAL = 0.25
 _RETRY_INTERVAL = 0.2
+_SUSPECT_FOR = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,7 @@ class PopNode:
         self._reroute_wake = asyncio.Event()
         self._orphaned_at: dict[Track, float] = {}
         self._reroutes = 0
+        self._suspects: dict[str, float] = {}  # node id -> until (monotonic)
         self._draining = False
         self._started = asyncio.Event()
         self._last_stats: dict[str, int] = {}
@@ -412,7 +421,7 @@ class PopNode:
             self.relay.route_namespace(current.peer, namespace, token.encode())  # type: ignore[arg-type]
             return None
         try:
-            upstream = self.topology.resolve(namespace_text(namespace), hops)
+            upstream = self._resolve(namespace, hops)
         except TopologyError as exc:
             self._log.info("no_route", track=namespace_text(namespace), error=str(exc))
             return RequestErrorCode.DOES_NOT_EXIST, "no route to the broadcast"
@@ -433,7 +442,29 @@ class PopNode:
         return None
 
     def _on_link_lost(self, link: UpstreamLink) -> None:
+        if link.failed:
+            # Do not pick it again right away while the registry still lists it.
+            self._suspects[link.key.node_id] = time.monotonic() + _SUSPECT_FOR
         self._reroute_wake.set()
+
+    def _resolve(self, namespace: Namespace, hops: tuple[str, ...] = ()) -> Upstream:
+        """Topology resolution that avoids upstreams which just failed, if it can."""
+        assert self.topology is not None
+        name = namespace_text(namespace)
+        now = time.monotonic()
+        for node_id, until in list(self._suspects.items()):
+            if until <= now:
+                del self._suspects[node_id]
+        avoid = tuple(n for n in self._suspects if n not in hops)
+        if avoid:
+            try:
+                found = self.topology.resolve(name, (*hops, *avoid))
+            except NoRoute:
+                pass
+            else:
+                path = tuple(n for n in found.path if n not in avoid)
+                return replace(found, path=path)
+        return self.topology.resolve(name, hops)
 
     def _on_topology(self, event: TopologyEvent) -> None:
         if event.event == "node_down":
@@ -454,7 +485,7 @@ class PopNode:
                 if namespace_text(track.namespace) != namespace_name:
                     continue
                 try:
-                    target = self.topology.resolve(namespace_name, link.request_path)
+                    target = self._resolve(track.namespace, link.request_path)
                 except TopologyError:
                     continue  # keep what works until something better is known
                 if target.node_id != link.key.node_id:
@@ -485,9 +516,8 @@ class PopNode:
         assert self.topology is not None
         now = time.monotonic()
         since = self._orphaned_at.setdefault(track, now)
-        label = namespace_text(track.namespace)
         try:
-            upstream = self.topology.resolve(label)
+            upstream = self._resolve(track.namespace)
             link = await self.pool.get(upstream)
         except (TopologyError, UpstreamUnavailable) as exc:
             if now - since >= self._reroute_timeout:

@@ -55,6 +55,7 @@ class UpstreamLink:
     peer: Peer | None = None
     idle_since: float | None = None
     closed: bool = False
+    failed: bool = False  # could not connect, or the upstream ended the session
 
     @property
     def request_path(self) -> tuple[str, ...]:
@@ -78,7 +79,7 @@ class UpstreamPool:
         *,
         options: SessionOptions,
         on_lost: Callable[[UpstreamLink], None],
-        connect_timeout: float = 3.0,
+        connect_timeout: float = 2.0,
         verify: bool = False,
         cafile: str | None = None,
         idle_timeout: float = 30.0,
@@ -178,6 +179,7 @@ class UpstreamPool:
                         f.cancel()
         except (ConnectionClosed, OSError, TimeoutError) as exc:
             self.failures += 1
+            link.failed = True
             _log.warning("upstream_failed", upstream=key.node_id, quic=key.quic, error=str(exc))
             if not link.ready.done():
                 link.ready.set_exception(exc)
@@ -190,6 +192,7 @@ class UpstreamPool:
         assert link.peer is not None
         self._relay.handle_event(link.peer, event)
         if isinstance(event, SessionClosed):
+            link.failed = link.failed or event.by_peer
             _log.info(
                 "upstream_closed", upstream=link.key.node_id, code=event.code, reason=event.reason
             )

@@ -195,9 +195,9 @@ class Origin:
             heartbeat_interval=self._heartbeat,
             ttl=self._ttl,
         )
+        tasks: list[asyncio.Task[None]] = []
         try:
-            async with self.topology, asyncio.TaskGroup() as tg:
-                tasks = []
+            async with self.topology:
                 for ns in self.namespaces:
                     publisher = Publisher(
                         f"moqt://{self.quic}",
@@ -207,14 +207,17 @@ class Origin:
                         group_ms=self._group_ms,
                     )
                     self.publishers.append(publisher)
-                    tasks.append(tg.create_task(publisher.run()))
+                    tasks.append(asyncio.create_task(publisher.run()))
                     await asyncio.wait_for(publisher.ready.wait(), 5)
                     await self.topology.announce("/".join(f.decode() for f in ns))
                 try:
                     yield self
                 finally:
+                    # Like a crash: the sessions go first (no PUBLISH_DONE), then the rest.
+                    await self.node.stop()
                     for task in tasks:
                         task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             await self.node.stop()
 

@@ -1,0 +1,172 @@
+"""Upstream selection, merging, linger, re-routing and parent POPs, over real QUIC on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from mesh.bus import MemoryBus
+from moqt.aio import connect
+from moqt.errors import RequestErrorCode
+from moqt.events import RequestRejected
+from pop import PopNode
+from tests.pop.conftest import MakePop
+from tests.pop.lab import Origin, Tokens, Viewer, namespace_name, namespace_of
+
+NS = namespace_of("lv_a")
+NAME = namespace_name("lv_a")
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > within:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+@contextlib.asynccontextmanager
+async def watching(viewer: Viewer, token: str) -> AsyncIterator[Viewer]:
+    task = asyncio.create_task(viewer.watch(subscribe_token=token))
+    try:
+        await asyncio.wait_for(viewer.got_object.wait(), 5)
+        yield viewer
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def url(pop: PopNode) -> str:
+    return f"moqt://127.0.0.1:{pop.quic_address[1]}"
+
+
+async def routed(pop: PopNode, name: str = NAME) -> None:
+    assert pop.topology is not None
+    topology = pop.topology
+    await until(lambda: topology.route(name) is not None)
+
+
+def make_origin(bus: MemoryBus, certs: tuple[Path, Path], node_id: str, region: str) -> Origin:
+    return Origin(bus, node_id, region, certs[0], certs[1], (NS,), group_ms=200)
+
+
+async def test_prefers_origin_in_own_region(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    eu, us = make_origin(bus, certs, "o-eu", "eu"), make_origin(bus, certs, "o-us", "us")
+    async with eu.running(), us.running():
+        pop = await make_pop(region="us")
+        assert pop.topology is not None
+        topology = pop.topology
+        await until(lambda: len([n for n in topology.nodes().values() if n.hosts]) == 2)
+        async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
+            assert {o.origin for o in viewer.objects} == {"o-us"}
+            assert us.subscriptions() == 1 and eu.subscriptions() == 0
+
+
+async def test_one_upstream_subscription_for_many_viewers_then_linger(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = make_origin(bus, certs, "o1", "eu")
+    async with origin.running():
+        pop = await make_pop(linger=1.0)
+        await routed(pop)
+        async with contextlib.AsyncExitStack() as stack:
+            viewers = [
+                await stack.enter_async_context(watching(Viewer(url(pop), NS), tokens.mint()))
+                for _ in range(3)
+            ]
+            assert origin.subscriptions() == 1
+            assert pop.relay.statistics()["upstream_subscribes"] == 1
+            await asyncio.sleep(0.5)
+            assert all(len(v.objects) >= 2 for v in viewers)
+        # Everyone left: the upstream subscription lingers, then goes.
+        await until(lambda: pop.relay.statistics()["subscriptions"] == 0)
+        left = time.monotonic()
+        await asyncio.sleep(0.4)
+        assert origin.subscriptions() == 1
+        # A viewer coming back within the linger reuses it (no new upstream SUBSCRIBE).
+        async with watching(Viewer(url(pop), NS), tokens.mint()):
+            assert pop.relay.statistics()["upstream_subscribes"] == 1
+        await until(lambda: pop.relay.statistics()["subscriptions"] == 0)
+        left = time.monotonic()
+        released = await until(lambda: origin.subscriptions() == 0, within=4)
+        assert time.monotonic() - left >= 0.8, "released before the linger passed"
+        assert released <= 2.5
+
+
+async def test_reroutes_when_the_route_moves_and_when_the_origin_leaves(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    first, second = make_origin(bus, certs, "o-a", "eu"), make_origin(bus, certs, "o-b", "eu")
+    async with first.running():
+        pop = await make_pop()
+        await routed(pop)
+        async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
+            assert viewer.objects[-1].origin == "o-a"
+            async with second.running():
+                # The newer announcement owns the route: the POP follows it.
+                moved = await until(lambda: viewer.objects[-1].origin == "o-b", within=3)
+                assert moved < 3
+                assert first.subscriptions() == 0
+                assert second.subscriptions() == 1
+            # o-b left (node_down / route_gone): back to o-a, the viewer never re-subscribed.
+            back = await until(lambda: viewer.objects[-1].origin == "o-a", within=3)
+            assert back < 3
+            assert viewer.closed is None
+            groups = [o.group for o in viewer.objects]
+            assert groups == sorted(groups)
+            assert pop.statistics().reroutes >= 2
+
+
+async def test_parent_pop_of_another_region_without_loops(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = make_origin(bus, certs, "o-ap", "ap")
+    async with origin.running():
+        pop_eu = await make_pop(node_id="pop-eu", region="eu", parent_regions=("us",))
+        pop_us = await make_pop(node_id="pop-us", region="us", parent_regions=("eu",))
+        assert pop_us.topology is not None
+        topology = pop_us.topology
+        await until(lambda: "pop-eu" in topology.nodes() and topology.route(NAME) is not None)
+        async with watching(Viewer(url(pop_us), NS), tokens.mint()) as viewer:
+            assert [link.key.node_id for link in pop_us.pool.links()] == ["pop-eu"]
+            # pop-eu does not go back to region us: it takes the origin directly.
+            assert [link.key.node_id for link in pop_eu.pool.links()] == ["o-ap"]
+            assert [link.key.path for link in pop_eu.pool.links()] == [("pop-us", "pop-eu")]
+            assert origin.subscriptions() == 1
+            assert pop_eu.statistics().relay_links == 1
+            await asyncio.sleep(0.3)
+            assert len(viewer.objects) >= 2
+
+
+async def test_relay_link_requests_need_a_token_of_their_own(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = make_origin(bus, certs, "o1", "eu")
+    async with origin.running():
+        pop = await make_pop()
+        await routed(pop)
+        async with connect(url(pop) + "/relay?hops=pop-x", verify=False) as link:
+            rid = link.session.subscribe(NS, b"video")
+            answer = await asyncio.wait_for(link.wait_response(rid), 5)
+            assert isinstance(answer, RequestRejected)
+            assert answer.code == RequestErrorCode.UNAUTHORIZED
+            assert not link.is_closed  # one bad request does not cut a multiplexed link
+            rid = link.session.subscribe(NS, b"audio", auth_token=tokens.mint().encode())
+            answer = await asyncio.wait_for(link.wait_response(rid), 5)
+            # Authorized; the origin has no audio track, which is the origin's answer.
+            assert isinstance(answer, RequestRejected)
+            assert answer.code == RequestErrorCode.DOES_NOT_EXIST
+
+
+async def test_unknown_namespace_is_does_not_exist(make_pop: MakePop, tokens: Tokens) -> None:
+    pop = await make_pop()
+    viewer = Viewer(url(pop), namespace_of("lv_nobody"))
+    await asyncio.wait_for(viewer.watch(subscribe_token=tokens.mint("lv_nobody")), 5)
+    assert isinstance(viewer.rejected, RequestRejected)
+    assert viewer.rejected.code == RequestErrorCode.DOES_NOT_EXIST
