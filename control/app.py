@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from control.models import (
     ApiProblem,
@@ -76,6 +78,7 @@ async def _principal(
     client = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(client)
     if wait is not None:
+        svc.metrics.auth_failures.labels("throttled").inc()
         raise Problem(
             429,
             "auth-rate-limited",
@@ -87,6 +90,7 @@ async def _principal(
         key = await svc.authenticate(credentials.credentials)
     if key is None:
         limiter.failed(client)
+        svc.metrics.auth_failures.labels("missing" if credentials is None else "invalid").inc()
         _log.info("auth_failed", client=client)
         raise Problem(
             401,
@@ -226,6 +230,21 @@ def create_app(
     app.state.service = service
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
     install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            service.metrics.requests.labels(template, request.method, str(status)).inc()
+            service.metrics.latency.labels(template).observe(time.perf_counter() - started)
+
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
     _routes(app)
     return app
@@ -235,6 +254,10 @@ def _routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"], responses={})
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(svc: Service) -> Response:
+        return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready"}})
     async def readyz(svc: Service) -> dict[str, Any]:

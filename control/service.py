@@ -29,6 +29,7 @@ import structlog
 
 from control.errors import Problem, not_found
 from control.ids import new_api_key, new_id, new_jti, new_stream_key, sha256_hex, valid_id
+from control.metrics import ControlMetrics
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
 from control.signing import (
     KeySealer,
@@ -108,6 +109,7 @@ class ControlService:
         self.settings = settings
         self._clock = clock
         self._sealer = KeySealer(settings.key_secret)
+        self.metrics = ControlMetrics()
         self._jwks_published: tuple[str, ...] = ()
         self._key_lock = asyncio.Lock()
 
@@ -266,6 +268,7 @@ class ControlService:
         if li is None:
             raise not_found("live input", input_id)
         await self._write_stream_key(li, "rotated")
+        self.metrics.stream_key_rotations.inc()
         _log.info("stream_key_rotated", org=org_id, input=li.id)
         return li, stream_key
 
@@ -282,7 +285,9 @@ class ControlService:
         at = min(float(at), now + 5.0)
         if detail is not None and not isinstance(detail, str):
             detail = str(detail)
-        return await self._db(self.repo.set_input_status, ext, str(status), detail, float(at))
+        applied = await self._db(self.repo.set_input_status, ext, str(status), detail, at)
+        self.metrics.status_reports.labels(str(applied).lower()).inc()
+        return applied
 
     # -- signing keys and playback --------------------------------------------------
 
@@ -377,6 +382,7 @@ class ControlService:
                 expires_at=signed.expires_at,
             ),
         )
+        self.metrics.tokens_minted.inc()
         return PlaybackTicket(
             url=self.playback_url(li.namespace, signed.token),
             token=signed.token,
@@ -400,6 +406,7 @@ class ControlService:
         await self.bus.set(f"clutchcall:revoked:{rev.kind}:{rev.target}", record, ttl=ttl)
         message.update({"exp": rev.expires_at, "at": rev.created_at})
         await self.bus.publish(CH_REVOCATIONS, message)
+        self.metrics.revocations.labels(rev.kind).inc()
 
     async def revoke_token(self, org_id: str, jti: str) -> RevocationResult:
         if len(jti) > 64:

@@ -455,3 +455,18 @@ async def test_operator_chosen_ids_work_like_minted_ones(api: Api) -> None:
     assert type(info.value).__name__ == "Conflict"
     r = await api.client.get("/v1/live_inputs/li_xyz", headers=api.auth())  # other org
     assert_problem(r, 404)
+
+
+async def test_metrics_count_requests_tokens_and_auth_failures(api: Api) -> None:
+    li = (await create(api))["input"]
+    await _mint(api, li["id"])
+    await api.client.post(f"/v1/live_inputs/{li['id']}/revoke_playback", headers=api.auth())
+    await api.client.get("/v1/live_inputs", headers=api.auth("ck_nope"))
+    text = (await api.client.get("/metrics")).text
+    assert (
+        'clutchcall_control_requests_total{method="POST",route="/v1/live_inputs",status="201"} 1.0'
+        in text
+    )
+    assert "clutchcall_control_playback_tokens_minted_total 1.0" in text
+    assert 'clutchcall_control_revocations_total{kind="sub"} 1.0' in text
+    assert 'clutchcall_control_auth_failures_total{reason="invalid"} 1.0' in text
