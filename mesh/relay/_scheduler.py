@@ -123,7 +123,8 @@ class _TrackQueue:
         self.subgroups: dict[_Key, _Subgroup] = {}
         self.newest = -1  # newest group id seen
         self.floor = 0  # groups below were skipped
-        self.dropped: dict[_Key, DropReason] = {}  # abandoned subgroups of groups >= floor
+        # Abandoned subgroups of groups >= floor, and why (None: the viewer stopped it).
+        self.dropped: dict[_Key, DropReason | None] = {}
         self.queued = 0  # objects queued in this track
 
     @property
@@ -275,9 +276,12 @@ class SubscriberScheduler:
             self._drop(DropReason.STALE_GROUP)
             return
         key: _Key = (group_id, obj.subgroup_id)
-        reason = track.dropped.get(key)
-        if reason is not None:
-            self._drop(reason)
+        if key in track.dropped:
+            reason = track.dropped[key]
+            if reason is None:
+                self._cancelled += 1
+            else:
+                self._drop(reason)
             return
         if group_id > track.newest:
             track.newest = group_id
@@ -316,7 +320,8 @@ class SubscriberScheduler:
         if track is None:
             return
         key: _Key = (group_id, subgroup_id)
-        if track.dropped.pop(key, None) is not None:
+        if key in track.dropped:
+            del track.dropped[key]
             return
         sg = track.subgroups.get(key)
         if sg is None:
@@ -488,7 +493,7 @@ class SubscriberScheduler:
         if sg.handle is not None:
             self._reset(sg)
         if not sg.fin and sg.group_id >= track.floor:
-            track.dropped[key] = reason or DropReason.STALE_GROUP
+            track.dropped[key] = reason
             if len(track.dropped) > _MAX_DROPPED_MARKS:
                 del track.dropped[min(track.dropped, key=_sort_key)]
 

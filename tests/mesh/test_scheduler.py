@@ -541,3 +541,20 @@ def test_drop_reasons_are_metric_labels_and_limits_are_checked() -> None:
     v = make_viewer({b"a": 1}, SchedulerLimits())
     with pytest.raises(ValueError):
         v.scheduler.add_track(99, subscriber_priority=256)
+
+
+def test_a_stream_the_viewer_stopped_is_not_counted_as_our_drop() -> None:
+    v = make_viewer({b"a": 128}, SchedulerLimits(backlog_threshold=1, skip_after=9))
+    v.push(b"a", 0, 0)  # opens the stream, occupies the link
+    v.push(b"a", 0, 1)
+    (stream_id,) = [s for s in v.link.transport.sent_bytes if s & 0x2]  # our uni stream
+    v.pair.server.stop_sending_received(stream_id, 0x1, v.now)  # the viewer's STOP_SENDING
+    v.link.deliver()
+    v.pump()
+    v.push(b"a", 0, 2)
+    stats = v.scheduler.statistics()
+    assert stats.dropped == 0 and stats.discarded_cancelled == 2
+    assert stats.queued_objects == 0 and stats.open_subgroups == 0
+    v.push(b"a", 1, 0)  # the next group is a new stream, delivered
+    v.link.deliver()
+    assert (b"a", 1, 0) in v.received()
