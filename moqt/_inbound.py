@@ -155,11 +155,10 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
             delivery_timeout=msg.parameters.delivery_timeout,
         )
         self._requests[sub.request_id] = sub
-        if self._publishing_track(msg.namespace, msg.name, exclude=sub) is not None:
-            # "Subscriptions": at most one subscription per track and role.
-            if not self._draft16:
-                # Draft-14 "SUBSCRIBE": publishers SHOULD treat it as a protocol violation.
-                raise ProtocolViolation("second SUBSCRIBE for the same track")
+        existing = self._publishing_track(msg.namespace, msg.name, exclude=sub)
+        if existing is not None and self._draft16:
+            # "Subscriptions": at most one subscription per track and role; a SUBSCRIBE
+            # for a track with our PUBLISH pending or established fails the same way.
             self._send(
                 m.RequestError(
                     sub.request_id,
@@ -169,6 +168,16 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
             )
             self._finish(sub)
             return
+        if (
+            existing is not None
+            and self._publishing_track(msg.namespace, msg.name, exclude=sub, subscribes_only=True)
+            is not None
+        ):
+            # Draft-14 "SUBSCRIBE": a second SUBSCRIBE for a track SHOULD be treated as a
+            # protocol violation.  (A SUBSCRIBE for a track we offered with PUBLISH is
+            # not one: draft-14 has no rule against it, and peers do it after
+            # SUBSCRIBE_NAMESPACE; the application sees both.)
+            raise ProtocolViolation("second SUBSCRIBE for the same track")
         self._emit(
             SubscribeRequested(
                 sub.request_id,
@@ -184,13 +193,21 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
         )
 
     def _publishing_track(
-        self, namespace: Namespace, name: bytes, *, exclude: Req | None
+        self,
+        namespace: Namespace,
+        name: bytes,
+        *,
+        exclude: Req | None,
+        subscribes_only: bool = False,
     ) -> SubReq | None:
+        """A live subscription we publish for this track (the peer's SUBSCRIBE or our
+        PUBLISH; only SUBSCRIBEs with ``subscribes_only``)."""
         for req in self._requests.values():
             if (
                 req is not exclude
                 and isinstance(req, SubReq)
                 and not req.receiving
+                and not (subscribes_only and req.is_publish)
                 and req.state is not State.DONE
                 and req.namespace == namespace
                 and req.name == name

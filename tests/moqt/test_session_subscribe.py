@@ -448,3 +448,25 @@ def test_streams_beyond_publish_done_stream_count_are_dropped(version: int) -> N
     assert [o.payload for o in events_of(events, ObjectReceived)] == [b"in"]
     assert peer.transport.stops[7] == DataStreamResetCode.CANCELLED
     assert not peer.session.closed
+
+
+def test_draft14_subscribe_for_a_track_we_offered_with_publish_is_surfaced() -> None:
+    peer = RawPeer(DRAFT_14)
+    peer.setup()
+    rid = peer.session.publish(NS, b"t")
+    peer.send(m.Subscribe(0, NS, b"t"))
+    events = peer.take()
+    assert events_of(events, SubscribeRequested)[0].request_id == 0
+    assert not peer.session.closed and rid == 1
+
+
+def test_draft16_subscribe_for_a_track_we_offered_with_publish_is_duplicate() -> None:
+    peer = RawPeer(DRAFT_16)
+    peer.setup()
+    peer.session.publish(NS, b"t")
+    peer.send(m.Subscribe(0, NS, b"t"))
+    assert not events_of(peer.take(), SubscribeRequested)
+    errors = [r for r in peer.received() if isinstance(r, m.RequestError)]
+    assert [(e.request_id, e.error_code) for e in errors] == [
+        (0, RequestErrorCode.DUPLICATE_SUBSCRIPTION)
+    ]
