@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
-    "VIA_PARAM",
+    "HOPS_PARAM",
     "NoRoute",
     "NodeInfo",
     "NodeRole",
@@ -179,26 +179,26 @@ def parse_hop_path(text: str | bytes | None, *, max_len: int = 16) -> tuple[str,
     return parts
 
 
-VIA_PARAM = "via"
+HOPS_PARAM = "hops"
 
 
 def with_hop_path(connection_path: str, path: Sequence[str]) -> str:
-    """``connection_path`` with ``?via=<hop path>`` set (how a relay tells its parent).
+    """``connection_path`` with ``?hops=<hop path>`` set (how a relay tells its parent).
 
     The hop path travels on the upstream connection's path (the WebTransport
     CONNECT path or the PATH setup parameter), next to any ``token``.
     """
     parts = urllib.parse.urlsplit(connection_path)
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    query = [(k, v) for k, v in pairs if k != VIA_PARAM]
+    query = [(k, v) for k, v in pairs if k != HOPS_PARAM]
     if path:
-        query.append((VIA_PARAM, format_hop_path(path)))
+        query.append((HOPS_PARAM, format_hop_path(path)))
     encoded = urllib.parse.urlencode(query, safe=",")
     return urllib.parse.urlunsplit(parts._replace(query=encoded))
 
 
 def hop_path_from(connection_path: str | bytes | None) -> tuple[str, ...]:
-    """The hop path a downstream relay sent in ``?via=``; ``ValueError`` when malformed."""
+    """The hop path a downstream relay sent in ``?hops=``; ``ValueError`` when malformed."""
     if not connection_path:
         return ()
     if isinstance(connection_path, bytes):
@@ -207,7 +207,7 @@ def hop_path_from(connection_path: str | bytes | None) -> tuple[str, ...]:
         except UnicodeDecodeError as exc:
             raise ValueError("connection path is not ASCII") from exc
     query = urllib.parse.urlsplit(connection_path).query
-    values = urllib.parse.parse_qs(query, keep_blank_values=True).get(VIA_PARAM, [])
+    values = urllib.parse.parse_qs(query, keep_blank_values=True).get(HOPS_PARAM, [])
     if len(values) > 1:
-        raise ValueError("several via parameters")
+        raise ValueError("several hops parameters")
     return parse_hop_path(values[0]) if values else ()

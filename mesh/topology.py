@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
@@ -38,7 +38,7 @@ import redis.exceptions
 import structlog
 
 from mesh._topology_types import (
-    VIA_PARAM,
+    HOPS_PARAM,
     NodeInfo,
     NodeRole,
     NoRoute,
@@ -56,10 +56,10 @@ from mesh._topology_types import (
 from mesh.bus import Bus, BusMessage, BusUnavailable
 
 __all__ = [
+    "HOPS_PARAM",
     "NODE_PREFIX",
     "ROUTE_PREFIX",
     "TOPOLOGY_CHANNEL",
-    "VIA_PARAM",
     "NoRoute",
     "NodeInfo",
     "NodeRole",
@@ -242,19 +242,25 @@ class Topology:
     def route(self, namespace: str) -> Route | None:
         return self._routes.get(namespace)
 
-    def resolve(self, namespace: str, path: Sequence[str] = ()) -> Upstream:
+    def resolve(
+        self, namespace: str, path: Sequence[str] = (), *, avoid: Collection[str] = ()
+    ) -> Upstream:
         """Pick the upstream for ``namespace`` for a request that passed through ``path``.
 
-        Raises :class:`RouteLoop` when this node is already on ``path`` and
-        :class:`NoRoute` when no live origin hosts the namespace.
+        ``avoid`` names nodes to steer clear of when there is a choice (an upstream
+        that just failed but is still registered): an avoided origin is used only
+        when no other origin hosts the namespace, an avoided parent POP never
+        (the origin is dialed directly instead).  Raises :class:`RouteLoop` when
+        this node is already on ``path`` and :class:`NoRoute` when no live origin
+        hosts the namespace.
         """
         me = self.node.node_id
         if me in path:
             raise RouteLoop(f"{me} is already on the hop path {list(path)}")
         new_path = (*path, me)
-        origin = self._choose_origin(namespace, new_path)
+        origin = self._choose_origin(namespace, new_path, avoid)
         if origin.region != self.node.region and len(new_path) < self._max_hops:
-            parent = self._choose_parent(new_path)
+            parent = self._choose_parent(new_path, avoid)
             if parent is not None:
                 return Upstream(
                     parent.node_id,
@@ -268,7 +274,9 @@ class Topology:
             origin.node_id, NodeRole.ORIGIN, origin.region, origin.quic, origin.node_id, new_path
         )
 
-    async def lookup(self, namespace: str, path: Sequence[str] = ()) -> Upstream:
+    async def lookup(
+        self, namespace: str, path: Sequence[str] = (), *, avoid: Collection[str] = ()
+    ) -> Upstream:
         """:meth:`resolve`, but a namespace the snapshot does not know is read from Redis.
 
         Covers a viewer arriving between an origin's announcement and the moment
@@ -276,7 +284,7 @@ class Topology:
         this is exactly :meth:`resolve` on the last known topology.
         """
         try:
-            return self.resolve(namespace, path)
+            return self.resolve(namespace, path, avoid=avoid)
         except NoRoute:
             if not self._bus_up:
                 raise
@@ -299,9 +307,11 @@ class Topology:
             if fresh:
                 self._emit(TopologyEvent("node_up", node_id=info.node_id))
         self._apply_route(route)
-        return self.resolve(namespace, path)
+        return self.resolve(namespace, path, avoid=avoid)
 
-    def _choose_origin(self, namespace: str, path: tuple[str, ...]) -> NodeInfo:
+    def _choose_origin(
+        self, namespace: str, path: tuple[str, ...], avoid: Collection[str]
+    ) -> NodeInfo:
         candidates: dict[str, NodeInfo] = {
             n.node_id: n
             for n in self._nodes.values()
@@ -327,6 +337,7 @@ class Topology:
         return min(
             usable,
             key=lambda n: (
+                n.node_id in avoid,
                 n.region != self.node.region,
                 n.node_id != routed_id,
                 sum(n.load.values()),
@@ -334,7 +345,7 @@ class Topology:
             ),
         )
 
-    def _choose_parent(self, path: tuple[str, ...]) -> NodeInfo | None:
+    def _choose_parent(self, path: tuple[str, ...], avoid: Collection[str]) -> NodeInfo | None:
         # Never go back to a region the request already passed through.
         visited = {self._nodes[n].region for n in path if n in self._nodes}
         visited.add(self.node.region)
@@ -344,7 +355,10 @@ class Topology:
             pops = [
                 n
                 for n in self._nodes.values()
-                if n.role is NodeRole.POP and n.region == region and n.node_id not in path
+                if n.role is NodeRole.POP
+                and n.region == region
+                and n.node_id not in path
+                and n.node_id not in avoid
             ]
             if pops:
                 return min(pops, key=lambda n: (sum(n.load.values()), n.node_id))

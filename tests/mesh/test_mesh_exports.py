@@ -8,7 +8,7 @@ import pytest
 
 EXPORTS = {
     "mesh.topology": {
-        "NODE_PREFIX", "ROUTE_PREFIX", "TOPOLOGY_CHANNEL", "VIA_PARAM", "NoRoute", "NodeInfo",
+        "NODE_PREFIX", "ROUTE_PREFIX", "TOPOLOGY_CHANNEL", "HOPS_PARAM", "NoRoute", "NodeInfo",
         "NodeRole", "Route", "RouteLoop", "Topology", "TopologyError", "TopologyEvent",
         "TopologyStatistics", "Upstream", "format_hop_path", "hop_path_from", "parse_hop_path",
         "with_hop_path",

@@ -87,13 +87,13 @@ def test_hop_path_format_and_parse() -> None:
 
 def test_hop_path_on_the_connection_path() -> None:
     path = with_hop_path("/moq?token=a.b.c", ["edge-1", "reg-2"])
-    assert path == "/moq?token=a.b.c&via=edge-1,reg-2"
+    assert path == "/moq?token=a.b.c&hops=edge-1,reg-2"
     assert hop_path_from(path) == ("edge-1", "reg-2")
     assert hop_path_from(with_hop_path(path, ["x"]).encode()) == ("x",)  # replaced, not added
-    assert with_hop_path("/moq?via=old", []) == "/moq"
+    assert with_hop_path("/moq?hops=old", []) == "/moq"
     assert hop_path_from("/moq") == () and hop_path_from(None) == ()
-    assert hop_path_from("https://pop.example:443/moq?via=a") == ("a",)
-    for bad in ("/moq?via=a&via=b", "/moq?via=a,,b", b"/moq?via=\xff"):
+    assert hop_path_from("https://pop.example:443/moq?hops=a") == ("a",)
+    for bad in ("/moq?hops=a&hops=b", "/moq?hops=a,,b", b"/moq?hops=\xff"):
         with pytest.raises(ValueError):
             hop_path_from(bad)
 
@@ -377,3 +377,30 @@ async def test_recovery_from_an_empty_redis_does_not_flap(
         await asyncio.sleep(1.5)  # the origin re-registers within its beat
         assert [e for e in events if e.event in ("node_down", "route_gone")] == []
         assert pop.resolve(NS).node_id == "o1"
+
+
+async def test_avoid_steers_clear_of_a_failed_upstream_when_there_is_a_choice(
+    make_bus: Callable[[], RedisBus],
+) -> None:
+    async with (
+        running(make_bus(), node("o-eu", NodeRole.ORIGIN, "eu")) as o_eu,
+        running(make_bus(), node("o-us", NodeRole.ORIGIN, "us")) as o_us,
+        running(make_bus(), node("reg", NodeRole.POP, "us")),
+        running(make_bus(), node("edge", NodeRole.POP, "ap"), parent_regions=["us"]) as edge,
+    ):
+        await o_eu.announce(NS)
+        await o_us.announce(NS)
+        await wait_until(
+            lambda: (
+                len(edge.nodes()) == 4
+                and all(NS in edge.nodes()[o].hosts for o in ("o-eu", "o-us"))
+            )
+        )
+        assert edge.resolve(NS).node_id == "reg"  # parent first
+        # The parent just failed: straight to the (routed) origin, path unchanged.
+        up = edge.resolve(NS, avoid={"reg"})
+        assert (up.role, up.path) == (NodeRole.ORIGIN, ("edge",))
+        assert edge.resolve(NS, avoid={"reg", up.node_id}).node_id not in ("reg", up.node_id)
+        # Avoiding every origin still answers (an avoided origin beats no route).
+        assert edge.resolve(NS, avoid={"reg", "o-eu", "o-us"}).role is NodeRole.ORIGIN
+        assert (await edge.lookup(NS, avoid={"reg"})).role is NodeRole.ORIGIN
