@@ -237,11 +237,17 @@ class Received:
 class Viewer:
     """Our client watching one track through a POP; records objects and how it ended."""
 
-    def __init__(self, url: str, namespace: tuple[bytes, ...], name: bytes = b"video") -> None:
+    def __init__(
+        self,
+        url: str,
+        namespace: tuple[bytes, ...],
+        name: bytes = b"video",
+        objects: list[Received] | None = None,
+    ) -> None:
         self.url = url
         self.namespace = namespace
         self.name = name
-        self.objects: list[Received] = []
+        self.objects: list[Received] = [] if objects is None else objects
         self.closed: SessionClosed | None = None
         self.rejected: object | None = None
         self.got_object = asyncio.Event()
