@@ -90,12 +90,12 @@ def _with_service(args: argparse.Namespace, action: Any, bus_url: str | None = N
     from mesh.bus import connect_bus
 
     settings = ControlSettings(
-        db_url=args.db,
-        bus_url=bus_url,
+        db=args.db,
+        redis=bus_url,
         key_secret=getattr(args, "key_secret", None),
         public_host=getattr(args, "public_host", "127.0.0.1"),
     )
-    repo = open_repository(settings.db_url)
+    repo = open_repository(settings.db)
 
     async def go() -> Any:
         bus = connect_bus(bus_url)

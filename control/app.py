@@ -179,16 +179,16 @@ def create_app(
     bus: Bus | None = None,
     background: bool = True,
 ) -> FastAPI:
-    """The ASGI app. ``repo``/``bus`` default to ``settings.db_url`` / ``settings.bus_url``.
+    """The ASGI app. ``repo``/``bus`` default to ``settings.db`` / ``settings.redis``.
 
     ``background`` runs the status listener and the periodic bus resync while the
     app is up (its lifespan); tests of pure request handling may turn it off.
     """
     settings = settings or ControlSettings()
     own_repo = repo is None
-    repo = repo if repo is not None else open_repository(settings.db_url)
+    repo = repo if repo is not None else open_repository(settings.db)
     own_bus = bus is None
-    bus = bus if bus is not None else connect_bus(settings.bus_url)
+    bus = bus if bus is not None else connect_bus(settings.redis)
     service = ControlService(repo, bus, settings)
     if settings.key_secret is None:
         _log.warning("signing_keys_unsealed", hint="set --key-secret to encrypt them at rest")

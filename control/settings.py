@@ -1,4 +1,4 @@
-"""Settings of the control plane (one frozen dataclass; CLI flags and env fill it)."""
+"""Settings of the control plane (one frozen dataclass)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ MAX_PLAYBACK_TTL = 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
-    db_url: str = "sqlite:///clutchcall-control.sqlite3"
-    bus_url: str | None = None  # None: in-process bus (embedded mode)
+    """``clutchcall control`` settings; loaded by mesh.settings (defaults < TOML [control] <
+    CLUTCHCALL_CONTROL_* / CLUTCHCALL_* environment < flags)."""
+
+    # Listen address of the HTTP API.
+    http: str = "127.0.0.1:8080"
+    # sqlite:///PATH (embedded default) or postgresql://...
+    db: str = "sqlite:///clutchcall-control.sqlite3"
+    # Cluster bus; None: in-process bus (embedded mode).
+    redis: str | None = None
     # Host (and optional :port) of the RTMP ingest, used in rtmp_url.
     public_host: str = "127.0.0.1"
     # Base of signed playback URLs: <relay_url>/<namespace>?token=<jwt>.
@@ -33,6 +40,8 @@ class ControlSettings:
             raise ValueError("auth failure limit and window must be positive")
         if self.resync_interval <= 0:
             raise ValueError("resync_interval must be positive")
+        if self.signing_key_max_age < 3600:
+            raise ValueError("signing_key_max_age must be at least an hour")
         if not self.relay_url.startswith(("https://", "http://", "moqt://")):
             raise ValueError(
                 f"relay_url must be an https:// or moqt:// URL, got {self.relay_url!r}"

@@ -40,7 +40,7 @@ def make_org(control_db: str, control_server: ControlServer) -> OrgMaker:
         async def go() -> tuple[str, str]:
             repo = open_repository(control_db)
             try:
-                svc = ControlService(repo, MemoryBus(), ControlSettings(db_url=control_db))
+                svc = ControlService(repo, MemoryBus(), ControlSettings(db=control_db))
                 org, _key, secret = await svc.create_org(name)
                 return org.id, secret
             finally:

@@ -243,7 +243,7 @@ def test_seed_recipe_4_control_plane_half_runs_as_printed(
     async def seed() -> str:
         repo = open_repository(control_db)
         try:
-            svc = ControlService(repo, MemoryBus(), ControlSettings(db_url=control_db))
+            svc = ControlService(repo, MemoryBus(), ControlSettings(db=control_db))
             org, _key, secret = await svc.create_org("Seed", org_id="org_abc")
             await svc.create_input(org.id, "Keynote", "rtmp", input_id="li_xyz")
             return secret

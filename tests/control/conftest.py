@@ -69,7 +69,7 @@ class Api:
 @contextlib.asynccontextmanager
 async def open_api(db_url: str, bus: Bus, **settings: Any) -> AsyncIterator[Api]:
     app = create_app(
-        ControlSettings(db_url=db_url, relay_url="https://relay.test:4443", **settings),
+        ControlSettings(db=db_url, relay_url="https://relay.test:4443", **settings),
         bus=bus,
         background=False,
     )

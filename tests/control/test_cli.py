@@ -128,3 +128,13 @@ def test_control_on_postgresql_end_to_end(pg_url: str, redis_url: str) -> None:
         assert [x["id"] for x in listed] == [li["id"]]
     finally:
         server.close()
+
+
+def test_control_settings_layers_reject_unknown_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "cc.toml"
+    cfg.write_text('[control]\ndb = "mysql://from-file"\n')
+    out = clutchcall("control", "--config", str(cfg), check=False)
+    assert out.returncode == 2 and "mysql://from-file" in out.stderr  # the file's db was used
+    cfg.write_text('[control]\ndatabase = "sqlite:///x"\n')
+    out = clutchcall("control", "--config", str(cfg), check=False)
+    assert out.returncode == 2 and "unknown setting 'database'" in out.stderr

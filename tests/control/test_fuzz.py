@@ -56,7 +56,7 @@ def _document() -> dict[str, Any]:
     (schemathesis' ``from_fixture`` does not work with this pytest, so the schema is
     loaded at import time and the calls go to the fixture's server.)
     """
-    app = create_app(ControlSettings(db_url="sqlite:///:memory:"), background=False)
+    app = create_app(ControlSettings(db="sqlite:///:memory:"), background=False)
     try:
         return app.openapi()
     finally:

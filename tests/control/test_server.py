@@ -17,7 +17,7 @@ async def test_embedded_server_shares_the_bus_and_stops_on_cancel(tmp_path: Path
     bus = MemoryBus()
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    settings = ControlSettings(db_url=f"sqlite:///{tmp_path / 'c.db'}")
+    settings = ControlSettings(db=f"sqlite:///{tmp_path / 'c.db'}")
     task = asyncio.create_task(serve_async(settings, sock, bus=bus))
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:

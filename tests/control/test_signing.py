@@ -78,12 +78,12 @@ def test_token_signed_by_a_sealed_key_verifies() -> None:
 async def test_wrong_key_secret_is_refused_clearly(db_url: str) -> None:
     repo = open_repository(db_url)
     try:
-        svc = ControlService(repo, MemoryBus(), ControlSettings(db_url=db_url, key_secret="one"))
+        svc = ControlService(repo, MemoryBus(), ControlSettings(db=db_url, key_secret="one"))
         await svc.rotate_signing_key()
         svc.check_signing_keys()
         org, _k, _s = await svc.create_org("a")
         li, _sk = await svc.create_input(org.id, "x", "fmp4")
-        wrong = ControlService(repo, MemoryBus(), ControlSettings(db_url=db_url, key_secret="two"))
+        wrong = ControlService(repo, MemoryBus(), ControlSettings(db=db_url, key_secret="two"))
         with pytest.raises(SealError):
             wrong.check_signing_keys()
         with pytest.raises(Problem) as info:
@@ -103,8 +103,8 @@ def test_control_will_not_start_with_the_wrong_key_secret(sqlite_url: str) -> No
 
 
 async def test_replicas_on_one_database_share_keys_and_inputs(db_url: str) -> None:
-    a = ControlService(open_repository(db_url), MemoryBus(), ControlSettings(db_url=db_url))
-    b = ControlService(open_repository(db_url), MemoryBus(), ControlSettings(db_url=db_url))
+    a = ControlService(open_repository(db_url), MemoryBus(), ControlSettings(db=db_url))
+    b = ControlService(open_repository(db_url), MemoryBus(), ControlSettings(db=db_url))
     try:
         org, _k, secret = await a.create_org("shared")
         assert (await b.authenticate(secret)) is not None
@@ -146,7 +146,7 @@ def test_app_settings_are_validated() -> None:
         ControlSettings(relay_url="ftp://x")
     with pytest.raises(ValueError):
         ControlSettings(auth_failure_limit=0)
-    app = create_app(ControlSettings(db_url="sqlite:///:memory:"), background=False)
+    app = create_app(ControlSettings(db="sqlite:///:memory:"), background=False)
     try:
         assert app.openapi()["info"]["title"].startswith("ClutchCall")
     finally:
