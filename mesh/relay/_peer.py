@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from moqt.errors import LocalError
-from moqt.events import SubscribeRequested
+from moqt.events import FetchRequested, SubscribeRequested
 from moqt.session import Session
 from moqt.types import Namespace, TrackName
 
@@ -39,6 +39,8 @@ class Peer:
     downstream: dict[int, Subscriber] = field(default_factory=dict)
     # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK
     waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
+    # joining FETCHes for a SUBSCRIBE still in ``waiting``, served once it is accepted
+    deferred_fetches: dict[int, list[FetchRequested]] = field(default_factory=dict)
     closed: bool = False
 
 

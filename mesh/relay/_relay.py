@@ -46,7 +46,14 @@ from moqt.events import (
     Unsubscribed,
 )
 from moqt.session import Session
-from moqt.types import FilterType, GroupOrder, Location, Namespace, SubscriptionFilter, TrackName
+from moqt.types import (
+    FilterType,
+    GroupOrder,
+    Location,
+    Namespace,
+    SubscriptionFilter,
+    TrackName,
+)
 
 from ._cache import CachedObject, CacheLimits
 from ._namespaces import (
@@ -58,7 +65,7 @@ from ._namespaces import (
     withdraw_from_watchers,
 )
 from ._peer import Peer, call_peer, label, starts_with
-from ._track import Subscriber, Track, Upstream, UpstreamKind
+from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window, joining_range
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
 
@@ -220,8 +227,7 @@ class Relay:
         for other in self._peers:
             for rid, (waiting_track, _) in list(other.waiting.items()):
                 if waiting_track is track:
-                    del other.waiting[rid]
-                    self._reject(other, rid, RequestErrorCode.DOES_NOT_EXIST, "track ended")
+                    self._reject_waiting(other, rid, RequestErrorCode.DOES_NOT_EXIST, "track ended")
         logger.info("track_ended", track=track.label, code=code, reason=reason)
 
     # --- subscribers -------------------------------------------------------------------
@@ -263,7 +269,7 @@ class Relay:
                 "replaced by the peer's SUBSCRIBE",
             )
         largest = track.largest
-        start, end_group = _filter_window(ev.filter, largest)
+        start, end_group = filter_window(ev.filter, largest)
         upstream = track.upstream
         group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
         try:
@@ -277,7 +283,9 @@ class Relay:
         except LocalError as exc:
             logger.warning("accept_failed", peer=peer.name, error=str(exc))
             return
-        sub = Subscriber(peer, ev.request_id, start, end_group, forward=ev.forward)
+        sub = Subscriber(
+            peer, ev.request_id, start, end_group, forward=ev.forward, joining_largest=largest
+        )
         peer.downstream[ev.request_id] = sub
         track.add_subscriber(sub, self._clock())
         logger.info(
@@ -287,6 +295,8 @@ class Relay:
             filter=ev.filter.type.name,
             start=f"{start.group}/{start.object}",
         )
+        for fetch in peer.deferred_fetches.pop(ev.request_id, []):
+            self._on_fetch(peer, fetch)
 
     def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
         try:
@@ -326,10 +336,8 @@ class Relay:
             for other in self._peers:
                 for rid, (waiting_track, _) in list(other.waiting.items()):
                     if waiting_track is track:
-                        del other.waiting[rid]
-                        self._reject(
-                            other, rid, ev.error if ev.error is not None else ev.code, ev.reason
-                        )
+                        code = ev.error if ev.error is not None else ev.code
+                        self._reject_waiting(other, rid, code, ev.reason)
             return
         sub = peer.downstream.pop(ev.request_id, None)
         if sub is not None:  # our PUBLISH to a namespace subscriber was refused
@@ -341,6 +349,7 @@ class Relay:
         sub = peer.downstream.pop(ev.request_id, None)
         if sub is None:
             waiting = peer.waiting.pop(ev.request_id, None)
+            peer.deferred_fetches.pop(ev.request_id, None)
             if waiting is not None:
                 self._maybe_release(waiting[0])
             return
@@ -381,25 +390,35 @@ class Relay:
 
     def _on_fetch(self, peer: Peer, ev: FetchRequested) -> None:
         self._counters["fetches"] += 1
+        start, end = ev.start, ev.end
+        joined = ev.joining_request_id
+        if joined is not None and (start is None or end is None):
+            # The FETCH came in the same batch as its SUBSCRIBE, before we answered it.
+            if joined in peer.waiting:
+                peer.deferred_fetches.setdefault(joined, []).append(ev)
+                return
+            sub = peer.downstream.get(joined)
+            if sub is not None and sub.joining_largest is not None:
+                start, end = joining_range(ev, sub.joining_largest)
         track = self._track(ev.namespace, ev.name, create=False)
         if track is None:
             self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
             return
-        if ev.start is None or ev.end is None:
+        if start is None or end is None:
             self._reject(
                 peer,
                 ev.request_id,
-                RequestErrorCode.INVALID_JOINING_REQUEST_ID,
-                "joined subscription has no position yet",
+                RequestErrorCode.INVALID_RANGE,
+                "the joined subscription has no objects before it",
             )
             return
         largest = track.cache.largest
-        if largest is None or ev.start > largest:
+        if largest is None or start > largest:
             self._reject(peer, ev.request_id, RequestErrorCode.INVALID_RANGE, "range not available")
             return
         try:
             track.serve_fetch(
-                peer.session, ev.request_id, ev.start, ev.end,
+                peer.session, ev.request_id, start, end,
                 descending=ev.group_order == GroupOrder.DESCENDING,
             )  # fmt: skip
         except LocalError as exc:
@@ -494,6 +513,7 @@ class Relay:
                     self._maybe_release(track)
         peer.downstream.clear()
         peer.waiting.clear()
+        peer.deferred_fetches.clear()
         peer.namespace_subscriptions.clear()
         if peer in self._peers:
             self._peers.remove(peer)
@@ -520,6 +540,13 @@ class Relay:
             if track.upstream is None and not track.subscribers:
                 del self._tracks[key]
                 return
+
+    def _reject_waiting(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
+        """Refuse a SUBSCRIBE that waited for the upstream, and the joining FETCHes behind it."""
+        peer.waiting.pop(request_id, None)
+        self._reject(peer, request_id, code, reason)
+        for fetch in peer.deferred_fetches.pop(request_id, []):
+            self._reject(peer, fetch.request_id, code, reason)
 
     def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
         self._counters["requests_rejected"] += 1
@@ -559,18 +586,6 @@ class Relay:
 
     def rejections(self) -> dict[str, int]:
         return dict(self._rejections)
-
-
-def _filter_window(
-    flt: SubscriptionFilter, largest: Location | None
-) -> tuple[Location, int | None]:
-    """Start location and inclusive end group of a subscription, per the draft's filters."""
-    if flt.type is FilterType.LARGEST_OBJECT:
-        return (largest.next_object() if largest is not None else Location(0, 0)), None
-    if flt.type is FilterType.NEXT_GROUP_START:
-        return (largest.next_group() if largest is not None else Location(0, 0)), None
-    assert flt.start is not None
-    return flt.start, flt.end_group
 
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:

@@ -17,15 +17,31 @@ from typing import TYPE_CHECKING
 import structlog
 
 from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode
+from moqt.events import FetchRequested
 from moqt.session import Session, SubgroupHandle
-from moqt.types import GroupOrder, Location, Namespace, TrackName
+from moqt.types import (
+    FetchType,
+    FilterType,
+    GroupOrder,
+    Location,
+    Namespace,
+    SubscriptionFilter,
+    TrackName,
+)
 
 from ._cache import CachedObject, CacheLimits, TrackCache
 
 if TYPE_CHECKING:
     from ._peer import Peer
 
-__all__ = ["Subscriber", "Track", "Upstream", "UpstreamKind"]
+__all__ = [
+    "Subscriber",
+    "Track",
+    "Upstream",
+    "UpstreamKind",
+    "filter_window",
+    "joining_range",
+]
 
 logger = structlog.get_logger("mesh.relay")
 
@@ -63,6 +79,8 @@ class Subscriber:
     end_group: int | None
     forward: bool = True
     via_publish: bool = False
+    # Largest Location we put in SUBSCRIBE_OK: joining fetches are computed from it.
+    joining_largest: Location | None = None
     handles: dict[tuple[int, int], SubgroupHandle] = field(default_factory=dict)
 
     @property
@@ -263,6 +281,26 @@ class Track:
         if sub in self.subscribers:
             self.subscribers.remove(sub)
         sub.peer.downstream.pop(sub.request_id, None)
+
+
+def joining_range(ev: FetchRequested, largest: Location) -> tuple[Location, Location]:
+    """Draft-16 "Joining Fetch Range Calculation" from the Largest Location in SUBSCRIBE_OK."""
+    assert ev.joining_start is not None
+    if ev.fetch_type is FetchType.ABSOLUTE_JOINING:
+        start_group = ev.joining_start
+    else:
+        start_group = max(0, largest.group - ev.joining_start)
+    return Location(start_group, 0), largest.next_object()
+
+
+def filter_window(flt: SubscriptionFilter, largest: Location | None) -> tuple[Location, int | None]:
+    """Start location and inclusive end group of a subscription, per the draft's filters."""
+    if flt.type is FilterType.LARGEST_OBJECT:
+        return (largest.next_object() if largest is not None else Location(0, 0)), None
+    if flt.type is FilterType.NEXT_GROUP_START:
+        return (largest.next_group() if largest is not None else Location(0, 0)), None
+    assert flt.start is not None
+    return flt.start, flt.end_group
 
 
 def _quietly(fn: Callable[..., object], *args: object) -> None:

@@ -28,6 +28,27 @@ class Client:
     def session(self) -> Session:
         return self.pair.client
 
+    def coalesce_outbox(self) -> None:
+        """Merge queued writes per stream, as QUIC does when they leave in one packet
+        (e.g. a SUBSCRIBE and its joining FETCH arrive in one read)."""
+        outbox = self.pair.c.transport.outbox
+        merged: list[object] = []
+        for op in outbox:
+            last = merged[-1] if merged else None
+            if (
+                last is not None
+                and op.kind == "data"
+                and last.kind == "data"  # type: ignore[attr-defined]
+                and last.stream_id == op.stream_id  # type: ignore[attr-defined]
+                and not last.fin  # type: ignore[attr-defined]
+            ):
+                last.data += op.data  # type: ignore[attr-defined]
+                last.fin = op.fin  # type: ignore[attr-defined]
+            else:
+                merged.append(op)
+        outbox.clear()
+        outbox.extend(merged)  # type: ignore[arg-type]
+
     def take(self) -> list[Event]:
         out, self.events = self.events, []
         return out

@@ -313,3 +313,52 @@ def test_subscribe_while_relay_publish_pending_does_not_close(version: int) -> N
     assert answers
     if version == DRAFT_16 and events_of(got, RequestRejected):
         assert events_of(got, RequestRejected)[0].error == RequestErrorCode.DUPLICATE_SUBSCRIPTION
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("upstream_ready", [True, False], ids=["live", "upstream-pending"])
+def test_joining_fetch_in_the_same_read_as_its_subscribe(
+    version: int, upstream_ready: bool
+) -> None:
+    """aiomoqt's join sends SUBSCRIBE and the joining FETCH back to back: the FETCH is
+    parsed before the relay answered the SUBSCRIBE, so the relay computes the range."""
+    lab = RelayLab(version)
+    pub = lab.client()
+    pub.session.publish_namespace(NS)
+    lab.run()
+    first = lab.client()
+    first.session.subscribe(NS, b"video")
+    lab.run()
+    upstream = events_of(pub.take(), SubscribeRequested)[0].request_id
+    if upstream_ready:
+        pub.session.accept_subscribe(upstream)
+        for g in range(3):
+            write_group(pub.session, upstream, g, 3)
+        lab.run()
+    joiner = lab.client()
+    srid = joiner.session.subscribe(NS, b"video")
+    joiner.session.joining_fetch(srid, 1)
+    joiner.coalesce_outbox()
+    lab.run()
+    if not upstream_ready:
+        assert not events_of(joiner.events, FetchAccepted)  # held with its SUBSCRIBE
+        pub.session.accept_subscribe(upstream)
+        lab.run()
+        for g in range(3):
+            write_group(pub.session, upstream, g, 3)
+        lab.run()
+    got = joiner.take()
+    accepted = events_of(got, SubscribeAccepted)
+    assert accepted
+    fetched = [
+        (e.group_id, e.object_id)
+        for e in events_of(got, ObjectReceived)
+        if e.source is ObjectSource.FETCH
+    ]
+    if upstream_ready:
+        assert events_of(got, FetchAccepted)
+        assert fetched == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    else:
+        # nothing was published before the subscription: an empty joining range
+        rejected = events_of(got, RequestRejected)
+        assert rejected and rejected[0].error == RequestErrorCode.INVALID_RANGE
