@@ -86,7 +86,7 @@ async def test_sessions_close_at_exp() -> None:
         ("early", AuthFailure.EXPIRED),
         ("late", AuthFailure.EXPIRED),
     ]
-    assert all(0 <= lateness < 0.1 for _, _, lateness in closed)
+    assert all(0 <= lateness < 0.25 for _, _, lateness in closed)
     assert guard.statistics().closed_expired == 2
 
 

@@ -199,7 +199,7 @@ async def test_killed_node_expires_and_publisher_moves_to_another_origin(
         with contextlib.suppress(asyncio.CancelledError):
             await o1_task
         took = await wait_until(lambda: "o1" not in pop.nodes(), within=3)
-        assert took <= 0.6 + 2 * 0.2 + 0.3  # TTL plus about one scan
+        assert took <= TTL + 3 * BEAT + 0.5  # TTL plus about one scan (slack for a busy CI)
         with pytest.raises(NoRoute):
             pop.resolve(NS)
         await o2.announce(NS)
@@ -257,7 +257,7 @@ async def test_graceful_leave_tells_the_others_at_once(make_bus: Callable[[], Re
             await origin.announce(NS)
             await wait_until(lambda: pop.route(NS) is not None)
         took = await wait_until(lambda: "o1" not in pop.nodes() and pop.route(NS) is None)
-        assert took < 0.2
+        assert took < 0.5  # the goodbye message, not TTL expiry (>= 0.6 s)
 
 
 async def test_listener_failure_does_not_stop_the_topology() -> None:
@@ -294,7 +294,7 @@ async def test_periodic_scan_finds_routes_whose_message_was_lost(
         # A route record appears with no route_set message (as if the message was lost).
         await writer.set(ROUTE_PREFIX + NS, Route(NS, "o1", "eu", "o1.test:4433", 1.0).to_record())
         took = await wait_until(lambda: pop.route(NS) is not None, within=3)
-        assert took <= 5 * BEAT + 0.3  # route_scan_every (5) beats
+        assert took <= 5 * BEAT + 0.8  # route_scan_every (5) beats, with slack
         assert pop.resolve(NS).node_id == "o1"
 
 

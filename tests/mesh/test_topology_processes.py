@@ -81,7 +81,7 @@ async def test_origin_sigkill_and_reroute_to_the_new_origin(redis_url: str) -> N
         killed_at = asyncio.get_running_loop().time()
         await wait_until(lambda: pop.saw(event="node_down", node="origin-a") is not None, within=6)
         noticed = asyncio.get_running_loop().time() - killed_at
-        assert noticed <= 3 + 1 + 0.5
+        assert noticed <= 3 + 1 + 1.0  # TTL + one scan, with slack for a busy CI
         # The publisher reconnects to another origin, which announces the namespace.
         origin_b = await start("origin-b", "origin", "eu")
         await wait_until(lambda: origin_b.saw(event="announced") is not None, within=10)
