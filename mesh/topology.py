@@ -21,6 +21,14 @@ Upstream choice for a POP (:meth:`Topology.resolve`):
    a node never picks a node already on the path (itself included, which is
    reported as :class:`RouteLoop`) nor a parent in a region the path already
    visited, and once the path is ``max_hops`` long only an origin may be chosen.
+   The path travels as ``?hops=a,b`` on the upstream connection path
+   (:func:`with_hop_path` / :func:`hop_path_from`).
+
+:meth:`Topology.lookup` is the same choice, but reads a namespace the snapshot
+does not know yet straight from Redis.  Redis coming back empty after an outage
+does not make nodes or routes vanish: for one TTL the snapshot only grows, while
+every node re-registers.  The ``hosts`` list in the node record is an
+addition to the contract's record, read only by this module.
 """
 
 from __future__ import annotations
