@@ -8,6 +8,8 @@ restart converges without operator action.
 
 Bus names owned here (besides the shared contract):
 
+- status: an input is "live" while ``clutchcall:route:<namespace>`` exists (the hosting
+  origin keeps it alive); errors and other transitions may be reported on
 - channel ``clutchcall:input-status``: origins publish
   ``{"external_input_id", "status": "idle"|"live"|"error", "detail": str|None, "at": t}``;
   they may also keep the latest report as record ``clutchcall:input-status:<external_input_id>``,
@@ -21,7 +23,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import quote
 
@@ -65,6 +67,7 @@ CH_STREAMKEYS = "clutchcall:streamkeys"
 CH_REVOCATIONS = "clutchcall:revocations"
 CH_INPUT_STATUS = "clutchcall:input-status"
 KEY_JWKS = "clutchcall:jwks"
+ROUTE_PREFIX = "clutchcall:route:"
 _STATUSES = frozenset({"idle", "live", "error"})
 # A retired signing key stays in the JWKS this long past the max token TTL.
 _KEY_OVERLAP_SLACK = 300.0
@@ -210,13 +213,50 @@ class ControlService:
         _log.info("input_created", org=org_id, input=li.id, external_input_id=li.external_input_id)
         return li, stream_key
 
-    async def get_input(self, org_id: str, input_id: str) -> LiveInput:
+    async def _stored_input(self, org_id: str, input_id: str) -> LiveInput:
         if not valid_id(input_id, "li"):
             raise not_found("live input", input_id)
         li = await self._db(self.repo.get_live_input, org_id, input_id)
         if li is None:
             raise not_found("live input", input_id)
         return li
+
+    async def get_input(self, org_id: str, input_id: str) -> LiveInput:
+        """The input with its live status (see :meth:`with_live_status`)."""
+        li = await self._stored_input(org_id, input_id)
+        return (await self.with_live_status([li]))[0]
+
+    async def with_live_status(self, inputs: list[LiveInput]) -> list[LiveInput]:
+        """Fill in ``status`` from the mesh: an input is live while an origin routes its namespace.
+
+        The route record (``clutchcall:route:<namespace>``, refreshed by the hosting
+        origin's heartbeat) is the authority for "live"; otherwise an error reported
+        on ``clutchcall:input-status`` stands until the next report, else "idle". If
+        the bus is unreachable the last stored status is returned unchanged.
+        """
+        out: list[LiveInput] = []
+        for li in inputs:
+            try:
+                route = await self.bus.get(f"{ROUTE_PREFIX}{li.namespace}")
+            except BusUnavailable:
+                out.append(li)
+                continue
+            if route is not None:
+                at = route.get("at")
+                when = self._clock()
+                if isinstance(at, int | float) and not isinstance(at, bool):
+                    when = min(float(at), when)
+                if li.status != "live":
+                    # Remember the transition, so a stale error does not reappear later.
+                    await self._db(
+                        self.repo.set_input_status, li.external_input_id, "live", None, when
+                    )
+                out.append(replace(li, status="live", status_detail=None, status_at=when))
+            elif li.status == "live":
+                out.append(replace(li, status="idle", status_detail=None))
+            else:
+                out.append(li)
+        return out
 
     async def list_inputs(
         self, org_id: str, *, limit: int, cursor: str | None
@@ -226,12 +266,12 @@ class ControlService:
         rows = await self._db(self.repo.list_live_inputs, org_id, limit=limit + 1, after=cursor)
         more = len(rows) > limit
         rows = rows[:limit]
-        return rows, (rows[-1].id if more and rows else None)
+        return await self.with_live_status(rows), (rows[-1].id if more and rows else None)
 
     async def update_input(
         self, org_id: str, input_id: str, *, name: str | None, ingest: str | None
     ) -> LiveInput:
-        await self.get_input(org_id, input_id)
+        await self._stored_input(org_id, input_id)
         li = await self._db(
             self.repo.update_live_input,
             org_id,
@@ -242,7 +282,7 @@ class ControlService:
         )
         if li is None:
             raise not_found("live input", input_id)
-        return li
+        return (await self.with_live_status([li]))[0]
 
     async def delete_input(self, org_id: str, input_id: str) -> None:
         """Delete the input: origins end its broadcast, and its playback tokens are revoked."""
@@ -260,7 +300,7 @@ class ControlService:
         _log.info("input_deleted", org=org_id, input=li.id)
 
     async def rotate_stream_key(self, org_id: str, input_id: str) -> tuple[LiveInput, str]:
-        await self.get_input(org_id, input_id)
+        await self._stored_input(org_id, input_id)
         stream_key = new_stream_key()
         li = await self._db(
             self.repo.set_stream_key, org_id, input_id, sha256_hex(stream_key), self._clock()
@@ -270,7 +310,7 @@ class ControlService:
         await self._write_stream_key(li, "rotated")
         self.metrics.stream_key_rotations.inc()
         _log.info("stream_key_rotated", org=org_id, input=li.id)
-        return li, stream_key
+        return (await self.with_live_status([li]))[0], stream_key
 
     async def apply_status(self, data: dict[str, Any]) -> bool:
         """Apply one ``clutchcall:input-status`` report; malformed reports are ignored."""
@@ -349,7 +389,7 @@ class ControlService:
                 f"ttl_seconds must be between {MIN_PLAYBACK_TTL} and {MAX_PLAYBACK_TTL}",
                 title="TTL Out Of Range",
             )
-        li = await self.get_input(org_id, input_id)
+        li = await self._stored_input(org_id, input_id)
         key = await self._active_key()
         try:
             signed: SignedToken = sign_playback_token(
@@ -423,7 +463,7 @@ class ControlService:
 
     async def revoke_input_playback(self, org_id: str, input_id: str) -> RevocationResult:
         """Revoke every token of the input issued up to now (later ones stay valid)."""
-        li = await self.get_input(org_id, input_id)
+        li = await self._stored_input(org_id, input_id)
         result = await self._revoke_sub(org_id, li.external_input_id)
         _log.info("input_playback_revoked", org=org_id, input=li.id)
         return result

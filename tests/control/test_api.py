@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -346,45 +347,44 @@ async def test_revoked_api_key_is_refused(api: Api) -> None:
     assert (await api.client.get("/v1/live_inputs", headers=api.auth())).status_code == 200
 
 
-async def test_origin_status_reports_reach_the_input(api: Api, redis_bus: Any) -> None:
+async def test_live_status_follows_routes_and_origin_reports(api: Api, redis_bus: Any) -> None:
     li = (await create(api))["input"]
-    ext = li["external_input_id"]
+    ext, ns = li["external_input_id"], li["namespace"]
     listener = asyncio.create_task(api.service.run_status_listener())
+
+    async def status() -> dict[str, Any]:
+        body: dict[str, Any] = (
+            await api.client.get(f"/v1/live_inputs/{li['id']}", headers=api.auth())
+        ).json()
+        return body
+
     try:
-
-        async def status() -> dict[str, Any]:
-            body: dict[str, Any] = (
-                await api.client.get(f"/v1/live_inputs/{li['id']}", headers=api.auth())
-            ).json()
-            return body
-
-        async def wait_for(expected: str) -> dict[str, Any]:
-            async with asyncio.timeout(5):
-                while (body := await status())["status"] != expected:
-                    await redis_bus.publish("clutchcall:input-status", reports[expected])
-                    await asyncio.sleep(0.05)
-            return body
-
-        import time
-
-        reports = {
-            "live": {"external_input_id": ext, "status": "live", "at": time.time()},
-            "error": {
-                "external_input_id": ext,
-                "status": "error",
-                "detail": "transcoder exited",
-                "at": time.time() + 1,
-            },
-        }
-        assert (await wait_for("live"))["last_error"] is None
-        body = await wait_for("error")
+        # An origin reports an error (it may publish before we subscribed: repeat).
+        report = {"external_input_id": ext, "status": "error", "detail": "transcoder exited"}
+        async with asyncio.timeout(5):
+            while (body := await status())["status"] != "error":
+                await redis_bus.publish("clutchcall:input-status", {**report, "at": time.time()})
+                await asyncio.sleep(0.05)
         assert body["last_error"] == "transcoder exited" and body["status_at"] is not None
+        # Junk on the channel changes nothing.
         await redis_bus.publish("clutchcall:input-status", {"garbage": True})
         await redis_bus.publish(
             "clutchcall:input-status", {"external_input_id": ext, "status": "bogus"}
         )
         await asyncio.sleep(0.2)
         assert (await status())["status"] == "error"
+
+        # While an origin routes the namespace, the input is live (mesh topology record).
+        await redis_bus.set(
+            f"clutchcall:route:{ns}", {"origin": "o1", "region": "r", "at": time.time()}, ttl=3
+        )
+        body = await status()
+        assert (body["status"], body["last_error"]) == ("live", None)
+        listed = (await api.client.get("/v1/live_inputs", headers=api.auth())).json()["data"]
+        assert [x["status"] for x in listed if x["id"] == li["id"]] == ["live"]
+        # The broadcast ended (route gone): idle, not the earlier error.
+        await redis_bus.delete(f"clutchcall:route:{ns}")
+        assert (await status())["status"] == "idle"
     finally:
         listener.cancel()
         with pytest.raises(asyncio.CancelledError):
