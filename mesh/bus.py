@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import msgpack
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 __all__ = [
     "Bus",
@@ -62,6 +64,10 @@ class Bus(Protocol):
 
     async def keys(self, pattern: str) -> list[str]:
         """Keys matching a glob pattern (``clutchcall:node:*``)."""
+        ...
+
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        """Several records in one round trip, in the order asked (None where missing)."""
         ...
 
     def subscribe(
@@ -120,6 +126,9 @@ class MemoryBus:
         raw = self._alive(key)
         return None if raw is None else _unpack(raw)
 
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        return [await self.get(k) for k in keys]
+
     async def delete(self, key: str) -> None:
         self._records.pop(key, None)
 
@@ -159,8 +168,15 @@ class RedisBus:
     def __init__(self, url: str, *, retry_interval: float = 0.5, timeout: float = 2.0) -> None:
         self.url = url
         self._retry_interval = retry_interval
+        # One immediate retry: after a Redis restart the first command on every
+        # pooled connection fails with a reset; the retry reconnects.
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=5
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=5,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         )
 
     async def _call(self, coro: Any) -> Any:
@@ -183,10 +199,19 @@ class RedisBus:
     async def delete(self, key: str) -> None:
         await self._call(self._redis.delete(key))
 
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        if not keys:
+            return []
+        raws = await self._call(self._redis.mget(keys))
+        return [None if raw is None else _unpack(raw) for raw in raws]
+
     async def keys(self, pattern: str) -> list[str]:
         found: list[str] = []
-        async for key in self._redis.scan_iter(match=pattern, count=500):
-            found.append(key.decode() if isinstance(key, bytes) else key)
+        try:
+            async for key in self._redis.scan_iter(match=pattern, count=500):
+                found.append(key.decode() if isinstance(key, bytes) else key)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+            raise BusUnavailable(f"redis unavailable at {self.url}: {exc}") from exc
         return found
 
     @contextlib.asynccontextmanager

@@ -25,6 +25,11 @@ async def test_records_round_trip_and_expire(bus: Bus) -> None:
     await bus.set("clutchcall:t:b", {"y": "z"}, ttl=0.2)
     assert await bus.get("clutchcall:t:a") == {"x": 1, "b": b"\x00\xff"}
     assert sorted(await bus.keys("clutchcall:t:*")) == ["clutchcall:t:a", "clutchcall:t:b"]
+    assert await bus.get_many(["clutchcall:t:b", "clutchcall:t:none", "clutchcall:t:a"]) == [
+        {"y": "z"},
+        None,
+        {"x": 1, "b": b"\x00\xff"},
+    ]
     await asyncio.sleep(0.35)
     assert await bus.get("clutchcall:t:b") is None
     assert await bus.keys("clutchcall:t:*") == ["clutchcall:t:a"]
@@ -84,10 +89,15 @@ async def test_redis_outage_raises_typed_error_and_subscription_resyncs(redis_se
             redis_server.stop()
             with pytest.raises(BusUnavailable):
                 await bus.set("k", {"v": 1})
+            with pytest.raises(BusUnavailable):
+                await bus.keys("clutchcall:*")
             assert await bus.ping() is False
             redis_server.start()
             await resynced.wait()
             await bus.publish("chan:r", {"after": True})
+            # Pooled connections from before the restart recover on their own.
+            await bus.set("k", {"v": 2})
+            assert await bus.get("k") == {"v": 2}
     assert seen[0].resync and seen[-1].data == {"after": True}
     await bus.close()
 
