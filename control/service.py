@@ -6,11 +6,11 @@ written to the database first and then to the bus (BUS_CONTRACT.md); a periodic
 resync re-writes the bus records from the database, so a bus outage or a Redis
 restart converges without operator action.
 
-Bus names owned here (besides the shared contract):
+Live status of an input: "live" while the mesh's route record
+``clutchcall:route:<namespace>`` exists (the hosting origin's heartbeat keeps it).
+Errors and other transitions may be reported on a channel owned here:
 
-- status: an input is "live" while ``clutchcall:route:<namespace>`` exists (the hosting
-  origin keeps it alive); errors and other transitions may be reported on
-- channel ``clutchcall:input-status``: origins publish
+- ``clutchcall:input-status``: origins publish
   ``{"external_input_id", "status": "idle"|"live"|"error", "detail": str|None, "at": t}``;
   they may also keep the latest report as record ``clutchcall:input-status:<external_input_id>``,
   which the control plane reads after a bus resync.
