@@ -226,6 +226,8 @@ def create_app(
         lifespan=lifespan,
         responses=_ERRORS,
         dependencies=[Depends(_no_unknown_query)],
+        # operationId = the handler's name (create_live_input, ...), stable for generators.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = service
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
