@@ -383,6 +383,7 @@ class PopNode:
                         peer, event.request_id, RequestErrorCode.UNAUTHORIZED, "auth_failed"
                     )
                 return
+            self.relay.remember_token(event.namespace, token.encode())
             if isinstance(event, SubscribeRequested):
                 error = await self._ensure_route(event.namespace, event.name, auth.hops, token)
                 if error is not None:

@@ -71,7 +71,7 @@ class PopRelay(Relay):
     def route_namespace(self, peer: Peer, namespace: Namespace, token: bytes | None) -> None:
         """Use upstream ``peer`` for ``namespace`` from now on (the token goes upstream)."""
         if token is not None:
-            self._tokens[namespace] = token
+            self.remember_token(namespace, token)
         for other in self._upstream_peers:
             if other is not peer:
                 for rid, ns in list(other.announced.items()):
@@ -79,6 +79,10 @@ class PopRelay(Relay):
                         del other.announced[rid]
         if namespace not in peer.announced.values():
             peer.announced[next(self._fake_ids)] = namespace
+
+    def remember_token(self, namespace: Namespace, token: bytes) -> None:
+        """The newest token a viewer was admitted with for ``namespace`` (sent upstream)."""
+        self._tokens[namespace] = token
 
     def tracks_on(self, peer: Peer) -> list[Track]:
         return list(peer.upstream.values())

@@ -259,13 +259,15 @@ class Viewer:
         setup_token: str | None = None,
         flt: SubscriptionFilter | None = None,
         transport: str = "moqt",
+        versions: tuple[int, ...] | None = None,
     ) -> None:
         from moqt.aio import SessionOptions
 
         options = SessionOptions(auth_token=setup_token.encode() if setup_token else None)
         url = self.url if transport == "moqt" else self.url.replace("moqt://", "https://", 1)
         try:
-            async with connect(url, verify=False, options=options) as conn:
+            extra: dict[str, Any] = {} if versions is None else {"versions": versions}
+            async with connect(url, verify=False, options=options, **extra) as conn:
                 self.conn = conn
                 rid = conn.session.subscribe(
                     self.namespace,

@@ -18,6 +18,7 @@ from mesh.revocation import Revocation, publish_revocation
 from moqt.aio import connect
 from moqt.errors import RequestErrorCode, SessionCloseCode
 from moqt.events import RequestRejected
+from moqt.version import DRAFT_14
 from pop import PopNode
 from tests.pop.conftest import MakePop
 from tests.pop.lab import (
@@ -272,3 +273,20 @@ async def test_viewers_cannot_publish(pop: PopNode, tokens: Tokens) -> None:
         answer = await asyncio.wait_for(conn.wait_response(rid), 5)
         assert isinstance(answer, RequestRejected)
         assert answer.code == RequestErrorCode.NOT_SUPPORTED
+
+
+@pytest.mark.parametrize("valid", [True, False])
+async def test_draft14_viewers(pop: PopNode, tokens: Tokens, valid: bool) -> None:
+    token = tokens.mint() if valid else bad_token(tokens, "wrong_audience")
+    viewer = Viewer(url(pop), NS)
+    task = asyncio.create_task(viewer.watch(subscribe_token=token, versions=(DRAFT_14,)))
+    try:
+        if valid:
+            await asyncio.wait_for(viewer.got_object.wait(), 5)
+            assert viewer.closed is None
+        else:
+            await asyncio.wait_for(task, 5)
+            assert_auth_failed(viewer.closed)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
