@@ -189,6 +189,7 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
                 sub.forward,
                 sub.delivery_timeout,
                 tokens,
+                msg.parameters.new_group_request if self._draft16 else None,
             )
         )
 
@@ -321,6 +322,7 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
                     target.priority,
                     target.forward,
                     target.delivery_timeout,
+                    msg.parameters.new_group_request if isinstance(msg, m.RequestUpdate) else None,
                 )
             )
             if not self._draft16:

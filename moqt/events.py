@@ -301,6 +301,8 @@ class SubscribeRequested(Event):
     forward: bool
     delivery_timeout: int | None
     auth_tokens: tuple[AuthToken, ...]
+    # Draft-16 NEW_GROUP_REQUEST ("largest group known + 1", 0 = none known), if sent.
+    new_group_request: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +322,8 @@ class SubscriptionUpdated(Event):
     subscriber_priority: int
     forward: bool
     delivery_timeout: int | None
+    # Draft-16 NEW_GROUP_REQUEST in this update, if any.
+    new_group_request: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

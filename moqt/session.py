@@ -267,9 +267,11 @@ class Session(AnswersMixin, SendingMixin):
         forward: bool = True,
         delivery_timeout: int | None = None,
         auth_token: bytes | None = None,
+        new_group_request: int | None = None,
     ) -> int:
         """SUBSCRIBE to a track.  ``filter`` None means LargestObject.
-        ``delivery_timeout`` is in milliseconds.  Answers: SubscribeAccepted or
+        ``delivery_timeout`` is in milliseconds; ``new_group_request`` (draft-16 only)
+        asks a dynamic-groups publisher to start a new group.  Answers: SubscribeAccepted or
         RequestRejected; then ObjectReceived..., PublishDoneReceived."""
         validate_namespace(namespace)
         check_priority(priority)
@@ -277,8 +279,12 @@ class Session(AnswersMixin, SendingMixin):
         if self._find_receiving(namespace, name) is not None:
             raise LocalError("already subscribed to this track in this session")
         request_id = self._new_request_id()
+        if new_group_request is not None and not self._draft16:
+            raise LocalError("NEW_GROUP_REQUEST is draft-16 only")
         params = m.MessageParameters.build(
-            auth_tokens=our_tokens(auth_token), delivery_timeout=check_timeout(delivery_timeout)
+            auth_tokens=our_tokens(auth_token),
+            delivery_timeout=check_timeout(delivery_timeout),
+            new_group_request=new_group_request,
         )
         self._send(
             m.Subscribe(request_id, namespace, name, priority, group_order, forward, flt, params)
@@ -307,10 +313,12 @@ class Session(AnswersMixin, SendingMixin):
         priority: int | None = None,
         forward: bool | None = None,
         delivery_timeout: int | None = None,
+        new_group_request: int | None = None,
     ) -> int:
         """Change our subscription ``request_id`` (a SUBSCRIBE of ours, or a PUBLISH we
         accepted): REQUEST_UPDATE (16) / SUBSCRIBE_UPDATE (14).  None keeps a value.
         ``end_group`` is inclusive; it turns the filter into AbsoluteRange.
+        ``new_group_request`` is draft-16 only.
         Returns the update's own request id (draft-16 answers with UpdateAccepted or
         RequestRejected for that id; draft-14 has no answer)."""
         sub = self._receiving_sub(request_id, "update_subscription")
@@ -339,6 +347,8 @@ class Session(AnswersMixin, SendingMixin):
                 and (new_filter.end_group is None or new_filter.end_group > old.end_group)
             ):
                 raise LocalError("draft-14 SUBSCRIBE_UPDATE can only narrow a subscription")
+        if new_group_request is not None and not self._draft16:
+            raise LocalError("NEW_GROUP_REQUEST is draft-16 only")
         update_id = self._new_request_id()
         if self._draft16:
             params = m.MessageParameters.build(
@@ -346,6 +356,7 @@ class Session(AnswersMixin, SendingMixin):
                 subscriber_priority=priority,
                 forward=forward,
                 delivery_timeout=check_timeout(delivery_timeout),
+                new_group_request=new_group_request,
             )
             self._send(m.RequestUpdate(update_id, request_id, params))
             self._requests[update_id] = UpdateReq(update_id, ours=True, target=request_id)

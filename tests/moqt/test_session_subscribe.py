@@ -470,3 +470,21 @@ def test_draft16_subscribe_for_a_track_we_offered_with_publish_is_duplicate() ->
     assert [(e.request_id, e.error_code) for e in errors] == [
         (0, RequestErrorCode.DUPLICATE_SUBSCRIPTION)
     ]
+
+
+def test_draft16_new_group_request_reaches_the_publisher() -> None:
+    pair = session_pair(DRAFT_16)
+    pair.take()
+    rid = pair.client.subscribe(NS, b"v", new_group_request=0)
+    pair.deliver_until_idle()
+    _, s = pair.take()
+    assert events_of(s, SubscribeRequested)[0].new_group_request == 0
+    pair.server.accept_subscribe(rid, largest=Location(4, 0))
+    pair.deliver_until_idle()
+    pair.client.update_subscription(rid, new_group_request=5)
+    pair.deliver_until_idle()
+    _, s = pair.take()
+    assert events_of(s, SubscriptionUpdated)[0].new_group_request == 5
+    draft14 = session_pair(DRAFT_14)
+    with pytest.raises(LocalError):
+        draft14.client.subscribe(NS, b"v", new_group_request=0)
