@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from control.limits import BodyLimit
 from control.models import (
     ApiProblem,
     CreateLiveInput,
@@ -232,6 +233,7 @@ def create_app(
     app.state.service = service
     app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
     install_problem_handlers(app)
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:

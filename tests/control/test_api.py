@@ -470,3 +470,19 @@ async def test_metrics_count_requests_tokens_and_auth_failures(api: Api) -> None
     assert "clutchcall_control_playback_tokens_minted_total 1.0" in text
     assert 'clutchcall_control_revocations_total{kind="sub"} 1.0' in text
     assert 'clutchcall_control_auth_failures_total{reason="invalid"} 1.0' in text
+
+
+async def test_oversized_bodies_are_refused(api: Api) -> None:
+    big = {"name": "x" * 100_000}
+    assert_problem(await api.client.post("/v1/live_inputs", json=big, headers=api.auth()), 413)
+
+    async def chunks() -> Any:  # streamed without Content-Length
+        for _ in range(100):
+            yield b"x" * 1024
+
+    r = await api.client.post(
+        "/v1/live_inputs",
+        content=chunks(),
+        headers={**api.auth(), "content-type": "application/json"},
+    )
+    assert_problem(r, 413)
