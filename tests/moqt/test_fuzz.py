@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from moqt import messages as m
-from moqt._buffer import encode_varint
-from moqt.errors import SessionCloseCode
+from moqt._buffer import Buffer, encode_varint
+from moqt.errors import LocalError, SessionCloseCode
 from moqt.events import Event, SessionClosed
-from moqt.types import GroupOrder, Location
+from moqt.types import GroupOrder, Location, SubscriptionFilter
 from moqt.version import DRAFT_14, DRAFT_16
-from tests.moqt.harness import RawPeer
+from tests.moqt.harness import RawPeer, session_pair
 
 VERSIONS = [pytest.param(DRAFT_16, id="d16"), pytest.param(DRAFT_14, id="d14")]
 DRAFT_CODES = {int(c) for c in SessionCloseCode} - {int(SessionCloseCode.INTERNAL_ERROR)}
@@ -181,3 +181,115 @@ def test_random_bidi_streams(version: int, data: list[bytes]) -> None:
     checker = _ready(version, False)
     for i, chunk in enumerate(data):
         checker.stream(4 + 4 * (i % 2), chunk, i == len(data) - 1)
+
+
+def _transcript(version: int) -> list[tuple[str, int, bytes, bool]]:
+    """What a busy client sends a server: setup, requests of every kind, data."""
+    pair = session_pair(version)
+    client = pair.client
+    sub = client.subscribe((b"a",), b"t", filter=SubscriptionFilter.largest_object())
+    client.fetch((b"a",), b"t", Location(0, 0), Location(3, 0))
+    client.track_status((b"a",), b"t")
+    client.publish_namespace((b"a",))
+    client.subscribe_namespace((b"b",))
+    pub = client.publish((b"a",), b"p", track_alias=3)
+    h = client.open_subgroup(pub, 1, 0)
+    client.write_object(h, 0, b"payload", extensions=((2, 1),))
+    client.write_object(h, 1, b"")
+    client.end_subgroup(h)
+    client.send_object_datagram(pub, 2, 0, b"dg")
+    client.update_subscription(sub, priority=3)
+    client.unsubscribe(sub)
+    # Replay the connection from the start: setup first.
+    ops = [
+        (op.kind, op.stream_id, op.data, op.fin)
+        for op in pair.c.transport.outbox
+        if op.kind in ("data", "datagram")
+    ]
+    setup = [("data", 0, bytes(pair.c.transport.sent_bytes[0][: _setup_len(version, pair)]), False)]
+    return setup + ops
+
+
+def _setup_len(version: int, pair: object) -> int:
+    raw = bytes(pair.c.transport.sent_bytes[0])  # type: ignore[attr-defined]
+    buf = Buffer(raw)
+    m.decode_control(buf, version)
+    return buf.position
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@FUZZ
+@given(st.data())
+def test_mutated_session_transcripts(version: int, data: st.DataObject) -> None:
+    ops = _transcript(version)
+    index = data.draw(st.integers(0, len(ops) - 1), label="op")
+    kind, stream_id, raw, fin = ops[index]
+    if raw:
+        pos = data.draw(st.integers(0, len(raw) - 1), label="pos")
+        action = data.draw(st.sampled_from(["flip", "cut", "insert", "drop"]), label="action")
+        if action == "flip":
+            raw = raw[:pos] + bytes([raw[pos] ^ data.draw(st.integers(1, 255))]) + raw[pos + 1 :]
+        elif action == "cut":
+            raw = raw[:pos]
+        elif action == "insert":
+            raw = raw[:pos] + data.draw(st.binary(min_size=1, max_size=8)) + raw[pos:]
+        else:
+            raw = raw[:pos] + raw[pos + 1 :]
+    ops[index] = (kind, stream_id, raw, fin)
+    peer = RawPeer(DRAFT_14 if version == DRAFT_14 else DRAFT_16, max_object_size=4096)
+    checker = Checker(peer)
+    for kind, stream_id, raw, fin in ops:
+        if kind == "data":
+            checker.stream(stream_id, raw, fin)
+        else:
+            checker.datagram(raw)
+        # Answer what can be answered so later messages meet live state.
+        for ev in peer.take():
+            answer = getattr(peer.session, _ANSWERS.get(type(ev).__name__, ""), None)
+            if answer is not None and not peer.session.closed:
+                try:
+                    answer(ev.request_id)  # type: ignore[attr-defined]
+                except LocalError:
+                    pass
+    checker.timer(100.0)
+
+
+_ANSWERS = {
+    "SubscribeRequested": "accept_subscribe",
+    "PublishNamespaceRequested": "accept_publish_namespace",
+    "SubscribeNamespaceRequested": "accept_subscribe_namespace",
+    "PublishRequested": "accept_publish",
+    "TrackStatusRequested": "answer_track_status",
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unmutated_transcript_exercises_every_request_kind(version: int) -> None:
+    peer = RawPeer(version)
+    seen: list[str] = []
+    for kind, stream_id, raw, fin in _transcript(version):
+        if kind == "data":
+            events = peer.session.stream_data_received(stream_id, raw, fin, 0.0)
+        else:
+            events = peer.session.datagram_received(raw, 0.0)
+        for ev in events:
+            seen.append(type(ev).__name__)
+            answer = getattr(peer.session, _ANSWERS.get(type(ev).__name__, ""), None)
+            if answer is not None:
+                answer(ev.request_id)  # type: ignore[attr-defined]
+    assert seen == [
+        "SetupCompleted",
+        "SubscribeRequested",
+        "FetchRequested",
+        "TrackStatusRequested",
+        "PublishNamespaceRequested",
+        "SubscribeNamespaceRequested",
+        "PublishRequested",
+        "SubgroupStreamOpened",
+        "ObjectReceived",
+        "ObjectReceived",
+        "SubgroupStreamEnded",
+        "ObjectReceived",
+        "SubscriptionUpdated",
+        "Unsubscribed",
+    ]
