@@ -124,11 +124,19 @@ class Gatekeeper:
     ) -> str | None:
         """The token that grants ``namespace`` to this session's request, or None (refused).
 
+        Without a token of its own, a request uses the token this session was last
+        admitted with for the same namespace (e.g. a joining FETCH after its
+        SUBSCRIBE), else the session's token; it is verified again either way.
+
         A refused viewer session is closed; a refused relay-link request is only
         reported (the caller rejects that request).
         """
         try:
-            token = token_from_auth_tokens(request_tokens) or auth.session_token
+            token = (
+                token_from_auth_tokens(request_tokens)
+                or auth.tokens.get(namespace_text(namespace))
+                or auth.session_token
+            )
             claims = await self._verifier.verify(token, namespace)
         except AuthError as exc:
             if auth.relay_link:

@@ -9,6 +9,9 @@ viewers of a track into one upstream subscription) with three edge behaviours:
 * an upstream subscription is kept ``linger`` seconds after its last viewer
   left, so a viewer that comes back (or zaps between renditions) does not pay
   a new upstream round trip;
+* a new upstream subscription is paired with a joining FETCH of the current
+  group, so the POP's cache holds the latest group from its start and late
+  joiners (SUBSCRIBE + joining FETCH) get it from here, not from the origin;
 * when an upstream session goes away its tracks are *orphaned* instead of
   ended: viewers keep their subscriptions, and :meth:`resubscribe` attaches
   the track to a new upstream (from the next group on).  Only when no new
@@ -29,6 +32,7 @@ import structlog
 
 from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
 from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode, RequestErrorCode
+from moqt.events import Event, FetchStreamEnded, FetchStreamReset, RequestRejected
 from moqt.types import Namespace, SubscriptionFilter
 
 __all__ = ["PopRelay"]
@@ -53,6 +57,7 @@ class PopRelay(Relay):
         self._lingering: dict[Track, float] = {}
         self._orphans: set[Track] = set()
         self._fake_ids = itertools.count(-1, -1)
+        self._fetches: dict[int, Peer] = {}  # our upstream joining FETCHes -> their peer
         self.orphaned_total = 0
         self.resubscribed_total = 0
         self.lingered_total = 0
@@ -85,12 +90,40 @@ class PopRelay(Relay):
         self._tokens[namespace] = token
 
     def tracks_on(self, peer: Peer) -> list[Track]:
-        return list(peer.upstream.values())
+        """Tracks whose live upstream subscription is on ``peer``."""
+        return [
+            t
+            for rid, t in peer.upstream.items()
+            if t.upstream is not None and t.upstream.request_id == rid
+        ]
 
     # --- overrides of the core -----------------------------------------------------------
 
     def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
-        return self._subscribe(track, publisher, SubscriptionFilter.largest_object())
+        if not self._subscribe(track, publisher, SubscriptionFilter.largest_object()):
+            return False
+        assert track.upstream is not None
+        try:
+            fid = publisher.session.joining_fetch(
+                track.upstream.request_id, 0, auth_token=self._tokens.get(track.namespace)
+            )
+        except LocalError as exc:
+            _log.debug("joining_fetch_failed", peer=publisher.name, error=str(exc))
+            return True
+        # Its objects land in the track (cache) like those of the subscription.
+        publisher.upstream[fid] = track
+        self._fetches[fid] = publisher
+        return True
+
+    def handle_event(self, peer: Peer, event: Event) -> None:
+        if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
+            if self._fetches.get(event.request_id) is peer:
+                del self._fetches[event.request_id]
+                peer.upstream.pop(event.request_id, None)
+                if isinstance(event, RequestRejected):
+                    _log.debug("joining_fetch_refused", peer=peer.name, reason=event.reason)
+                    return
+        super().handle_event(peer, event)
 
     def _subscribe(self, track: Track, publisher: Peer, flt: SubscriptionFilter) -> bool:
         try:

@@ -11,7 +11,15 @@ from pathlib import Path
 from mesh.bus import MemoryBus
 from moqt.aio import connect
 from moqt.errors import RequestErrorCode
-from moqt.events import RequestRejected
+from moqt.events import (
+    FetchAccepted,
+    FetchStreamEnded,
+    ObjectReceived,
+    ObjectSource,
+    RequestRejected,
+    SubscribeAccepted,
+)
+from moqt.types import SubscriptionFilter
 from pop import PopNode
 from tests.pop.conftest import MakePop
 from tests.pop.lab import Origin, Tokens, Viewer, namespace_name, namespace_of
@@ -170,3 +178,45 @@ async def test_unknown_namespace_is_does_not_exist(make_pop: MakePop, tokens: To
     await asyncio.wait_for(viewer.watch(subscribe_token=tokens.mint("lv_nobody")), 5)
     assert isinstance(viewer.rejected, RequestRejected)
     assert viewer.rejected.code == RequestErrorCode.DOES_NOT_EXIST
+
+
+async def test_late_joiner_gets_the_current_group_from_the_pop_cache(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = Origin(bus, "o1", "eu", certs[0], certs[1], (NS,), group_ms=1000)
+    async with origin.running():
+        pop = await make_pop()
+        await routed(pop)
+        # The first viewer makes the POP subscribe upstream in the middle of a group
+        # (objects every 250 ms): objects 0 and 1 of that group are already gone by.
+        await asyncio.sleep((400 - (time.time() * 1000) % 1000) % 1000 / 1000)
+        group = int(time.time() * 1000) // 1000
+        first = Viewer(url(pop), NS)
+        task = asyncio.create_task(
+            first.watch(subscribe_token=tokens.mint(), flt=SubscriptionFilter.largest_object())
+        )
+        try:
+            await asyncio.sleep(0.2)
+            async with connect(url(pop), verify=False) as late:
+                token = tokens.mint().encode()
+                rid = late.session.subscribe(
+                    NS, b"video", auth_token=token, filter=SubscriptionFilter.largest_object()
+                )
+                answer = await asyncio.wait_for(late.wait_response(rid), 5)
+                assert isinstance(answer, SubscribeAccepted)
+                assert answer.largest is not None and answer.largest.group == group
+                fid = late.session.joining_fetch(rid, 0)
+                assert isinstance(await asyncio.wait_for(late.wait_response(fid), 5), FetchAccepted)
+                fetched = []
+                async for event in late.events():
+                    if isinstance(event, ObjectReceived) and event.source is ObjectSource.FETCH:
+                        fetched.append((event.group_id, event.object_id))
+                    if isinstance(event, FetchStreamEnded):
+                        break
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        # The whole current group from object 0, served by the POP's cache.
+        assert fetched[0] == (group, 0), fetched
+        assert [o for _, o in fetched] == list(range(len(fetched)))
+        assert origin.subscriptions() == 1
