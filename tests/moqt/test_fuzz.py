@@ -15,6 +15,7 @@ from moqt import messages as m
 from moqt._buffer import Buffer, encode_varint
 from moqt.errors import LocalError, SessionCloseCode
 from moqt.events import Event, SessionClosed
+from moqt.session import Session
 from moqt.types import GroupOrder, Location, SubscriptionFilter
 from moqt.version import DRAFT_14, DRAFT_16
 from tests.moqt.harness import RawPeer, session_pair
@@ -292,4 +293,105 @@ def test_unmutated_transcript_exercises_every_request_kind(version: int) -> None
         "ObjectReceived",
         "SubscriptionUpdated",
         "Unsubscribed",
+    ]
+
+
+def _client_requests(client: Session) -> dict[str, int]:
+    return {
+        "sub": client.subscribe((b"a",), b"t", filter=SubscriptionFilter.largest_object()),
+        "fetch": client.fetch((b"a",), b"t", Location(0, 0), Location(3, 0)),
+        "status": client.track_status((b"a",), b"t"),
+        "ns": client.subscribe_namespace((b"b",)),
+    }
+
+
+def _server_transcript(version: int) -> list[tuple[str, int, bytes, bool]]:
+    """What a busy server sends back to ``_client_requests``: answers, data, endings."""
+    pair = session_pair(version)
+    ids = _client_requests(pair.client)
+    pair.deliver_until_idle()
+    pair.s.transport.outbox.clear()
+    server = pair.server
+    server.accept_subscribe(ids["sub"], track_alias=9, largest=Location(2, 1))
+    h = server.open_subgroup(ids["sub"], 3, 0)
+    server.write_object(h, 0, b"obj", extensions=((4, 2),))
+    server.end_subgroup(h)
+    server.send_object_datagram(ids["sub"], 4, 0, b"dg")
+    server.accept_fetch(ids["fetch"], end_location=Location(3, 0))
+    fh = server.open_fetch_stream(ids["fetch"])
+    server.write_fetch_object(fh, 0, 0, 0, b"f0")
+    server.write_fetch_object(fh, 1, 0, 2, b"f1")
+    server.end_fetch_stream(fh)
+    server.answer_track_status(ids["status"], largest=Location(2, 1))
+    server.accept_subscribe_namespace(ids["ns"])
+    if version == DRAFT_16:
+        server.announce_namespace(ids["ns"], (b"b", b"c"))
+    server.publish((b"a",), b"pushed", track_alias=11)
+    server.publish_done(ids["sub"])
+    return [
+        (op.kind, op.stream_id, op.data, op.fin)
+        for op in pair.s.transport.outbox
+        if op.kind in ("data", "datagram")
+    ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@FUZZ
+@given(st.data())
+def test_mutated_server_transcripts_at_a_client(version: int, data: st.DataObject) -> None:
+    ops = _server_transcript(version)
+    index = data.draw(st.integers(0, len(ops) - 1), label="op")
+    kind, stream_id, raw, fin = ops[index]
+    if raw:
+        pos = data.draw(st.integers(0, len(raw) - 1), label="pos")
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]), label="action")
+        if action == "flip":
+            raw = raw[:pos] + bytes([raw[pos] ^ data.draw(st.integers(1, 255))]) + raw[pos + 1 :]
+        elif action == "cut":
+            raw = raw[:pos]
+        else:
+            raw = raw[:pos] + data.draw(st.binary(min_size=1, max_size=8)) + raw[pos:]
+    ops[index] = (kind, stream_id, raw, fin)
+    peer = RawPeer(version, is_client=True, max_object_size=4096)
+    peer.setup()
+    _client_requests(peer.session)
+    peer.take()
+    checker = Checker(peer)
+    for kind, stream_id, raw, fin in ops:
+        if kind == "data":
+            checker.stream(stream_id, raw, fin)
+        else:
+            checker.datagram(raw)
+    checker.timer(100.0)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_unmutated_server_transcript_is_clean(version: int) -> None:
+    peer = RawPeer(version, is_client=True)
+    peer.setup()
+    _client_requests(peer.session)
+    peer.take()
+    seen: list[str] = []
+    for kind, stream_id, raw, fin in _server_transcript(version):
+        if kind == "data":
+            events = peer.session.stream_data_received(stream_id, raw, fin, 0.0)
+        else:
+            events = peer.session.datagram_received(raw, 0.0)
+        seen += [type(ev).__name__ for ev in events]
+    namespace = ["NamespaceAnnounced"] if version == DRAFT_16 else []
+    assert seen == [
+        "SubscribeAccepted",
+        "SubgroupStreamOpened",
+        "ObjectReceived",
+        "SubgroupStreamEnded",
+        "ObjectReceived",
+        "FetchAccepted",
+        "ObjectReceived",
+        "ObjectReceived",
+        "FetchStreamEnded",
+        "TrackStatusReceived",
+        "SubscribeNamespaceAccepted",
+        *namespace,
+        "PublishRequested",
+        "PublishDoneReceived",
     ]
