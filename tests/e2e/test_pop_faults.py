@@ -125,6 +125,14 @@ async def test_origin_sigkill_pops_reroute_within_3s(
             assert viewer.closed is None  # the viewer's subscription survived
             assert first.obj == 0 and first.group > last_before.group
             await wait_objects(objects, 5)
+            # structlog JSON lines with stable node / session / track keys.
+            lines = pop.lines()
+            rerouted = [ln for ln in lines if ln.get("event") == "rerouted"]
+            assert rerouted and rerouted[0]["track"] == "stream/org_test/lv_a/video"
+            assert rerouted[0]["node"] == "pop1" and rerouted[0]["upstream"] == other
+            opened = [ln for ln in lines if ln.get("event") == "session_opened"]
+            assert opened and all(ln["session"].startswith("pop1/") for ln in opened)
+            assert all({"ts", "level", "logger", "node", "role"} <= ln.keys() for ln in lines)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -155,6 +163,10 @@ async def test_redis_outage_keeps_serving_and_catches_up(
             second = Viewer(url, namespace_of("lv_b"))
             tasks.append(asyncio.create_task(second.watch(subscribe_token=tokens.mint("lv_b"))))
             await wait_objects(second.objects, 5, within=5)
+            # Longer than the node TTL: nothing the POP knows may expire while Redis is away.
+            await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - stopped_at)))
+            await wait_objects(first.objects, 3, within=2)
+            await wait_objects(second.objects, 3, within=2)
             print(f"\nRedis down {time.monotonic() - stopped_at:.1f} s: "
                   f"{len(first.objects)} + {len(second.objects)} objects delivered")  # fmt: skip
             assert first.closed is None and second.closed is None
