@@ -2,9 +2,10 @@
 
     python tests/interop/example_runner.py sub_example RECORD.json URL [example flags...]
 
-The example's own ``main`` runs; only its statistics hook is wrapped so that
-every received (group, object) is written to RECORD.json at exit, which lets
-the test check that nothing was lost.
+The example's own ``main`` runs; only its statistics hook (sub_example) and the
+sessions' fetch-object hook (join_example) are wrapped so that every received
+(group, object) is written to RECORD.json at exit, which lets the test check
+that nothing was lost.
 """
 
 from __future__ import annotations
@@ -22,10 +23,27 @@ EXAMPLES = Path(aiomoqt.__file__).parent / "examples"
 
 def main() -> None:
     name, record_path, *argv = sys.argv[1:]
+    # "join_example:6" runs the example for at most 6 s (join_example waits for the
+    # session to close and never stops on its own).
+    name, _, limit = name.partition(":")
     source = EXAMPLES / f"{name}.py"
     namespace: dict[str, object] = {"__name__": "aiomoqt_example", "__file__": str(source)}
     exec(compile(source.read_text(), str(source), "exec"), namespace)
     received: list[tuple[int, int]] = []
+    # Objects of FETCH streams (join_example): recorded through aiomoqt's own
+    # session-wide on_fetch_object hook, installed on every session it creates.
+    import aiomoqt.protocol as protocol
+
+    mixin = protocol._MOQTSessionMixin
+    original_init = mixin.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_init(self, *args, **kwargs)
+        self.on_fetch_object = lambda msg, *_: received.append(
+            (int(msg.group_id), int(msg.object_id))
+        )
+
+    mixin.__init__ = init  # type: ignore[method-assign]
     stats_cls = namespace.get("SimpleStats")
     if stats_cls is not None:
         original = stats_cls.on_object  # type: ignore[attr-defined]
@@ -46,8 +64,16 @@ def main() -> None:
     kwargs = {
         p: getattr(args, mapping.get(p, p)) for p in params if hasattr(args, mapping.get(p, p))
     }
+
+    async def bounded() -> None:
+        try:
+            async with asyncio.timeout(float(limit) if limit else None):
+                await run(**kwargs)  # type: ignore[operator]
+        except TimeoutError:
+            pass
+
     try:
-        asyncio.run(run(**kwargs))  # type: ignore[operator]
+        asyncio.run(bounded())
     finally:
         Path(record_path).write_text(json.dumps(received))
 
