@@ -1,0 +1,141 @@
+"""The origin's live inputs: one broadcast per external input id, whatever the ingest path.
+
+:class:`LiveInputs` is where both ingest paths start and end a broadcast. Beginning
+one creates its :class:`~origin.broadcast.Broadcast` in the relay, writes the
+namespace route (``clutchcall:route:<namespace>``, refreshed by the topology
+heartbeat) and reports the input ``live``; ending it sends PUBLISH_DONE, removes
+the route, reports ``idle`` and tells the authorizer to stop watching the key.
+:meth:`LiveInputs.kick` ends a broadcast *now* (stream key rotated or deleted): the
+ingest's own ``kick`` callback closes the encoder's connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from mesh.relay import Relay
+from moqt.errors import PublishDoneCode
+
+from .broadcast import Broadcast
+from .status import InputStatus, StatusReporter
+
+__all__ = ["LiveInput", "LiveInputs"]
+
+_log = structlog.get_logger("origin.inputs")
+
+Kick = Callable[[str], Awaitable[None]]
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+RouteChange = Callable[[str, bool], Coroutine[Any, Any, None]]
+
+
+@dataclass(slots=True, eq=False)
+class LiveInput:
+    external_input_id: str
+    namespace: str
+    kind: str  # "rtmp" | "moqt"
+    broadcast: Broadcast
+    kick: Kick
+    started: float
+
+
+class LiveInputs:
+    def __init__(
+        self,
+        relay: Relay,
+        reporter: StatusReporter,
+        *,
+        spawn: Spawn,
+        on_route: RouteChange | None = None,
+        release: Callable[[str], None] | None = None,
+    ) -> None:
+        self._relay = relay
+        self._reporter = reporter
+        self._spawn = spawn
+        self._on_route = on_route
+        self._release = release
+        self._live: dict[str, LiveInput] = {}
+        self.started_total = 0
+        self.kicked_total = 0
+
+    def get(self, external_input_id: str) -> LiveInput | None:
+        return self._live.get(external_input_id)
+
+    def all(self) -> list[LiveInput]:
+        return list(self._live.values())
+
+    def begin(
+        self,
+        external_input_id: str,
+        namespace: str,
+        kind: str,
+        kick: Kick,
+        *,
+        first_catalog_group: int = 0,
+    ) -> Broadcast:
+        """Start the broadcast of an input (the caller checked it is not live elsewhere)."""
+        old = self._live.pop(external_input_id, None)
+        if old is not None:
+            old.broadcast.end(PublishDoneCode.GOING_AWAY, "replaced by a new publish")
+        broadcast = Broadcast(
+            self._relay, namespace, first_catalog_group=first_catalog_group,
+            name=f"{kind}:{external_input_id}",
+        )  # fmt: skip
+        self._live[external_input_id] = LiveInput(
+            external_input_id, namespace, kind, broadcast, kick, time.time()
+        )
+        self.started_total += 1
+        _log.info("broadcast_started", input=external_input_id, track=namespace, ingest=kind)
+        if self._on_route is not None:
+            self._spawn(self._on_route(namespace, True))
+        return broadcast
+
+    def report(
+        self, external_input_id: str, status: InputStatus, detail: str | None = None
+    ) -> None:
+        self._spawn(self._report(external_input_id, status, detail))
+
+    async def _report(
+        self, external_input_id: str, status: InputStatus, detail: str | None
+    ) -> None:
+        await self._reporter.report(external_input_id, status, detail)
+
+    def finish(
+        self,
+        external_input_id: str,
+        broadcast: Broadcast,
+        code: int = PublishDoneCode.TRACK_ENDED,
+        reason: str = "broadcast ended",
+    ) -> None:
+        """End ``broadcast`` (if it is still the input's current one, forget the input)."""
+        current = self._live.get(external_input_id)
+        broadcast.end(code, reason)
+        if current is None or current.broadcast is not broadcast:
+            return
+        del self._live[external_input_id]
+        if self._release is not None:
+            self._release(external_input_id)
+        if self._on_route is not None:
+            self._spawn(self._on_route(current.namespace, False))
+        self.report(external_input_id, InputStatus.IDLE, reason)
+
+    async def kick(self, external_input_id: str, reason: str) -> bool:
+        """End an input's broadcast now (PUBLISH_DONE UNAUTHORIZED) and drop its publisher."""
+        current = self._live.get(external_input_id)
+        if current is None:
+            return False
+        self.kicked_total += 1
+        self.finish(external_input_id, current.broadcast, PublishDoneCode.UNAUTHORIZED, reason)
+        try:
+            await current.kick(reason)
+        except Exception:
+            _log.exception("kick_failed", input=external_input_id)
+        return True
+
+    def end_all(self, code: int, reason: str) -> None:
+        for live in list(self._live.values()):
+            self.finish(live.external_input_id, live.broadcast, code, reason)
