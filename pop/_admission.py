@@ -12,7 +12,8 @@ Every refusal of a viewer session closes it with the draft's UNAUTHORIZED code
 and the reason phrase ``auth_failed`` (:data:`mesh.auth.AUTH_FAILED`).
 
 Relay links (another POP using this one as its regional parent) identify
-themselves with ``hops=`` on the connection path.  They are multiplexed, so
+themselves with ``hops=`` on the connection path, whose last hop must be a POP
+of the node registry.  They are multiplexed, so
 they are not closed when one viewer's token ends: each of their requests must
 carry a valid token for its namespace and a refusal rejects only that request.
 """
@@ -81,10 +82,18 @@ class SessionAuth:
 class Gatekeeper:
     """Verification, refusal accounting and guarding of playback tokens for one POP."""
 
-    def __init__(self, verifier: TokenVerifier, guard: PlaybackGuard, metrics: NodeMetrics) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        guard: PlaybackGuard,
+        metrics: NodeMetrics,
+        *,
+        is_pop: Callable[[str], bool] = lambda _node_id: False,
+    ) -> None:
         self._verifier = verifier
         self._guard = guard
         self._metrics = metrics
+        self._is_pop = is_pop
 
     def open(self, name: str, close: Closer) -> SessionAuth:
         return SessionAuth(name, close)
@@ -100,6 +109,10 @@ class Gatekeeper:
             self.refuse(auth, AuthError(AuthFailure.MALFORMED, f"hop path: {exc}"))
             return False
         if hops is not None:
+            if not hops or not self._is_pop(hops[-1]):
+                # Only POPs of the cluster registry may open multiplexed relay links.
+                self.refuse(auth, AuthError(AuthFailure.MALFORMED, f"unknown relay {hops!r}"))
+                return False
             auth.relay_link = True
             auth.hops = hops
             return True

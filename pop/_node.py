@@ -135,7 +135,7 @@ class PopNode:
         self.verifier = TokenVerifier(
             self.jwks, audience=settings.audience, revocations=self.revocations
         )
-        self.gate = Gatekeeper(self.verifier, self.guard, self.metrics)
+        self.gate = Gatekeeper(self.verifier, self.guard, self.metrics, is_pop=self._is_pop)
         self.relay = PopRelay(RelayConfig(), linger=settings.linger)
         self._options = SessionOptions(implementation="clutchcall-pop")
         self.pool = UpstreamPool(
@@ -298,6 +298,12 @@ class PopNode:
         if self._own_bus:
             await self.bus.close()
         self._log.info("pop_stopped")
+
+    def _is_pop(self, node_id: str) -> bool:
+        if self.topology is None:
+            return False
+        node = self.topology.nodes().get(node_id)
+        return node is not None and node.role is NodeRole.POP and node_id != self.settings.node_id
 
     def _serving(self) -> bool:
         return not self._draining and self._task is not None and not self._task.done()

@@ -159,6 +159,14 @@ async def test_relay_link_requests_need_a_token_of_their_own(
     async with origin.running():
         pop = await make_pop()
         await routed(pop)
+        # A relay link must come from a POP of the registry.
+        async with connect(url(pop) + "/relay?hops=pop-x", verify=False) as fake:
+            closed = await asyncio.wait_for(fake.wait_closed(), 5)
+            assert closed.reason == "auth_failed" and closed.by_peer
+        await make_pop(node_id="pop-x")
+        assert pop.topology is not None
+        topology = pop.topology
+        await until(lambda: "pop-x" in topology.nodes())
         async with connect(url(pop) + "/relay?hops=pop-x", verify=False) as link:
             rid = link.session.subscribe(NS, b"video")
             answer = await asyncio.wait_for(link.wait_response(rid), 5)
