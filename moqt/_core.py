@@ -212,8 +212,9 @@ class SessionCore:
         self._mark_closed()
         try:
             self._transport.close(code, reason)
-        finally:
-            self._emit(SessionClosed(code, reason, by_peer=False))
+        except Exception:  # the connection may already be gone; we are closed either way
+            _log.exception("moqt session: transport.close failed")
+        self._emit(SessionClosed(code, reason, by_peer=False))
 
     def _mark_closed(self) -> None:
         self._closed = True
