@@ -300,7 +300,7 @@ async def closed_session(
     setup_token: str | None = None,
     subscribe_token: str | None = None,
     namespace: tuple[bytes, ...] = namespace_of("lv_a"),
-    within: float = 5.0,
+    within: float = 10.0,
 ) -> SessionClosed | None:
     """Connect, subscribe, and return how the POP closed the session (None if it did not)."""
     viewer = Viewer(url, namespace)
