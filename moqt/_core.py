@@ -39,6 +39,9 @@ _log = logging.getLogger("moqt.session")
 # initialization": SHOULD be buffered) up to this many bytes in total.
 MAX_EARLY_BYTES = 1 << 20
 SUBSCRIBE_NAMESPACE_TYPE = 0x11
+# Draft-16 request ids may arrive out of order across streams; at most this many may
+# be ahead of a missing lower id.
+MAX_REQUEST_ID_GAPS = 64
 CLIENT_SETUP_TYPE = 0x20
 
 _R = TypeVar("_R", bound=Req)
@@ -148,6 +151,8 @@ class SessionCore:
         # Request ids (draft-16 "Request ID"): the client's are even, the server's odd.
         self._next_local_id = 0 if is_client else 1
         self._next_peer_id = 1 if is_client else 0
+        # Draft-16: peer ids that arrived ahead of a lower one still in flight.
+        self._peer_ids_ahead: set[int] = set()
         self._peer_max_request_id = 0  # what the peer lets us use (exclusive)
         self._local_max_request_id = max_request_id  # what we let the peer use
         self._grant_target = max_request_id
@@ -536,13 +541,20 @@ class SessionCore:
         return request_id
 
     def _check_new_peer_request(self, request_id: int) -> None:
-        """Draft-16 "Request ID" and "MAX_REQUEST_ID" rules for a new request of the peer."""
+        """Draft-16 "Request ID" and "MAX_REQUEST_ID" rules for a new request of the peer.
+
+        Draft-14 has one control stream, so ids must arrive exactly in sequence.  In
+        draft-16 a SUBSCRIBE_NAMESPACE travels on its own stream and may overtake (or be
+        overtaken by) requests on the control stream, so ids may arrive out of order:
+        each must still be of the peer's parity, below our MAX_REQUEST_ID and never
+        used before.
+        """
         if request_id % 2 != self._next_peer_id % 2:
             raise SessionError(
                 f"request id {request_id} has the wrong parity for the peer",
                 SessionCloseCode.INVALID_REQUEST_ID,
             )
-        if request_id != self._next_peer_id:
+        if not self._draft16 and request_id != self._next_peer_id:
             raise SessionError(
                 f"request id {request_id}, expected {self._next_peer_id}",
                 SessionCloseCode.INVALID_REQUEST_ID,
@@ -552,13 +564,28 @@ class SessionCore:
                 f"request id {request_id} is not below MAX_REQUEST_ID {self._local_max_request_id}",
                 SessionCloseCode.TOO_MANY_REQUESTS,
             )
+        if request_id < self._next_peer_id or request_id in self._peer_ids_ahead:
+            raise SessionError(
+                f"request id {request_id} was already used", SessionCloseCode.INVALID_REQUEST_ID
+            )
+        if request_id != self._next_peer_id:
+            if len(self._peer_ids_ahead) >= MAX_REQUEST_ID_GAPS:
+                raise SessionError(
+                    f"request id {request_id} leaves too many ids unused",
+                    SessionCloseCode.INVALID_REQUEST_ID,
+                )
+            self._peer_ids_ahead.add(request_id)
+            return
         self._next_peer_id += 2
+        while self._next_peer_id in self._peer_ids_ahead:
+            self._peer_ids_ahead.discard(self._next_peer_id)
+            self._next_peer_id += 2
 
     def _issued(self, request_id: int) -> bool:
         """True when ``request_id`` was ever used by its owner (us or the peer)."""
         if request_id % 2 == self._next_local_id % 2:
             return request_id < self._next_local_id
-        return request_id < self._next_peer_id
+        return request_id < self._next_peer_id or request_id in self._peer_ids_ahead
 
     def _lookup(self, request_id: int, cls: type[_R], *, what: str) -> _R | None:
         """The live record of ``request_id``; None when it existed but is finished

@@ -39,19 +39,42 @@ def test_wrong_parity_is_invalid_request_id(version: int) -> None:
     assert close is not None and close.code == SessionCloseCode.INVALID_REQUEST_ID
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_skipped_or_reused_id_is_invalid_request_id(version: int) -> None:
-    peer = _server(version)
+def test_draft14_ids_must_arrive_in_sequence() -> None:
+    peer = _server(DRAFT_14)
     peer.send(m.Subscribe(2, (b"a",), b"t"))  # expected 0
     close = closed_with(peer.take())
     assert close is not None and close.code == SessionCloseCode.INVALID_REQUEST_ID
 
+
+def test_draft16_ids_may_arrive_out_of_order_across_streams() -> None:
+    # SUBSCRIBE_NAMESPACE (id 0) travels on its own bidi stream and may arrive after
+    # the SUBSCRIBE (id 2) sent later on the control stream.
+    peer = _server(DRAFT_16)
+    peer.send(m.Subscribe(2, (b"a",), b"t"))
+    peer.send(m.SubscribeNamespace(0, (b"p",)), stream_id=4)
+    events = peer.take()
+    assert [type(e).__name__ for e in events] == [
+        "SubscribeRequested",
+        "SubscribeNamespaceRequested",
+    ]
+    peer.send(m.Subscribe(4, (b"a",), b"u"))
+    assert events_of(peer.take(), SubscribeRequested)[0].request_id == 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_reused_id_is_invalid_request_id(version: int) -> None:
     peer = _server(version)
     peer.send(m.Subscribe(0, (b"a",), b"t"))
     assert events_of(peer.take(), SubscribeRequested)
     peer.send(m.Subscribe(0, (b"a",), b"u"))  # reused
     close = closed_with(peer.take())
     assert close is not None and close.code == SessionCloseCode.INVALID_REQUEST_ID
+    if version == DRAFT_16:
+        peer = _server(version)
+        peer.send(m.Subscribe(4, (b"a",), b"t"))  # ahead of 0 and 2: tolerated
+        peer.send(m.Subscribe(4, (b"a",), b"u"))  # but not twice
+        close = closed_with(peer.take())
+        assert close is not None and close.code == SessionCloseCode.INVALID_REQUEST_ID
 
 
 @pytest.mark.parametrize("version", VERSIONS)
