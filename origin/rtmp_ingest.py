@@ -123,6 +123,12 @@ class RtmpIngest:
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self._spawn(coro)
 
+    def transcoder_pid(self, external_input_id: str) -> int | None:
+        """The process id of the input's running ffmpeg (operations and tests)."""
+        publish = self._active.get(external_input_id)
+        tc = publish.transcoder if publish is not None else None
+        return tc.pid if tc is not None else None
+
     def statistics(self) -> RtmpIngestStatistics:
         return RtmpIngestStatistics(
             self.publishes, len(self._active), self.ffmpeg_starts, self.ffmpeg_failures,
@@ -151,6 +157,10 @@ class _RtmpPublish:
         self._started = False
         self._broadcast: Broadcast | None = None
         self._resume = ingest.take_resume(self._id)
+
+    @property
+    def transcoder(self) -> Transcoder | None:
+        return self._tc
 
     # --- PublishSink -----------------------------------------------------------------------
 
