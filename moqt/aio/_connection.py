@@ -100,6 +100,7 @@ class MoqtConnection:
         abort: Callable[[], None],
         max_queued_events: int = 4096,
         path: str | None = None,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self._session = session
         self._loop = asyncio.get_running_loop()
@@ -108,6 +109,8 @@ class MoqtConnection:
         #: WebTransport CONNECT path (raw QUIC: the PATH setup parameter, see SetupCompleted).
         self.path = path
         self._abort = abort
+        self._backlog = backlog
+        self._writable: Callable[[], None] | None = None
         self._handler: EventHandler | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queued_events)
         self._waiters: dict[int, asyncio.Future[Event]] = {}
@@ -143,6 +146,16 @@ class MoqtConnection:
         if handler is not None:
             while not self._queue.empty():
                 self._call_handler(self._queue.get_nowait())
+
+    def send_backlog(self) -> int:
+        """Bytes written to this connection that QUIC has not sent yet (or must resend)."""
+        return self._backlog()
+
+    def set_writable_handler(self, handler: Callable[[], None] | None) -> None:
+        """Call ``handler`` whenever packets from the peer were processed (ACKs may have
+        opened the congestion window): the moment to look at :meth:`send_backlog` and
+        write more. It runs inside the adapter's callback and must not block."""
+        self._writable = handler
 
     async def wait_setup(self) -> SetupCompleted:
         """Wait until CLIENT_SETUP/SERVER_SETUP completed; raises ConnectionClosed."""
@@ -270,6 +283,16 @@ class MoqtConnection:
         if not self._closed.done():
             # The session had already closed on its own side; report the transport end.
             self._finish(SessionClosed(code, reason, True))
+
+    def _notify_writable(self) -> None:
+        handler = self._writable
+        if handler is None or self._closed.done():
+            return
+        try:
+            handler()
+        except Exception:
+            self._log.exception("writable_handler_failed")
+            self._dispatch(self._session.close(SessionCloseCode.INTERNAL_ERROR, "internal error"))
 
     # --- internals ---------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from aioquic.h3.events import (
     HeadersReceived,
     WebTransportStreamDataReceived,
 )
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
     DatagramFrameReceived,
@@ -34,11 +34,13 @@ from aioquic.quic.events import (
     StreamDataReceived,
     StreamReset,
 )
+from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from .._buffer import Buffer, NeedMoreData
 from ..errors import SessionCloseCode
 from ..session import Session
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, DRAFT_14, DRAFT_16
+from ._backlog import quic_send_backlog
 from ._connection import MoqtConnection, SessionOptions
 from ._transports import (
     CLOSE_WEBTRANSPORT_SESSION,
@@ -101,9 +103,11 @@ class MoqtProtocol(QuicConnectionProtocol):
         on_session: Callable[[MoqtConnection], None] | None = None,
         target: ClientTarget | None = None,
         on_closed: Callable[[MoqtProtocol], None] | None = None,
+        refuse: bool = False,
     ) -> None:
         super().__init__(quic, stream_handler)
         self._on_closed = on_closed
+        self._refuse = refuse
         self._options = options
         self._on_session = on_session
         self._target = target
@@ -148,7 +152,22 @@ class MoqtProtocol(QuicConnectionProtocol):
 
     # --- QUIC events -------------------------------------------------------------------
 
+    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
+        super().datagram_received(data, addr)
+        if self._moqt is not None:
+            self._moqt._notify_writable()
+
     def quic_event_received(self, event: QuicEvent) -> None:
+        if self._refuse and not isinstance(event, ConnectionTerminated):
+            if not self._terminated:
+                # Over the server's connection limit: CONNECTION_REFUSED, nothing else.
+                self._quic.close(
+                    error_code=QuicErrorCode.CONNECTION_REFUSED,
+                    frame_type=QuicFrameType.PADDING,
+                    reason_phrase="server busy",
+                )
+                self._schedule_flush()
+            return
         if isinstance(event, ProtocolNegotiated):
             self._alpn = event.alpn_protocol
             if self._alpn == ALPN_H3:
@@ -230,6 +249,7 @@ class MoqtProtocol(QuicConnectionProtocol):
             abort=self.abort,
             max_queued_events=self._options.max_queued_events,
             path=path,
+            backlog=lambda: quic_send_backlog(self._quic),
         )
         self._moqt = moqt
         if self._on_session is not None:

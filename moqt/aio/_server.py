@@ -75,12 +75,14 @@ async def serve(
     configuration: QuicConfiguration,
     on_session: Callable[[MoqtConnection], None],
     options: SessionOptions | None = None,
+    max_connections: int = 10_000,
 ) -> MoqtServer:
     """Listen on ``host:port`` (port 0 picks a free one; see :attr:`MoqtServer.address`).
 
     ``on_session`` is called synchronously for every new MoQT session, before
     any of its bytes are processed: install an event handler there or start a
-    task that reads its events.
+    task that reads its events. Connections beyond ``max_connections`` are
+    refused (QUIC CONNECTION_REFUSED) without creating a session.
     """
     opts = options or SessionOptions()
     protocols: list[MoqtProtocol] = []
@@ -89,7 +91,12 @@ async def serve(
         quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
     ) -> MoqtProtocol:
         protocol = MoqtProtocol(
-            quic, stream_handler, options=opts, on_session=on_session, on_closed=_forget
+            quic,
+            stream_handler,
+            options=opts,
+            on_session=on_session,
+            on_closed=_forget,
+            refuse=len(protocols) >= max_connections,
         )
         protocols.append(protocol)
         return protocol

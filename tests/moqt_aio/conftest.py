@@ -32,7 +32,9 @@ async def moqt_server(
     servers: list[MoqtServer] = []
 
     async def start(
-        on_session: Callable[[MoqtConnection], None], options: SessionOptions | None = None
+        on_session: Callable[[MoqtConnection], None],
+        options: SessionOptions | None = None,
+        **kwargs: int,
     ) -> MoqtServer:
         server = await serve(
             "127.0.0.1",
@@ -40,6 +42,7 @@ async def moqt_server(
             configuration=server_configuration(*certificate),
             on_session=on_session,
             options=options,
+            **kwargs,
         )
         servers.append(server)
         return server

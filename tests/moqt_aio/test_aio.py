@@ -221,3 +221,17 @@ async def test_datagrams_and_stream_resets(
             reset = seen["reset"]
             assert isinstance(reset, SubgroupStreamReset)
             assert (reset.group_id, reset.error_code) == (4, 0x2)
+
+
+async def test_connections_over_the_limit_are_refused(
+    moqt_server: Callable[..., object],
+) -> None:
+    sessions: list[MoqtConnection] = []
+    server = await moqt_server(sessions.append, max_connections=1)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}"  # type: ignore[attr-defined]
+    async with asyncio.timeout(10), connect(url, verify=False) as first:
+        with pytest.raises(ConnectionError):
+            async with connect(url, verify=False, setup_timeout=5):
+                pass
+        assert not first.is_closed
+        assert len(sessions) == 1
