@@ -6,7 +6,12 @@ Server: :func:`serve` picks the protocol per connection by ALPN (``moqt-16``,
 :class:`MoqtConnection` around a sans-I/O :class:`moqt.session.Session`.
 """
 
-from ._certificate import CertificatePair, generate_self_signed, write_self_signed
+from ._certificate import (
+    CertificatePair,
+    certificate_sha256,
+    generate_self_signed,
+    write_self_signed,
+)
 from ._client import connect, parse_moqt_url
 from ._connection import (
     ConnectionClosed,
@@ -30,6 +35,7 @@ __all__ = [
     "MoqtServer",
     "RequestFailed",
     "SessionOptions",
+    "certificate_sha256",
     "connect",
     "generate_self_signed",
     "parse_moqt_url",

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["CertificatePair", "generate_self_signed", "write_self_signed"]
+__all__ = ["CertificatePair", "certificate_sha256", "generate_self_signed", "write_self_signed"]
 
 _DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -31,11 +31,26 @@ class CertificatePair:
     certificate_pem: bytes
     private_key_pem: bytes
 
+    @property
+    def sha256(self) -> bytes:
+        return certificate_sha256(self.certificate_pem)
+
+
+def certificate_sha256(certificate_pem: bytes) -> bytes:
+    """SHA-256 of the DER certificate: what a browser's WebTransport
+    ``serverCertificateHashes`` pins for a self-signed certificate."""
+    cert = x509.load_pem_x509_certificate(certificate_pem)
+    return cert.fingerprint(hashes.SHA256())
+
 
 def generate_self_signed(
-    names: Iterable[str] = (), *, valid_days: int = 30, now: datetime.datetime | None = None
+    names: Iterable[str] = (), *, valid_days: int = 13, now: datetime.datetime | None = None
 ) -> CertificatePair:
-    """Generate a self-signed ECDSA P-256 certificate for ``names`` (plus loopback names)."""
+    """Generate a self-signed ECDSA P-256 certificate for ``names`` (plus loopback names).
+
+    The default validity stays under the 14 days browsers accept for a certificate
+    pinned with WebTransport ``serverCertificateHashes``.
+    """
     if valid_days <= 0:
         raise ValueError("valid_days must be positive")
     all_names = list(dict.fromkeys([*_DEFAULT_NAMES, *names]))

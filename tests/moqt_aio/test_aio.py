@@ -181,7 +181,8 @@ def test_exports() -> None:
         [
             "ALPN_H3", "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
             "ConnectionClosed", "EventHandler", "MoqtConnection", "MoqtProtocol", "MoqtServer",
-            "RequestFailed", "SessionOptions", "connect", "generate_self_signed",
+            "RequestFailed", "SessionOptions", "certificate_sha256", "connect",
+            "generate_self_signed",
             "parse_moqt_url", "serve", "server_configuration", "write_self_signed",
         ]
     )  # fmt: skip
@@ -235,3 +236,20 @@ async def test_connections_over_the_limit_are_refused(
                 pass
         assert not first.is_closed
         assert len(sessions) == 1
+
+
+def test_self_signed_certificate() -> None:
+    import datetime
+
+    from cryptography import x509
+
+    from moqt.aio import generate_self_signed
+
+    pair = generate_self_signed(["relay.test"])
+    cert = x509.load_pem_x509_certificate(pair.certificate_pem)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "relay.test" in names.get_values_for_type(x509.DNSName)
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc < datetime.timedelta(days=14)
+    assert len(pair.sha256) == 32
+    with pytest.raises(ValueError):
+        generate_self_signed(valid_days=0)
