@@ -126,6 +126,18 @@ class Viewer:
         )
         return answer.largest
 
+    async def wait_available(self, name: str, within: float = 30.0) -> Location:
+        """Poll TRACK_STATUS until the track exists and has an object."""
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    largest = await self.largest(name)
+                except RequestFailed:
+                    largest = None
+                if largest is not None:
+                    return largest
+                await asyncio.sleep(0.1)
+
     async def subscribe(self, name: str, *, current_group: bool = True) -> Received:
         """Subscribe from the start of the current group (late join) or from the next object."""
         flt = SubscriptionFilter.largest_object()
