@@ -222,6 +222,28 @@ class SubscriberScheduler:
             if sg.handle is not None:
                 self._reset(sg)
 
+    def cut_streams(self, request_id: int) -> None:
+        """The subscription's upstream went away mid-stream (its streams will never end):
+        reset what is open, discard what is queued (counted as cancelled) and refuse the
+        rest of those subgroups; the subscription stays and its next group starts clean."""
+        track = self._tracks.get(request_id)
+        if track is None:
+            return
+        for sg in list(track.subgroups.values()):
+            self._cancelled += len(sg.objects)
+            self._abandon(track, sg, None, self._last_now)
+
+    def open_handles(self, request_id: int) -> dict[tuple[int, int], SubgroupHandle]:
+        """The subscription's open subgroup streams, by (group, subgroup): a snapshot."""
+        track = self._tracks.get(request_id)
+        if track is None:
+            return {}
+        return {
+            (sg.group_id, sg.subgroup_id): sg.handle
+            for sg in track.subgroups.values()
+            if sg.handle is not None and sg.subgroup_id is not None
+        }
+
     def finish_track(self, request_id: int) -> None:
         """The track ended upstream: write what is queued (bounded), FIN every open stream
         and forget the subscription (the caller sends PUBLISH_DONE next)."""

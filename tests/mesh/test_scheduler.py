@@ -558,3 +558,23 @@ def test_a_stream_the_viewer_stopped_is_not_counted_as_our_drop() -> None:
     v.push(b"a", 1, 0)  # the next group is a new stream, delivered
     v.link.deliver()
     assert (b"a", 1, 0) in v.received()
+
+
+def test_cut_streams_resets_open_streams_and_the_next_group_starts_clean() -> None:
+    v = make_viewer({b"a": 128}, SchedulerLimits(backlog_threshold=1, skip_after=9))
+    v.push(b"a", 0, 0)
+    v.push(b"a", 0, 1)  # queued
+    assert list(v.scheduler.open_handles(v.rids[b"a"])) == [(0, 0)]
+    v.link.deliver()
+    v.scheduler.cut_streams(v.rids[b"a"])  # e.g. the upstream of the track went away
+    assert v.scheduler.open_handles(v.rids[b"a"]) == {}
+    v.push(b"a", 0, 2)  # a late object of the cut subgroup: refused
+    v.push(b"a", 1, 0)
+    v.link.deliver()
+    v.pump()
+    v.link.deliver()
+    streams = v.streams()
+    assert streams[(b"a", 0, 0)] == ([0], "reset")
+    assert streams[(b"a", 1, 0)][0] == [0]
+    stats = v.scheduler.statistics()
+    assert stats.discarded_cancelled == 2 and stats.dropped == 0 and stats.tracks == 1
