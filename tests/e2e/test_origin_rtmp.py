@@ -44,7 +44,11 @@ async def test_origin_process_rtmp_ladder_routes_ops_and_drain(redis_url: str) -
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:
-                await wait_until(lambda: bus.get(ROUTE_PREFIX + namespace), within=20, step=0.1)
+
+                async def routed() -> bool:
+                    return await bus.get(ROUTE_PREFIX + namespace) is not None
+
+                await wait_until(routed, within=20, step=0.1)
                 route = await bus.get(ROUTE_PREFIX + namespace)
                 assert route is not None and route["origin"] == "origin-e2e"
                 async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
