@@ -1,0 +1,159 @@
+"""Origin and POP processes for benchmarks: command lines, readiness, /metrics, process trees."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._procs import Proc, cpu_seconds, python, rss_bytes
+
+__all__ = [
+    "ROOT",
+    "metric",
+    "node_env",
+    "origin_argv",
+    "parse_metrics",
+    "pop_argv",
+    "scrape",
+    "tree_cpu",
+    "tree_pids",
+    "tree_rss",
+    "wait_event",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+# Fast cluster timing for benches: heartbeat 0.5 s, node TTL 1.5 s.
+_FAST = ["--heartbeat-interval", "0.5", "--node-ttl", "1.5", "--log-level", "info"]
+
+
+def node_env() -> dict[str, str]:
+    return {"PYTHONPATH": str(ROOT)}
+
+
+def origin_argv(
+    *, quic: str, http: str, redis: str | None, region: str, node_id: str, advertise: str = ""
+) -> list[str]:
+    argv = [
+        python(), "-m", "cli.origin", "--quic", quic, "--http", http, "--region", region,
+        "--node-id", node_id, "--publish-auth", "none", "--rtmp", "", *_FAST,
+    ]  # fmt: skip
+    if redis:
+        argv += ["--redis", redis]
+    if advertise:
+        argv += ["--advertise", advertise]
+    return argv
+
+
+def pop_argv(
+    *,
+    quic: str,
+    http: str,
+    redis: str,
+    region: str,
+    node_id: str,
+    jwks: Path,
+    workers: int = 1,
+    linger: float = 5.0,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    return [
+        python(), "-m", "cli.pop", "--quic", quic, "--http", http, "--redis", redis,
+        "--region", region, "--node-id", node_id, "--jwks", str(jwks),
+        "--workers", str(workers), "--linger", str(linger), "--drain-timeout", "2", *_FAST,
+        *extra,
+    ]  # fmt: skip
+
+
+def wait_event(
+    log: Path, event: str, proc: Proc, *, timeout: float = 30.0, count: int = 1
+) -> list[dict[str, Any]]:
+    """Wait until ``proc``'s JSON log (its stderr file) has ``count`` lines with ``event``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                if f'"{event}"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == event:
+                    found.append(record)
+        if len(found) >= count:
+            return found
+        if proc.popen.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}: {tail}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.name}: no {event!r} in its log within {timeout}s")
+        time.sleep(0.05)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text -> ``{"name{labels}": value}`` (comments skipped)."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            continue
+    return values
+
+
+def scrape(http: str, timeout: float = 5.0) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=timeout) as response:
+        return parse_metrics(response.read().decode())
+
+
+def metric(values: dict[str, float], name: str) -> float:
+    """Sum of a metric over its label sets (0 when absent)."""
+    return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its live descendants (POP workers are children of the supervisor)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            total += rss_bytes(p)
+        except OSError:
+            continue
+    return total
+
+
+def tree_cpu(pid: int) -> float:
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+    return total
