@@ -12,8 +12,9 @@
 * the revocation set, JWKS, metrics and the ``/metrics`` ``/healthz`` ``/readyz``
   port, and a graceful drain (GOAWAY, then close what is left).
 
-Re-routing: when an upstream goes away (its session ends, Redis reports the
-node down, or the namespace's route moves to another origin) the relay keeps
+Re-routing: when an upstream goes away (its session ends, its live tracks go
+silent for ``upstream_stall`` seconds, Redis reports the node down, or the
+namespace's route moves to another origin) the relay keeps
 the viewers' subscriptions and this node re-subscribes the tracks at the newly
 resolved upstream from the next group; if none is found within
 ``reroute_timeout`` seconds the viewers get PUBLISH_DONE.
@@ -113,6 +114,7 @@ class PopNode:
         auth_timeout: float = 10.0,
         reroute_timeout: float = 15.0,
         upstream_idle_timeout: float = 30.0,
+        upstream_stall: float | None = 1.5,
     ) -> None:
         self.settings = settings
         self._certificate = certificate
@@ -143,6 +145,7 @@ class PopNode:
             options=self._options,
             on_lost=self._on_link_lost,
             idle_timeout=upstream_idle_timeout,
+            stall_timeout=upstream_stall,
         )
         self.topology: Topology | None = None
         self._server: MoqtServer | None = None

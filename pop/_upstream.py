@@ -5,8 +5,9 @@ session attached to the :class:`~pop._relay.PopRelay` as an upstream peer, so
 every track routed through it shares it.  The link's URL carries the hop path
 (``moqt://host:port/relay?hops=a,b``) so a parent POP can refuse loops.  Each
 link lives in its own task inside the pool's task group; when its session ends
-(the node died, Redis said so, or we closed it) the relay orphans its tracks and
-``on_lost`` tells the node to re-route them.
+(the node died, Redis said so, its live tracks went silent for ``stall_timeout``
+seconds, or we closed it) the relay orphans its tracks and ``on_lost`` tells the
+node to re-route them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mesh.relay import Peer
 from mesh.settings import parse_hostport
 from moqt.aio import ConnectionClosed, MoqtConnection, SessionOptions, connect
 from moqt.errors import SessionCloseCode
-from moqt.events import Event, SessionClosed
+from moqt.events import Event, ObjectReceived, SessionClosed, SubscribeAccepted
 
 from ._relay import PopRelay
 
@@ -54,6 +55,7 @@ class UpstreamLink:
     connection: MoqtConnection | None = None
     peer: Peer | None = None
     idle_since: float | None = None
+    last_data: float = 0.0  # last object or subscription answer (monotonic)
     closed: bool = False
     failed: bool = False  # could not connect, or the upstream ended the session
 
@@ -83,6 +85,7 @@ class UpstreamPool:
         verify: bool = False,
         cafile: str | None = None,
         idle_timeout: float = 30.0,
+        stall_timeout: float | None = 1.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._relay = relay
@@ -92,6 +95,7 @@ class UpstreamPool:
         self._verify = verify
         self._cafile = cafile
         self._idle_timeout = idle_timeout
+        self._stall_timeout = stall_timeout
         self._clock = clock
         self._links: dict[LinkKey, UpstreamLink] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -104,6 +108,8 @@ class UpstreamPool:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             tg.create_task(self._idle_loop())
+            if self._stall_timeout is not None:
+                tg.create_task(self._stall_loop(self._stall_timeout))
             try:
                 await asyncio.Event().wait()
             finally:
@@ -166,6 +172,7 @@ class UpstreamPool:
                 setup_timeout=self._connect_timeout,
             ) as conn:
                 link.connection = conn
+                link.last_data = self._clock()
                 link.peer = self._relay.attach_upstream(conn.session, name)
                 conn.set_event_handler(lambda c, ev: self._on_event(link, ev))
                 _log.info("upstream_connected", upstream=key.node_id, quic=key.quic, link=name)
@@ -190,6 +197,8 @@ class UpstreamPool:
 
     def _on_event(self, link: UpstreamLink, event: Event) -> None:
         assert link.peer is not None
+        if isinstance(event, ObjectReceived | SubscribeAccepted):
+            link.last_data = self._clock()
         self._relay.handle_event(link.peer, event)
         if isinstance(event, SessionClosed):
             link.failed = link.failed or event.by_peer
@@ -227,3 +236,27 @@ class UpstreamPool:
                     link.idle_since = now
                 elif now - link.idle_since >= self._idle_timeout:
                     self._close_link(link, "idle")
+
+    async def _stall_loop(self, silence: float) -> None:
+        """A link whose live tracks got nothing for ``silence`` s is presumed dead.
+
+        A SIGKILLed upstream never closes its QUIC connection (that takes the idle
+        timeout) and its registry record lives until its TTL: silence on a live
+        broadcast is the quickest sign.  The link is closed as failed, so its tracks
+        are re-routed and the node avoids that upstream for a while if it can.
+        """
+        while True:
+            await asyncio.sleep(min(0.25, silence / 4))
+            now = self._clock()
+            for link in list(self._links.values()):
+                if link.peer is None or link.closed or now - link.last_data < silence:
+                    continue
+                live = [t for t in self._relay.tracks_on(link.peer) if t.live]
+                if live:
+                    _log.warning(
+                        "upstream_stalled",
+                        upstream=link.key.node_id,
+                        silent=round(now - link.last_data, 2),
+                    )
+                    link.failed = True
+                    self._close_link(link, "stalled")

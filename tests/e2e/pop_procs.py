@@ -102,11 +102,18 @@ def start_pop(
 
 
 def start_origin(
-    tmp: Path, node_id: str, *, redis: str, subs: tuple[str, ...] = ("lv_a",), region: str = "eu"
+    tmp: Path,
+    node_id: str,
+    *,
+    redis: str,
+    subs: tuple[str, ...] = ("lv_a",),
+    region: str = "eu",
+    heartbeat: float = 0.5,
+    ttl: float = 1.5,
 ) -> Proc:
     log = tmp / f"{node_id}.log"
     args = [sys.executable, "-m", "tests.e2e.pop_origin", "--redis", redis, "--node-id", node_id,
-            "--region", region]  # fmt: skip
+            "--region", region, "--heartbeat", str(heartbeat), "--ttl", str(ttl)]  # fmt: skip
     for sub in subs:
         args += ["--sub", sub]
     with log.open("wb") as out:
