@@ -87,12 +87,12 @@ def announced_under(peers: Iterable[Peer], prefix: Namespace, *, exclude: Peer) 
 
 
 def publisher_for(peers: Iterable[Peer], namespace: Namespace, *, exclude: Peer) -> Peer | None:
-    """The peer whose announced namespace is the longest prefix of ``namespace``."""
+    """The peer whose announced (or routed) namespace is the longest prefix of ``namespace``."""
     best: tuple[int, Peer] | None = None
     for peer in peers:
         if peer is exclude or peer.closed:
             continue
-        for ns in peer.announced.values():
+        for ns in (*peer.announced.values(), *peer.routes):
             if starts_with(namespace, ns) and (best is None or len(ns) >= best[0]):
                 best = (len(ns), peer)
     return best[1] if best is not None else None

@@ -31,6 +31,8 @@ class Peer:
     announced: dict[int, Namespace] = field(default_factory=dict)
     # peer's SUBSCRIBE_NAMESPACE request id -> (prefix, options)
     namespace_subscriptions: dict[int, tuple[Namespace, int]] = field(default_factory=dict)
+    # namespaces routed to this peer by configuration (e.g. a POP's parent relay)
+    routes: set[Namespace] = field(default_factory=set)
     # draft-14: namespaces we announced to this peer -> our PUBLISH_NAMESPACE request id
     namespaces_sent: dict[Namespace, int] = field(default_factory=dict)
     # our upstream requests on this peer (SUBSCRIBE) and its PUBLISHes -> track

@@ -65,13 +65,12 @@ from ._namespaces import (
     withdraw_from_watchers,
 )
 from ._peer import Peer, call_peer, label, starts_with
+from ._registry import TrackRegistry
 from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window, joining_range
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
 
 logger = structlog.get_logger("mesh.relay")
-
-FullTrackName = tuple[Namespace, TrackName]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +81,8 @@ class RelayConfig:
     max_tracks: int = 10_000
     # After PUBLISH_DONE, wait this long for the publisher's last streams to finish.
     done_linger: float = 2.0
+    # Keep an upstream SUBSCRIBE this long after its last subscriber left (0: drop at once).
+    upstream_linger: float = 0.0
 
 
 class Relay:
@@ -90,7 +91,7 @@ class Relay:
     ) -> None:
         self.config = config or RelayConfig()
         self._clock = clock
-        self._tracks: dict[FullTrackName, Track] = {}
+        self._tracks = TrackRegistry(self.config.cache, self.config.max_tracks)
         self._peers: list[Peer] = []
         self._counters: dict[str, int] = {
             "sessions_total": 0,
@@ -110,6 +111,14 @@ class Relay:
         self._peers.append(peer)
         self._counters["sessions_total"] += 1
         return peer
+
+    def add_route(self, prefix: Namespace, peer: Peer) -> None:
+        """Send SUBSCRIBEs for tracks under ``prefix`` to ``peer`` as if it had announced
+        it: how a POP uses a session it opened to its parent relay or origin."""
+        peer.routes.add(prefix)
+
+    def remove_route(self, prefix: Namespace, peer: Peer) -> None:
+        peer.routes.discard(prefix)
 
     def handle_event(self, peer: Peer, event: Event) -> None:
         """React to one event of ``peer``'s session."""
@@ -133,7 +142,7 @@ class Relay:
             withdraw_from_watchers(self._peers, peer, namespace)
 
     def _on_publish(self, peer: Peer, ev: PublishRequested) -> None:
-        track = self._track(ev.namespace, ev.name, create=True)
+        track = self._tracks.get_or_create(ev.namespace, ev.name)
         if track is None:
             self._reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks")
             return
@@ -209,12 +218,20 @@ class Relay:
         upstream.done = (ev.code, reason, ev.stream_count, self._clock() + self.config.done_linger)
 
     def poll(self) -> None:
-        """Periodic housekeeping: end tracks whose publisher said PUBLISH_DONE long enough ago."""
+        """Periodic housekeeping: end tracks whose publisher said PUBLISH_DONE long enough
+        ago, drop upstream subscriptions whose linger ran out, age the caches."""
         now = self._clock()
-        for track in list(self._tracks.values()):
+        for track in self._tracks:
             upstream = track.upstream
             if upstream is not None and upstream.done is not None and upstream.done[3] <= now:
                 self._end_upstream(track, upstream.done[0], upstream.done[1])
+            elif (
+                upstream is not None
+                and upstream.release_at is not None
+                and upstream.release_at <= now
+                and not track.subscribers
+            ):
+                self._release(track)
             track.cache.evict(now)
 
     def _end_upstream(self, track: Track, code: int, reason: str) -> None:
@@ -233,13 +250,13 @@ class Relay:
     # --- subscribers -------------------------------------------------------------------
 
     def _on_subscribe(self, peer: Peer, ev: SubscribeRequested) -> None:
-        track = self._track(ev.namespace, ev.name, create=False)
+        track = self._tracks.get(ev.namespace, ev.name)
         if track is None or track.upstream is None:
             publisher = publisher_for(self._peers, ev.namespace, exclude=peer)
             if publisher is None:
                 self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
                 return
-            track = track or self._track(ev.namespace, ev.name, create=True)
+            track = track or self._tracks.get_or_create(ev.namespace, ev.name)
             if track is None:
                 self._reject(
                     peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks"
@@ -287,6 +304,8 @@ class Relay:
             peer, ev.request_id, start, end_group, forward=ev.forward, joining_largest=largest
         )
         peer.downstream[ev.request_id] = sub
+        if upstream is not None:
+            upstream.release_at = None
         track.add_subscriber(sub, self._clock())
         logger.info(
             "subscribed",
@@ -341,7 +360,7 @@ class Relay:
             return
         sub = peer.downstream.pop(ev.request_id, None)
         if sub is not None:  # our PUBLISH to a namespace subscriber was refused
-            for t in self._tracks.values():
+            for t in self._tracks:
                 if sub in t.subscribers:
                     t.remove_subscriber(sub)
 
@@ -353,7 +372,7 @@ class Relay:
             if waiting is not None:
                 self._maybe_release(waiting[0])
             return
-        for track in self._tracks.values():
+        for track in self._tracks:
             if sub in track.subscribers:
                 track.remove_subscriber(sub)
                 self._maybe_release(track)
@@ -366,9 +385,18 @@ class Relay:
             return
         if any(t is track for p in self._peers for t, _ in p.waiting.values()):
             return
+        if self.config.upstream_linger > 0 and not upstream.peer.closed:
+            upstream.release_at = self._clock() + self.config.upstream_linger
+            return
+        self._release(track)
+
+    def _release(self, track: Track) -> None:
+        upstream = track.upstream
+        assert upstream is not None
         track.upstream = None
         upstream.peer.upstream.pop(upstream.request_id, None)
         call_peer(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
+        logger.info("upstream_released", track=track.label)
 
     def _on_subscription_updated(self, peer: Peer, ev: SubscriptionUpdated) -> None:
         sub = peer.downstream.get(ev.request_id)
@@ -400,7 +428,7 @@ class Relay:
             sub = peer.downstream.get(joined)
             if sub is not None and sub.joining_largest is not None:
                 start, end = joining_range(ev, sub.joining_largest)
-        track = self._track(ev.namespace, ev.name, create=False)
+        track = self._tracks.get(ev.namespace, ev.name)
         if track is None:
             self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
             return
@@ -425,7 +453,7 @@ class Relay:
             logger.warning("fetch_failed", peer=peer.name, error=str(exc))
 
     def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
-        track = self._track(ev.namespace, ev.name, create=False)
+        track = self._tracks.get(ev.namespace, ev.name)
         if track is None or (track.upstream is None and track.cache.largest is None):
             self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
             return
@@ -439,7 +467,7 @@ class Relay:
         for namespace in announced_under(self._peers, ev.prefix, exclude=peer):
             send_namespace(peer, ev.request_id, ev.options, namespace)
         if wants_tracks(peer, ev.options):
-            for track in list(self._tracks.values()):
+            for track in self._tracks:
                 if track.live and starts_with(track.namespace, ev.prefix):
                     assert track.upstream is not None
                     if track.upstream.peer is not peer:
@@ -506,7 +534,7 @@ class Relay:
             withdraw_from_watchers(self._peers, peer, namespace)
         peer.announced.clear()
         for sub in list(peer.downstream.values()):
-            for track in list(self._tracks.values()):
+            for track in self._tracks:
                 if sub in track.subscribers:
                     track.subscribers.remove(sub)
                     sub.handles.clear()
@@ -517,29 +545,9 @@ class Relay:
         peer.namespace_subscriptions.clear()
         if peer in self._peers:
             self._peers.remove(peer)
-        for key, track in list(self._tracks.items()):
-            if track.upstream is None and not track.subscribers and track.cache.largest is None:
-                del self._tracks[key]
+        self._tracks.drop_unused()
 
     # --- helpers -----------------------------------------------------------------------
-
-    def _track(self, namespace: Namespace, name: TrackName, *, create: bool) -> Track | None:
-        key = (namespace, name)
-        track = self._tracks.get(key)
-        if track is None and create:
-            if len(self._tracks) >= self.config.max_tracks:
-                self._evict_dead_track()
-                if len(self._tracks) >= self.config.max_tracks:
-                    return None
-            track = Track(namespace, name, self.config.cache)
-            self._tracks[key] = track
-        return track
-
-    def _evict_dead_track(self) -> None:
-        for key, track in self._tracks.items():
-            if track.upstream is None and not track.subscribers:
-                del self._tracks[key]
-                return
 
     def _reject_waiting(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
         """Refuse a SUBSCRIBE that waited for the upstream, and the joining FETCHes behind it."""
@@ -560,28 +568,15 @@ class Relay:
     # --- introspection -----------------------------------------------------------------
 
     def track(self, namespace: Namespace, name: TrackName) -> Track | None:
-        return self._tracks.get((namespace, name))
+        return self._tracks.get(namespace, name)
 
     @property
     def peers(self) -> list[Peer]:
         return list(self._peers)
 
     def statistics(self) -> dict[str, int]:
-        tracks = list(self._tracks.values())
         stats = dict(self._counters)
-        stats.update(
-            sessions=len(self._peers),
-            tracks=len(tracks),
-            upstream_subscriptions=sum(1 for t in tracks if t.upstream is not None),
-            subscriptions=sum(len(t.subscribers) for t in tracks),
-            objects_out=sum(t.objects_out for t in tracks),
-            bytes_out=sum(t.bytes_out for t in tracks),
-            cache_bytes=sum(t.cache.size for t in tracks),
-            cache_groups=sum(len(t.cache.group_ids()) for t in tracks),
-            cache_hits=sum(t.cache.hits for t in tracks),
-            cache_misses=sum(t.cache.misses for t in tracks),
-            cache_evicted_groups=sum(t.cache.evicted_groups for t in tracks),
-        )
+        stats.update(self._tracks.statistics(), sessions=len(self._peers))
         return stats
 
     def rejections(self) -> dict[str, int]:

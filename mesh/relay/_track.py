@@ -67,6 +67,8 @@ class Upstream:
     # PUBLISH_DONE arrived: (code, reason, stream count, deadline); the relay ends the
     # track downstream once that many streams finished or the deadline passed.
     done: tuple[int, str, int, float] | None = None
+    # No subscriber left: unsubscribe at this time unless one arrives (upstream linger).
+    release_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)

@@ -23,6 +23,10 @@ class Client:
     peer: Peer
     seen: int = 0
     events: list[Event] = field(default_factory=list)
+    # the relay the server half is attached to
+    peer_relay: Relay | None = None
+    # a link between relays: the client half is attached to a (downstream) relay too
+    upstream_of: tuple[Relay, Peer] | None = None
 
     @property
     def session(self) -> Session:
@@ -62,10 +66,29 @@ class RelayLab:
         self.relay = Relay(RelayConfig(cache=cache, **config), clock=lambda: self.now)  # type: ignore[arg-type]
         self.clients: list[Client] = []
 
-    def client(self, **server_kwargs: object) -> Client:
+    def new_relay(self, **config: object) -> Relay:
+        cache = config.pop("cache", CacheLimits(max_bytes=1 << 20, max_age=60))
+        return Relay(RelayConfig(cache=cache, **config), clock=lambda: self.now)  # type: ignore[arg-type]
+
+    def link(self, downstream: Relay, upstream: Relay | None = None) -> Client:
+        """A session from ``downstream`` (client side) to ``upstream`` (default: the lab's relay)."""
+        return self.client(relay=upstream, downstream=downstream)
+
+    def client(
+        self,
+        *,
+        relay: Relay | None = None,
+        downstream: Relay | None = None,
+        **server_kwargs: object,
+    ) -> Client:
         pair = session_pair(self.version, connect=False, server_kwargs=server_kwargs)
-        peer = self.relay.attach(pair.server, f"c{len(self.clients)}")
-        client = Client(pair, peer)
+        peer = (relay or self.relay).attach(pair.server, f"c{len(self.clients)}")
+        client = Client(pair, peer, peer_relay=relay or self.relay)
+        if downstream is not None:
+            client.upstream_of = (
+                downstream,
+                downstream.attach(pair.client, f"up{len(self.clients)}"),
+            )
         self.clients.append(client)
         pair.c.events += pair.client.initiate(pair.now)
         pair.s.events += pair.server.initiate(pair.now)
@@ -82,9 +105,14 @@ class RelayLab:
                 new = c.pair.s.events[c.seen :]
                 c.seen = len(c.pair.s.events)
                 for event in new:
-                    self.relay.handle_event(c.peer, event)
+                    (c.peer_relay or self.relay).handle_event(c.peer, event)
                     moved = True
-                c.events += c.pair.c.events
+                if c.upstream_of is not None:
+                    for event in c.pair.c.events:
+                        c.upstream_of[0].handle_event(c.upstream_of[1], event)
+                        moved = True
+                else:
+                    c.events += c.pair.c.events
                 c.pair.c.events = []
             if not moved:
                 return
@@ -92,7 +120,9 @@ class RelayLab:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-        self.relay.poll()
+        relays = {id(r): r for c in self.clients for r in (c.peer_relay, self.relay) if r}
+        for relay in relays.values():
+            relay.poll()
         self.run()
 
 

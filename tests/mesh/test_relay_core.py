@@ -334,3 +334,67 @@ def test_joining_fetch_in_the_same_read_as_its_subscribe(
         # nothing was published before the subscription: an empty joining range
         rejected = events_of(got, RequestRejected)
         assert rejected and rejected[0].error == RequestErrorCode.INVALID_RANGE
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_upstream_linger_keeps_the_subscription_for_a_while(version: int) -> None:
+    lab = RelayLab(version, upstream_linger=5.0)
+    pub = lab.client()
+    pub.session.publish_namespace(NS)
+    lab.run()
+    viewer = lab.client()
+    rid = viewer.session.subscribe(NS, b"video")
+    lab.run()
+    upstream = events_of(pub.take(), SubscribeRequested)[0].request_id
+    pub.session.accept_subscribe(upstream)
+    lab.run()
+    viewer.session.unsubscribe(rid)
+    lab.advance(3.0)
+    assert not events_of(pub.take(), Unsubscribed)  # still lingering
+    again = lab.client()
+    again.session.subscribe(NS, b"video")
+    lab.advance(3.0)
+    assert events_of(again.take(), SubscribeAccepted)
+    assert not events_of(pub.take(), SubscribeRequested)  # the same upstream is reused
+    for request in list(again.peer.downstream):
+        again.session.unsubscribe(request)
+    lab.advance(1.0)
+    assert not events_of(pub.take(), Unsubscribed)
+    lab.advance(5.0)
+    assert events_of(pub.take(), Unsubscribed)
+    assert lab.relay.statistics()["upstream_subscriptions"] == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_edge_relay_holds_one_upstream_to_its_parent(version: int) -> None:
+    """origin relay <- edge relay <- many viewers: the origin sees one SUBSCRIBE."""
+    lab = RelayLab(version)  # lab.relay is the origin
+    edge = lab.new_relay()
+    pub = lab.client()
+    pub.session.publish_namespace(NS)
+    lab.run()
+    link = lab.link(edge)
+    assert link.upstream_of is not None
+    edge.add_route((b"live",), link.upstream_of[1])
+    viewers = [lab.client(relay=edge) for _ in range(4)]
+    for v in viewers:
+        v.session.subscribe(NS, b"video")
+    lab.run()
+    requested = events_of(pub.take(), SubscribeRequested)
+    assert len(requested) == 1
+    pub.session.accept_subscribe(requested[0].request_id)
+    lab.run()
+    write_group(pub.session, requested[0].request_id, 0, 4)
+    lab.run()
+    for v in viewers:
+        got = v.take()
+        assert events_of(got, SubscribeAccepted)
+        assert objects(got) == [(0, i) for i in range(4)]
+    assert lab.relay.statistics()["subscriptions"] == 1  # the edge, once
+    assert edge.statistics()["subscriptions"] == 4
+    edge.remove_route((b"live",), link.upstream_of[1])
+    late = lab.client(relay=edge)
+    late.session.subscribe(NS, b"audio")
+    lab.run()
+    rejected = events_of(late.take(), RequestRejected)
+    assert rejected and rejected[0].error == RequestErrorCode.DOES_NOT_EXIST
