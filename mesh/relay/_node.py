@@ -69,6 +69,11 @@ class RelayNode:
         self._schedule_poll()
 
     def _on_session(self, connection: MoqtConnection) -> None:
+        self.attach_connection(connection)
+
+    def attach_connection(self, connection: MoqtConnection) -> Peer:
+        """Feed ``connection``'s events to the relay: every accepted session, and any
+        session this node opened itself (e.g. to a parent relay, then ``relay.add_route``)."""
         name = f"s{next(self._ids)}"
         peer = self.relay.attach(connection.session, name)
         self._connections[connection] = peer
@@ -88,6 +93,7 @@ class RelayNode:
                     self.relay.detach(peer)
 
         connection.set_event_handler(handle)
+        return peer
 
     async def drain(self, grace: float = 2.0) -> None:
         """GOAWAY to every session, then close what is left after ``grace`` seconds."""

@@ -19,7 +19,7 @@ from mesh.relay import CacheLimits, RelayConfig
 from mesh.relay._node import RelayNode
 from moqt import DRAFT_16, SessionCloseCode
 from moqt.aio import connect, write_self_signed
-from moqt.events import PublishAccepted, SessionClosed
+from moqt.events import ObjectReceived, PublishAccepted, SessionClosed, SubscribeAccepted
 from moqt.messages import ClientSetup, Subscribe, encode_control
 
 
@@ -134,3 +134,38 @@ async def test_no_task_left_behind(tmp_path: Path) -> None:
     await asyncio.sleep(0.1)
     assert asyncio.all_tasks() - before == set()
     assert relay_node.relay.statistics()["sessions"] == 0
+
+
+async def test_edge_node_subscribes_through_its_parent_over_quic(tmp_path: Path) -> None:
+    """Two RelayNodes: the edge opens a session to the origin and routes a prefix to it."""
+    cert, key = write_self_signed(tmp_path)
+    origin, edge = RelayNode(), RelayNode()
+    await origin.start("127.0.0.1", 0, cert, key)
+    await edge.start("127.0.0.1", 0, cert, key)
+    origin_url = f"moqt://127.0.0.1:{origin.address[1]}"
+    edge_url = f"https://127.0.0.1:{edge.address[1]}/"
+    try:
+        async with (
+            connect(origin_url, verify=False) as publisher,
+            connect(origin_url, verify=False) as uplink,
+        ):
+            peer = edge.attach_connection(uplink)
+            edge.relay.add_route((b"live",), peer)
+            rid = publisher.session.publish((b"live", b"x"), b"video")
+            await publisher.request(rid, PublishAccepted)
+            async with connect(edge_url, verify=False) as viewer:
+                sub = viewer.session.subscribe((b"live", b"x"), b"video")
+                await viewer.request(sub, SubscribeAccepted)
+                handle = publisher.session.open_subgroup(rid, 0, 0)
+                for i in range(3):
+                    publisher.session.write_object(handle, i, b"%d" % i)
+                got = []
+                while len(got) < 3:
+                    event = await asyncio.wait_for(viewer.wait_event(), 5)
+                    if isinstance(event, ObjectReceived):
+                        got.append((event.group_id, event.object_id, event.payload))
+                assert got == [(0, 0, b"0"), (0, 1, b"1"), (0, 2, b"2")]
+                assert origin.relay.statistics()["subscriptions"] == 1
+    finally:
+        await edge.stop()
+        await origin.stop()
