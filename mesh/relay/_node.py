@@ -81,7 +81,7 @@ class RelayNode:
             "session_opened",
             session=name,
             transport=connection.transport_name,
-            peer=connection.remote_address,
+            remote=connection.remote_address,
         )
 
         def handle(conn: MoqtConnection, event: Event) -> None:

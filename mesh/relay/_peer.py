@@ -62,5 +62,5 @@ def call_peer(peer: Peer, fn: Callable[..., object], *args: object, **kwargs: ob
     try:
         return fn(*args, **kwargs)
     except LocalError as exc:
-        logger.debug("peer_call_failed", peer=peer.name, error=str(exc))
+        logger.debug("peer_call_failed", session=peer.name, error=str(exc))
         return None

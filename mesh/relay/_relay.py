@@ -133,7 +133,7 @@ class Relay:
     def _on_publish_namespace(self, peer: Peer, ev: PublishNamespaceRequested) -> None:
         peer.announced[ev.request_id] = ev.namespace
         call_peer(peer, peer.session.accept_publish_namespace, ev.request_id)
-        logger.info("namespace_announced", peer=peer.name, namespace=label(ev.namespace))
+        logger.info("namespace_announced", session=peer.name, namespace=label(ev.namespace))
         announce_to_watchers(self._peers, peer, ev.namespace)
 
     def _on_publish_namespace_done(self, peer: Peer, ev: PublishNamespaceDone) -> None:
@@ -164,7 +164,7 @@ class Relay:
             forward=True,
             group_order=ev.group_order,
         )
-        logger.info("track_published", peer=peer.name, track=track.label)
+        logger.info("track_published", session=peer.name, track=track.label)
         self._offer_track(track, exclude=peer)
 
     def _on_object(self, peer: Peer, ev: ObjectReceived) -> None:
@@ -298,7 +298,7 @@ class Relay:
                 else GroupOrder.ASCENDING,
             )
         except LocalError as exc:
-            logger.warning("accept_failed", peer=peer.name, error=str(exc))
+            logger.warning("accept_failed", session=peer.name, error=str(exc))
             return
         sub = Subscriber(
             peer, ev.request_id, start, end_group, forward=ev.forward, joining_largest=largest
@@ -309,7 +309,7 @@ class Relay:
         track.add_subscriber(sub, self._clock())
         logger.info(
             "subscribed",
-            peer=peer.name,
+            session=peer.name,
             track=track.label,
             filter=ev.filter.type.name,
             start=f"{start.group}/{start.object}",
@@ -323,7 +323,7 @@ class Relay:
                 track.namespace, track.name, filter=SubscriptionFilter.largest_object()
             )
         except LocalError as exc:
-            logger.warning("upstream_subscribe_failed", peer=publisher.name, error=str(exc))
+            logger.warning("upstream_subscribe_failed", session=publisher.name, error=str(exc))
             return False
         track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
         publisher.upstream[rid] = track
@@ -450,7 +450,7 @@ class Relay:
                 descending=ev.group_order == GroupOrder.DESCENDING,
             )  # fmt: skip
         except LocalError as exc:
-            logger.warning("fetch_failed", peer=peer.name, error=str(exc))
+            logger.warning("fetch_failed", session=peer.name, error=str(exc))
 
     def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
         track = self._tracks.get(ev.namespace, ev.name)
@@ -585,12 +585,12 @@ class Relay:
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:
     assert isinstance(event, GoawayReceived)
-    logger.info("goaway_received", peer=peer.name)
+    logger.info("goaway_received", session=peer.name)
 
 
 def _on_setup(relay: Relay, peer: Peer, event: Event) -> None:
     assert isinstance(event, SetupCompleted)
-    logger.info("session_ready", peer=peer.name, version=hex(event.version), path=event.path)
+    logger.info("session_ready", session=peer.name, version=hex(event.version), path=event.path)
 
 
 _HANDLERS: dict[type[Event], Callable[[Relay, Peer, Event], None]] = {

@@ -263,7 +263,7 @@ class Track:
                 )
         except LocalError as exc:
             self._log.warning(
-                "forward_failed", peer=sub.peer.name, request_id=sub.request_id, error=str(exc)
+                "forward_failed", session=sub.peer.name, request_id=sub.request_id, error=str(exc)
             )
             return
         self.objects_out += 1

@@ -118,7 +118,7 @@ class MoqtConnection:
         self._closed: asyncio.Future[SessionClosed] = self._loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._log = logger.bind(transport=transport_name, peer=_format_addr(remote_address))
+        self._log = logger.bind(transport=transport_name, remote=_format_addr(remote_address))
 
     # --- public API --------------------------------------------------------------------
 
