@@ -9,9 +9,13 @@ Control plane::
 :class:`AsyncStreams` is the asyncio twin. Errors are :class:`ApiError`
 subclasses carrying the server's RFC 9457 problem.
 
-The data plane (``BroadcastViewer``, ``Streams(relay_url=...).publisher()``) is
-added by ``_viewer.py`` / ``_publisher.py`` over MoQT; ``Streams`` already keeps
-``relay_url`` and ``token`` for them.
+Data plane (MoQT)::
+
+    viewer = BroadcastViewer.open(ticket.url, on_chunk=on_chunk, on_close=on_close)
+    pub = Publisher(relay_url, timeslice_ms=500)   # or Streams(relay_url=...).publisher()
+    pub.publish(input.external_input_id, stream_key, "testsrc", input.namespace)
+
+:class:`AsyncBroadcastViewer` / :class:`AsyncPublisher` are their asyncio twins.
 """
 
 from clutchcall.streams._aio import (
@@ -34,13 +38,26 @@ from clutchcall.streams._errors import (
     ValidationError,
 )
 from clutchcall.streams._models import LiveInputPage, LiveInputWithKey, PlaybackTicket, Revocation
+from clutchcall.streams._publisher import (
+    AsyncPublisher,
+    Publisher,
+    PublishError,
+    PublishResult,
+    SourceError,
+)
+from clutchcall.streams._viewer import AsyncBroadcastViewer, BroadcastViewer, Chunk, CloseReason
 
 __all__ = [
     "ApiError",
+    "AsyncBroadcastViewer",
     "AsyncLiveInput",
     "AsyncLiveInputs",
     "AsyncPlaybackTokens",
+    "AsyncPublisher",
     "AsyncStreams",
+    "BroadcastViewer",
+    "Chunk",
+    "CloseReason",
     "ConfigurationError",
     "Conflict",
     "ConnectionFailed",
@@ -51,9 +68,13 @@ __all__ = [
     "NotFound",
     "PlaybackTicket",
     "PlaybackTokens",
+    "PublishError",
+    "PublishResult",
+    "Publisher",
     "RateLimited",
     "Revocation",
     "ServerError",
+    "SourceError",
     "Streams",
     "StreamsError",
     "Unauthorized",

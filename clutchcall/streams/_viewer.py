@@ -1,0 +1,724 @@
+"""Watch a live broadcast over MoQT: the seed's ``BroadcastViewer``.
+
+::
+
+    viewer = BroadcastViewer.open(ticket.url, on_chunk=on_chunk, on_close=on_close)
+    ...
+    viewer.close()
+
+The viewer connects to the URL's relay (``https://`` WebTransport, ``moqt://``
+raw QUIC; the signed ``?token=`` travels on the connection path), subscribes to
+the ``.catalog`` track, picks the video rendition (the highest that keeps up,
+see :mod:`clutchcall.streams._abr`) and the audio track, and calls
+``on_chunk(is_init, chunk)``:
+
+* first with the CMAF init segment (``is_init`` True): one ``moov`` declaring
+  video (track 1) and audio (track 2), built from the catalog's ``initData``;
+* then with every media chunk in order (``chunk.data``: a ``moof`` + ``mdat``),
+  starting at a keyframe, so writing all ``chunk.data`` to one file gives a
+  playable fragmented MP4;
+* a rendition switch (ABR, or :meth:`AsyncBroadcastViewer.select_rendition`)
+  happens at a group (GOP) boundary and emits a new init chunk first.
+
+``on_close(reason, detail)`` is called once, last: ``auth_failed`` (bad, expired
+or revoked token), ``ended`` (the publisher ended the broadcast), ``closed``
+(:meth:`close`), ``network`` (connection lost or refused), ``not_found`` (no such
+broadcast within ``start_timeout``) or ``error`` (a callback raised, bad media).
+
+Callbacks run on the viewer's event-loop thread: keep them short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import structlog
+
+from clutchcall.streams._abr import AbrController, Rendition
+from clutchcall.streams._cmaf import CmafError, merge_init_segments, retag_chunk
+from clutchcall.streams._connect import PlaybackTarget, TlsOptions, parse_playback_url, resolve_tls
+from clutchcall.streams._errors import ConfigurationError
+from clutchcall.streams._loop import LoopThread
+from clutchcall.streams._sequencer import Released, TrackSequencer
+from media import CATALOG_TRACK, Catalog, CatalogTrack, MediaError
+from media.fmp4 import InitSegment, parse_fragment, parse_init_segment
+from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
+from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode, SessionCloseCode
+from moqt.events import (
+    Event,
+    FetchAccepted,
+    FetchStreamEnded,
+    FetchStreamReset,
+    ObjectReceived,
+    PublishDoneReceived,
+    SessionClosed,
+    SubgroupStreamEnded,
+    SubgroupStreamReset,
+    SubscribeAccepted,
+)
+
+__all__ = ["AsyncBroadcastViewer", "BroadcastViewer", "Chunk", "CloseReason"]
+
+_log = structlog.get_logger("clutchcall.streams.viewer")
+
+CloseReason = Literal["auth_failed", "ended", "closed", "network", "not_found", "error"]
+ChunkCallback = Callable[[bool, "Chunk"], object]
+CloseCallback = Callable[[str, str], object]
+
+_VIDEO_ID, _AUDIO_ID = 1, 2
+_TICK = 0.1
+_END_GRACE = 0.5
+_AUTH_REQUEST_CODES = frozenset(
+    {
+        RequestErrorCode.UNAUTHORIZED,
+        RequestErrorCode.MALFORMED_AUTH_TOKEN,
+        RequestErrorCode.EXPIRED_AUTH_TOKEN,
+    }
+)
+_AUTH_CLOSE_CODES = frozenset(
+    {
+        SessionCloseCode.UNAUTHORIZED,
+        SessionCloseCode.MALFORMED_AUTH_TOKEN,
+        SessionCloseCode.EXPIRED_AUTH_TOKEN,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """What ``on_chunk`` receives: ``data`` to append to the output, and where it came from."""
+
+    data: bytes
+    is_init: bool
+    kind: Literal["init", "video", "audio"]
+    rendition: str | None
+    group_id: int | None = None
+    object_id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    kind: Literal["catalog", "video", "audio"]
+    track: CatalogTrack | None
+    seq: TrackSequencer
+    request_id: int | None = None
+    fetch_id: int | None = None
+    init: InitSegment | None = None
+    pending: list[Released] = field(default_factory=list)
+    switch_group: int | None = None
+    switch_since: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.track.name if self.track is not None else CATALOG_TRACK
+
+
+class AsyncBroadcastViewer:
+    """The asyncio viewer; :meth:`open` starts it, :meth:`close` stops it."""
+
+    def __init__(
+        self,
+        target: PlaybackTarget,
+        *,
+        on_chunk: ChunkCallback | None,
+        on_close: CloseCallback | None,
+        tls: TlsOptions,
+        rendition: str | None = None,
+        max_height: int | None = None,
+        audio: bool = True,
+        start_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        group_duration: float = 2.0,
+    ) -> None:
+        self.target = target
+        self._on_chunk = on_chunk
+        self._on_close = on_close
+        self._tls = tls
+        self._pinned = rendition
+        self._max_height = max_height
+        self._audio_wanted = audio
+        self._start_timeout = start_timeout
+        self._connect_timeout = connect_timeout
+        self._group_duration = group_duration
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[tuple[str, str]] = self._loop.create_future()
+        self._result: tuple[str, str] | None = None
+        self._closed_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: MoqtConnection | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lanes: dict[int, _Lane] = {}
+        self._catalog: Catalog | None = None
+        self._catalog_group = -1
+        self._video: _Lane | None = None
+        self._switching: _Lane | None = None
+        self._audio: _Lane | None = None
+        self._abr: AbrController | None = None
+        self._init_sent = False
+        self._need_init = False
+        self._ending = False
+        self._chunks = 0
+        self._bytes = 0
+        self._switches = 0
+
+    # --- API -----------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        on_chunk: ChunkCallback | None = None,
+        on_close: CloseCallback | None = None,
+        token: str | None = None,
+        namespace: str | None = None,
+        rendition: str | None = None,
+        max_height: int | None = None,
+        audio: bool = True,
+        verify: bool | None = None,
+        cafile: str | None = None,
+        start_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> AsyncBroadcastViewer:
+        """Start watching ``url`` (a signed playback URL, or a relay URL with
+        ``namespace=`` and ``token=``). Returns at once; results arrive via the callbacks.
+        ``rendition`` pins one video rendition (default: ABR); ``max_height`` caps it."""
+        if start_timeout <= 0 or connect_timeout <= 0:
+            raise ConfigurationError("timeouts must be positive")
+        target = parse_playback_url(url, token=token, namespace=namespace)
+        viewer = cls(
+            target,
+            on_chunk=on_chunk,
+            on_close=on_close,
+            tls=resolve_tls(verify, cafile),
+            rendition=rendition,
+            max_height=max_height,
+            audio=audio,
+            start_timeout=start_timeout,
+            connect_timeout=connect_timeout,
+        )
+        viewer._task = asyncio.ensure_future(viewer._run())
+        return viewer
+
+    async def close(self) -> tuple[str, str]:
+        """Stop watching (``on_close("closed", ...)`` unless it already ended)."""
+        self._finish("closed", "closed by the application")
+        return await self.wait_closed()
+
+    async def wait_closed(self) -> tuple[str, str]:
+        """Wait until the viewer ended; returns ``(reason, detail)`` as given to ``on_close``."""
+        await self._closed_event.wait()
+        assert self._result is not None
+        return self._result
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_event.is_set()
+
+    @property
+    def rendition(self) -> str | None:
+        """The video rendition being delivered (None before the catalog arrived)."""
+        return self._video.name if self._video is not None else None
+
+    @property
+    def renditions(self) -> list[str]:
+        return [r.name for r in self._abr.ladder] if self._abr is not None else []
+
+    def select_rendition(self, name: str | None) -> None:
+        """Pin rendition ``name`` (switching at the next group), or ``None`` for ABR."""
+        self._pinned = name
+        if self._abr is None:
+            return
+        if name is not None and name not in self.renditions:
+            raise ConfigurationError(f"no rendition {name!r}; the catalog has {self.renditions}")
+        self._abr.pinned = name
+        if name is not None and self._video is not None and name != self._video.name:
+            self._start_switch(name)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "chunks": self._chunks,
+            "bytes": self._bytes,
+            "switches": self._switches,
+            "rendition": self.rendition,
+            "lag": self._abr.lag if self._abr is not None else None,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _finish(self, reason: str, detail: str) -> None:
+        if not self._done.done():
+            _log.info("viewer_closing", reason=reason, detail=detail)
+            self._done.set_result((reason, detail))
+
+    async def _run(self) -> None:
+        token = self.target.token
+        options = SessionOptions(
+            auth_token=None if token is None else token.encode(),
+            implementation="clutchcall-python-viewer",
+        )
+        try:
+            async with connect(
+                self.target.url,
+                verify=self._tls.verify,
+                cafile=self._tls.cafile,
+                options=options,
+                setup_timeout=self._connect_timeout,
+            ) as conn:
+                self._conn = conn
+                conn.set_event_handler(self._on_event)
+                self._spawn(self._ticker())
+                self._spawn(self._start_catalog())
+                await asyncio.shield(self._done)
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+                if not conn.is_closed and self._done.result()[0] != "closed":
+                    conn.close(SessionCloseCode.NO_ERROR, "viewer done")
+        except ConnectionClosed as exc:
+            self._finish(*_close_reason(exc.code, exc.reason, exc.by_peer))
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            self._finish(
+                "network", f"cannot reach {self.target.url.split('?')[0]}: {exc or 'timeout'}"
+            )
+        except asyncio.CancelledError:
+            self._finish("closed", "cancelled")
+        except Exception as exc:  # a bug must still end in on_close, never a silent hang
+            _log.exception("viewer_failed")
+            self._finish("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._finish("network", "connection ended")
+            self._result = self._done.result()
+            self._closed_event.set()
+            if self._on_close is not None:
+                try:
+                    self._on_close(*self._result)
+                except Exception:
+                    _log.exception("on_close_failed")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None or isinstance(exc, ConnectionClosed):
+            return
+        _log.error("viewer_task_failed", error=repr(exc))
+        self._finish("error", f"{type(exc).__name__}: {exc}")
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK)
+            now = self._loop.time()
+            for lane in (self._video, self._audio, self._switching):
+                if lane is not None:
+                    self._deliver(lane, lane.seq.poll(now))
+            self._check_switch(now)
+            self._check_abr(now)
+
+    # --- subscriptions -------------------------------------------------------------------
+
+    async def _subscribe(self, lane: _Lane, *, join: bool, retry: bool) -> bool:
+        """SUBSCRIBE (retrying while the broadcast is not there yet) and, when ``join``,
+        a joining FETCH of the current group. False if the viewer is ending."""
+        conn = self._conn
+        assert conn is not None
+        deadline = self._loop.time() + self._start_timeout
+        name = lane.name.encode()
+        while True:
+            rid = conn.session.subscribe(self.target.namespace, name, priority=_priority(lane))
+            lane.request_id = rid
+            self._lanes[rid] = lane
+            try:
+                accepted = await conn.request(rid, SubscribeAccepted)
+                break
+            except RequestFailed as exc:
+                self._lanes.pop(rid, None)
+                rej = exc.rejection
+                if rej.error in _AUTH_REQUEST_CODES:
+                    self._finish("auth_failed", rej.reason or "unauthorized")
+                    return False
+                if retry and rej.error is RequestErrorCode.DOES_NOT_EXIST:
+                    if self._loop.time() < deadline:
+                        await asyncio.sleep(0.5)
+                        continue
+                    self._finish("not_found", f"{self.target.namespace_text} is not live")
+                    return False
+                if lane.kind == "catalog" or lane is self._video:
+                    self._finish("not_found", f"{lane.name}: {rej.reason or rej.code}")
+                return False
+        if join and accepted.largest is not None:
+            lane.seq.expect_fetch()
+            try:
+                fid = conn.session.joining_fetch(rid, 0)
+            except LocalError:
+                self._deliver(lane, lane.seq.fetch_done(self._loop.time()))
+                return True
+            lane.fetch_id = fid
+            self._lanes[fid] = lane
+            try:
+                await conn.request(fid, FetchAccepted)
+            except RequestFailed:
+                self._lanes.pop(fid, None)
+                lane.fetch_id = None
+                self._deliver(lane, lane.seq.fetch_done(self._loop.time()))
+        return True
+
+    def _unsubscribe(self, lane: _Lane) -> None:
+        assert self._conn is not None
+        for rid in (lane.request_id, lane.fetch_id):
+            if rid is not None:
+                self._lanes.pop(rid, None)
+        if lane.request_id is not None:
+            with contextlib.suppress(LocalError):
+                self._conn.session.unsubscribe(lane.request_id)
+        if lane.fetch_id is not None:
+            with contextlib.suppress(LocalError):
+                self._conn.session.fetch_cancel(lane.fetch_id)
+
+    async def _start_catalog(self) -> None:
+        lane = _Lane("catalog", None, TrackSequencer())
+        await self._subscribe(lane, join=True, retry=True)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _on_event(self, _conn: MoqtConnection, event: Event) -> None:
+        now = self._loop.time()
+        if isinstance(event, ObjectReceived):
+            lane = self._lanes.get(event.request_id)
+            if lane is None or not event.payload:
+                return
+            if lane.kind == "catalog":
+                self._on_catalog_object(event.group_id, event.payload)
+            else:
+                self._deliver(
+                    lane, lane.seq.push(event.group_id, event.object_id, event.payload, now)
+                )
+        elif isinstance(event, SubgroupStreamEnded | SubgroupStreamReset):
+            lane = self._lanes.get(event.request_id)
+            if lane is not None and lane.kind != "catalog":
+                self._deliver(lane, lane.seq.group_ended(event.group_id, now))
+        elif isinstance(event, FetchStreamEnded | FetchStreamReset):
+            lane = self._lanes.pop(event.request_id, None)
+            if lane is not None:
+                lane.fetch_id = None
+                if lane.kind != "catalog":
+                    self._deliver(lane, lane.seq.fetch_done(now))
+        elif isinstance(event, PublishDoneReceived):
+            self._on_publish_done(event)
+        elif isinstance(event, SessionClosed):
+            self._finish(*_close_reason(event.code, event.reason, event.by_peer))
+
+    def _on_publish_done(self, event: PublishDoneReceived) -> None:
+        lane = self._lanes.get(event.request_id)
+        if lane is None:
+            return
+        if event.code in (PublishDoneCode.UNAUTHORIZED, PublishDoneCode.EXPIRED):
+            self._finish("auth_failed", event.reason or "playback token no longer valid")
+        elif lane is self._switching:
+            self._unsubscribe(lane)
+            self._switching = None
+        elif lane.kind == "catalog" or lane is self._video:
+            self._end_soon(event.reason or "the broadcast ended")
+
+    def _end_soon(self, detail: str) -> None:
+        """The broadcast ended: deliver what is still arriving, then close with ``ended``."""
+        if self._ending:
+            return
+        self._ending = True
+
+        def end() -> None:
+            for lane in (self._video, self._audio):
+                if lane is not None:
+                    self._deliver(lane, lane.seq.flush())
+            self._finish("ended", detail)
+
+        self._loop.call_later(_END_GRACE, end)
+
+    # --- catalog -------------------------------------------------------------------------
+
+    def _on_catalog_object(self, group: int, payload: bytes) -> None:
+        if group <= self._catalog_group:
+            return
+        try:
+            catalog = Catalog.parse_update(payload, self._catalog)
+        except MediaError as exc:
+            _log.warning("bad_catalog", error=str(exc))
+            return
+        self._catalog_group = group
+        previous, self._catalog = self._catalog, catalog
+        videos = [t for t in catalog.by_role("video") if t.init_data]
+        if catalog.is_complete or not videos or not any(t.is_live for t in videos):
+            self._end_soon("the broadcast ended (final catalog)")
+            return
+        if previous is None:
+            self._begin(catalog, videos)
+        else:
+            self._update(catalog)
+
+    def _begin(self, catalog: Catalog, videos: list[CatalogTrack]) -> None:
+        ladder = [Rendition(t.name, t.bitrate or 0, t.width, t.height) for t in videos]
+        try:
+            self._abr = AbrController(ladder, pinned=self._pinned, max_height=self._max_height)
+        except ValueError as exc:
+            self._finish("error", str(exc))
+            return
+        track = next(t for t in videos if t.name == self._abr.current)
+        if track.max_group_duration:
+            self._group_duration = track.max_group_duration / 1000
+        self._video = self._new_lane("video", track)
+        self._spawn(self._subscribe(self._video, join=True, retry=True))
+        audios = [t for t in catalog.by_role("audio") if t.init_data]
+        if self._audio_wanted and audios:
+            self._audio = self._new_lane("audio", audios[0], hold=True)
+            self._spawn(self._subscribe(self._audio, join=True, retry=False))
+
+    def _new_lane(self, kind: Literal["video", "audio"], track: CatalogTrack, **seq: Any) -> _Lane:
+        assert track.init_data is not None
+        init = parse_init_segment(track.init_data)
+        return _Lane(kind, track, TrackSequencer(gap_wait=0.3, **seq), init=init)
+
+    def _update(self, catalog: Catalog) -> None:
+        for lane in (self._video, self._audio):
+            if lane is None or lane.track is None:
+                continue
+            fresh = catalog.track(lane.track.name, lane.track.namespace)
+            if fresh is None:
+                if lane is self._video and self._abr is not None:
+                    others = [t for t in catalog.by_role("video") if t.init_data]
+                    if others:
+                        self._start_switch(others[0].name)
+                continue
+            if fresh.init_data and fresh.init_data != lane.track.init_data:
+                lane.track = fresh
+                lane.init = parse_init_segment(fresh.init_data)
+                self._need_init = True  # emitted before the next group
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def _deliver(self, lane: _Lane, items: list[Released]) -> None:
+        if not items or self._done.done():
+            return
+        if lane is self._switching:
+            if lane.switch_group is None:
+                lane.switch_group = items[0].group_id
+                lane.switch_since = self._loop.time()
+            lane.pending.extend(items)
+            return
+        if lane is self._video:
+            for item in items:
+                switching = self._switching
+                if (
+                    switching is not None
+                    and switching.switch_group is not None
+                    and item.group_id >= switching.switch_group
+                ):
+                    self._cut_over()
+                    return
+                self._emit_video(lane, item)
+        elif lane is self._audio:
+            for item in items:
+                self._emit(Chunk(_retag(item.payload, _AUDIO_ID), False, "audio", lane.name,
+                                 item.group_id, item.object_id))  # fmt: skip
+
+    def _emit_video(self, lane: _Lane, item: Released) -> None:
+        if not self._init_sent or (self._need_init and item.object_id == 0):
+            self._emit_init()
+            if self._audio is not None and not self._audio.seq.started:
+                self._deliver(
+                    self._audio, self._audio.seq.start_at(item.group_id, self._loop.time())
+                )
+        self._observe(lane, item)
+        self._emit(Chunk(_retag(item.payload, _VIDEO_ID), False, "video", lane.name,
+                         item.group_id, item.object_id))  # fmt: skip
+
+    def _emit_init(self) -> None:
+        assert self._video is not None and self._video.track is not None
+        inits = [self._video.track.init_data]
+        ids = [_VIDEO_ID]
+        if self._audio is not None and self._audio.track is not None:
+            inits.append(self._audio.track.init_data)
+            ids.append(_AUDIO_ID)
+        try:
+            data = merge_init_segments([i for i in inits if i is not None], ids)
+        except CmafError as exc:
+            self._finish("error", f"cannot build the init segment: {exc}")
+            return
+        self._init_sent = True
+        self._need_init = False
+        self._emit(Chunk(data, True, "init", self._video.name))
+
+    def _emit(self, chunk: Chunk) -> None:
+        if self._done.done():
+            return
+        self._chunks += 1
+        self._bytes += len(chunk.data)
+        if self._on_chunk is None:
+            return
+        try:
+            self._on_chunk(chunk.is_init, chunk)
+        except Exception as exc:
+            _log.exception("on_chunk_failed")
+            self._finish("error", f"on_chunk raised {type(exc).__name__}: {exc}")
+
+    # --- ABR -----------------------------------------------------------------------------
+
+    def _observe(self, lane: _Lane, item: Released) -> None:
+        if self._abr is None or lane.init is None:
+            return
+        try:
+            fragment = parse_fragment(item.payload, lane.init)
+        except MediaError:
+            return
+        self._abr.observe(item.arrived, fragment.start_seconds)
+
+    def _check_abr(self, now: float) -> None:
+        if self._abr is None or self._switching is not None or self._video is None:
+            return
+        if not self._video.seq.started:
+            return
+        choice = self._abr.decide(now)
+        if choice is not None and choice != self._video.name:
+            self._start_switch(choice)
+
+    def _start_switch(self, name: str) -> None:
+        if self._catalog is None or self._video is None or self._ending:
+            return
+        track = self._catalog.track(
+            name, self._video.track.namespace if self._video.track else None
+        )
+        if track is None or not track.init_data:
+            return
+        if self._switching is not None:
+            if self._switching.name == name:
+                return
+            self._unsubscribe(self._switching)
+        after = self._video.seq.group
+        lane = self._new_lane("video", track, min_group=(after + 1) if after is not None else None)
+        self._switching = lane
+        _log.info("rendition_switch", current=self._video.name, target=name)
+        self._spawn(self._subscribe(lane, join=False, retry=False))
+
+    def _check_switch(self, now: float) -> None:
+        lane = self._switching
+        if lane is None or lane.switch_since is None:
+            return
+        if now - lane.switch_since > max(3.0, 2 * self._group_duration):
+            self._cut_over()  # the old rendition stalled: do not wait for it any longer
+
+    def _cut_over(self) -> None:
+        new, old = self._switching, self._video
+        assert new is not None and old is not None
+        self._switching = None
+        self._unsubscribe(old)
+        self._video = new
+        self._need_init = True
+        self._switches += 1
+        if self._abr is not None:
+            self._abr.switched(new.name, self._loop.time())
+        pending, new.pending = new.pending, []
+        _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
+        for item in pending:
+            self._emit_video(new, item)
+
+
+def _priority(lane: _Lane) -> int:
+    return {"catalog": 0, "audio": 64, "video": 128}[lane.kind]
+
+
+def _retag(payload: bytes, track_id: int) -> bytes:
+    try:
+        return retag_chunk(payload, track_id)
+    except CmafError:
+        return payload
+
+
+def _close_reason(code: int, reason: str, by_peer: bool) -> tuple[str, str]:
+    if code in _AUTH_CLOSE_CODES or reason == "auth_failed":
+        return "auth_failed", reason or "unauthorized"
+    if not by_peer and code == SessionCloseCode.NO_ERROR:
+        return "closed", reason or "closed"
+    return (
+        "network",
+        f"session closed ({code:#x}): {reason}" if reason else f"session closed ({code:#x})",
+    )
+
+
+class BroadcastViewer:
+    """The synchronous viewer of the seed: ``BroadcastViewer.open(url, on_chunk=, on_close=)``.
+
+    It runs :class:`AsyncBroadcastViewer` on a private event-loop thread; the
+    callbacks are called on that thread. ``close()`` stops it and waits for
+    ``on_close``.
+    """
+
+    def __init__(self, thread: LoopThread, inner: AsyncBroadcastViewer) -> None:
+        self._thread = thread
+        self._inner = inner
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        on_chunk: ChunkCallback | None = None,
+        on_close: CloseCallback | None = None,
+        **options: Any,
+    ) -> BroadcastViewer:
+        """Start watching; see :meth:`AsyncBroadcastViewer.open` for ``options``."""
+        thread = LoopThread("clutchcall-viewer")
+        try:
+            inner = thread.run(
+                AsyncBroadcastViewer.open(url, on_chunk=on_chunk, on_close=on_close, **options)
+            )
+        except BaseException:
+            thread.stop()
+            raise
+        return cls(thread, inner)
+
+    def close(self, timeout: float = 10.0) -> tuple[str, str]:
+        """Stop watching; returns ``(reason, detail)`` (after ``on_close`` ran)."""
+        if self._thread.in_loop():  # from a callback: cannot wait here
+            self._thread.loop.call_soon(self._inner._finish, "closed", "closed by the application")
+            return ("closed", "closed by the application")
+        try:
+            return self._thread.run(self._inner.close(), timeout)
+        finally:
+            self._thread.stop()
+
+    def wait(self, timeout: float | None = None) -> tuple[str, str]:
+        """Block until the viewer ends (broadcast ended, auth failure, network...)."""
+        return self._thread.run(self._inner.wait_closed(), timeout)
+
+    @property
+    def closed(self) -> bool:
+        return self._inner.closed
+
+    @property
+    def rendition(self) -> str | None:
+        return self._inner.rendition
+
+    @property
+    def renditions(self) -> list[str]:
+        return self._inner.renditions
+
+    def select_rendition(self, name: str | None) -> None:
+        self._thread.loop.call_soon_threadsafe(self._inner.select_rendition, name)
+
+    def statistics(self) -> dict[str, Any]:
+        return self._inner.statistics()
+
+    def __enter__(self) -> BroadcastViewer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
