@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from .errors import LocalError
 from .messages._params import AuthToken as WireToken
+from .types import FilterType, Location, SubscriptionFilter
 
-__all__ = ["check_priority", "check_timeout", "local_errors", "our_tokens"]
+__all__ = ["check_priority", "check_timeout", "effective_start", "local_errors", "our_tokens"]
 
 
 def our_tokens(value: bytes | None) -> tuple[WireToken, ...]:
@@ -49,3 +50,15 @@ def local_errors[**P, R](method: Callable[P, R]) -> Callable[P, R]:
             raise LocalError(f"{method.__name__}: {exc}") from exc
 
     return wrapper
+
+
+def effective_start(flt: SubscriptionFilter, largest: Location | None) -> Location:
+    """The Start Location a filter stands for, given the Largest Location announced in
+    SUBSCRIBE_OK/PUBLISH (draft-16 "Subscription Filters"; {0, 0} with no content)."""
+    if flt.start is not None:
+        return flt.start
+    if largest is None:
+        return Location(0, 0)
+    if flt.type is FilterType.LARGEST_OBJECT:
+        return largest.next_object()
+    return largest.next_group()

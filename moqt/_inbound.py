@@ -147,6 +147,7 @@ class InboundMixin(NamespaceHandlers, FetchHandlers):
             name=msg.name,
             receiving=False,
             filter=flt,
+            original_filter=flt,
             priority=DEFAULT_PRIORITY
             if msg.subscriber_priority is None
             else msg.subscriber_priority,

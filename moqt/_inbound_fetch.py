@@ -64,7 +64,8 @@ class FetchHandlers(RequestsMixin):
                     req, RequestErrorCode.INVALID_JOINING_REQUEST_ID, "no such subscription"
                 )
                 return
-            if joined.filter is None or joined.filter.type is not FilterType.LARGEST_OBJECT:
+            original = joined.original_filter
+            if original is None or original.type is not FilterType.LARGEST_OBJECT:
                 raise ProtocolViolation(
                     "joining FETCH for a subscription without a LargestObject filter"
                 )

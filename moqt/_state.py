@@ -53,6 +53,9 @@ class SubReq(Req):
     receiving: bool = True
     is_publish: bool = False
     filter: SubscriptionFilter | None = None
+    # The filter the subscription began with (joining fetches need LargestObject there,
+    # whatever later updates did to ``filter``).
+    original_filter: SubscriptionFilter | None = None
     priority: int = 128
     group_order: GroupOrder = GroupOrder.ORIGINAL
     forward: bool = True

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from . import messages as m
 from ._answers import AnswersMixin, default_priority
-from ._apiutil import check_priority, check_timeout, local_errors, our_tokens
+from ._apiutil import check_priority, check_timeout, effective_start, local_errors, our_tokens
 from ._core import RequestBlockedError, SessionStatistics
 from ._handles import FetchHandle, SubgroupHandle
 from ._inbound import UNFILTERED
@@ -296,6 +296,7 @@ class Session(AnswersMixin, SendingMixin):
             name=name,
             receiving=True,
             filter=flt,
+            original_filter=flt,
             priority=priority,
             group_order=group_order,
             forward=forward,
@@ -325,11 +326,13 @@ class Session(AnswersMixin, SendingMixin):
         if priority is not None:
             check_priority(priority)
         old = sub.filter or UNFILTERED
-        new_start = start if start is not None else old.start
+        # Where the subscription starts now ("Subscription Filters"): LargestObject and
+        # NextGroupStart are relative to the Largest Location in SUBSCRIBE_OK.
+        old_start = effective_start(old, sub.largest)
         new_end = end_group if end_group is not None else old.end_group
         new_filter = old
         if start is not None or end_group is not None:
-            base = new_start if new_start is not None else Location(0, 0)
+            base = start if start is not None else old_start
             try:
                 new_filter = (
                     SubscriptionFilter.absolute_range(base, new_end)
@@ -340,8 +343,7 @@ class Session(AnswersMixin, SendingMixin):
                 raise LocalError(str(exc)) from None
         if not self._draft16:
             # Draft-14 "SUBSCRIBE_UPDATE": narrowing only, all fields present.
-            old_start = old.start if old.start is not None else Location(0, 0)
-            fstart = new_filter.start if new_filter.start is not None else Location(0, 0)
+            fstart = effective_start(new_filter, sub.largest)
             if fstart < old_start or (
                 old.end_group is not None
                 and (new_filter.end_group is None or new_filter.end_group > old.end_group)
@@ -361,7 +363,7 @@ class Session(AnswersMixin, SendingMixin):
             self._send(m.RequestUpdate(update_id, request_id, params))
             self._requests[update_id] = UpdateReq(update_id, ours=True, target=request_id)
         else:
-            fstart = new_filter.start if new_filter.start is not None else Location(0, 0)
+            fstart = effective_start(new_filter, sub.largest)
             end_plus_one = 0 if new_filter.end_group is None else new_filter.end_group + 1
             params = m.MessageParameters.build(delivery_timeout=check_timeout(delivery_timeout))
             self._send(
@@ -458,7 +460,7 @@ class Session(AnswersMixin, SendingMixin):
         sub = self._own(subscribe_request_id, SubReq, "joining_fetch")
         if not sub.receiving or sub.is_publish or sub.state is State.DONE:
             raise LocalError(f"request {subscribe_request_id} is not our active SUBSCRIBE")
-        if sub.filter is None or sub.filter.type is not FilterType.LARGEST_OBJECT:
+        if sub.original_filter is None or sub.original_filter.type is not FilterType.LARGEST_OBJECT:
             # "Joining Fetches": only for a LargestObject subscription.
             raise LocalError("a joining fetch needs a LargestObject subscription")
         if joining_start < 0:

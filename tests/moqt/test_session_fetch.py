@@ -17,6 +17,7 @@ from moqt.events import (
     ObjectSource,
     RequestKind,
     RequestRejected,
+    SubscriptionUpdated,
 )
 from moqt.types import FetchType, GroupOrder, Location, SubscriptionFilter
 from moqt.version import DRAFT_14, DRAFT_16
@@ -235,3 +236,25 @@ def test_fetch_range_must_not_end_before_it_starts(version: int) -> None:
         pair.client.fetch(NS, b"t", Location(5, 3), Location(4, 0))
     # {5, 0} is "all of group 5", which covers a start inside group 5.
     assert pair.client.fetch(NS, b"t", Location(5, 3), Location(5, 0)) == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_joining_fetch_after_an_update_of_a_largest_object_subscription(version: int) -> None:
+    # A draft-14 SUBSCRIBE_UPDATE always carries a start location, turning the filter
+    # absolute; joining is still allowed because the SUBSCRIBE had LargestObject.
+    pair = session_pair(version)
+    pair.take()
+    sub = _joined(pair, Location(6, 2))
+    pair.client.update_subscription(sub, priority=9)
+    pair.deliver_until_idle()
+    _, s = pair.take()
+    if version == DRAFT_14:
+        # The update named the subscription's effective start {6, 3}.
+        (upd,) = events_of(s, SubscriptionUpdated)
+        assert upd.filter == SubscriptionFilter.absolute_start(Location(6, 3))
+    rid = pair.client.joining_fetch(sub, 1)
+    pair.deliver_until_idle()
+    _, s = pair.take()
+    assert not pair.server.closed
+    (req,) = events_of(s, FetchRequested)
+    assert (req.request_id, req.start) == (rid, Location(5, 0))

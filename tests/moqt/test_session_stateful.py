@@ -47,6 +47,8 @@ class TwoSessions(RuleBasedStateMachine):
         self.fetches: list[int] = []
         self.handles: list[SubgroupHandle] = []
         self.next_group = 0
+        self.published: list[int] = []  # client PUBLISHes
+        self.ns_subs: list[int] = []  # server-accepted SUBSCRIBE_NAMESPACE ids
 
     def _call(self, fn: object, *args: object, **kwargs: object) -> object:
         try:
@@ -79,7 +81,7 @@ class TwoSessions(RuleBasedStateMachine):
     def other_requests(self) -> None:
         self._call(self.pair.client.track_status, (b"ns",), b"a")
         self._call(self.pair.client.publish_namespace, (b"ns", b"%d" % self.rng.randrange(9)))
-        self._call(self.pair.client.subscribe_namespace, (b"p%d" % self.rng.randrange(9),))
+        self._call(self.pair.client.subscribe_namespace, (b"p%d" % self.rng.randrange(3),))
         self._pump()
 
     @rule(accept=st.booleans())
@@ -116,7 +118,51 @@ class TwoSessions(RuleBasedStateMachine):
             self._call(server.accept_publish_namespace, rid)
         elif isinstance(ev, SubscribeNamespaceRequested):
             self._call(server.accept_subscribe_namespace, rid)
+            self.ns_subs.append(rid)
+        elif isinstance(ev, PublishRequested):
+            self._call(server.accept_publish, rid, forward=self.rng.random() < 0.8)
         self._pump()
+
+    @rule(track=st.sampled_from(TRACKS), objects=st.integers(0, 3))
+    def client_publishes(self, track: bytes, objects: int) -> None:
+        client = self.pair.client
+        rid = self._call(client.publish, (b"pub",), track)
+        if not isinstance(rid, int):
+            return
+        self.published.append(rid)
+        handle = self._call(client.open_subgroup, rid, 0)
+        if isinstance(handle, SubgroupHandle):
+            for i in range(objects):
+                self._call(client.write_object, handle, i, b"p")
+            self._call(client.end_subgroup, handle)
+        self._pump()
+
+    @rule()
+    def client_ends_publish(self) -> None:
+        if self.published:
+            rid = self.published.pop(self.rng.randrange(len(self.published)))
+            self._call(self.pair.client.publish_done, rid)
+            self._pump()
+
+    @rule(start=st.integers(0, 3), absolute=st.booleans())
+    def joining_fetch(self, start: int, absolute: bool) -> None:
+        if self.subs:
+            rid = self._call(
+                self.pair.client.joining_fetch, self.rng.choice(self.subs), start, absolute=absolute
+            )
+            if isinstance(rid, int):
+                self.fetches.append(rid)
+            self._pump()
+
+    @rule(n=st.integers(0, 5), withdraw=st.booleans())
+    def announce(self, n: int, withdraw: bool) -> None:
+        if self.ns_subs and self.version == DRAFT_16:
+            rid = self.rng.choice(self.ns_subs)
+            prefix = (b"p%d" % 0,)
+            self._call(self.pair.server.announce_namespace, rid, (*prefix, b"%d" % n))
+            if withdraw:
+                self._call(self.pair.server.withdraw_namespace, rid, (*prefix, b"%d" % n))
+            self._pump()
 
     @rule(objects=st.integers(1, 3), datagram=st.booleans(), end=st.booleans())
     def send_data(self, objects: int, datagram: bool, end: bool) -> None:
