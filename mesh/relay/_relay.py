@@ -301,7 +301,13 @@ class Relay:
             logger.warning("accept_failed", session=peer.name, error=str(exc))
             return
         sub = Subscriber(
-            peer, ev.request_id, start, end_group, forward=ev.forward, joining_largest=largest
+            peer,
+            ev.request_id,
+            start,
+            end_group,
+            forward=ev.forward,
+            joining_largest=largest,
+            track=track,
         )
         peer.downstream[ev.request_id] = sub
         if upstream is not None:
@@ -360,9 +366,8 @@ class Relay:
             return
         sub = peer.downstream.pop(ev.request_id, None)
         if sub is not None:  # our PUBLISH to a namespace subscriber was refused
-            for t in self._tracks:
-                if sub in t.subscribers:
-                    t.remove_subscriber(sub)
+            if sub.track is not None:
+                sub.track.remove_subscriber(sub)
 
     def _on_unsubscribe(self, peer: Peer, ev: Unsubscribed) -> None:
         sub = peer.downstream.pop(ev.request_id, None)
@@ -372,11 +377,9 @@ class Relay:
             if waiting is not None:
                 self._maybe_release(waiting[0])
             return
-        for track in self._tracks:
-            if sub in track.subscribers:
-                track.remove_subscriber(sub)
-                self._maybe_release(track)
-                break
+        if sub.track is not None:
+            sub.track.remove_subscriber(sub)
+            self._maybe_release(sub.track)
 
     def _maybe_release(self, track: Track) -> None:
         """No subscriber left: drop our upstream SUBSCRIBE (a PUBLISH keeps flowing)."""
@@ -506,7 +509,7 @@ class Relay:
         if not isinstance(rid, int):
             return
         start = largest.next_object() if largest is not None else Location(0, 0)
-        sub = Subscriber(peer, rid, start, None, via_publish=True)
+        sub = Subscriber(peer, rid, start, None, via_publish=True, track=track)
         peer.downstream[rid] = sub
         track.add_subscriber(sub, self._clock())
 
@@ -534,11 +537,11 @@ class Relay:
             withdraw_from_watchers(self._peers, peer, namespace)
         peer.announced.clear()
         for sub in list(peer.downstream.values()):
-            for track in self._tracks:
-                if sub in track.subscribers:
-                    track.subscribers.remove(sub)
-                    sub.handles.clear()
-                    self._maybe_release(track)
+            joined = sub.track
+            if joined is not None and sub in joined.subscribers:
+                joined.subscribers.remove(sub)
+                sub.handles.clear()
+                self._maybe_release(joined)
         peer.downstream.clear()
         peer.waiting.clear()
         peer.deferred_fetches.clear()

@@ -83,6 +83,7 @@ class Subscriber:
     via_publish: bool = False
     # Largest Location we put in SUBSCRIBE_OK: joining fetches are computed from it.
     joining_largest: Location | None = None
+    track: Track | None = None
     handles: dict[tuple[int, int], SubgroupHandle] = field(default_factory=dict)
 
     @property
