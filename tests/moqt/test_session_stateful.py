@@ -48,6 +48,8 @@ class TwoSessions(RuleBasedStateMachine):
         self.handles: list[SubgroupHandle] = []
         self.next_group = 0
         self.published: list[int] = []  # client PUBLISHes
+        self.offers: list[int] = []  # server PUBLISHes the client has not answered
+        self.server_published: list[int] = []
         self.ns_subs: list[int] = []  # server-accepted SUBSCRIBE_NAMESPACE ids
 
     def _call(self, fn: object, *args: object, **kwargs: object) -> object:
@@ -64,6 +66,8 @@ class TwoSessions(RuleBasedStateMachine):
         for ev in c:
             if isinstance(ev, SubscribeAccepted):
                 self.subs.append(ev.request_id)
+            elif isinstance(ev, PublishRequested):
+                self.offers.append(ev.request_id)
 
     @rule(track=st.sampled_from(TRACKS))
     def subscribe(self, track: bytes) -> None:
@@ -135,6 +139,36 @@ class TwoSessions(RuleBasedStateMachine):
             for i in range(objects):
                 self._call(client.write_object, handle, i, b"p")
             self._call(client.end_subgroup, handle)
+        self._pump()
+
+    @rule(track=st.sampled_from(TRACKS), objects=st.integers(0, 2))
+    def server_publishes(self, track: bytes, objects: int) -> None:
+        server = self.pair.server
+        rid = self._call(server.publish, (b"srv",), track, largest=Location(0, 1))
+        if not isinstance(rid, int):
+            return
+        self.server_published.append(rid)
+        handle = self._call(server.open_subgroup, rid, 1)
+        if isinstance(handle, SubgroupHandle):
+            for i in range(objects):
+                self._call(server.write_object, handle, i, b"s")
+            self._call(server.end_subgroup, handle)
+        self._pump()
+
+    @rule(accept=st.booleans(), later=st.sampled_from(["keep", "unsubscribe", "done"]))
+    def client_answers_publish(self, accept: bool, later: str) -> None:
+        if not self.offers:
+            return
+        rid = self.offers.pop(self.rng.randrange(len(self.offers)))
+        client = self.pair.client
+        if accept:
+            self._call(client.accept_publish, rid)
+        else:
+            self._call(client.reject_request, rid, RequestErrorCode.UNINTERESTED)
+        if later == "unsubscribe":
+            self._call(client.unsubscribe, rid)
+        elif later == "done" and rid in self.server_published:
+            self._call(self.pair.server.publish_done, rid)
         self._pump()
 
     @rule()
