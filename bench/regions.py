@@ -48,10 +48,14 @@ from .netlab import NetLab
 
 __all__ = [
     "ORIGIN_REGION",
+    "JoinFigures",
+    "MeshResult",
     "PathSpec",
     "RegionMesh",
     "RegionResult",
     "ViewerGroup",
+    "format_result",
+    "join_figures",
     "measure",
     "three_region_mesh",
 ]
@@ -330,9 +334,12 @@ class JoinFigures:
         )
 
 
-def join_figures(mesh: RegionMesh, report: dict[str, Any]) -> JoinFigures:
+def join_figures(
+    report: dict[str, Any], *, t0: float, group_seconds: float, fps: float
+) -> JoinFigures:
+    """Figures of one ``bench._live viewers`` report; the publisher's object 0 was due at ``t0``."""
     out = JoinFigures()
-    per_group = max(1, round(mesh.group_seconds * mesh.fps))
+    per_group = max(1, round(group_seconds * fps))
     steady: list[float] = []
     for viewer in report["viewers"]:
         out.viewers += 1
@@ -340,7 +347,7 @@ def join_figures(mesh: RegionMesh, report: dict[str, Any]) -> JoinFigures:
             out.rejected += 1
             continue
         subscribed = viewer["subscribed_at"]
-        joined = mesh.current_group(subscribed)
+        joined = int((subscribed - t0) // group_seconds)
         objects = sorted(viewer["objects"])  # by (group, object)
         first_arrival = min(o[2] for o in objects)
         group, obj, received, sent = objects[0]
@@ -405,8 +412,9 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
     results = []
     for path in mesh.paths:
         region = path.region
-        late = join_figures(mesh, late_groups[region].finish())
-        cold = join_figures(mesh, cold_groups[region].finish())
+        timing = {"t0": mesh.t0, "group_seconds": mesh.group_seconds, "fps": mesh.fps}
+        late = join_figures(late_groups[region].finish(), **timing)
+        cold = join_figures(cold_groups[region].finish(), **timing)
         results.append(
             RegionResult(
                 region,

@@ -1,0 +1,443 @@
+"""Origin -> POP -> viewers fan-out on loopback (issue 3 "Performance").
+
+    python -m bench.pop_fanout run --viewers 10,50,100,200 --duration 10 --scale-viewers 100
+
+Real processes: Redis, ``clutchcall origin`` (``--publish-auth none``), one
+``clutchcall pop`` (``--workers 1`` or ``2``), the publisher of
+:mod:`bench._live` (stamped H.264 CMAF: 2.5 Mbit/s, 30 objects/s, 2 s groups),
+a probe subscriber directly on the origin, and viewers with playback tokens
+spread over several processes. Per N it reports:
+
+* delivered ratio (objects sent after the start signal x viewers);
+* added latency per hop, p50/p99: the *origin hop* is publish -> origin -> the
+  probe; the *POP hop* is what going through the POP adds for the same object
+  (viewer receive - probe receive);
+* POP egress (payload) and its ratio to the raw aioquic ceiling measured in the
+  same run (:func:`bench.ceiling.measure_ceiling`), the POP's CPU;
+* memory per idle viewer: the POP's RSS growth (all workers) when N viewers are
+  connected, admitted and subscribed while the stream is paused, divided by N;
+* revocation latency: ``--revoke`` tokens revoked by jti through Redis while
+  the viewers are connected, publish -> session closed (``auth_failed``) p50/p99.
+
+``--scale-viewers M`` then runs M viewers at ``--scale-bitrate`` against one
+and two POP workers and reports the delivered egress ratio (2 workers / 1),
+which only means something when one worker is saturated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._live import make_clip
+from ._nodes import node_env, origin_argv, pop_argv, tree_cpu, tree_rss, wait_event
+from ._procs import Proc, python
+from ._tokens import BenchTokens
+
+__all__ = ["PopFanoutResult", "main", "run_pop_fanout"]
+
+INPUT_ID = "lv_fanout"
+NAMESPACE = f"stream/org_dev/{INPUT_ID}"
+PRIME_GROUPS = 1
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PopFanoutResult:
+    viewers: int
+    workers: int
+    bitrate_mbit_s: float
+    sent: int = 0
+    delivered_ratio: float = 0.0
+    origin_hop_p50_ms: float = math.nan
+    origin_hop_p99_ms: float = math.nan
+    pop_hop_p50_ms: float = math.nan
+    pop_hop_p99_ms: float = math.nan
+    end_to_end_p50_ms: float = math.nan
+    end_to_end_p99_ms: float = math.nan
+    pop_cpu_cores: float = 0.0
+    pop_egress_mbit_s: float = 0.0
+    idle_viewer_kib: float = math.nan
+    revoked: int = 0
+    revocation_p50_ms: float = math.nan
+    revocation_p99_ms: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    workdir: Path
+    tag: str
+    procs: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str]) -> Proc:
+        proc = Proc(
+            argv, name=name, env=node_env(), stderr_path=self.workdir / f"{self.tag}-{name}.log"
+        )
+        self.procs.append(proc)
+        return proc
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{self.tag}-{name}.log"
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop(timeout=5)
+
+
+def _viewers_argv(
+    url: str, tokens: Path, report: Path, *, expect: int, timeout: float, hold: bool
+) -> list[str]:
+    argv = [
+        python(), "-m", "bench._live", "viewers", "--url", url, "--namespace", NAMESPACE,
+        "--tokens", str(tokens), "--report", str(report), "--from-group", str(PRIME_GROUPS),
+        "--expect", str(expect), "--timeout", str(timeout),
+    ]  # fmt: skip
+    return argv + (["--hold"] if hold else [])
+
+
+async def _revoke(redis_url: str, tokens: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Revoke each token by jti (20 ms apart); returns jti -> publish time."""
+    from mesh.bus import RedisBus
+    from mesh.revocation import Revocation, publish_revocation
+
+    bus = RedisBus(redis_url)
+    published: dict[str, float] = {}
+    try:
+        for token in tokens:
+            published[token["jti"]] = time.time()
+            await publish_revocation(bus, Revocation("jti", token["jti"], float(token["exp"])))
+            await asyncio.sleep(0.02)
+    finally:
+        await bus.close()
+    return published
+
+
+def run_pop_fanout(
+    viewers: int,
+    *,
+    workers: int = 1,
+    duration: float = 10.0,
+    bitrate: float = 2.5e6,
+    fps: float = 30.0,
+    group_seconds: float = 2.0,
+    per_process: int = 25,
+    revoke: int = 20,
+    workdir: Path,
+) -> PopFanoutResult:
+    """One fan-out run (see the module docstring); every process is stopped on return."""
+    result = PopFanoutResult(viewers, workers, bitrate / 1e6)
+    run = _Run(workdir, f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k")
+    clip_dir = workdir / "clips"
+    make_clip(clip_dir, bitrate=bitrate, fps=fps, group_seconds=group_seconds)
+    tokens = BenchTokens(workdir)
+    redis_port, origin_port, pop_port = _free_port(socket.SOCK_STREAM), _free_port(), _free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    expected = int(duration * fps)
+    try:
+        run.start(
+            "redis",
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
+             "--appendonly", "no", "--dir", str(workdir)],
+        )  # fmt: skip
+        origin = run.start(
+            "origin",
+            origin_argv(
+                quic=f"127.0.0.1:{origin_port}",
+                http="127.0.0.1:0",
+                redis=redis_url,
+                region="local",
+                node_id="origin-bench",
+            ),
+        )
+        pop = run.start(
+            "pop",
+            pop_argv(
+                quic=f"127.0.0.1:{pop_port}",
+                http="127.0.0.1:0",
+                redis=redis_url,
+                region="local",
+                node_id="pop-bench",
+                jwks=tokens.jwks_path,
+                workers=workers,
+            ),
+        )
+        wait_event(run.log("origin"), "origin_ready", origin, timeout=60)
+        wait_event(run.log("pop"), "pop_ready", pop, timeout=60, count=workers)
+        publisher = run.start(
+            "publisher",
+            [
+                python(), "-m", "bench._live", "publisher", "--url", f"moqt://127.0.0.1:{origin_port}",
+                "--namespace", NAMESPACE, "--clip-dir", str(clip_dir), "--bitrate", str(bitrate),
+                "--fps", str(fps), "--group-seconds", str(group_seconds),
+                "--prime-groups", str(PRIME_GROUPS), "--wait-go", "--duration", str(duration),
+            ],
+        )  # fmt: skip
+        publisher.wait_line("{", timeout=60 + PRIME_GROUPS * group_seconds)
+        wait_event(run.log("origin"), "broadcast_started", origin, timeout=30)
+        timeout = duration + 30
+        # The probe (directly on the origin) and one warm viewer on the POP: the POP's
+        # upstream subscription exists before the idle-viewer memory baseline.
+        probe_report = workdir / f"{run.tag}-probe.json"
+        tokens.write(workdir / f"{run.tag}-probe.tokens.json", INPUT_ID, 1)
+        probe = run.start(
+            "probe",
+            _viewers_argv(
+                f"moqt://127.0.0.1:{origin_port}",
+                workdir / f"{run.tag}-probe.tokens.json",
+                probe_report,
+                expect=expected,
+                timeout=timeout,
+                hold=False,
+            ),
+        )
+        warm_tokens = workdir / f"{run.tag}-warm.tokens.json"
+        tokens.write(warm_tokens, INPUT_ID, 1)
+        warm = run.start(
+            "warm",
+            _viewers_argv(
+                f"moqt://127.0.0.1:{pop_port}",
+                warm_tokens,
+                workdir / f"{run.tag}-warm.json",
+                expect=expected,
+                timeout=timeout,
+                hold=False,
+            ),
+        )
+        probe.wait_line("ready", timeout=60)
+        warm.wait_line("ready", timeout=60)
+        time.sleep(1.0)
+        rss_before = tree_rss(pop.pid)
+        groups: list[tuple[Proc, Path]] = []
+        minted: list[dict[str, Any]] = []
+        remaining, index = viewers, 0
+        while remaining > 0:
+            count = min(per_process, remaining)
+            token_file = workdir / f"{run.tag}-viewers-{index}.tokens.json"
+            minted += tokens.write(token_file, INPUT_ID, count)
+            report = workdir / f"{run.tag}-viewers-{index}.json"
+            proc = run.start(
+                f"viewers-{index}",
+                _viewers_argv(
+                    f"moqt://127.0.0.1:{pop_port}",
+                    token_file,
+                    report,
+                    expect=expected,
+                    timeout=timeout,
+                    hold=True,
+                ),
+            )
+            groups.append((proc, report))
+            remaining -= count
+            index += 1
+        for proc, _ in groups:
+            proc.wait_line("ready", timeout=120)
+        time.sleep(1.0)
+        if workers == 1:  # with N workers each one's first viewer also opens an upstream
+            result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
+        cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
+        publisher.signal(signal.SIGUSR1)
+        sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
+        cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        result.sent = sent["objects"]
+        for proc, _ in groups:
+            proc.wait_line("complete", timeout=timeout + 10)
+        probe.wait_line("done", timeout=timeout + 10)
+        chosen = minted[: min(revoke, len(minted))]
+        published = asyncio.run(_revoke(redis_url, chosen)) if chosen else {}
+        time.sleep(1.0)
+        reports = []
+        for proc, report in groups:
+            proc.signal(signal.SIGTERM)
+            proc.wait_line("done", timeout=30)
+            reports.append(json.loads(report.read_text()))
+        probe_data = json.loads(probe_report.read_text())
+        _figures(result, probe_data, reports, published, sent, wall_after - wall_before)
+        result.pop_cpu_cores = (cpu_after - cpu_before) / max(1e-9, wall_after - wall_before)
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
+        result.notes.append(f"failed: {exc}")
+    finally:
+        run.stop()
+    return result
+
+
+def _figures(
+    result: PopFanoutResult,
+    probe: dict[str, Any],
+    reports: list[dict[str, Any]],
+    published: dict[str, float],
+    sent: dict[str, Any],
+    window: float,
+) -> None:
+    at_probe = {(g, o): r for g, o, r, _ in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS}
+    result.origin_hop_p50_ms = _percentile(
+        [(r - s) * 1000 for g, _, r, s in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS],
+        50,
+    )
+    result.origin_hop_p99_ms = _percentile(
+        [(r - s) * 1000 for g, _, r, s in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS],
+        99,
+    )
+    pop_hop: list[float] = []
+    end_to_end: list[float] = []
+    delivered = 0
+    revocations: list[float] = []
+    rejected: list[str] = []
+    for report in reports:
+        for viewer in report["viewers"]:
+            if viewer["rejected"]:
+                rejected.append(viewer["rejected"])
+            delivered += min(viewer["counted"], result.sent)
+            for g, o, r, s in viewer["objects"]:
+                if g < PRIME_GROUPS:
+                    continue
+                end_to_end.append((r - s) * 1000)
+                if (g, o) in at_probe:
+                    pop_hop.append((r - at_probe[(g, o)]) * 1000)
+            if viewer["jti"] in published:
+                if viewer["closed_at"] is None or viewer["closed_reason"] != "auth_failed":
+                    result.notes.append(
+                        f"revoked {viewer['jti']} not closed with auth_failed: "
+                        f"{viewer['closed_reason']!r}"
+                    )
+                else:
+                    revocations.append((viewer["closed_at"] - published[viewer["jti"]]) * 1000)
+    result.notes += [f"rejected: {r}" for r in sorted(set(rejected))[:3]]
+    result.delivered_ratio = delivered / max(1, result.sent * result.viewers)
+    result.pop_hop_p50_ms = _percentile(pop_hop, 50)
+    result.pop_hop_p99_ms = _percentile(pop_hop, 99)
+    result.end_to_end_p50_ms = _percentile(end_to_end, 50)
+    result.end_to_end_p99_ms = _percentile(end_to_end, 99)
+    object_size = sent["bytes"] / max(1, sent["objects"])
+    result.pop_egress_mbit_s = delivered * object_size * 8 / 1e6 / max(1e-9, window)
+    result.revoked = len(revocations)
+    result.revocation_p50_ms = _percentile(revocations, 50)
+    result.revocation_p99_ms = _percentile(revocations, 99)
+
+
+def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str:
+    lines = [
+        "| workers | N | Mbit/s | delivered | origin hop p50/p99 ms | POP hop p50/p99 ms | "
+        "end-to-end p50/p99 ms | POP CPU (cores) | POP egress Mbit/s | % of aioquic ceiling | "
+        "KiB per idle viewer | revocation p50/p99 ms (n) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        pct = f"{100 * r.pop_egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
+        lines.append(
+            f"| {r.workers} | {r.viewers} | {r.bitrate_mbit_s:.1f} | {100 * r.delivered_ratio:.2f}% | "
+            f"{r.origin_hop_p50_ms:.1f}/{r.origin_hop_p99_ms:.1f} | "
+            f"{r.pop_hop_p50_ms:.1f}/{r.pop_hop_p99_ms:.1f} | "
+            f"{r.end_to_end_p50_ms:.1f}/{r.end_to_end_p99_ms:.1f} | {r.pop_cpu_cores:.2f} | "
+            f"{r.pop_egress_mbit_s:.1f} | {pct} | {r.idle_viewer_kib:.0f} | "
+            f"{r.revocation_p50_ms:.0f}/{r.revocation_p99_ms:.0f} ({r.revoked}) |"
+        )
+    notes = [f"- w{r.workers} N={r.viewers}: {n}" for r in results for n in r.notes]
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .ceiling import measure_ceiling
+
+    workdir = Path(tempfile.mkdtemp(prefix="clutchcall-pop-fanout-"))
+    ceiling = None if args.no_ceiling else measure_ceiling()
+    if ceiling is not None:
+        print(f"aioquic ceiling (one sender -> one receiver): {ceiling:.1f} Mbit/s", flush=True)
+    common = {
+        "duration": args.duration,
+        "fps": args.fps,
+        "group_seconds": args.group_seconds,
+        "per_process": args.per_process,
+        "workdir": workdir,
+    }
+    results: list[PopFanoutResult] = []
+    for n in [int(x) for x in args.viewers.split(",") if x]:
+        r = run_pop_fanout(
+            n, workers=args.workers, bitrate=args.bitrate, revoke=args.revoke, **common
+        )
+        results.append(r)
+        print(format_results([r], ceiling).splitlines()[2], flush=True)
+        for note in r.notes:
+            print(f"  {note}", flush=True)
+    scaling: list[PopFanoutResult] = []
+    if args.scale_viewers:
+        for workers in (1, 2):
+            r = run_pop_fanout(
+                args.scale_viewers, workers=workers, bitrate=args.scale_bitrate, revoke=0, **common
+            )
+            scaling.append(r)
+            print(format_results([r], ceiling).splitlines()[2], flush=True)
+    print("\n" + format_results(results + scaling, ceiling))
+    ratio = None
+    if len(scaling) == 2 and scaling[0].pop_egress_mbit_s > 0:
+        ratio = scaling[1].pop_egress_mbit_s / scaling[0].pop_egress_mbit_s
+        print(
+            f"\n--workers 2 vs 1 at {args.scale_viewers} viewers x "
+            f"{args.scale_bitrate / 1e6:.1f} Mbit/s: delivered egress "
+            f"{scaling[0].pop_egress_mbit_s:.1f} -> {scaling[1].pop_egress_mbit_s:.1f} Mbit/s "
+            f"= {ratio:.2f}x (POP CPU {scaling[0].pop_cpu_cores:.2f} -> "
+            f"{scaling[1].pop_cpu_cores:.2f} cores)"
+        )
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "ceiling_mbit_s": ceiling,
+                    "results": [asdict(r) for r in results],
+                    "scaling": [asdict(r) for r in scaling],
+                    "workers_ratio": ratio,
+                },
+                indent=2,
+            )
+        )
+    print(f"logs: {workdir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pop_fanout", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="the whole benchmark")
+    run.add_argument("--viewers", default="10,50,100,200", help="viewers per POP, comma-separated")
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--duration", type=float, default=10.0)
+    run.add_argument("--bitrate", type=float, default=2.5e6)
+    run.add_argument("--fps", type=float, default=30.0)
+    run.add_argument("--group-seconds", type=float, default=2.0)
+    run.add_argument("--per-process", type=int, default=25, help="viewer connections per process")
+    run.add_argument("--revoke", type=int, default=20, help="tokens revoked per run")
+    run.add_argument("--scale-viewers", type=int, default=0, help="0: skip the workers scaling")
+    run.add_argument("--scale-bitrate", type=float, default=8e6)
+    run.add_argument("--no-ceiling", action="store_true")
+    run.add_argument("--json")
+    args = parser.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The origin -> POP -> viewers harness end to end at a small N (figures: bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.pop_fanout import run_pop_fanout
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def test_every_viewer_gets_every_object_and_revoked_viewers_are_closed(tmp_path: Path) -> None:
+    result = run_pop_fanout(
+        4,
+        duration=2.0,
+        bitrate=5e5,
+        fps=30,
+        group_seconds=0.5,
+        per_process=2,
+        revoke=2,
+        workdir=tmp_path,
+    )
+    assert not result.notes, result.notes
+    assert result.sent == 60
+    assert result.delivered_ratio == 1.0
+    assert 0 < result.origin_hop_p50_ms < 200 and 0 < result.pop_hop_p50_ms < 200
+    assert result.end_to_end_p50_ms >= result.origin_hop_p50_ms
+    assert result.revoked == 2 and result.revocation_p99_ms < 2000
+    assert not math.isnan(result.idle_viewer_kib)
+    assert 0.3 < result.pop_egress_mbit_s < 5
