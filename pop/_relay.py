@@ -33,6 +33,7 @@ import structlog
 from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
 from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import Event, FetchStreamEnded, FetchStreamReset, RequestRejected
+from moqt.session import Session
 from moqt.types import Namespace, SubscriptionFilter
 
 __all__ = ["PopRelay"]
@@ -64,9 +65,9 @@ class PopRelay(Relay):
 
     # --- upstream peers ----------------------------------------------------------------
 
-    def attach_upstream(self, session: object, name: str) -> Peer:
+    def attach_upstream(self, session: Session, name: str) -> Peer:
         """Attach our client session to an upstream node (origin or parent POP)."""
-        peer = self.attach(session, name)  # type: ignore[arg-type]
+        peer = self.attach(session, name)
         self._upstream_peers.add(peer)
         return peer
 
@@ -147,9 +148,11 @@ class PopRelay(Relay):
         if track.subscribers or track.upstream is None:
             return
         if self.linger > 0:
+            # The last viewer just left: the linger starts now (also when a viewer came
+            # and went since the previous deadline was set).
             if track not in self._lingering:
-                self._lingering[track] = self._clock() + self.linger
                 self.lingered_total += 1
+            self._lingering[track] = self._clock() + self.linger
             return
         super()._maybe_release(track)
 
