@@ -198,7 +198,9 @@ class Session(AnswersMixin, SendingMixin):
 
     def initiate(self, now: float) -> list[Event]:
         """Start the session.  Client: open the control stream and send CLIENT_SETUP.
-        Server: nothing to send (it waits for CLIENT_SETUP)."""
+        Server: nothing to send (it waits for CLIENT_SETUP).  LocalError if called twice."""
+        if self._is_client and self._control_stream is not None and not self._closed:
+            raise LocalError("initiate() was already called")
 
         def run() -> None:
             if self._is_client:

@@ -228,3 +228,10 @@ def test_data_before_setup_is_held_until_setup() -> None:
     pair.deliver_until_idle()
     assert not pair.server.closed
     assert events_of(pair.server_events, SetupCompleted)
+
+
+def test_initiate_twice_is_misuse() -> None:
+    pair = session_pair(DRAFT_16)
+    with pytest.raises(LocalError):
+        pair.client.initiate(1.0)
+    assert not pair.client.closed
