@@ -23,6 +23,7 @@ server's bounded ``on_end``) pumps the renditions through a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Coroutine
@@ -31,7 +32,14 @@ from typing import Any
 
 import structlog
 
-from media import BroadcastPackager, CatalogUpdate, LadderSpec, MediaError, ResumePoint
+from media import (
+    BroadcastPackager,
+    CatalogUpdate,
+    LadderSpec,
+    MediaError,
+    ObjectReady,
+    ResumePoint,
+)
 from media.ffmpeg import PipeSource, Transcoder
 from origin.rtmp import AmfValue, FlvMuxer, MediaTag, PublishEnd, PublishInfo, PublishSink
 from origin.rtmp.publish import EndReason
@@ -43,6 +51,9 @@ from .status import InputStatus
 __all__ = ["RtmpIngest", "RtmpIngestSettings", "RtmpIngestStatistics"]
 
 _log = structlog.get_logger("origin.rtmp_ingest")
+
+# Objects held while the catalog waits for the last rendition's header.
+_MAX_HELD = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,8 @@ class RtmpIngestSettings:
     #: How long a media tag waits for a (re)starting ffmpeg before it is dropped.
     start_wait: float = 5.0
     ffmpeg_queue: int = 64
+    #: How long a reconnecting encoder waits for its previous publish to wind down.
+    handover_wait: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +108,16 @@ class RtmpIngest:
         self.ffmpeg_starts = 0
         self.ffmpeg_failures = 0
         self.tags_dropped = 0
+        self.objects_dropped = 0
 
     async def sink_factory(self, info: PublishInfo) -> PublishSink:
         self.publishes += 1
+        previous = self._active.get(info.external_input_id)
+        if previous is not None:
+            # A quick reconnect: let the previous publish flush its ladder and hand over
+            # its resume point first, so group ids keep increasing.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(previous.finished.wait(), self.settings.handover_wait)
         publish = _RtmpPublish(self, info)
         self._active[info.external_input_id] = publish
         return publish
@@ -157,6 +177,7 @@ class _RtmpPublish:
         self._started = False
         self._broadcast: Broadcast | None = None
         self._resume = ingest.take_resume(self._id)
+        self.finished = asyncio.Event()
 
     @property
     def transcoder(self) -> Transcoder | None:
@@ -208,6 +229,7 @@ class _RtmpPublish:
         self._ready.set()  # nobody waits for a restart any more
         self._log.info("rtmp_publish_ended", reason=end.reason.value, clean=end.clean)
         if not self._started:
+            self.finished.set()
             self.ingest.forget(self)
 
     # --- FLV re-mux ------------------------------------------------------------------------
@@ -321,15 +343,28 @@ class _RtmpPublish:
         await tc.close_input()
 
     async def _pump(self, tc: Transcoder, packager: BroadcastPackager) -> None:
+        # Renditions whose header comes first produce objects before the catalog is
+        # complete: hold them (bounded) until the catalog is out, so no group loses its start.
+        pending: list[ObjectReady] = []
         async for rendition, item in tc:
             for event in packager.push(rendition, item):
                 if isinstance(event, CatalogUpdate):
                     self._on_catalog(event)
-                elif self._broadcast is not None and not self._broadcast.ended:
-                    obj = event.object
-                    self._broadcast.send_object(
-                        event.track, obj.group_id, obj.object_id, obj.payload
-                    )
+                    for held in pending:
+                        self._send(held)
+                    pending.clear()
+                elif packager.catalog is None:
+                    if len(pending) < _MAX_HELD:
+                        pending.append(event)
+                    else:
+                        self.ingest.objects_dropped += 1
+                else:
+                    self._send(event)
+
+    def _send(self, event: ObjectReady) -> None:
+        if self._broadcast is not None and not self._broadcast.ended:
+            obj = event.object
+            self._broadcast.send_object(event.track, obj.group_id, obj.object_id, obj.payload)
 
     def _on_catalog(self, event: CatalogUpdate) -> None:
         if self._broadcast is None:
@@ -354,6 +389,7 @@ class _RtmpPublish:
             await disconnect(self._id, reason)
 
     def _finish(self) -> None:
+        self.finished.set()
         self.ingest.forget(self)
         broadcast = self._broadcast
         if broadcast is None:

@@ -143,8 +143,10 @@ class Viewer:
         flt = SubscriptionFilter.largest_object()
         if current_group:
             largest = await self.largest(name)
-            if largest is not None:
-                flt = SubscriptionFilter.absolute_start(Location(largest.group, 0))
+            # Nothing published yet: everything from the start (objects may arrive
+            # between TRACK_STATUS and SUBSCRIBE, which LargestObject would skip).
+            start = Location(largest.group, 0) if largest is not None else Location(0, 0)
+            flt = SubscriptionFilter.absolute_start(start)
         rid = self.conn.session.subscribe(self.namespace, name.encode(), filter=flt)
         rec = Received(rid, name)
         self._by_rid[rid] = rec
