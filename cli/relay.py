@@ -99,6 +99,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="MAX_REQUEST_ID granted to each session (default: 100)",
     )
     parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=10_000,
+        help="refuse QUIC connections beyond this many (default: 10000)",
+    )
+    parser.add_argument(
+        "--upstream-linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep an upstream subscription this long after its last subscriber left",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
@@ -132,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         (args.max_object_size, "--max-object-size"),
         (args.cache_bytes, "--cache-bytes"),
         (args.max_request_id, "--max-request-id"),
+        (args.max_connections, "--max-connections"),
     ):
         if value <= 0:
             logger.error("bad_arguments", reason=f"{name} must be positive")
@@ -147,8 +161,11 @@ async def _main(args: argparse.Namespace) -> int:
     config = RelayConfig(
         cache=CacheLimits(max_bytes=args.cache_bytes, max_age=args.cache_age),
         max_object_size=args.max_object_size,
+        upstream_linger=max(0.0, args.upstream_linger),
     )
-    node = RelayNode(config, max_request_id=args.max_request_id)
+    node = RelayNode(
+        config, max_request_id=args.max_request_id, max_connections=args.max_connections
+    )
     http = OpsHttpServer(relay_registry(node.relay), ready=lambda: node.ready)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

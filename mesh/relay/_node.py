@@ -24,7 +24,13 @@ _POLL_INTERVAL = 0.25
 class RelayNode:
     """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0)."""
 
-    def __init__(self, config: RelayConfig | None = None, *, max_request_id: int = 100) -> None:
+    def __init__(
+        self,
+        config: RelayConfig | None = None,
+        *,
+        max_request_id: int = 100,
+        max_connections: int = 10_000,
+    ) -> None:
         self.relay = Relay(config)
         self._options = SessionOptions(
             max_request_id=max_request_id,
@@ -32,6 +38,7 @@ class RelayNode:
             implementation="clutchcall-relay",
         )
         self._server: MoqtServer | None = None
+        self._max_connections = max_connections
         self._ids = itertools.count(1)
         self._connections: dict[MoqtConnection, Peer] = {}
         self._poller: asyncio.TimerHandle | None = None
