@@ -241,6 +241,21 @@ class MoqtTestPublisher:
         if not type(answer).__name__.startswith("PublishNamespaceAccepted"):
             raise RequestFailed(answer)  # type: ignore[arg-type]
 
+    async def push(self, tracks: list[str]) -> None:
+        """The other flow: PUBLISH every track (catalog first) instead of PUBLISH_NAMESPACE."""
+        session = self.conn.session
+        auth = self.key.encode() if self.key is not None else None
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
+        for name in [CATALOG_TRACK, *tracks]:
+            rid = session.publish(self.namespace, name.encode(), auth_token=auth)
+            answer = await self.conn.wait_response(rid)
+            if not type(answer).__name__.startswith("PublishAccepted"):
+                raise RequestFailed(answer)  # type: ignore[arg-type]
+            self._subs[name] = rid
+            self.subscribes[name] += 1
+        self._send_catalog()
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()

@@ -209,3 +209,31 @@ async def test_rotation_ends_the_broadcast_within_one_second(origin: Origin) -> 
                 closed = await pub.conn.wait_closed(grace=5)
                 assert closed.code == SessionCloseCode.UNAUTHORIZED
                 raise ConnectionClosed(closed.code, closed.reason, True)
+
+
+async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Origin) -> None:
+    """PUBLISH of each track (no PUBLISH_NAMESPACE); the publisher's departure ends it."""
+    input_id, key = await origin.new_input()
+    async with connect(origin.url, verify=False) as conn, transcoder() as tc:
+        pub = MoqtTestPublisher(conn, ns(ORG, input_id), key)
+        await pub.push(["video", "audio"])
+        pump = asyncio.create_task(pub.pump(tc, seconds=30))
+        try:
+            await wait_live(origin, input_id)
+            async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
+                catalog = await viewer.catalog()
+                for name in ("video", "audio"):
+                    await viewer.subscribe(name)
+                for name in ("video", "audio"):
+                    check_media(await viewer.wait_objects(name, 4), init_of(catalog, name))
+                conn.close()  # the publisher goes away
+                done = await viewer.wait_done("video", within=5)
+                assert done.code == PublishDoneCode.TRACK_ENDED
+        finally:
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
+            await pub.close()
+    await wait_until(lambda: origin.node.inputs.get(input_id) is None)
+    record = await origin.bus.get(INPUT_STATUS_PREFIX + input_id)
+    assert record is not None and record["status"] == "idle"
