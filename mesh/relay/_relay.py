@@ -148,6 +148,7 @@ class Relay:
             return
         if track.upstream is not None and not track.upstream.peer.closed:
             self._end_upstream(track, PublishDoneCode.GOING_AWAY, "replaced by a new publisher")
+        track.restart_if_behind(ev.largest)
         track.upstream = Upstream(
             peer,
             ev.request_id,
@@ -340,6 +341,7 @@ class Relay:
         track = peer.upstream.get(ev.request_id)
         if track is None or track.upstream is None:
             return
+        track.restart_if_behind(ev.largest)
         track.upstream.live = True
         track.upstream.largest = ev.largest
         track.upstream.group_order = ev.group_order

@@ -100,6 +100,7 @@ class Track:
     def __init__(self, namespace: Namespace, name: TrackName, limits: CacheLimits) -> None:
         self.namespace = namespace
         self.name = name
+        self._limits = limits
         self.cache = TrackCache(limits)
         self.upstream: Upstream | None = None
         self.subscribers: list[Subscriber] = []
@@ -124,6 +125,15 @@ class Track:
     @property
     def live(self) -> bool:
         return self.upstream is not None and self.upstream.live
+
+    def restart_if_behind(self, largest: Location | None) -> None:
+        """A new upstream whose Largest Location is behind our cache is a new run of the
+        track (a restarted publisher): forget the old objects, or late joiners would
+        start after objects that will never come again."""
+        cached = self.cache.largest
+        if cached is not None and (largest is None or largest < cached):
+            self._log.info("track_restarted", cached_largest=f"{cached.group}/{cached.object}")
+            self.cache = TrackCache(self._limits)
 
     # --- downstream --------------------------------------------------------------------
 

@@ -398,3 +398,22 @@ def test_edge_relay_holds_one_upstream_to_its_parent(version: int) -> None:
     lab.run()
     rejected = events_of(late.take(), RequestRejected)
     assert rejected and rejected[0].error == RequestErrorCode.DOES_NOT_EXIST
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_restarted_publisher_starts_a_fresh_track(version: int) -> None:
+    lab = RelayLab(version)
+    first, rid = publisher_with_track(lab)
+    write_group(first.session, rid, 5, 3)
+    lab.run()
+    first.session.close()
+    lab.run()
+    second, rid2 = publisher_with_track(lab)  # groups start again at 0
+    viewer = lab.client()
+    viewer.session.subscribe(NS, b"video")
+    lab.run()
+    ok = events_of(viewer.take(), SubscribeAccepted)
+    assert ok and ok[0].largest is None
+    write_group(second.session, rid2, 0, 2)
+    lab.run()
+    assert objects(viewer.take()) == [(0, 0), (0, 1)]
