@@ -51,9 +51,11 @@ def encode_varint(value: int) -> bytes:
 class Buffer:
     """A read cursor over immutable bytes."""
 
-    __slots__ = ("_data", "_pos", "_end")
+    __slots__ = ("_data", "_end", "_pos")
 
-    def __init__(self, data: bytes | bytearray | memoryview, start: int = 0, end: int | None = None):
+    def __init__(
+        self, data: bytes | bytearray | memoryview, start: int = 0, end: int | None = None
+    ):
         self._data = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
         self._pos = start
         self._end = len(data) if end is None else end

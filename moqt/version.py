@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ALPN_DRAFT_14", "ALPN_DRAFT_16", "DRAFT_14", "DRAFT_16", "SUPPORTED_VERSIONS", "alpn_for"]
+__all__ = [
+    "ALPN_DRAFT_14",
+    "ALPN_DRAFT_16",
+    "DRAFT_14",
+    "DRAFT_16",
+    "SUPPORTED_VERSIONS",
+    "alpn_for",
+]
 
 DRAFT_14 = 0xFF00000E
 DRAFT_16 = 0xFF000010
