@@ -120,6 +120,8 @@ class MoqtProtocol(QuicConnectionProtocol):
         self._wt_gone = False
         self._moqt: MoqtConnection | None = None
         self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
+        # aioquic's connect() reports a failed handshake itself; nobody may await this then.
+        self._ready.add_done_callback(_retrieve)
         self._flush_scheduled = False
         self._terminated = False
         self._log = logger.bind(role="client" if self._is_client else "server")
@@ -464,6 +466,11 @@ class MoqtProtocol(QuicConnectionProtocol):
         if not self._terminated:
             self._quic.close(error_code=0x100, reason_phrase="")
             self.transmit()
+
+
+def _retrieve(future: asyncio.Future[MoqtConnection]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _accepts_draft14_fallback(offered: list[str]) -> bool:
