@@ -146,6 +146,7 @@ class PopNode:
             on_lost=self._on_link_lost,
             idle_timeout=upstream_idle_timeout,
             stall_timeout=upstream_stall,
+            observe_forwarding=self.metrics.object_latency.observe,
         )
         self.topology: Topology | None = None
         self._server: MoqtServer | None = None

@@ -86,6 +86,7 @@ class UpstreamPool:
         cafile: str | None = None,
         idle_timeout: float = 30.0,
         stall_timeout: float | None = 1.5,
+        observe_forwarding: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._relay = relay
@@ -96,6 +97,7 @@ class UpstreamPool:
         self._cafile = cafile
         self._idle_timeout = idle_timeout
         self._stall_timeout = stall_timeout
+        self._observe = observe_forwarding
         self._clock = clock
         self._links: dict[LinkKey, UpstreamLink] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -197,6 +199,12 @@ class UpstreamPool:
 
     def _on_event(self, link: UpstreamLink, event: Event) -> None:
         assert link.peer is not None
+        if isinstance(event, ObjectReceived) and self._observe is not None:
+            # Arrival to written into every viewer's session (this hop's forwarding time).
+            link.last_data = started = self._clock()
+            self._relay.handle_event(link.peer, event)
+            self._observe(self._clock() - started)
+            return
         if isinstance(event, ObjectReceived | SubscribeAccepted):
             link.last_data = self._clock()
         self._relay.handle_event(link.peer, event)
