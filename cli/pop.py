@@ -186,6 +186,7 @@ def supervise(settings: PopSettings, cert: Path, key: Path) -> int:
             daemon=False,
         )
         process.start()
+        logger.info("pop_worker_started", worker=index, pid=process.pid)
         return process
 
     workers = {i: start(i) for i in range(settings.workers)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +65,16 @@ async def test_workers_share_one_udp_port(tmp_path: Path, redis_server: RedisSer
             for line in ready:
                 status, body = get(f"http://{line['http']}/metrics")
                 assert status == 200 and "clutchcall_sessions" in body
+        # A crashed worker is started again on the same port.
+        started = [ln for ln in pop.lines() if ln.get("event") == "pop_worker_started"]
+        victim = next(ln for ln in started if ln["worker"] == 1)
+        os.kill(int(str(victim["pid"])), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while len([ln for ln in pop.lines() if ln.get("event") == "pop_ready"]) < 3:
+            assert time.monotonic() < deadline, pop.log.read_text()[-2000:]
+            await asyncio.sleep(0.1)
+        again = [ln for ln in pop.lines() if ln.get("event") == "pop_ready"][-1]
+        assert again["node"] == "pw-w1" and again["quic"] == pop.quic
         assert pop.terminate(within=15) == 0
         assert await bus.get("clutchcall:node:pw-w0") is None
     await bus.close()
