@@ -110,6 +110,7 @@ class SessionCore:
         max_auth_token_cache_size: int,
         alias_wait: float,
         done_linger: float,
+        strict_parameters: bool = False,
     ) -> None:
         if version not in (DRAFT_16, DRAFT_14, None):
             raise LocalError(f"unsupported MoQT version {version:#x}")
@@ -132,6 +133,7 @@ class SessionCore:
         self._max_object_size = max_object_size
         self._alias_wait = alias_wait
         self._done_linger = done_linger
+        self._strict_parameters = strict_parameters
         self._tokens = TokenCache(max_auth_token_cache_size)
         self._max_auth_token_cache_size = max_auth_token_cache_size
 
@@ -442,7 +444,7 @@ class SessionCore:
                     self._counters[1] += 1
                     self._on_setup_message(msg)
                 else:
-                    msg = decode_control(buf, self._v())
+                    msg = decode_control(buf, self._v(), strict_parameters=self._strict_parameters)
                     consumed = buf.position
                     self._counters[1] += 1
                     self._on_control_message(msg, None)
@@ -489,7 +491,7 @@ class SessionCore:
         consumed = 0
         try:
             while not buf.eof():
-                msg = decode_control(buf, self._v())
+                msg = decode_control(buf, self._v(), strict_parameters=self._strict_parameters)
                 consumed = buf.position
                 self._counters[1] += 1
                 self._on_control_message(msg, stream_id)

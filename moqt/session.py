@@ -109,6 +109,10 @@ class Session(AnswersMixin, SendingMixin):
         (it may precede the SUBSCRIBE_OK/PUBLISH that defines it) before dropping it.
     :param done_linger: seconds to keep a subscription after PUBLISH_DONE while its
         streams still arrive.
+    :param strict_parameters: close the session on an unknown draft-16 *message*
+        parameter, as the draft says. Off by default: independent clients send
+        parameters from other drafts (aiomoqt 0.13.3 puts MAX_CACHE_DURATION, a
+        track extension, in SUBSCRIBE); unknown ones are kept and ignored.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Session(AnswersMixin, SendingMixin):
         max_auth_token_cache_size: int = 4096,
         alias_wait: float = 2.0,
         done_linger: float = 5.0,
+        strict_parameters: bool = False,
     ) -> None:
         super().__init__(
             transport,
@@ -142,6 +147,7 @@ class Session(AnswersMixin, SendingMixin):
             max_auth_token_cache_size=max_auth_token_cache_size,
             alias_wait=alias_wait,
             done_linger=done_linger,
+            strict_parameters=strict_parameters,
         )
         self._init_dataplane()
 

@@ -488,3 +488,21 @@ def test_draft16_new_group_request_reaches_the_publisher() -> None:
     draft14 = session_pair(DRAFT_14)
     with pytest.raises(LocalError):
         draft14.client.subscribe(NS, b"v", new_group_request=0)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
+def test_unknown_draft16_message_parameter_is_ignored_unless_strict(strict: bool) -> None:
+    """aiomoqt 0.13.3 sends MAX_CACHE_DURATION (0x04, a draft-16 *track extension*) as a
+    SUBSCRIBE parameter; by default we keep and ignore it, strict mode follows the draft."""
+    peer = RawPeer(DRAFT_16, strict_parameters=strict)
+    peer.setup()
+    params = m.MessageParameters.build().with_value(0x04, 5000)
+    peer.send(m.Subscribe(0, NS, b"video", parameters=params))
+    events = peer.take()
+    if strict:
+        closed = closed_with(events)
+        assert closed is not None and closed.code == SessionCloseCode.PROTOCOL_VIOLATION
+    else:
+        assert closed_with(events) is None
+        (req,) = events_of(events, SubscribeRequested)
+        assert (req.namespace, req.name) == (NS, b"video")
