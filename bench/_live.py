@@ -18,11 +18,11 @@ Roles (separate processes, so the relay under test never shares their CPU)::
 The publisher prints ``primed`` after ``--prime-groups`` groups, waits for
 SIGUSR1 when ``--wait-go`` is set (the harness measures idle viewers there),
 then sends ``--duration`` seconds (0: until SIGTERM) and prints ``sent {json}``.
-Viewers subscribe with a Largest Object filter and a joining FETCH for the
-current group (the late-join path), print ``ready`` once every one is
+Viewers subscribe with a Largest Object filter (and with ``--join`` a joining FETCH of the
+current group: the late-join path), print ``ready`` once every one is
 subscribed, and write a JSON report when every one has ``--expect`` objects,
-at ``--timeout``, or on SIGTERM, then print ``done`` (with ``--hold`` they
-print ``complete`` at that point and stay connected until SIGTERM, so the
+at ``--timeout``, or on SIGTERM, then print ``done`` (with ``--hold S`` they
+print ``complete`` at that point and stay connected until SIGTERM, up to S s, so the
 report also says when and why revoked sessions were closed).
 """
 
@@ -334,16 +334,15 @@ async def _viewers(args: argparse.Namespace) -> int:
         if done_count[0] == len(viewers):
             complete.set()
         print(f"ready {json.dumps({'rss': rss_bytes(os.getpid())})}", flush=True)
-        deadline = time.monotonic() + args.timeout
         waiters = [asyncio.ensure_future(e.wait()) for e in (complete, stop)]
         await asyncio.wait(waiters, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
-        if args.hold and not stop.is_set():
+        if args.hold > 0 and not stop.is_set():
             # stay connected (revocations are measured now) until SIGTERM or the deadline
             print(f"complete {json.dumps({'complete': done_count[0]})}", flush=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.monotonic()))
+                await asyncio.wait_for(stop.wait(), args.hold)
         report = {
             "rss": rss_bytes(os.getpid()),
             "viewers": [
@@ -396,7 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     view.add_argument("--expect", type=int, default=0, help="objects each (0: until timeout)")
     view.add_argument("--timeout", type=float, default=60.0)
     view.add_argument(
-        "--hold", action="store_true", help="print 'complete', then stay connected until SIGTERM"
+        "--hold",
+        type=float,
+        default=0.0,
+        help="print 'complete', then stay connected until SIGTERM, at most this many seconds",
     )
     args = parser.parse_args(argv)
     import logging

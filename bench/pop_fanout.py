@@ -116,7 +116,7 @@ def _viewers_argv(
         "--tokens", str(tokens), "--report", str(report), "--from-group", str(PRIME_GROUPS),
         "--expect", str(expect), "--timeout", str(timeout),
     ]  # fmt: skip
-    return argv + (["--hold"] if hold else [])
+    return argv + (["--hold", "60"] if hold else [])
 
 
 async def _revoke(redis_url: str, tokens: Sequence[dict[str, Any]]) -> dict[str, float]:
