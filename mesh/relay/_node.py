@@ -82,7 +82,7 @@ class RelayNode:
         """Feed ``connection``'s events to the relay: every accepted session, and any
         session this node opened itself (e.g. to a parent relay, then ``relay.add_route``)."""
         name = f"s{next(self._ids)}"
-        peer = self.relay.attach(connection.session, name)
+        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
         self._connections[connection] = peer
         logger.info(
             "session_opened",
@@ -100,6 +100,8 @@ class RelayNode:
                     self.relay.detach(peer)
 
         connection.set_event_handler(handle)
+        # ACKs arrived: the connection may take what the peer's scheduler holds.
+        connection.set_writable_handler(lambda: self.relay.pump(peer))
         return peer
 
     async def drain(self, grace: float = 2.0) -> None:

@@ -14,6 +14,7 @@ from moqt.session import Session
 from moqt.types import Namespace, TrackName
 
 if TYPE_CHECKING:
+    from ._scheduler import SubscriberScheduler
     from ._track import Subscriber, Track
 
 __all__ = ["Peer", "call_peer", "label", "starts_with"]
@@ -27,6 +28,8 @@ class Peer:
 
     session: Session
     name: str
+    # everything sent to this peer for its subscriptions goes through it
+    scheduler: SubscriberScheduler
     # peer's PUBLISH_NAMESPACE request id -> namespace
     announced: dict[int, Namespace] = field(default_factory=dict)
     # peer's SUBSCRIBE_NAMESPACE request id -> (prefix, options)

@@ -66,6 +66,8 @@ from ._namespaces import (
 )
 from ._peer import Peer, call_peer, label, starts_with
 from ._registry import TrackRegistry
+from ._scheduler import SubscriberScheduler
+from ._scheduling import DropReason, SchedulerLimits
 from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window, joining_range
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
@@ -83,6 +85,8 @@ class RelayConfig:
     done_linger: float = 2.0
     # Keep an upstream SUBSCRIBE this long after its last subscriber left (0: drop at once).
     upstream_linger: float = 0.0
+    # Per-subscriber scheduling: drop by priority instead of stalling.
+    scheduler: SchedulerLimits = field(default_factory=SchedulerLimits)
 
 
 class Relay:
@@ -101,16 +105,45 @@ class Relay:
             "requests_rejected": 0,
             "fetches": 0,
             "upstream_subscribes": 0,
+            "subscribers_too_far_behind": 0,
         }
+        # totals of schedulers of sessions that are gone (counters never go down)
+        self._retired_scheduling = dict.fromkeys(_SCHEDULER_TOTALS, 0)
         self._rejections: dict[str, int] = {}
 
     # --- sessions ----------------------------------------------------------------------
 
-    def attach(self, session: Session, name: str) -> Peer:
-        peer = Peer(session, name)
+    def attach(
+        self, session: Session, name: str, *, send_backlog: Callable[[], int] | None = None
+    ) -> Peer:
+        """Attach a session. ``send_backlog`` reports the bytes its connection holds unsent
+        (``MoqtConnection.send_backlog``); without it the peer is never seen congested.
+        Call :meth:`pump` when that connection may take more (packets arrived)."""
+        scheduler = SubscriberScheduler(
+            session,
+            send_backlog or _no_backlog,
+            self.config.scheduler,
+            on_too_far_behind=lambda request_id: self._too_far_behind(peer, request_id),
+            name=name,
+        )
+        peer = Peer(session, name, scheduler)
         self._peers.append(peer)
         self._counters["sessions_total"] += 1
         return peer
+
+    def pump(self, peer: Peer) -> None:
+        """The peer's connection may have room: write what its scheduler holds."""
+        if not peer.closed and not peer.scheduler.idle:
+            peer.scheduler.pump(self._clock())
+
+    def _too_far_behind(self, peer: Peer, request_id: int) -> None:
+        """The scheduler ended a subscription with PUBLISH_DONE TOO_FAR_BEHIND."""
+        self._counters["subscribers_too_far_behind"] += 1
+        sub = peer.downstream.pop(request_id, None)
+        if sub is not None and sub.track is not None:
+            if sub in sub.track.subscribers:
+                sub.track.subscribers.remove(sub)
+            self._maybe_release(sub.track)
 
     def add_route(self, prefix: Namespace, peer: Peer) -> None:
         """Send SUBSCRIBEs for tracks under ``prefix`` to ``peer`` as if it had announced
@@ -189,7 +222,7 @@ class Relay:
     def _on_subgroup_ended(self, peer: Peer, ev: SubgroupStreamEnded) -> None:
         track = peer.upstream.get(ev.request_id)
         if track is not None:
-            track.on_subgroup_end(ev.group_id, ev.subgroup_id)
+            track.on_subgroup_end(ev.group_id, ev.subgroup_id, self._clock())
             self._stream_finished(track)
 
     def _on_subgroup_reset(self, peer: Peer, ev: SubgroupStreamReset) -> None:
@@ -234,6 +267,9 @@ class Relay:
             ):
                 self._release(track)
             track.cache.evict(now)
+        for peer in list(self._peers):
+            if not peer.scheduler.idle:
+                peer.scheduler.pump(now)
 
     def _end_upstream(self, track: Track, code: int, reason: str) -> None:
         upstream = track.upstream
@@ -290,14 +326,10 @@ class Relay:
         start, end_group = filter_window(ev.filter, largest)
         upstream = track.upstream
         group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
+        if group_order == GroupOrder.ORIGINAL:
+            group_order = GroupOrder.ASCENDING
         try:
-            peer.session.accept_subscribe(
-                ev.request_id,
-                largest=largest,
-                group_order=group_order
-                if group_order != GroupOrder.ORIGINAL
-                else GroupOrder.ASCENDING,
-            )
+            peer.session.accept_subscribe(ev.request_id, largest=largest, group_order=group_order)
         except LocalError as exc:
             logger.warning("accept_failed", session=peer.name, error=str(exc))
             return
@@ -311,6 +343,11 @@ class Relay:
             track=track,
         )
         peer.downstream[ev.request_id] = sub
+        peer.scheduler.add_track(
+            ev.request_id,
+            subscriber_priority=ev.subscriber_priority,
+            group_order=ev.group_order if ev.group_order != GroupOrder.ORIGINAL else group_order,
+        )
         if upstream is not None:
             upstream.release_at = None
         track.add_subscriber(sub, self._clock())
@@ -408,6 +445,7 @@ class Relay:
         if sub is None:
             return
         sub.forward = ev.forward
+        peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
         if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
             assert ev.filter.start is not None
             sub.start = ev.filter.start
@@ -513,6 +551,7 @@ class Relay:
         start = largest.next_object() if largest is not None else Location(0, 0)
         sub = Subscriber(peer, rid, start, None, via_publish=True, track=track)
         peer.downstream[rid] = sub
+        peer.scheduler.add_track(rid, group_order=upstream.group_order)
         track.add_subscriber(sub, self._clock())
 
     # --- teardown ----------------------------------------------------------------------
@@ -542,7 +581,6 @@ class Relay:
             joined = sub.track
             if joined is not None and sub in joined.subscribers:
                 joined.subscribers.remove(sub)
-                sub.handles.clear()
                 self._maybe_release(joined)
         peer.downstream.clear()
         peer.waiting.clear()
@@ -550,6 +588,8 @@ class Relay:
         peer.namespace_subscriptions.clear()
         if peer in self._peers:
             self._peers.remove(peer)
+            for key, value in _scheduler_totals(peer).items():
+                self._retired_scheduling[key] += value
         self._tracks.drop_unused()
 
     # --- helpers -----------------------------------------------------------------------
@@ -582,10 +622,41 @@ class Relay:
     def statistics(self) -> dict[str, int]:
         stats = dict(self._counters)
         stats.update(self._tracks.statistics(), sessions=len(self._peers))
+        scheduling = dict(self._retired_scheduling)
+        for peer in self._peers:
+            for key, value in _scheduler_totals(peer).items():
+                scheduling[key] += value
+        # objects_out/bytes_out of the registry count fetches; live objects are the schedulers'
+        stats["objects_out"] += scheduling.pop("objects_sent")
+        stats["bytes_out"] += scheduling.pop("bytes_sent")
+        stats.update(scheduling)
+        stats["queued_objects"] = sum(p.scheduler.queued_objects for p in self._peers)
+        stats["queued_bytes"] = sum(p.scheduler.queued_bytes for p in self._peers)
         return stats
 
     def rejections(self) -> dict[str, int]:
         return dict(self._rejections)
+
+
+def _no_backlog() -> int:
+    return 0
+
+
+_SCHEDULER_TOTALS = (
+    "objects_sent",
+    "bytes_sent",
+    *(f"drops_{reason.value}" for reason in DropReason),
+    "streams_reset",
+)
+
+
+def _scheduler_totals(peer: Peer) -> dict[str, int]:
+    st = peer.scheduler.statistics()
+    totals = {"objects_sent": st.objects_sent, "bytes_sent": st.bytes_sent}
+    for reason, count in peer.scheduler.drops().items():
+        totals[f"drops_{reason.value}"] = count
+    totals["streams_reset"] = st.streams_reset
+    return totals
 
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
-from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode
+from moqt.errors import LocalError, PublishDoneCode
 from moqt.events import FetchRequested
-from moqt.session import Session, SubgroupHandle
+from moqt.session import Session
 from moqt.types import (
     FetchType,
     FilterType,
@@ -33,6 +33,7 @@ from ._cache import CachedObject, CacheLimits, TrackCache
 
 if TYPE_CHECKING:
     from ._peer import Peer
+    from ._scheduler import SubscriberScheduler
 
 __all__ = [
     "Subscriber",
@@ -44,9 +45,6 @@ __all__ = [
 ]
 
 logger = structlog.get_logger("mesh.relay")
-
-# A subscriber never holds more open subgroup streams than this; the oldest is reset.
-MAX_OPEN_SUBGROUPS = 64
 
 
 class UpstreamKind(enum.Enum):
@@ -84,11 +82,14 @@ class Subscriber:
     # Largest Location we put in SUBSCRIBE_OK: joining fetches are computed from it.
     joining_largest: Location | None = None
     track: Track | None = None
-    handles: dict[tuple[int, int], SubgroupHandle] = field(default_factory=dict)
 
     @property
     def session(self) -> Session:
         return self.peer.session
+
+    @property
+    def scheduler(self) -> SubscriberScheduler:
+        return self.peer.scheduler
 
     def wants(self, loc: Location) -> bool:
         if not self.forward or loc < self.start:
@@ -152,11 +153,9 @@ class Track:
             assert group is not None
             for subgroup_id, objects in group.subgroups().items():
                 for obj in objects:
-                    self._deliver(sub, obj)
+                    self._deliver(sub, obj, now)
                 if subgroup_id is not None and subgroup_id in group.complete_subgroups:
-                    handle = sub.handles.pop((group_id, subgroup_id), None)
-                    if handle is not None:
-                        _quietly(sub.session.end_subgroup, handle)
+                    sub.scheduler.end_subgroup(sub.request_id, group_id, subgroup_id, now)
 
     def serve_fetch(
         self,
@@ -192,18 +191,15 @@ class Track:
         self.bytes_out += sum(len(o.payload) for o in objects)
 
     def remove_subscriber(self, sub: Subscriber) -> None:
+        """Forget ``sub`` (UNSUBSCRIBE, refused PUBLISH): its open streams are reset."""
         if sub in self.subscribers:
             self.subscribers.remove(sub)
-        for handle in sub.handles.values():
-            _quietly(sub.session.reset_subgroup, handle, DataStreamResetCode.CANCELLED)
-        sub.handles.clear()
+        sub.scheduler.remove_track(sub.request_id)
 
     def end_all(self, code: int, reason: str) -> None:
-        """PUBLISH_DONE to every subscriber (the upstream is gone)."""
+        """PUBLISH_DONE to every subscriber (the upstream is gone), after what is queued."""
         for sub in list(self.subscribers):
-            for handle in sub.handles.values():
-                _quietly(sub.session.end_subgroup, handle)
-            sub.handles.clear()
+            sub.scheduler.finish_track(sub.request_id)
             _quietly(sub.session.publish_done, sub.request_id, code, reason)
             sub.peer.downstream.pop(sub.request_id, None)
         self.subscribers.clear()
@@ -218,73 +214,27 @@ class Track:
             if sub.end_group is not None and obj.group_id > sub.end_group:
                 self._finish_range(sub)
                 continue
-            self._deliver(sub, obj)
+            self._deliver(sub, obj, now)
         return True
 
-    def on_subgroup_end(self, group_id: int, subgroup_id: int) -> None:
+    def on_subgroup_end(self, group_id: int, subgroup_id: int, now: float) -> None:
         self.cache.subgroup_ended(group_id, subgroup_id)
-        for sub in self.subscribers:
-            handle = sub.handles.pop((group_id, subgroup_id), None)
-            if handle is not None:
-                _quietly(sub.session.end_subgroup, handle)
+        for sub in list(self.subscribers):
+            sub.scheduler.end_subgroup(sub.request_id, group_id, subgroup_id, now)
 
     def on_subgroup_reset(self, group_id: int, subgroup_id: int) -> None:
-        for sub in self.subscribers:
-            handle = sub.handles.pop((group_id, subgroup_id), None)
-            if handle is not None:
-                _quietly(sub.session.reset_subgroup, handle, DataStreamResetCode.CANCELLED)
+        for sub in list(self.subscribers):
+            sub.scheduler.reset_subgroup(sub.request_id, group_id, subgroup_id)
 
-    def _deliver(self, sub: Subscriber, obj: CachedObject) -> None:
-        if not sub.wants(obj.location):
-            return
-        session = sub.session
-        try:
-            if obj.subgroup_id is None:
-                session.send_object_datagram(
-                    sub.request_id,
-                    obj.group_id,
-                    obj.object_id,
-                    obj.payload,
-                    priority=obj.publisher_priority,
-                    extensions=obj.extensions,
-                    status=obj.status,
-                )
-            else:
-                key = (obj.group_id, obj.subgroup_id)
-                handle = sub.handles.get(key)
-                if handle is None or handle.closed:
-                    if len(sub.handles) >= MAX_OPEN_SUBGROUPS:
-                        oldest = min(sub.handles)
-                        _quietly(
-                            session.reset_subgroup,
-                            sub.handles.pop(oldest),
-                            DataStreamResetCode.CANCELLED,
-                        )
-                    handle = session.open_subgroup(
-                        sub.request_id,
-                        obj.group_id,
-                        obj.subgroup_id,
-                        priority=obj.publisher_priority,
-                    )
-                    sub.handles[key] = handle
-                elif handle.last_object_id is not None and obj.object_id <= handle.last_object_id:
-                    return  # never reorder inside a stream
-                session.write_object(
-                    handle, obj.object_id, obj.payload, extensions=obj.extensions, status=obj.status
-                )
-        except LocalError as exc:
-            self._log.warning(
-                "forward_failed", session=sub.peer.name, request_id=sub.request_id, error=str(exc)
-            )
-            return
-        self.objects_out += 1
-        self.bytes_out += len(obj.payload)
+    def _deliver(self, sub: Subscriber, obj: CachedObject, now: float) -> None:
+        """Hand one object to the subscriber's scheduler (written, queued or dropped
+        there, never reordered inside a stream)."""
+        if sub.wants(obj.location):
+            sub.scheduler.push(sub.request_id, obj, now)
 
     def _finish_range(self, sub: Subscriber) -> None:
         """An AbsoluteRange subscription passed its end group: PUBLISH_DONE."""
-        for handle in sub.handles.values():
-            _quietly(sub.session.end_subgroup, handle)
-        sub.handles.clear()
+        sub.scheduler.finish_track(sub.request_id)
         _quietly(
             sub.session.publish_done,
             sub.request_id,
