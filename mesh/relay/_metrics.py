@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ._relay import Relay
+from ._scheduling import DropReason
 
 __all__ = ["RelayCollector", "relay_registry"]
 
@@ -19,6 +20,8 @@ _GAUGES = {
     "upstream_subscriptions": "Tracks with an upstream subscription or publisher",
     "cache_bytes": "Bytes held in the group cache",
     "cache_groups": "Groups held in the group cache",
+    "queued_objects": "Objects queued in per-subscriber schedulers",
+    "queued_bytes": "Bytes queued in per-subscriber schedulers",
 }
 _COUNTERS = {
     "sessions_total": ("sessions_accepted", "MoQT sessions accepted"),
@@ -32,6 +35,11 @@ _COUNTERS = {
     "cache_evicted_groups": ("cache_evicted_groups", "Groups evicted from the cache"),
     "fetches": ("fetches", "FETCH requests"),
     "upstream_subscribes": ("upstream_subscribes", "SUBSCRIBEs the relay sent upstream"),
+    "subscribers_too_far_behind": (
+        "subscribers_too_far_behind",
+        "Subscriptions ended with PUBLISH_DONE TOO_FAR_BEHIND",
+    ),
+    "streams_reset": ("streams_reset", "Subgroup streams reset to subscribers under congestion"),
 }
 
 
@@ -45,6 +53,14 @@ class RelayCollector(Collector):
             yield GaugeMetricFamily(f"clutchcall_relay_{key}", doc, value=stats[key])
         for key, (name, doc) in _COUNTERS.items():
             yield CounterMetricFamily(f"clutchcall_relay_{name}", doc, value=stats[key])
+        drops = CounterMetricFamily(
+            "clutchcall_relay_dropped_objects",
+            "Objects not delivered to a subscriber, by reason",
+            labels=["reason"],
+        )
+        for reason in DropReason:
+            drops.add_metric([reason.value], stats[f"drops_{reason.value}"])
+        yield drops
         rejected = CounterMetricFamily(
             "clutchcall_relay_requests_rejected", "Requests refused, by reason", labels=["reason"]
         )

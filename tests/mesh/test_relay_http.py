@@ -37,6 +37,8 @@ async def test_endpoints() -> None:
         text = body.decode()
         assert "clutchcall_relay_sessions 0.0" in text
         assert "clutchcall_relay_objects_in_total 0.0" in text
+        assert 'clutchcall_relay_dropped_objects_total{reason="stale_group"} 0.0' in text
+        assert "clutchcall_relay_queued_bytes 0.0" in text
         names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
         assert names and all(n.startswith("clutchcall_") for n in names)
         status, _ = await request(port, b"GET /nope HTTP/1.1\r\n\r\n")
