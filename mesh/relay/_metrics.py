@@ -58,8 +58,8 @@ class RelayCollector(Collector):
             "Objects not delivered to a subscriber, by reason",
             labels=["reason"],
         )
-        for reason in DropReason:
-            drops.add_metric([reason.value], stats[f"drops_{reason.value}"])
+        for drop in DropReason:
+            drops.add_metric([drop.value], stats[f"drops_{drop.value}"])
         yield drops
         rejected = CounterMetricFamily(
             "clutchcall_relay_requests_rejected", "Requests refused, by reason", labels=["reason"]
