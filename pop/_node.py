@@ -147,6 +147,7 @@ class PopNode:
             idle_timeout=upstream_idle_timeout,
             stall_timeout=upstream_stall,
             observe_forwarding=self.metrics.object_latency.observe,
+            on_goaway=self._on_upstream_goaway,
         )
         self.topology: Topology | None = None
         self._server: MoqtServer | None = None
@@ -426,6 +427,10 @@ class PopNode:
         assert self.topology is not None
         track = self.relay.track(namespace, name)
         if track is not None and track.upstream is not None:
+            via = self.pool.link_for_peer(track.upstream.peer)
+            if via is not None and via.key.node_id in hops:
+                # Our upstream for it is the node asking: serving it would close a loop.
+                return RequestErrorCode.DOES_NOT_EXIST, "route loop"
             return None  # the relay core merges this viewer into the live upstream
         current = self._routed_link(namespace)
         if current is not None and current.key.node_id not in hops:
@@ -484,16 +489,20 @@ class PopNode:
         elif event.event in ("route_set", "route_gone") and event.namespace:
             self._check_routes(event.namespace)
 
-    def _check_routes(self, namespace_name: str) -> None:
-        """The route of a namespace changed: move its tracks if we now resolve elsewhere."""
-        assert self.topology is not None
-        for link in self.pool.links():
+    def _check_routes(
+        self, namespace_name: str | None = None, only: UpstreamLink | None = None
+    ) -> None:
+        """Move tracks whose namespace now resolves to another upstream (route change, GOAWAY).
+
+        ``namespace_name`` limits the check to one namespace, ``only`` to one link.
+        """
+        for link in [only] if only is not None else self.pool.links():
             peer = link.peer
             if peer is None or peer.closed:
                 continue
             moved: list[Track] = []
             for track in self.relay.tracks_on(peer):
-                if namespace_text(track.namespace) != namespace_name:
+                if namespace_name is not None and namespace_text(track.namespace) != namespace_name:
                     continue
                 try:
                     target = self._resolve(track.namespace, link.request_path)
@@ -503,7 +512,9 @@ class PopNode:
                     moved.append(track)
             if moved:
                 self._log.info(
-                    "route_moved", track=namespace_name, old=link.key.node_id, tracks=len(moved)
+                    "route_moved",
+                    old=link.key.node_id,
+                    tracks=[t.label for t in moved],
                 )
                 self.relay.orphan_tracks_of(peer, moved)
                 for ns in {t.namespace for t in moved}:
@@ -511,6 +522,11 @@ class PopNode:
                         if announced == ns:
                             del peer.announced[rid]
                 self._reroute_wake.set()
+
+    def _on_upstream_goaway(self, link: UpstreamLink) -> None:
+        """The upstream is draining: move what has somewhere else to go, keep the rest."""
+        self._suspects[link.key.node_id] = time.monotonic() + _SUSPECT_FOR
+        self._check_routes(only=link)
 
     async def _reroute_loop(self) -> None:
         while True:

@@ -26,7 +26,7 @@ from mesh.relay import Peer
 from mesh.settings import parse_hostport
 from moqt.aio import ConnectionClosed, MoqtConnection, SessionOptions, connect
 from moqt.errors import SessionCloseCode
-from moqt.events import Event, ObjectReceived, SessionClosed, SubscribeAccepted
+from moqt.events import Event, GoawayReceived, ObjectReceived, SessionClosed, SubscribeAccepted
 
 from ._relay import PopRelay
 
@@ -87,6 +87,7 @@ class UpstreamPool:
         idle_timeout: float = 30.0,
         stall_timeout: float | None = 1.5,
         observe_forwarding: Callable[[float], None] | None = None,
+        on_goaway: Callable[[UpstreamLink], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._relay = relay
@@ -98,6 +99,7 @@ class UpstreamPool:
         self._idle_timeout = idle_timeout
         self._stall_timeout = stall_timeout
         self._observe = observe_forwarding
+        self._on_goaway = on_goaway
         self._clock = clock
         self._links: dict[LinkKey, UpstreamLink] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -208,6 +210,9 @@ class UpstreamPool:
         if isinstance(event, ObjectReceived | SubscribeAccepted):
             link.last_data = self._clock()
         self._relay.handle_event(link.peer, event)
+        if isinstance(event, GoawayReceived) and self._on_goaway is not None:
+            _log.info("upstream_goaway", upstream=link.key.node_id)
+            self._on_goaway(link)
         if isinstance(event, SessionClosed):
             link.failed = link.failed or event.by_peer
             _log.info(

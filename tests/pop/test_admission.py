@@ -229,7 +229,7 @@ async def test_revocation_closes_open_sessions(
         sent = time.monotonic()
         await publish_revocation(bus, Revocation("jti", claims["jti"], claims["exp"]))
         await asyncio.wait_for(tasks[0], 2)
-        assert time.monotonic() - sent < 0.5
+        assert time.monotonic() - sent < 1.0  # precise figures: tests/e2e/test_pop_revocation.py
         assert_auth_failed(victim.closed)
         assert bystander.closed is None
         assert pop.metrics.registry.get_sample_value("clutchcall_revoked_sessions_total") == 1
