@@ -226,7 +226,9 @@ class LocalLink:
             try:
                 side.handler(event)
             except Exception:
-                _log.exception("link_handler_failed", link=self.name, event=type(event).__name__)
+                _log.exception(
+                    "link_handler_failed", link=self.name, event_type=type(event).__name__
+                )
         self._arm(side)
 
     def _on_closed(self, side: _Side, event: SessionClosed) -> None:

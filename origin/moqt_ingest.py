@@ -19,7 +19,9 @@ the relay. Each object is validated first (the catalog parses as CMSF and every
 track has a one-track CMAF ``initData``; each media object is whole CMAF chunks of
 its track, a group starting at a SAP: :func:`media.parse_object`), then re-published
 through the input's :class:`~origin.broadcast.Broadcast` with the publisher's group
-and object ids. A malformed stream closes the publisher's session
+and object ids. The broadcast (catalog included) opens with the first media object
+that validates, so a publisher malformed from the start shows viewers nothing;
+media objects are taken from a group start on. A malformed stream closes the publisher's session
 (PROTOCOL_VIOLATION, reason ``malformed track <name>: ...``) and ends the broadcast
 with PUBLISH_DONE MALFORMED_TRACK; the offending object is never forwarded.
 """
@@ -63,9 +65,12 @@ from .admission import Admission
 from .broadcast import Broadcast, namespace_text
 from .status import InputStatus
 
-__all__ = ["MalformedStream", "MoqtIngest", "PublisherAuthorizer"]
+__all__ = ["MAX_TRACKS", "MalformedStream", "MoqtIngest", "PublisherAuthorizer"]
 
 _log = structlog.get_logger("origin.moqt_ingest")
+
+#: Media tracks one broadcast may declare (each costs an ingest subscription).
+MAX_TRACKS = 32
 
 
 class PublisherAuthorizer(Protocol):
@@ -93,6 +98,7 @@ class _Input:
     tracks: dict[int, str] = field(default_factory=dict)
     subscribed: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
+    last_group: dict[str, int] = field(default_factory=dict)
     broadcast: Broadcast | None = None
     catalog_tries: list[bytes] = field(default_factory=list)
     dropped: int = 0
@@ -311,6 +317,10 @@ class MoqtIngest:
                 state.dropped += 1  # joined mid-group: wait for the next group start
                 return
             state.started.add(track)
+        last = state.last_group.get(track)
+        if last is not None and ev.group_id < last:
+            raise MalformedStream(track, f"group {ev.group_id} after group {last}")
+        state.last_group[track] = ev.group_id
         try:
             parse_object(ev.payload, init, group_start=ev.object_id == 0)
         except MediaError as exc:
@@ -376,6 +386,8 @@ def _catalog_inits(catalog: Catalog, namespace: str, track: str) -> dict[str, In
     media = [t for t in catalog.tracks if not is_catalog_track(t.name)]
     if not media:
         raise MalformedStream(track, "the catalog lists no media track")
+    if len(media) > MAX_TRACKS:
+        raise MalformedStream(track, f"the catalog lists more than {MAX_TRACKS} tracks")
     inits: dict[str, InitSegment] = {}
     for t in media:
         if t.namespace not in (None, namespace):

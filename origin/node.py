@@ -250,11 +250,14 @@ class OriginNode:
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the node's TaskGroup; its failure is logged, never fatal."""
-        if self._tg is None:
-            coro.close()
-            self._log.warning("task_dropped", reason="origin not running")
-            return
-        self._tg.create_task(_guarded(coro, self._log))
+        if self._tg is not None:
+            try:
+                self._tg.create_task(_guarded(coro, self._log))
+                return
+            except RuntimeError:  # the TaskGroup is shutting down
+                pass
+        coro.close()
+        self._log.warning("task_dropped", reason="origin not running")
 
     async def drain(self, grace: float | None = None) -> None:
         """GOAWAY to every session, end the broadcasts (GOING_AWAY), wait for sessions."""
@@ -343,11 +346,14 @@ class OriginNode:
                 self._log.exception("session_failed", session=ingest.name)
                 conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
             finally:
-                ingest.on_closed()
+                self._downstream.pop(conn, None)
                 self._ended_refused += ingest.refused
                 self._ended_malformed += ingest.malformed
-                self.relay.detach(peer)
-                self._downstream.pop(conn, None)
+                try:
+                    ingest.on_closed()
+                    self.relay.detach(peer)
+                except Exception:
+                    self._log.exception("session_cleanup_failed", session=ingest.name)
 
     def _goaway(self, conn: MoqtConnection) -> None:
         if conn.is_closed or not conn.session.setup_complete:
@@ -395,7 +401,10 @@ class OriginNode:
                 self._log.exception("relay_poll_failed")
             ticks += 1
             if ticks % 4 == 0:
-                self._update_metrics()
+                try:
+                    self._update_metrics()
+                except Exception:
+                    self._log.exception("metrics_update_failed")
 
     def _update_metrics(self) -> None:
         stats = self.relay.statistics()

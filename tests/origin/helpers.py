@@ -27,6 +27,7 @@ from media.ffmpeg import Transcoder
 from mesh.bus import Bus
 from moqt.aio import MoqtConnection, RequestFailed, connect
 from moqt.events import (
+    GoawayReceived,
     ObjectReceived,
     PublishDoneReceived,
     SubscribeAccepted,
@@ -92,6 +93,7 @@ class Viewer:
         self.tracks: dict[str, Received] = {}
         self._by_rid: dict[int, Received] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.goaway = asyncio.Event()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -108,6 +110,8 @@ class Viewer:
 
     async def _read(self) -> None:
         async for event in self.conn.events():
+            if isinstance(event, GoawayReceived):
+                self.goaway.set()
             rec = self._by_rid.get(getattr(event, "request_id", -1))
             if rec is None:
                 continue

@@ -12,6 +12,7 @@ from media import CATALOG_TRACK, MSF_CATALOG_TRACK
 from media.ffmpeg import Transcoder, test_pattern_transcoder
 from moqt.aio import ConnectionClosed, RequestFailed, connect
 from moqt.errors import PublishDoneCode, RequestErrorCode, SessionCloseCode
+from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
 from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
 
@@ -237,3 +238,23 @@ async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Ori
     await wait_until(lambda: origin.node.inputs.get(input_id) is None)
     record = await origin.bus.get(INPUT_STATUS_PREFIX + input_id)
     assert record is not None and record["status"] == "idle"
+
+
+async def test_drain_sends_goaway_and_ends_broadcasts(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    namespace = f"stream/{ORG}/{input_id}"
+    async with publishing(origin, input_id, key):
+        await wait_live(origin, input_id)
+        assert await origin.bus.get(ROUTE_PREFIX + namespace) is not None
+        async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
+            await viewer.catalog()
+            await viewer.subscribe("audio")
+            await viewer.wait_objects("audio", 1)
+            drain = asyncio.create_task(origin.node.drain(grace=1.0))
+            done = await viewer.wait_done("audio", within=5)
+            assert done.code == PublishDoneCode.GOING_AWAY
+            await asyncio.wait_for(viewer.goaway.wait(), 5)
+            await drain
+    assert origin.node.draining and origin.node.inputs.get(input_id) is None
+    assert await origin.bus.get(ROUTE_PREFIX + namespace) is None
+    assert (await origin.bus.get(NODE_PREFIX + "origin-test")) is not None  # until stop()
