@@ -10,9 +10,9 @@ import pytest
 
 from media import CATALOG_TRACK, MSF_CATALOG_TRACK
 from media.ffmpeg import Transcoder, test_pattern_transcoder
+from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
 from moqt.aio import ConnectionClosed, RequestFailed, connect
 from moqt.errors import PublishDoneCode, RequestErrorCode, SessionCloseCode
-from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
 from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
 
