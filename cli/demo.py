@@ -1,152 +1,133 @@
-"""``clutchcall demo``: a relay, a synthetic publisher and a subscriber in one process.
+"""``clutchcall demo`` (what ``make demo`` runs): the whole stack, a live test pattern, a viewer.
 
-The smallest thing that shows a stream flowing: the publisher sends 30 objects/s
-(a new group every 2 s, its send time in every payload) over raw QUIC to a relay
-on a free local port; the subscriber, a separate MoQT session, prints once a
-second what it receives: objects/s, Mbit/s, the current group and latency.
+It starts ``clutchcall up`` on the embedded default (SQLite in a temporary
+directory, the in-process bus, free local ports), creates a live input through
+the SDK, publishes ``testsrc2`` + a tone over MoQT to the origin, mints a signed
+playback URL, and prints the endpoints and the ``clutchcall`` commands that
+watch it. A viewer in the same process then prints once a second what reaches
+it through the POP (chunks/s, Mbit/s, rendition, lag). Stops on Ctrl-C or after
+``--seconds``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import shlex
 import signal
-import statistics
-import struct
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-from mesh.logging import configure_logging
-from mesh.relay import RelayConfig
-from mesh.relay._node import RelayNode
-from moqt.aio import connect, write_self_signed
-from moqt.errors import RequestErrorCode
-from moqt.events import Event, ObjectReceived, RequestRejected, SubscribeRequested, Unsubscribed
 
 __all__ = ["register"]
 
-NAMESPACE = (b"demo", b"synthetic")
-TRACK = b"video"
-_STAMP = struct.Struct(">Q")
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from cli.up import add_stack_arguments
+
     parser = subparsers.add_parser(
         "demo",
-        help="relay + synthetic publisher + subscriber, printing what flows",
+        help="run the stack, publish a test pattern, print how to watch it",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)"
-    )
-    parser.add_argument("--bitrate", type=float, default=2.5e6, help="publisher bitrate in bit/s")
+    add_stack_arguments(parser, port_zero=True)
+    parser.set_defaults(db=None)
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="stop after this long (default: until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--timeslice-ms", type=int, default=500, help="publisher chunk duration")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    configure_logging(node="demo", role="demo", level="warning", json=False)
+    from mesh.logging import configure_logging
+
+    configure_logging(node="demo", role="demo", level=args.log_level, json=False)
     try:
-        asyncio.run(_demo(args.seconds, args.bitrate))
+        with tempfile.TemporaryDirectory(prefix="clutchcall-demo-") as tmp:
+            if args.db is None:
+                args.db = f"sqlite:///{Path(tmp) / 'control.sqlite3'}"
+            asyncio.run(_demo(args))
     except KeyboardInterrupt:
         pass
+    except (OSError, ValueError) as exc:
+        print(f"clutchcall demo: {exc}", file=sys.stderr)
+        return 1
+    print("demo stopped", file=sys.stderr)
     return 0
 
 
-async def _publisher(url: str, bitrate: float, stop: asyncio.Event) -> None:
-    fps, per_group = 30, 60
-    padding = bytes(max(0, int(bitrate / 8 / fps) - _STAMP.size))
-    async with connect(url, verify=False) as conn:
-        session = conn.session
-        subscriptions: dict[int, object] = {}
+async def _demo(args: argparse.Namespace) -> None:
+    from cli.up import print_endpoints, running_stack
+    from clutchcall.streams import AsyncPublisher, AsyncStreams
 
-        def on_event(_conn: object, event: Event) -> None:
-            if isinstance(event, SubscribeRequested):
-                if (event.namespace, event.name) == (NAMESPACE, TRACK):
-                    session.accept_subscribe(event.request_id)
-                    subscriptions[event.request_id] = None
-                else:
-                    session.reject_request(
-                        event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
-                    )
-            elif isinstance(event, Unsubscribed):
-                subscriptions.pop(event.request_id, None)
-
-        conn.set_event_handler(on_event)
-        answer = await conn.wait_response(session.publish_namespace(NAMESPACE))
-        if isinstance(answer, RequestRejected):
-            raise RuntimeError(f"relay refused the namespace: {answer.reason}")
-        start, seq = time.monotonic(), 0
-        while not stop.is_set():
-            group, obj = divmod(seq, per_group)
-            await asyncio.sleep(max(0.0, start + seq / fps - time.monotonic()))
-            payload = _STAMP.pack(time.monotonic_ns()) + padding
-            for sub, handle in list(subscriptions.items()):
-                if obj == 0 or handle is None:
-                    if handle is not None:
-                        session.end_subgroup(handle)  # type: ignore[arg-type]
-                    handle = subscriptions[sub] = session.open_subgroup(sub, group)
-                session.write_object(handle, obj, payload)  # type: ignore[arg-type]
-            seq += 1
-
-
-async def _subscriber(url: str, stop: asyncio.Event) -> None:
-    window: list[tuple[int, int, float]] = []  # (group, bytes, latency ms)
-
-    def on_event(_conn: object, event: Event) -> None:
-        if isinstance(event, ObjectReceived) and len(event.payload) >= _STAMP.size:
-            latency = (time.monotonic_ns() - _STAMP.unpack_from(event.payload)[0]) / 1e6
-            window.append((event.group_id, len(event.payload), latency))
-
-    async with connect(url, verify=False) as conn:
-        for _ in range(50):  # the publisher may still be announcing
-            answer = await conn.wait_response(conn.session.subscribe(NAMESPACE, TRACK))
-            if not isinstance(answer, RequestRejected):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("could not subscribe to the demo track")
-        conn.set_event_handler(on_event)
-        print(
-            f"subscribed to {'/'.join(p.decode() for p in NAMESPACE)}/{TRACK.decode()} at {url}",
-            flush=True,
-        )
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-            batch, window[:] = list(window), []
-            if not batch:
-                print("  waiting for objects...", flush=True)
-                continue
-            latencies = [lat for _, _, lat in batch]
-            print(
-                f"  {len(batch):3d} objects/s  {sum(b for _, b, _ in batch) * 8 / 1e6:5.2f} Mbit/s  "
-                f"group {batch[-1][0]:4d}  latency p50 {statistics.median(latencies):5.1f} ms  "
-                f"max {max(latencies):5.1f} ms",
-                flush=True,
-            )
-
-
-async def _demo(seconds: float, bitrate: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if seconds:
-        loop.call_later(seconds, stop.set)
-    node = RelayNode(RelayConfig())
-    with tempfile.TemporaryDirectory(prefix="clutchcall-demo-") as tmp:
-        cert, key = write_self_signed(Path(tmp), ["localhost"])
-        await node.start("127.0.0.1", 0, cert, key)
-        url = f"moqt://127.0.0.1:{node.address[1]}"
-        print(f"relay listening on {url} (raw QUIC; WebTransport on the same port)", flush=True)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(_publisher(url, bitrate, stop))
-                tg.create_task(_subscriber(url, stop))
-        finally:
-            await node.drain(grace=1.0)
-            await node.stop()
-    print("demo stopped", file=sys.stderr)
+    if args.seconds:
+        loop.call_later(args.seconds, stop.set)
+    async with running_stack(args) as info:
+        print_endpoints(info)
+        async with AsyncStreams(base_url=info.base_url, api_key=info.api_key,
+                                org_id=info.org_id) as streams:  # fmt: skip
+            live, stream_key = await streams.live_inputs.create(name="Demo pattern", ingest="fmp4")
+            rtmp, rtmp_key = await streams.live_inputs.create(name="Demo RTMP", ingest="rtmp")
+            publisher = AsyncPublisher(info.publish_url, timeslice_ms=args.timeslice_ms,
+                                       cafile=info.cafile)  # fmt: skip
+            await publisher.publish(live.external_input_id, stream_key, "testsrc", live.namespace)
+            ticket = await live.signed_playback_url(ttl_seconds=3600)
+            ca = f"CLUTCHCALL_CAFILE={shlex.quote(info.cafile)}"
+            print(
+                f"\npublishing a test pattern to {live.namespace} (input {live.id})\n"
+                f"\nwatch it (the signed URL is valid for an hour):\n"
+                f"  {ca} clutchcall watch {shlex.quote(ticket.url)} --out demo.mp4\n"
+                f"\nor from Python (the seed's Recipe 4), with:\n"
+                f"  CLUTCHCALL_CREDENTIALS={info.api_key} {ca}\n"
+                f"  Streams(base_url={info.base_url!r}, api_key=..., org_id={info.org_id!r})"
+                f".live_inputs.get(id={live.id!r})\n"
+                f"\nan RTMP input is ready too ({rtmp.id}); push to it with e.g.\n"
+                f"  ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine "
+                f"-c:v libx264 -g 60 -c:a aac -f flv "
+                f"{shlex.quote(f'{info.rtmp_url}/{rtmp.external_input_id}/{rtmp_key}')}\n"
+                f"  and watch the URL of `input.signed_playback_url()` for {rtmp.id}\n",
+                flush=True,
+            )
+            await _show_viewer(ticket.url, info.cafile, stop)
+            await publisher.stop()
+
+
+async def _show_viewer(url: str, cafile: str, stop: asyncio.Event) -> None:
+    from clutchcall.streams import AsyncBroadcastViewer, Chunk
+
+    window = {"chunks": 0, "bytes": 0}
+
+    def on_chunk(is_init: bool, chunk: Chunk) -> None:
+        if is_init:
+            print(f"viewer: init segment, rendition {chunk.rendition}", flush=True)
+            return
+        window["chunks"] += 1
+        window["bytes"] += len(chunk.data)
+
+    viewer = await AsyncBroadcastViewer.open(url, on_chunk=on_chunk, cafile=cafile)
+    print("viewer: watching through the POP", flush=True)
+    stopper = asyncio.ensure_future(stop.wait())
+    closed = asyncio.ensure_future(viewer.wait_closed())
+    while not stop.is_set() and not closed.done():
+        await asyncio.wait([stopper, closed], timeout=1.0)
+        chunks, size = window["chunks"], window["bytes"]
+        window["chunks"] = window["bytes"] = 0
+        stats = viewer.statistics()
+        print(f"  {chunks:3d} chunks/s  {size * 8 / 1e6:5.2f} Mbit/s  "
+              f"rendition {stats['rendition'] or '-'}  lag {stats['lag'] or 0.0:4.2f} s",
+              flush=True)  # fmt: skip
+    stopper.cancel()
+    reason, detail = await viewer.close()
+    print(f"viewer: {reason} ({detail})", flush=True)
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="clutchcall")
+    register(_parser.add_subparsers(dest="command"))
+    _ns = _parser.parse_args(["demo", *sys.argv[1:]])
+    sys.exit(_ns.func(_ns))

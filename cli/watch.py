@@ -1,0 +1,122 @@
+"""``clutchcall watch URL``: watch a live broadcast over MoQT, print what arrives, save it.
+
+    clutchcall watch 'https://127.0.0.1:4444/stream/org_demo/lv_...?token=...' --out live.mp4
+
+``URL`` is a signed playback URL (``input.signed_playback_url()``), or a relay URL
+with ``--namespace`` and ``--token``. Once a second it prints the rendition,
+chunks, bytes and lag; ``--out`` writes a playable fragmented MP4 (init segment,
+then every chunk). Stops on Ctrl-C, after ``--seconds``, or when the broadcast
+ends. Exit status: 0 (ended or stopped), 3 (auth_failed), 4 (not_found),
+5 (network), 1 (other errors). TLS: ``--cafile`` / ``--insecure`` (or
+``CLUTCHCALL_CAFILE`` / ``CLUTCHCALL_INSECURE=1``) for self-signed certificates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import IO
+
+__all__ = ["register", "run"]
+
+EXIT_CODES = {"ended": 0, "closed": 0, "auth_failed": 3, "not_found": 4, "network": 5}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "watch",
+        help="watch a live broadcast (MoQT), printing stats and optionally saving it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("url", help="signed playback URL (or relay URL with --namespace)")
+    parser.add_argument("--out", type=Path, help="write the received fMP4 to this file")
+    parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
+    parser.add_argument("--namespace", help="stream/<org>/<id> when URL has no path")
+    parser.add_argument("--token", help="playback token when URL has no ?token=")
+    parser.add_argument("--rendition", help="pin a video rendition (default: ABR)")
+    parser.add_argument("--max-height", type=int, help="never pick a rendition taller than this")
+    parser.add_argument("--no-audio", action="store_true", help="video only")
+    parser.add_argument("--cafile", help="trust this PEM certificate (self-signed relays)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+    parser.add_argument("--start-timeout", type=float, default=30.0,
+                        help="give up if the broadcast is not live within this long")  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clutchcall.streams import ConfigurationError
+    from mesh.logging import configure_logging
+
+    configure_logging(node="watch", role="watch", level="warning", json=False)
+    try:
+        return asyncio.run(_watch(args))
+    except ConfigurationError as exc:
+        print(f"clutchcall watch: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"clutchcall watch: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    from clutchcall.streams import AsyncBroadcastViewer, Chunk
+
+    out: IO[bytes] | None = args.out.open("wb") if args.out is not None else None
+    counts = {"chunks": 0, "bytes": 0, "inits": 0}
+
+    def on_chunk(is_init: bool, chunk: Chunk) -> None:
+        counts["chunks"] += 1
+        counts["bytes"] += len(chunk.data)
+        counts["inits"] += is_init
+        if is_init:
+            print(f"init segment ({chunk.rendition})", flush=True)
+        if out is not None:
+            out.write(chunk.data)
+
+    try:
+        viewer = await AsyncBroadcastViewer.open(
+            args.url, on_chunk=on_chunk, token=args.token, namespace=args.namespace,
+            rendition=args.rendition, max_height=args.max_height, audio=not args.no_audio,
+            verify=False if args.insecure else None, cafile=args.cafile,
+            start_timeout=args.start_timeout,
+        )  # fmt: skip
+        print(f"watching {viewer.target.namespace_text}", flush=True)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.seconds:
+            loop.call_later(args.seconds, stop.set)
+        closed = asyncio.ensure_future(viewer.wait_closed())
+        stopper = asyncio.ensure_future(stop.wait())
+        last = 0
+        while not closed.done() and not stop.is_set():
+            await asyncio.wait([closed, stopper], timeout=1.0)
+            stats = viewer.statistics()
+            lag = stats["lag"]
+            print(
+                f"  {viewer.rendition or '-':>10}  {counts['chunks']:6d} chunks  "
+                f"{(counts['bytes'] - last) * 8 / 1e6:6.2f} Mbit/s  "
+                f"lag {lag if lag is not None else 0.0:5.2f} s",
+                flush=True,
+            )
+            last = counts["bytes"]
+        stopper.cancel()
+        reason, detail = await viewer.close()
+    finally:
+        if out is not None:
+            out.close()
+    print(f"closed: {reason} ({detail}); {counts['chunks']} chunks, {counts['bytes']} bytes",
+          flush=True)  # fmt: skip
+    return EXIT_CODES.get(reason, 1)
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="clutchcall")
+    register(_parser.add_subparsers(dest="command"))
+    _ns = _parser.parse_args(["watch", *sys.argv[1:]])
+    sys.exit(_ns.func(_ns))
