@@ -13,8 +13,9 @@
   port, and a graceful drain (GOAWAY, then close what is left).
 
 Re-routing: when an upstream goes away (its session ends, its live tracks go
-silent for ``upstream_stall`` seconds, Redis reports the node down, or the
-namespace's route moves to another origin) the relay keeps
+silent for ``upstream_stall`` seconds, Redis reports the node down, it sends
+GOAWAY while another upstream has the broadcast, or the namespace's route moves
+to another origin) the relay keeps
 the viewers' subscriptions and this node re-subscribes the tracks at the newly
 resolved upstream from the next group; if none is found within
 ``reroute_timeout`` seconds the viewers get PUBLISH_DONE.

@@ -228,3 +228,27 @@ async def test_late_joiner_gets_the_current_group_from_the_pop_cache(
         assert fetched[0] == (group, 0), fetched
         assert [o for _, o in fetched] == list(range(len(fetched)))
         assert origin.subscriptions() == 1
+
+
+async def test_upstream_goaway_moves_tracks_to_another_origin(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    near, far = make_origin(bus, certs, "o-eu", "eu"), make_origin(bus, certs, "o-us", "us")
+    async with near.running(), far.running():
+        pop = await make_pop(region="eu")
+        assert pop.topology is not None
+        topology = pop.topology
+        await until(lambda: len([n for n in topology.nodes().values() if n.hosts]) == 2)
+        async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
+            assert viewer.objects[-1].origin == "o-eu"
+            # The near origin drains (GOAWAY, sessions stay open meanwhile): the POP moves
+            # the track to the other origin although the near one is still up.
+            drain = asyncio.create_task(near.node.drain(grace=3.0))
+            try:
+                moved = await until(lambda: viewer.objects[-1].origin == "o-us", within=3)
+                assert not drain.done()
+            finally:
+                await drain
+            print(f"\nGOAWAY -> objects via o-us after {moved * 1000:.0f} ms")
+            assert viewer.closed is None
+            assert far.subscriptions() == 1
