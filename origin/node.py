@@ -312,7 +312,9 @@ class OriginNode:
         if self._tg is None or self._draining:
             connection.close(SessionCloseCode.INTERNAL_ERROR, "origin not serving")
             return
-        peer = self.relay.attach(connection.session, name)
+        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
+        # ACKs arrived: the connection may take what the peer's relay scheduler holds.
+        connection.set_writable_handler(lambda: self.relay.pump(peer))
         ingest = MoqtIngest(connection, name, authorizer=self.authorizer, inputs=self.inputs)
         down = _Downstream(connection, peer, ingest)
         self._downstream[connection] = down
