@@ -7,6 +7,7 @@ from ._admission import Gatekeeper, SessionAuth, hop_path_from, namespace_text
 from ._listen import bind_udp, serve_socket
 from ._node import PopNode, PopStatistics
 from ._relay import PopRelay
+from ._routing import Router
 from ._upstream import LinkKey, UpstreamLink, UpstreamPool, UpstreamUnavailable
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "PopNode",
     "PopRelay",
     "PopStatistics",
+    "Router",
     "SessionAuth",
     "UpstreamLink",
     "UpstreamPool",

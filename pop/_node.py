@@ -27,8 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -36,10 +35,6 @@ import structlog
 from mesh._topology_types import (
     NodeInfo,
     NodeRole,
-    NoRoute,
-    TopologyError,
-    TopologyEvent,
-    Upstream,
 )
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
 from mesh.bus import Bus, connect_bus
@@ -47,7 +42,7 @@ from mesh.guard import PlaybackGuard
 from mesh.jwks import JwksProvider
 from mesh.logging import bind_context
 from mesh.metrics import NodeMetrics, OpsServer
-from mesh.relay import Peer, RelayConfig, Track
+from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
 from mesh.topology import Topology
@@ -64,20 +59,18 @@ from moqt.events import (
     SubscribeRequested,
     TrackStatusRequested,
 )
-from moqt.types import Namespace
 
-from ._admission import Gatekeeper, SessionAuth, namespace_text
+from ._admission import Gatekeeper, SessionAuth
 from ._listen import bind_udp, serve_socket
 from ._relay import PopRelay
-from ._upstream import UpstreamLink, UpstreamPool, UpstreamUnavailable
+from ._routing import Router
+from ._upstream import UpstreamPool
 
 __all__ = ["PopNode", "PopStatistics"]
 
 _log = structlog.get_logger("pop.node")
 
 _POLL_INTERVAL = 0.25
-_RETRY_INTERVAL = 0.2
-_SUSPECT_FOR = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +117,6 @@ class PopNode:
         self.bus: Bus = bus if bus is not None else connect_bus(settings.redis)
         self._reuse_port = reuse_port
         self._auth_timeout = auth_timeout
-        self._reroute_timeout = reroute_timeout
         self.metrics = NodeMetrics(node=settings.node_id, role="pop", region=settings.region)
         self.revocations = RevocationSet()
         self.revocations.add_listener(lambda _r: self.metrics.revocations_applied.inc())
@@ -141,14 +133,15 @@ class PopNode:
         self.gate = Gatekeeper(self.verifier, self.guard, self.metrics, is_pop=self._is_pop)
         self.relay = PopRelay(RelayConfig(), linger=settings.linger)
         self._options = SessionOptions(implementation="clutchcall-pop")
+        self.router = Router(self.relay, node_id=settings.node_id, reroute_timeout=reroute_timeout)
         self.pool = UpstreamPool(
             self.relay,
             options=self._options,
-            on_lost=self._on_link_lost,
+            on_lost=self.router.on_link_lost,
             idle_timeout=upstream_idle_timeout,
             stall_timeout=upstream_stall,
             observe_forwarding=self.metrics.object_latency.observe,
-            on_goaway=self._on_upstream_goaway,
+            on_goaway=self.router.on_upstream_goaway,
         )
         self.topology: Topology | None = None
         self._server: MoqtServer | None = None
@@ -157,10 +150,6 @@ class PopNode:
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
-        self._reroute_wake = asyncio.Event()
-        self._orphaned_at: dict[Track, float] = {}
-        self._reroutes = 0
-        self._suspects: dict[str, float] = {}  # node id -> until (monotonic)
         self._draining = False
         self._started = asyncio.Event()
         self._last_stats: dict[str, int] = {}
@@ -228,7 +217,7 @@ class PopNode:
             parent_regions=self.settings.parent_regions,
             max_hops=self.settings.max_hops,
         )
-        self.topology.add_listener(self._on_topology)
+        self.router.bind(self.pool, self.topology)
         self._task = asyncio.create_task(self._main(), name=f"pop-{self.settings.node_id}")
         self._task.add_done_callback(self._main_done)
         await self._started.wait()
@@ -261,7 +250,7 @@ class PopNode:
             tg.create_task(self.guard.run())
             tg.create_task(self.jwks.run())
             tg.create_task(self.pool.run())
-            tg.create_task(self._reroute_loop())
+            tg.create_task(self.router.run())
             tg.create_task(self._housekeeping())
             self._started.set()
 
@@ -336,7 +325,7 @@ class PopNode:
         with bind_context(session=auth.name):
             self._log.info(
                 "session_opened", session=auth.name, transport=conn.transport_name,
-                peer=conn.remote_address,
+                remote=":".join(map(str, conn.remote_address or ())),
             )  # fmt: skip
             try:
                 async for event in conn.events():
@@ -397,7 +386,9 @@ class PopNode:
                 return
             self.relay.remember_token(event.namespace, token.encode())
             if isinstance(event, SubscribeRequested):
-                error = await self._ensure_route(event.namespace, event.name, auth.hops, token)
+                error = await self.router.ensure_route(
+                    event.namespace, event.name, auth.hops, token
+                )
                 if error is not None:
                     self._reject(peer, event.request_id, error[0], error[1])
                     return
@@ -418,150 +409,6 @@ class PopNode:
             conn.session.goaway(timeout=self.settings.drain_timeout)
         except LocalError as exc:
             self._log.debug("goaway_failed", error=str(exc))
-
-    # --- upstream --------------------------------------------------------------------------
-
-    async def _ensure_route(
-        self, namespace: Namespace, name: bytes, hops: tuple[str, ...], token: str
-    ) -> tuple[int, str] | None:
-        """Make sure an upstream link announces ``namespace``; an error to reject with, or None."""
-        assert self.topology is not None
-        track = self.relay.track(namespace, name)
-        if track is not None and track.upstream is not None:
-            via = self.pool.link_for_peer(track.upstream.peer)
-            if via is not None and via.key.node_id in hops:
-                # Our upstream for it is the node asking: serving it would close a loop.
-                return RequestErrorCode.DOES_NOT_EXIST, "route loop"
-            return None  # the relay core merges this viewer into the live upstream
-        current = self._routed_link(namespace)
-        if current is not None and current.key.node_id not in hops:
-            self.relay.route_namespace(current.peer, namespace, token.encode())  # type: ignore[arg-type]
-            return None
-        try:
-            upstream = self._resolve(namespace, hops)
-        except TopologyError as exc:
-            self._log.info("no_route", track=namespace_text(namespace), error=str(exc))
-            return RequestErrorCode.DOES_NOT_EXIST, "no route to the broadcast"
-        try:
-            link = await self.pool.get(upstream)
-        except UpstreamUnavailable as exc:
-            self._log.warning("upstream_unavailable", upstream=upstream.node_id, error=str(exc))
-            return RequestErrorCode.INTERNAL_ERROR, "upstream unavailable"
-        assert link.peer is not None
-        self.relay.route_namespace(link.peer, namespace, token.encode())
-        return None
-
-    def _routed_link(self, namespace: Namespace) -> UpstreamLink | None:
-        for link in self.pool.links():
-            if link.peer is not None and not link.peer.closed:
-                if namespace in link.peer.announced.values():
-                    return link
-        return None
-
-    def _on_link_lost(self, link: UpstreamLink) -> None:
-        if link.failed:
-            # Do not pick it again right away while the registry still lists it.
-            self._suspects[link.key.node_id] = time.monotonic() + _SUSPECT_FOR
-        self._reroute_wake.set()
-
-    def _resolve(self, namespace: Namespace, hops: tuple[str, ...] = ()) -> Upstream:
-        """Topology resolution that avoids upstreams which just failed, if it can."""
-        assert self.topology is not None
-        name = namespace_text(namespace)
-        now = time.monotonic()
-        for node_id, until in list(self._suspects.items()):
-            if until <= now:
-                del self._suspects[node_id]
-        avoid = tuple(n for n in self._suspects if n not in hops)
-        if avoid:
-            try:
-                found = self.topology.resolve(name, (*hops, *avoid))
-            except NoRoute:
-                pass
-            else:
-                path = tuple(n for n in found.path if n not in avoid)
-                return replace(found, path=path)
-        return self.topology.resolve(name, hops)
-
-    def _on_topology(self, event: TopologyEvent) -> None:
-        if event.event == "node_down":
-            if self.pool.close_node(event.node_id, "node down"):
-                self._reroute_wake.set()
-        elif event.event in ("route_set", "route_gone") and event.namespace:
-            self._check_routes(event.namespace)
-
-    def _check_routes(
-        self, namespace_name: str | None = None, only: UpstreamLink | None = None
-    ) -> None:
-        """Move tracks whose namespace now resolves to another upstream (route change, GOAWAY).
-
-        ``namespace_name`` limits the check to one namespace, ``only`` to one link.
-        """
-        for link in [only] if only is not None else self.pool.links():
-            peer = link.peer
-            if peer is None or peer.closed:
-                continue
-            moved: list[Track] = []
-            for track in self.relay.tracks_on(peer):
-                if namespace_name is not None and namespace_text(track.namespace) != namespace_name:
-                    continue
-                try:
-                    target = self._resolve(track.namespace, link.request_path)
-                except TopologyError:
-                    continue  # keep what works until something better is known
-                if target.node_id != link.key.node_id:
-                    moved.append(track)
-            if moved:
-                self._log.info(
-                    "route_moved",
-                    old=link.key.node_id,
-                    tracks=[t.label for t in moved],
-                )
-                self.relay.orphan_tracks_of(peer, moved)
-                for ns in {t.namespace for t in moved}:
-                    for rid, announced in list(peer.announced.items()):
-                        if announced == ns:
-                            del peer.announced[rid]
-                self._reroute_wake.set()
-
-    def _on_upstream_goaway(self, link: UpstreamLink) -> None:
-        """The upstream is draining: move what has somewhere else to go, keep the rest."""
-        self._suspects[link.key.node_id] = time.monotonic() + _SUSPECT_FOR
-        self._check_routes(only=link)
-
-    async def _reroute_loop(self) -> None:
-        while True:
-            await self._reroute_wake.wait()
-            self._reroute_wake.clear()
-            while orphans := self.relay.orphans():
-                for track in orphans:
-                    await self._reroute(track)
-                if self.relay.orphans():
-                    await asyncio.sleep(_RETRY_INTERVAL)
-            self._orphaned_at.clear()
-
-    async def _reroute(self, track: Track) -> None:
-        assert self.topology is not None
-        now = time.monotonic()
-        since = self._orphaned_at.setdefault(track, now)
-        try:
-            upstream = self._resolve(track.namespace)
-            link = await self.pool.get(upstream)
-        except (TopologyError, UpstreamUnavailable) as exc:
-            if now - since >= self._reroute_timeout:
-                self._log.warning("reroute_gave_up", track=track.label, error=str(exc))
-                self.relay.end_orphan(track, "no upstream for the broadcast")
-                self._orphaned_at.pop(track, None)
-            return
-        assert link.peer is not None
-        self.relay.route_namespace(link.peer, track.namespace, None)
-        if self.relay.resubscribe(track, link.peer):
-            self._reroutes += 1
-            self._orphaned_at.pop(track, None)
-            self._log.info(
-                "rerouted", track=track.label, upstream=link.key.node_id,
-                after=round(time.monotonic() - since, 3),
-            )  # fmt: skip
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -611,6 +458,6 @@ class PopNode:
             relay_links=len(self._downstream) - viewers,
             upstream_links=len(self.pool.links()),
             orphaned_tracks=len(self.relay.orphans()),
-            reroutes=self._reroutes,
+            reroutes=self.router.reroutes,
             draining=self._draining,
         )
