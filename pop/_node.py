@@ -310,7 +310,9 @@ class PopNode:
         if self._tg is None:
             connection.close(SessionCloseCode.INTERNAL_ERROR, "pop not running")
             return
-        peer = self.relay.attach(connection.session, name)
+        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
+        # ACKs arrived: the connection may take what the relay's scheduler holds for it.
+        connection.set_writable_handler(lambda: self.relay.pump(peer))
 
         def close(code: int, reason: str) -> None:
             connection.close(code, reason)

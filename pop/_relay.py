@@ -1,14 +1,14 @@
 """The relay core as a POP uses it: tokens upstream, linger, tracks that survive their upstream.
 
 :class:`PopRelay` extends :class:`mesh.relay.Relay` (the relay core merges all
-viewers of a track into one upstream subscription) with three edge behaviours:
+viewers of a track into one upstream subscription) with these edge behaviours:
 
 * the upstream SUBSCRIBE carries a playback token that grants the namespace
   (the token of the viewer that caused it), so a parent POP or an origin that
   checks tokens can;
 * an upstream subscription is kept ``linger`` seconds after its last viewer
-  left, so a viewer that comes back (or zaps between renditions) does not pay
-  a new upstream round trip;
+  left (the core's ``RelayConfig.upstream_linger``), so a viewer that comes back
+  (or zaps between renditions) does not pay a new upstream round trip;
 * a new upstream subscription is paired with a joining FETCH of the current
   group, so the POP's cache holds the latest group from its start and late
   joiners (SUBSCRIBE + joining FETCH) get it from here, not from the origin;
@@ -17,14 +17,14 @@ viewers of a track into one upstream subscription) with three edge behaviours:
   the track to a new upstream (from the next group on).  Only when no new
   upstream can be found does :meth:`end_orphan` send PUBLISH_DONE.
 
-Upstream sessions are attached like any peer and *announce* the namespaces
-they are used for with :meth:`route_namespace`, which is how the core finds
-the publisher for a track (``Relay._publisher_for``).
+Upstream sessions are attached like any peer and routed the namespaces they
+are used for with :meth:`route_namespace` (the core's ``add_route``), which is
+how the core picks the upstream for a track.
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -51,17 +51,23 @@ class PopRelay(Relay):
         linger: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(config, clock)
-        self.linger = linger
+        if linger < 0:
+            raise ValueError("linger must be >= 0")
+        # The core keeps an unwatched upstream subscription this long (and restarts the
+        # wait whenever the last viewer leaves again).
+        super().__init__(
+            dataclasses.replace(config or RelayConfig(), upstream_linger=linger), clock
+        )
         self._upstream_peers: set[Peer] = set()
         self._tokens: dict[Namespace, bytes] = {}
-        self._lingering: dict[Track, float] = {}
         self._orphans: set[Track] = set()
-        self._fake_ids = itertools.count(-1, -1)
         self._fetches: dict[int, Peer] = {}  # our upstream joining FETCHes -> their peer
         self.orphaned_total = 0
         self.resubscribed_total = 0
-        self.lingered_total = 0
+
+    @property
+    def linger(self) -> float:
+        return self.config.upstream_linger
 
     # --- upstream peers ----------------------------------------------------------------
 
@@ -80,11 +86,8 @@ class PopRelay(Relay):
             self.remember_token(namespace, token)
         for other in self._upstream_peers:
             if other is not peer:
-                for rid, ns in list(other.announced.items()):
-                    if ns == namespace:
-                        del other.announced[rid]
-        if namespace not in peer.announced.values():
-            peer.announced[next(self._fake_ids)] = namespace
+                self.remove_route(namespace, other)
+        self.add_route(namespace, peer)
 
     def remember_token(self, namespace: Namespace, token: bytes) -> None:
         """The newest token a viewer was admitted with for ``namespace`` (sent upstream)."""
@@ -140,32 +143,8 @@ class PopRelay(Relay):
         track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
         publisher.upstream[rid] = track
         self._counters["upstream_subscribes"] += 1
-        self._lingering.pop(track, None)
         self._orphans.discard(track)
         return True
-
-    def _maybe_release(self, track: Track) -> None:
-        if track.subscribers or track.upstream is None:
-            return
-        if self.linger > 0:
-            # The last viewer just left: the linger starts now (also when a viewer came
-            # and went since the previous deadline was set).
-            if track not in self._lingering:
-                self.lingered_total += 1
-            self._lingering[track] = self._clock() + self.linger
-            return
-        super()._maybe_release(track)
-
-    def poll(self) -> None:
-        now = self._clock()
-        for track, deadline in list(self._lingering.items()):
-            if track.subscribers or track.upstream is None:
-                del self._lingering[track]
-            elif deadline <= now:
-                del self._lingering[track]
-                _log.info("upstream_released", track=track.label, after=self.linger)
-                super()._maybe_release(track)
-        super().poll()
 
     def detach(self, peer: Peer) -> None:
         if peer in self._upstream_peers:
@@ -174,9 +153,9 @@ class PopRelay(Relay):
                 upstream = track.upstream
                 if upstream is None or upstream.peer is not peer:
                     continue
-                lingering = self._lingering.pop(track, None) is not None
-                waiting = any(t is track for p in self._peers for t, _ in p.waiting.values())
-                if upstream.done is None and (track.subscribers or waiting) and not lingering:
+                # Only tracks somebody watches (or waits for) are worth a new upstream;
+                # a lingering one just ends here.
+                if upstream.done is None and (track.subscribers or self._waited(track)):
                     self._orphan(track)
             peer.upstream = {rid: t for rid, t in peer.upstream.items() if t not in self._orphans}
         super().detach(peer)
@@ -245,7 +224,14 @@ class PopRelay(Relay):
             orphaned_tracks=len(self._orphans),
             orphaned_total=self.orphaned_total,
             resubscribed_total=self.resubscribed_total,
-            lingering_tracks=len(self._lingering),
+            lingering_tracks=sum(
+                1
+                for p in self._upstream_peers
+                for t in self.tracks_on(p)
+                if not t.subscribers
+                and t.upstream is not None
+                and t.upstream.release_at is not None
+            ),
             upstream_sessions=len(self._upstream_peers),
         )
         return stats

@@ -101,7 +101,7 @@ class Router:
     def _routed_link(self, namespace: Namespace) -> UpstreamLink | None:
         for link in self.pool.links():
             if link.peer is not None and not link.peer.closed:
-                if namespace in link.peer.announced.values():
+                if namespace in link.peer.routes:
                     return link
         return None
 
@@ -165,9 +165,7 @@ class Router:
                 )
                 self.relay.orphan_tracks_of(peer, moved)
                 for ns in {t.namespace for t in moved}:
-                    for rid, announced in list(peer.announced.items()):
-                        if announced == ns:
-                            del peer.announced[rid]
+                    self.relay.remove_route(ns, peer)
                 self._wake.set()
 
     def on_upstream_goaway(self, link: UpstreamLink) -> None:
