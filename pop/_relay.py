@@ -30,8 +30,8 @@ from collections.abc import Callable
 
 import structlog
 
-from mesh.relay import Peer, Relay, RelayConfig, Subscriber, Track, Upstream, UpstreamKind
-from moqt.errors import DataStreamResetCode, LocalError, PublishDoneCode, RequestErrorCode
+from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
+from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import Event, FetchStreamEnded, FetchStreamReset, RequestRejected
 from moqt.session import Session
 from moqt.types import Namespace, SubscriptionFilter
@@ -169,7 +169,7 @@ class PopRelay(Relay):
         track.upstream = None
         for sub in track.subscribers:
             # The old upstream's streams will never end: cut them, the next group starts clean.
-            _cut_streams(sub)
+            sub.scheduler.cut_streams(sub.request_id)
         self._orphans.add(track)
         self.orphaned_total += 1
         _log.info("track_orphaned", track=track.label, subscribers=len(track.subscribers))
@@ -235,26 +235,3 @@ class PopRelay(Relay):
             upstream_sessions=len(self._upstream_peers),
         )
         return stats
-
-
-def _cut_streams(sub: Subscriber) -> None:
-    """Reset a subscriber's open subgroup streams of a track whose upstream vanished.
-
-    The relay core is moving from per-subscriber stream handles to a per-session
-    scheduler (``SubscriberScheduler.cut_streams``); both are handled until the
-    move has landed.
-    """
-    scheduler = getattr(sub.peer, "scheduler", None)
-    cut = getattr(scheduler, "cut_streams", None)
-    if cut is not None:
-        cut(sub.request_id)
-        return
-    handles = getattr(sub, "handles", None)
-    if not handles:
-        return
-    for handle in handles.values():
-        try:
-            sub.session.reset_subgroup(handle, DataStreamResetCode.CANCELLED)
-        except LocalError:
-            pass
-    handles.clear()
