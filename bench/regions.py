@@ -315,23 +315,34 @@ class JoinFigures:
     viewers: int = 0
     rejected: int = 0
     joined_groups: list[int] = field(default_factory=list)  # publisher's group at subscribe
+    answered_groups: list[int] = field(default_factory=list)  # ... when SUBSCRIBE_OK came
+    current_groups: list[int] = field(default_factory=list)  # POP's largest group (SUBSCRIBE_OK)
     starts: list[tuple[int, int]] = field(default_factory=list)  # lowest (group, object) held
-    older: int = 0  # objects of a group before the one current at subscribe time
+    older: int = 0  # objects of a group before the POP's current group at subscribe time
     fetches: list[str] = field(default_factory=list)  # joining FETCH outcome per viewer
     ttfo_ms: list[float] = field(default_factory=list)  # subscribe -> first object received
     start_wait_ms: list[float] = field(default_factory=list)  # subscribe -> start object received
     start_age_ms: list[float] = field(default_factory=list)  # start object: receive - send
     steady_p50_ms: float = math.nan  # objects after the start group: receive - send
     steady_p99_ms: float = math.nan
-    gaps: int = 0  # objects missing between each viewer's start and its last object
+    start_holes: int = 0  # objects missing in the start group (after the start object)
+    gaps: int = 0  # objects missing after the start group, up to each viewer's last object
 
     def started_at_group_start(self) -> bool:
-        """Every viewer's first object is object 0 of the group current when it subscribed
-        (or of the next one, when the boundary passed while it subscribed)."""
+        """Every viewer's first object is object 0 of the POP's current group (the group of
+        the Largest Location in its SUBSCRIBE_OK), which is the publisher's current group or,
+        for the objects still in flight at a group boundary, the one before."""
         return bool(self.starts) and all(
-            obj == 0 and joined <= group <= joined + 1
-            for (group, obj), joined in zip(self.starts, self.joined_groups, strict=True)
+            obj == 0 and group == current and self.current_is_live(i)
+            for i, ((group, obj), current) in enumerate(
+                zip(self.starts, self.current_groups, strict=True)
+            )
         )
+
+    def current_is_live(self, i: int) -> bool:
+        """Viewer ``i``'s POP current group was the publisher's between its SUBSCRIBE (less
+        one, for objects in flight at a boundary) and the SUBSCRIBE_OK."""
+        return self.joined_groups[i] - 1 <= self.current_groups[i] <= self.answered_groups[i]
 
 
 def join_figures(
@@ -351,17 +362,25 @@ def join_figures(
         objects = sorted(viewer["objects"])  # by (group, object)
         first_arrival = min(o[2] for o in objects)
         group, obj, received, sent = objects[0]
+        current = viewer["largest"][0] if viewer["largest"] else joined
         out.joined_groups.append(joined)
+        out.answered_groups.append(int((viewer["answered_at"] - t0) // group_seconds))
+        out.current_groups.append(current)
         out.starts.append((group, obj))
         out.fetches.append(viewer["fetch"])
-        out.older += sum(1 for o in objects if o[0] < joined)
+        out.older += sum(1 for o in objects if o[0] < current)
         out.ttfo_ms.append((first_arrival - subscribed) * 1000)
         out.start_wait_ms.append((received - subscribed) * 1000)
         out.start_age_ms.append((received - sent) * 1000)
         steady += [(r - s) * 1000 for g, _, r, s in objects if g > group]
-        last_group, last_obj = objects[-1][0], objects[-1][1]
-        expected = (last_group - group) * per_group + last_obj - obj + 1
-        out.gaps += max(0, expected - len(objects))
+        in_start = [o for o in objects if o[0] == group]
+        out.start_holes += max(0, in_start[-1][1] - obj + 1 - len(in_start))
+        later = [o for o in objects if o[0] > group]
+        if later:
+            expected = (later[-1][0] - group - 1) * per_group + later[-1][1] + 1
+            out.gaps += max(0, expected - len(later))
+        if in_start[-1][1] != per_group - 1 and later:
+            out.start_holes += per_group - 1 - in_start[-1][1]  # the start group's tail
     out.steady_p50_ms = _percentile(steady, 50)
     out.steady_p99_ms = _percentile(steady, 99)
     return out
@@ -391,6 +410,8 @@ class MeshResult:
 def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResult:
     """Cold viewers on every POP, the origin's egress over ``window``, then late joiners."""
     cold_groups: dict[str, ViewerGroup] = {}
+    # Viewers join a stream that has been running (not its very first group).
+    time.sleep(max(0.0, mesh.t0 + 2 * mesh.group_seconds - time.time()))
     mesh.wait_group_phase(0.4)  # join mid-group: the current group's first objects are gone by
     for region in mesh.regions:
         cold_groups[region] = mesh.viewers(region, viewers)
@@ -443,20 +464,21 @@ def format_result(result: MeshResult) -> str:
         f"origin egress {result.origin_egress_ratio:.2f} x stream bitrate "
         f"({len(result.regions)} POPs), origin subscriptions {result.origin_subscriptions:.0f}",
         "",
-        "| region | RTT ms | joiners | start (group, obj) vs current group | joining FETCH | "
+        "| region | RTT ms | joiners | start (group, obj), POP's current group | joining FETCH | "
         "first object ms | start object ms max | start object age ms max | "
-        "steady latency ms p50/p99 | gaps | POP upstream subs | POP egress x bitrate |",
+        "steady latency ms p50/p99 | holes in start group / after | POP upstream subs | "
+        "POP egress x bitrate |",
         "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result.regions:
         for label, f in (("cold", r.cold), ("late", r.late)):
-            starts = sorted(set(zip(f.starts, f.joined_groups, strict=True)))
+            starts = sorted(set(zip(f.starts, f.current_groups, strict=True)))
             fetches = ",".join(sorted(set(f.fetches)))
             lines.append(
                 f"| {r.region} | {r.rtt_ms:.0f} | {label} x{f.viewers} | {starts} | {fetches} | "
                 f"{_percentile(f.ttfo_ms, 50):.0f} | {max(f.start_wait_ms, default=math.nan):.0f} | "
                 f"{max(f.start_age_ms, default=math.nan):.0f} | "
-                f"{f.steady_p50_ms:.1f}/{f.steady_p99_ms:.1f} | {f.gaps} | "
+                f"{f.steady_p50_ms:.1f}/{f.steady_p99_ms:.1f} | {f.start_holes}/{f.gaps} | "
                 f"{r.pop_upstream_subscriptions:.0f} | {r.pop_egress_ratio:.2f} |"
             )
     return "\n".join(lines)

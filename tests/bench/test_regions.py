@@ -21,7 +21,15 @@ def viewer(
     for group, obj in objects:
         sent = T0 + group + obj / 10
         rows.append([group, obj, max(sent, subscribed) + delay, sent])
-    return {"rejected": None, "subscribed_at": subscribed, "fetch": fetch, "objects": rows}
+    largest = [int(subscribed - T0), 4]
+    return {
+        "rejected": None,
+        "subscribed_at": subscribed,
+        "answered_at": subscribed + delay,
+        "largest": largest,
+        "fetch": fetch,
+        "objects": rows,
+    }
 
 
 def test_a_viewer_holding_its_group_from_object_0_started_at_the_group_start() -> None:
@@ -29,8 +37,9 @@ def test_a_viewer_holding_its_group_from_object_0_started_at_the_group_start() -
     objects = [(3, o) for o in range(10)] + [(4, o) for o in range(3)]
     figures = join_figures({"viewers": [viewer(joined_mid_group_3, objects)]}, **TIMING)
     assert figures.started_at_group_start()
-    assert figures.starts == [(3, 0)] and figures.joined_groups == [3]
-    assert figures.gaps == 0 and figures.older == 0 and figures.rejected == 0
+    assert figures.starts == [(3, 0)] and figures.joined_groups == figures.current_groups == [3]
+    assert figures.gaps == 0 and figures.start_holes == 0
+    assert figures.older == 0 and figures.rejected == 0
     # object 0 was sent 0.45 s before the subscription: that is its age at receipt
     assert abs(figures.start_age_ms[0] - 470) < 1
     assert abs(figures.steady_p50_ms - 20) < 1
@@ -44,9 +53,37 @@ def test_starting_at_the_live_edge_or_an_older_group_is_told_apart() -> None:
     assert figures.older == 1 and not figures.started_at_group_start()
 
 
-def test_missing_objects_and_rejected_viewers_are_counted() -> None:
-    holes = viewer(T0 + 3.2, [(3, 0), (3, 1), (3, 3), (4, 0)])  # 3/2 and 3/4..3/9 missing
-    rejected = {"rejected": "auth_failed", "subscribed_at": T0, "fetch": "none", "objects": []}
-    figures = join_figures({"viewers": [holes, rejected]}, **TIMING)
-    assert figures.gaps == 7
+def test_a_group_still_in_flight_at_the_boundary_is_the_current_group() -> None:
+    # subscribed 5 ms into group 4 by the publisher's clock; the POP's largest is still 3/9
+    late_by_a_hair = viewer(T0 + 4.005, [(3, o) for o in range(10)] + [(4, 0)])
+    late_by_a_hair["largest"] = [3, 9]
+    figures = join_figures({"viewers": [late_by_a_hair]}, **TIMING)
+    assert figures.started_at_group_start() and figures.older == 0
+    # but a POP whose current group lags the publisher by two groups is not live
+    late_by_a_hair["largest"] = [2, 9]
+    late_by_a_hair["objects"] = [[2, o, T0 + 4.01, T0 + 2 + o / 10] for o in range(10)]
+    assert not join_figures({"viewers": [late_by_a_hair]}, **TIMING).started_at_group_start()
+
+
+def test_holes_in_the_start_group_and_after_it_are_counted_apart() -> None:
+    # a joining FETCH that delivered 3/0, 3/1, 3/3 only: 3/2 and 3/4..3/9 are missing
+    partial_start = viewer(T0 + 3.2, [(3, 0), (3, 1), (3, 3), (4, 0), (4, 1)])
+    # live objects lost after the start group: 4/2, 5/0
+    live_loss = viewer(T0 + 3.2, [(3, o) for o in range(10)] + [(4, 0), (4, 1), (4, 3)]
+                       + [(4, o) for o in range(4, 10)] + [(5, 1)])  # fmt: skip
+    rejected = {"rejected": "auth_failed", "subscribed_at": T0, "answered_at": T0,
+                "largest": None, "fetch": "none", "objects": []}  # fmt: skip
+    figures = join_figures({"viewers": [partial_start]}, **TIMING)
+    assert (figures.start_holes, figures.gaps) == (7, 0)
+    figures = join_figures({"viewers": [live_loss, rejected]}, **TIMING)
+    assert (figures.start_holes, figures.gaps) == (0, 2)
     assert figures.rejected == 1 and figures.viewers == 2
+
+
+def test_a_group_begun_while_the_pop_subscribed_upstream_is_the_current_group() -> None:
+    # a cold POP answers after a few round trips: the publisher moved on to group 3 meanwhile
+    cold = viewer(T0 + 2.9, [(3, o) for o in range(10)])
+    cold["answered_at"] = T0 + 3.05
+    cold["largest"] = [3, 0]
+    figures = join_figures({"viewers": [cold]}, **TIMING)
+    assert figures.current_is_live(0) and figures.started_at_group_start()

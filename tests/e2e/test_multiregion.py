@@ -14,7 +14,11 @@ group in ~15-20 ms from the POP cache; steady latency p50 21 ms (eu, one-way
 one group + one RTT old. Known gap, reported, not asserted: the *first* viewer
 of a cold POP starts at the origin's live edge, because the POP answers its
 joining FETCH with "range not available" instead of fetching the current group
-from the origin's cache; it never gets an older group.
+from the origin's cache; it never gets an older group. Rarely (about 1 run in
+5) one of those cold viewers subscribing a few ms later gets its joining FETCH
+accepted but receives only object 0 of the current group, then the next group:
+counted as ``start_holes`` for cold viewers, not asserted (reported to the POP
+owner); late joiners must hold their whole start group.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def _regions(result: MeshResult) -> list[RegionResult]:
     return result.regions
 
 
-def test_every_viewer_was_admitted_and_missed_nothing(result: MeshResult) -> None:
+def test_every_viewer_was_admitted_and_missed_no_live_object(result: MeshResult) -> None:
     for r in _regions(result):
         for figures in (r.cold, r.late):
             assert figures.rejected == 0, (r.region, figures)
@@ -65,8 +69,9 @@ def test_late_joiners_start_at_object_0_of_the_current_group_from_the_pop_cache(
 ) -> None:
     for r in _regions(result):
         late = r.late
-        assert late.started_at_group_start(), (r.region, late.starts, late.joined_groups)
+        assert late.started_at_group_start(), (r.region, late.starts, late.current_groups)
         assert late.older == 0, r.region
+        assert late.start_holes == 0, (r.region, late.start_holes)  # the whole group
         assert set(late.fetches) == {"accepted"}, (r.region, late.fetches)
         # From the POP's cache: the group start arrives without a trip to the origin.
         assert max(late.start_wait_ms) < r.rtt_ms + 250, (r.region, late.start_wait_ms)
@@ -76,8 +81,10 @@ def test_cold_pop_viewers_never_get_an_older_group(result: MeshResult) -> None:
     for r in _regions(result):
         cold = r.cold
         assert cold.older == 0, r.region
-        for (group, _), joined in zip(cold.starts, cold.joined_groups, strict=True):
-            assert joined <= group <= joined + 1, (r.region, cold.starts, cold.joined_groups)
+        for (group, _), current in zip(cold.starts, cold.current_groups, strict=True):
+            assert current <= group <= current + 1, (r.region, cold.starts, cold.current_groups)
+        for i in range(len(cold.current_groups)):
+            assert cold.current_is_live(i), (r.region, cold.joined_groups, cold.current_groups)
         # A cold POP must first reach the origin through the path: at least one RTT.
         assert min(cold.ttfo_ms) >= r.rtt_ms, (r.region, cold.ttfo_ms)
         assert max(cold.ttfo_ms) <= 4 * r.rtt_ms + 1500, (r.region, cold.ttfo_ms)
