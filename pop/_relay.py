@@ -12,6 +12,7 @@ viewers of a track into one upstream subscription) with these edge behaviours:
 * a new upstream subscription is paired with a joining FETCH of the current
   group, so the POP's cache holds the latest group from its start and late
   joiners (SUBSCRIBE + joining FETCH) get it from here, not from the origin;
+  a viewer's joining FETCH that arrives while ours is still coming waits for it;
 * when an upstream session goes away its tracks are *orphaned* instead of
   ended: viewers keep their subscriptions, and :meth:`resubscribe` attaches
   the track to a new upstream (from the next group on).  Only when no new
@@ -32,13 +33,22 @@ import structlog
 
 from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
-from moqt.events import Event, FetchStreamEnded, FetchStreamReset, RequestRejected
+from moqt.events import (
+    Event,
+    FetchRequested,
+    FetchStreamEnded,
+    FetchStreamReset,
+    RequestRejected,
+)
 from moqt.session import Session
 from moqt.types import Namespace, SubscriptionFilter
 
 __all__ = ["PopRelay"]
 
 _log = structlog.get_logger("pop.relay")
+
+# Downstream joining FETCHes wait at most this long for our upstream one to fill the cache.
+_FILL_TIMEOUT = 2.0
 
 
 class PopRelay(Relay):
@@ -62,6 +72,8 @@ class PopRelay(Relay):
         self._tokens: dict[Namespace, bytes] = {}
         self._orphans: set[Track] = set()
         self._fetches: dict[int, Peer] = {}  # our upstream joining FETCHes -> their peer
+        self._filling: dict[Track, float] = {}  # track -> give up waiting for its fetch at
+        self._held: dict[Track, list[tuple[Peer, FetchRequested]]] = {}
         self.orphaned_total = 0
         self.resubscribed_total = 0
 
@@ -117,17 +129,34 @@ class PopRelay(Relay):
         # Its objects land in the track (cache) like those of the subscription.
         publisher.upstream[fid] = track
         self._fetches[fid] = publisher
+        self._filling[track] = self._clock() + _FILL_TIMEOUT
         return True
 
     def handle_event(self, peer: Peer, event: Event) -> None:
         if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
             if self._fetches.get(event.request_id) is peer:
                 del self._fetches[event.request_id]
-                peer.upstream.pop(event.request_id, None)
+                track = peer.upstream.pop(event.request_id, None)
                 if isinstance(event, RequestRejected):
                     _log.debug("joining_fetch_refused", peer=peer.name, reason=event.reason)
-                    return
+                else:
+                    super().handle_event(peer, event)
+                if track is not None:
+                    self._release_fetches(track)
+                return
+        if isinstance(event, FetchRequested) and not self.is_upstream(peer):
+            track = self.track(event.namespace, event.name)
+            if track is not None and track in self._filling:
+                # Our joining FETCH of the current group is still coming: answer this one
+                # from the cache once it is there.
+                self._held.setdefault(track, []).append((peer, event))
+                return
         super().handle_event(peer, event)
+
+    def _release_fetches(self, track: Track) -> None:
+        self._filling.pop(track, None)
+        for peer, request in self._held.pop(track, []):
+            super().handle_event(peer, request)
 
     def _subscribe(self, track: Track, publisher: Peer, flt: SubscriptionFilter) -> bool:
         try:
@@ -146,6 +175,13 @@ class PopRelay(Relay):
         self._orphans.discard(track)
         return True
 
+    def poll(self) -> None:
+        now = self._clock()
+        for track, deadline in list(self._filling.items()):
+            if deadline <= now:
+                self._release_fetches(track)
+        super().poll()
+
     def detach(self, peer: Peer) -> None:
         if peer in self._upstream_peers:
             self._upstream_peers.discard(peer)
@@ -157,6 +193,11 @@ class PopRelay(Relay):
                 # a lingering one just ends here.
                 if upstream.done is None and (track.subscribers or self._waited(track)):
                     self._orphan(track)
+            for fid in [f for f, p in self._fetches.items() if p is peer]:
+                del self._fetches[fid]
+                fetching = peer.upstream.get(fid)
+                if fetching is not None:
+                    self._release_fetches(fetching)
             peer.upstream = {rid: t for rid, t in peer.upstream.items() if t not in self._orphans}
         super().detach(peer)
 

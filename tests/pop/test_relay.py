@@ -9,9 +9,11 @@ from mesh.relay import Peer, RelayConfig
 from moqt.errors import RequestErrorCode
 from moqt.events import (
     Event,
+    FetchAccepted,
     FetchRequested,
     ObjectReceived,
     PublishDoneReceived,
+    RequestRejected,
     SubscribeAccepted,
     SubscribeRequested,
     Unsubscribed,
@@ -218,3 +220,58 @@ def test_lingering_track_is_not_orphaned() -> None:
     origin.pair.server.close()
     lab.run()
     assert lab.relay.orphans() == []  # nobody watches it: nothing to re-route
+
+
+def test_viewer_joining_fetch_waits_for_ours_to_fill_the_cache() -> None:
+    lab = Lab(linger=1.0)
+    origin, up = lab.origin()
+    lab.relay.route_namespace(up, NS, None)
+    viewer = lab.viewer()
+    rid = subscribe(lab, viewer)
+    request = events_of(origin.events, SubscribeRequested)[0]
+    (upstream_fetch,) = events_of(origin.events, FetchRequested)
+    origin.events.clear()
+    origin.pair.server.accept_subscribe(request.request_id, largest=Location(5, 1))
+    lab.run()
+    assert events_of(viewer.events, SubscribeAccepted)
+    # The viewer joins the current group before our own joining FETCH has been answered.
+    fid = viewer.pair.client.joining_fetch(rid, 0)
+    lab.run()
+    assert not events_of(viewer.events, FetchAccepted)
+    # The origin answers ours: group 5 objects 0 and 1 land in the POP's cache ...
+    server = origin.pair.server
+    server.accept_fetch(upstream_fetch.request_id, end_location=Location(5, 2))
+    handle = server.open_fetch_stream(upstream_fetch.request_id)
+    for obj in (0, 1):
+        server.write_fetch_object(handle, 5, 0, obj, b"g5o%d" % obj)
+    server.end_fetch_stream(handle)
+    lab.run()
+    # ... and only then is the viewer's FETCH answered, from the start of the group.
+    assert [e.request_id for e in events_of(viewer.events, FetchAccepted)] == [fid]
+    fetched = [
+        (e.group_id, e.object_id, e.payload)
+        for e in events_of(viewer.events, ObjectReceived)
+        if e.request_id == fid
+    ]
+    assert fetched == [(5, 0, b"g5o0"), (5, 1, b"g5o1")]
+
+
+def test_held_fetch_is_answered_when_ours_never_comes() -> None:
+    lab = Lab(linger=1.0)
+    origin, up = lab.origin()
+    lab.relay.route_namespace(up, NS, None)
+    viewer = lab.viewer()
+    rid = subscribe(lab, viewer)
+    request = events_of(origin.events, SubscribeRequested)[0]
+    origin.pair.server.accept_subscribe(request.request_id, largest=Location(5, 1))
+    lab.run()
+    fid = viewer.pair.client.joining_fetch(rid, 0)
+    lab.run()
+    assert not events_of(viewer.events, FetchAccepted)
+    lab.advance(2.5)  # the origin never answered our FETCH: answer from what we have
+    answers = [
+        e
+        for e in viewer.events
+        if isinstance(e, FetchAccepted | RequestRejected) and e.request_id == fid
+    ]
+    assert len(answers) == 1
