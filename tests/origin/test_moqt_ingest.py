@@ -11,7 +11,7 @@ import pytest
 from media import CATALOG_TRACK, MSF_CATALOG_TRACK
 from media.ffmpeg import Transcoder, test_pattern_transcoder
 from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
-from moqt.aio import ConnectionClosed, RequestFailed, connect
+from moqt.aio import ConnectionClosed, RequestFailed, SessionOptions, connect
 from moqt.errors import PublishDoneCode, RequestErrorCode, SessionCloseCode
 from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
@@ -258,3 +258,20 @@ async def test_drain_sends_goaway_and_ends_broadcasts(origin: Origin) -> None:
     assert origin.node.draining and origin.node.inputs.get(input_id) is None
     assert await origin.bus.get(ROUTE_PREFIX + namespace) is None
     assert (await origin.bus.get(NODE_PREFIX + "origin-test")) is not None  # until stop()
+
+
+async def test_stream_key_in_client_setup_covers_the_session(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    options = SessionOptions(auth_token=key.encode())
+    async with connect(origin.url, verify=False, options=options) as conn:
+        pub = MoqtTestPublisher(conn, ns(ORG, input_id), None)
+        await pub.announce()  # no token on PUBLISH_NAMESPACE: the setup's key is used
+        await pub.close()
+    async with connect(
+        origin.url, verify=False, options=SessionOptions(auth_token=b"sk_x")
+    ) as conn:
+        pub = MoqtTestPublisher(conn, ns(ORG, input_id), None)
+        with pytest.raises(RequestFailed) as info:
+            await pub.announce()
+        await pub.close()
+    assert info.value.rejection.code == RequestErrorCode.UNAUTHORIZED
