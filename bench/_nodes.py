@@ -13,6 +13,7 @@ from ._procs import Proc, cpu_seconds, python, rss_bytes
 
 __all__ = [
     "ROOT",
+    "histogram_quantile",
     "metric",
     "node_env",
     "origin_argv",
@@ -117,6 +118,39 @@ def scrape(http: str, timeout: float = 5.0) -> dict[str, float]:
 def metric(values: dict[str, float], name: str) -> float:
     """Sum of a metric over its label sets (0 when absent)."""
     return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
+
+
+def histogram_quantile(
+    before: dict[str, float], after: dict[str, float], name: str, q: float
+) -> float:
+    """Quantile ``q`` (0..1) of a Prometheus histogram's observations between two scrapes,
+    interpolated linearly inside a bucket (as PromQL's ``histogram_quantile``), summed over
+    scrapes of several processes if the dicts merge them; NaN without observations."""
+    buckets: dict[float, float] = {}
+    prefix = name + "_bucket{"
+    for key, value in after.items():
+        if not key.startswith(prefix) or 'le="' not in key:
+            continue
+        le_text = key.split('le="', 1)[1].split('"', 1)[0]
+        le = float("inf") if le_text == "+Inf" else float(le_text)
+        buckets[le] = buckets.get(le, 0.0) + value - before.get(key, 0.0)
+    if not buckets:
+        return float("nan")
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return float("nan")
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        count = buckets[le]
+        if count >= rank:
+            if le == float("inf"):
+                return lower
+            inside = count - below
+            return lower + (le - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = le, count
+    return lower
 
 
 def tree_pids(pid: int) -> list[int]:

@@ -11,7 +11,9 @@ spread over several processes. Per N it reports:
 * delivered ratio (objects sent after the start signal x viewers);
 * added latency per hop, p50/p99: the *origin hop* is publish -> origin -> the
   probe; the *POP hop* is what going through the POP adds for the same object
-  (viewer receive - probe receive);
+  (viewer receive - probe receive: origin -> POP transit, the POP, POP -> viewer);
+  and, from the POP's ``clutchcall_object_latency_seconds`` histogram, the time
+  inside the POP from an object's arrival to its write into every viewer session;
 * POP egress (payload) and its ratio to the raw aioquic ceiling measured in the
   same run (:func:`bench.ceiling.measure_ceiling`), the POP's CPU;
 * memory per idle viewer: the POP's RSS growth (all workers) when N viewers are
@@ -41,7 +43,16 @@ from pathlib import Path
 from typing import Any
 
 from ._live import make_clip
-from ._nodes import node_env, origin_argv, pop_argv, tree_cpu, tree_rss, wait_event
+from ._nodes import (
+    histogram_quantile,
+    node_env,
+    origin_argv,
+    pop_argv,
+    scrape,
+    tree_cpu,
+    tree_rss,
+    wait_event,
+)
 from ._procs import Proc, python
 from ._tokens import BenchTokens
 
@@ -76,6 +87,8 @@ class PopFanoutResult:
     origin_hop_p99_ms: float = math.nan
     pop_hop_p50_ms: float = math.nan
     pop_hop_p99_ms: float = math.nan
+    pop_forwarding_p50_ms: float = math.nan  # inside the POP: arrival -> written to every viewer
+    pop_forwarding_p99_ms: float = math.nan
     end_to_end_p50_ms: float = math.nan
     end_to_end_p99_ms: float = math.nan
     pop_cpu_cores: float = 0.0
@@ -117,6 +130,15 @@ def _viewers_argv(
         "--expect", str(expect), "--timeout", str(timeout),
     ]  # fmt: skip
     return argv + (["--hold", "60"] if hold else [])
+
+
+def _scrape_all(endpoints: Sequence[str]) -> dict[str, float]:
+    """Every worker's /metrics, summed by series."""
+    merged: dict[str, float] = {}
+    for http in endpoints:
+        for key, value in scrape(http).items():
+            merged[key] = merged.get(key, 0.0) + value
+    return merged
 
 
 async def _revoke(redis_url: str, tokens: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -186,7 +208,10 @@ def run_pop_fanout(
             ),
         )
         wait_event(run.log("origin"), "origin_ready", origin, timeout=60)
-        wait_event(run.log("pop"), "pop_ready", pop, timeout=60, count=workers)
+        pop_http = [
+            str(r["http"])
+            for r in wait_event(run.log("pop"), "pop_ready", pop, timeout=60, count=workers)
+        ]
         publisher = run.start(
             "publisher",
             [
@@ -259,9 +284,17 @@ def run_pop_fanout(
         if workers == 1:  # with N workers each one's first viewer also opens an upstream
             result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
         cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
+        metrics_before = _scrape_all(pop_http)
         publisher.signal(signal.SIGUSR1)
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
         cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        time.sleep(1.2)  # the POP folds its statistics into /metrics every second
+        metrics_after = _scrape_all(pop_http)
+        for q, attr in ((0.5, "pop_forwarding_p50_ms"), (0.99, "pop_forwarding_p99_ms")):
+            seconds = histogram_quantile(
+                metrics_before, metrics_after, "clutchcall_object_latency_seconds", q
+            )
+            setattr(result, attr, seconds * 1000)
         result.sent = sent["objects"]
         for proc, _ in groups:
             proc.wait_line("complete", timeout=timeout + 10)
@@ -341,9 +374,10 @@ def _figures(
 def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str:
     lines = [
         "| workers | N | Mbit/s | delivered | origin hop p50/p99 ms | POP hop p50/p99 ms | "
+        "in POP (histogram) p50/p99 ms | "
         "end-to-end p50/p99 ms | POP CPU (cores) | POP egress Mbit/s | % of aioquic ceiling | "
         "KiB per idle viewer | revocation p50/p99 ms (n) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         pct = f"{100 * r.pop_egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
@@ -351,6 +385,7 @@ def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str
             f"| {r.workers} | {r.viewers} | {r.bitrate_mbit_s:.1f} | {100 * r.delivered_ratio:.2f}% | "
             f"{r.origin_hop_p50_ms:.1f}/{r.origin_hop_p99_ms:.1f} | "
             f"{r.pop_hop_p50_ms:.1f}/{r.pop_hop_p99_ms:.1f} | "
+            f"{r.pop_forwarding_p50_ms:.1f}/{r.pop_forwarding_p99_ms:.1f} | "
             f"{r.end_to_end_p50_ms:.1f}/{r.end_to_end_p99_ms:.1f} | {r.pop_cpu_cores:.2f} | "
             f"{r.pop_egress_mbit_s:.1f} | {pct} | {r.idle_viewer_kib:.0f} | "
             f"{r.revocation_p50_ms:.0f}/{r.revocation_p99_ms:.0f} ({r.revoked}) |"
