@@ -130,6 +130,7 @@ class OriginNode:
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()
         self._draining = False
+        self._stopped = False
         self._last_stats: dict[str, int] = {}
         self._ended_refused = 0  # counters of MoQT sessions that are gone
         self._ended_malformed = 0
@@ -278,6 +279,9 @@ class OriginNode:
             await asyncio.gather(*closing, return_exceptions=True)
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self._draining = True
         if self.rtmp is not None:
             await self.rtmp.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,14 @@ def test_cli_rejects_bad_arguments_clearly() -> None:
     assert bad.returncode == 2 and "expected HOST:PORT, got 'nope'" in bad.stderr
     half = _cli("--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cert", "x.pem")
     assert half.returncode == 2 and "--cert and --key go together" in half.stderr
+
+
+def test_cli_busy_rtmp_port_is_a_clear_failure() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _cli("--quic", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                      "--rtmp", f"127.0.0.1:{port}", "--publish-auth", "none")  # fmt: skip
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr and "origin_failed" in result.stderr
