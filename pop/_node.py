@@ -53,12 +53,15 @@ from moqt.events import (
     FetchRequested,
     PublishNamespaceRequested,
     PublishRequested,
+    RequestRejected,
     SessionClosed,
     SetupCompleted,
     SubscribeNamespaceRequested,
     SubscribeRequested,
+    TrackStatusReceived,
     TrackStatusRequested,
 )
+from moqt.types import GroupOrder
 
 from ._admission import Gatekeeper, SessionAuth
 from ._listen import bind_udp, serve_socket
@@ -394,9 +397,35 @@ class PopNode:
                 if error is not None:
                     self._reject(peer, event.request_id, error[0], error[1])
                     return
+            elif isinstance(event, TrackStatusRequested):
+                status = await self.router.track_status(
+                    event.namespace, event.name, auth.hops, token
+                )
+                if status is not None:
+                    self._answer_status(peer, event.request_id, status)
+                    return
             if down.connection.is_closed or auth.closed:
                 return
         self.relay.handle_event(peer, event)
+
+    def _answer_status(self, peer: Peer, request_id: int, status: Event | tuple[int, str]) -> None:
+        """Pass the upstream's answer to a TRACK_STATUS on (or our error)."""
+        if isinstance(status, TrackStatusReceived):
+            order = status.group_order
+            try:
+                peer.session.answer_track_status(
+                    request_id,
+                    largest=status.largest,
+                    expires=status.expires,
+                    group_order=GroupOrder.ASCENDING if order == GroupOrder.ORIGINAL else order,
+                )
+            except LocalError as exc:
+                self._log.debug("track_status_answer_failed", error=str(exc))
+        elif isinstance(status, RequestRejected):
+            code = status.error if status.error is not None else status.code
+            self._reject(peer, request_id, code, status.reason)
+        elif isinstance(status, tuple):
+            self._reject(peer, request_id, status[0], status[1])
 
     def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
         try:

@@ -25,7 +25,9 @@ import structlog
 from mesh._topology_types import NoRoute, TopologyError, TopologyEvent, Upstream
 from mesh.relay import Track
 from mesh.topology import Topology
-from moqt.errors import RequestErrorCode
+from moqt.aio import ConnectionClosed
+from moqt.errors import LocalError, RequestErrorCode
+from moqt.events import Event
 from moqt.types import Namespace
 
 from ._admission import namespace_text
@@ -38,6 +40,7 @@ _log = structlog.get_logger("pop.routing")
 
 _RETRY_INTERVAL = 0.2
 _SUSPECT_FOR = 5.0
+_STATUS_TIMEOUT = 5.0
 
 
 class Router:
@@ -97,6 +100,32 @@ class Router:
         assert link.peer is not None
         self.relay.route_namespace(link.peer, namespace, token.encode())
         return None
+
+    async def track_status(
+        self, namespace: Namespace, name: bytes, hops: tuple[str, ...], token: str
+    ) -> Event | tuple[int, str] | None:
+        """TRACK_STATUS for a track this POP does not relay yet: ask its upstream.
+
+        None means the relay core can answer (the track is here); otherwise the
+        upstream's answer (TrackStatusReceived or RequestRejected) or an error to
+        reject with.
+        """
+        track = self.relay.track(namespace, name)
+        if track is not None and (track.upstream is not None or track.cache.largest is not None):
+            return None
+        error = await self.ensure_route(namespace, name, hops, token)
+        if error is not None:
+            return error
+        link = self._routed_link(namespace)
+        if link is None or link.connection is None:
+            return RequestErrorCode.INTERNAL_ERROR, "upstream unavailable"
+        conn = link.connection
+        try:
+            rid = conn.session.track_status(namespace, name, auth_token=token.encode())
+            return await asyncio.wait_for(conn.wait_response(rid), _STATUS_TIMEOUT)
+        except (LocalError, ConnectionClosed, TimeoutError) as exc:
+            self._log.info("track_status_failed", track=namespace_text(namespace), error=str(exc))
+            return RequestErrorCode.INTERNAL_ERROR, "upstream did not answer"
 
     def _routed_link(self, namespace: Namespace) -> UpstreamLink | None:
         for link in self.pool.links():

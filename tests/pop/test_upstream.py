@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mesh.bus import MemoryBus
-from moqt.aio import connect
+from moqt.aio import SessionOptions, connect
 from moqt.errors import RequestErrorCode
 from moqt.events import (
     FetchAccepted,
@@ -18,6 +18,7 @@ from moqt.events import (
     ObjectSource,
     RequestRejected,
     SubscribeAccepted,
+    TrackStatusReceived,
 )
 from moqt.types import SubscriptionFilter
 from pop import PopNode
@@ -252,3 +253,25 @@ async def test_upstream_goaway_moves_tracks_to_another_origin(
             print(f"\nGOAWAY -> objects via o-us after {moved * 1000:.0f} ms")
             assert viewer.closed is None
             assert far.subscriptions() == 1
+
+
+async def test_cold_pop_answers_track_status_from_upstream(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = make_origin(bus, certs, "o1", "eu")
+    async with origin.running():
+        pop = await make_pop()
+        await routed(pop)
+        options = SessionOptions(auth_token=tokens.mint().encode())
+        async with connect(url(pop), verify=False, options=options) as conn:
+            rid = conn.session.track_status(NS, b"video")
+            answer = await asyncio.wait_for(conn.wait_response(rid), 5)
+            assert isinstance(answer, TrackStatusReceived)
+            assert answer.largest is not None
+            assert answer.largest.group >= int(time.time() * 1000) // 200 - 2
+            rid = conn.session.track_status(NS, b"no-such-track")
+            answer = await asyncio.wait_for(conn.wait_response(rid), 5)
+            assert isinstance(answer, RequestRejected)
+            assert answer.error is RequestErrorCode.DOES_NOT_EXIST
+        # Asking did not subscribe anything upstream.
+        assert origin.subscriptions() == 0
