@@ -371,8 +371,13 @@ class _RtmpPublish:
             live = self.ingest.inputs.get(self._id)
             if self._end is not None and self._end.reason is EndReason.KICKED:
                 return
+            if live is not None and live.kind != "rtmp":
+                # The input is live through another ingest path: that publisher keeps it.
+                self._log.warning("input_busy", ingest=live.kind)
+                self.ingest.spawn(self._kick("the input is already being published"))
+                return
             first = self._resume.catalog_group if self._resume is not None else 0
-            if live is not None and live.kind == "rtmp":
+            if live is not None:
                 first = max(first, live.broadcast.next_catalog_group)
             self._broadcast = self.ingest.inputs.begin(
                 self._id, self.info.namespace, "rtmp", self._kick, first_catalog_group=first
@@ -380,7 +385,7 @@ class _RtmpPublish:
             self.ingest.inputs.report(self._id, InputStatus.LIVE)
         elif self.ingest.inputs.get(self._id) is not None:
             self.ingest.inputs.report(self._id, InputStatus.LIVE, "transcoder restarted")
-        if not self._broadcast.ended:
+        if self._broadcast is not None and not self._broadcast.ended:
             self._broadcast.set_catalog(event.catalog)
 
     async def _kick(self, reason: str) -> None:

@@ -20,6 +20,7 @@ from tests.mesh.conftest import wait_until
 
 from .conftest import ORG, Origin, new_key
 from .helpers import Viewer, check_media, init_of, ns, rotate_key
+from .test_moqt_ingest import publishing
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.e2e]
 
@@ -174,3 +175,15 @@ async def test_rotation_kicks_within_one_second_and_reconnect_resumes(origin: Or
             again = await viewer.wait_objects("audio", 1, within=20)
             assert again[0].group_id > last_group
             assert viewer.tracks[CATALOG_TRACK].objects[-1].group_id > 0
+
+
+async def test_rtmp_publish_of_an_input_live_over_moqt_is_dropped(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    async with publishing(origin, input_id, key):
+        await wait_live(origin, input_id)
+        moqt_broadcast = origin.node.inputs.get(input_id)
+        assert moqt_broadcast is not None and moqt_broadcast.kind == "moqt"
+        async with encoder(origin, input_id, key, 20) as proc:
+            await asyncio.wait_for(proc.wait(), 30)  # disconnected once its ladder is ready
+        live = origin.node.inputs.get(input_id)
+        assert live is moqt_broadcast and not live.broadcast.ended
