@@ -1,6 +1,6 @@
 """Three regions on one machine: an origin region and two POP regions, with real path delays.
 
-    sudo python -m bench.regions up                  # build it, print where everything is, wait
+    sudo python -m bench.regions up                  # build it, print addresses + a viewer command per region, wait
     sudo python -m bench.regions run --viewers 5     # build it, measure, print the figures
 
 Each region is a network namespace (:mod:`bench.netlab`); the POP regions are
@@ -518,7 +518,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths=_paths(args), bitrate=args.bitrate, group_seconds=args.group_seconds
     ) as mesh:
         if args.cmd == "up":
-            print(json.dumps({"workdir": str(mesh.workdir), **mesh.lab.describe()}, indent=2))
+            tokens = mesh.workdir / "viewers.tokens.json"
+            mesh.tokens.write(tokens, INPUT_ID, 5)
+            viewer = [
+                python(), "-m", "bench._live", "viewers", "--url", f"moqt://127.0.0.1:{POP_PORT}",
+                "--namespace", NAMESPACE, "--tokens", str(tokens), "--join", "--timeout", "10",
+            ]  # fmt: skip
+            watch = {
+                region: " ".join(
+                    mesh.lab.argv(region, [*viewer, "--report", f"/tmp/viewers-{region}.json"])
+                )
+                for region in mesh.regions
+            }
+            description = {"workdir": str(mesh.workdir), **mesh.lab.describe(), "watch": watch}
+            print(json.dumps(description, indent=2))
             print("up; Ctrl-C tears it down", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 signal.pause()
