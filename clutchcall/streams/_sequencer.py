@@ -9,9 +9,10 @@ passed in) releases objects strictly by (group, object):
   0 it holds, once no joining fetch is still on its way; earlier objects are
   dropped;
 * within a group it releases object ``n`` only after ``n - 1``;
-* it moves to the next group when the current group's stream ended (FIN or
-  reset) or, if that signal never comes, ``gap_wait`` seconds after the next
-  group's object 0 arrived (what is missing of the current group is skipped);
+* it moves on to group ``g + 1`` as soon as group ``g``'s stream ended (FIN or
+  reset) and ``g + 1``'s object 0 is here; otherwise (no end signal, or the next
+  group start it holds is further ahead) it waits ``gap_wait`` seconds after
+  that start arrived and then skips what is missing;
 * it holds at most ``max_buffered`` objects; beyond that it skips ahead to the
   next group start (a viewer that stalls must not grow without bound).
 """
@@ -179,7 +180,9 @@ class TrackSequencer:
             if following is None:
                 self._waiting_since = None
                 break
-            if self._group not in self._ended:
+            # Straight on to the next group once this one ended; a gap (this group not
+            # ended, or group ids missing in between) gets gap_wait to fill in first.
+            if self._group not in self._ended or following != self._group + 1:
                 if self._waiting_since is None:
                     self._waiting_since = now
                 if now - self._waiting_since < self._gap_wait:

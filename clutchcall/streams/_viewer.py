@@ -111,6 +111,7 @@ class _Lane:
     pending: list[Released] = field(default_factory=list)
     switch_group: int | None = None
     switch_since: float | None = None
+    floor: int = -1  # groups below this are not played (they overlap the previous rendition)
 
     @property
     def name(self) -> str:
@@ -510,12 +511,18 @@ class AsyncBroadcastViewer:
             return
         if lane is self._switching:
             if lane.switch_group is None:
-                lane.switch_group = items[0].group_id
+                # Switch at a group the current rendition has not begun: it plays on
+                # until it reaches that group, then the new one takes over there.
+                playing = self._video.seq.group if self._video is not None else None
+                first = items[0].group_id
+                lane.switch_group = first if playing is None else max(first, playing + 1)
                 lane.switch_since = self._loop.time()
-            lane.pending.extend(items)
+            lane.pending.extend(i for i in items if i.group_id >= lane.switch_group)
             return
         if lane is self._video:
             for item in items:
+                if item.group_id < lane.floor:
+                    continue
                 switching = self._switching
                 if (
                     switching is not None
@@ -625,6 +632,7 @@ class AsyncBroadcastViewer:
         self._switches += 1
         if self._abr is not None:
             self._abr.switched(new.name, self._loop.time())
+        new.floor = new.switch_group if new.switch_group is not None else -1
         pending, new.pending = new.pending, []
         _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
         for item in pending:

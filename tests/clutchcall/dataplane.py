@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections.abc import AsyncIterator
@@ -10,10 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clutchcall.streams import Chunk
-from media.ffmpeg import ffmpeg_exe
+from clutchcall.streams._broadcast import BroadcastSender
+from media import AudioSpec, CatalogUpdate, LadderSpec, VideoRung
+from media.ffmpeg import TestPatternSource, Transcoder, ffmpeg_exe
 from mesh.relay import RelayConfig
 from mesh.relay._node import RelayNode
-from moqt.aio import write_self_signed
+from moqt.aio import connect, write_self_signed
+from moqt.events import PublishNamespaceAccepted
 
 NAMESPACE = "stream/org_test/lv_test"
 
@@ -86,3 +90,34 @@ def decode(path: Path) -> Decoded:
         line for line in result.stderr.splitlines() if "frame=" not in line and line.strip()
     )
     return Decoded(frames[-1] if frames else 0, seconds, errors)
+
+
+async def publish_ladder(url: str, cert: Path, stop: asyncio.Event, *, audio: bool = True) -> None:
+    """Publish a two-rendition ladder (360p + 180p, 1 s groups) of a live test pattern,
+    the way an origin's RTMP transcode does: one ffmpeg, shared group ids, one catalog."""
+    source = TestPatternSource(width=640, height=360, fps=30, realtime=True, has_audio=audio)
+    ladder = LadderSpec(
+        video=(VideoRung("360p", 360, 900_000), VideoRung("180p", 180, 300_000)),
+        audio=AudioSpec() if audio else None,
+        group_duration=1.0,
+        chunk_duration=0.5,
+    )
+    ns = tuple(NAMESPACE.encode().split(b"/"))
+    async with connect(url, cafile=str(cert)) as conn, Transcoder(source, ladder) as tc:
+        sender = BroadcastSender(conn.session, ns)
+        conn.set_event_handler(lambda _c, event: sender.on_event(event))
+        await conn.request(conn.session.publish_namespace(ns), PublishNamespaceAccepted)
+        packager = tc.packager()
+        for plan in tc.track_plans():
+            sender.add_track(plan.name, plan.priority if plan.priority is not None else 2)
+        async for rendition, item in tc:
+            if stop.is_set():
+                break
+            for out in packager.push(rendition, item):
+                if isinstance(out, CatalogUpdate):
+                    sender.send_catalog(out.catalog)
+                else:
+                    obj = out.object
+                    sender.send_object(out.track, obj.group_id, obj.object_id, obj.payload)
+        sender.finish(packager.end())
+        await asyncio.sleep(0.3)
