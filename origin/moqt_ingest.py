@@ -99,6 +99,7 @@ class _Input:
     subscribed: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
     last_group: dict[str, int] = field(default_factory=dict)
+    ours: set[int] = field(default_factory=set)  # our SUBSCRIBE request ids
     broadcast: Broadcast | None = None
     catalog_tries: list[bytes] = field(default_factory=list)
     dropped: int = 0
@@ -251,6 +252,7 @@ class MoqtIngest:
             return
         state.tracks[rid] = name.decode("utf-8", "replace")
         state.subscribed.add(name.decode("utf-8", "replace"))
+        state.ours.add(rid)
         self._by_request[rid] = state
 
     # --- events of our subscriptions / their publishes -------------------------------------
@@ -367,6 +369,11 @@ class MoqtIngest:
         del self._by_namespace[state.namespace]
         for rid in [r for r, s in self._by_request.items() if s is state]:
             del self._by_request[rid]
+            if rid in state.ours and not self._closed:
+                try:
+                    self.session.unsubscribe(rid)  # the publisher may stop sending
+                except LocalError as exc:
+                    self._log.debug("unsubscribe_failed", error=str(exc))
         if state.broadcast is not None:
             self._inputs.finish(state.external_input_id, state.broadcast, code, reason)
         elif (release := getattr(self._authorizer, "release", None)) is not None:

@@ -33,6 +33,7 @@ from moqt.events import (
     SubscribeAccepted,
     SubscribeRequested,
     TrackStatusReceived,
+    Unsubscribed,
 )
 from moqt.session import SubgroupHandle
 from moqt.types import Location, Namespace, SubscriptionFilter
@@ -235,11 +236,14 @@ class MoqtTestPublisher:
         self._started: set[str] = set()
         self._reader: asyncio.Task[None] | None = None
         self.corrupt: set[str] = set()  # tracks whose media we replace by garbage
+        self.announce_request: int | None = None
+        self.unsubscribed: Counter[str] = Counter()
 
     async def announce(self) -> None:
         session = self.conn.session
         auth = self.key.encode() if self.key is not None else None
         rid = session.publish_namespace(self.namespace, auth_token=auth)
+        self.announce_request = rid
         self._reader = asyncio.create_task(self._read())
         answer = await self.conn.wait_response(rid)
         if not type(answer).__name__.startswith("PublishNamespaceAccepted"):
@@ -275,6 +279,11 @@ class MoqtTestPublisher:
                 self._subs[name] = event.request_id
                 if name == CATALOG_TRACK and self.catalog_payload is not None:
                     self._send_catalog()
+            elif isinstance(event, Unsubscribed):
+                for name, rid in list(self._subs.items()):
+                    if rid == event.request_id:
+                        self.unsubscribed[name] += 1
+                        del self._subs[name]
 
     def _send_catalog(self) -> None:
         rid = self._subs.get(CATALOG_TRACK)

@@ -275,3 +275,20 @@ async def test_stream_key_in_client_setup_covers_the_session(origin: Origin) -> 
             await pub.announce()
         await pub.close()
     assert info.value.rejection.code == RequestErrorCode.UNAUTHORIZED
+
+
+async def test_publish_namespace_done_ends_the_broadcast_cleanly(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    async with publishing(origin, input_id, key) as pub:
+        await wait_live(origin, input_id)
+        async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
+            await viewer.catalog()
+            await viewer.subscribe("video")
+            await viewer.wait_objects("video", 1)
+            assert pub.announce_request is not None
+            pub.conn.session.publish_namespace_done(pub.announce_request)
+            done = await viewer.wait_done("video", within=5)
+            assert done.code == PublishDoneCode.TRACK_ENDED
+        # The origin let go of the publisher's tracks.
+        await wait_until(lambda: sum(pub.unsubscribed.values()) == 3)
+    assert origin.node.inputs.get(input_id) is None
