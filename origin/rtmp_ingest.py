@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +44,15 @@ from media.ffmpeg import PipeSource, Transcoder
 from origin.rtmp import AmfValue, FlvMuxer, MediaTag, PublishEnd, PublishInfo, PublishSink
 from origin.rtmp.publish import EndReason
 
-from ._inputs import LiveInputs
+from ._inputs import LiveInputs, Spawn
 from .broadcast import Broadcast
 from .status import InputStatus
 
 __all__ = ["RtmpIngest", "RtmpIngestSettings", "RtmpIngestStatistics"]
 
 _log = structlog.get_logger("origin.rtmp_ingest")
+
+Disconnect = Callable[[str, str], Awaitable[bool]]
 
 # Objects held while the catalog waits for the last rendition's header.
 _MAX_HELD = 256
@@ -95,13 +97,13 @@ class RtmpIngest:
         inputs: LiveInputs,
         settings: RtmpIngestSettings | None = None,
         *,
-        spawn: Any,
-        disconnect: Any = None,
+        spawn: Spawn,
+        disconnect: Disconnect | None = None,
     ) -> None:
         self.inputs = inputs
         self.settings = settings or RtmpIngestSettings()
-        self._spawn = spawn  # (coroutine) -> None, runs it in the node's TaskGroup
-        self.disconnect = disconnect  # async (external_input_id, reason) -> bool
+        self._spawn = spawn  # runs a coroutine in the node's TaskGroup
+        self.disconnect = disconnect  # ends the RTMP publish of an input (RtmpServer.disconnect)
         self._resume: dict[str, _Resume] = {}
         self._active: dict[str, _RtmpPublish] = {}
         self.publishes = 0
