@@ -221,6 +221,12 @@ async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Ori
         pump = asyncio.create_task(pub.pump(tc, seconds=30))
         try:
             await wait_live(origin, input_id)
+
+            async def routed() -> bool:
+                route = await origin.bus.get(ROUTE_PREFIX + f"stream/{ORG}/{input_id}")
+                return route is not None and route["origin"] == "origin-test"
+
+            await wait_until(routed)
             async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
                 catalog = await viewer.catalog()
                 for name in ("video", "audio"):
@@ -238,6 +244,11 @@ async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Ori
     await wait_until(lambda: origin.node.inputs.get(input_id) is None)
     record = await origin.bus.get(INPUT_STATUS_PREFIX + input_id)
     assert record is not None and record["status"] == "idle"
+
+    async def unrouted() -> bool:
+        return await origin.bus.get(ROUTE_PREFIX + f"stream/{ORG}/{input_id}") is None
+
+    await wait_until(unrouted)
 
 
 async def test_drain_sends_goaway_and_ends_broadcasts(origin: Origin) -> None:
