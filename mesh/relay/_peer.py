@@ -13,11 +13,13 @@ from moqt.events import FetchRequested, SubscribeRequested
 from moqt.session import Session
 from moqt.types import Namespace, TrackName
 
+from ._scheduling import DropReason
+
 if TYPE_CHECKING:
     from ._scheduler import SubscriberScheduler
     from ._track import Subscriber, Track
 
-__all__ = ["Peer", "call_peer", "label", "starts_with"]
+__all__ = ["SCHEDULER_TOTALS", "Peer", "call_peer", "label", "scheduler_totals", "starts_with"]
 
 logger = structlog.get_logger("mesh.relay")
 
@@ -67,3 +69,20 @@ def call_peer(peer: Peer, fn: Callable[..., object], *args: object, **kwargs: ob
     except LocalError as exc:
         logger.debug("peer_call_failed", session=peer.name, error=str(exc))
         return None
+
+
+SCHEDULER_TOTALS = (
+    "objects_sent",
+    "bytes_sent",
+    *(f"drops_{reason.value}" for reason in DropReason),
+    "streams_reset",
+)
+
+
+def scheduler_totals(peer: Peer) -> dict[str, int]:
+    st = peer.scheduler.statistics()
+    totals = {"objects_sent": st.objects_sent, "bytes_sent": st.bytes_sent}
+    for reason, count in peer.scheduler.drops().items():
+        totals[f"drops_{reason.value}"] = count
+    totals["streams_reset"] = st.streams_reset
+    return totals

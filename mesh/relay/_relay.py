@@ -56,6 +56,7 @@ from moqt.types import (
 )
 
 from ._cache import CachedObject, CacheLimits
+from ._fetching import answer_fetch, answer_track_status
 from ._namespaces import (
     announce_to_watchers,
     announced_under,
@@ -64,11 +65,11 @@ from ._namespaces import (
     wants_tracks,
     withdraw_from_watchers,
 )
-from ._peer import Peer, call_peer, label, starts_with
+from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals, starts_with
 from ._registry import TrackRegistry
 from ._scheduler import SubscriberScheduler
-from ._scheduling import DropReason, SchedulerLimits
-from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window, joining_range
+from ._scheduling import SchedulerLimits
+from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
 
@@ -108,7 +109,7 @@ class Relay:
             "subscribers_too_far_behind": 0,
         }
         # totals of schedulers of sessions that are gone (counters never go down)
-        self._retired_scheduling = dict.fromkeys(_SCHEDULER_TOTALS, 0)
+        self._retired_scheduling = dict.fromkeys(SCHEDULER_TOTALS, 0)
         self._rejections: dict[str, int] = {}
 
     # --- sessions ----------------------------------------------------------------------
@@ -461,46 +462,10 @@ class Relay:
 
     def _on_fetch(self, peer: Peer, ev: FetchRequested) -> None:
         self._counters["fetches"] += 1
-        start, end = ev.start, ev.end
-        joined = ev.joining_request_id
-        if joined is not None and (start is None or end is None):
-            # The FETCH came in the same batch as its SUBSCRIBE, before we answered it.
-            if joined in peer.waiting:
-                peer.deferred_fetches.setdefault(joined, []).append(ev)
-                return
-            sub = peer.downstream.get(joined)
-            if sub is not None and sub.joining_largest is not None:
-                start, end = joining_range(ev, sub.joining_largest)
-        track = self._tracks.get(ev.namespace, ev.name)
-        if track is None:
-            self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
-            return
-        if start is None or end is None:
-            self._reject(
-                peer,
-                ev.request_id,
-                RequestErrorCode.INVALID_RANGE,
-                "the joined subscription has no objects before it",
-            )
-            return
-        largest = track.cache.largest
-        if largest is None or start > largest:
-            self._reject(peer, ev.request_id, RequestErrorCode.INVALID_RANGE, "range not available")
-            return
-        try:
-            track.serve_fetch(
-                peer.session, ev.request_id, start, end,
-                descending=ev.group_order == GroupOrder.DESCENDING,
-            )  # fmt: skip
-        except LocalError as exc:
-            logger.warning("fetch_failed", session=peer.name, error=str(exc))
+        answer_fetch(self._tracks, peer, ev, self._reject)
 
     def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
-        track = self._tracks.get(ev.namespace, ev.name)
-        if track is None or (track.upstream is None and track.cache.largest is None):
-            self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
-            return
-        call_peer(peer, peer.session.answer_track_status, ev.request_id, largest=track.largest)
+        answer_track_status(self._tracks, peer, ev, self._reject)
 
     # --- namespaces --------------------------------------------------------------------
 
@@ -588,7 +553,7 @@ class Relay:
         peer.namespace_subscriptions.clear()
         if peer in self._peers:
             self._peers.remove(peer)
-            for key, value in _scheduler_totals(peer).items():
+            for key, value in scheduler_totals(peer).items():
                 self._retired_scheduling[key] += value
         self._tracks.drop_unused()
 
@@ -624,7 +589,7 @@ class Relay:
         stats.update(self._tracks.statistics(), sessions=len(self._peers))
         scheduling = dict(self._retired_scheduling)
         for peer in self._peers:
-            for key, value in _scheduler_totals(peer).items():
+            for key, value in scheduler_totals(peer).items():
                 scheduling[key] += value
         # objects_out/bytes_out of the registry count fetches; live objects are the schedulers'
         stats["objects_out"] += scheduling.pop("objects_sent")
@@ -640,23 +605,6 @@ class Relay:
 
 def _no_backlog() -> int:
     return 0
-
-
-_SCHEDULER_TOTALS = (
-    "objects_sent",
-    "bytes_sent",
-    *(f"drops_{reason.value}" for reason in DropReason),
-    "streams_reset",
-)
-
-
-def _scheduler_totals(peer: Peer) -> dict[str, int]:
-    st = peer.scheduler.statistics()
-    totals = {"objects_sent": st.objects_sent, "bytes_sent": st.bytes_sent}
-    for reason, count in peer.scheduler.drops().items():
-        totals[f"drops_{reason.value}"] = count
-    totals["streams_reset"] = st.streams_reset
-    return totals
 
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:
