@@ -256,7 +256,11 @@ async def test_drain_sends_goaway_and_ends_broadcasts(origin: Origin) -> None:
     namespace = f"stream/{ORG}/{input_id}"
     async with publishing(origin, input_id, key):
         await wait_live(origin, input_id)
-        assert await origin.bus.get(ROUTE_PREFIX + namespace) is not None
+
+        async def routed() -> bool:
+            return await origin.bus.get(ROUTE_PREFIX + namespace) is not None
+
+        await wait_until(routed)
         async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
             await viewer.catalog()
             await viewer.subscribe("audio")
