@@ -271,7 +271,11 @@ async def test_drain_sends_goaway_and_ends_broadcasts(origin: Origin) -> None:
             await asyncio.wait_for(viewer.goaway.wait(), 5)
             await drain
     assert origin.node.draining and origin.node.inputs.get(input_id) is None
-    assert await origin.bus.get(ROUTE_PREFIX + namespace) is None
+
+    async def unrouted() -> bool:
+        return await origin.bus.get(ROUTE_PREFIX + namespace) is None
+
+    await wait_until(unrouted)
     assert (await origin.bus.get(NODE_PREFIX + "origin-test")) is not None  # until stop()
 
 
