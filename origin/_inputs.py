@@ -136,6 +136,16 @@ class LiveInputs:
             _log.exception("kick_failed", input=external_input_id)
         return True
 
-    def end_all(self, code: int, reason: str) -> None:
+    async def end_all(self, code: int, reason: str) -> None:
+        """End every broadcast (shutdown): routes and idle reports are written before returning."""
         for live in list(self._live.values()):
-            self.finish(live.external_input_id, live.broadcast, code, reason)
+            del self._live[live.external_input_id]
+            live.broadcast.end(code, reason)
+            if self._release is not None:
+                self._release(live.external_input_id)
+            try:
+                if self._on_route is not None:
+                    await self._on_route(live.namespace, False)
+                await self._reporter.report(live.external_input_id, InputStatus.IDLE, reason)
+            except Exception:
+                _log.exception("end_report_failed", input=live.external_input_id)

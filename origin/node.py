@@ -56,6 +56,8 @@ __all__ = ["OriginNode", "OriginStatistics"]
 
 _log = structlog.get_logger("origin.node")
 _POLL_INTERVAL = 0.25
+# Bound on writing the last routes and idle reports at shutdown (Redis may be away).
+_END_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +270,9 @@ class OriginNode:
             self._goaway(down.connection)
         if self.rtmp is not None:
             await self.rtmp.close()
-        self.inputs.end_all(PublishDoneCode.GOING_AWAY, "origin shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_END_TIMEOUT):
+                await self.inputs.end_all(PublishDoneCode.GOING_AWAY, "origin shutting down")
         closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._downstream)]
         if closing:
             await asyncio.wait(
@@ -285,7 +289,9 @@ class OriginNode:
         self._draining = True
         if self.rtmp is not None:
             await self.rtmp.close()
-        self.inputs.end_all(PublishDoneCode.GOING_AWAY, "origin shutting down")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_END_TIMEOUT):
+                await self.inputs.end_all(PublishDoneCode.GOING_AWAY, "origin shutting down")
         for conn in list(self._downstream):
             conn.close(SessionCloseCode.NO_ERROR, "origin shutting down")
         waits = [c.wait_closed(grace=1.0) for c in list(self._downstream)]

@@ -16,6 +16,7 @@ import pytest
 
 from mesh.bus import connect_bus
 from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
+from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
 from tests.origin.conftest import ORG, new_key
 from tests.origin.helpers import Viewer, check_media, init_of, ns, write_key
@@ -76,5 +77,7 @@ async def test_origin_process_rtmp_ladder_routes_ops_and_drain(redis_url: str) -
         assert origin.events("origin_draining") and origin.events("origin_stopped")
         assert await bus.get(ROUTE_PREFIX + namespace) is None
         assert await bus.get(NODE_PREFIX + "origin-e2e") is None
+        status = await bus.get(INPUT_STATUS_PREFIX + input_id)
+        assert status is not None and status["status"] == "idle"  # told before exiting
     finally:
         await bus.close()
