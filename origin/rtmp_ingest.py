@@ -300,7 +300,10 @@ class _RtmpPublish:
     async def _run_once(self) -> str:
         """Run one ffmpeg until it ends; the failure text if it ended on its own."""
         settings = self.ingest.settings
-        tc = Transcoder(self._source(), settings.ladder, queue_size=settings.ffmpeg_queue)
+        ladder = settings.ladder
+        if not self._has_video():  # an audio-only encoder: the audio rendition alone
+            ladder = dataclasses.replace(ladder, video=())
+        tc = Transcoder(self._source(), ladder, queue_size=settings.ffmpeg_queue)
         try:
             await tc.start()
         except MediaError as exc:
@@ -311,7 +314,7 @@ class _RtmpPublish:
         self._ready.set()
         packager = BroadcastPackager(
             tc.track_plans(),
-            group_duration=settings.ladder.group_duration,
+            group_duration=ladder.group_duration,
             resume=self._resume.point if self._resume is not None else None,
         )
         failure = ""

@@ -187,3 +187,26 @@ async def test_rtmp_publish_of_an_input_live_over_moqt_is_dropped(origin: Origin
             await asyncio.wait_for(proc.wait(), 30)  # disconnected once its ladder is ready
         live = origin.node.inputs.get(input_id)
         assert live is moqt_broadcast and not live.broadcast.ended
+
+
+async def test_audio_only_encoder_gets_an_audio_only_broadcast(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    url = f"rtmp://127.0.0.1:{origin.rtmp_port}/live/{input_id}/{key}"
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error", "-re", "-f", "lavfi",
+        "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-c:a", "aac", "-b:a", "128k",
+        "-f", "flv", url,
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(*cmd, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await wait_live(origin, input_id)
+        async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
+            catalog = await viewer.catalog()
+            assert [t.name for t in catalog.tracks] == ["audio"]
+            await viewer.subscribe("audio")
+            check_media(await viewer.wait_objects("audio", 3), init_of(catalog, "audio"))
+        assert origin.node.rtmp_ingest.ffmpeg_failures == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
