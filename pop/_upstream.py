@@ -26,7 +26,7 @@ from mesh.relay import Peer
 from mesh.settings import parse_hostport
 from moqt.aio import ConnectionClosed, MoqtConnection, SessionOptions, connect
 from moqt.errors import SessionCloseCode
-from moqt.events import Event, GoawayReceived, ObjectReceived, SessionClosed, SubscribeAccepted
+from moqt.events import Event, GoawayReceived, ObjectReceived, SessionClosed
 
 from ._relay import PopRelay
 
@@ -55,7 +55,8 @@ class UpstreamLink:
     connection: MoqtConnection | None = None
     peer: Peer | None = None
     idle_since: float | None = None
-    last_data: float = 0.0  # last object or subscription answer (monotonic)
+    # request id -> (previous, last) arrival of its objects (monotonic): its cadence
+    arrivals: dict[int, tuple[float, float]] = field(default_factory=dict)
     closed: bool = False
     failed: bool = False  # could not connect, or the upstream ended the session
 
@@ -176,7 +177,6 @@ class UpstreamPool:
                 setup_timeout=self._connect_timeout,
             ) as conn:
                 link.connection = conn
-                link.last_data = self._clock()
                 link.peer = self._relay.attach_upstream(conn.session, name)
                 conn.set_event_handler(lambda c, ev: self._on_event(link, ev))
                 _log.info("upstream_connected", upstream=key.node_id, quic=key.quic, link=name)
@@ -201,14 +201,18 @@ class UpstreamPool:
 
     def _on_event(self, link: UpstreamLink, event: Event) -> None:
         assert link.peer is not None
-        if isinstance(event, ObjectReceived) and self._observe is not None:
-            # Arrival to written into every viewer's session (this hop's forwarding time).
-            link.last_data = started = self._clock()
+        if isinstance(event, ObjectReceived):
+            started = self._clock()
+            previous = link.arrivals.get(event.request_id)
+            link.arrivals[event.request_id] = (
+                previous[1] if previous is not None else started - 3600.0,
+                started,
+            )
             self._relay.handle_event(link.peer, event)
-            self._observe(self._clock() - started)
+            if self._observe is not None:
+                # Arrival to written into every viewer's session (this hop's forwarding time).
+                self._observe(self._clock() - started)
             return
-        if isinstance(event, ObjectReceived | SubscribeAccepted):
-            link.last_data = self._clock()
         self._relay.handle_event(link.peer, event)
         if isinstance(event, GoawayReceived) and self._on_goaway is not None:
             _log.info("upstream_goaway", upstream=link.key.node_id)
@@ -251,25 +255,37 @@ class UpstreamPool:
                     self._close_link(link, "idle")
 
     async def _stall_loop(self, silence: float) -> None:
-        """A link whose live tracks got nothing for ``silence`` s is presumed dead.
+        """A link whose streaming tracks went silent for ``silence`` s is presumed dead.
 
         A SIGKILLed upstream never closes its QUIC connection (that takes the idle
         timeout) and its registry record lives until its TTL: silence on a live
-        broadcast is the quickest sign.  The link is closed as failed, so its tracks
-        are re-routed and the node avoids that upstream for a while if it can.
+        broadcast is the quickest sign.  Only tracks with a steady cadence count
+        (their last two objects came less than ``silence / 2`` apart), so a track
+        that is quiet by nature, like a catalog, never looks stalled.  The link is
+        closed as failed: its tracks are re-routed and the node avoids that
+        upstream for a while if it can.
         """
         while True:
             await asyncio.sleep(min(0.25, silence / 4))
             now = self._clock()
             for link in list(self._links.values()):
-                if link.peer is None or link.closed or now - link.last_data < silence:
+                if link.peer is None or link.closed:
                     continue
-                live = [t for t in self._relay.tracks_on(link.peer) if t.live]
-                if live:
+                live = {
+                    t.upstream.request_id
+                    for t in self._relay.tracks_on(link.peer)
+                    if t.live and t.upstream is not None
+                }
+                for rid in [r for r in link.arrivals if r not in live]:
+                    del link.arrivals[rid]
+                silent = [
+                    now - last
+                    for previous, last in link.arrivals.values()
+                    if last - previous < silence / 2 and now - last >= silence
+                ]
+                if silent:
                     _log.warning(
-                        "upstream_stalled",
-                        upstream=link.key.node_id,
-                        silent=round(now - link.last_data, 2),
+                        "upstream_stalled", upstream=link.key.node_id, silent=round(max(silent), 2)
                     )
                     link.failed = True
                     self._close_link(link, "stalled")

@@ -122,6 +122,7 @@ class Publisher:
         self.group_ms = group_ms
         self.objects = objects
         self.groups_sent = 0
+        self.frozen = False  # True: write nothing, keep the session (like a hung process)
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -138,6 +139,9 @@ class Publisher:
     async def _loop(self, conn: MoqtConnection, rids: list[int]) -> None:
         step = self.group_ms / 1000 / self.objects
         while not conn.is_closed:
+            if self.frozen:
+                await asyncio.sleep(0.02)
+                continue
             now = time.time()
             group = int(now * 1000) // self.group_ms
             start = group * self.group_ms / 1000
@@ -170,6 +174,7 @@ class Origin:
         ttl: float = 1.5,
         tracks: tuple[bytes, ...] = (b"video",),
         group_ms: int = 400,
+        objects: int = 4,
     ) -> None:
         self.bus = bus
         self.node_id = node_id
@@ -178,7 +183,7 @@ class Origin:
         self._cert, self._key = certificate, private_key
         self.namespaces = namespaces
         self._heartbeat, self._ttl = heartbeat, ttl
-        self._tracks, self._group_ms = tracks, group_ms
+        self._tracks, self._group_ms, self._objects = tracks, group_ms, objects
         self.topology: Topology | None = None
         self.publishers: list[Publisher] = []
 
@@ -205,6 +210,7 @@ class Origin:
                         tag=self.node_id,
                         tracks=self._tracks,
                         group_ms=self._group_ms,
+                        objects=self._objects,
                     )
                     self.publishers.append(publisher)
                     tasks.append(asyncio.create_task(publisher.run()))

@@ -275,3 +275,45 @@ async def test_cold_pop_answers_track_status_from_upstream(
             assert answer.error is RequestErrorCode.DOES_NOT_EXIST
         # Asking did not subscribe anything upstream.
         assert origin.subscriptions() == 0
+
+
+async def test_silent_upstream_is_left_for_one_that_streams(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    near, far = make_origin(bus, certs, "o-eu", "eu"), make_origin(bus, certs, "o-us", "us")
+    async with near.running(), far.running():
+        pop = await make_pop(region="eu")
+        assert pop.topology is not None
+        topology = pop.topology
+        await until(lambda: len([n for n in topology.nodes().values() if n.hosts]) == 2)
+        async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
+            assert viewer.objects[-1].origin == "o-eu"
+            # o-eu hangs: its session and registry record stay, its track goes silent.
+            near.publishers[0].frozen = True
+            frozen_at = time.time()
+            await until(lambda: viewer.objects[-1].origin == "o-us", within=4)
+            first = next(o for o in viewer.objects if o.origin == "o-us")
+            print(f"\nsilent upstream -> objects via o-us after {first.at - frozen_at:.2f} s")
+            assert first.at - frozen_at < 3.0
+            assert first.obj == 0  # resumed at a group boundary
+            assert viewer.closed is None
+
+
+async def test_quiet_track_is_not_taken_for_a_stall(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    # One object every 2 s (like a catalog track): slower than the 1.5 s stall window.
+    origin = Origin(bus, "o1", "eu", certs[0], certs[1], (NS,), group_ms=2000, objects=1)
+    async with origin.running():
+        pop = await make_pop()
+        await routed(pop)
+        viewer = Viewer(url(pop), NS)
+        task = asyncio.create_task(viewer.watch(subscribe_token=tokens.mint()))
+        try:
+            await until(lambda: len(viewer.objects) >= 3, within=8)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert pop.pool.failures == 0
+        assert pop.router.reroutes == 0
+        assert pop.relay.statistics()["upstream_subscribes"] == 1
