@@ -63,6 +63,12 @@ async def test_origin_process_rtmp_ladder_routes_ops_and_drain(redis_url: str) -
                     for name in names:
                         objects = await viewer.wait_objects(name, 5, within=30)
                         check_media(objects[:5], init_of(catalog, name))
+                async with Viewer.open(origin.url, ns(ORG, input_id)) as late:
+                    largest = await late.largest("720p")
+                    assert largest is not None and largest.group > 0
+                    await late.subscribe("720p")
+                    first = (await late.wait_objects("720p", 1))[0]
+                    assert (first.group_id, first.object_id) == (largest.group, 0)
                 metrics = (await origin.get("/metrics")).text
                 assert "clutchcall_origin_live_inputs 1.0" in metrics
                 assert "clutchcall_objects_out" in metrics
