@@ -23,7 +23,9 @@ spread over several processes. Per N it reports:
 
 ``--scale-viewers M`` then runs M viewers at ``--scale-bitrate`` against one
 and two POP workers and reports the delivered egress ratio (2 workers / 1),
-which only means something when one worker is saturated.
+which only means something when one worker is saturated and the viewer
+processes are not: give them cores of their own (on a 2-core machine the
+viewers saturate first; compare the POP CPU column).
 """
 
 from __future__ import annotations

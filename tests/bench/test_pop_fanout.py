@@ -31,3 +31,14 @@ def test_every_viewer_gets_every_object_and_revoked_viewers_are_closed(tmp_path:
     assert result.revoked == 2 and result.revocation_p99_ms < 2000
     assert not math.isnan(result.idle_viewer_kib)
     assert 0.3 < result.pop_egress_mbit_s < 5
+
+
+def test_two_workers_on_one_port_serve_every_viewer(tmp_path: Path) -> None:
+    result = run_pop_fanout(
+        4, workers=2, duration=2.0, bitrate=5e5, fps=30, group_seconds=0.5, per_process=2,
+        revoke=2, workdir=tmp_path,
+    )  # fmt: skip
+    assert not result.notes, result.notes
+    assert result.delivered_ratio == 1.0 and result.revoked == 2
+    assert math.isnan(result.idle_viewer_kib)  # per-worker upstreams would skew it
+    assert result.pop_cpu_cores > 0  # the workers' CPU is counted (children of the supervisor)
