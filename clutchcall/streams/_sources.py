@@ -101,6 +101,8 @@ class _ProcessSource:
                 self._proc.kill()
                 await asyncio.wait_for(self._proc.wait(), 5.0)
         finally:
+            # Both pipes reach EOF once ffmpeg is gone: let them, so the transport closes.
+            await asyncio.wait([drain, self._stderr_task], timeout=2.0)
             for task in (drain, self._stderr_task):
                 task.cancel()
             await asyncio.gather(drain, self._stderr_task, return_exceptions=True)
