@@ -287,9 +287,11 @@ def run_pop_fanout(
             result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
         cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
         metrics_before = _scrape_all(pop_http)
+        go_at = time.time()
         publisher.signal(signal.SIGUSR1)
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
         cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        sent_at = time.time()
         time.sleep(1.2)  # the POP folds its statistics into /metrics every second
         metrics_after = _scrape_all(pop_http)
         for q, attr in ((0.5, "pop_forwarding_p50_ms"), (0.99, "pop_forwarding_p99_ms")):
@@ -310,7 +312,7 @@ def run_pop_fanout(
             proc.wait_line("done", timeout=30)
             reports.append(json.loads(report.read_text()))
         probe_data = json.loads(probe_report.read_text())
-        _figures(result, probe_data, reports, published, sent, wall_after - wall_before)
+        _figures(result, probe_data, reports, published, sent, (go_at, sent_at))
         result.pop_cpu_cores = (cpu_after - cpu_before) / max(1e-9, wall_after - wall_before)
     except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
         result.notes.append(f"failed: {exc}")
@@ -325,8 +327,10 @@ def _figures(
     reports: list[dict[str, Any]],
     published: dict[str, float],
     sent: dict[str, Any],
-    window: float,
+    window: tuple[float, float],
 ) -> None:
+    """``window``: wall-clock start signal and end of sending; egress counts what the
+    viewers received inside it (a saturated POP still delivering later is not egress)."""
     at_probe = {(g, o): r for g, o, r, _ in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS}
     result.origin_hop_p50_ms = _percentile(
         [(r - s) * 1000 for g, _, r, s in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS],
@@ -339,6 +343,7 @@ def _figures(
     pop_hop: list[float] = []
     end_to_end: list[float] = []
     delivered = 0
+    in_window = 0
     revocations: list[float] = []
     rejected: list[str] = []
     for report in reports:
@@ -350,6 +355,7 @@ def _figures(
                 if g < PRIME_GROUPS:
                     continue
                 end_to_end.append((r - s) * 1000)
+                in_window += window[0] <= r <= window[1]
                 if (g, o) in at_probe:
                     pop_hop.append((r - at_probe[(g, o)]) * 1000)
             if viewer["jti"] in published:
@@ -367,7 +373,8 @@ def _figures(
     result.end_to_end_p50_ms = _percentile(end_to_end, 50)
     result.end_to_end_p99_ms = _percentile(end_to_end, 99)
     object_size = sent["bytes"] / max(1, sent["objects"])
-    result.pop_egress_mbit_s = delivered * object_size * 8 / 1e6 / max(1e-9, window)
+    seconds = max(1e-9, window[1] - window[0])
+    result.pop_egress_mbit_s = in_window * object_size * 8 / 1e6 / seconds
     result.revoked = len(revocations)
     result.revocation_p50_ms = _percentile(revocations, 50)
     result.revocation_p99_ms = _percentile(revocations, 99)
