@@ -16,6 +16,9 @@ port when the HTTP port is 0).  Without ``--cert``/``--key`` a self-signed
 certificate for localhost is generated.  SIGTERM/SIGINT drain: GOAWAY to every
 session, wait up to ``drain_timeout`` for viewers to move, then exit.  Logs are
 structlog JSON lines on stderr; each worker logs ``pop_ready`` once serving.
+``CLUTCHCALL_UPSTREAM_CAFILE`` names a CA bundle to verify the certificates of
+origins and parent POPs with; without it cluster links are not verified (a
+private network is assumed).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import dataclasses
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
 import socket
 import sys
@@ -50,6 +54,8 @@ __all__ = ["main", "register", "run"]
 logger = structlog.get_logger("cli.pop")
 
 _RESTART_DELAY = 1.0
+# CA bundle to verify origins / parent POPs with (unset: cluster links are not verified).
+UPSTREAM_CAFILE_ENV = "CLUTCHCALL_UPSTREAM_CAFILE"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,7 +110,13 @@ async def serve(settings: PopSettings, cert: Path, key: Path, *, reuse_port: boo
     """Run one POP node until SIGTERM/SIGINT, then drain."""
     from pop import PopNode  # imported here so `clutchcall --help` stays light
 
-    node = PopNode(settings, certificate=cert, private_key=key, reuse_port=reuse_port)
+    node = PopNode(
+        settings,
+        certificate=cert,
+        private_key=key,
+        reuse_port=reuse_port,
+        upstream_cafile=os.environ.get(UPSTREAM_CAFILE_ENV) or None,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

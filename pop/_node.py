@@ -112,6 +112,7 @@ class PopNode:
         reroute_timeout: float = 15.0,
         upstream_idle_timeout: float = 30.0,
         upstream_stall: float | None = 1.5,
+        upstream_cafile: str | None = None,
     ) -> None:
         self.settings = settings
         self._certificate = certificate
@@ -143,6 +144,9 @@ class PopNode:
             on_lost=self.router.on_link_lost,
             idle_timeout=upstream_idle_timeout,
             stall_timeout=upstream_stall,
+            # Cluster links verify the upstream's certificate when a CA is given.
+            verify=upstream_cafile is not None,
+            cafile=upstream_cafile,
             observe_forwarding=self.metrics.object_latency.observe,
             on_goaway=self.router.on_upstream_goaway,
         )

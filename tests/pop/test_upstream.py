@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mesh.bus import MemoryBus
-from moqt.aio import SessionOptions, connect
+from moqt.aio import SessionOptions, connect, write_self_signed
 from moqt.errors import RequestErrorCode
 from moqt.events import (
     FetchAccepted,
@@ -317,3 +317,21 @@ async def test_quiet_track_is_not_taken_for_a_stall(
         assert pop.pool.failures == 0
         assert pop.router.reroutes == 0
         assert pop.relay.statistics()["upstream_subscribes"] == 1
+
+
+async def test_upstream_certificate_is_verified_when_a_ca_is_given(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens, tmp_path: Path
+) -> None:
+    origin = make_origin(bus, certs, "o1", "eu")
+    other_ca, _ = write_self_signed(tmp_path / "other")
+    async with origin.running():
+        trusting = await make_pop(node_kwargs={"upstream_cafile": str(certs[0])})
+        wary = await make_pop(node_kwargs={"upstream_cafile": str(other_ca)})
+        await routed(trusting)
+        await routed(wary)
+        async with watching(Viewer(url(trusting), NS), tokens.mint()):
+            pass
+        refused = Viewer(url(wary), NS)
+        await asyncio.wait_for(refused.watch(subscribe_token=tokens.mint()), 10)
+        assert isinstance(refused.rejected, RequestRejected)
+        assert refused.rejected.reason == "upstream unavailable"
