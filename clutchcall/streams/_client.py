@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from clutchcall.streams._dataplane import relay_of, viewer_target
 from clutchcall.streams._errors import ConnectionFailed
 from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
 from clutchcall.streams._models import (
@@ -18,6 +19,8 @@ from clutchcall.streams._models import (
     PlaybackTicket,
     Revocation,
 )
+from clutchcall.streams._publisher import Publisher
+from clutchcall.streams._viewer import BroadcastViewer
 
 __all__ = ["LiveInput", "LiveInputs", "PlaybackTokens", "Streams"]
 
@@ -209,6 +212,20 @@ class Streams:
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{method} {base}{path}: {exc}") from exc
         return check_response(response)
+
+    # --- data plane (MoQT) --------------------------------------------------------------
+
+    def publisher(self, *, timeslice_ms: int = 1000, **options: Any) -> Publisher:
+        """A MoQT publisher to ``relay_url`` (the seed's ``publisher({ timesliceMs })``)."""
+        return Publisher(relay_of(self.config), timeslice_ms=timeslice_ms, **options)
+
+    def open_viewer(
+        self, namespace: str | None = None, *, token: str | None = None, **options: Any
+    ) -> BroadcastViewer:
+        """Watch ``namespace`` (default: the one the client's playback token grants)
+        through ``relay_url``; see :meth:`BroadcastViewer.open` for ``options``."""
+        url, tok, ns = viewer_target(self.config, namespace, token)
+        return BroadcastViewer.open(url, token=tok, namespace=ns, **options)
 
     def close(self) -> None:
         if self._http is not None and self._own_http:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from clutchcall.streams import (
     AsyncPublisher,
     BroadcastViewer,
     ConfigurationError,
+    Streams,
 )
 from media import split_fmp4
 from media.fmp4 import Fragment, InitSegment
@@ -222,3 +225,53 @@ async def test_bad_urls_are_configuration_errors() -> None:
             await AsyncBroadcastViewer.open(url)
     with pytest.raises(ConfigurationError):
         await AsyncBroadcastViewer.open("moqt://h:1/stream/a?token=a", token="b")
+
+
+def _jwt_with(claims: dict[str, object]) -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'ES256', 'kid': 'k'})}.{part(claims)}.c2ln"
+
+
+def test_streams_data_plane_client_publishes_and_watches_by_token(tmp_path: Path) -> None:
+    """``Streams(relay_url=).publisher(timeslice_ms=)`` and ``Streams(relay_url=, token=)``
+    watching the namespace its playback token grants (the TypeScript SDK's shape)."""
+    ready = threading.Event()
+    stop = threading.Event()
+    state: dict[str, str] = {}
+
+    def serve_relay() -> None:
+        async def main() -> None:
+            async with running_relay(tmp_path) as relay:
+                state["url"], state["cert"] = relay.url(), str(relay.cert)
+                ready.set()
+                await asyncio.to_thread(stop.wait)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve_relay)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        with Streams(relay_url=state["url"]) as data_plane:
+            pub = data_plane.publisher(timeslice_ms=500, cafile=state["cert"])
+            pub.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
+        token = _jwt_with({"sub": "lv_test", "ns": NAMESPACE})
+        rec = Recorder()
+        with Streams(relay_url=state["url"], token=token) as viewer_streams:
+            viewer = viewer_streams.open_viewer(
+                on_chunk=rec.on_chunk, on_close=rec.on_close, cafile=state["cert"]
+            )
+            time.sleep(4.5)
+            viewer.close()
+        pub.stop()
+        assert rec.chunks and rec.chunks[0].is_init
+        assert rec.closes == [("closed", "closed by the application")]
+        with pytest.raises(ConfigurationError, match="names no namespace"):
+            Streams(relay_url=state["url"], token=_jwt_with({"sub": "x"})).open_viewer()
+        with pytest.raises(ConfigurationError, match="no relay_url"):
+            Streams(base_url="http://x").publisher()
+    finally:
+        stop.set()
+        thread.join(30)
