@@ -8,13 +8,16 @@ SDK's typed ``PublishError(reason="refused")``.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from clutchcall.streams import AsyncPublisher, PublishError
+from clutchcall.streams import AsyncBroadcastViewer, AsyncPublisher, Chunk, PublishError
 from tests.mesh.conftest import wait_until
 
 from .conftest import ORG, Origin, new_key
 from .helpers import Viewer, check_media, init_of, ns
+from .test_rtmp_ingest import encoder_cmd
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.e2e]
 
@@ -46,3 +49,39 @@ async def test_sdk_publisher_with_a_wrong_key_is_refused(origin: Origin) -> None
         await publisher.publish(input_id, new_key(), "testsrc", f"stream/{ORG}/{input_id}")
     assert info.value.reason == "refused"
     assert "invalid stream key" in str(info.value)
+
+
+async def test_sdk_viewer_plays_the_rtmp_ladder(origin: Origin) -> None:
+    """RTMP encoder -> ladder -> the SDK's viewer: init first, then media in order."""
+    input_id, key = await origin.new_input()
+    url = f"rtmp://127.0.0.1:{origin.rtmp_port}/live/{input_id}/{key}"
+    encoder = await asyncio.create_subprocess_exec(
+        *encoder_cmd(url, 15), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    chunks: list[Chunk] = []
+    got = asyncio.Event()
+
+    def on_chunk(_first: bool, chunk: Chunk) -> None:
+        chunks.append(chunk)
+        if sum(1 for c in chunks if c.kind == "video") >= 6:
+            got.set()
+
+    try:
+        await wait_until(lambda: origin.node.inputs.get(input_id) is not None, 30, step=0.05)
+        viewer = await AsyncBroadcastViewer.open(
+            origin.url, namespace=f"stream/{ORG}/{input_id}", token="origin-ignores-tokens",
+            on_chunk=on_chunk, verify=False,
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(got.wait(), 30)
+        finally:
+            await viewer.close()
+    finally:
+        if encoder.returncode is None:
+            encoder.kill()
+        await encoder.wait()
+    assert chunks[0].is_init
+    video = [c for c in chunks if c.kind == "video"]
+    assert video[0].object_id == 0 and video[0].rendition in ("720p", "360p", "240p")
+    assert [c.group_id for c in video] == sorted(c.group_id for c in video)
