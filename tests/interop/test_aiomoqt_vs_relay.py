@@ -190,8 +190,8 @@ def test_pub_example_to_sub_example_loses_nothing(
 JOIN_XFAIL = {
     16: "aiomoqt's join_example SUBSCRIBEs a track after SUBSCRIBE_NAMESPACE (options=PUBLISH) "
     "while the relay's PUBLISH for it is pending; draft-16 'Subscriptions' says the publisher "
-    "MUST fail that request with DUPLICATE_SUBSCRIPTION, which we do (aiomoqt's own relay "
-    "refuses it too). Its MAX_CACHE_DURATION SUBSCRIBE parameter, also not draft-16, is "
+    "MUST fail that request with DUPLICATE_SUBSCRIPTION, which we do. (Against aiomoqt's own "
+    "moq_interop_relay, which sends no PUBLISH, the joining FETCH fails with INVALID_RANGE.) Its MAX_CACHE_DURATION SUBSCRIBE parameter, also not draft-16, is "
     "accepted since moqt.Session ignores unknown message parameters by default.",
 }
 
