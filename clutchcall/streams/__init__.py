@@ -45,7 +45,8 @@ from clutchcall.streams._publisher import (
     PublishResult,
     SourceError,
 )
-from clutchcall.streams._viewer import AsyncBroadcastViewer, BroadcastViewer, Chunk, CloseReason
+from clutchcall.streams._viewer import AsyncBroadcastViewer, Chunk, CloseReason
+from clutchcall.streams._viewer_sync import BroadcastViewer
 
 __all__ = [
     "ApiError",

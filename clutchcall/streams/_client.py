@@ -20,7 +20,7 @@ from clutchcall.streams._models import (
     Revocation,
 )
 from clutchcall.streams._publisher import Publisher
-from clutchcall.streams._viewer import BroadcastViewer
+from clutchcall.streams._viewer_sync import BroadcastViewer
 
 __all__ = ["LiveInput", "LiveInputs", "PlaybackTokens", "Streams"]
 

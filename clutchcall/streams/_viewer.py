@@ -32,20 +32,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
 
 from clutchcall.streams._abr import AbrController, Rendition
-from clutchcall.streams._cmaf import CmafError, merge_init_segments, retag_chunk
-from clutchcall.streams._connect import PlaybackTarget, TlsOptions, parse_playback_url, resolve_tls
+from clutchcall.streams._cmaf import CmafError, merge_init_segments
+from clutchcall.streams._connect import (
+    PlaybackTarget,
+    TlsOptions,
+    namespace_from_text,
+    parse_playback_url,
+    resolve_tls,
+)
 from clutchcall.streams._errors import ConfigurationError
-from clutchcall.streams._loop import LoopThread
 from clutchcall.streams._sequencer import Released, TrackSequencer
-from media import CATALOG_TRACK, Catalog, CatalogTrack, MediaError
-from media.fmp4 import InitSegment, parse_fragment, parse_init_segment
+from clutchcall.streams._viewer_types import (
+    AUTH_REQUEST_CODES,
+    Chunk,
+    ChunkCallback,
+    CloseCallback,
+    CloseReason,
+    Lane,
+    close_reason,
+    lane_priority,
+    retag,
+)
+from media import Catalog, CatalogTrack, MediaError
+from media.fmp4 import parse_fragment, parse_init_segment
 from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode, SessionCloseCode
 from moqt.events import (
@@ -61,61 +75,14 @@ from moqt.events import (
     SubscribeAccepted,
 )
 
-__all__ = ["AsyncBroadcastViewer", "BroadcastViewer", "Chunk", "CloseReason"]
+__all__ = ["AsyncBroadcastViewer", "Chunk", "ChunkCallback", "CloseCallback", "CloseReason"]
 
 _log = structlog.get_logger("clutchcall.streams.viewer")
 
-CloseReason = Literal["auth_failed", "ended", "closed", "network", "not_found", "error"]
-ChunkCallback = Callable[[bool, "Chunk"], object]
-CloseCallback = Callable[[str, str], object]
 
 _VIDEO_ID, _AUDIO_ID = 1, 2
 _TICK = 0.1
 _END_GRACE = 0.5
-_AUTH_REQUEST_CODES = frozenset(
-    {
-        RequestErrorCode.UNAUTHORIZED,
-        RequestErrorCode.MALFORMED_AUTH_TOKEN,
-        RequestErrorCode.EXPIRED_AUTH_TOKEN,
-    }
-)
-_AUTH_CLOSE_CODES = frozenset(
-    {
-        SessionCloseCode.UNAUTHORIZED,
-        SessionCloseCode.MALFORMED_AUTH_TOKEN,
-        SessionCloseCode.EXPIRED_AUTH_TOKEN,
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """What ``on_chunk`` receives: ``data`` to append to the output, and where it came from."""
-
-    data: bytes
-    is_init: bool
-    kind: Literal["init", "video", "audio"]
-    rendition: str | None
-    group_id: int | None = None
-    object_id: int | None = None
-
-
-@dataclass(slots=True, eq=False)
-class _Lane:
-    kind: Literal["catalog", "video", "audio"]
-    track: CatalogTrack | None
-    seq: TrackSequencer
-    request_id: int | None = None
-    fetch_id: int | None = None
-    init: InitSegment | None = None
-    pending: list[Released] = field(default_factory=list)
-    switch_group: int | None = None
-    switch_since: float | None = None
-    floor: int = -1  # groups below this are not played (they overlap the previous rendition)
-
-    @property
-    def name(self) -> str:
-        return self.track.name if self.track is not None else CATALOG_TRACK
 
 
 class AsyncBroadcastViewer:
@@ -152,12 +119,12 @@ class AsyncBroadcastViewer:
         self._task: asyncio.Task[None] | None = None
         self._conn: MoqtConnection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._lanes: dict[int, _Lane] = {}
+        self._lanes: dict[int, Lane] = {}
         self._catalog: Catalog | None = None
         self._catalog_group = -1
-        self._video: _Lane | None = None
-        self._switching: _Lane | None = None
-        self._audio: _Lane | None = None
+        self._video: Lane | None = None
+        self._switching: Lane | None = None
+        self._audio: Lane | None = None
         self._abr: AbrController | None = None
         self._init_sent = False
         self._need_init = False
@@ -281,7 +248,7 @@ class AsyncBroadcastViewer:
                 if not conn.is_closed and self._done.result()[0] != "closed":
                     conn.close(SessionCloseCode.NO_ERROR, "viewer done")
         except ConnectionClosed as exc:
-            self._finish(*_close_reason(exc.code, exc.reason, exc.by_peer))
+            self._finish(*close_reason(exc.code, exc.reason, exc.by_peer))
         except (OSError, TimeoutError, ConnectionError) as exc:
             self._finish(
                 "network", f"cannot reach {self.target.url.split('?')[0]}: {exc or 'timeout'}"
@@ -328,15 +295,18 @@ class AsyncBroadcastViewer:
 
     # --- subscriptions -------------------------------------------------------------------
 
-    async def _subscribe(self, lane: _Lane, *, join: bool, retry: bool) -> bool:
+    async def _subscribe(self, lane: Lane, *, join: bool, retry: bool) -> bool:
         """SUBSCRIBE (retrying while the broadcast is not there yet) and, when ``join``,
         a joining FETCH of the current group. False if the viewer is ending."""
         conn = self._conn
         assert conn is not None
         deadline = self._loop.time() + self._start_timeout
         name = lane.name.encode()
+        namespace = self.target.namespace
+        if lane.track is not None and lane.track.namespace:
+            namespace = namespace_from_text(lane.track.namespace)  # MSF: a track may name its own
         while True:
-            rid = conn.session.subscribe(self.target.namespace, name, priority=_priority(lane))
+            rid = conn.session.subscribe(namespace, name, priority=lane_priority(lane))
             lane.request_id = rid
             self._lanes[rid] = lane
             try:
@@ -345,7 +315,7 @@ class AsyncBroadcastViewer:
             except RequestFailed as exc:
                 self._lanes.pop(rid, None)
                 rej = exc.rejection
-                if rej.error in _AUTH_REQUEST_CODES:
+                if rej.error in AUTH_REQUEST_CODES:
                     self._finish("auth_failed", rej.reason or "unauthorized")
                     return False
                 if retry and rej.error is RequestErrorCode.DOES_NOT_EXIST:
@@ -374,7 +344,7 @@ class AsyncBroadcastViewer:
                 self._deliver(lane, lane.seq.fetch_done(self._loop.time()))
         return True
 
-    def _unsubscribe(self, lane: _Lane) -> None:
+    def _unsubscribe(self, lane: Lane) -> None:
         assert self._conn is not None
         for rid in (lane.request_id, lane.fetch_id):
             if rid is not None:
@@ -387,7 +357,7 @@ class AsyncBroadcastViewer:
                 self._conn.session.fetch_cancel(lane.fetch_id)
 
     async def _start_catalog(self) -> None:
-        lane = _Lane("catalog", None, TrackSequencer())
+        lane = Lane("catalog", None, TrackSequencer())
         await self._subscribe(lane, join=True, retry=True)
 
     # --- events ----------------------------------------------------------------------------
@@ -417,7 +387,7 @@ class AsyncBroadcastViewer:
         elif isinstance(event, PublishDoneReceived):
             self._on_publish_done(event)
         elif isinstance(event, SessionClosed):
-            self._finish(*_close_reason(event.code, event.reason, event.by_peer))
+            self._finish(*close_reason(event.code, event.reason, event.by_peer))
 
     def _on_publish_done(self, event: PublishDoneReceived) -> None:
         lane = self._lanes.get(event.request_id)
@@ -483,10 +453,10 @@ class AsyncBroadcastViewer:
             self._audio = self._new_lane("audio", audios[0], hold=True)
             self._spawn(self._subscribe(self._audio, join=True, retry=False))
 
-    def _new_lane(self, kind: Literal["video", "audio"], track: CatalogTrack, **seq: Any) -> _Lane:
+    def _new_lane(self, kind: Literal["video", "audio"], track: CatalogTrack, **seq: Any) -> Lane:
         assert track.init_data is not None
         init = parse_init_segment(track.init_data)
-        return _Lane(kind, track, TrackSequencer(gap_wait=0.3, **seq), init=init)
+        return Lane(kind, track, TrackSequencer(gap_wait=0.3, **seq), init=init)
 
     def _update(self, catalog: Catalog) -> None:
         for lane in (self._video, self._audio):
@@ -506,7 +476,7 @@ class AsyncBroadcastViewer:
 
     # --- delivery ------------------------------------------------------------------------
 
-    def _deliver(self, lane: _Lane, items: list[Released]) -> None:
+    def _deliver(self, lane: Lane, items: list[Released]) -> None:
         if not items or self._done.done():
             return
         if lane is self._switching:
@@ -534,10 +504,10 @@ class AsyncBroadcastViewer:
                 self._emit_video(lane, item)
         elif lane is self._audio:
             for item in items:
-                self._emit(Chunk(_retag(item.payload, _AUDIO_ID), False, "audio", lane.name,
+                self._emit(Chunk(retag(item.payload, _AUDIO_ID), False, "audio", lane.name,
                                  item.group_id, item.object_id))  # fmt: skip
 
-    def _emit_video(self, lane: _Lane, item: Released) -> None:
+    def _emit_video(self, lane: Lane, item: Released) -> None:
         if not self._init_sent or (self._need_init and item.object_id == 0):
             self._emit_init()
             if self._audio is not None and not self._audio.seq.started:
@@ -545,7 +515,7 @@ class AsyncBroadcastViewer:
                     self._audio, self._audio.seq.start_at(item.group_id, self._loop.time())
                 )
         self._observe(lane, item)
-        self._emit(Chunk(_retag(item.payload, _VIDEO_ID), False, "video", lane.name,
+        self._emit(Chunk(retag(item.payload, _VIDEO_ID), False, "video", lane.name,
                          item.group_id, item.object_id))  # fmt: skip
 
     def _emit_init(self) -> None:
@@ -579,7 +549,7 @@ class AsyncBroadcastViewer:
 
     # --- ABR -----------------------------------------------------------------------------
 
-    def _observe(self, lane: _Lane, item: Released) -> None:
+    def _observe(self, lane: Lane, item: Released) -> None:
         if self._abr is None or lane.init is None:
             return
         try:
@@ -637,96 +607,3 @@ class AsyncBroadcastViewer:
         _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
         for item in pending:
             self._emit_video(new, item)
-
-
-def _priority(lane: _Lane) -> int:
-    return {"catalog": 0, "audio": 64, "video": 128}[lane.kind]
-
-
-def _retag(payload: bytes, track_id: int) -> bytes:
-    try:
-        return retag_chunk(payload, track_id)
-    except CmafError:
-        return payload
-
-
-def _close_reason(code: int, reason: str, by_peer: bool) -> tuple[str, str]:
-    if code in _AUTH_CLOSE_CODES or reason == "auth_failed":
-        return "auth_failed", reason or "unauthorized"
-    if not by_peer and code == SessionCloseCode.NO_ERROR:
-        return "closed", reason or "closed"
-    return (
-        "network",
-        f"session closed ({code:#x}): {reason}" if reason else f"session closed ({code:#x})",
-    )
-
-
-class BroadcastViewer:
-    """The synchronous viewer of the seed: ``BroadcastViewer.open(url, on_chunk=, on_close=)``.
-
-    It runs :class:`AsyncBroadcastViewer` on a private event-loop thread; the
-    callbacks are called on that thread. ``close()`` stops it and waits for
-    ``on_close``.
-    """
-
-    def __init__(self, thread: LoopThread, inner: AsyncBroadcastViewer) -> None:
-        self._thread = thread
-        self._inner = inner
-
-    @classmethod
-    def open(
-        cls,
-        url: str,
-        *,
-        on_chunk: ChunkCallback | None = None,
-        on_close: CloseCallback | None = None,
-        **options: Any,
-    ) -> BroadcastViewer:
-        """Start watching; see :meth:`AsyncBroadcastViewer.open` for ``options``."""
-        thread = LoopThread("clutchcall-viewer")
-        try:
-            inner = thread.run(
-                AsyncBroadcastViewer.open(url, on_chunk=on_chunk, on_close=on_close, **options)
-            )
-        except BaseException:
-            thread.stop()
-            raise
-        return cls(thread, inner)
-
-    def close(self, timeout: float = 10.0) -> tuple[str, str]:
-        """Stop watching; returns ``(reason, detail)`` (after ``on_close`` ran)."""
-        if self._thread.in_loop():  # from a callback: cannot wait here
-            self._thread.loop.call_soon(self._inner._finish, "closed", "closed by the application")
-            return ("closed", "closed by the application")
-        try:
-            return self._thread.run(self._inner.close(), timeout)
-        finally:
-            self._thread.stop()
-
-    def wait(self, timeout: float | None = None) -> tuple[str, str]:
-        """Block until the viewer ends (broadcast ended, auth failure, network...)."""
-        return self._thread.run(self._inner.wait_closed(), timeout)
-
-    @property
-    def closed(self) -> bool:
-        return self._inner.closed
-
-    @property
-    def rendition(self) -> str | None:
-        return self._inner.rendition
-
-    @property
-    def renditions(self) -> list[str]:
-        return self._inner.renditions
-
-    def select_rendition(self, name: str | None) -> None:
-        self._thread.loop.call_soon_threadsafe(self._inner.select_rendition, name)
-
-    def statistics(self) -> dict[str, Any]:
-        return self._inner.statistics()
-
-    def __enter__(self) -> BroadcastViewer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
