@@ -1,0 +1,168 @@
+"""Every downstream subscriber of the relay goes through its own scheduler.
+
+Real sessions over in-memory pipes (``relay_lab``); one viewer's relay->viewer
+direction is a throttled :class:`Link` whose backlog the relay sees, as the
+QUIC adapters report theirs. The other clients are unthrottled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mesh.relay import SchedulerLimits
+from mesh.relay._relay import Peer
+from moqt import DRAFT_14, DRAFT_16
+from moqt.errors import PublishDoneCode
+from moqt.events import (
+    Event,
+    ObjectReceived,
+    PublishAccepted,
+    PublishDoneReceived,
+    SubgroupStreamEnded,
+    SubgroupStreamReset,
+    SubscribeAccepted,
+)
+from tests.moqt.harness import events_of, session_pair
+
+from .congestion_link import Link
+from .relay_lab import NS, Client, RelayLab
+
+VERSIONS = [pytest.param(DRAFT_16, id="d16"), pytest.param(DRAFT_14, id="d14")]
+
+
+class SlowViewer:
+    """A viewer attached to the lab's relay whose incoming direction the test throttles."""
+
+    def __init__(self, lab: RelayLab, name: str = "slow") -> None:
+        self.lab = lab
+        self.pair = session_pair(lab.version, connect=False)
+        self.link = Link(self.pair)
+        self.peer: Peer = lab.relay.attach(self.pair.server, name, send_backlog=self.link.backlog)
+        self.seen = 0
+        self.pair.c.events += self.pair.client.initiate(self.pair.now)
+        self.pair.s.events += self.pair.server.initiate(self.pair.now)
+        self.drain()
+
+    @property
+    def events(self) -> list[Event]:
+        return self.pair.c.events
+
+    def _feed(self) -> bool:
+        new = self.pair.s.events[self.seen :]
+        self.seen = len(self.pair.s.events)
+        for event in new:
+            self.lab.relay.handle_event(self.peer, event)
+        return bool(new)
+
+    def drain(self, budget: int | None = None) -> None:
+        """Move what the viewer sends, and at most ``budget`` bytes to it, then let the
+        relay refill the link (the node does that whenever ACKs arrive)."""
+        for _ in range(1000):
+            self.pair.now = self.lab.now
+            self.link.deliver(budget)
+            moved = self._feed()
+            self.lab.relay.pump(self.peer)
+            if budget is not None or not moved:
+                break
+        self.lab.run()
+
+    def received(self) -> Iterator[tuple[bytes, int, int]]:
+        names = self.names
+        for e in self.events:
+            if isinstance(e, ObjectReceived):
+                yield names[e.request_id], e.group_id, e.object_id
+
+    names: dict[int, bytes] = {}
+
+
+def publisher(lab: RelayLab, *names: bytes) -> tuple[Client, dict[bytes, int]]:
+    pub = lab.client()
+    rids = {name: pub.session.publish(NS, name) for name in names}
+    lab.run()
+    assert len(events_of(pub.take(), PublishAccepted)) == len(names)
+    return pub, rids
+
+
+def subscribe(viewer: SlowViewer, name: bytes, priority: int = 128) -> int:
+    rid = viewer.pair.client.subscribe(NS, name, priority=priority)
+    viewer.names = {**viewer.names, rid: name}
+    viewer.drain()
+    assert events_of(viewer.events, SubscribeAccepted)
+    return rid
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_slow_viewer_loses_low_priority_groups_and_a_fast_one_nothing(version: int) -> None:
+    lab = RelayLab(version, scheduler=SchedulerLimits(backlog_threshold=4000, skip_after=0.1))
+    pub, rids = publisher(lab, b"audio", b"video")
+    slow = SlowViewer(lab)
+    subscribe(slow, b"audio")
+    subscribe(slow, b"video")
+    fast = lab.client()
+    fast.session.subscribe(NS, b"video")
+    lab.run()
+    handles: dict[bytes, object] = {}
+    for tick in range(100):  # 4 s at 25 fps, a group per second
+        lab.now += 0.04
+        group, obj = divmod(tick, 25)
+        for name, size, prio in ((b"audio", 200, 0), (b"video", 3000, 128)):
+            if obj == 0:
+                if name in handles:
+                    pub.session.end_subgroup(handles[name])  # type: ignore[arg-type]
+                handles[name] = pub.session.open_subgroup(rids[name], group, 0, priority=prio)
+            pub.session.write_object(handles[name], obj, bytes(size))  # type: ignore[arg-type]
+        lab.run()
+        slow.drain(2000)  # ~400 kbit/s: audio fits, video does not
+    for handle in handles.values():
+        pub.session.end_subgroup(handle)  # type: ignore[arg-type]
+    lab.run()
+    for _ in range(50):
+        lab.now += 0.04
+        slow.drain(20_000)
+    got = list(slow.received())
+    audio = [g for name, g, _ in got if name == b"audio"]
+    video = [g for name, g, _ in got if name == b"video"]
+    assert len(audio) == 100  # the highest priority whole
+    assert 0 < len(video) < 100
+    resets = events_of(slow.events, SubgroupStreamReset)
+    assert resets  # stale video groups were abandoned as whole streams
+    assert len([e for e in events_of(fast.events, ObjectReceived)]) == 100
+    stats = lab.relay.statistics()
+    assert stats["drops_stale_group"] > 0
+    assert stats["objects_in"] == 200
+    peer_stats = slow.peer.scheduler.statistics()
+    # Written objects of a stream reset before they left were never delivered.
+    assert peer_stats.objects_sent >= len(got) and peer_stats.queued_objects == 0
+    ended = {e.group_id for e in events_of(slow.events, SubgroupStreamEnded)}
+    assert ended  # complete groups ended with FIN
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_viewer_that_stays_too_far_behind_is_ended(version: int) -> None:
+    limits = SchedulerLimits(backlog_threshold=2000, skip_after=0.1, max_lag=1.0,
+                             too_far_behind_after=2.0)  # fmt: skip
+    lab = RelayLab(version, scheduler=limits)
+    pub, rids = publisher(lab, b"video")
+    slow = SlowViewer(lab)
+    subscribe(slow, b"video")
+    handle = None
+    for tick in range(150):  # 6 s; the viewer never reads again
+        lab.now += 0.04
+        group, obj = divmod(tick, 25)
+        if obj == 0:
+            if handle is not None:
+                pub.session.end_subgroup(handle)
+            handle = pub.session.open_subgroup(rids[b"video"], group, 0)
+        assert handle is not None
+        pub.session.write_object(handle, obj, bytes(1500))
+        lab.run()
+        lab.relay.poll()
+    slow.drain()
+    done = events_of(slow.events, PublishDoneReceived)
+    assert [e.code for e in done] == [PublishDoneCode.TOO_FAR_BEHIND]
+    assert not slow.peer.downstream
+    stats = lab.relay.statistics()
+    assert stats["subscriptions"] == 0 and stats["subscribers_too_far_behind"] == 1
+    assert stats["drops_too_far_behind"] + stats["drops_stale_group"] > 0
