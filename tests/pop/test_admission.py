@@ -188,7 +188,7 @@ async def test_valid_token_is_admitted_everywhere(pop: PopNode, tokens: Tokens, 
         kwargs["transport"] = "webtransport"
     task = asyncio.create_task(viewer.watch(**kwargs))
     try:
-        await asyncio.wait_for(viewer.got_object.wait(), 5)
+        await asyncio.wait_for(viewer.got_object.wait(), 10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -205,7 +205,7 @@ async def test_expiring_token_closes_the_session_at_exp(pop: PopNode, tokens: To
     exp = int(time.time()) + 2
     viewer = Viewer(url(pop), NS)
     task = asyncio.create_task(viewer.watch(subscribe_token=tokens.mint(exp=exp)))
-    await asyncio.wait_for(viewer.got_object.wait(), 5)
+    await asyncio.wait_for(viewer.got_object.wait(), 10)
     await asyncio.wait_for(task, 6)
     assert_auth_failed(viewer.closed)
     closed_at = viewer.objects[-1].at
@@ -224,8 +224,8 @@ async def test_revocation_closes_open_sessions(
         asyncio.create_task(bystander.watch(subscribe_token=tokens.mint())),
     ]
     try:
-        await asyncio.wait_for(victim.got_object.wait(), 5)
-        await asyncio.wait_for(bystander.got_object.wait(), 5)
+        await asyncio.wait_for(victim.got_object.wait(), 10)
+        await asyncio.wait_for(bystander.got_object.wait(), 10)
         sent = time.monotonic()
         await publish_revocation(bus, Revocation("jti", claims["jti"], claims["exp"]))
         await asyncio.wait_for(tasks[0], 2)
@@ -247,7 +247,7 @@ async def test_sub_revocation_spares_newer_tokens(
 ) -> None:
     old = Viewer(url(pop), NS)
     task = asyncio.create_task(old.watch(subscribe_token=tokens.mint()))
-    await asyncio.wait_for(old.got_object.wait(), 5)
+    await asyncio.wait_for(old.got_object.wait(), 10)
     now = time.time()
     await publish_revocation(bus, Revocation("sub", "lv_a", now + 300, before=now))
     await asyncio.wait_for(task, 2)
@@ -256,7 +256,7 @@ async def test_sub_revocation_spares_newer_tokens(
     fresh = Viewer(url(pop), NS)
     task = asyncio.create_task(fresh.watch(subscribe_token=tokens.mint()))
     try:
-        await asyncio.wait_for(fresh.got_object.wait(), 5)
+        await asyncio.wait_for(fresh.got_object.wait(), 10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -282,7 +282,7 @@ async def test_draft14_viewers(pop: PopNode, tokens: Tokens, valid: bool) -> Non
     task = asyncio.create_task(viewer.watch(subscribe_token=token, versions=(DRAFT_14,)))
     try:
         if valid:
-            await asyncio.wait_for(viewer.got_object.wait(), 5)
+            await asyncio.wait_for(viewer.got_object.wait(), 10)
             assert viewer.closed is None
         else:
             await asyncio.wait_for(task, 5)

@@ -55,7 +55,7 @@ async def test_metrics_health_and_readiness(
         viewer = Viewer(f"moqt://127.0.0.1:{pop.quic_address[1]}", NS)
         task = asyncio.create_task(viewer.watch(subscribe_token=tokens.mint()))
         try:
-            await asyncio.wait_for(viewer.got_object.wait(), 5)
+            await asyncio.wait_for(viewer.got_object.wait(), 10)
             await asyncio.sleep(1.2)  # the node folds relay statistics in every second
             status, body = await http_get(pop, "/metrics")
             assert status == 200

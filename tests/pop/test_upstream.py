@@ -42,7 +42,7 @@ async def until(predicate: Callable[[], bool], within: float = 5.0) -> float:
 async def watching(viewer: Viewer, token: str) -> AsyncIterator[Viewer]:
     task = asyncio.create_task(viewer.watch(subscribe_token=token))
     try:
-        await asyncio.wait_for(viewer.got_object.wait(), 5)
+        await asyncio.wait_for(viewer.got_object.wait(), 10)
         yield viewer
     finally:
         task.cancel()
