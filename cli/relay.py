@@ -21,8 +21,8 @@ from pathlib import Path
 
 import structlog
 
+from mesh.metrics import OpsServer
 from mesh.relay import CacheLimits, RelayConfig
-from mesh.relay._http import OpsHttpServer
 from mesh.relay._metrics import relay_registry
 from mesh.relay._node import RelayNode
 from moqt.aio import write_self_signed
@@ -166,7 +166,9 @@ async def _main(args: argparse.Namespace) -> int:
     node = RelayNode(
         config, max_request_id=args.max_request_id, max_connections=args.max_connections
     )
-    http = OpsHttpServer(relay_registry(node.relay), ready=lambda: node.ready)
+    http = OpsServer(
+        relay_registry(node.relay), args.http[0], args.http[1], ready={"relay": lambda: node.ready}
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -180,22 +182,22 @@ async def _main(args: argparse.Namespace) -> int:
                 certificate=str(cert),
                 note="clients must skip verification or trust this file",
             )
-        await http.start(*args.http)
-        try:
-            assert key is not None
-            await node.start(args.quic[0], args.quic[1], cert, key)
-            quic_host, quic_port = node.address
-            http_host, http_port = http.address
-            # One machine-readable line so scripts and tests can find free ports.
-            logger.info(
-                "relay_ready", quic=f"{quic_host}:{quic_port}", http=f"{http_host}:{http_port}"
-            )
-            await stop.wait()
-            logger.info("relay_draining")
-            await node.drain()
-        finally:
-            await node.stop()
-            await http.stop()
+        async with http:
+            try:
+                assert key is not None
+                await node.start(args.quic[0], args.quic[1], cert, key)
+                quic_host, quic_port = node.address
+                # One machine-readable line so scripts and tests can find free ports.
+                logger.info(
+                    "relay_ready",
+                    quic=f"{quic_host}:{quic_port}",
+                    http=f"{args.http[0]}:{http.port}",
+                )
+                await stop.wait()
+                logger.info("relay_draining")
+                await node.drain()
+            finally:
+                await node.stop()
     logger.info("relay_stopped")
     return 0
 

@@ -1,11 +1,11 @@
-"""The node's operations port: /metrics, /healthz, /readyz over real TCP."""
+"""The relay's metrics through the shared operations port (mesh.metrics.OpsServer) over real TCP."""
 
 from __future__ import annotations
 
 import asyncio
 
+from mesh.metrics import OpsServer
 from mesh.relay import Relay
-from mesh.relay._http import OpsHttpServer
 from mesh.relay._metrics import relay_registry
 
 
@@ -21,10 +21,10 @@ async def request(port: int, raw: bytes) -> tuple[str, bytes]:
 
 async def test_endpoints() -> None:
     ready = False
-    server = OpsHttpServer(relay_registry(Relay()), ready=lambda: ready)
-    await server.start("127.0.0.1", 0)
-    port = server.address[1]
-    try:
+    async with OpsServer(
+        relay_registry(Relay()), "127.0.0.1", 0, ready={"relay": lambda: ready}
+    ) as server:
+        port = server.port
         status, body = await request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == "HTTP/1.1 200 OK" and body == b"ok\n"
         status, _ = await request(port, b"GET /readyz HTTP/1.1\r\n\r\n")
@@ -49,5 +49,3 @@ async def test_endpoints() -> None:
         assert status.startswith("HTTP/1.1 400")
         status, _ = await request(port, b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n")
         assert status.startswith("HTTP/1.1 400")
-    finally:
-        await server.stop()
