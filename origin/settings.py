@@ -38,10 +38,8 @@ class OriginNodeSettings(OriginSettings):
     group_duration: float = 2.0  # seconds per GOP = MoQT group (RTMP ladder)
     chunk_duration: float = 0.5  # seconds per CMAF chunk = MoQT object (RTMP ladder)
     preset: str = "veryfast"
-    #: Write prft (wallclock) boxes into the ladder's chunks. Off by default: after a
-    #: resume, media.shift_fragment overflows on the negative prft media time ffmpeg
-    #: writes for AAC (reported to MEDIA); turn on for latency measurements.
-    prft: bool = False
+    #: Write prft (wallclock) boxes into the ladder's chunks (latency measurement).
+    prft: bool = True
     #: A reconnect within this many seconds after an RTMP broadcast ended continues its ids.
     resume_window: float = 30.0
     max_object_size: int = 8 << 20
