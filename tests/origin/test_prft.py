@@ -52,5 +52,6 @@ async def test_negative_prft_is_dropped_and_the_chunk_stays_valid() -> None:
     assert fixed.prft is None and len(fixed.data) < len(first.data)
     assert parse_object(fixed.data, init, group_start=True)[0].base_media_decode_time == 0
     placed = packager(init).push("audio", fixed)
-    assert placed and placed[0].object.group_id >= 5
+    assert len(placed) == 1 and isinstance(placed[0], ObjectReady)
+    assert placed[0].object.group_id >= 5
     assert without_wrapped_prft(second) is second  # positive media times are kept
