@@ -57,7 +57,6 @@ the ``reason`` labels of ``clutchcall_drops_total`` (``mesh.metrics``).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterator
 
 import structlog
@@ -67,7 +66,16 @@ from moqt.session import Session, SubgroupHandle
 from moqt.types import GroupOrder
 
 from ._cache import CachedObject
-from ._scheduling import OBJECT_OVERHEAD, DropReason, SchedulerLimits, SchedulerStatistics
+from ._scheduling import (
+    MAX_DROPPED_MARKS,
+    OBJECT_OVERHEAD,
+    DropReason,
+    Key,
+    SchedulerLimits,
+    SchedulerStatistics,
+    Subgroup,
+    TrackQueue,
+)
 
 __all__ = [
     "OBJECT_OVERHEAD",
@@ -78,75 +86,6 @@ __all__ = [
 ]
 
 logger = structlog.get_logger("mesh.relay")
-
-# (group id, subgroup id); subgroup None = the track's datagrams of that group.
-_Key = tuple[int, int | None]
-
-_MAX_DROPPED_MARKS = 1024
-
-
-class _Subgroup:
-    """A subgroup stream (or a group's datagrams) of one track for one subscriber."""
-
-    __slots__ = ("fin", "group_id", "handle", "objects", "priority", "seq", "subgroup_id")
-
-    def __init__(self, group_id: int, subgroup_id: int | None, priority: int, seq: int) -> None:
-        self.group_id = group_id
-        self.subgroup_id = subgroup_id
-        self.priority = priority
-        self.seq = seq  # order of creation: ties between equal priorities
-        self.objects: deque[tuple[float, CachedObject]] = deque()
-        self.handle: SubgroupHandle | None = None
-        self.fin = False  # the upstream stream ended: FIN once the queue is written
-
-
-class _TrackQueue:
-    """One subscription of the subscriber: its priority, order and subgroups."""
-
-    __slots__ = (
-        "descending",
-        "dropped",
-        "floor",
-        "newest",
-        "publisher_priority",
-        "queued",
-        "request_id",
-        "subgroups",
-        "subscriber_priority",
-    )
-
-    def __init__(self, request_id: int, subscriber_priority: int, descending: bool) -> None:
-        self.request_id = request_id
-        self.subscriber_priority = subscriber_priority
-        self.descending = descending
-        self.publisher_priority = 128  # of the latest object: ranks the track
-        self.subgroups: dict[_Key, _Subgroup] = {}
-        self.newest = -1  # newest group id seen
-        self.floor = 0  # groups below were skipped
-        # Abandoned subgroups of groups >= floor, and why (None: the viewer stopped it).
-        self.dropped: dict[_Key, DropReason | None] = {}
-        self.queued = 0  # objects queued in this track
-
-    @property
-    def rank(self) -> tuple[int, int]:
-        return (self.subscriber_priority, self.publisher_priority)
-
-    def oldest(self) -> float | None:
-        times = [sg.objects[0][0] for sg in self.subgroups.values() if sg.objects]
-        return min(times) if times else None
-
-    def head(self) -> _Subgroup | None:
-        """Its next schedulable subgroup: publisher priority, group order, subgroup id."""
-        best: _Subgroup | None = None
-        best_key: tuple[int, int, int] | None = None
-        for sg in self.subgroups.values():
-            if not sg.objects:
-                continue
-            group = -sg.group_id if self.descending else sg.group_id
-            key = (sg.priority, group, -1 if sg.subgroup_id is None else sg.subgroup_id)
-            if best_key is None or key < best_key:
-                best, best_key = sg, key
-        return best
 
 
 class SubscriberScheduler:
@@ -165,7 +104,7 @@ class SubscriberScheduler:
         self._backlog = send_backlog
         self.limits = limits or SchedulerLimits()
         self._on_too_far_behind = on_too_far_behind
-        self._tracks: dict[int, _TrackQueue] = {}
+        self._tracks: dict[int, TrackQueue] = {}
         self._seq = 0
         self._queued_objects = 0
         self._queued_bytes = 0
@@ -200,7 +139,7 @@ class SubscriberScheduler:
         """Schedule subscription ``request_id`` (an accepted SUBSCRIBE or our PUBLISH)."""
         if not 0 <= subscriber_priority <= 255:
             raise ValueError("subscriber priority is 0..255")
-        self._tracks[request_id] = _TrackQueue(
+        self._tracks[request_id] = TrackQueue(
             request_id, subscriber_priority, group_order == GroupOrder.DESCENDING
         )
 
@@ -218,7 +157,7 @@ class SubscriberScheduler:
         if track is None:
             return
         for sg in track.subgroups.values():
-            self._forget_queue(sg)
+            self._unqueue(track, sg)
             if sg.handle is not None:
                 self._reset(sg)
 
@@ -258,14 +197,10 @@ class SubscriberScheduler:
                     self._session.end_subgroup(sg.handle)
             except LocalError as exc:
                 self._log.debug("finish_failed", request_id=request_id, error=str(exc))
-            self._forget_queue(sg)
+            self._unqueue(track, sg)
             if sg.handle is not None:
                 sg.handle = None
                 self._open -= 1
-
-    @property
-    def request_ids(self) -> list[int]:
-        return list(self._tracks)
 
     @property
     def behind(self) -> bool:
@@ -297,7 +232,7 @@ class SubscriberScheduler:
         if group_id < track.floor:
             self._drop(DropReason.STALE_GROUP)
             return
-        key: _Key = (group_id, obj.subgroup_id)
+        key: Key = (group_id, obj.subgroup_id)
         if key in track.dropped:
             reason = track.dropped[key]
             if reason is None:
@@ -311,7 +246,7 @@ class SubscriberScheduler:
         sg = track.subgroups.get(key)
         if sg is None:
             self._seq += 1
-            sg = _Subgroup(group_id, obj.subgroup_id, obj.publisher_priority, self._seq)
+            sg = Subgroup(group_id, obj.subgroup_id, obj.publisher_priority, self._seq)
             track.subgroups[key] = sg
         elif sg.fin:
             return  # after the upstream FIN: cannot belong to this stream
@@ -341,7 +276,7 @@ class SubscriberScheduler:
         track = self._tracks.get(request_id)
         if track is None:
             return
-        key: _Key = (group_id, subgroup_id)
+        key: Key = (group_id, subgroup_id)
         if key in track.dropped:
             del track.dropped[key]
             return
@@ -359,7 +294,7 @@ class SubscriberScheduler:
         track = self._tracks.get(request_id)
         if track is None:
             return
-        key: _Key = (group_id, subgroup_id)
+        key: Key = (group_id, subgroup_id)
         track.dropped.pop(key, None)
         sg = track.subgroups.pop(key, None)
         if sg is None:
@@ -402,8 +337,8 @@ class SubscriberScheduler:
             except LocalError as exc:
                 self._failed(track, exc)
 
-    def _next(self) -> tuple[_TrackQueue, _Subgroup] | None:
-        best: tuple[_TrackQueue, _Subgroup] | None = None
+    def _next(self) -> tuple[TrackQueue, Subgroup] | None:
+        best: tuple[TrackQueue, Subgroup] | None = None
         best_key: tuple[int, int, float, int] | None = None
         for track in self._tracks.values():
             if not track.queued:
@@ -416,14 +351,14 @@ class SubscriberScheduler:
                 best, best_key = (track, sg), key
         return best
 
-    def _write(self, track: _TrackQueue, sg: _Subgroup) -> None:
+    def _write(self, track: TrackQueue, sg: Subgroup) -> None:
         _, obj = sg.objects.popleft()
         track.queued -= 1
         self._queued_objects -= 1
         self._queued_bytes -= len(obj.payload) + OBJECT_OVERHEAD
         self._send(track, sg, obj)
 
-    def _send(self, track: _TrackQueue, sg: _Subgroup, obj: CachedObject) -> None:
+    def _send(self, track: TrackQueue, sg: Subgroup, obj: CachedObject) -> None:
         session = self._session
         if sg.subgroup_id is None:
             session.send_object_datagram(
@@ -482,14 +417,14 @@ class SubscriberScheduler:
                 self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
                 self._drain()
 
-    def _has_stale(self, track: _TrackQueue, now: float) -> bool:
+    def _has_stale(self, track: TrackQueue, now: float) -> bool:
         deadline = now - self.limits.skip_after
         return any(
             sg.group_id < track.newest and sg.objects and sg.objects[0][0] <= deadline
             for sg in track.subgroups.values()
         )
 
-    def _skip_below(self, track: _TrackQueue, floor: int, reason: DropReason, now: float) -> None:
+    def _skip_below(self, track: TrackQueue, floor: int, reason: DropReason, now: float) -> None:
         """Abandon every subgroup of ``track`` in a group below ``floor``."""
         if floor <= track.floor:
             return
@@ -501,11 +436,11 @@ class SubscriberScheduler:
                 self._abandon(track, sg, reason, now)
 
     def _abandon(
-        self, track: _TrackQueue, sg: _Subgroup, reason: DropReason | None, now: float
+        self, track: TrackQueue, sg: Subgroup, reason: DropReason | None, now: float
     ) -> None:
         """Drop ``sg``'s queue (counted under ``reason``), reset its stream, refuse the rest.
         ``reason`` None: not our decision (the viewer stopped the stream)."""
-        key: _Key = (sg.group_id, sg.subgroup_id)
+        key: Key = (sg.group_id, sg.subgroup_id)
         track.subgroups.pop(key, None)
         if reason is not None:
             self._drops[reason] += len(sg.objects)
@@ -516,10 +451,10 @@ class SubscriberScheduler:
             self._reset(sg)
         if not sg.fin and sg.group_id >= track.floor:
             track.dropped[key] = reason
-            if len(track.dropped) > _MAX_DROPPED_MARKS:
+            if len(track.dropped) > MAX_DROPPED_MARKS:
                 del track.dropped[min(track.dropped, key=_sort_key)]
 
-    def _make_room(self, track: _TrackQueue, sg: _Subgroup, obj: CachedObject, now: float) -> bool:
+    def _make_room(self, track: TrackQueue, sg: Subgroup, obj: CachedObject, now: float) -> bool:
         """Keep the memory bound: evict lower priorities, then older groups, else drop ``sg``."""
         need = len(obj.payload) + OBJECT_OVERHEAD
         limit = self.limits.max_queued_bytes
@@ -542,9 +477,9 @@ class SubscriberScheduler:
         return False
 
     def _victims(
-        self, track: _TrackQueue, sg: _Subgroup, rank: tuple[int, int]
-    ) -> Iterator[tuple[_TrackQueue, _Subgroup, DropReason]]:
-        candidates: list[tuple[tuple[int, int], int, _TrackQueue, _Subgroup]] = []
+        self, track: TrackQueue, sg: Subgroup, rank: tuple[int, int]
+    ) -> Iterator[tuple[TrackQueue, Subgroup, DropReason]]:
+        candidates: list[tuple[tuple[int, int], int, TrackQueue, Subgroup]] = []
         for other in self._tracks.values():
             for victim in other.subgroups.values():
                 if victim is sg or not victim.objects:
@@ -565,7 +500,7 @@ class SubscriberScheduler:
                 (DropReason.LOW_PRIORITY if victim_rank > rank else DropReason.QUEUE_FULL),
             )
 
-    def _is_top(self, track: _TrackQueue) -> bool:
+    def _is_top(self, track: TrackQueue) -> bool:
         """Whether ``track`` is of the subscriber's highest priority (lowest rank)."""
         rank = track.rank
         return all(rank <= other.rank for other in self._tracks.values())
@@ -616,7 +551,7 @@ class SubscriberScheduler:
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _close(self, track: _TrackQueue, sg: _Subgroup) -> None:
+    def _close(self, track: TrackQueue, sg: Subgroup) -> None:
         """FIN ``sg``'s stream (its queue is empty and the upstream ended it)."""
         track.subgroups.pop((sg.group_id, sg.subgroup_id), None)
         handle = sg.handle
@@ -629,7 +564,7 @@ class SubscriberScheduler:
         except LocalError as exc:
             self._failed(track, exc)
 
-    def _reset(self, sg: _Subgroup) -> None:
+    def _reset(self, sg: Subgroup) -> None:
         handle = sg.handle
         assert handle is not None
         sg.handle = None
@@ -643,7 +578,7 @@ class SubscriberScheduler:
             self._log.debug("reset_failed", error=str(exc))
 
     def _reset_oldest_stream(self) -> None:
-        oldest: tuple[_TrackQueue, _Subgroup] | None = None
+        oldest: tuple[TrackQueue, Subgroup] | None = None
         for track in self._tracks.values():
             for sg in track.subgroups.values():
                 if sg.handle is not None and (oldest is None or sg.seq < oldest[1].seq):
@@ -651,7 +586,8 @@ class SubscriberScheduler:
         if oldest is not None:
             self._abandon(oldest[0], oldest[1], DropReason.QUEUE_FULL, self._last_now)
 
-    def _unqueue(self, track: _TrackQueue, sg: _Subgroup) -> None:
+    def _unqueue(self, track: TrackQueue, sg: Subgroup) -> None:
+        """Forget what ``sg`` has queued."""
         count = len(sg.objects)
         if not count:
             return
@@ -661,20 +597,10 @@ class SubscriberScheduler:
         self._queued_objects -= count
         self._queued_bytes -= size
 
-    def _forget_queue(self, sg: _Subgroup) -> None:
-        """Unqueue without a track (it was already removed from the scheduler)."""
-        count = len(sg.objects)
-        if count:
-            self._queued_objects -= count
-            self._queued_bytes -= (
-                sum(len(obj.payload) for _, obj in sg.objects) + count * OBJECT_OVERHEAD
-            )
-            sg.objects.clear()
-
     def _drop(self, reason: DropReason) -> None:
         self._drops[reason] += 1
 
-    def _failed(self, track: _TrackQueue, exc: LocalError) -> None:
+    def _failed(self, track: TrackQueue, exc: LocalError) -> None:
         """A session call refused (the subscription or session is gone): stop serving it."""
         self._log.debug("forward_failed", request_id=track.request_id, error=str(exc))
         if self._tracks.get(track.request_id) is track:
@@ -709,5 +635,5 @@ class SubscriberScheduler:
         )
 
 
-def _sort_key(key: _Key) -> tuple[int, int]:
+def _sort_key(key: Key) -> tuple[int, int]:
     return (key[0], -1 if key[1] is None else key[1])

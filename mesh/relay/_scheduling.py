@@ -1,14 +1,29 @@
-"""Value types of the per-subscriber scheduler: limits, drop reasons, statistics.
+"""Value types and per-subscription state of the per-subscriber scheduler.
 
-See :mod:`mesh.relay._scheduler` for what they govern.
+Limits, drop reasons and statistics (public), and the queues the scheduler keeps
+per subscription and per subgroup (internal). See :mod:`mesh.relay._scheduler`.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["OBJECT_OVERHEAD", "DropReason", "SchedulerLimits", "SchedulerStatistics"]
+from moqt.session import SubgroupHandle
+
+from ._cache import CachedObject
+
+__all__ = [
+    "MAX_DROPPED_MARKS",
+    "OBJECT_OVERHEAD",
+    "DropReason",
+    "Key",
+    "SchedulerLimits",
+    "SchedulerStatistics",
+    "Subgroup",
+    "TrackQueue",
+]
 
 #: Bytes a queued object is charged on top of its payload (tuple, deque slot, ...).
 OBJECT_OVERHEAD = 64
@@ -85,3 +100,73 @@ class SchedulerStatistics:
             + self.dropped_queue_full
             + self.dropped_too_far_behind
         )
+
+
+# (group id, subgroup id); subgroup None = the track's datagrams of that group.
+Key = tuple[int, int | None]
+
+MAX_DROPPED_MARKS = 1024
+
+
+class Subgroup:
+    """A subgroup stream (or a group's datagrams) of one track for one subscriber."""
+
+    __slots__ = ("fin", "group_id", "handle", "objects", "priority", "seq", "subgroup_id")
+
+    def __init__(self, group_id: int, subgroup_id: int | None, priority: int, seq: int) -> None:
+        self.group_id = group_id
+        self.subgroup_id = subgroup_id
+        self.priority = priority
+        self.seq = seq  # order of creation: ties between equal priorities
+        self.objects: deque[tuple[float, CachedObject]] = deque()
+        self.handle: SubgroupHandle | None = None
+        self.fin = False  # the upstream stream ended: FIN once the queue is written
+
+
+class TrackQueue:
+    """One subscription of the subscriber: its priority, order and subgroups."""
+
+    __slots__ = (
+        "descending",
+        "dropped",
+        "floor",
+        "newest",
+        "publisher_priority",
+        "queued",
+        "request_id",
+        "subgroups",
+        "subscriber_priority",
+    )
+
+    def __init__(self, request_id: int, subscriber_priority: int, descending: bool) -> None:
+        self.request_id = request_id
+        self.subscriber_priority = subscriber_priority
+        self.descending = descending
+        self.publisher_priority = 128  # of the latest object: ranks the track
+        self.subgroups: dict[Key, Subgroup] = {}
+        self.newest = -1  # newest group id seen
+        self.floor = 0  # groups below were skipped
+        # Abandoned subgroups of groups >= floor, and why (None: the viewer stopped it).
+        self.dropped: dict[Key, DropReason | None] = {}
+        self.queued = 0  # objects queued in this track
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (self.subscriber_priority, self.publisher_priority)
+
+    def oldest(self) -> float | None:
+        times = [sg.objects[0][0] for sg in self.subgroups.values() if sg.objects]
+        return min(times) if times else None
+
+    def head(self) -> Subgroup | None:
+        """Its next schedulable subgroup: publisher priority, group order, subgroup id."""
+        best: Subgroup | None = None
+        best_key: tuple[int, int, int] | None = None
+        for sg in self.subgroups.values():
+            if not sg.objects:
+                continue
+            group = -sg.group_id if self.descending else sg.group_id
+            key = (sg.priority, group, -1 if sg.subgroup_id is None else sg.subgroup_id)
+            if best_key is None or key < best_key:
+                best, best_key = sg, key
+        return best
