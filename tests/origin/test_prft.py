@@ -9,6 +9,7 @@ from media import (
     Fragment,
     InitSegment,
     MediaError,
+    ObjectReady,
     ResumePoint,
     TrackPlan,
     parse_object,
