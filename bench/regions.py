@@ -395,6 +395,7 @@ class RegionResult:
     late: JoinFigures
     pop_upstream_subscriptions: float
     pop_egress_ratio: float  # POP payload bytes out / stream bitrate
+    pop_drops: dict[str, float] = field(default_factory=dict)  # clutchcall_drops_total by reason
 
 
 @dataclass
@@ -405,6 +406,7 @@ class MeshResult:
     origin_egress_ratio: float  # origin payload bytes out / stream bitrate (2 POPs -> ~2)
     origin_subscriptions: float
     regions: list[RegionResult]
+    origin_drops: dict[str, float] = field(default_factory=dict)
 
 
 def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResult:
@@ -430,6 +432,7 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
     mesh.wait_group_phase(0.5)
     late_groups = {region: mesh.viewers(region, 2) for region in mesh.regions}
     time.sleep(1.5 * mesh.group_seconds)
+    final = {r: mesh.scrape(r) for r in (ORIGIN_REGION, *mesh.regions)}
     results = []
     for path in mesh.paths:
         region = path.region
@@ -445,6 +448,7 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
                 late,
                 metric(after[region], "clutchcall_upstream_subscriptions"),
                 rate(region),
+                _drops(final[region]),
             )
         )
     return MeshResult(
@@ -454,7 +458,17 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
         rate(ORIGIN_REGION),
         metric(after[ORIGIN_REGION], "clutchcall_subscriptions"),
         results,
+        _drops(final[ORIGIN_REGION]),
     )
+
+
+def _drops(values: dict[str, float]) -> dict[str, float]:
+    """Non-zero ``clutchcall_drops_total`` by reason."""
+    out = {}
+    for key, value in values.items():
+        if key.startswith("clutchcall_drops_total{") and value:
+            out[key.split('reason="', 1)[1].split('"', 1)[0]] = value
+    return out
 
 
 def format_result(result: MeshResult) -> str:
@@ -463,6 +477,8 @@ def format_result(result: MeshResult) -> str:
         f"{result.viewers_per_pop} viewers per POP",
         f"origin egress {result.origin_egress_ratio:.2f} x stream bitrate "
         f"({len(result.regions)} POPs), origin subscriptions {result.origin_subscriptions:.0f}",
+        f"drops: origin {result.origin_drops or 0}, "
+        + ", ".join(f"{r.region} {r.pop_drops or 0}" for r in result.regions),
         "",
         "| region | RTT ms | joiners | start (group, obj), POP's current group | joining FETCH | "
         "first object ms | start object ms max | start object age ms max | "
