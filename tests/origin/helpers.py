@@ -80,6 +80,7 @@ class Received:
     request_id: int
     name: str
     objects: list[ObjectReceived] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # unix time of each object
     done: PublishDoneReceived | None = None
     got: asyncio.Event = field(default_factory=asyncio.Event)
     done_at: float | None = None
@@ -118,6 +119,7 @@ class Viewer:
                 continue
             if isinstance(event, ObjectReceived):
                 rec.objects.append(event)
+                rec.received_at.append(time.time())
                 rec.got.set()
             elif isinstance(event, PublishDoneReceived):
                 rec.done = event
