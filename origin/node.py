@@ -391,9 +391,13 @@ class OriginNode:
 
     async def _on_key_revoked(self, external_input_id: str, event: str) -> None:
         reason = "stream key deleted" if event == "deleted" else "stream key rotated"
-        kicked = await self.inputs.kick(external_input_id, reason)
-        if not kicked and self.rtmp is not None:
-            # An RTMP publish whose ladder has not produced a catalog yet.
+        await self.inputs.kick(external_input_id, reason)
+        # Publishers admitted with the old key whose broadcast has not begun yet: a MoQT
+        # publisher still waiting for its catalog, an RTMP publish whose ladder is starting.
+        for down in list(self._downstream.values()):
+            if external_input_id in down.ingest.inputs():
+                await down.ingest.kick(reason)
+        if self.rtmp is not None and external_input_id in self.rtmp.live_inputs():
             await self.rtmp.disconnect(external_input_id, reason)
 
     async def _disconnect_rtmp(self, external_input_id: str, reason: str) -> bool:

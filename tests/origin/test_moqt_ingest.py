@@ -311,3 +311,16 @@ async def test_publish_namespace_done_ends_the_broadcast_cleanly(origin: Origin)
         # The origin let go of the publisher's tracks.
         await wait_until(lambda: sum(pub.unsubscribed.values()) == 3)
     assert origin.node.inputs.get(input_id) is None
+
+
+async def test_rotation_drops_a_publisher_admitted_before_its_catalog(origin: Origin) -> None:
+    input_id, key = await origin.new_input()
+    async with connect(origin.url, verify=False) as conn:
+        pub = MoqtTestPublisher(conn, ns(ORG, input_id), key)
+        await pub.announce()  # admitted; no catalog yet, so no broadcast
+        await wait_until(lambda: CATALOG_TRACK in pub.subscribes)
+        await rotate_key(origin.bus, input_id, new_key(), ORG)
+        closed = await conn.wait_closed(grace=3)
+        await pub.close()
+    assert closed.code == SessionCloseCode.UNAUTHORIZED
+    assert "rotated" in closed.reason
