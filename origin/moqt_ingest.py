@@ -58,6 +58,7 @@ from moqt.events import (
     SubgroupStreamReset,
     SubscribeAccepted,
 )
+from moqt.session import Session
 from moqt.types import AuthToken, Location, Namespace, ObjectStatus, SubscriptionFilter
 
 from ._inputs import LiveInputs
@@ -150,7 +151,7 @@ class MoqtIngest:
         self._log = _log.bind(session=name)
 
     @property
-    def session(self):  # type: ignore[no-untyped-def]
+    def session(self) -> Session:
         return self._conn.session
 
     def set_setup_tokens(self, tokens: tuple[AuthToken, ...]) -> None:
