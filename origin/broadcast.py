@@ -21,6 +21,7 @@ them increasing (``media.ResumePoint``) and continues the catalog's group ids fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -232,8 +233,8 @@ class Broadcast:
                 "no such track in this broadcast",
             )
 
-    def _quietly(self, fn: object, *args: object) -> None:
+    def _quietly(self, fn: Callable[..., object], *args: object) -> None:
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except LocalError as exc:
             self._log.debug("link_call_failed", error=str(exc))
