@@ -335,3 +335,25 @@ async def test_upstream_certificate_is_verified_when_a_ca_is_given(
         await asyncio.wait_for(refused.watch(subscribe_token=tokens.mint()), 10)
         assert isinstance(refused.rejected, RequestRejected)
         assert refused.rejected.reason == "upstream unavailable"
+
+
+async def test_parent_pop_gone_goes_straight_to_the_origin(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    origin = make_origin(bus, certs, "o-ap", "ap")
+    async with origin.running():
+        pop_eu = await make_pop(node_id="pop-eu", region="eu")
+        pop_us = await make_pop(node_id="pop-us", region="us", parent_regions=("eu",))
+        assert pop_us.topology is not None
+        topology = pop_us.topology
+        await until(lambda: "pop-eu" in topology.nodes() and topology.route(NAME) is not None)
+        async with watching(Viewer(url(pop_us), NS), tokens.mint()) as viewer:
+            assert [link.key.node_id for link in pop_us.pool.links()] == ["pop-eu"]
+            stopped_at = time.time()
+            await pop_eu.stop()
+            await until(lambda: viewer.objects[-1].at > stopped_at + 0.1, within=5)
+            assert [link.key.node_id for link in pop_us.pool.links()] == ["o-ap"]
+            first = next(o for o in viewer.objects if o.at > stopped_at)
+            print(f"\nparent POP gone -> objects straight from the origin after "
+                  f"{(first.at - stopped_at) * 1000:.0f} ms")  # fmt: skip
+            assert viewer.closed is None
