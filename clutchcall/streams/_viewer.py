@@ -67,6 +67,7 @@ from moqt.events import (
     FetchAccepted,
     FetchStreamEnded,
     FetchStreamReset,
+    GoawayReceived,
     ObjectReceived,
     PublishDoneReceived,
     SessionClosed,
@@ -101,6 +102,8 @@ class AsyncBroadcastViewer:
         start_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         group_duration: float = 2.0,
+        reconnect: float = 10.0,
+        fallback_urls: tuple[str, ...] = (),
     ) -> None:
         self.target = target
         self._on_chunk = on_chunk
@@ -113,8 +116,16 @@ class AsyncBroadcastViewer:
         self._connect_timeout = connect_timeout
         self._group_duration = group_duration
         self._loop = asyncio.get_running_loop()
+        # The current session's end (a new one per connection; see _run).
         self._done: asyncio.Future[tuple[str, str]] = self._loop.create_future()
         self._result: tuple[str, str] | None = None
+        self._reconnect = reconnect
+        self._urls = (target.url, *fallback_urls)
+        self._closing = False
+        self._goaway_uri = ""
+        self._delivered_in_session = False
+        self._last_group: int | None = None
+        self._last_init: bytes | None = None
         self._closed_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: MoqtConnection | None = None
@@ -151,13 +162,25 @@ class AsyncBroadcastViewer:
         cafile: str | None = None,
         start_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        reconnect: float = 10.0,
+        fallback_urls: tuple[str, ...] | list[str] = (),
     ) -> AsyncBroadcastViewer:
         """Start watching ``url`` (a signed playback URL, or a relay URL with
         ``namespace=`` and ``token=``). Returns at once; results arrive via the callbacks.
-        ``rendition`` pins one video rendition (default: ABR); ``max_height`` caps it."""
-        if start_timeout <= 0 or connect_timeout <= 0:
+        ``rendition`` pins one video rendition (default: ABR); ``max_height`` caps it.
+
+        A lost connection (or a server's GOAWAY) is re-established for up to
+        ``reconnect`` seconds (0: never), to the GOAWAY's new URI or in turn to
+        ``url`` and ``fallback_urls`` (other POPs, same path and token); playback
+        resumes at the next group and ``on_close("network", ...)`` comes only when
+        that fails."""
+        if start_timeout <= 0 or connect_timeout <= 0 or reconnect < 0:
             raise ConfigurationError("timeouts must be positive")
         target = parse_playback_url(url, token=token, namespace=namespace)
+        fallbacks = tuple(
+            parse_playback_url(u, token=target.token, namespace=target.namespace_text).url
+            for u in fallback_urls
+        )
         viewer = cls(
             target,
             on_chunk=on_chunk,
@@ -168,12 +191,15 @@ class AsyncBroadcastViewer:
             audio=audio,
             start_timeout=start_timeout,
             connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            fallback_urls=fallbacks,
         )
         viewer._task = asyncio.ensure_future(viewer._run())
         return viewer
 
     async def close(self) -> tuple[str, str]:
         """Stop watching (``on_close("closed", ...)`` unless it already ended)."""
+        self._closing = True
         self._finish("closed", "closed by the application")
         return await self.wait_closed()
 
@@ -224,6 +250,40 @@ class AsyncBroadcastViewer:
             self._done.set_result((reason, detail))
 
     async def _run(self) -> None:
+        result = ("network", "not connected")
+        deadline: float | None = None
+        index = 0
+        try:
+            while True:
+                url = self._goaway_uri or self._urls[index % len(self._urls)]
+                self._goaway_uri = ""
+                result = await self._session(url)
+                if result[0] != "network" or self._closing or self._ending or not self._reconnect:
+                    break
+                now = self._loop.time()
+                if self._delivered_in_session or deadline is None:
+                    deadline = now + self._reconnect  # the window restarts after a good session
+                if now >= deadline:
+                    break
+                index += 1
+                _log.info("viewer_reconnecting", after=result[1], url=_redact(url))
+                self._reset_session()
+                await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            result = ("closed", "cancelled")
+        finally:
+            self._result = result
+            self._closed_event.set()
+            if self._on_close is not None:
+                try:
+                    self._on_close(*result)
+                except Exception:
+                    _log.exception("on_close_failed")
+
+    async def _session(self, url: str) -> tuple[str, str]:
+        """One connection, until it ends; returns why (``_finish``'s reason and detail)."""
+        self._done = self._loop.create_future()
+        self._delivered_in_session = False
         token = self.target.token
         options = SessionOptions(
             auth_token=None if token is None else token.encode(),
@@ -231,7 +291,7 @@ class AsyncBroadcastViewer:
         )
         try:
             async with connect(
-                self.target.url,
+                url,
                 verify=self._tls.verify,
                 cafile=self._tls.cafile,
                 options=options,
@@ -250,23 +310,24 @@ class AsyncBroadcastViewer:
         except ConnectionClosed as exc:
             self._finish(*close_reason(exc.code, exc.reason, exc.by_peer))
         except (OSError, TimeoutError, ConnectionError) as exc:
-            self._finish(
-                "network", f"cannot reach {self.target.url.split('?')[0]}: {exc or 'timeout'}"
-            )
-        except asyncio.CancelledError:
-            self._finish("closed", "cancelled")
+            self._finish("network", f"cannot reach {_redact(url)}: {exc or 'timeout'}")
         except Exception as exc:  # a bug must still end in on_close, never a silent hang
             _log.exception("viewer_failed")
             self._finish("error", f"{type(exc).__name__}: {exc}")
         finally:
+            for task in list(self._tasks):
+                task.cancel()
             self._finish("network", "connection ended")
-            self._result = self._done.result()
-            self._closed_event.set()
-            if self._on_close is not None:
-                try:
-                    self._on_close(*self._result)
-                except Exception:
-                    _log.exception("on_close_failed")
+        return self._done.result()
+
+    def _reset_session(self) -> None:
+        """Forget the lost session's subscriptions; delivery resumes after the last group."""
+        self._lanes = {}
+        self._catalog = None
+        self._catalog_group = -1
+        self._video = self._switching = self._audio = None
+        self._abr = None
+        self._need_init = True  # re-checked at the next group (emitted only if it changed)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -300,7 +361,8 @@ class AsyncBroadcastViewer:
         a joining FETCH of the current group. False if the viewer is ending."""
         conn = self._conn
         assert conn is not None
-        deadline = self._loop.time() + self._start_timeout
+        window = self._start_timeout if self._last_group is None else max(1.0, self._reconnect)
+        deadline = self._loop.time() + window
         name = lane.name.encode()
         namespace = self.target.namespace
         if lane.track is not None and lane.track.namespace:
@@ -386,6 +448,10 @@ class AsyncBroadcastViewer:
                     self._deliver(lane, lane.seq.fetch_done(now))
         elif isinstance(event, PublishDoneReceived):
             self._on_publish_done(event)
+        elif isinstance(event, GoawayReceived):
+            # The server is going away: move now (to its new URI, or the next URL).
+            self._goaway_uri = event.new_uri
+            self._finish("network", "the server is going away (GOAWAY)")
         elif isinstance(event, SessionClosed):
             self._finish(*close_reason(event.code, event.reason, event.by_peer))
 
@@ -446,7 +512,8 @@ class AsyncBroadcastViewer:
         track = next(t for t in videos if t.name == self._abr.current)
         if track.max_group_duration:
             self._group_duration = track.max_group_duration / 1000
-        self._video = self._new_lane("video", track)
+        resume = None if self._last_group is None else self._last_group + 1
+        self._video = self._new_lane("video", track, min_group=resume)
         self._spawn(self._subscribe(self._video, join=True, retry=True))
         audios = [t for t in catalog.by_role("audio") if t.init_data]
         if self._audio_wanted and audios:
@@ -515,6 +582,8 @@ class AsyncBroadcastViewer:
                     self._audio, self._audio.seq.start_at(item.group_id, self._loop.time())
                 )
         self._observe(lane, item)
+        self._last_group = item.group_id
+        self._delivered_in_session = True
         self._emit(Chunk(retag(item.payload, _VIDEO_ID), False, "video", lane.name,
                          item.group_id, item.object_id))  # fmt: skip
 
@@ -532,6 +601,9 @@ class AsyncBroadcastViewer:
             return
         self._init_sent = True
         self._need_init = False
+        if data == self._last_init:
+            return  # same tracks after a reconnect: the output continues as it was
+        self._last_init = data
         self._emit(Chunk(data, True, "init", self._video.name))
 
     def _emit(self, chunk: Chunk) -> None:
@@ -607,3 +679,7 @@ class AsyncBroadcastViewer:
         _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
         for item in pending:
             self._emit_video(new, item)
+
+
+def _redact(url: str) -> str:
+    return url.split("?", 1)[0]

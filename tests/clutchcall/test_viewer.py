@@ -111,9 +111,9 @@ async def test_nothing_listening_is_a_network_close(tmp_path: Path) -> None:
     rec = Recorder()
     viewer = await AsyncBroadcastViewer.open(
         f"moqt://127.0.0.1:9/{NAMESPACE}?token=x", on_chunk=rec.on_chunk,
-        on_close=rec.on_close, verify=False, connect_timeout=1.0,
+        on_close=rec.on_close, verify=False, connect_timeout=1.0, reconnect=1.5,
     )  # fmt: skip
-    reason, _ = await asyncio.wait_for(viewer.wait_closed(), 10)
+    reason, _ = await asyncio.wait_for(viewer.wait_closed(), 10)  # tried for 1.5 s, then gave up
     assert reason == "network" and rec.closes == [(reason, rec.closes[0][1])]
 
 
@@ -123,7 +123,7 @@ async def test_relay_going_away_mid_stream_is_a_network_close(tmp_path: Path) ->
         rec = Recorder()
         viewer = await AsyncBroadcastViewer.open(
             relay.playback_url(), on_chunk=rec.on_chunk, on_close=rec.on_close,
-            cafile=str(relay.cert),
+            cafile=str(relay.cert), reconnect=0,
         )  # fmt: skip
         await asyncio.sleep(3)
         # The relay drops every session (as a crashed POP would).
@@ -132,6 +132,47 @@ async def test_relay_going_away_mid_stream_is_a_network_close(tmp_path: Path) ->
         reason, _ = await asyncio.wait_for(viewer.wait_closed(), 10)
         await pub.stop()
     assert reason == "network"
+
+
+async def test_a_lost_session_is_reconnected_and_playback_resumes_at_the_next_group(
+    tmp_path: Path,
+) -> None:
+    async with running_relay(tmp_path) as relay:
+        pub = await _publish(relay.url(), relay.cert)
+        rec = Recorder()
+        viewer = await AsyncBroadcastViewer.open(
+            relay.playback_url(), on_chunk=rec.on_chunk, on_close=rec.on_close,
+            cafile=str(relay.cert), reconnect=5,
+        )  # fmt: skip
+        await asyncio.sleep(4)
+        before = len(rec.chunks)
+        assert before > 2
+        # Only the viewer's session is cut (the publisher's, which announced, stays).
+        for conn, peer in list(relay.node._connections.items()):
+            if not peer.announced:
+                conn.close(SessionCloseCode.INTERNAL_ERROR, "connection lost")
+        await asyncio.sleep(6)
+        assert not viewer.closed
+        assert await viewer.close() == ("closed", "closed by the application")
+        await pub.stop()
+        # A relay that is gone for good: the viewer gives up after the reconnect window.
+        rec2 = Recorder()
+        pub2 = await _publish(relay.url(), relay.cert)
+        viewer2 = await AsyncBroadcastViewer.open(
+            relay.playback_url(), on_chunk=rec2.on_chunk, on_close=rec2.on_close,
+            cafile=str(relay.cert), reconnect=1.0, connect_timeout=0.5,
+        )  # fmt: skip
+        await asyncio.sleep(3)
+        await relay.node.stop()
+        reason, _ = await asyncio.wait_for(viewer2.wait_closed(), 15)
+        assert reason == "network"
+        await pub2.stop()
+    assert len(rec.chunks) > before + 2  # it played on after the reconnect
+    assert [c.is_init for c in rec.chunks].count(True) == 1  # same tracks: no second init
+    video = [(c.group_id or 0, c.object_id or 0) for c in rec.chunks if c.kind == "video"]
+    assert video == sorted(video) and len(set(video)) == len(video)  # nothing replayed
+    decoded = decode(rec.write(tmp_path / "resumed.mp4"))
+    assert decoded.errors == "" and decoded.frames == len(video) * 15
 
 
 async def _auth_server(tmp_path: Path, mode: str) -> tuple[object, int]:
