@@ -121,7 +121,9 @@ class LiveInputs:
             self._release(external_input_id)
         if self._on_route is not None:
             self._spawn(self._on_route(current.namespace, False))
-        self.report(external_input_id, InputStatus.IDLE, reason)
+        # A publisher refused mid-stream is an error the owner should see; anything else idle.
+        status = InputStatus.ERROR if code == PublishDoneCode.MALFORMED_TRACK else InputStatus.IDLE
+        self.report(external_input_id, status, reason)
 
     async def kick(self, external_input_id: str, reason: str) -> bool:
         """End an input's broadcast now (PUBLISH_DONE UNAUTHORIZED) and drop its publisher."""

@@ -361,6 +361,8 @@ class MoqtIngest:
     def _malformed(self, state: _Input, exc: MalformedStream) -> None:
         self.malformed += 1
         self._log.warning("publisher_malformed", input=state.external_input_id, error=str(exc))
+        if state.broadcast is None:  # refused before it went live: still tell the owner why
+            self._inputs.report(state.external_input_id, InputStatus.ERROR, str(exc))
         self._end(state, PublishDoneCode.MALFORMED_TRACK, str(exc))
         self._conn.close(SessionCloseCode.PROTOCOL_VIOLATION, str(exc)[:1000])
 

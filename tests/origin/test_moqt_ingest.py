@@ -159,6 +159,12 @@ async def test_malformed_media_closes_the_publisher_and_reaches_no_viewer(origin
         assert info.value.rejection.code == RequestErrorCode.DOES_NOT_EXIST
     assert origin.node.statistics().moqt_malformed == 1
 
+    async def error_reported() -> bool:
+        record = await origin.bus.get(INPUT_STATUS_PREFIX + input_id)
+        return record is not None and record["status"] == "error"
+
+    await wait_until(error_reported)
+
 
 @pytest.mark.parametrize(
     ("payload", "reason"),
