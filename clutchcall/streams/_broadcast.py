@@ -67,10 +67,16 @@ class SenderStatistics:
 class BroadcastSender:
     """Serve the tracks of one namespace on one session (see the module docstring)."""
 
-    def __init__(self, session: Session, namespace: tuple[bytes, ...]) -> None:
+    def __init__(
+        self, session: Session, namespace: tuple[bytes, ...], *, first_catalog_group: int = 0
+    ) -> None:
+        """``first_catalog_group``: where the catalog's group ids continue (a publisher
+        that reconnects keeps them increasing for caches that saw the earlier ones)."""
         self._session = session
         self._namespace = namespace
         self._catalog_track = _Track(CATALOG_TRACK.encode(), CATALOG_PRIORITY)
+        if first_catalog_group > 0:
+            self._catalog_track.largest = Location(first_catalog_group - 1, 0)
         self._tracks: dict[bytes, _Track] = {
             CATALOG_TRACK.encode(): self._catalog_track,
             MSF_CATALOG_TRACK.encode(): self._catalog_track,
@@ -92,6 +98,11 @@ class BroadcastSender:
     def statistics(self) -> SenderStatistics:
         subs = sum(len(t.subscribers) for t in self._unique_tracks())
         return SenderStatistics(subs, self._objects, self._bytes, self._catalogs)
+
+    @property
+    def next_catalog_group(self) -> int:
+        largest = self._catalog_track.largest
+        return 0 if largest is None else largest.group + 1
 
     def subscribers(self, name: str) -> int:
         track = self._tracks.get(name.encode())

@@ -31,21 +31,21 @@ from clutchcall.streams._broadcast import BroadcastSender
 from clutchcall.streams._connect import namespace_from_text, relay_endpoint, resolve_tls
 from clutchcall.streams._errors import ConfigurationError, StreamsError
 from clutchcall.streams._loop import LoopThread
+from clutchcall.streams._packaging import Output, SourcePump
 from clutchcall.streams._sources import ByteSource, EncoderSettings, SourceError, open_source
 from media import (
-    BroadcastPackager,
-    Catalog,
     CatalogUpdate,
-    Fmp4Splitter,
-    Fragment,
-    InitSegment,
     MediaError,
-    ObjectReady,
-    TrackPlan,
 )
 from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
 from moqt.errors import LocalError, RequestErrorCode
-from moqt.events import Event, PublishNamespaceAccepted, PublishNamespaceCancelled, SessionClosed
+from moqt.events import (
+    Event,
+    GoawayReceived,
+    PublishNamespaceAccepted,
+    PublishNamespaceCancelled,
+    SessionClosed,
+)
 
 __all__ = ["AsyncPublisher", "PublishError", "PublishResult", "Publisher", "SourceError"]
 
@@ -95,7 +95,12 @@ class AsyncPublisher:
         verify: bool | None = None,
         cafile: str | None = None,
         connect_timeout: float = 10.0,
+        reconnect: float = 10.0,
+        fallback_urls: tuple[str, ...] | list[str] = (),
     ) -> None:
+        """``reconnect``: after losing the relay (or its GOAWAY), keep trying this many
+        seconds - its new URI, else ``relay_url`` and ``fallback_urls`` in turn (other
+        origins) - while the source keeps running; 0 never reconnects."""
         if not isinstance(timeslice_ms, int) or not 50 <= timeslice_ms <= 10_000:
             raise ConfigurationError("timeslice_ms must be an integer from 50 to 10000")
         if not 0.25 <= group_duration <= 20:
@@ -113,9 +118,18 @@ class AsyncPublisher:
         self._connect_timeout = connect_timeout
         self._task: asyncio.Task[PublishResult] | None = None
         self._stop = asyncio.Event()
+        if reconnect < 0:
+            raise ConfigurationError("reconnect must be >= 0 seconds")
+        self._reconnect = reconnect
+        self._urls = (self.relay_url, *(relay_endpoint(u) for u in fallback_urls))
         self._sender: BroadcastSender | None = None
+        self._pump: SourcePump | None = None
         self._started_at = 0.0
-        self._final_catalog: Catalog | None = None
+        self._goaway_uri = ""
+        self._connected_since: float | None = None
+        self._catalog_group = 0
+        self._totals = [0, 0]  # objects, bytes sent by sessions that ended
+        self._reconnects = 0
 
     # --- API -----------------------------------------------------------------------------
 
@@ -140,9 +154,12 @@ class AsyncPublisher:
         self._task = asyncio.ensure_future(self._run(ns, stream_key, media, started))
         try:
             await asyncio.shield(started)
-        except BaseException:
-            if not self._task.done():
-                self._task.cancel()
+        except asyncio.CancelledError:  # our caller gave up: stop the attempt
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            raise
+        except BaseException:  # the attempt failed: let it release the source, then raise
             with contextlib.suppress(BaseException):
                 await self._task
             raise
@@ -168,15 +185,14 @@ class AsyncPublisher:
         return self._task is not None and not self._task.done()
 
     def statistics(self) -> dict[str, int]:
-        if self._sender is None:
-            return {"subscribers": 0, "objects_sent": 0, "bytes_sent": 0, "catalogs_sent": 0}
-        s = self._sender.statistics()
-        return {
-            "subscribers": s.subscribers,
-            "objects_sent": s.objects_sent,
-            "bytes_sent": s.bytes_sent,
-            "catalogs_sent": s.catalogs_sent,
-        }
+        objects, size = self._totals
+        subscribers = 0
+        if self._sender is not None:
+            current = self._sender.statistics()
+            objects, size = objects + current.objects_sent, size + current.bytes_sent
+            subscribers = current.subscribers
+        return {"subscribers": subscribers, "objects_sent": objects, "bytes_sent": size,
+                "reconnects": self._reconnects}  # fmt: skip
 
     async def __aenter__(self) -> AsyncPublisher:
         return self
@@ -193,22 +209,11 @@ class AsyncPublisher:
         media: ByteSource,
         started: asyncio.Future[None],
     ) -> PublishResult:
-        key = stream_key.encode()
-        options = SessionOptions(auth_token=key, implementation="clutchcall-python-publisher")
+        pump = SourcePump(media, group_duration=self._group_duration)
+        self._pump = pump
+        produced = asyncio.ensure_future(pump.run(self._on_output))
         try:
-            try:
-                async with connect(
-                    self.relay_url,
-                    verify=self._tls.verify,
-                    cafile=self._tls.cafile,
-                    options=options,
-                    setup_timeout=self._connect_timeout,
-                ) as conn:
-                    return await self._serve(conn, ns, key, media, started)
-            except ConnectionClosed as exc:
-                raise _closed_error(exc) from None
-            except (OSError, TimeoutError, ConnectionError) as exc:
-                raise PublishError("network", f"cannot reach {self.relay_url}: {exc}") from None
+            return await self._sessions(ns, stream_key.encode(), produced, started)
         except BaseException as exc:
             if not started.done():
                 if isinstance(exc, Exception):
@@ -217,25 +222,97 @@ class AsyncPublisher:
                     started.cancel()
             raise
         finally:
+            self._sender = None
+            if not produced.done():
+                produced.cancel()
+            await asyncio.gather(produced, return_exceptions=True)
             await media.aclose()
+
+    async def _sessions(
+        self,
+        ns: tuple[bytes, ...],
+        key: bytes,
+        produced: asyncio.Future[None],
+        started: asyncio.Future[None],
+    ) -> PublishResult:
+        """One session after another: reconnect (GOAWAY's URI, else the URLs in turn)
+        for up to ``reconnect`` seconds after losing one; the source keeps running."""
+        deadline: float | None = None
+        index = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            url = self._goaway_uri or self._urls[index % len(self._urls)]
+            self._goaway_uri = ""
+            try:
+                return await self._session(url, ns, key, produced, started)
+            except PublishError as exc:
+                retry = (
+                    started.done()
+                    and exc.reason in ("network", "ended")
+                    and self._reconnect > 0
+                    and not self._stop.is_set()
+                    and not produced.done()
+                )
+                if not retry:
+                    raise
+                now = loop.time()
+                if deadline is None or self._connected_since is not None:
+                    deadline = now + self._reconnect
+                if now >= deadline:
+                    raise
+                self._reconnects += 1
+                index += 1
+                _log.warning("publisher_reconnecting", after=exc.detail, relay=url)
+                await asyncio.sleep(0.2)
+
+    async def _session(
+        self,
+        url: str,
+        ns: tuple[bytes, ...],
+        key: bytes,
+        produced: asyncio.Future[None],
+        started: asyncio.Future[None],
+    ) -> PublishResult:
+        self._connected_since = None
+        options = SessionOptions(auth_token=key, implementation="clutchcall-python-publisher")
+        try:
+            async with connect(
+                url, verify=self._tls.verify, cafile=self._tls.cafile, options=options,
+                setup_timeout=self._connect_timeout,
+            ) as conn:  # fmt: skip
+                try:
+                    return await self._serve(conn, ns, key, produced, started)
+                finally:
+                    self._sender = None
+        except ConnectionClosed as exc:
+            raise _closed_error(exc) from None
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise PublishError("network", f"cannot reach {url}: {exc or 'timeout'}") from None
 
     async def _serve(
         self,
         conn: MoqtConnection,
         ns: tuple[bytes, ...],
         key: bytes,
-        media: ByteSource,
+        produced: asyncio.Future[None],
         started: asyncio.Future[None],
     ) -> PublishResult:
         session = conn.session
-        sender = self._sender = BroadcastSender(session, ns)
-        ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        pump = self._pump
+        assert pump is not None
+        sender = BroadcastSender(session, ns, first_catalog_group=self._catalog_group)
+        ended: asyncio.Future[PublishError] = asyncio.get_running_loop().create_future()
 
         def on_event(_conn: MoqtConnection, event: Event) -> None:
-            if isinstance(event, PublishNamespaceCancelled) and not ended.done():
-                ended.set_result(f"the relay cancelled the namespace: {event.reason}")
-            elif isinstance(event, SessionClosed) and not ended.done():
-                ended.set_result(f"session closed ({event.code:#x}): {event.reason}")
+            if ended.done():
+                sender.on_event(event)
+            elif isinstance(event, PublishNamespaceCancelled):
+                ended.set_result(PublishError("ended", f"the relay cancelled: {event.reason}"))
+            elif isinstance(event, GoawayReceived):
+                self._goaway_uri = event.new_uri
+                ended.set_result(PublishError("network", "the relay is going away (GOAWAY)"))
+            elif isinstance(event, SessionClosed):
+                ended.set_result(_closed_error(ConnectionClosed(event.code, event.reason, True)))
             else:
                 sender.on_event(event)
 
@@ -249,125 +326,58 @@ class AsyncPublisher:
                 "refused", f"the relay refused the {what}: {rejection.reason or rejection.code}"
             ) from None
         conn.set_event_handler(on_event)
-        self._started_at = time.monotonic()
-        _log.info("publishing", namespace="/".join(p.decode() for p in ns), relay=self.relay_url)
-        started.set_result(None)
-
-        pump = asyncio.ensure_future(self._pump(sender, media, ns))
+        for name, priority in pump.tracks:
+            sender.add_track(name, priority)
+        if pump.catalog is not None:
+            sender.send_catalog(pump.catalog)
+        self._sender = sender
+        self._connected_since = time.monotonic()
+        if not started.done():
+            self._started_at = time.monotonic()
+            started.set_result(None)
+        _log.info("publishing", namespace="/".join(p.decode() for p in ns), relay=conn.path)
         stop = asyncio.ensure_future(self._stop.wait())
         try:
-            waits: list[asyncio.Future[Any]] = [pump, stop, ended]
+            waits: list[asyncio.Future[Any]] = [produced, stop, ended]
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for fut in (pump, stop):
-                if not fut.done():
-                    fut.cancel()
-            await asyncio.gather(pump, stop, return_exceptions=True)
-        if ended in done:
-            raise PublishError("ended", ended.result())
-        final = self._final_catalog
-        if pump in done and pump.exception() is not None:
-            failure = pump.exception()
+            stop.cancel()
+            self._sender = None
+            self._catalog_group = sender.next_catalog_group
+            self._totals[0] += sender.statistics().objects_sent
+            self._totals[1] += sender.statistics().bytes_sent
+        if ended in done and produced not in done and stop not in done:
+            raise ended.result()
+        final = pump.final_catalog or pump.catalog
+        failure = produced.exception() if produced.done() and not produced.cancelled() else None
+        if failure is not None:
             sender.finish(final, reason="source failed")
             await asyncio.sleep(_FLUSH_GRACE)
             if isinstance(failure, SourceError | MediaError):
                 raise PublishError("source", str(failure)) from failure
-            assert failure is not None
             raise failure
-        reason = "stopped" if stop in done else "source_ended"
+        reason = "source_ended" if produced.done() else "stopped"
         sender.finish(final)
         with contextlib.suppress(LocalError):
             session.publish_namespace_done(ns_request)
         await asyncio.sleep(_FLUSH_GRACE)  # let the last streams leave before the close
-        stats = sender.statistics()
-        return PublishResult(
-            reason, stats.objects_sent, stats.bytes_sent, time.monotonic() - self._started_at
-        )
+        return PublishResult(reason, self._totals[0], self._totals[1],
+                             time.monotonic() - self._started_at)  # fmt: skip
 
-    async def _pump(
-        self, sender: BroadcastSender, media: ByteSource, ns: tuple[bytes, ...]
-    ) -> None:
-        splitter = Fmp4Splitter(split_tracks=True)
-        names: dict[int, str] = {}
-        inits: dict[int, InitSegment] = {}
-        packager: BroadcastPackager | None = None
-        first_video: str | None = None
-        while True:
-            data = await media.read()
-            if not data:
-                splitter.close()
-                break
-            for item in splitter.feed(data):
-                if isinstance(item, InitSegment):
-                    track = item.track
-                    if track.track_id not in names:
-                        if packager is not None:
-                            raise SourceError("the source added a track after it started")
-                        names[track.track_id] = _track_name(track.role, names.values())
-                    inits[track.track_id] = item
-                    if packager is not None:  # a new header mid-stream (encoder restart)
-                        for out in packager.push(names[track.track_id], item):
-                            self._emit(sender, out, first_video)
-                    continue
-                assert isinstance(item, Fragment)
-                if packager is None:
-                    packager, first_video = self._packager(inits, names, media, sender)
-                    for track_id, track_name in names.items():
-                        for out in packager.push(track_name, inits[track_id]):
-                            self._emit(sender, out, first_video)
-                name = names.get(item.track_id)
-                if name is None:
-                    raise SourceError(f"fragment of undeclared track {item.track_id}")
-                for out in packager.push(name, item):
-                    self._emit(sender, out, first_video)
-                self._final_catalog = packager.catalog
-        if packager is not None:
-            self._final_catalog = packager.end()
-
-    def _packager(
-        self,
-        inits: dict[int, InitSegment],
-        names: dict[int, str],
-        media: ByteSource,
-        sender: BroadcastSender,
-    ) -> tuple[BroadcastPackager, str | None]:
-        plans = []
-        first_video = None
-        for track_id, name in names.items():
-            video = inits[track_id].track.role == "video"
-            if video and first_video is None:
-                first_video = name
-            bitrate = (media.video_bitrate if video else media.audio_bitrate) or (
-                2_500_000 if video else 128_000)  # fmt: skip
-            priority = 2 if video else 1
-            plans.append(
-                TrackPlan(name, bitrate, priority=priority, alt_group=1 if video else None)
-            )
-            sender.add_track(name, priority)
-        return BroadcastPackager(plans, group_duration=self._group_duration), first_video
-
-    @staticmethod
-    def _emit(
-        sender: BroadcastSender, out: CatalogUpdate | ObjectReady, first_video: str | None
-    ) -> None:
-        if isinstance(out, CatalogUpdate):
+    def _on_output(self, out: Output) -> None:
+        sender = self._sender
+        if sender is None:  # between sessions: the live source moves on regardless
+            return
+        if isinstance(out, CatalogUpdate):  # always before the objects of its tracks
+            assert self._pump is not None
+            for name, priority in self._pump.tracks:
+                sender.add_track(name, priority)
             sender.send_catalog(out.catalog)
             return
         obj = out.object
-        if out.track == first_video and obj.object_id == 0:
+        if self._pump is not None and out.track == self._pump.first_video and obj.object_id == 0:
             sender.repeat_catalog()
         sender.send_object(out.track, obj.group_id, obj.object_id, obj.payload)
-
-
-def _track_name(role: str, taken: Any) -> str:
-    base = role if role in ("video", "audio") else "data"
-    used = set(taken)
-    if base not in used:
-        return base
-    n = 2
-    while f"{base}{n}" in used:
-        n += 1
-    return f"{base}{n}"
 
 
 def _closed_error(exc: ConnectionClosed) -> PublishError:

@@ -27,7 +27,7 @@ from moqt.aio import (
     server_configuration,
     write_self_signed,
 )
-from moqt.errors import RequestErrorCode
+from moqt.errors import RequestErrorCode, SessionCloseCode
 from moqt.events import (
     Event,
     ObjectReceived,
@@ -209,3 +209,35 @@ async def test_a_source_that_is_not_fmp4_is_a_source_error(tmp_path: Path) -> No
         with pytest.raises(PublishError) as err:
             await asyncio.wait_for(pub.wait(), 10)
     assert err.value.reason == "source"
+
+
+async def test_a_lost_relay_session_is_reconnected_while_the_source_runs(tmp_path: Path) -> None:
+    async with running_relay(tmp_path) as relay:
+        pub = AsyncPublisher(relay.url(), timeslice_ms=500, cafile=str(relay.cert), reconnect=5)
+        await pub.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
+        await asyncio.sleep(1.0)
+        for conn, peer in list(relay.node._connections.items()):
+            if peer.announced:  # the publisher's session (as if the origin restarted)
+                conn.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
+        await asyncio.sleep(1.5)
+        assert pub.running and pub.statistics()["reconnects"] == 1
+        rec = Recorder()
+        viewer = await AsyncBroadcastViewer.open(
+            relay.playback_url(), on_chunk=rec.on_chunk, on_close=rec.on_close,
+            cafile=str(relay.cert),
+        )  # fmt: skip
+        await asyncio.sleep(4.5)
+        await viewer.close()
+        result = await pub.stop()
+        # Without reconnect, the same loss ends the broadcast with a network error.
+        once = AsyncPublisher(relay.url(), cafile=str(relay.cert), reconnect=0)
+        await once.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
+        for conn, peer in list(relay.node._connections.items()):
+            if peer.announced:
+                conn.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
+        with pytest.raises(PublishError) as err:
+            await asyncio.wait_for(once.wait(), 10)
+    assert err.value.reason == "network"
+    assert result is not None and result.reason == "stopped"
+    assert rec.chunks and rec.chunks[0].is_init  # the reconnected broadcast plays
+    assert decode(rec.write(tmp_path / "after.mp4")).errors == ""
