@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from clutchcall.streams import AsyncBroadcastViewer, Chunk
+from clutchcall.streams import AsyncBroadcastViewer, BroadcastViewer, Chunk
 from media import split_fmp4
 from media.fmp4 import Fragment, InitSegment
 from tests.clutchcall.dataplane import Recorder, decode, publish_ladder, running_relay
@@ -85,3 +87,56 @@ async def test_switching_rendition_emits_a_new_init_then_continues_the_timeline(
     assert heights == [360, 180, 360]
     groups = [c.group_id or 0 for c in rec.chunks if c.kind == "video"]
     assert groups == sorted(groups)
+
+
+def test_a_viewer_that_cannot_keep_up_steps_down_by_itself(tmp_path: Path) -> None:
+    """ABR with nothing pinned: a consumer slower than the top rendition's bitrate
+    (here: ``on_chunk`` writes at ~70 kB/s) makes the viewer fall behind real time;
+    it moves to the rendition it can sustain, announcing it with a new init chunk."""
+    ready = threading.Event()
+    stop = threading.Event()
+    state: dict[str, str] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            async with running_relay(tmp_path) as relay:
+                done = asyncio.Event()
+                publisher = asyncio.ensure_future(
+                    publish_ladder(relay.url(), relay.cert, done, audio=False)
+                )
+                state["url"], state["cert"] = relay.playback_url(), str(relay.cert)
+                ready.set()
+                await asyncio.to_thread(stop.wait)
+                done.set()
+                await asyncio.wait_for(publisher, 15)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    chunks: list[Chunk] = []
+    switched = threading.Event()
+
+    def slow_consumer(is_init: bool, chunk: Chunk) -> None:
+        chunks.append(chunk)
+        if is_init and chunk.rendition == "180p":
+            switched.set()
+        time.sleep(len(chunk.data) / 70_000)
+
+    try:
+        assert ready.wait(30)
+        viewer = BroadcastViewer.open(state["url"], on_chunk=slow_consumer, cafile=state["cert"])
+        try:
+            assert switched.wait(40), [(c.rendition, c.group_id) for c in chunks]
+        finally:
+            viewer.close()
+    finally:
+        stop.set()
+        thread.join(30)
+    inits = [c.rendition for c in chunks if c.is_init]
+    assert inits[:2] == ["360p", "180p"]  # the highest first, then the one that keeps up
+    first_low = next(i for i, c in enumerate(chunks) if c.is_init and c.rendition == "180p")
+    before = [c.group_id or 0 for c in chunks[:first_low] if not c.is_init]
+    after = chunks[first_low + 1]
+    assert after.rendition == "180p" and after.object_id == 0
+    assert (after.group_id or 0) > max(before)
