@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--bitrate", type=int, default=2_500_000, help="video bit/s (testsrc/file)")
     parser.add_argument("--loop", action="store_true", help="repeat a file source")
     parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
+    parser.add_argument("--fallback", action="append", default=[], metavar="URL",
+                        help="another origin to move to if the relay is lost (repeatable)")  # fmt: skip
+    parser.add_argument("--reconnect", type=float, default=10.0,
+                        help="seconds to keep reconnecting after a loss (0: never)")  # fmt: skip
     parser.add_argument("--cafile", help="trust this PEM certificate (self-signed origins)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the certificate")
     parser.set_defaults(func=run)
@@ -88,6 +92,7 @@ async def _publish(args: argparse.Namespace, namespace: str, input_id: str) -> i
         args.relay, timeslice_ms=args.timeslice_ms, group_duration=args.gop,
         video_bitrate=args.bitrate, loop_file=args.loop,
         verify=False if args.insecure else None, cafile=args.cafile,
+        reconnect=args.reconnect, fallback_urls=args.fallback,
     )  # fmt: skip
     await pub.publish(input_id, args.key, source, namespace)
     print(f"publishing {namespace} to {args.relay}", flush=True)

@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--no-audio", action="store_true", help="video only")
     parser.add_argument("--cafile", help="trust this PEM certificate (self-signed relays)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+    parser.add_argument("--fallback", action="append", default=[], metavar="URL",
+                        help="another POP to move to if the connection is lost (repeatable)")  # fmt: skip
+    parser.add_argument("--reconnect", type=float, default=10.0,
+                        help="seconds to keep reconnecting after a loss (0: never)")  # fmt: skip
     parser.add_argument("--start-timeout", type=float, default=30.0,
                         help="give up if the broadcast is not live within this long")  # fmt: skip
     parser.set_defaults(func=run)
@@ -82,7 +86,8 @@ async def _watch(args: argparse.Namespace) -> int:
             args.url, on_chunk=on_chunk, token=args.token, namespace=args.namespace,
             rendition=args.rendition, max_height=args.max_height, audio=not args.no_audio,
             verify=False if args.insecure else None, cafile=args.cafile,
-            start_timeout=args.start_timeout,
+            start_timeout=args.start_timeout, reconnect=args.reconnect,
+            fallback_urls=args.fallback,
         )  # fmt: skip
         print(f"watching {viewer.target.namespace_text}", flush=True)
         loop = asyncio.get_running_loop()
