@@ -457,6 +457,8 @@ class Relay:
         sub = peer.downstream.get(ev.request_id)
         if sub is not None:
             sub.forward = ev.forward
+            # PUBLISH_OK carries the subscriber's priority for what we push.
+            peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
 
     # --- fetch / status ----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from moqt.events import (
     ObjectReceived,
     PublishAccepted,
     PublishDoneReceived,
+    PublishRequested,
     SubgroupStreamEnded,
     SubgroupStreamReset,
     SubscribeAccepted,
@@ -166,3 +167,28 @@ def test_a_viewer_that_stays_too_far_behind_is_ended(version: int) -> None:
     stats = lab.relay.statistics()
     assert stats["subscriptions"] == 0 and stats["subscribers_too_far_behind"] == 1
     assert stats["drops_too_far_behind"] + stats["drops_stale_group"] > 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_subscriber_priority_of_publish_ok_orders_what_the_relay_pushes(version: int) -> None:
+    lab = RelayLab(version, scheduler=SchedulerLimits(backlog_threshold=1, skip_after=9))
+    pub, rids = publisher(lab, b"audio", b"video")
+    slow = SlowViewer(lab)
+    slow.pair.client.subscribe_namespace(NS)
+    slow.drain()
+    offers = events_of(slow.events, PublishRequested)
+    assert sorted(e.name for e in offers) == [b"audio", b"video"]
+    for offer in offers:  # the viewer wants audio first, whatever the publisher says
+        priority = 0 if offer.name == b"audio" else 200
+        slow.pair.client.accept_publish(offer.request_id, priority=priority)
+        slow.names = {**slow.names, offer.request_id: offer.name}
+    slow.drain()
+    video = pub.session.open_subgroup(rids[b"video"], 0, 0, priority=128)
+    audio = pub.session.open_subgroup(rids[b"audio"], 0, 0, priority=128)
+    pub.session.write_object(video, 0, bytes(100))  # goes out at once: the link is busy
+    pub.session.write_object(video, 1, bytes(100))
+    pub.session.write_object(audio, 0, bytes(100))
+    lab.run()
+    for _ in range(4):
+        slow.drain(10_000)
+    assert list(slow.received()) == [(b"video", 0, 0), (b"audio", 0, 0), (b"video", 0, 1)]
