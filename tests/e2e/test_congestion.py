@@ -22,6 +22,7 @@ import pytest
 
 from bench._procs import Proc
 from bench.netlab import NetLab, netlab_available
+from moqt.errors import PublishDoneCode
 
 pytestmark = [
     pytest.mark.e2e,
@@ -141,3 +142,7 @@ def test_congested_viewer_keeps_audio_prefers_low_video_and_bounded_latency(
     assert _percentile(everything, 99) < 2 * GROUP * 1000, figures
     for fig in figures.values():  # bounded at the end of the run too: no growing queue
         assert fig["last_third_p99_ms"] < 2 * GROUP * 1000, figures
+    # The relay dropped whole stale groups, and never gave up on the viewer.
+    stale = [line for line in drops if 'reason="stale_group"' in line]
+    assert stale and float(stale[0].rsplit(" ", 1)[1]) > 0, drops
+    assert set(report["done"].values()) == {PublishDoneCode.TRACK_ENDED}, report["done"]
