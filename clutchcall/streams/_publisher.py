@@ -244,8 +244,13 @@ class AsyncPublisher:
             url = self._goaway_uri or self._urls[index % len(self._urls)]
             self._goaway_uri = ""
             try:
-                return await self._session(url, ns, key, produced, started)
+                attempt = asyncio.ensure_future(self._session(url, ns, key, produced, started))
+                if await self._stopped_while_connecting(attempt, started):
+                    return self._result("stopped")
+                return attempt.result()
             except PublishError as exc:
+                if started.done() and self._stop.is_set():  # stop() while reconnecting
+                    return self._result("stopped")
                 retry = (
                     started.done()
                     and exc.reason in ("network", "ended")
@@ -264,6 +269,26 @@ class AsyncPublisher:
                 index += 1
                 _log.warning("publisher_reconnecting", after=exc.detail, relay=url)
                 await asyncio.sleep(0.2)
+                if self._stop.is_set():
+                    return self._result("stopped")
+
+    async def _stopped_while_connecting(
+        self, attempt: asyncio.Future[PublishResult], started: asyncio.Future[None]
+    ) -> bool:
+        """Wait for ``attempt``; True if ``stop()`` came while (re)connecting, which
+        cancels it (once connected, the session itself ends the broadcast cleanly)."""
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            either: list[asyncio.Future[Any]] = [attempt, stopper]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if attempt.done() or self._sender is not None or not started.done():
+                await asyncio.wait([attempt])
+                return False
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            return True
+        finally:
+            stopper.cancel()
 
     async def _session(
         self,
@@ -361,8 +386,11 @@ class AsyncPublisher:
         with contextlib.suppress(LocalError):
             session.publish_namespace_done(ns_request)
         await asyncio.sleep(_FLUSH_GRACE)  # let the last streams leave before the close
-        return PublishResult(reason, self._totals[0], self._totals[1],
-                             time.monotonic() - self._started_at)  # fmt: skip
+        return self._result(reason)
+
+    def _result(self, reason: str) -> PublishResult:
+        objects, size = self._totals
+        return PublishResult(reason, objects, size, time.monotonic() - self._started_at)
 
     def _on_output(self, out: Output) -> None:
         sender = self._sender

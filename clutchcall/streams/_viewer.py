@@ -269,6 +269,9 @@ class AsyncBroadcastViewer:
                 _log.info("viewer_reconnecting", after=result[1], url=_redact(url))
                 self._reset_session()
                 await asyncio.sleep(0.2)
+                if self._closing:
+                    result = ("closed", "closed by the application")
+                    break
         except asyncio.CancelledError:
             result = ("closed", "cancelled")
         finally:

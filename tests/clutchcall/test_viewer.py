@@ -316,3 +316,22 @@ def test_streams_data_plane_client_publishes_and_watches_by_token(tmp_path: Path
     finally:
         stop.set()
         thread.join(30)
+
+
+async def test_close_while_reconnecting_stops_at_once(tmp_path: Path) -> None:
+    async with running_relay(tmp_path) as relay:
+        pub = AsyncPublisher(relay.url(), cafile=str(relay.cert), reconnect=30)
+        await pub.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
+        rec = Recorder()
+        viewer = await AsyncBroadcastViewer.open(
+            relay.playback_url(), on_chunk=rec.on_chunk, on_close=rec.on_close,
+            cafile=str(relay.cert), reconnect=30, connect_timeout=0.5,
+        )  # fmt: skip
+        await asyncio.sleep(3)
+        await relay.node.stop()  # both lose the relay and keep trying
+        await asyncio.sleep(1.5)
+        assert not viewer.closed and pub.running
+        assert await asyncio.wait_for(viewer.close(), 5) == ("closed", "closed by the application")
+        result = await asyncio.wait_for(pub.stop(), 5)
+    assert result is not None and result.reason == "stopped"
+    assert rec.closes == [("closed", "closed by the application")]
