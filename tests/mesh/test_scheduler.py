@@ -578,3 +578,72 @@ def test_cut_streams_resets_open_streams_and_the_next_group_starts_clean() -> No
     assert streams[(b"a", 1, 0)][0] == [0]
     stats = v.scheduler.statistics()
     assert stats.discarded_cancelled == 2 and stats.dropped == 0 and stats.tracks == 1
+
+
+# --- random programs -----------------------------------------------------------------
+
+
+def _run_program(seed: int, limits: SchedulerLimits) -> Viewer:
+    """A random mix of pushes, upstream FINs/resets, link drains and clock ticks, checking
+    the bounds after every step and the streams at the end."""
+    rng = random.Random(seed)
+    v = make_viewer({b"a": 0, b"b": 10, b"c": 10}, limits)
+    produced: dict[Stream, int] = defaultdict(int)
+    ended: set[Stream] = set()
+    group = {b"a": 0, b"b": 0, b"c": 0}
+    drain = rng.choice([500, 2000, 6000])  # this program's link speed
+    for _ in range(600):
+        roll = rng.random()
+        name = rng.choice([b"a", b"b", b"c"])
+        if roll < 0.55:
+            group[name] += rng.choice([0, 0, 0, 0, 0, 0, 1, 2])
+            key = (name, group[name], 0)
+            if key in ended or v.rids[name] in v.ended:
+                continue  # after the upstream FIN/reset, or after TOO_FAR_BEHIND
+            v.push(name, group[name], produced[key], rng.randint(1, 3000),
+                   priority=rng.choice([0, 64, 200]))  # fmt: skip
+            produced[key] += 1
+        elif roll < 0.65:
+            key = (name, max(0, group[name] - rng.randint(0, 2)), 0)
+            if key in ended or not produced[key]:
+                continue
+            ended.add(key)
+            if rng.random() < 0.8:
+                v.end(name, key[1])
+            else:
+                v.scheduler.reset_subgroup(v.rids[name], key[1], 0)
+        elif roll < 0.8:
+            v.link.deliver(rng.randint(0, drain))
+            v.pump()
+        else:
+            v.pump(rng.uniform(0.0, 0.2))
+        stats = v.scheduler.statistics()
+        assert stats.queued_bytes <= limits.max_queued_bytes
+        assert stats.open_subgroups <= limits.max_open_subgroups
+        assert v.link.backlog() <= limits.backlog_threshold + 3000 + 64
+    v.link.deliver()
+    for key, (ids, how) in v.streams().items():
+        assert ids == list(range(len(ids))), f"seed {seed} {key}: {ids}"
+        if how == "fin":
+            assert len(ids) == produced[key], f"seed {seed} {key}: FIN after {ids}"
+    stats = v.scheduler.statistics()
+    accounted = (
+        stats.objects_sent + stats.dropped + stats.queued_objects + stats.discarded_cancelled
+    )
+    assert accounted == sum(produced.values()), f"seed {seed}: objects unaccounted for"
+    return v
+
+
+def test_random_programs_keep_streams_whole_memory_bounded_and_every_object_counted() -> None:
+    limits = SchedulerLimits(backlog_threshold=3000, max_queued_bytes=30_000, skip_after=0.05,
+                             max_lag=0.4, too_far_behind_after=1.5, max_open_subgroups=4)  # fmt: skip
+    seen: dict[str, int] = defaultdict(int)
+    for seed in range(30):
+        stats = _run_program(seed, limits).scheduler.statistics()
+        for reason in DropReason:
+            seen[reason.value] += getattr(stats, f"dropped_{reason.value}")
+        seen["ended"] += stats.ended_too_far_behind
+        seen["reset"] += stats.streams_reset
+        seen["cancelled"] += stats.discarded_cancelled
+    # The programs really exercised every way of giving up on objects.
+    assert all(seen.values()) and len(seen) == len(DropReason) + 3, dict(seen)
