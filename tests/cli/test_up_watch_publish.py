@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from clutchcall.streams import Streams
 from tests.clutchcall.dataplane import decode
@@ -32,14 +34,14 @@ def _cli(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"cli.{module}", *args]
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[dict[str, str]]:
+@contextlib.contextmanager
+def running_up(tmp_path: Path, *extra: str) -> Iterator[dict[str, str]]:
     info_file = tmp_path / "up.json"
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen(
         _cli("up", "--http", "127.0.0.1:0", "--origin", "127.0.0.1:0", "--pop", "127.0.0.1:0",
              "--rtmp", "127.0.0.1:0", "--db", f"sqlite:///{tmp_path / 'up.db'}",
-             "--info-file", str(info_file)),
+             "--info-file", str(info_file), *extra),
         cwd=tmp_path, env=_env(), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -58,6 +60,27 @@ def up(tmp_path: Path) -> Iterator[dict[str, str]]:
                 proc.kill()
                 proc.wait()
             log.close()
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with running_up(tmp_path) as info:
+        yield info
+
+
+def test_up_with_redis_registers_its_nodes_there(tmp_path: Path, redis_url: str) -> None:
+    with running_up(tmp_path, "--redis", redis_url) as info:
+        bus = redis.Redis.from_url(redis_url)
+        try:
+            nodes = sorted(k.decode() for k in bus.keys("clutchcall:node:*"))
+            assert nodes == ["clutchcall:node:origin-up", "clutchcall:node:pop-up"]
+            assert bus.get("clutchcall:jwks") is not None  # the POP's keys, via Redis
+            with Streams(base_url=info["base_url"], api_key=info["api_key"],
+                         org_id=info["org_id"]) as streams:  # fmt: skip
+                created, _ = streams.live_inputs.create(name="redis", ingest="rtmp")
+            assert bus.get(f"clutchcall:streamkey:{created.external_input_id}") is not None
+        finally:
+            bus.close()
 
 
 def test_up_serves_the_whole_path(up: dict[str, str], tmp_path: Path) -> None:
