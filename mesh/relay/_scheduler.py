@@ -184,12 +184,19 @@ class SubscriberScheduler:
         }
 
     def finish_track(self, request_id: int) -> None:
-        """The track ended upstream: write what is queued (bounded), FIN every open stream
+        """The track ended upstream: write what is queued of its newest group (bounded; a
+        stale group still queued is dropped and its stream reset), FIN every open stream
         and forget the subscription (the caller sends PUBLISH_DONE next)."""
         track = self._tracks.pop(request_id, None)
         if track is None:
             return
         for sg in sorted(track.subgroups.values(), key=lambda s: s.seq):
+            if sg.objects and sg.group_id < track.newest:
+                self._drops[DropReason.STALE_GROUP] += len(sg.objects)
+                self._unqueue(track, sg)
+                if sg.handle is not None:
+                    self._reset(sg)
+                continue
             try:
                 while sg.objects:
                     self._write(track, sg)

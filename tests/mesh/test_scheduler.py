@@ -647,3 +647,20 @@ def test_random_programs_keep_streams_whole_memory_bounded_and_every_object_coun
         seen["cancelled"] += stats.discarded_cancelled
     # The programs really exercised every way of giving up on objects.
     assert all(seen.values()) and len(seen) == len(DropReason) + 3, dict(seen)
+
+
+def test_finishing_a_congested_track_flushes_its_newest_group_only() -> None:
+    v = make_viewer({b"a": 128}, SchedulerLimits(backlog_threshold=1, skip_after=9))
+    v.push(b"a", 0, 0)  # on the link
+    v.push(b"a", 0, 1)
+    v.push(b"a", 1, 0)
+    v.push(b"a", 1, 1)
+    v.scheduler.finish_track(v.rids[b"a"])  # the upstream ended: PUBLISH_DONE comes next
+    v.link.deliver()
+    streams = v.streams()
+    # The stale group's stream is reset (its unsent object 0 with it): no burst of it now.
+    assert (b"a", 0, 0) not in streams and v.scheduler.statistics().streams_reset == 1
+    assert streams[(b"a", 1, 0)] == ([0, 1], "fin")
+    stats = v.scheduler.statistics()
+    assert stats.dropped_stale_group == 1 and stats.queued_objects == 0
+    assert stats.open_subgroups == 0 and stats.tracks == 0
