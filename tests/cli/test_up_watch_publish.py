@@ -72,7 +72,10 @@ def test_up_with_redis_registers_its_nodes_there(tmp_path: Path, redis_url: str)
     with running_up(tmp_path, "--redis", redis_url) as info:
         bus = redis.Redis.from_url(redis_url)
         try:
-            nodes = sorted(k.decode() for k in bus.keys("clutchcall:node:*"))
+            nodes = sorted(
+                k.decode() if isinstance(k, bytes) else str(k)
+                for k in bus.keys("clutchcall:node:*")
+            )
             assert nodes == ["clutchcall:node:origin-up", "clutchcall:node:pop-up"]
             assert bus.get("clutchcall:jwks") is not None  # the POP's keys, via Redis
             with Streams(base_url=info["base_url"], api_key=info["api_key"],
