@@ -15,7 +15,17 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 # Order is the order shown in --help.
-SUBCOMMANDS: tuple[str, ...] = ("demo", "origin", "pop", "relay", "control", "admin")
+SUBCOMMANDS: tuple[str, ...] = (
+    "up",
+    "demo",
+    "watch",
+    "publish",
+    "origin",
+    "pop",
+    "relay",
+    "control",
+    "admin",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
