@@ -13,6 +13,9 @@ viewers of a track into one upstream subscription) with these edge behaviours:
   group, so the POP's cache holds the latest group from its start and late
   joiners (SUBSCRIBE + joining FETCH) get it from here, not from the origin;
   a viewer's joining FETCH that arrives while ours is still coming waits for it;
+* the start group of that new upstream subscription is kept whole: when the
+  upstream loses its live tail (see :mod:`pop._repair`), one standalone FETCH
+  gets the rest of the group into the cache and to the viewers;
 * when an upstream session goes away its tracks are *orphaned* instead of
   ended: viewers keep their subscriptions, and :meth:`resubscribe` attaches
   the track to a new upstream (from the next group on).  Only when no new
@@ -38,10 +41,16 @@ from moqt.events import (
     FetchRequested,
     FetchStreamEnded,
     FetchStreamReset,
+    ObjectReceived,
     RequestRejected,
+    SubgroupStreamEnded,
+    SubgroupStreamReset,
+    SubscribeAccepted,
 )
 from moqt.session import Session
 from moqt.types import Namespace, SubscriptionFilter
+
+from ._repair import StartGroup, StartGroups
 
 __all__ = ["PopRelay"]
 
@@ -74,6 +83,9 @@ class PopRelay(Relay):
         self._fetches: dict[int, Peer] = {}  # our upstream joining FETCHes -> their peer
         self._filling: dict[Track, float] = {}  # track -> give up waiting for its fetch at
         self._held: dict[Track, list[tuple[Peer, FetchRequested]]] = {}
+        # upstream SUBSCRIBEs paired with a joining FETCH, until accepted: (peer, request id)
+        self._joining: set[tuple[Peer, int]] = set()
+        self._start_groups = StartGroups()
         self.orphaned_total = 0
         self.resubscribed_total = 0
 
@@ -119,6 +131,7 @@ class PopRelay(Relay):
         if not self._subscribe(track, publisher, SubscriptionFilter.largest_object()):
             return False
         assert track.upstream is not None
+        self._joining.add((publisher, track.upstream.request_id))
         try:
             fid = publisher.session.joining_fetch(
                 track.upstream.request_id, 0, auth_token=self._tokens.get(track.namespace)
@@ -133,6 +146,8 @@ class PopRelay(Relay):
         return True
 
     def handle_event(self, peer: Peer, event: Event) -> None:
+        if peer in self._upstream_peers and self._start_group_event(peer, event):
+            return
         if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
             if self._fetches.get(event.request_id) is peer:
                 del self._fetches[event.request_id]
@@ -152,6 +167,106 @@ class PopRelay(Relay):
                 self._held.setdefault(track, []).append((peer, event))
                 return
         super().handle_event(peer, event)
+
+    # --- the start group (pop._repair) ------------------------------------------------------
+
+    def _start_group_event(self, peer: Peer, event: Event) -> bool:
+        """Watch an upstream event for start-group loss; True when it was fully handled."""
+        if isinstance(event, ObjectReceived):
+            repair = self._start_groups.repair(peer, event.request_id)
+            if repair is not None:
+                self._repair_object(peer, event, repair)
+                return True
+            super().handle_event(peer, event)
+            start = self._start_groups.on_live_object(
+                peer, event.request_id, event.group_id, event.subgroup_id
+            )
+            if start is not None:
+                self._repair(start)
+            return True
+        if isinstance(event, SubscribeAccepted):
+            if (peer, event.request_id) in self._joining:
+                self._joining.discard((peer, event.request_id))
+                track = peer.upstream.get(event.request_id)
+                if track is not None:
+                    self._start_groups.watch(peer, event.request_id, track, event.largest)
+            return False
+        if isinstance(event, SubgroupStreamEnded):
+            self._start_groups.on_live_end(
+                peer, event.request_id, event.group_id, event.subgroup_id
+            )
+            return False
+        if isinstance(event, SubgroupStreamReset):
+            super().handle_event(peer, event)
+            start = self._start_groups.on_live_reset(peer, event.request_id, event.group_id)
+            if start is not None:
+                self._repair(start)
+            return True
+        if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
+            self._joining.discard((peer, event.request_id))
+            repair = self._start_groups.repair_done(peer, event.request_id)
+            if repair is None:
+                return False
+            peer.upstream.pop(event.request_id, None)
+            if isinstance(event, FetchStreamEnded):
+                # Every object the upstream still had of the group is here: end the
+                # viewers' streams of it like the upstream's FIN would have.
+                now = self._clock()
+                for subgroup in sorted(repair.subgroups):
+                    repair.track.on_subgroup_end(repair.group, subgroup, now)
+            _log.info(
+                "start_group_repaired",
+                track=repair.track.label,
+                group=repair.group,
+                subgroups=sorted(repair.subgroups),
+                outcome=type(event).__name__,
+            )
+            return True
+        return False
+
+    def _repair(self, start: StartGroup) -> None:
+        """FETCH the rest of ``start``'s group from its upstream (see :mod:`pop._repair`)."""
+        track, peer = start.track, start.peer
+        upstream = track.upstream
+        if upstream is None or upstream.peer is not peer or peer.closed:
+            return
+        first, end = start.repair_range()
+        try:
+            fid = peer.session.fetch(
+                track.namespace,
+                track.name,
+                first,
+                end,
+                auth_token=self._tokens.get(track.namespace),
+            )
+        except LocalError as exc:
+            _log.debug("start_group_fetch_failed", peer=peer.name, error=str(exc))
+            return
+        peer.upstream[fid] = track  # its objects land in the track like live ones
+        self._start_groups.repairing(peer, fid, start)
+        _log.info(
+            "start_group_short",
+            track=track.label,
+            group=start.group,
+            start=f"{first.group}/{first.object}",
+            upstream=peer.name,
+        )
+
+    def _repair_object(self, peer: Peer, event: ObjectReceived, repair: StartGroup) -> None:
+        track = repair.track
+        if event.subgroup_id is not None:
+            repair.subgroups.add(event.subgroup_id)
+        cached = track.cache.group(event.group_id)
+        known = cached.objects.get(event.object_id) if cached is not None else None
+        super().handle_event(peer, event)  # cached, and forwarded if it is new
+        if known is None:
+            return
+        # It came live before and the upstream then reset its stream (the viewers' too):
+        # the viewers' subscriptions get it again.
+        now = self._clock()
+        for sub in list(track.subscribers):
+            if sub.wants(known.location):
+                sub.scheduler.push(sub.request_id, known, now)
 
     def _release_fetches(self, track: Track) -> None:
         self._filling.pop(track, None)
@@ -180,11 +295,14 @@ class PopRelay(Relay):
         for track, deadline in list(self._filling.items()):
             if deadline <= now:
                 self._release_fetches(track)
+        self._start_groups.prune()
         super().poll()
 
     def detach(self, peer: Peer) -> None:
         if peer in self._upstream_peers:
             self._upstream_peers.discard(peer)
+            self._start_groups.forget_peer(peer)
+            self._joining = {k for k in self._joining if k[0] is not peer}
             for track in list(peer.upstream.values()):
                 upstream = track.upstream
                 if upstream is None or upstream.peer is not peer:
@@ -206,6 +324,7 @@ class PopRelay(Relay):
     def _orphan(self, track: Track) -> None:
         upstream = track.upstream
         assert upstream is not None
+        self._start_groups.forget_track(track)
         upstream.peer.upstream.pop(upstream.request_id, None)
         track.upstream = None
         for sub in track.subscribers:
@@ -274,5 +393,6 @@ class PopRelay(Relay):
                 and t.upstream.release_at is not None
             ),
             upstream_sessions=len(self._upstream_peers),
+            **self._start_groups.statistics(),
         )
         return stats

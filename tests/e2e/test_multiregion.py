@@ -12,12 +12,11 @@ for 2 POPs x 5 viewers; viewers start at (current group, 0), late joiners get
 that whole group in ~10-30 ms from the POP cache, cold-POP viewers in 150-300 ms
 (eu) / 330-550 ms (ap), the POP filling its cache by an upstream joining FETCH;
 steady latency p50 ~22 ms (eu, one-way 15 ms) and ~48 ms (ap, one-way 40 ms);
-a joiner's start object is at most one group + the path old. Known gap, counted
-(``start_holes``) but not asserted for cold POPs: in about half the runs on the
-80 ms path a cold POP's viewers miss the live objects of their start group that
-arrived while the upstream joining FETCH was in flight (SUBSCRIBE_OK largest
-3/24: the fetch brings 3/0-3/24 after 4/0 has started, 3/25-3/29 never come);
-late joiners must hold their whole group.
+a joiner's start object is at most one group + the path old. Every viewer,
+cold POP or late joiner, holds its whole start group: on the 80 ms path the
+origin often skips the live tail of a cold POP's start group (its answer to the
+POP's joining FETCH fills the young connection, the group turns stale behind it)
+and the POP fetches that tail again (pop._repair).
 """
 
 from __future__ import annotations
@@ -81,6 +80,8 @@ def test_cold_pop_viewers_start_at_object_0_of_the_current_group(result: MeshRes
         cold = r.cold
         assert cold.started_at_group_start(), (r.region, cold.starts, cold.current_groups)
         assert cold.older == 0, r.region
+        # The whole start group, including its live tail (pop._repair).
+        assert cold.start_holes == 0, (r.region, cold.start_holes)
         for (group, _), current in zip(cold.starts, cold.current_groups, strict=True):
             assert current <= group <= current + 1, (r.region, cold.starts, cold.current_groups)
         for i in range(len(cold.current_groups)):

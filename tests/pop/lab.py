@@ -23,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from bench.impair import Impairment, ImpairmentProxy
 from mesh._topology_types import NodeInfo, NodeRole
 from mesh.bus import Bus
 from mesh.relay import RelayConfig
@@ -114,6 +115,7 @@ class Publisher:
         tracks: tuple[bytes, ...] = (b"video",),
         group_ms: int = 400,
         objects: int = 4,
+        object_size: int = 200,
     ) -> None:
         self.url = url
         self.namespace = namespace
@@ -121,6 +123,7 @@ class Publisher:
         self.tracks = tracks
         self.group_ms = group_ms
         self.objects = objects
+        self.object_size = object_size
         self.groups_sent = 0
         self.frozen = False  # True: write nothing, keep the session (like a hung process)
         self.ready = asyncio.Event()
@@ -148,7 +151,9 @@ class Publisher:
             handles = [conn.session.open_subgroup(rid, group, 0) for rid in rids]
             for obj in range(self.objects):
                 for handle in handles:
-                    conn.session.write_object(handle, obj, encode_payload(self.tag, group, obj))
+                    conn.session.write_object(
+                        handle, obj, encode_payload(self.tag, group, obj, self.object_size)
+                    )
                 delay = start + (obj + 1) * step - time.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -175,6 +180,8 @@ class Origin:
         tracks: tuple[bytes, ...] = (b"video",),
         group_ms: int = 400,
         objects: int = 4,
+        object_size: int = 200,
+        path: Impairment | None = None,
     ) -> None:
         self.bus = bus
         self.node_id = node_id
@@ -184,6 +191,10 @@ class Origin:
         self.namespaces = namespaces
         self._heartbeat, self._ttl = heartbeat, ttl
         self._tracks, self._group_ms, self._objects = tracks, group_ms, objects
+        self._object_size = object_size
+        # POPs reach the origin through an impairment proxy with this delay/loss.
+        self._path = path
+        self.proxy: ImpairmentProxy | None = None
         self.topology: Topology | None = None
         self.publishers: list[Publisher] = []
 
@@ -191,41 +202,59 @@ class Origin:
     def quic(self) -> str:
         return f"127.0.0.1:{self.node.address[1]}"
 
+    @property
+    def advertised(self) -> str:
+        """The address POPs use (the impairment proxy's when there is a path)."""
+        if self.proxy is not None:
+            return f"127.0.0.1:{self.proxy.address[1]}"
+        return self.quic
+
     @contextlib.asynccontextmanager
     async def running(self, port: int = 0) -> AsyncIterator[Origin]:
         await self.node.start("127.0.0.1", port, self._cert, self._key)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._path is not None:
+                    upstream = ("127.0.0.1", self.node.address[1])
+                    proxy = ImpairmentProxy(("127.0.0.1", 0), upstream, up=self._path, seed=1)
+                    self.proxy = await stack.enter_async_context(proxy)
+                async with self._serving():
+                    yield self
+        finally:
+            await self.node.stop()
+
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[Origin]:
         self.topology = Topology(
             self.bus,
-            NodeInfo(self.node_id, NodeRole.ORIGIN, self.region, self.quic),
+            NodeInfo(self.node_id, NodeRole.ORIGIN, self.region, self.advertised),
             heartbeat_interval=self._heartbeat,
             ttl=self._ttl,
         )
         tasks: list[asyncio.Task[None]] = []
-        try:
-            async with self.topology:
-                for ns in self.namespaces:
-                    publisher = Publisher(
-                        f"moqt://{self.quic}",
-                        ns,
-                        tag=self.node_id,
-                        tracks=self._tracks,
-                        group_ms=self._group_ms,
-                        objects=self._objects,
-                    )
-                    self.publishers.append(publisher)
-                    tasks.append(asyncio.create_task(publisher.run()))
-                    await asyncio.wait_for(publisher.ready.wait(), 5)
-                    await self.topology.announce("/".join(f.decode() for f in ns))
-                try:
-                    yield self
-                finally:
-                    # Like a crash: the sessions go first (no PUBLISH_DONE), then the rest.
-                    await self.node.stop()
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            await self.node.stop()
+        async with self.topology:
+            for ns in self.namespaces:
+                publisher = Publisher(
+                    f"moqt://{self.quic}",
+                    ns,
+                    tag=self.node_id,
+                    tracks=self._tracks,
+                    group_ms=self._group_ms,
+                    objects=self._objects,
+                    object_size=self._object_size,
+                )
+                self.publishers.append(publisher)
+                tasks.append(asyncio.create_task(publisher.run()))
+                await asyncio.wait_for(publisher.ready.wait(), 5)
+                await self.topology.announce("/".join(f.decode() for f in ns))
+            try:
+                yield self
+            finally:
+                # Like a crash: the sessions go first (no PUBLISH_DONE), then the rest.
+                await self.node.stop()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     def subscriptions(self) -> int:
         return self.node.relay.statistics()["subscriptions"]
