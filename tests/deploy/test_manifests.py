@@ -130,3 +130,47 @@ def test_promtool_accepts_config_and_rules(what: str) -> None:
         [promtool, "check", what, target], cwd=folder, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _container_args(docs: list[dict[str, Any]], deployment: str) -> list[str]:
+    dep = by_kind(docs, "Deployment")[deployment]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Kubernetes expands $(VAR) from the container env; any value will do here.
+    return [a.replace("$(POD_NAME)", "pod-0").replace("$(POD_IP)", "10.0.0.7") for a in args]
+
+
+@pytest.mark.parametrize(
+    ("deployment", "role"), [("clutchcall-origin", "origin"), ("clutchcall-pop", "pop")]
+)
+def test_container_args_and_config_load_with_the_real_cli(
+    rendered,
+    deployment: str,
+    role: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The manifests cannot drift from the CLI: their args parse and their TOML loads."""
+    from cli.main import build_parser
+    from mesh.settings import settings_from_args
+
+    region, docs = rendered
+    args = _container_args(docs, deployment)
+    config = tmp_path / "clutchcall.toml"
+    config.write_text((DEPLOY / "base/clutchcall.toml").read_text())
+    args = [f"--config={config}" if a.startswith("--config=") else a for a in args]
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == role
+    if role == "origin":
+        from origin.settings import OriginNodeSettings as cls
+    else:
+        from mesh.settings import PopSettings as cls  # type: ignore[assignment]
+    env = {"CLUTCHCALL_REGION": region, "CLUTCHCALL_REDIS": "redis://clutchcall-redis:6379/0"}
+    settings = settings_from_args(cls, role, parsed, env=env)
+    assert settings.region == region
+    assert settings.redis == "redis://clutchcall-redis:6379/0"
+    assert settings.node_id == "pod-0" and settings.advertise == "10.0.0.7:4443"
+    assert (
+        settings.drain_timeout
+        < by_kind(docs, "Deployment")[deployment]["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+    )
