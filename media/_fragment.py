@@ -56,7 +56,13 @@ def is_sync_sample(flags: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ProducerReference:
-    """A ``prft`` box: the wallclock (NTP) time at which ``media_time`` was produced."""
+    """A ``prft`` box: the wallclock (NTP) time at which ``media_time`` was produced.
+
+    ``media_time`` is on the track's decode timeline. A version 1 field holding a
+    value >= 2**63 is read as the two's-complement negative time it encodes:
+    encoders stamp the first AAC chunk with the priming (encoder delay) pts, e.g.
+    ffmpeg writes -1024 as 2**64 - 1024. No real decode time comes near 2**63 ticks.
+    """
 
     track_id: int
     ntp_timestamp: int
@@ -161,36 +167,39 @@ def shift_fragment(fragment: Fragment, ticks: int) -> Fragment:
     """The same chunk with its decode timeline moved by ``ticks`` (tfdt, and prft media time).
 
     Used to keep one track's timeline increasing across encoder restarts, whose
-    new output starts again at 0. A version 0 (32-bit) field that would overflow
-    is :class:`UnsupportedMedia`.
+    new output starts again at 0. A ``tfdt`` that would not fit its version 0
+    (32-bit) field is :class:`UnsupportedMedia`. The ``prft`` media time moves
+    with the timeline (a negative one becomes positive, see
+    :class:`ProducerReference`); a ``prft`` whose moved time its field cannot
+    hold is dropped with its box, as it is informative only, so the bytes and
+    :attr:`Fragment.prft` always agree (boxes before ``moof`` shift no offsets).
     """
     if ticks == 0:
         return fragment
     new_time = fragment.base_media_decode_time + ticks
     if new_time < 0:
         raise ValueError("a shift cannot move the timeline before 0")
-    data = bytearray(fragment.data)
+    data = bytearray()
+    prft = fragment.prft
     for box in iter_boxes(fragment.data):
+        raw = bytearray(fragment.data[box.start : box.end])
         if box.type == "prft":
-            version = data[box.payload_start]
-            at = box.payload_start + 4 + 4 + 8  # version/flags, reference_track_ID, ntp_timestamp
-            _patch_uint(
-                data,
-                at,
-                8 if version == 1 else 4,
-                int.from_bytes(data[at : at + (8 if version == 1 else 4)], "big") + ticks,
-            )
+            moved = _shift_prft(raw, box.payload_start - box.start, ticks)
+            if moved is None:
+                if prft is not None and _parse_prft(box) == prft:
+                    prft = None
+                continue
+            raw = moved
         elif box.type == "moof":
             for traf in children(box):
                 if traf.type != "traf":
                     continue
                 for child in children(traf):
                     if child.type == "tfdt":
-                        version = data[child.payload_start]
-                        _patch_uint(
-                            data, child.payload_start + 4, 8 if version == 1 else 4, new_time
-                        )
-    prft = fragment.prft
+                        at = child.payload_start - box.start
+                        size = 8 if raw[at] == 1 else 4
+                        _patch_uint(raw, at + 4, size, new_time)
+        data += raw
     if prft is not None:
         prft = replace(prft, media_time=prft.media_time + ticks)
     return replace(
@@ -200,6 +209,30 @@ def shift_fragment(fragment: Fragment, ticks: int) -> Fragment:
         earliest_presentation_time=fragment.earliest_presentation_time + ticks,
         prft=prft,
     )
+
+
+def _shift_prft(raw: bytearray, payload: int, ticks: int) -> bytearray | None:
+    """``raw`` (one whole prft box) with its media time moved, or ``None`` if it cannot hold it."""
+    version = raw[payload]
+    at = payload + 4 + 4 + 8  # version/flags, reference_track_ID, ntp_timestamp
+    size = 8 if version == 1 else 4
+    if len(raw) < at + size:
+        return None
+    moved = _decode_media_time(int.from_bytes(raw[at : at + size], "big"), version) + ticks
+    if version == 1:
+        if not -(1 << 63) <= moved < 1 << 63:
+            return None
+        moved %= 1 << 64  # two's complement for a time still before 0
+    elif not 0 <= moved < 1 << 32:
+        return None
+    raw[at : at + size] = moved.to_bytes(size, "big")
+    return raw
+
+
+def _decode_media_time(value: int, version: int) -> int:
+    if version == 1 and value >= 1 << 63:
+        return value - (1 << 64)
+    return value
 
 
 def _patch_uint(data: bytearray, at: int, size: int, value: int) -> None:
@@ -216,7 +249,7 @@ def _parse_prft(box: Box) -> ProducerReference:
     track_id = r.u32()
     ntp = r.u64()
     media_time = r.u64() if version == 1 else r.u32()
-    return ProducerReference(track_id, ntp, media_time)
+    return ProducerReference(track_id, ntp, _decode_media_time(media_time, version))
 
 
 def _parse_traf(

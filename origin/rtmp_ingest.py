@@ -35,7 +35,6 @@ import structlog
 from media import (
     BroadcastPackager,
     CatalogUpdate,
-    Fragment,
     LadderSpec,
     MediaError,
     ObjectReady,
@@ -53,7 +52,6 @@ __all__ = [
     "RtmpIngest",
     "RtmpIngestSettings",
     "RtmpIngestStatistics",
-    "without_wrapped_prft",
 ]
 
 _log = structlog.get_logger("origin.rtmp_ingest")
@@ -358,8 +356,6 @@ class _RtmpPublish:
         # complete: hold them (bounded) until the catalog is out, so no group loses its start.
         pending: list[ObjectReady] = []
         async for rendition, item in tc:
-            if isinstance(item, Fragment):
-                item = without_wrapped_prft(item)
             for event in packager.push(rendition, item):
                 if isinstance(event, CatalogUpdate):
                     self._on_catalog(event)
@@ -417,34 +413,3 @@ class _RtmpPublish:
         end = self._end
         reason = "encoder disconnected" if end is None else f"encoder ended: {end.reason.value}"
         self.ingest.inputs.finish(self._id, broadcast, reason=reason)
-
-
-def without_wrapped_prft(fragment: Fragment) -> Fragment:
-    """Drop a ``prft`` whose media time is negative (written as a huge unsigned number).
-
-    ffmpeg stamps the first AAC chunk with the encoder-delay pts (-1024), which a
-    version 1 ``prft`` stores as 2**64 - 1024; shifting that timeline after a resume
-    (``media.shift_fragment``) would overflow. The box is informative only (wallclock
-    for latency), and a chunk's ``moof`` offsets do not depend on boxes before it.
-    """
-    prft = fragment.prft
-    if prft is None or prft.media_time < 1 << 63:
-        return fragment
-    data = fragment.data
-    kept = bytearray()
-    pos = 0
-    while pos + 8 <= len(data):
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        header = 8
-        if size == 1 and pos + 16 <= len(data):
-            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        elif size == 0:
-            size = len(data) - pos
-        if size < header or pos + size > len(data):
-            return fragment  # not a box sequence we can edit: leave it alone
-        if data[pos + 4 : pos + 8] != b"prft":
-            kept += data[pos : pos + size]
-        pos += size
-    if pos != len(data):
-        return fragment
-    return dataclasses.replace(fragment, data=bytes(kept), prft=None)
