@@ -3,7 +3,11 @@
 :class:`JwksProvider` caches the key set and refreshes it when it is older than
 ``max_age`` or when a token names an unknown ``kid`` (at most once per
 ``min_refresh_interval``, so a flood of tokens with random kids cannot turn into
-a flood of fetches).  A failed refresh keeps the keys it had.  A node may also
+a flood of fetches).  A failed refresh keeps the keys it had.  While NO key is
+loaded (a node that started before the control plane published its keys) every
+viewer would be refused anyway, so refreshes then only wait ``empty_refresh_interval``
+(a small floor, 0.25 s by default) and :meth:`JwksProvider.run` retries on that
+schedule too, backing off towards ``min_refresh_interval``.  A node may
 run :meth:`JwksProvider.run` so that refreshes happen off the viewer's path.  Only EC P-256
 signing keys (``kty`` EC, ``crv`` P-256, ``alg`` ES256 when given, ``use`` sig
 when given) with a ``kid`` are kept; anything else in the document is skipped.
@@ -81,6 +85,7 @@ class JwksProvider:
         http: httpx.AsyncClient | None = None,
         max_age: float = 300.0,
         min_refresh_interval: float = 10.0,
+        empty_refresh_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if source == "bus" and bus is None:
@@ -90,6 +95,7 @@ class JwksProvider:
         self._http = http
         self._max_age = max_age
         self._min_refresh = min_refresh_interval
+        self._empty_refresh = min(empty_refresh_interval, min_refresh_interval)
         self._clock = clock
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._fetched_at: float | None = None
@@ -117,7 +123,8 @@ class JwksProvider:
         return self._keys.get(kid)
 
     def _may_refresh(self, now: float) -> bool:
-        return self._attempted_at is None or now - self._attempted_at >= self._min_refresh
+        interval = self._min_refresh if self._keys else self._empty_refresh
+        return self._attempted_at is None or now - self._attempted_at >= interval
 
     async def _refresh_once(self, asked_at: float) -> None:
         async with self._lock:
@@ -126,10 +133,21 @@ class JwksProvider:
             await self.refresh()
 
     async def run(self) -> None:
-        """Refresh in the background every ``max_age / 2`` so verification never waits."""
+        """Refresh in the background every ``max_age / 2`` so verification never waits.
+
+        While no key is loaded it retries after ``empty_refresh_interval``, doubling
+        up to ``min_refresh_interval`` (or ``max_age / 2`` if that is shorter).
+        """
+        backoff = self._empty_refresh
         while True:
             await self.refresh()
-            await asyncio.sleep(self._max_age / 2)
+            if self._keys:
+                backoff = self._empty_refresh
+                await asyncio.sleep(self._max_age / 2)
+            else:
+                await asyncio.sleep(backoff)
+                cap = max(0.01, min(self._min_refresh, self._max_age / 2))
+                backoff = min(max(backoff * 2, 0.01), cap)
 
     async def refresh(self) -> None:
         """Fetch the key set now; on failure keep the cached keys (and log)."""

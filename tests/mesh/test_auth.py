@@ -427,3 +427,53 @@ async def test_background_refresh_picks_up_rotation(jwks_file: Path, key: Signin
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_bus_jwks_published_after_start_is_picked_up_quickly(
+    redis_url: str, key: SigningKey
+) -> None:
+    """A POP up before the control plane: with no key at all, retries are not held 10 s."""
+    clock = [0.0]
+    bus = RedisBus(redis_url)
+    try:
+        await bus.delete(JWKS_KEY)
+        provider = JwksProvider("bus", bus=bus, min_refresh_interval=10, clock=lambda: clock[0])
+        verifier = TokenVerifier(provider)
+        token = key.sign(claims())
+        assert await refused(verifier, token) is AuthFailure.KEYS_UNAVAILABLE
+        await bus.set(JWKS_KEY, jwks(key))  # the control plane comes up
+        clock[0] = 0.1  # inside the small floor: no new fetch yet
+        assert await refused(verifier, token) is AuthFailure.KEYS_UNAVAILABLE
+        assert provider.fetches == 1
+        clock[0] = 0.3
+        await verifier.verify(token)
+        assert provider.fetches == 2
+        # with keys present, an unknown kid keeps the full rate limit
+        other = SigningKey("k9")
+        clock[0] = 0.6
+        assert await refused(verifier, other.sign(claims())) is AuthFailure.UNKNOWN_KID
+        clock[0] = 9.0
+        assert await refused(verifier, other.sign(claims())) is AuthFailure.UNKNOWN_KID
+        assert provider.fetches == 2
+        clock[0] = 10.4
+        assert await refused(verifier, other.sign(claims())) is AuthFailure.UNKNOWN_KID
+        assert provider.fetches == 3
+    finally:
+        await bus.delete(JWKS_KEY)
+        await bus.close()
+
+
+async def test_background_refresh_retries_quickly_while_no_key_is_loaded(
+    key: SigningKey,
+) -> None:
+    bus = MemoryBus()
+    provider = JwksProvider("bus", bus=bus, max_age=300, min_refresh_interval=10)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(provider.run())
+        await wait_until(lambda: provider.failures >= 1)
+        await asyncio.sleep(0.1)
+        await bus.set(JWKS_KEY, jwks(key))
+        took = await wait_until(lambda: bool(provider.keys()), within=3.0)
+        assert took < 2.0
+        await TokenVerifier(provider).verify(key.sign(claims()))
+        task.cancel()
