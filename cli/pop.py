@@ -80,6 +80,16 @@ def run(args: argparse.Namespace) -> int:
     if (args.cert is None) != (args.key is None):
         print("clutchcall pop: --cert and --key go together", file=sys.stderr)
         return 2
+    from pop import AdvertiseError, advertised_host
+
+    try:
+        # Bound to 0.0.0.0 without --advertise: find the address to register now, or
+        # tell the operator to pass --advertise (before anything starts).
+        if not settings.advertise:
+            advertised_host(parse_hostport(settings.quic)[0], settings.redis)
+    except AdvertiseError as exc:
+        print(f"clutchcall pop: {exc}", file=sys.stderr)
+        return 2
     configure_logging(
         node=settings.node_id,
         role="pop",
@@ -101,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
             if settings.workers == 1:
                 return asyncio.run(serve(settings, cert, key, reuse_port=False))
             return supervise(settings, cert, key)
+        except AdvertiseError as exc:  # the network changed since the check above
+            print(f"clutchcall pop: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
             logger.error("pop_failed", error=str(exc))
             return 1

@@ -4,6 +4,7 @@
 """
 
 from ._admission import Gatekeeper, SessionAuth, hop_path_from, namespace_text
+from ._advertise import AdvertiseError, advertised_host
 from ._listen import bind_udp, serve_socket
 from ._node import PopNode, PopStatistics
 from ._relay import PopRelay
@@ -11,6 +12,7 @@ from ._routing import Router
 from ._upstream import LinkKey, UpstreamLink, UpstreamPool, UpstreamUnavailable
 
 __all__ = [
+    "AdvertiseError",
     "Gatekeeper",
     "LinkKey",
     "PopNode",
@@ -21,6 +23,7 @@ __all__ = [
     "UpstreamLink",
     "UpstreamPool",
     "UpstreamUnavailable",
+    "advertised_host",
     "bind_udp",
     "hop_path_from",
     "namespace_text",

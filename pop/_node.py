@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from mesh.bus import Bus, connect_bus
 from mesh.guard import PlaybackGuard
 from mesh.jwks import JwksProvider
 from mesh.logging import bind_context
-from mesh.metrics import NodeMetrics, OpsServer
+from mesh.metrics import DropReason, NodeMetrics, OpsServer
 from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
@@ -64,6 +63,7 @@ from moqt.events import (
 from moqt.types import GroupOrder
 
 from ._admission import Gatekeeper, SessionAuth
+from ._advertise import advertised_host, format_hostport
 from ._listen import bind_udp, serve_socket
 from ._relay import PopRelay
 from ._routing import Router
@@ -181,7 +181,12 @@ class PopNode:
         return self._draining
 
     async def start(self) -> None:
+        """Listen and join the cluster; :class:`AdvertiseError` (nothing opened yet) when
+        bound to a wildcard address with no ``advertise`` and no address to put instead."""
         host, port = parse_hostport(self.settings.quic)
+        advertise_host = (
+            None if self.settings.advertise else advertised_host(host, self.settings.redis)
+        )
         sock = bind_udp(host, port, reuse_port=self._reuse_port)
         try:
             self._server = await serve_socket(
@@ -216,7 +221,8 @@ class PopNode:
                 self.settings.node_id,
                 NodeRole.POP,
                 self.settings.region,
-                self._advertised(),
+                self.settings.advertise
+                or format_hostport(advertise_host or host, self.quic_address[1]),
                 http=f"{http_host}:{self._ops.port}",
             ),
             heartbeat_interval=self.settings.heartbeat_interval,
@@ -235,14 +241,6 @@ class PopNode:
             http="{}:{}".format(*self.http_address),
             advertise=self.topology.node.quic,
         )
-
-    def _advertised(self) -> str:
-        if self.settings.advertise:
-            return self.settings.advertise
-        host, port = self.quic_address
-        if host in ("0.0.0.0", "::", ""):
-            host = socket.gethostbyname(socket.gethostname())
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def _main_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -478,6 +476,13 @@ class PopNode:
             delta = stats[key] - self._last_stats.get(key, 0)
             if delta > 0:
                 counter.inc(delta)
+        for reason in DropReason.ALL:
+            # The relay's schedulers count what they did not deliver (stale groups skipped,
+            # queue full, ...): clutchcall_drops_total{reason}.
+            key = f"drops_{reason}"
+            delta = stats.get(key, 0) - self._last_stats.get(key, 0)
+            if delta > 0:
+                m.drops.labels(reason).inc(delta)
         self._last_stats = stats
         m.bus_up.set(1 if self.topology is not None and self.topology.bus_up else 0)
         m.queue_depth.labels("viewer_events").set(

@@ -10,6 +10,7 @@ from pop import hop_path_from, namespace_text
 
 def test_exports_are_pinned() -> None:
     assert pop.__all__ == [
+        "AdvertiseError",
         "Gatekeeper",
         "LinkKey",
         "PopNode",
@@ -20,6 +21,7 @@ def test_exports_are_pinned() -> None:
         "UpstreamLink",
         "UpstreamPool",
         "UpstreamUnavailable",
+        "advertised_host",
         "bind_udp",
         "hop_path_from",
         "namespace_text",

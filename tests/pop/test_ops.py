@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from mesh.bus import MemoryBus
+from mesh.metrics import DropReason
 from pop import PopNode
 from tests.pop.conftest import MakePop
 from tests.pop.lab import Origin, Tokens, Viewer, closed_session, namespace_name, namespace_of
 
 NS = namespace_of("lv_a")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def http_get(pop: PopNode, path: str) -> tuple[int, str]:
@@ -86,3 +90,60 @@ async def test_metrics_health_and_readiness(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+_STOPPED_VIEWER = """
+import asyncio, sys
+from tests.pop.lab import Viewer, namespace_of
+asyncio.run(Viewer(sys.argv[1], namespace_of("lv_a")).watch(subscribe_token=sys.argv[2]))
+"""
+
+
+async def test_objects_the_pop_did_not_deliver_are_counted_in_drops_total(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    """A viewer process that stops (SIGSTOP: no more ACKs) makes the POP skip stale groups
+    for it; clutchcall_drops_total says so, by reason."""
+    origin = Origin(bus, "o1", "eu", certs[0], certs[1], (NS,), group_ms=200, object_size=20_000)
+    async with origin.running():
+        pop = await make_pop()
+        assert pop.topology is not None
+        topology = pop.topology
+        for _ in range(100):
+            if topology.route(namespace_name("lv_a")):
+                break
+            await asyncio.sleep(0.05)
+        viewer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _STOPPED_VIEWER,
+            f"moqt://127.0.0.1:{pop.quic_address[1]}", tokens.mint(),
+            cwd=ROOT,
+        )  # fmt: skip
+        try:
+            for _ in range(200):
+                if pop.relay.statistics()["objects_out"] > 4:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the viewer never got objects")
+            viewer.send_signal(signal.SIGSTOP)
+
+            def dropped() -> int:
+                stats = pop.relay.statistics()
+                return sum(stats[f"drops_{reason}"] for reason in DropReason.ALL)
+
+            for _ in range(200):
+                if dropped() > 0:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the POP never dropped anything for the stopped viewer")
+            await asyncio.sleep(1.2)  # the node folds relay statistics in every second
+            expected = dropped()
+            got = samples((await http_get(pop, "/metrics"))[1])
+            total = sum(
+                got[("clutchcall_drops_total", (("reason", reason),))] for reason in DropReason.ALL
+            )
+            assert 0 < total <= expected
+        finally:
+            viewer.kill()
+            await viewer.wait()
