@@ -31,6 +31,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -462,12 +463,21 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
     )
 
 
+_RELAY_DROPS = re.compile(r"clutchcall_(?:origin|pop)_relay_drops_([a-z_]+)$")
+
+
 def _drops(values: dict[str, float]) -> dict[str, float]:
-    """Non-zero ``clutchcall_drops_total`` by reason."""
-    out = {}
+    """Non-zero drops by reason: ``clutchcall_drops_total``, or the relay's own statistics
+    (``clutchcall_<role>_relay_drops_<reason>``) where the node does not fold them into it."""
+    out: dict[str, float] = {}
     for key, value in values.items():
-        if key.startswith("clutchcall_drops_total{") and value:
-            out[key.split('reason="', 1)[1].split('"', 1)[0]] = value
+        reason = None
+        if key.startswith("clutchcall_drops_total{"):
+            reason = key.split('reason="', 1)[1].split('"', 1)[0]
+        elif (match := _RELAY_DROPS.match(key)) is not None:
+            reason = match.group(1)
+        if reason is not None and value:
+            out[reason] = max(out.get(reason, 0.0), value)
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.regions import join_figures
+from bench.regions import _drops, join_figures
 
 T0 = 1_000.0
 TIMING = {"t0": T0, "group_seconds": 1.0, "fps": 10.0}
@@ -87,3 +87,17 @@ def test_a_group_begun_while_the_pop_subscribed_upstream_is_the_current_group() 
     cold["largest"] = [3, 0]
     figures = join_figures({"viewers": [cold]}, **TIMING)
     assert figures.current_is_live(0) and figures.started_at_group_start()
+
+
+def test_drops_come_from_the_node_counter_or_the_relay_statistics() -> None:
+    scraped = {
+        'clutchcall_drops_total{reason="stale_group"}': 0.0,
+        'clutchcall_drops_total{reason="queue_full"}': 3.0,
+        "clutchcall_origin_relay_drops_stale_group": 16.0,
+        "clutchcall_origin_relay_drops_queue_full": 3.0,
+        "clutchcall_origin_relay_drops_low_priority": 0.0,
+        "clutchcall_pop_relay_streams_reset": 2.0,
+    }
+    # An origin that does not fold its relay's drops into clutchcall_drops_total still
+    # shows them; a POP that does is not counted twice.
+    assert _drops(scraped) == {"stale_group": 16.0, "queue_full": 3.0}
