@@ -1,0 +1,42 @@
+"""bench.ingest end to end, briefly: RTMP (three rungs and one) and MoQT through origin + POP."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.ingest import ONE, THREE, format_results, run_moqt, run_rtmp
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
+    three = run_rtmp(THREE, duration=3.0, workdir=tmp_path)
+    one = run_rtmp(ONE, duration=3.0, workdir=tmp_path)
+    for result, names in ((three, ["720p", "480p", "360p", "audio"]), (one, ["720p", "audio"])):
+        assert not result.notes, result.notes
+        assert [f.track for f in result.renditions] == names
+        assert result.outputs == len(names)
+        for f in result.renditions:
+            assert f.objects >= 4, f  # 0.5 s chunks over 3 s
+            # The oldest frame waited a whole chunk (0.5 s) more than the newest.
+            assert 0 < f.newest_p50_ms < f.oldest_p50_ms <= f.oldest_p99_ms < 3000, f
+            assert 0 <= f.transcode_p50_ms < 2000 and 0 <= f.delivery_p50_ms < 1000, f
+        video = result.renditions[0]
+        assert 400 < video.oldest_p50_ms - video.newest_p50_ms < 600
+        assert result.ffmpeg_cores > 0 and result.origin_cores > 0 and result.pop_cores > 0
+    # Two more video renditions cost the transcoder more CPU.
+    assert three.ffmpeg_cores > one.ffmpeg_cores
+    table = format_results([three, one])
+    assert "per extra video rendition" in table and "| rtmp | 3 rung(s) | 480p |" in table
+
+
+def test_moqt_ingest_latency_through_the_pop(tmp_path: Path) -> None:
+    result = run_moqt(duration=3.0, workdir=tmp_path)
+    assert not result.notes, result.notes
+    (video,) = result.renditions
+    assert video.objects >= 20  # frames of the groups after the first
+    assert 0 < video.delivery_p50_ms <= video.delivery_p99_ms < 1000
+    assert math.isnan(result.ffmpeg_cores)  # passthrough: nothing transcoded
