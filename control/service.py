@@ -13,7 +13,12 @@ Errors and other transitions may be reported on a channel owned here:
 - ``clutchcall:input-status``: origins publish
   ``{"external_input_id", "status": "idle"|"live"|"error", "detail": str|None, "at": t}``;
   they may also keep the latest report as record ``clutchcall:input-status:<external_input_id>``,
-  which the control plane reads after a bus resync.
+  which the control plane reads after a bus resync. A ``live`` record carries a TTL
+  refreshed by the origin's heartbeat, like the route, so neither outlives a dead origin.
+
+Both are read the same way: "live" holds only while the route exists; once it is
+gone a stored "live" (from a report of an origin that died without saying so) is
+replaced by "idle", so the database never keeps a dead origin's input live.
 """
 
 from __future__ import annotations
@@ -253,7 +258,11 @@ class ControlService:
                     )
                 out.append(replace(li, status="live", status_detail=None, status_at=when))
             elif li.status == "live":
-                out.append(replace(li, status="idle", status_detail=None))
+                # The route expired (the origin ended or died): store the fall back to
+                # idle too (a report stamped later than now still wins).
+                when = self._clock()
+                await self._db(self.repo.set_input_status, li.external_input_id, "idle", None, when)
+                out.append(replace(li, status="idle", status_detail=None, status_at=when))
             else:
                 out.append(li)
         return out

@@ -106,7 +106,9 @@ class OriginNode:
                 max_object_size=settings.max_object_size,
             )
         )
-        self.reporter = StatusReporter(self.bus, node_id=settings.node_id)
+        self.reporter = StatusReporter(
+            self.bus, node_id=settings.node_id, live_ttl=settings.node_ttl
+        )
         self.authorizer: BusStreamKeyAuthorizer | AllowAllAuthorizer
         if settings.publish_auth == "none":
             self.authorizer = AllowAllAuthorizer(org_id=settings.dev_org)
@@ -246,6 +248,7 @@ class OriginNode:
             if isinstance(self.authorizer, BusStreamKeyAuthorizer):
                 tg.create_task(self.authorizer.run())
             tg.create_task(self._housekeeping())
+            tg.create_task(self.reporter.run(self.settings.heartbeat_interval))
             self._started.set()
 
     def _serving(self) -> bool:

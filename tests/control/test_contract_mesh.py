@@ -7,6 +7,9 @@ honoured by mesh.revocation, and stream-key records admit at origin.admission.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
@@ -14,6 +17,7 @@ from mesh.bus import Bus
 from mesh.jwks import JwksProvider
 from mesh.revocation import RevocationSet
 from origin.admission import BusStreamKeyAuthorizer, Refusal
+from origin.status import InputStatus, StatusReporter
 from tests.control.conftest import Api
 
 
@@ -86,3 +90,37 @@ async def test_stream_keys_admit_and_rotation_refuses_the_old_key(api: Api, redi
     await api.service.delete_input(api.org_id, li.id)
     gone = await authorizer.authorize(li.external_input_id, new_key)
     assert not gone.ok and gone.refusal is Refusal.UNKNOWN_INPUT
+
+
+async def test_a_dead_origins_input_falls_back_to_idle(api: Api, redis_bus: Bus) -> None:
+    """Route and live status both expire without the origin's heartbeat; so does "live" here."""
+    org = api.org_id
+    li, _sk = await api.service.create_input(org, "cam", "fmp4")
+    listener = asyncio.create_task(api.service.run_status_listener())
+    try:
+        reporter = StatusReporter(redis_bus, node_id="o1", live_ttl=0.8)
+        route = {"origin": "o1", "region": "r1", "quic": "127.0.0.1:1", "at": time.time()}
+        await redis_bus.set(f"clutchcall:route:{li.namespace}", route, ttl=0.8)
+        await asyncio.sleep(0.3)  # the listener subscribed
+        await reporter.report(li.external_input_id, InputStatus.LIVE)
+        assert (await api.service.get_input(org, li.id)).status == "live"
+        stored = api.service.repo.get_live_input(org, li.id)
+        assert stored is not None and stored.status == "live"
+
+        # The origin is SIGKILLed: nobody refreshes its records, nobody reports idle.
+        await asyncio.sleep(1.2)
+        assert await redis_bus.get(f"clutchcall:route:{li.namespace}") is None
+        assert await redis_bus.get(f"clutchcall:input-status:{li.external_input_id}") is None
+        assert (await api.service.get_input(org, li.id)).status == "idle"
+        stored = api.service.repo.get_live_input(org, li.id)
+        assert stored is not None and stored.status == "idle"
+        # A resync (after a bus outage) finds no stale "live" record to re-apply.
+        await api.service._read_status_records()
+        stored = api.service.repo.get_live_input(org, li.id)
+        assert stored is not None and stored.status == "idle"
+        listed, _ = await api.service.list_inputs(org, limit=10, cursor=None)
+        assert [x.status for x in listed if x.id == li.id] == ["idle"]
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
