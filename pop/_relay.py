@@ -214,10 +214,13 @@ class PopRelay(Relay):
                 now = self._clock()
                 for subgroup in sorted(repair.subgroups):
                     repair.track.on_subgroup_end(repair.group, subgroup, now)
-            _log.info(
+            # No object back: the group had ended at the Largest Location (nothing lost).
+            log = _log.info if repair.objects else _log.debug
+            log(
                 "start_group_repaired",
                 track=repair.track.label,
                 group=repair.group,
+                objects=repair.objects,
                 subgroups=sorted(repair.subgroups),
                 outcome=type(event).__name__,
             )
@@ -244,8 +247,8 @@ class PopRelay(Relay):
             return
         peer.upstream[fid] = track  # its objects land in the track like live ones
         self._start_groups.repairing(peer, fid, start)
-        _log.info(
-            "start_group_short",
+        _log.debug(
+            "start_group_fetch",
             track=track.label,
             group=start.group,
             start=f"{first.group}/{first.object}",
@@ -254,6 +257,7 @@ class PopRelay(Relay):
 
     def _repair_object(self, peer: Peer, event: ObjectReceived, repair: StartGroup) -> None:
         track = repair.track
+        repair.objects += 1
         if event.subgroup_id is not None:
             repair.subgroups.add(event.subgroup_id)
         cached = track.cache.group(event.group_id)

@@ -41,6 +41,7 @@ class StartGroup:
     open: set[int] = field(default_factory=set)  # its live subgroup streams not yet ended
     later: bool = False  # an object of a later group arrived
     subgroups: set[int] = field(default_factory=set)  # subgroups the repair delivered
+    objects: int = 0  # objects the repair delivered
 
     @property
     def group(self) -> int:

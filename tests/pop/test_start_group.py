@@ -175,3 +175,20 @@ def test_a_refused_repair_leaves_nothing_behind() -> None:
     assert not [
         e for e in events_of(viewer.events, FetchAccepted) if e.request_id == fetch.request_id
     ]
+
+
+def test_a_start_group_that_ended_at_the_largest_location_costs_one_empty_fetch() -> None:
+    """3/24 may have been the group's last object: nothing comes live, group 4 starts,
+    and the FETCH of the rest comes back empty - nothing changes for the viewer."""
+    lab = Lab(linger=1.0)
+    origin, viewer, sub_id, joining_id, _ = cold_join(lab)
+    answer_fetch(lab, origin, joining_id, 3, range(25))
+    live(lab, origin, sub_id, 4, range(1), fin=False)
+    (fetch,) = [f for f in events_of(origin.events, FetchRequested) if f.request_id != joining_id]
+    server = origin.pair.server
+    server.accept_fetch(fetch.request_id, end_location=Location(3, 25))
+    server.end_fetch_stream(server.open_fetch_stream(fetch.request_id))
+    lab.run()
+    assert received(viewer) == [(3, o) for o in range(25)] + [(4, 0)]
+    assert not events_of(viewer.events, SubgroupStreamEnded)
+    assert lab.relay.statistics()["start_group_repairs"] == 0
