@@ -38,12 +38,21 @@ _HANDSHAKE_FROM_CLIENT = 1 + 1536 + 1536
 
 
 def encoder_argv(url: str, seconds: float, *, height: int = 720, fps: int = 30) -> list[str]:
-    """720p30 testsrc2 + sine, x264 ultrafast/zerolatency, 2 s GOP, AAC, to ``url`` as FLV."""
+    """720p30 testsrc2 + sine, x264 ultrafast/zerolatency, 2 s GOP, AAC, to ``url`` as FLV.
+
+    Paced in real time (``-re``, no initial burst). Observed with ffmpeg 9: the first
+    frames leave ~0.5 s late (start-up), then every frame leaves within ~20 ms of
+    ``anchor + timestamp`` - the steady state the anchor is taken from (the pacing
+    clock itself starts before the first frame is read, so the anchor is not the
+    process start and need not be).
+    """
     width = height * 16 // 9
     return [
         ffmpeg_exe(), "-hide_banner", "-nostats", "-v", "error",
-        "-re", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
-        "-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-re", "-readrate_initial_burst", "0",
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}",
+        "-re", "-readrate_initial_burst", "0",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         "-t", str(seconds), "-map", "0:v", "-map", "1:a",
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(2 * fps),
         "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-f", "flv", url,
@@ -82,6 +91,12 @@ class TagClock:
         if not self.tags:
             raise RuntimeError(f"no video tag went through the proxy ({self.error or 'no error'})")
         return min(wall - ts / 1000 for ts, wall in self.tags)
+
+    def send_delays(self, after_ms: int = 0) -> list[float]:
+        """Seconds each video tag (RTMP time >= ``after_ms``) left after its nominal capture
+        (``anchor + timestamp``): encode plus the FLV muxer's audio/video interleaving."""
+        anchor = self.anchor()
+        return [wall - ts / 1000 - anchor for ts, wall in self.tags if ts >= after_ms]
 
     def timeline_zero(self) -> float:
         """Wall-clock capture time of the origin ladder's presentation time 0."""

@@ -109,6 +109,8 @@ class IngestResult:
     outputs: int = 0  # ffmpeg outputs (video rungs + audio)
     origin_cores: float = math.nan  # the origin's Python process (excluding ffmpeg)
     pop_cores: float = math.nan
+    encoder_send_p50_ms: float = math.nan  # rtmp: a tag leaves the encoder after its capture
+    encoder_send_p99_ms: float = math.nan
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
     notes: list[str] = field(default_factory=list)
 
@@ -185,6 +187,10 @@ def _cores(pid: int, seconds: float) -> tuple[float, float]:
     return (cpu1 - cpu0) / max(1e-9, t1 - t0), t1 - t0
 
 
+def _min_group(objects: list[dict[str, Any]]) -> int:
+    return min((o["group"] for o in objects), default=0)
+
+
 def _rtmp_figures(track: str, objects: list[dict[str, Any]], anchor: float) -> RenditionFigures:
     figures = RenditionFigures(track)
     if not objects:
@@ -251,6 +257,13 @@ def run_rtmp(ladder: Sequence[str], *, duration: float, workdir: Path) -> Ingest
         if data["error_count"]:
             result.notes.append(f"{data['error_count']} unparsable objects: {data['errors'][:2]}")
         anchor = clock.timeline_zero()
+        first_counted = min(
+            (o["start"] for o in data["objects"] if o["group"] > _min_group(data["objects"])),
+            default=0.0,
+        )
+        sends = clock.send_delays(int((first_counted + anchor - clock.anchor()) * 1000))
+        result.encoder_send_p50_ms = _percentile(sends, 50) * 1000
+        result.encoder_send_p99_ms = _percentile(sends, 99) * 1000
         for name in names:
             objects = [o for o in data["objects"] if o["track"] == name]
             figures = _rtmp_figures(name, objects, anchor)
@@ -379,6 +392,12 @@ def format_results(results: Sequence[IngestResult]) -> str:
             f"{one.ffmpeg_cores:.2f} cores -> {marginal:.2f} cores per extra video rendition "
             f"(480p/360p; the 720p rung, source decode and audio: {one.ffmpeg_cores:.2f}).",
         ]
+    for r in results:
+        if not math.isnan(r.encoder_send_p50_ms):
+            out.append(
+                f"rtmp/{len(r.ladder)}: encoder tags left p50/p99 {r.encoder_send_p50_ms:.0f}/"
+                f"{r.encoder_send_p99_ms:.0f} ms after their nominal capture (included above)."
+            )
     loads = [f"{r.path}/{len(r.ladder)}: {r.load[0]:.2f}" for r in results]
     out += ["", f"Machine: {os.cpu_count()} cores, 1-min load average at the end of each run: "
             + ", ".join(loads)]  # fmt: skip

@@ -7,11 +7,32 @@ from pathlib import Path
 
 import pytest
 
+from bench._ingest_rtmp import _coded_keyframe
 from bench.ingest import ONE, THREE, format_results, run_moqt, run_rtmp
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"\x17\x01\x00\x00\x00", True),  # AVC keyframe, NAL units
+        (b"\x17\x00\x00\x00\x00", False),  # AVC sequence header
+        (b"\x27\x01\x00\x00\x00", False),  # AVC inter frame
+        (b"\x91hvc1", True),  # enhanced RTMP: keyframe, CodedFrames
+        (b"\x93hvc1", True),  # enhanced RTMP: keyframe, CodedFramesX
+        (b"\x92hvc1", False),  # enhanced RTMP: SequenceEnd
+        (b"\x90hvc1", False),  # enhanced RTMP: SequenceStart
+        (b"\xa1hvc1", False),  # enhanced RTMP: inter frame
+        (b"\x17", False),
+    ],
+)
+def test_coded_keyframe_tells_pictures_from_sequence_headers(
+    payload: bytes, expected: bool
+) -> None:
+    assert _coded_keyframe(payload) is expected
 
 
+@pytest.mark.e2e
+@pytest.mark.timeout(90)
 def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
     three = run_rtmp(THREE, duration=3.0, workdir=tmp_path)
     one = run_rtmp(ONE, duration=3.0, workdir=tmp_path)
@@ -26,6 +47,8 @@ def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
             assert 0 <= f.transcode_p50_ms < 2000 and 0 <= f.delivery_p50_ms < 1000, f
         video = result.renditions[0]
         assert 400 < video.oldest_p50_ms - video.newest_p50_ms < 600
+        # The capture model holds: once warm, tags leave the encoder right after capture.
+        assert 0 <= result.encoder_send_p50_ms < 100
         assert result.ffmpeg_cores > 0 and result.origin_cores > 0 and result.pop_cores > 0
     # Two more video renditions cost the transcoder more CPU.
     assert three.ffmpeg_cores > one.ffmpeg_cores
@@ -33,6 +56,8 @@ def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
     assert "per extra video rendition" in table and "| rtmp | 3 rung(s) | 480p |" in table
 
 
+@pytest.mark.e2e
+@pytest.mark.timeout(90)
 def test_moqt_ingest_latency_through_the_pop(tmp_path: Path) -> None:
     result = run_moqt(duration=3.0, workdir=tmp_path)
     assert not result.notes, result.notes
