@@ -268,7 +268,9 @@ def run_rtmp(ladder: Sequence[str], *, duration: float, workdir: Path) -> Ingest
             objects = [o for o in data["objects"] if o["track"] == name]
             figures = _rtmp_figures(name, objects, anchor)
             result.renditions.append(figures)
-            if figures.transcode_p50_ms < 0:
+            if figures.objects == 0:
+                result.notes.append(f"{name}: the viewer received no object after its first group")
+            elif figures.transcode_p50_ms < 0:
                 result.notes.append(
                     f"{name}: chunks written before their capture time - the origin's "
                     "ffmpeg did not keep the source timeline; latencies are not valid"
