@@ -22,6 +22,7 @@ __all__ = [
     "Upstream",
     "format_hop_path",
     "hop_path_from",
+    "is_relay_link_path",
     "parse_hop_path",
     "with_hop_path",
 ]
@@ -211,3 +212,12 @@ def hop_path_from(connection_path: str | bytes | None) -> tuple[str, ...]:
     if len(values) > 1:
         raise ValueError("several hops parameters")
     return parse_hop_path(values[0]) if values else ()
+
+
+def is_relay_link_path(connection_path: str | bytes | None) -> bool:
+    """A session whose connection path carries a hop path is another relay's link
+    (a POP's upstream, a child POP); a malformed one is not treated as a link."""
+    try:
+        return bool(hop_path_from(connection_path))
+    except ValueError:
+        return False

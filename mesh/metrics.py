@@ -133,6 +133,30 @@ class NodeMetrics:
         """Export a ``statistics()`` dataclass (or mapping) as ``clutchcall_<prefix>_*`` gauges."""
         self.registry.register(_StatisticsCollector(prefix, source))
 
+    def absorb_relay_statistics(self, stats: Mapping[str, int], last: Mapping[str, int]) -> None:
+        """Move a relay core's running totals (``Relay.statistics()``) into the node's
+        counters: ``last`` is the previous snapshot, so only the increase is added."""
+        self.subscriptions.set(stats["subscriptions"])
+        self.upstream_subscriptions.set(stats["upstream_subscriptions"])
+        for key, counter in (
+            ("objects_in", self.objects_in),
+            ("bytes_in", self.bytes_in),
+            ("objects_out", self.objects_out),
+            ("bytes_out", self.bytes_out),
+            ("cache_hits", self.cache_hits),
+            ("cache_misses", self.cache_misses),
+        ):
+            delta = stats[key] - last.get(key, 0)
+            if delta > 0:
+                counter.inc(delta)
+        for reason in DropReason.ALL:
+            # What the relay's per-subscriber schedulers did not deliver (stale groups
+            # skipped, queue full, ...) is clutchcall_drops_total{reason}.
+            key = f"drops_{reason}"
+            delta = stats.get(key, 0) - last.get(key, 0)
+            if delta > 0:
+                self.drops.labels(reason).inc(delta)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

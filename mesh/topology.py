@@ -58,6 +58,7 @@ from mesh._topology_types import (
     Upstream,
     format_hop_path,
     hop_path_from,
+    is_relay_link_path,
     parse_hop_path,
     with_hop_path,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "Upstream",
     "format_hop_path",
     "hop_path_from",
+    "is_relay_link_path",
     "parse_hop_path",
     "with_hop_path",
 ]

@@ -39,7 +39,7 @@ from mesh.logging import bind_context
 from mesh.metrics import NodeMetrics, OpsServer
 from mesh.relay import CacheLimits, Peer, Relay, RelayConfig
 from mesh.settings import parse_hostport
-from mesh.topology import Topology
+from mesh.topology import Topology, is_relay_link_path
 from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, serve, server_configuration
 from moqt.errors import LocalError, PublishDoneCode, SessionCloseCode
 from moqt.events import PublishNamespaceRequested, PublishRequested, SessionClosed, SetupCompleted
@@ -344,6 +344,9 @@ class OriginNode:
                 async for event in conn.events():
                     if isinstance(event, SetupCompleted):
                         ingest.set_setup_tokens(event.auth_tokens)
+                        if is_relay_link_path(conn.path if conn.path is not None else event.path):
+                            # A POP fans out to its viewers: drop at the edge, not here.
+                            self.relay.mark_relay_link(peer)
                         self.relay.handle_event(peer, event)
                         if self._draining:
                             self._goaway(conn)
@@ -431,19 +434,7 @@ class OriginNode:
         publishers = sum(1 for d in self._downstream.values() if d.ingest.inputs())
         m.sessions.labels("publisher").set(publishers)
         m.sessions.labels("viewer").set(len(self._downstream) - publishers)
-        m.subscriptions.set(stats["subscriptions"])
-        m.upstream_subscriptions.set(stats["upstream_subscriptions"])
-        for key, counter in (
-            ("objects_in", m.objects_in),
-            ("bytes_in", m.bytes_in),
-            ("objects_out", m.objects_out),
-            ("bytes_out", m.bytes_out),
-            ("cache_hits", m.cache_hits),
-            ("cache_misses", m.cache_misses),
-        ):
-            delta = stats[key] - self._last_stats.get(key, 0)
-            if delta > 0:
-                counter.inc(delta)
+        m.absorb_relay_statistics(stats, self._last_stats)
         self._last_stats = stats
         m.bus_up.set(1 if self.topology is not None and self.topology.bus_up else 0)
         m.queue_depth.labels("session_events").set(

@@ -40,7 +40,7 @@ from mesh.bus import Bus, connect_bus
 from mesh.guard import PlaybackGuard
 from mesh.jwks import JwksProvider
 from mesh.logging import bind_context
-from mesh.metrics import DropReason, NodeMetrics, OpsServer
+from mesh.metrics import NodeMetrics, OpsServer
 from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
@@ -339,6 +339,9 @@ class PopNode:
                     if isinstance(event, SetupCompleted):
                         if not await self.gate.on_setup(auth, event, conn.path):
                             continue
+                        if auth.relay_link:
+                            # A child POP fans out to its own viewers: drop at the edge, not here.
+                            self.relay.mark_relay_link(peer)
                         if not auth.claims and not auth.relay_link:
                             timer = asyncio.get_running_loop().call_later(
                                 self._auth_timeout, self._auth_deadline, auth
@@ -463,26 +466,7 @@ class PopNode:
         viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
         m.sessions.labels("viewer").set(viewers)
         m.sessions.labels("relay").set(len(self._downstream) - viewers)
-        m.subscriptions.set(stats["subscriptions"])
-        m.upstream_subscriptions.set(stats["upstream_subscriptions"])
-        for key, counter in (
-            ("objects_in", m.objects_in),
-            ("bytes_in", m.bytes_in),
-            ("objects_out", m.objects_out),
-            ("bytes_out", m.bytes_out),
-            ("cache_hits", m.cache_hits),
-            ("cache_misses", m.cache_misses),
-        ):
-            delta = stats[key] - self._last_stats.get(key, 0)
-            if delta > 0:
-                counter.inc(delta)
-        for reason in DropReason.ALL:
-            # The relay's schedulers count what they did not deliver (stale groups skipped,
-            # queue full, ...): clutchcall_drops_total{reason}.
-            key = f"drops_{reason}"
-            delta = stats.get(key, 0) - self._last_stats.get(key, 0)
-            if delta > 0:
-                m.drops.labels(reason).inc(delta)
+        m.absorb_relay_statistics(stats, self._last_stats)
         self._last_stats = stats
         m.bus_up.set(1 if self.topology is not None and self.topology.bus_up else 0)
         m.queue_depth.labels("viewer_events").set(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import structlog
 
+from mesh._topology_types import is_relay_link_path
 from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, serve, server_configuration
 from moqt.errors import SessionCloseCode
-from moqt.events import Event
+from moqt.events import Event, SetupCompleted
 
 from ._relay import Peer, Relay, RelayConfig
 
@@ -93,6 +94,11 @@ class RelayNode:
 
         def handle(conn: MoqtConnection, event: Event) -> None:
             try:
+                if isinstance(event, SetupCompleted) and is_relay_link_path(
+                    conn.path if conn.path is not None else event.path
+                ):
+                    # Another relay fans out behind this link: drop at its edge, not here.
+                    self.relay.mark_relay_link(peer)
                 self.relay.handle_event(peer, event)
             finally:
                 if conn.is_closed or peer.closed:

@@ -48,6 +48,8 @@ class Peer:
     waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
     # joining FETCHes for a SUBSCRIBE still in ``waiting``, served once it is accepted
     deferred_fetches: dict[int, list[FetchRequested]] = field(default_factory=dict)
+    # another relay (its scheduler uses RelayConfig.relay_link_scheduler)
+    relay_link: bool = False
     closed: bool = False
 
 

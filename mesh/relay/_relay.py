@@ -68,7 +68,7 @@ from ._namespaces import (
 from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals, starts_with
 from ._registry import TrackRegistry
 from ._scheduler import SubscriberScheduler
-from ._scheduling import SchedulerLimits
+from ._scheduling import SchedulerLimits, relay_link_limits
 from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
@@ -88,6 +88,8 @@ class RelayConfig:
     upstream_linger: float = 0.0
     # Per-subscriber scheduling: drop by priority instead of stalling.
     scheduler: SchedulerLimits = field(default_factory=SchedulerLimits)
+    # Scheduling toward peers marked as relay links (see Relay.mark_relay_link).
+    relay_link_scheduler: SchedulerLimits = field(default_factory=relay_link_limits)
 
 
 class Relay:
@@ -131,6 +133,12 @@ class Relay:
         self._peers.append(peer)
         self._counters["sessions_total"] += 1
         return peer
+
+    def mark_relay_link(self, peer: Peer) -> None:
+        """``peer`` is another relay (a POP of this origin, a child POP): schedule toward it
+        with ``config.relay_link_scheduler``, which leaves drop decisions to the edge."""
+        peer.relay_link = True
+        peer.scheduler.limits = self.config.relay_link_scheduler
 
     def pump(self, peer: Peer) -> None:
         """The peer's connection may have room: write what its scheduler holds."""

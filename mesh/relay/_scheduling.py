@@ -66,6 +66,24 @@ class SchedulerLimits:
             raise ValueError("max_open_subgroups must be at least 1")
 
 
+def relay_link_limits() -> SchedulerLimits:
+    """Scheduling toward another relay (an origin's POPs, a parent POP's children).
+
+    A relay link fans out to many viewers, so dropping there costs all of them,
+    and its congestion is mostly QUIC loss recovery on a long path (a backlog for
+    a few RTTs), not a link that cannot keep up. Drop decisions belong to the edge:
+    a relay link only skips groups that are seconds stale and never ends early.
+    """
+    return SchedulerLimits(
+        backlog_threshold=64 * 1024,
+        max_queued_bytes=32 << 20,
+        skip_after=2.0,
+        max_lag=4.0,
+        too_far_behind_after=30.0,
+        max_open_subgroups=256,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerStatistics:
     """One subscriber's scheduler, flat numbers (exportable as gauges/counters)."""

@@ -10,7 +10,7 @@ EXPORTS = {
     "mesh.topology": {
         "NODE_PREFIX", "ROUTE_PREFIX", "TOPOLOGY_CHANNEL", "HOPS_PARAM", "NoRoute", "NodeInfo",
         "NodeRole", "Route", "RouteLoop", "Topology", "TopologyError", "TopologyEvent",
-        "TopologyStatistics", "Upstream", "format_hop_path", "hop_path_from", "parse_hop_path",
+        "TopologyStatistics", "Upstream", "format_hop_path", "hop_path_from", "is_relay_link_path", "parse_hop_path",
         "with_hop_path",
     },
     "mesh.auth": {

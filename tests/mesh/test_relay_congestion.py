@@ -192,3 +192,26 @@ def test_the_subscriber_priority_of_publish_ok_orders_what_the_relay_pushes(vers
     for _ in range(4):
         slow.drain(10_000)
     assert list(slow.received()) == [(b"video", 0, 0), (b"audio", 0, 0), (b"video", 0, 1)]
+
+
+def test_relay_links_are_scheduled_to_leave_drops_to_the_edge() -> None:
+    """A session marked as a relay link gets the lenient limits; a viewer keeps the edge's."""
+    from mesh.relay import Relay, RelayConfig
+    from mesh.topology import is_relay_link_path
+    from moqt.session import Session
+    from tests.moqt.harness import MemoryTransport
+
+    relay = Relay(RelayConfig())
+    viewer = relay.attach(
+        Session(MemoryTransport(is_client=False), is_client=False, version=None), "v"
+    )
+    link = relay.attach(
+        Session(MemoryTransport(is_client=False), is_client=False, version=None), "l"
+    )
+    relay.mark_relay_link(link)
+    assert viewer.scheduler.limits == relay.config.scheduler and not viewer.relay_link
+    assert link.scheduler.limits == relay.config.relay_link_scheduler and link.relay_link
+    edge, hop = relay.config.scheduler, relay.config.relay_link_scheduler
+    assert hop.skip_after > 10 * edge.skip_after and hop.max_queued_bytes > edge.max_queued_bytes
+    assert is_relay_link_path("/relay?hops=pop-eu-1") and not is_relay_link_path("/stream/o/lv_1")
+    assert not is_relay_link_path("/relay?hops=a&hops=b") and not is_relay_link_path(None)
