@@ -38,6 +38,7 @@ from clutchcall.streams._errors import (
     ValidationError,
 )
 from clutchcall.streams._models import LiveInputPage, LiveInputWithKey, PlaybackTicket, Revocation
+from clutchcall.streams._player import PlaybackError, Player
 from clutchcall.streams._publisher import (
     AsyncPublisher,
     Publisher,
@@ -67,8 +68,10 @@ __all__ = [
     "LiveInputWithKey",
     "LiveInputs",
     "NotFound",
+    "PlaybackError",
     "PlaybackTicket",
     "PlaybackTokens",
+    "Player",
     "PublishError",
     "PublishResult",
     "Publisher",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from clutchcall.streams._models import (
     PlaybackTicket,
     Revocation,
 )
+from clutchcall.streams._player import PlaybackError, Player
 from clutchcall.streams._publisher import Publisher
 from clutchcall.streams._viewer_sync import BroadcastViewer
 
@@ -226,6 +227,19 @@ class Streams:
         through ``relay_url``; see :meth:`BroadcastViewer.open` for ``options``."""
         url, tok, ns = viewer_target(self.config, namespace, token)
         return BroadcastViewer.open(url, token=tok, namespace=ns, **options)
+
+    def viewer(
+        self,
+        *,
+        on_started: Callable[[], object] | None = None,
+        on_error: Callable[[PlaybackError], object] | None = None,
+        **options: Any,
+    ) -> Player:
+        """The seed's ``viewer({ onStarted, onError })``: ``attach(sink)``, ``play("lv_...")``,
+        ``stop()``; needs ``relay_url`` and a playback ``token``."""
+        return Player(
+            self.open_viewer, self.config.token, on_started=on_started, on_error=on_error, **options
+        )
 
     def close(self) -> None:
         if self._http is not None and self._own_http:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from clutchcall.streams import (
     AsyncPublisher,
     BroadcastViewer,
     ConfigurationError,
+    PlaybackError,
     Streams,
 )
 from media import split_fmp4
@@ -306,9 +308,31 @@ def test_streams_data_plane_client_publishes_and_watches_by_token(tmp_path: Path
             )
             time.sleep(4.5)
             viewer.close()
+        # The seed's viewer({ onStarted, onError }) / attach / play / stop, in Python.
+        out = io.BytesIO()
+        started: list[bool] = []
+        errors: list[PlaybackError] = []
+        with Streams(relay_url=state["url"], token=token) as twin:
+            player = twin.viewer(
+                on_started=lambda: started.append(True), on_error=errors.append,
+                cafile=state["cert"],
+            )  # fmt: skip
+            player.attach(out)
+            with pytest.raises(ConfigurationError, match="VOD playback"):
+                player.play("pb_def456")
+            with pytest.raises(ConfigurationError, match="not lv_other"):
+                player.play("lv_other")
+            player.play("lv_test")
+            assert player.wait_started(20)
+            time.sleep(1.0)
+            player.stop()
+        assert started == [True] and errors == []
+        assert split_fmp4(out.getvalue())[0].__class__ is InitSegment
         pub.stop()
         assert rec.chunks and rec.chunks[0].is_init
         assert rec.closes == [("closed", "closed by the application")]
+        with pytest.raises(ConfigurationError, match="needs a playback token"):
+            Streams(relay_url=state["url"]).viewer().play("lv_test")
         with pytest.raises(ConfigurationError, match="names no namespace"):
             Streams(relay_url=state["url"], token=_jwt_with({"sub": "x"})).open_viewer()
         with pytest.raises(ConfigurationError, match="no relay_url"):
