@@ -29,21 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._procs import CpuSample, Proc, python, rss_bytes
+from ._procs import CpuSample, Proc, free_port, percentile, python, rss_bytes
 
 __all__ = ["FanoutResult", "main", "run_fanout"]
 
 NAMESPACE = (b"bench", b"fanout")
 TRACK = b"video"
 _STAMP = struct.Struct(">Q")
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[k]
 
 
 # --- publisher role ------------------------------------------------------------------
@@ -213,14 +205,6 @@ def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[
     raise ValueError(f"unknown relay {kind!r}")
 
 
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_udp_listener(port: int, proc: Proc, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     needle = f":{port:04X}"
@@ -247,7 +231,7 @@ def run_fanout(
     per_process: int,
     workdir: Path,
 ) -> FanoutResult:
-    port, http_port = _free_udp_port(), _free_udp_port()
+    port, http_port = free_port(), free_port()
     url = f"moqt://127.0.0.1:{port}"
     result = FanoutResult(relay, subscribers)
     expected = int(duration * fps)
@@ -334,8 +318,8 @@ def run_fanout(
             result.notes.extend(f"rejected: {r}" for r in data["rejected"][:3])
         window = after.wall - before.wall
         result.delivered_ratio = delivered / max(1, result.sent * subscribers)
-        result.latency_p50_ms = _percentile(latencies, 50)
-        result.latency_p99_ms = _percentile(latencies, 99)
+        result.latency_p50_ms = percentile(latencies, 50)
+        result.latency_p99_ms = percentile(latencies, 99)
         result.relay_cpu_cores = after.utilisation_since(before)
         result.egress_mbit_s = payload * 8 / 1e6 / max(1e-9, window)
     except (RuntimeError, TimeoutError) as exc:

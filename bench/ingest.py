@@ -63,7 +63,7 @@ from typing import Any
 from ._ingest_rtmp import TagClock, encoder_argv
 from ._live import make_clip
 from ._nodes import node_env, origin_argv, pop_argv, tree_pids, wait_event
-from ._procs import Proc, cpu_seconds, python
+from ._procs import Proc, cpu_seconds, free_port, percentile, python
 from ._tokens import BenchTokens
 
 __all__ = ["IngestResult", "RenditionFigures", "format_results", "main", "run_moqt", "run_rtmp"]
@@ -71,19 +71,6 @@ __all__ = ["IngestResult", "RenditionFigures", "format_results", "main", "run_mo
 ORG = "org_dev"
 THREE = ("720p:720:2800000", "480p:480:1400000", "360p:360:800000")
 ONE = ("720p:720:2800000",)
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -122,8 +109,8 @@ class _Cluster:
         self.workdir, self.tag = workdir, tag
         self.procs: list[Proc] = []
         self.tokens = BenchTokens(workdir)
-        redis_port = _free_port(socket.SOCK_STREAM)
-        self.origin_port, self.pop_port = _free_port(), _free_port()
+        redis_port = free_port(socket.SOCK_STREAM)
+        self.origin_port, self.pop_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
         self.start(
             "redis",
@@ -203,11 +190,11 @@ def _rtmp_figures(track: str, objects: list[dict[str, Any]], anchor: float) -> R
     stamped = [o for o in warm if o["prft"] is not None]
     transcode = [(o["prft"] - (anchor + o["end"])) * 1000 for o in stamped]
     delivery = [(o["received"] - o["prft"]) * 1000 for o in stamped]
-    figures.oldest_p50_ms, figures.oldest_p99_ms = _percentile(oldest, 50), _percentile(oldest, 99)
-    figures.newest_p50_ms, figures.newest_p99_ms = _percentile(newest, 50), _percentile(newest, 99)
-    figures.transcode_p50_ms = _percentile(transcode, 50)
-    figures.delivery_p50_ms = _percentile(delivery, 50)
-    figures.delivery_p99_ms = _percentile(delivery, 99)
+    figures.oldest_p50_ms, figures.oldest_p99_ms = percentile(oldest, 50), percentile(oldest, 99)
+    figures.newest_p50_ms, figures.newest_p99_ms = percentile(newest, 50), percentile(newest, 99)
+    figures.transcode_p50_ms = percentile(transcode, 50)
+    figures.delivery_p50_ms = percentile(delivery, 50)
+    figures.delivery_p99_ms = percentile(delivery, 99)
     return figures
 
 
@@ -262,8 +249,8 @@ def run_rtmp(ladder: Sequence[str], *, duration: float, workdir: Path) -> Ingest
             default=0.0,
         )
         sends = clock.send_delays(int((first_counted + anchor - clock.anchor()) * 1000))
-        result.encoder_send_p50_ms = _percentile(sends, 50) * 1000
-        result.encoder_send_p99_ms = _percentile(sends, 99) * 1000
+        result.encoder_send_p50_ms = percentile(sends, 50) * 1000
+        result.encoder_send_p99_ms = percentile(sends, 99) * 1000
         for name in names:
             objects = [o for o in data["objects"] if o["track"] == name]
             figures = _rtmp_figures(name, objects, anchor)
@@ -330,7 +317,7 @@ def run_moqt(*, duration: float, workdir: Path, fps: float = 30.0) -> IngestResu
         objects = json.loads(report.read_text())["viewers"][0]["objects"]
         warm = [(r - s) * 1000 for g, _, r, s in objects if g >= 2 and s > 0]
         # One frame per object, stamped at send: oldest = newest frame = send -> viewer.
-        p50, p99 = _percentile(warm, 50), _percentile(warm, 99)
+        p50, p99 = percentile(warm, 50), percentile(warm, 99)
         figures = RenditionFigures("video", objects=len(warm))
         figures.oldest_p50_ms = figures.newest_p50_ms = figures.delivery_p50_ms = p50
         figures.oldest_p99_ms = figures.newest_p99_ms = figures.delivery_p99_ms = p99

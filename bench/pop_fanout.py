@@ -55,7 +55,7 @@ from ._nodes import (
     tree_rss,
     wait_event,
 )
-from ._procs import Proc, python
+from ._procs import Proc, free_port, percentile, python
 from ._tokens import BenchTokens
 
 __all__ = ["PopFanoutResult", "main", "run_pop_fanout"]
@@ -63,19 +63,6 @@ __all__ = ["PopFanoutResult", "main", "run_pop_fanout"]
 INPUT_ID = "lv_fanout"
 NAMESPACE = f"stream/org_dev/{INPUT_ID}"
 PRIME_GROUPS = 1
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
-def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -178,7 +165,7 @@ def run_pop_fanout(
     clip_dir = workdir / "clips"
     make_clip(clip_dir, bitrate=bitrate, fps=fps, group_seconds=group_seconds)
     tokens = BenchTokens(workdir)
-    redis_port, origin_port, pop_port = _free_port(socket.SOCK_STREAM), _free_port(), _free_port()
+    redis_port, origin_port, pop_port = free_port(socket.SOCK_STREAM), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     expected = int(duration * fps)
     try:
@@ -332,11 +319,11 @@ def _figures(
     """``window``: wall-clock start signal and end of sending; egress counts what the
     viewers received inside it (a saturated POP still delivering later is not egress)."""
     at_probe = {(g, o): r for g, o, r, _ in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS}
-    result.origin_hop_p50_ms = _percentile(
+    result.origin_hop_p50_ms = percentile(
         [(r - s) * 1000 for g, _, r, s in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS],
         50,
     )
-    result.origin_hop_p99_ms = _percentile(
+    result.origin_hop_p99_ms = percentile(
         [(r - s) * 1000 for g, _, r, s in probe["viewers"][0]["objects"] if g >= PRIME_GROUPS],
         99,
     )
@@ -368,16 +355,16 @@ def _figures(
                     revocations.append((viewer["closed_at"] - published[viewer["jti"]]) * 1000)
     result.notes += [f"rejected: {r}" for r in sorted(set(rejected))[:3]]
     result.delivered_ratio = delivered / max(1, result.sent * result.viewers)
-    result.pop_hop_p50_ms = _percentile(pop_hop, 50)
-    result.pop_hop_p99_ms = _percentile(pop_hop, 99)
-    result.end_to_end_p50_ms = _percentile(end_to_end, 50)
-    result.end_to_end_p99_ms = _percentile(end_to_end, 99)
+    result.pop_hop_p50_ms = percentile(pop_hop, 50)
+    result.pop_hop_p99_ms = percentile(pop_hop, 99)
+    result.end_to_end_p50_ms = percentile(end_to_end, 50)
+    result.end_to_end_p99_ms = percentile(end_to_end, 99)
     object_size = sent["bytes"] / max(1, sent["objects"])
     seconds = max(1e-9, window[1] - window[0])
     result.pop_egress_mbit_s = in_window * object_size * 8 / 1e6 / seconds
     result.revoked = len(revocations)
-    result.revocation_p50_ms = _percentile(revocations, 50)
-    result.revocation_p99_ms = _percentile(revocations, 99)
+    result.revocation_p50_ms = percentile(revocations, 50)
+    result.revocation_p99_ms = percentile(revocations, 99)
 
 
 def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str:

@@ -43,7 +43,7 @@ from typing import Any
 
 from ._live import make_clip
 from ._nodes import metric, node_env, origin_argv, parse_metrics, pop_argv, wait_event
-from ._procs import Proc, python
+from ._procs import Proc, percentile, python
 from ._tokens import BenchTokens
 from .netlab import NetLab
 
@@ -302,13 +302,6 @@ def _start_nodes(mesh: RegionMesh, clip_dir: Path, *, fps: float, seed: int) -> 
 # --- measurement ---------------------------------------------------------------------
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
-
-
 @dataclass
 class JoinFigures:
     """How the viewers of one process joined: where they started, how soon, how old."""
@@ -382,8 +375,8 @@ def join_figures(
             out.gaps += max(0, expected - len(later))
         if in_start[-1][1] != per_group - 1 and later:
             out.start_holes += per_group - 1 - in_start[-1][1]  # the start group's tail
-    out.steady_p50_ms = _percentile(steady, 50)
-    out.steady_p99_ms = _percentile(steady, 99)
+    out.steady_p50_ms = percentile(steady, 50)
+    out.steady_p99_ms = percentile(steady, 99)
     return out
 
 
@@ -502,7 +495,7 @@ def format_result(result: MeshResult) -> str:
             fetches = ",".join(sorted(set(f.fetches)))
             lines.append(
                 f"| {r.region} | {r.rtt_ms:.0f} | {label} x{f.viewers} | {starts} | {fetches} | "
-                f"{_percentile(f.ttfo_ms, 50):.0f} | {max(f.start_wait_ms, default=math.nan):.0f} | "
+                f"{percentile(f.ttfo_ms, 50):.0f} | {max(f.start_wait_ms, default=math.nan):.0f} | "
                 f"{max(f.start_age_ms, default=math.nan):.0f} | "
                 f"{f.steady_p50_ms:.1f}/{f.steady_p99_ms:.1f} | {f.start_holes}/{f.gaps} | "
                 f"{r.pop_upstream_subscriptions:.0f} | {r.pop_egress_ratio:.2f} |"
