@@ -116,8 +116,15 @@ class JwksProvider:
         stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
         # Both a stale set and an unknown kid refresh at most once per interval, so a
         # dead JWKS server or a flood of random kids costs one fetch per interval.
-        if (stale or kid not in self._keys) and self._may_refresh(now):
-            await self._refresh_once(now)
+        if stale or kid not in self._keys:
+            if self._may_refresh(now):
+                await self._refresh_once(now)
+            elif self._lock.locked():
+                # A refresh is under way (typically the background one at start-up):
+                # its answer is the one this kid is waiting for, so wait for it
+                # rather than refusing on the set it is about to replace.
+                async with self._lock:
+                    pass
         if self._fetched_at is None:
             raise JwksUnavailable(f"no JWKS could be loaded from {self.source}")
         return self._keys.get(kid)
@@ -130,7 +137,7 @@ class JwksProvider:
         async with self._lock:
             if self._attempted_at is not None and self._attempted_at >= asked_at:
                 return  # someone refreshed while we waited for the lock
-            await self.refresh()
+            await self._refresh()
 
     async def run(self) -> None:
         """Refresh in the background every ``max_age / 2`` so verification never waits.
@@ -151,6 +158,10 @@ class JwksProvider:
 
     async def refresh(self) -> None:
         """Fetch the key set now; on failure keep the cached keys (and log)."""
+        async with self._lock:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         self._attempted_at = self._clock()
         self.fetches += 1
         try:

@@ -477,3 +477,35 @@ async def test_background_refresh_retries_quickly_while_no_key_is_loaded(
         assert took < 2.0
         await TokenVerifier(provider).verify(key.sign(claims()))
         task.cancel()
+
+
+class _GatedBus(MemoryBus):
+    """A key-set source whose reads wait for ``opened``: a refresh in flight, held open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = asyncio.Event()
+        self.reads = 0
+
+    async def get(self, key: str) -> Any:
+        self.reads += 1
+        await self.opened.wait()
+        return await super().get(key)
+
+
+async def test_viewer_arriving_during_the_first_refresh_waits_for_it(key: SigningKey) -> None:
+    """The start-up race CI caught: the background refresh had begun, so a viewer
+    inside the retry floor found no set yet and was refused with keys_unavailable."""
+    bus = _GatedBus()
+    await bus.set(JWKS_KEY, jwks(key))
+    provider = JwksProvider("bus", bus=bus, min_refresh_interval=10)
+    async with asyncio.TaskGroup() as tg:
+        background = tg.create_task(provider.run())
+        await wait_until(lambda: bus.reads == 1)
+        verify = tg.create_task(TokenVerifier(provider).verify(key.sign(claims())))
+        await asyncio.sleep(0.05)
+        assert not verify.done()  # held behind the refresh, not refused
+        bus.opened.set()
+        await asyncio.wait_for(verify, 2)
+        assert bus.reads == 1  # answered by the one refresh, not a second fetch
+        background.cancel()
