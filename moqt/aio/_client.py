@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -14,10 +13,14 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..version import DRAFT_14, DRAFT_16, alpn_for
-from ._connection import MoqtConnection, SessionOptions
+from ._connection import MoqtConnection, SessionOptions, client_session
+from ._picoquic import connect_picoquic
 from ._protocol import ALPN_H3, ClientTarget, MoqtProtocol
 
-__all__ = ["connect", "parse_moqt_url"]
+__all__ = ["QUIC_STACKS", "connect", "parse_moqt_url"]
+
+#: QUIC implementations the adapters run on (``stack=`` of :func:`connect`).
+QUIC_STACKS = ("aioquic", "picoquic")
 
 
 def parse_moqt_url(url: str, versions: Sequence[int] = (DRAFT_16, DRAFT_14)) -> ClientTarget:
@@ -52,15 +55,32 @@ async def connect(
     options: SessionOptions | None = None,
     setup_timeout: float = 10.0,
     wait_setup: bool = True,
+    stack: str = "aioquic",
 ) -> AsyncIterator[MoqtConnection]:
     """Open a MoQT session; yields once SETUP completed (unless ``wait_setup`` is False).
 
     ``versions`` lists the drafts offered (raw QUIC: one ALPN each; WebTransport:
     ``moqt-16`` in ``wt-available-protocols``, draft-14 through CLIENT_SETUP).
-    On exit the session is closed (NO_ERROR) and the connection awaited.
+    ``stack`` picks the QUIC implementation (:data:`QUIC_STACKS`): ``aioquic``
+    (pure Python) or ``picoquic`` (C, on its own thread), both for raw QUIC and
+    WebTransport. On exit the session is closed (NO_ERROR) and the
+    connection awaited.
     """
     target = parse_moqt_url(url, versions)
     opts = options or SessionOptions()
+    if stack not in QUIC_STACKS:
+        raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")
+    if stack == "picoquic":
+        async with connect_picoquic(
+            target,
+            verify=verify,
+            cafile=cafile,
+            options=opts,
+            setup_timeout=setup_timeout,
+            wait_setup=wait_setup,
+        ) as moqt:
+            yield moqt
+        return
     config = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN_H3] if target.webtransport else [alpn_for(v) for v in target.versions],
@@ -80,23 +100,8 @@ async def connect(
     ) -> MoqtProtocol:
         return MoqtProtocol(quic, stream_handler, options=opts, target=target)
 
-    async with asyncio.timeout(setup_timeout):
-        cm = quic_connect(
-            target.host, target.port, configuration=config, create_protocol=create_protocol
-        )
-        protocol = await cm.__aenter__()
-    assert isinstance(protocol, MoqtProtocol)
-    try:
-        async with asyncio.timeout(setup_timeout):
-            moqt = await protocol.wait_session()
-            if wait_setup:
-                await moqt.wait_setup()
+    opening = quic_connect(
+        target.host, target.port, configuration=config, create_protocol=create_protocol
+    )
+    async with client_session(opening, setup_timeout=setup_timeout, wait_setup=wait_setup) as moqt:
         yield moqt
-    except BaseException as exc:
-        protocol.abort()
-        await cm.__aexit__(type(exc), exc, exc.__traceback__)
-        raise
-    else:
-        moqt.close()
-        await moqt.wait_closed(grace=2.0)
-        await cm.__aexit__(None, None, None)

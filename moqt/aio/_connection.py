@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import structlog
 
+from .._transport import Transport
 from ..errors import LocalError, SessionCloseCode
 from ..events import (
     Event,
@@ -37,7 +40,14 @@ from ..events import (
 )
 from ..session import Session
 
-__all__ = ["ConnectionClosed", "EventHandler", "MoqtConnection", "RequestFailed", "SessionOptions"]
+__all__ = [
+    "ConnectionClosed",
+    "EventHandler",
+    "MoqtConnection",
+    "RequestFailed",
+    "SessionOptions",
+    "client_session",
+]
 
 logger = structlog.get_logger("moqt.aio")
 
@@ -87,6 +97,31 @@ class SessionOptions:
     auth_token: bytes | None = None
     max_queued_events: int = 4096
 
+    def new_session(
+        self,
+        transport: Transport,
+        *,
+        is_client: bool,
+        version: int | None,
+        webtransport: bool = False,
+        path: str | None = None,
+        authority: str | None = None,
+    ) -> Session:
+        """The :class:`Session` every adapter (either stack, raw QUIC or WebTransport)
+        puts on a new connection; ``auth_token`` goes into a client's CLIENT_SETUP."""
+        return Session(
+            transport,
+            is_client=is_client,
+            version=version,
+            max_request_id=self.max_request_id,
+            max_object_size=self.max_object_size,
+            path=path,
+            authority=authority,
+            auth_token=self.auth_token if is_client else None,
+            implementation=self.implementation,
+            webtransport=webtransport,
+        )
+
 
 class MoqtConnection:
     """One MoQT session on a QUIC connection or a WebTransport session."""
@@ -101,6 +136,7 @@ class MoqtConnection:
         max_queued_events: int = 4096,
         path: str | None = None,
         backlog: Callable[[], int] = lambda: 0,
+        wake_from: Callable[[int], None] = lambda _bytes: None,
     ) -> None:
         self._session = session
         self._loop = asyncio.get_running_loop()
@@ -110,6 +146,7 @@ class MoqtConnection:
         self.path = path
         self._abort = abort
         self._backlog = backlog
+        self._wake_from = wake_from
         self._writable: Callable[[], None] | None = None
         self._handler: EventHandler | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queued_events)
@@ -151,11 +188,20 @@ class MoqtConnection:
         """Bytes written to this connection that QUIC has not sent yet (or must resend)."""
         return self._backlog()
 
-    def set_writable_handler(self, handler: Callable[[], None] | None) -> None:
-        """Call ``handler`` whenever packets from the peer were processed (ACKs may have
-        opened the congestion window): the moment to look at :meth:`send_backlog` and
-        write more. It runs inside the adapter's callback and must not block."""
+    def set_writable_handler(
+        self, handler: Callable[[], None] | None, *, min_backlog: int = 1
+    ) -> None:
+        """Call ``handler`` when the connection may take more: the moment to look at
+        :meth:`send_backlog` and write. It runs inside the adapter's callback and must
+        not block.
+
+        On aioquic that is whenever packets from the peer were processed (ACKs may
+        have opened the congestion window). On picoquic, whose sending happens on
+        another thread, it is when a stream ring drained after :meth:`send_backlog`
+        last reported at least ``min_backlog`` bytes: a writer that only holds back
+        from that much on says so, and is not woken after every write."""
         self._writable = handler
+        self._wake_from(max(1, min_backlog))
 
     async def wait_setup(self) -> SetupCompleted:
         """Wait until CLIENT_SETUP/SERVER_SETUP completed; raises ConnectionClosed."""
@@ -389,3 +435,40 @@ def _format_addr(addr: tuple[str, int] | None) -> str | None:
     if addr is None:
         return None
     return f"{addr[0]}:{addr[1]}"
+
+
+class ClientHost(Protocol):
+    """A client connection's protocol object, on either stack."""
+
+    async def wait_session(self) -> MoqtConnection: ...
+
+    def abort(self) -> None: ...
+
+
+@asynccontextmanager
+async def client_session(
+    opening: AbstractAsyncContextManager[Any],
+    *,
+    setup_timeout: float,
+    wait_setup: bool,
+) -> AsyncIterator[MoqtConnection]:
+    """The client side of :func:`moqt.aio.connect` once a stack's ``connect`` context
+    manager (``opening``) is chosen: open it and wait for the session (and its SETUP)
+    within ``setup_timeout``; on exit close NO_ERROR and wait for the close, on an error
+    abort the connection."""
+    async with asyncio.timeout(setup_timeout):
+        host: ClientHost = await opening.__aenter__()
+    try:
+        async with asyncio.timeout(setup_timeout):
+            moqt = await host.wait_session()
+            if wait_setup:
+                await moqt.wait_setup()
+        yield moqt
+    except BaseException as exc:
+        host.abort()
+        await opening.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        moqt.close()
+        await moqt.wait_closed(grace=2.0)
+        await opening.__aexit__(None, None, None)

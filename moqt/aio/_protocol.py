@@ -37,6 +37,7 @@ from aioquic.quic.events import (
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from .._buffer import Buffer, NeedMoreData
+from .._transport import Transport
 from ..errors import SessionCloseCode
 from ..session import Session
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, DRAFT_14, DRAFT_16
@@ -50,7 +51,7 @@ from ._transports import (
     http3_code_to_webtransport,
 )
 
-__all__ = ["ALPN_H3", "ClientTarget", "MoqtProtocol", "parse_sf_string_list"]
+__all__ = ["ALPN_H3", "ClientTarget", "MoqtProtocol", "parse_sf_string_list", "raw_session"]
 
 logger = structlog.get_logger("moqt.aio")
 
@@ -121,7 +122,7 @@ class MoqtProtocol(QuicConnectionProtocol):
         self._moqt: MoqtConnection | None = None
         self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
         # aioquic's connect() reports a failed handshake itself; nobody may await this then.
-        self._ready.add_done_callback(_retrieve)
+        self._ready.add_done_callback(retrieve_exception)
         self._flush_scheduled = False
         self._terminated = False
         self._log = logger.bind(role="client" if self._is_client else "server")
@@ -215,30 +216,7 @@ class MoqtProtocol(QuicConnectionProtocol):
 
     def _start_raw(self) -> None:
         transport = QuicTransport(self._quic, self._schedule_flush)
-        if self._is_client:
-            target = self._target
-            assert target is not None
-            version = DRAFT_16 if self._alpn == ALPN_DRAFT_16 else DRAFT_14
-            session = Session(
-                transport,
-                is_client=True,
-                version=version,
-                max_request_id=self._options.max_request_id,
-                max_object_size=self._options.max_object_size,
-                path=target.path,
-                authority=f"{target.host}:{target.port}",
-                auth_token=self._options.auth_token,
-                implementation=self._options.implementation,
-            )
-        else:
-            session = Session(
-                transport,
-                is_client=False,
-                version=DRAFT_16 if self._alpn == ALPN_DRAFT_16 else None,
-                max_request_id=self._options.max_request_id,
-                max_object_size=self._options.max_object_size,
-                implementation=self._options.implementation,
-            )
+        session = raw_session(transport, self._alpn, self._options, self._target)
         self._attach(session, f"quic/{self._alpn}", None)
 
     def _attach(self, session: Session, name: str, path: str | None) -> None:
@@ -341,14 +319,8 @@ class MoqtProtocol(QuicConnectionProtocol):
             self._quic, self._h3, event.stream_id, self._schedule_flush, self._wt_closed_locally
         )
         version = _WT_PROTOCOLS[chosen] if chosen is not None else None
-        session = Session(
-            self._wt,
-            is_client=False,
-            version=version,
-            max_request_id=self._options.max_request_id,
-            max_object_size=self._options.max_object_size,
-            implementation=self._options.implementation,
-            webtransport=True,
+        session = self._options.new_session(
+            self._wt, is_client=False, version=version, webtransport=True
         )
         path = headers.get(b":path", b"/").decode("utf-8", errors="replace")
         self._attach(session, f"webtransport/{chosen or 'moq-00'}", path)
@@ -403,15 +375,8 @@ class MoqtProtocol(QuicConnectionProtocol):
         self._wt = WebTransportTransport(
             self._quic, self._h3, event.stream_id, self._schedule_flush, self._wt_closed_locally
         )
-        session = Session(
-            self._wt,
-            is_client=True,
-            version=version,
-            max_request_id=self._options.max_request_id,
-            max_object_size=self._options.max_object_size,
-            auth_token=self._options.auth_token,
-            implementation=self._options.implementation,
-            webtransport=True,
+        session = self._options.new_session(
+            self._wt, is_client=True, version=version, webtransport=True
         )
         self._attach(session, f"webtransport/{chosen or 'moq-00'}", self._target.path)
 
@@ -468,7 +433,27 @@ class MoqtProtocol(QuicConnectionProtocol):
             self.transmit()
 
 
-def _retrieve(future: asyncio.Future[MoqtConnection]) -> None:
+def raw_session(
+    transport: Transport, alpn: str | None, options: SessionOptions, target: ClientTarget | None
+) -> Session:
+    """The session on a raw QUIC connection, by ALPN: ``moqt-16`` is draft-16; ``moq-00``
+    is draft-14 for a client and negotiated in CLIENT_SETUP by a server. A client
+    (``target`` given) sends its path and authority in CLIENT_SETUP."""
+    if target is None:
+        return options.new_session(
+            transport, is_client=False, version=DRAFT_16 if alpn == ALPN_DRAFT_16 else None
+        )
+    return options.new_session(
+        transport,
+        is_client=True,
+        version=DRAFT_16 if alpn == ALPN_DRAFT_16 else DRAFT_14,
+        path=target.path,
+        authority=f"{target.host}:{target.port}",
+    )
+
+
+def retrieve_exception(future: asyncio.Future[MoqtConnection]) -> None:
+    """Done callback: mark a failed future's exception retrieved (nobody may await it)."""
     if not future.cancelled():
         future.exception()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.asyncio.server import QuicServer
@@ -13,10 +14,19 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
+from ._client import QUIC_STACKS
 from ._connection import MoqtConnection, SessionOptions
+from ._picoquic import serve_picoquic
 from ._protocol import ALPN_H3, MoqtProtocol
 
-__all__ = ["DEFAULT_SERVER_ALPNS", "MoqtServer", "serve", "server_configuration"]
+__all__ = [
+    "DEFAULT_SERVER_ALPNS",
+    "Listener",
+    "MoqtServer",
+    "listen",
+    "serve",
+    "server_configuration",
+]
 
 # Preference order: the server picks the first of these the client offers.
 DEFAULT_SERVER_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -118,3 +128,51 @@ async def serve(
                 except OSError:
                     pass
     return MoqtServer(server, protocols)
+
+
+class Listener(Protocol):
+    """What a node needs of a listening endpoint, whichever QUIC stack runs it."""
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    @property
+    def connections(self) -> list[MoqtConnection]: ...
+
+    def close(self) -> None: ...
+
+
+async def listen(
+    host: str,
+    port: int,
+    *,
+    certificate: Path,
+    private_key: Path,
+    on_session: Callable[[MoqtConnection], None],
+    options: SessionOptions | None = None,
+    stack: str = "aioquic",
+    max_connections: int = 10_000,
+) -> Listener:
+    """Serve MoQT on ``stack`` (:data:`QUIC_STACKS`): raw QUIC and WebTransport on one
+    port, with :func:`serve` (``aioquic``) or :func:`serve_picoquic` (``picoquic``,
+    packet and HTTP/3 work on a C thread)."""
+    if stack == "aioquic":
+        return await serve(
+            host,
+            port,
+            configuration=server_configuration(certificate, private_key),
+            on_session=on_session,
+            options=options,
+            max_connections=max_connections,
+        )
+    if stack == "picoquic":
+        return await serve_picoquic(
+            host,
+            port,
+            certificate=certificate,
+            private_key=private_key,
+            on_session=on_session,
+            options=options,
+            max_connections=max_connections,
+        )
+    raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")

@@ -180,12 +180,41 @@ def test_exports() -> None:
     assert sorted(moqt.aio.__all__) == sorted(
         [
             "ALPN_H3", "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
-            "ConnectionClosed", "EventHandler", "MoqtConnection", "MoqtProtocol", "MoqtServer",
-            "RequestFailed", "SessionOptions", "certificate_sha256", "connect",
-            "generate_self_signed",
-            "parse_moqt_url", "serve", "server_configuration", "write_self_signed",
+            "ConnectionClosed", "EventHandler", "Listener", "MoqtConnection", "MoqtProtocol",
+            "MoqtServer", "PicoquicServer", "QUIC_STACKS", "RequestFailed", "SessionOptions",
+            "certificate_sha256", "connect", "generate_self_signed", "listen",
+            "parse_moqt_url", "serve", "serve_picoquic", "server_configuration",
+            "write_self_signed",
         ]
     )  # fmt: skip
+
+
+async def check_datagram_and_reset(server_conn: MoqtConnection, client: MoqtConnection) -> None:
+    """A DATAGRAM object and a subgroup stream reset (DELIVERY_TIMEOUT) reach the client."""
+    rid = client.session.subscribe(NS, b"video")
+    request = None
+    while request is None:
+        event = await server_conn.wait_event()
+        if isinstance(event, SubscribeRequested):
+            request = event
+    server_conn.session.accept_subscribe(request.request_id)
+    await client.request(rid, SubscribeAccepted)
+    server_conn.session.send_object_datagram(request.request_id, 3, 0, b"datagram")
+    handle = server_conn.session.open_subgroup(request.request_id, 4, 0)
+    server_conn.session.write_object(handle, 0, b"first")
+    await asyncio.sleep(0.1)  # let the object arrive before the reset
+    server_conn.session.reset_subgroup(handle, 0x2)  # DELIVERY_TIMEOUT
+    seen: dict[str, object] = {}
+    while "reset" not in seen or "datagram" not in seen:
+        event = await client.wait_event()
+        if isinstance(event, ObjectReceived) and event.payload == b"datagram":
+            assert event.source is ObjectSource.DATAGRAM
+            seen["datagram"] = event
+        elif isinstance(event, SubgroupStreamReset):
+            seen["reset"] = event
+    reset = seen["reset"]
+    assert isinstance(reset, SubgroupStreamReset)
+    assert (reset.group_id, reset.error_code) == (4, 0x2)
 
 
 @pytest.mark.parametrize(("scheme", "version"), CASES)
@@ -197,31 +226,7 @@ async def test_datagrams_and_stream_resets(
     url = f"{scheme}://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
     async with asyncio.timeout(10):
         async with connect(url, versions=(version,), cafile=str(certificate[0])) as client:
-            server_conn = await accepted.get()
-            rid = client.session.subscribe(NS, b"video")
-            request = None
-            while request is None:
-                event = await server_conn.wait_event()
-                if isinstance(event, SubscribeRequested):
-                    request = event
-            server_conn.session.accept_subscribe(request.request_id)
-            await client.request(rid, SubscribeAccepted)
-            server_conn.session.send_object_datagram(request.request_id, 3, 0, b"datagram")
-            handle = server_conn.session.open_subgroup(request.request_id, 4, 0)
-            server_conn.session.write_object(handle, 0, b"first")
-            await asyncio.sleep(0.1)  # let the object arrive before the reset
-            server_conn.session.reset_subgroup(handle, 0x2)  # DELIVERY_TIMEOUT
-            seen: dict[str, object] = {}
-            while "reset" not in seen or "datagram" not in seen:
-                event = await client.wait_event()
-                if isinstance(event, ObjectReceived) and event.payload == b"datagram":
-                    assert event.source is ObjectSource.DATAGRAM
-                    seen["datagram"] = event
-                elif isinstance(event, SubgroupStreamReset):
-                    seen["reset"] = event
-            reset = seen["reset"]
-            assert isinstance(reset, SubgroupStreamReset)
-            assert (reset.group_id, reset.error_code) == (4, 0x2)
+            await check_datagram_and_reset(await accepted.get(), client)
 
 
 async def test_connections_over_the_limit_are_refused(

@@ -1,0 +1,461 @@
+"""MoQT over aiopquic: picoquic, a C QUIC and HTTP/3 stack with its own network thread.
+
+The aioquic adapters build, encrypt and send every packet in Python on the
+event loop's thread; on a relay that fans one stream out to many viewers that
+is most of its CPU (``bench/RESULTS.md``). aiopquic runs picoquic on a thread
+of its own and exchanges stream bytes and events with the loop over rings, so
+packet work leaves the interpreter and can use a second core. This module puts
+the same :class:`MoqtConnection` on it: :func:`serve_picoquic` answers raw QUIC
+(``moqt-16``, ``moq-00``) and WebTransport (``h3``, the browsers' way in) on one
+UDP port, as the aioquic server does, and :func:`connect_picoquic` opens either.
+The WebTransport half (picoquic's h3zero/picowt under aiopquic) is in
+``_picoquic_wt.py``; the ring bookkeeping both share in ``_picoquic_rings.py``.
+
+Differences from the aioquic path, all visible here:
+
+* picoquic's ``send_stream_data`` is all-or-nothing and refuses with
+  ``BufferError`` when a ring is full. The transports then keep the bytes in a
+  per-stream overflow (so the session's writes stay synchronous and in order)
+  and hand them over when picoquic drained.
+* The send backlog (:meth:`MoqtConnection.send_backlog`) is what the stream
+  rings hold that picoquic has not put into packets yet, plus that overflow.
+  A reader of the backlog that finds it non-empty is woken (the writable
+  handler) when picoquic next drains one of those streams.
+* aiopquic's raw connections carry no CONNECTION_CLOSE reason phrase: the
+  peer gets the MoQT error code, not the reason text (it is logged here).
+  WebTransport sessions carry both, in the CLOSE_WEBTRANSPORT_SESSION capsule
+  (reasons up to 255 bytes).
+* Stream priorities are real: picoquic sends lower values first.
+* picoquic binds every address of the host, and a WebTransport CONNECT whose
+  ``wt-available-protocols`` names nothing we speak is refused (HTTP 400)
+  where the aioquic server falls back to draft-14.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from aiopquic.asyncio.client import connect as picoquic_connect
+from aiopquic.asyncio.dispatch import serve_dispatch
+from aiopquic.asyncio.protocol import QuicConnectionProtocol
+from aiopquic.asyncio.server import serve as picoquic_serve
+from aiopquic.quic.configuration import QuicConfiguration
+from aiopquic.quic.events import (
+    ConnectionTerminated,
+    DatagramFrameReceived,
+    HandshakeCompleted,
+    StopSendingReceived,
+    StreamDataReceived,
+    StreamReset,
+)
+
+from ..errors import SessionCloseCode
+from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, alpn_for
+from ._connection import MoqtConnection, SessionOptions, client_session
+from ._picoquic_rings import EVENT_RING_CAPACITY, PRIORITY_FIFO, RingSender, clamp_priority
+from ._picoquic_wt import (
+    WT_PROTOCOLS,
+    PicoquicWebTransportSession,
+    adopt_server_session,
+    connect_webtransport_session,
+    remember_connect_paths,
+)
+from ._protocol import ALPN_H3, ClientTarget, raw_session, retrieve_exception
+
+__all__ = [
+    "PicoquicProtocol",
+    "PicoquicServer",
+    "PicoquicTransport",
+    "connect_picoquic",
+    "serve_picoquic",
+]
+
+logger = structlog.get_logger("moqt.aio")
+
+RAW_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14)
+#: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
+#: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
+DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
+
+
+class PicoquicTransport(RingSender):
+    """``moqt._transport.Transport`` on one aiopquic (picoquic) connection."""
+
+    def __init__(self, quic: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self._quic = quic
+
+    # --- the rings (RingSender) --------------------------------------------------------
+
+    def _ring_write(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        self._quic.send_stream_data(stream_id, data, end_stream)
+
+    def _ring_used(self, stream_id: int) -> int:
+        return int(self._quic.tx_data_ring_used(stream_id))
+
+    def _ring_arm(self, stream_id: int) -> None:
+        self._quic.set_tx_data_drain_pending(stream_id)
+
+    # --- Transport ---------------------------------------------------------------------
+
+    def open_stream(self, unidirectional: bool) -> int:
+        # picoquic creates the stream on its first write, which the session does at once.
+        return int(self._quic.get_next_available_stream_id(is_unidirectional=unidirectional))
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self._forget_stream(stream_id)
+        self._quic.reset_stream(stream_id, error_code)
+
+    def stop_sending(self, stream_id: int, error_code: int) -> None:
+        self._quic.stop_stream(stream_id, error_code)
+
+    def _datagram_write(self, data: bytes) -> int:
+        return int(self._quic.send_datagram_frame(data))
+
+    def set_stream_priority(self, stream_id: int, priority: int) -> None:
+        try:
+            self._quic.set_stream_priority(stream_id, clamp_priority(priority) | PRIORITY_FIFO)
+        except ConnectionError:  # not open yet or already closed: nothing to order
+            pass
+
+    def close(self, error_code: int, reason: str) -> None:
+        logger.debug("quic_close", code=error_code, reason=reason)
+        self._cancel_wake()
+        self._quic.close(error_code=error_code)
+
+
+class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
+    """One aiopquic connection hosting one MoQT session on raw QUIC.
+
+    Server side: ``on_session`` gets the new :class:`MoqtConnection` before any
+    MoQT byte is processed. Client side: ``target`` says what to open;
+    :meth:`wait_session` returns the connection once it exists.
+    """
+
+    def __init__(
+        self,
+        quic: Any,
+        stream_handler: Any = None,
+        *,
+        options: SessionOptions,
+        on_session: Callable[[MoqtConnection], None] | None = None,
+        target: ClientTarget | None = None,
+        on_closed: Callable[[PicoquicProtocol], None] | None = None,
+    ) -> None:
+        super().__init__(quic, stream_handler)
+        self._options = options
+        self._on_session = on_session
+        self._target = target
+        self._on_closed = on_closed
+        self._is_client = target is not None
+        self._moqt: MoqtConnection | None = None
+        self._transport_moqt: PicoquicTransport | None = None
+        self._terminated = False
+        self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
+        self._ready.add_done_callback(retrieve_exception)
+
+    @property
+    def moqt(self) -> MoqtConnection | None:
+        return self._moqt
+
+    async def wait_session(self) -> MoqtConnection:
+        return await self._ready
+
+    def abort(self) -> None:
+        """Close the QUIC connection right away (no MoQT goodbye)."""
+        if not self._terminated:
+            self._quic.close(error_code=SessionCloseCode.INTERNAL_ERROR)
+
+    # aiopquic calls this for every batch of events of this connection, drained
+    # rings included (those carry no QuicEvent of their own).
+    def _process_events(self) -> None:
+        super()._process_events()
+        transport = self._transport_moqt
+        if transport is not None and not self._terminated:
+            transport.events_processed()
+
+    def quic_event_received(self, event: Any) -> None:
+        moqt = self._moqt
+        if isinstance(event, StreamDataReceived):
+            if moqt is not None:
+                moqt._feed_stream(event.stream_id, bytes(event.data), event.end_stream)
+        elif isinstance(event, HandshakeCompleted):
+            self._start_session(event.alpn_protocol)
+        elif isinstance(event, ConnectionTerminated):
+            self._terminated = True
+            if self._transport_moqt is not None:
+                self._transport_moqt.connection_closed()
+            reason = event.reason_phrase or "connection closed"
+            if moqt is not None:
+                moqt._connection_lost(event.error_code, reason)
+            if self._is_client and not self._ready.done():
+                self._ready.set_exception(
+                    ConnectionError(f"connection closed ({event.error_code:#x}): {reason}")
+                )
+            if self._on_closed is not None:
+                self._on_closed(self)
+        elif moqt is None:
+            return
+        elif isinstance(event, StreamReset):
+            moqt._feed_reset(event.stream_id, event.error_code)
+        elif isinstance(event, StopSendingReceived):
+            moqt._feed_stop_sending(event.stream_id, event.error_code)
+        elif isinstance(event, DatagramFrameReceived):
+            moqt._feed_datagram(bytes(event.data))
+
+    def _start_session(self, alpn: str | None) -> None:
+        if self._moqt is not None:
+            return
+        if alpn not in RAW_ALPNS:
+            logger.warning("unexpected_alpn", alpn=alpn)
+            self._quic.close(error_code=SessionCloseCode.PROTOCOL_VIOLATION)
+            return
+        loop = asyncio.get_running_loop()
+        transport = PicoquicTransport(self._quic, loop)
+        self._transport_moqt = transport
+        options = self._options
+        session = raw_session(transport, alpn, options, self._target)
+        address = self._quic.peer_address()
+        moqt = MoqtConnection(
+            session,
+            transport_name=f"picoquic/{alpn}",
+            remote_address=(str(address[0]), int(address[1])) if address else None,
+            abort=self.abort,
+            max_queued_events=options.max_queued_events,
+            backlog=transport.backlog,
+            wake_from=transport.set_wake_from,
+        )
+        transport.on_writable = moqt._notify_writable
+        self._moqt = moqt
+        if self._on_session is not None:
+            self._on_session(moqt)
+        moqt._start()
+        if self._is_client and not self._ready.done():
+            self._ready.set_result(moqt)
+
+
+class _Hosted(Protocol):
+    """One MoQT session a picoquic server hosts (raw QUIC connection or WebTransport session)."""
+
+    @property
+    def moqt(self) -> MoqtConnection | None: ...
+
+    def abort(self) -> None: ...
+
+
+class PicoquicServer:
+    """A listening picoquic MoQT endpoint; :meth:`close` stops it and its connections."""
+
+    def __init__(
+        self,
+        server: Any,
+        address: tuple[str, int],
+        protocols: list[PicoquicProtocol],
+        webtransport: list[PicoquicWebTransportSession] | None = None,
+    ):
+        self._server = server
+        self._address = address
+        self._protocols = protocols
+        self._webtransport = webtransport if webtransport is not None else []
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._address
+
+    @property
+    def connections(self) -> list[MoqtConnection]:
+        hosted: list[_Hosted] = [*self._protocols, *self._webtransport]
+        return [h.moqt for h in hosted if h.moqt is not None and not h.moqt.is_closed]
+
+    def close(self) -> None:
+        hosted: list[_Hosted] = [*self._protocols, *self._webtransport]
+        for host in hosted:
+            host.abort()
+        self._protocols.clear()
+        self._webtransport.clear()
+        self._server.close()
+
+
+def _free_udp_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _claim_port(port: int) -> None:
+    """Raise OSError when ``port`` is taken: picoquic binds it on its own thread and
+    says nothing when that fails, so a busy port would otherwise look like a server."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address: tuple[str, int] = ("::", port)
+    except OSError:  # no IPv6 here: picoquic binds IPv4 only
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        address = ("0.0.0.0", port)
+    with sock:
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OSError(exc.errno, f"UDP port {port} is not free for picoquic: {exc}") from exc
+
+
+async def serve_picoquic(
+    host: str,
+    port: int,
+    *,
+    certificate: Path,
+    private_key: Path,
+    on_session: Callable[[MoqtConnection], None],
+    options: SessionOptions | None = None,
+    max_connections: int = 10_000,
+    idle_timeout: float = 30.0,
+    alpns: Sequence[str] = DEFAULT_ALPNS,
+    wt_path: str = "",
+) -> PicoquicServer:
+    """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
+
+    ``alpns`` as for the aioquic server: ``moqt-16`` and ``moq-00`` are raw QUIC,
+    ``h3`` WebTransport; with ``h3`` among them both run on the one port (aiopquic's
+    ``serve_dispatch`` routes each connection by its ALPN). A WebTransport session's
+    :attr:`MoqtConnection.path` is its CONNECT ``:path``, query included.
+    ``wt_path`` limits WebTransport to CONNECTs for that path (and ``path?query``);
+    the default ``""`` takes every path, as the aioquic server does.
+
+    picoquic binds every address of the host on ``port`` (``host`` only says where a
+    free port is looked up for port 0; a warning is logged when it names one
+    address) and reports neither the port it bound nor a failed bind, so port 0 is
+    resolved and the port checked here first (``OSError`` when it is taken).
+    """
+    unknown = [alpn for alpn in alpns if alpn not in DEFAULT_ALPNS]
+    if unknown or not alpns:
+        raise ValueError(f"picoquic serves {', '.join(DEFAULT_ALPNS)}, not {list(alpns)}")
+    if wt_path and not wt_path.startswith("/"):
+        raise ValueError(f"wt_path must start with '/' (or be empty for any path), not {wt_path!r}")
+    opts = options or SessionOptions()
+    if port == 0:
+        port = _free_udp_port(host)
+    _claim_port(port)
+    if host not in ("0.0.0.0", "::", ""):
+        logger.warning(
+            "picoquic_binds_all_addresses",
+            requested=host,
+            port=port,
+            note="picoquic listens on every address of the host; firewall the port if needed",
+        )
+    raw_alpns = [alpn for alpn in alpns if alpn in RAW_ALPNS]
+    config = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=raw_alpns,
+        idle_timeout=idle_timeout,
+        max_data=32 << 20,
+        max_stream_data=8 << 20,
+        max_datagram_frame_size=65536,
+        certificate_file=str(certificate),
+        private_key_file=str(private_key),
+        event_ring_capacity=EVENT_RING_CAPACITY,
+        socket_buffer_size=4 << 20,
+    )
+    config.max_connections = max_connections
+    protocols: list[PicoquicProtocol] = []
+
+    def forget(protocol: PicoquicProtocol) -> None:
+        if protocol in protocols:
+            protocols.remove(protocol)
+
+    def create_protocol(quic: Any, stream_handler: Any = None) -> PicoquicProtocol:
+        protocol = PicoquicProtocol(
+            quic, stream_handler, options=opts, on_session=on_session, on_closed=forget
+        )
+        protocols.append(protocol)
+        return protocol
+
+    if ALPN_H3 not in alpns:
+        server = await picoquic_serve(
+            host, port, configuration=config, create_protocol=create_protocol
+        )
+        return PicoquicServer(server, (host, port), protocols)
+
+    sessions: list[PicoquicWebTransportSession] = []
+
+    def forget_session(session: PicoquicWebTransportSession) -> None:
+        if session in sessions:
+            sessions.remove(session)
+
+    def accept(wt: Any) -> None:
+        sessions.append(
+            adopt_server_session(
+                wt,
+                path=connect_path(),
+                options=opts,
+                on_session=on_session,
+                on_closed=forget_session,
+            )
+        )
+
+    server = await serve_dispatch(
+        host,
+        port,
+        configuration=config,
+        create_protocol=create_protocol,
+        wt_path=wt_path,
+        wt_handler=accept,
+        wt_supported_protocols=list(WT_PROTOCOLS),
+    )
+    connect_path = remember_connect_paths(server._wt_server._dispatcher)
+    return PicoquicServer(server, (host, port), protocols, sessions)
+
+
+@asynccontextmanager
+async def connect_picoquic(
+    target: ClientTarget,
+    *,
+    verify: bool,
+    cafile: str | None,
+    options: SessionOptions,
+    setup_timeout: float,
+    wait_setup: bool,
+) -> AsyncIterator[MoqtConnection]:
+    """The client half of :func:`moqt.aio.connect` for ``stack="picoquic"``:
+    raw QUIC for a ``moqt://`` target, WebTransport for ``https://``."""
+    config = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=[ALPN_H3] if target.webtransport else [alpn_for(v) for v in target.versions],
+        server_name=target.host,
+        max_data=32 << 20,
+        max_stream_data=8 << 20,
+        max_datagram_frame_size=65536,
+        idle_timeout=30.0,
+        cafile=cafile,
+        event_ring_capacity=EVENT_RING_CAPACITY,
+    )
+    if not verify:
+        config.verify_mode = ssl.CERT_NONE
+    if target.webtransport:
+        async with connect_webtransport_session(
+            target,
+            configuration=config,
+            verify=verify,
+            cafile=cafile,
+            options=options,
+            setup_timeout=setup_timeout,
+            wait_setup=wait_setup,
+        ) as moqt:
+            yield moqt
+        return
+
+    def create_protocol(quic: Any, stream_handler: Any = None) -> PicoquicProtocol:
+        return PicoquicProtocol(quic, stream_handler, options=options, target=target)
+
+    opening = picoquic_connect(
+        target.host, target.port, configuration=config, create_protocol=create_protocol
+    )
+    async with client_session(opening, setup_timeout=setup_timeout, wait_setup=wait_setup) as moqt:
+        yield moqt
