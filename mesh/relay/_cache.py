@@ -86,6 +86,7 @@ class TrackCache:
         self.misses = 0
         self.evicted_groups = 0
         self.conflicts = 0
+        self.uncached = 0  # new objects too old to keep within the budget (still forwarded)
 
     @property
     def largest(self) -> Location | None:
@@ -103,13 +104,18 @@ class TrackCache:
         return self._groups.get(group_id)
 
     def add(self, obj: CachedObject, now: float) -> bool:
-        """Store ``obj``; False when it is a duplicate (same location) and was not stored."""
+        """Store ``obj``; False when it is a duplicate (same location), True when it is new.
+
+        An object older than every cached group that does not fit the budget is new but not
+        stored (counted in ``uncached``): the budget bounds what the cache keeps, not what
+        subscribers get, so the relay still forwards it (it may be the live tail of a group
+        whose stream to the subscribers is still open)."""
         group = self._groups.get(obj.group_id)
         if group is None:
             if self._groups and obj.group_id < min(self._groups) and self._over_budget(obj.size):
-                # Older than everything we keep and no room: do not store it.
                 self._note_largest(obj)
-                return False
+                self.uncached += 1
+                return True
             group = CachedGroup(obj.group_id, now)
             self._groups[obj.group_id] = group
         existing = group.objects.get(obj.object_id)
@@ -185,4 +191,5 @@ class TrackCache:
             "misses": self.misses,
             "evicted_groups": self.evicted_groups,
             "conflicts": self.conflicts,
+            "uncached": self.uncached,
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 import structlog
 
 from mesh._topology_types import is_relay_link_path
-from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, serve, server_configuration
+from moqt.aio import Listener, MoqtConnection, SessionOptions, listen
 from moqt.errors import SessionCloseCode
 from moqt.events import Event, SetupCompleted
 
@@ -31,14 +31,16 @@ class RelayNode:
         *,
         max_request_id: int = 100,
         max_connections: int = 10_000,
+        quic_stack: str = "aioquic",
     ) -> None:
         self.relay = Relay(config)
+        self._quic_stack = quic_stack
         self._options = SessionOptions(
             max_request_id=max_request_id,
             max_object_size=self.relay.config.max_object_size,
             implementation="clutchcall-relay",
         )
-        self._server: MoqtServer | None = None
+        self._server: Listener | None = None
         self._max_connections = max_connections
         self._ids = itertools.count(1)
         self._connections: dict[MoqtConnection, Peer] = {}
@@ -55,15 +57,21 @@ class RelayNode:
         return self._server is not None
 
     async def start(self, host: str, port: int, certificate: Path, private_key: Path) -> None:
-        configuration = server_configuration(certificate, private_key)
-        self._server = await serve(
+        self._server = await listen(
             host,
             port,
-            configuration=configuration,
+            certificate=certificate,
+            private_key=private_key,
             on_session=self._on_session,
             options=self._options,
+            stack=self._quic_stack,
+            max_connections=self._max_connections,
         )
-        logger.info("relay_listening", address=f"{self.address[0]}:{self.address[1]}")
+        logger.info(
+            "relay_listening",
+            address=f"{self.address[0]}:{self.address[1]}",
+            quic_stack=self._quic_stack,
+        )
         self._schedule_poll()
 
     def _schedule_poll(self) -> None:
@@ -107,7 +115,9 @@ class RelayNode:
 
         connection.set_event_handler(handle)
         # ACKs arrived: the connection may take what the peer's scheduler holds.
-        connection.set_writable_handler(lambda: self.relay.pump(peer))
+        connection.set_writable_handler(
+            lambda: self.relay.pump(peer), min_backlog=self.relay.wake_backlog
+        )
         return peer
 
     async def drain(self, grace: float = 2.0) -> None:

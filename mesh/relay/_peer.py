@@ -78,6 +78,9 @@ SCHEDULER_TOTALS = (
     "bytes_sent",
     *(f"drops_{reason.value}" for reason in DropReason),
     "streams_reset",
+    # not our drops (the publisher reset the stream, the viewer stopped it, the upstream
+    # went away) but objects a subscriber did not get all the same: counted, not hidden
+    "discarded_cancelled",
 )
 
 
@@ -87,4 +90,5 @@ def scheduler_totals(peer: Peer) -> dict[str, int]:
     for reason, count in peer.scheduler.drops().items():
         totals[f"drops_{reason.value}"] = count
     totals["streams_reset"] = st.streams_reset
+    totals["discarded_cancelled"] = st.discarded_cancelled
     return totals

@@ -134,6 +134,15 @@ class Relay:
         self._counters["sessions_total"] += 1
         return peer
 
+    @property
+    def wake_backlog(self) -> int:
+        """The least send backlog at which a peer's scheduler holds objects back: below
+        it everything is written straight through, so nobody needs a writable wake-up."""
+        return min(
+            self.config.scheduler.backlog_threshold,
+            self.config.relay_link_scheduler.backlog_threshold,
+        )
+
     def mark_relay_link(self, peer: Peer) -> None:
         """``peer`` is another relay (a POP of this origin, a child POP): schedule toward it
         with ``config.relay_link_scheduler``, which leaves drop decisions to the edge."""
