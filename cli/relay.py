@@ -25,7 +25,7 @@ from mesh.metrics import OpsServer
 from mesh.relay import CacheLimits, RelayConfig
 from mesh.relay._metrics import relay_registry
 from mesh.relay._node import RelayNode
-from moqt.aio import write_self_signed
+from moqt.aio import QUIC_STACKS, write_self_signed
 
 __all__ = ["parse_hostport", "register", "run"]
 
@@ -105,6 +105,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="refuse QUIC connections beyond this many (default: 10000)",
     )
     parser.add_argument(
+        "--quic-stack",
+        choices=QUIC_STACKS,
+        default="aioquic",
+        help="QUIC implementation: aioquic (raw QUIC + WebTransport, pure Python) or "
+        "picoquic (raw QUIC only, C on its own thread; for fan-out) (default: aioquic)",
+    )
+    parser.add_argument(
         "--upstream-linger",
         type=float,
         default=0.0,
@@ -164,7 +171,10 @@ async def _main(args: argparse.Namespace) -> int:
         upstream_linger=max(0.0, args.upstream_linger),
     )
     node = RelayNode(
-        config, max_request_id=args.max_request_id, max_connections=args.max_connections
+        config,
+        max_request_id=args.max_request_id,
+        max_connections=args.max_connections,
+        quic_stack=args.quic_stack,
     )
     http = OpsServer(
         relay_registry(node.relay), args.http[0], args.http[1], ready={"relay": lambda: node.ready}

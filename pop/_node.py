@@ -10,7 +10,8 @@
 * :class:`~pop._upstream.UpstreamPool` (client sessions to origins / parent POPs),
   chosen by :class:`mesh.topology.Topology`, which also heartbeats this node;
 * the revocation set, JWKS, metrics and the ``/metrics`` ``/healthz`` ``/readyz``
-  port, and a graceful drain (GOAWAY, then close what is left).
+  port, and a graceful drain (GOAWAY, then close what is left): the listening, ops
+  port, registry heartbeat, session attach and drain are :class:`mesh.node.MeshNode`'s.
 
 Re-routing: when an upstream goes away (its session ends, its live tracks go
 silent for ``upstream_stall`` seconds, Redis reports the node down, it sends
@@ -24,29 +25,23 @@ resolved upstream from the next group; if none is found within
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
-import structlog
-
-from mesh._topology_types import (
-    NodeInfo,
-    NodeRole,
-)
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
-from mesh.bus import Bus, connect_bus
+from mesh.bus import Bus
 from mesh.guard import PlaybackGuard
 from mesh.jwks import JwksProvider
-from mesh.logging import bind_context
-from mesh.metrics import NodeMetrics, OpsServer
+from mesh.metrics import ReadyCheck
+from mesh.node import Downstream, MeshNode
 from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
-from mesh.topology import Topology
-from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, server_configuration
-from moqt.errors import LocalError, RequestErrorCode, SessionCloseCode
+from mesh.topology import NodeInfo, NodeRole, Topology
+from moqt.aio import Listener, MoqtConnection, SessionOptions, server_configuration
+from moqt.errors import LocalError, RequestErrorCode
 from moqt.events import (
     Event,
     FetchRequested,
@@ -71,10 +66,6 @@ from ._upstream import UpstreamPool
 
 __all__ = ["PopNode", "PopStatistics"]
 
-_log = structlog.get_logger("pop.node")
-
-_POLL_INTERVAL = 0.25
-
 
 @dataclass(frozen=True, slots=True)
 class PopStatistics:
@@ -87,18 +78,22 @@ class PopStatistics:
 
 
 @dataclass(slots=True, eq=False)
-class _Downstream:
-    connection: MoqtConnection
-    peer: Peer
+class _Downstream(Downstream):
     auth: SessionAuth
+    timer: asyncio.TimerHandle | None = None  # the deadline for a token, if none came yet
 
 
-class PopNode:
+class PopNode(MeshNode[_Downstream]):
     """One POP process (or one worker of it); see the module docstring.
 
     ``await node.start()`` binds and starts everything; ``await node.drain()``
     sends GOAWAY and waits for viewers to leave; ``await node.stop()`` ends it.
     """
+
+    role: ClassVar[NodeRole] = NodeRole.POP
+    session_queue: ClassVar[str] = "viewer_events"
+    settings: PopSettings
+    relay: PopRelay
 
     def __init__(
         self,
@@ -114,14 +109,9 @@ class PopNode:
         upstream_stall: float | None = 1.5,
         upstream_cafile: str | None = None,
     ) -> None:
-        self.settings = settings
-        self._certificate = certificate
-        self._private_key = private_key
-        self._own_bus = bus is None
-        self.bus: Bus = bus if bus is not None else connect_bus(settings.redis)
+        super().__init__(settings, certificate=certificate, private_key=private_key, bus=bus)
         self._reuse_port = reuse_port
         self._auth_timeout = auth_timeout
-        self.metrics = NodeMetrics(node=settings.node_id, role="pop", region=settings.region)
         self.revocations = RevocationSet()
         self.revocations.add_listener(lambda _r: self.metrics.revocations_applied.inc())
         self.guard = PlaybackGuard(self.revocations)
@@ -150,154 +140,69 @@ class PopNode:
             observe_forwarding=self.metrics.object_latency.observe,
             on_goaway=self.router.on_upstream_goaway,
         )
-        self.topology: Topology | None = None
-        self._server: MoqtServer | None = None
-        self._ops: OpsServer | None = None
-        self._downstream: dict[MoqtConnection, _Downstream] = {}
-        self._ids = itertools.count(1)
-        self._task: asyncio.Task[None] | None = None
-        self._tg: asyncio.TaskGroup | None = None
-        self._draining = False
-        self._started = asyncio.Event()
-        self._last_stats: dict[str, int] = {}
-        self._log = _log.bind(node=settings.node_id)
+        self._advertise_host: str | None = None
 
-    # --- lifecycle ---------------------------------------------------------------------
-
-    @property
-    def quic_address(self) -> tuple[str, int]:
-        if self._server is None:
-            raise RuntimeError("the POP is not listening")
-        return self._server.address
-
-    @property
-    def http_address(self) -> tuple[str, int]:
-        if self._ops is None:
-            raise RuntimeError("the POP is not listening")
-        return parse_hostport(self.settings.http)[0], self._ops.port
-
-    @property
-    def draining(self) -> bool:
-        return self._draining
+    # --- lifecycle (the rest is mesh.node.MeshNode) ------------------------------------
 
     async def start(self) -> None:
         """Listen and join the cluster; :class:`AdvertiseError` (nothing opened yet) when
         bound to a wildcard address with no ``advertise`` and no address to put instead."""
+        if not self.settings.advertise:
+            bind_host = parse_hostport(self.settings.quic)[0]
+            self._advertise_host = advertised_host(bind_host, self.settings.redis)
+        await super().start()
+
+    def _advertised(self) -> str:
+        if self.settings.advertise:
+            return self.settings.advertise
+        assert self._advertise_host is not None  # found by start() before listening
+        return format_hostport(self._advertise_host, self.quic_address[1])
+
+    async def _listen(self) -> Listener:
+        """Serve on a socket bound here: ``--workers`` share the UDP port (SO_REUSEPORT).
+        picoquic binds its own socket (one worker only, see ``PopSettings``)."""
+        if self.settings.quic_stack != "aioquic":
+            return await super()._listen()
         host, port = parse_hostport(self.settings.quic)
-        advertise_host = (
-            None if self.settings.advertise else advertised_host(host, self.settings.redis)
-        )
         sock = bind_udp(host, port, reuse_port=self._reuse_port)
         try:
-            self._server = await serve_socket(
+            return await serve_socket(
                 sock,
                 configuration=server_configuration(self._certificate, self._private_key),
                 on_session=self._on_session,
-                options=SessionOptions(
-                    max_object_size=self.relay.config.max_object_size,
-                    implementation="clutchcall-pop",
-                ),
+                options=self._session_options(),
             )
         except BaseException:
             sock.close()
             raise
-        http_host, http_port = parse_hostport(self.settings.http)
-        self._ops = OpsServer(
-            self.metrics,
-            http_host,
-            http_port,
-            ready={
-                "listening": lambda: self._server is not None,
-                "serving": self._serving,
-                "jwks": lambda: bool(self.jwks.keys()),
-            },
-        )
-        await self._ops.__aenter__()
-        self.metrics.watch_statistics("pop", self.statistics)
-        self.metrics.watch_statistics("pop_relay", self.relay.statistics)
-        self.topology = Topology(
+
+    def _ready_checks(self) -> dict[str, ReadyCheck]:
+        return {"jwks": lambda: bool(self.jwks.keys())}
+
+    def _new_topology(self, node: NodeInfo) -> Topology:
+        topology = Topology(
             self.bus,
-            NodeInfo(
-                self.settings.node_id,
-                NodeRole.POP,
-                self.settings.region,
-                self.settings.advertise
-                or format_hostport(advertise_host or host, self.quic_address[1]),
-                http=f"{http_host}:{self._ops.port}",
-            ),
+            node,
             heartbeat_interval=self.settings.heartbeat_interval,
             ttl=self.settings.node_ttl,
             parent_regions=self.settings.parent_regions,
             max_hops=self.settings.max_hops,
         )
-        self.router.bind(self.pool, self.topology)
-        self._task = asyncio.create_task(self._main(), name=f"pop-{self.settings.node_id}")
-        self._task.add_done_callback(self._main_done)
-        await self._started.wait()
-        await self.topology.wait_ready()
-        self._log.info(
-            "pop_listening",
-            quic="{}:{}".format(*self.quic_address),
-            http="{}:{}".format(*self.http_address),
-            advertise=self.topology.node.quic,
-        )
+        self.router.bind(self.pool, topology)
+        return topology
 
-    def _main_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._log.error("pop_failed", error=repr(task.exception()))
-
-    async def _main(self) -> None:
-        assert self.topology is not None
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self.topology.run())
-            tg.create_task(self.revocations.run(self.bus))
-            tg.create_task(self.guard.run())
-            tg.create_task(self.jwks.run())
-            tg.create_task(self.pool.run())
-            tg.create_task(self.router.run())
-            tg.create_task(self._housekeeping())
-            self._started.set()
-
-    async def drain(self, grace: float | None = None) -> None:
-        """GOAWAY to every downstream session; wait (``drain_timeout``) until they left."""
-        self._draining = True
-        self._log.info("pop_draining", sessions=len(self._downstream))
-        for down in list(self._downstream.values()):
-            self._goaway(down.connection)
-        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._downstream)]
-        if closing:
-            await asyncio.wait(
-                closing, timeout=self.settings.drain_timeout if grace is None else grace
-            )
-            for future in closing:
-                future.cancel()
-            await asyncio.gather(*closing, return_exceptions=True)
+    def _jobs(self) -> list[Coroutine[Any, Any, None]]:
+        return [
+            self.revocations.run(self.bus),
+            self.guard.run(),
+            self.jwks.run(),
+            self.pool.run(),
+            self.router.run(),
+        ]
 
     async def stop(self) -> None:
-        self._draining = True
-        for conn in list(self._downstream):
-            conn.close(SessionCloseCode.NO_ERROR, "pop shutting down")
-        waits = [c.wait_closed(grace=1.0) for c in list(self._downstream)]
-        if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        if self.topology is not None:
-            await self.topology.leave()
-        self.guard.close()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        if self._ops is not None:
-            await self._ops.__aexit__(None, None, None)
-            self._ops = None
-        if self._own_bus:
-            await self.bus.close()
-        self._log.info("pop_stopped")
+        await super().stop()
+        self.guard.close()  # its revocation listener goes with the node
 
     def _is_pop(self, node_id: str) -> bool:
         if self.topology is None:
@@ -305,63 +210,39 @@ class PopNode:
         node = self.topology.nodes().get(node_id)
         return node is not None and node.role is NodeRole.POP and node_id != self.settings.node_id
 
-    def _serving(self) -> bool:
-        return not self._draining and self._task is not None and not self._task.done()
-
     # --- downstream sessions -------------------------------------------------------------
 
-    def _on_session(self, connection: MoqtConnection) -> None:
-        name = f"{self.settings.node_id}/s{next(self._ids)}"
-        if self._tg is None:
-            connection.close(SessionCloseCode.INTERNAL_ERROR, "pop not running")
-            return
-        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
-        # ACKs arrived: the connection may take what the relay's scheduler holds for it.
-        connection.set_writable_handler(lambda: self.relay.pump(peer))
-
+    def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> _Downstream:
         def close(code: int, reason: str) -> None:
             connection.close(code, reason)
 
-        down = _Downstream(connection, peer, self.gate.open(name, close))
-        self._downstream[connection] = down
-        self._tg.create_task(self._serve(down), name=name)
+        return _Downstream(connection, peer, name, self.gate.open(name, close))
 
-    async def _serve(self, down: _Downstream) -> None:
+    async def _handle(self, down: _Downstream, event: Event) -> bool:
         conn, peer, auth = down.connection, down.peer, down.auth
-        timer: asyncio.TimerHandle | None = None
-        with bind_context(session=auth.name):
-            self._log.info(
-                "session_opened", session=auth.name, transport=conn.transport_name,
-                remote=":".join(map(str, conn.remote_address or ())),
-            )  # fmt: skip
-            try:
-                async for event in conn.events():
-                    if isinstance(event, SetupCompleted):
-                        if not await self.gate.on_setup(auth, event, conn.path):
-                            continue
-                        if auth.relay_link:
-                            # A child POP fans out to its own viewers: drop at the edge, not here.
-                            self.relay.mark_relay_link(peer)
-                        if not auth.claims and not auth.relay_link:
-                            timer = asyncio.get_running_loop().call_later(
-                                self._auth_timeout, self._auth_deadline, auth
-                            )
-                        self.relay.handle_event(peer, event)
-                        if self._draining:
-                            self._goaway(conn)
-                    elif isinstance(event, SessionClosed):
-                        self.relay.handle_event(peer, event)
-                    elif not auth.closed:
-                        await self._on_request(down, event)
-            except Exception:
-                self._log.exception("session_failed", session=auth.name)
-                conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                self.gate.release(auth)
-                self.relay.detach(peer)
-                self._downstream.pop(conn, None)
+        if isinstance(event, SetupCompleted):
+            if not await self.gate.on_setup(auth, event, conn.path):
+                return True
+            if auth.relay_link:
+                # A child POP fans out to its own viewers: drop at the edge, not here.
+                self.relay.mark_relay_link(peer)
+            if not auth.claims and not auth.relay_link:
+                down.timer = asyncio.get_running_loop().call_later(
+                    self._auth_timeout, self._auth_deadline, auth
+                )
+            self.relay.handle_event(peer, event)
+            if self._draining:
+                self._goaway(conn)
+        elif isinstance(event, SessionClosed):
+            self.relay.handle_event(peer, event)
+        elif not auth.closed:
+            await self._on_request(down, event)
+        return True
+
+    def _session_ended(self, down: _Downstream) -> None:
+        if down.timer is not None:
+            down.timer.cancel()
+        self.gate.release(down.auth)
 
     def _auth_deadline(self, auth: SessionAuth) -> None:
         if not auth.claims and not auth.closed:
@@ -438,40 +319,13 @@ class PopNode:
         except LocalError as exc:
             self._log.debug("reject_failed", error=str(exc))
 
-    def _goaway(self, conn: MoqtConnection) -> None:
-        if conn.is_closed or not conn.session.setup_complete:
-            return
-        try:
-            conn.session.goaway(timeout=self.settings.drain_timeout)
-        except LocalError as exc:
-            self._log.debug("goaway_failed", error=str(exc))
+    # --- metrics -------------------------------------------------------------------------
 
-    # --- housekeeping ----------------------------------------------------------------------
-
-    async def _housekeeping(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(_POLL_INTERVAL)
-            try:
-                self.relay.poll()
-            except Exception:
-                self._log.exception("relay_poll_failed")
-            ticks += 1
-            if ticks % 4 == 0:
-                self._update_metrics()
-
-    def _update_metrics(self) -> None:
-        stats = self.relay.statistics()
+    def _update_load(self) -> None:
         m = self.metrics
         viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
         m.sessions.labels("viewer").set(viewers)
         m.sessions.labels("relay").set(len(self._downstream) - viewers)
-        m.absorb_relay_statistics(stats, self._last_stats)
-        self._last_stats = stats
-        m.bus_up.set(1 if self.topology is not None and self.topology.bus_up else 0)
-        m.queue_depth.labels("viewer_events").set(
-            sum(d.connection.statistics()["queued_events"] for d in self._downstream.values())
-        )
         if self.topology is not None:
             self.topology.set_load(sessions=float(viewers))
 

@@ -177,3 +177,18 @@ def test_node_settings_is_a_base_for_other_roles() -> None:
 
     relay = load_settings(RelayLike, "relay", env={"CLUTCHCALL_RELAY_CACHE_GROUPS": "5"})
     assert relay.cache_groups == 5 and relay.node_id.startswith("relay-")
+
+
+def test_quic_stack_setting() -> None:
+    assert load_settings(PopSettings, "pop", env={}).quic_stack == "aioquic"
+    origin = load_settings(OriginSettings, "origin", env={"CLUTCHCALL_QUIC_STACK": "picoquic"})
+    assert origin.quic_stack == "picoquic"
+    with pytest.raises(SettingsError, match="quic_stack"):
+        load_settings(PopSettings, "pop", env={"CLUTCHCALL_POP_QUIC_STACK": "quiche"})
+    # picoquic cannot share a UDP port between worker processes
+    with pytest.raises(SettingsError, match="SO_REUSEPORT"):
+        load_settings(
+            PopSettings,
+            "pop",
+            env={"CLUTCHCALL_POP_QUIC_STACK": "picoquic", "CLUTCHCALL_POP_WORKERS": "2"},
+        )

@@ -295,6 +295,7 @@ class Viewer:
         flt: SubscriptionFilter | None = None,
         transport: str = "moqt",
         versions: tuple[int, ...] | None = None,
+        stack: str = "aioquic",
     ) -> None:
         from moqt.aio import SessionOptions
 
@@ -302,7 +303,7 @@ class Viewer:
         url = self.url if transport == "moqt" else self.url.replace("moqt://", "https://", 1)
         try:
             extra: dict[str, Any] = {} if versions is None else {"versions": versions}
-            async with connect(url, verify=False, options=options, **extra) as conn:
+            async with connect(url, verify=False, options=options, stack=stack, **extra) as conn:
                 self.conn = conn
                 rid = conn.session.subscribe(
                     self.namespace,
