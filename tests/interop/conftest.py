@@ -26,7 +26,7 @@ class RelayProcess:
     log_path: Path
 
     def url(self, transport: str, path: str = "") -> str:
-        scheme = "moqt" if transport == "quic" else "https"
+        scheme = "https" if transport in ("wt", "pwt") else "moqt"
         return f"{scheme}://127.0.0.1:{self.quic_port}{path}"
 
     def log(self) -> str:

@@ -1,6 +1,8 @@
 """aiomoqt 0.13.3 (an independent MoQT stack on picoquic) against our relay process.
 
-Every case runs over raw QUIC and WebTransport, with drafts 16 and 14.
+Every case runs over raw QUIC and WebTransport, with drafts 16 and 14, against the
+relay on aioquic (``quic``, ``wt``) and on the picoquic stack (``pquic``, ``pwt``:
+``--quic-stack picoquic``).
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ from .conftest import ROOT, Background, RelayProcess, run_tool, start_relay, sto
 
 pytestmark = pytest.mark.interop
 
-TRANSPORTS = ["quic", "wt"]
+TRANSPORTS = ["quic", "wt", "pquic", "pwt"]
+# Transports served by the relay started with --quic-stack picoquic.
+PICOQUIC_TRANSPORTS = ("pquic", "pwt")
 MATRIX = [pytest.param(t, d, id=f"{t}-{d}") for t in TRANSPORTS for d in (16, 14)]
 EXAMPLES = "aiomoqt.examples"
 # pub_example's fixed group size (objects 0..29 plus an end-of-group marker, id 30).
 GROUP_SIZE = 30
 
 
-@pytest.fixture(scope="module")
-def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
-    proc = start_relay(tmp_path_factory.mktemp("relay"))
+def _relay_process(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[RelayProcess]:
+    proc = start_relay(tmp_path_factory.mktemp("relay"), *extra)
     try:
         yield proc
     finally:
@@ -41,6 +44,24 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
         log = proc.log()
         assert code == 0, f"relay exited with {code}:\n{log[-4000:]}"
         assert "Traceback" not in log, log[-6000:]
+
+
+@pytest.fixture(scope="module")
+def aioquic_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    yield from _relay_process(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def picoquic_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    yield from _relay_process(tmp_path_factory, "--quic-stack", "picoquic")
+
+
+@pytest.fixture
+def relay(request: pytest.FixtureRequest) -> RelayProcess:
+    """The relay process the test's ``transport`` talks to (``pquic``, ``pwt``: the picoquic one)."""
+    transport = request.node.callspec.params.get("transport", "quic")
+    name = "picoquic_relay" if transport in PICOQUIC_TRANSPORTS else "aioquic_relay"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 
 def unique(prefix: str) -> str:
