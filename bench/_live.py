@@ -23,7 +23,10 @@ current group: the late-join path), print ``ready`` once every one is
 subscribed, and write a JSON report when every one has ``--expect`` objects,
 at ``--timeout``, or on SIGTERM, then print ``done`` (with ``--hold S`` they
 print ``complete`` at that point and stay connected until SIGTERM, up to S s, so the
-report also says when and why revoked sessions were closed).
+report also says when and why revoked sessions were closed). The report says how each
+live subgroup stream stood when the viewer stopped (``open``, ``fin`` or ``reset``): an
+object missing behind the last one received on a stream that was still open was in
+flight at the stop, not lost.
 """
 
 from __future__ import annotations
@@ -40,12 +43,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from media import Catalog, CatalogTrack, Fragment, InitSegment, split_fmp4
 from media.fmp4 import shift_fragment
+from moqt.events import SubgroupStreamEnded, SubgroupStreamOpened, SubgroupStreamReset
 
 __all__ = ["Clip", "make_clip", "namespace_of", "sent_at"]
 
@@ -241,6 +245,21 @@ async def _publisher(args: argparse.Namespace) -> int:
 # --- viewers role --------------------------------------------------------------------
 
 
+def _sink_data_streams(conn: Any, buckets: dict[int, int]) -> None:
+    """Count what arrives on unidirectional (data) streams per 10 ms instead of handing it
+    to the session: the viewer's Python then costs little more than its QUIC stack."""
+    feed = conn._feed_stream
+
+    def sink(stream_id: int, data: bytes, end_stream: bool) -> None:
+        if stream_id & 0x2:
+            bucket = int(time.time() * 100)
+            buckets[bucket] = buckets.get(bucket, 0) + len(data)
+        else:
+            feed(stream_id, data, end_stream)
+
+    conn._feed_stream = sink
+
+
 @dataclass(slots=True)
 class _Viewer:
     index: int
@@ -254,7 +273,20 @@ class _Viewer:
     fetch: str = "none"  # joining FETCH: none | sent | accepted | rejected: <reason>
     closed_at: float | None = None
     closed_reason: str | None = None
+    closed_code: int | None = None
+    # --sink: bytes of data streams received, per 10 ms bucket (int(time * 100))
+    sink: dict[int, int] = field(default_factory=dict)
     counted: int = 0
+    # live subgroup streams by QUIC stream id: [group, "open" | "fin" | "reset"]
+    streams: dict[int, list[Any]] = field(default_factory=dict)
+
+    def on_stream(self, event: object) -> None:
+        """Note how a live subgroup stream stands (opened, ended with FIN, reset)."""
+        if isinstance(event, SubgroupStreamOpened):
+            self.streams[event.stream_id] = [event.group_id, "open"]
+        elif isinstance(event, SubgroupStreamEnded | SubgroupStreamReset):
+            outcome = "fin" if isinstance(event, SubgroupStreamEnded) else "reset"
+            self.streams[event.stream_id] = [event.group_id, outcome]
 
 
 async def _viewers(args: argparse.Namespace) -> int:
@@ -299,11 +331,16 @@ async def _viewers(args: argparse.Namespace) -> int:
         elif isinstance(event, SessionClosed) and viewer.closed_at is None:
             viewer.closed_at = time.time()
             viewer.closed_reason = event.reason
+            viewer.closed_code = event.code
+        else:
+            viewer.on_stream(event)
 
     async def watch(viewer: _Viewer, token: str, stack: contextlib.AsyncExitStack) -> None:
         options = SessionOptions(auth_token=token.encode())
         try:
-            conn = await stack.enter_async_context(connect(args.url, verify=False, options=options))
+            conn = await stack.enter_async_context(
+                connect(args.url, verify=False, options=options, stack=args.stack)
+            )
             viewer.subscribed_at = time.time()
             rid = conn.session.subscribe(
                 namespace, b"video", filter=SubscriptionFilter.largest_object()
@@ -314,6 +351,8 @@ async def _viewers(args: argparse.Namespace) -> int:
                 viewer.rejected = answer.reason
                 return
             conn.set_event_handler(lambda _c, ev: on_event(viewer, ev))
+            if args.sink:
+                _sink_data_streams(conn, viewer.sink)
             if isinstance(answer, SubscribeAccepted) and answer.largest is not None:
                 viewer.largest = (answer.largest.group, answer.largest.object)
                 if args.join:
@@ -323,6 +362,7 @@ async def _viewers(args: argparse.Namespace) -> int:
             viewer.rejected = exc.reason or "closed"
             viewer.closed_at = time.time()
             viewer.closed_reason = exc.reason
+            viewer.closed_code = exc.code
 
     async with contextlib.AsyncExitStack() as stack:
         await asyncio.gather(
@@ -345,6 +385,7 @@ async def _viewers(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(stop.wait(), args.hold)
         report = {
             "rss": rss_bytes(os.getpid()),
+            "stopped_at": time.time(),
             "viewers": [
                 {
                     "jti": v.jti,
@@ -355,8 +396,11 @@ async def _viewers(args: argparse.Namespace) -> int:
                     "fetch": v.fetch,
                     "closed_at": v.closed_at,
                     "closed_reason": v.closed_reason,
+                    "closed_code": v.closed_code,
                     "counted": v.counted,
                     "objects": v.objects,
+                    "streams": list(v.streams.values()),
+                    "sink": sorted(v.sink.items()),
                 }
                 for v in viewers
             ],
@@ -387,6 +431,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pub.add_argument("--linger", type=float, default=2.0)
     view = sub.add_parser("viewers")
     view.add_argument("--url", required=True)
+    view.add_argument(
+        "--sink",
+        action="store_true",
+        help="count the bytes of data streams instead of parsing objects (a cheap load "
+        "generator for throughput runs: no objects, latency or completion are reported)",
+    )
+    view.add_argument(
+        "--stack",
+        choices=("aioquic", "picoquic"),
+        default="aioquic",
+        help="the viewers' QUIC stack",
+    )
     view.add_argument("--namespace", required=True)
     view.add_argument("--tokens", required=True, help='JSON [{"token": ..., "jti": ...}, ...]')
     view.add_argument("--report", required=True)

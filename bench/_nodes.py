@@ -36,11 +36,18 @@ def node_env() -> dict[str, str]:
 
 
 def origin_argv(
-    *, quic: str, http: str, redis: str | None, region: str, node_id: str, advertise: str = ""
+    *,
+    quic: str,
+    http: str,
+    redis: str | None,
+    region: str,
+    node_id: str,
+    advertise: str = "",
+    extra: Sequence[str] = (),
 ) -> list[str]:
     argv = [
         python(), "-m", "cli.origin", "--quic", quic, "--http", http, "--region", region,
-        "--node-id", node_id, "--publish-auth", "none", "--rtmp", "", *_FAST,
+        "--node-id", node_id, "--publish-auth", "none", "--rtmp", "", *_FAST, *extra,
     ]  # fmt: skip
     if redis:
         argv += ["--redis", redis]

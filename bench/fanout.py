@@ -1,6 +1,7 @@
 """Fan-out benchmark: one publisher -> relay -> N subscribers in other processes.
 
-    python -m bench.fanout run --subscribers 10,50,100,200 --duration 10 --relays ours,aiomoqt
+    python -m bench.fanout run --subscribers 10,50,100,200 --duration 10 \
+        --relays ours,ours-picoquic,aiomoqt [--client-stack picoquic]
 
 The publisher sends 2.5 Mbit/s as 30 objects/s with a new group every 2 s; each
 object carries its send time (CLOCK_MONOTONIC, shared by every process on the
@@ -8,7 +9,8 @@ machine). Subscribers are spread over several processes (never the relay's).
 For each N it reports the delivered ratio, the added latency p50/p99 (publish
 -> receive through the relay), the relay's CPU and egress, and - in the same
 run - the raw aioquic ceiling (``bench.ceiling``) and the same scenario through
-aiomoqt's ``moq_interop_relay``.
+aiomoqt's ``moq_interop_relay``. ``ours`` is our relay on aioquic,
+``ours-picoquic`` the same relay with ``--quic-stack picoquic``.
 """
 
 from __future__ import annotations
@@ -118,7 +120,10 @@ async def _subscribers(args: argparse.Namespace) -> int:
     rejected: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         conns = await asyncio.gather(
-            *(stack.enter_async_context(connect(args.url, verify=False)) for _ in range(args.count))
+            *(
+                stack.enter_async_context(connect(args.url, verify=False, stack=args.stack))
+                for _ in range(args.count)
+            )
         )
         for i, conn in enumerate(conns):
 
@@ -171,7 +176,8 @@ class FanoutResult:
 
 
 def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[str]:
-    if kind == "ours":
+    if kind in ("ours", "ours-picoquic"):
+        stack = ["--quic-stack", "picoquic"] if kind == "ours-picoquic" else []
         return [
             python(),
             "-m",
@@ -183,6 +189,7 @@ def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[
             f"127.0.0.1:{http_port}",
             "--log-level",
             "warning",
+            *stack,
         ]
     if kind == "aiomoqt":
         from moqt.aio import write_self_signed
@@ -230,6 +237,7 @@ def run_fanout(
     group_seconds: float,
     per_process: int,
     workdir: Path,
+    client_stack: str = "aioquic",
 ) -> FanoutResult:
     port, http_port = free_port(), free_port()
     url = f"moqt://127.0.0.1:{port}"
@@ -288,6 +296,8 @@ def run_fanout(
                     str(duration + 15),
                     "--report",
                     str(report),
+                    "--stack",
+                    client_stack,
                 ],
                 name=f"subscribers-{index}",
                 stderr_path=workdir / f"subs-{relay}-{subscribers}-{index}.log",
@@ -369,6 +379,7 @@ def _run(args: argparse.Namespace) -> int:
                 group_seconds=args.group_seconds,
                 per_process=args.per_process,
                 workdir=workdir,
+                client_stack=args.client_stack,
             )
             results.append(r)
             print(
@@ -402,6 +413,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--per-process", type=int, default=25, help="subscriber connections per process"
     )
+    run.add_argument(
+        "--client-stack",
+        choices=("aioquic", "picoquic"),
+        default="aioquic",
+        help="QUIC stack of the subscriber processes (the load generator), for every relay",
+    )
     run.add_argument("--no-ceiling", action="store_true")
     run.add_argument("--json")
     pub = sub.add_parser("publisher")
@@ -417,6 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subs.add_argument("--expect", type=int, required=True)
     subs.add_argument("--timeout", type=float, default=30.0)
     subs.add_argument("--report", required=True)
+    subs.add_argument("--stack", choices=("aioquic", "picoquic"), default="aioquic")
     args = parser.parse_args(argv)
     if args.role == "run":
         return _run(args)

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moqt.errors import SessionCloseCode
+
 from ._live import make_clip
 from ._nodes import (
     histogram_quantile,
@@ -81,6 +83,7 @@ class PopFanoutResult:
     end_to_end_p50_ms: float = math.nan
     end_to_end_p99_ms: float = math.nan
     pop_cpu_cores: float = 0.0
+    viewers_cpu_cores: float = 0.0  # every viewer process together: the load generator
     pop_egress_mbit_s: float = 0.0
     idle_viewer_kib: float = math.nan
     revoked: int = 0
@@ -111,14 +114,22 @@ class _Run:
 
 
 def _viewers_argv(
-    url: str, tokens: Path, report: Path, *, expect: int, timeout: float, hold: bool
+    url: str,
+    tokens: Path,
+    report: Path,
+    *,
+    expect: int,
+    timeout: float,
+    hold: bool,
+    stack: str = "aioquic",
+    sink: bool = False,
 ) -> list[str]:
     argv = [
         python(), "-m", "bench._live", "viewers", "--url", url, "--namespace", NAMESPACE,
         "--tokens", str(tokens), "--report", str(report), "--from-group", str(PRIME_GROUPS),
-        "--expect", str(expect), "--timeout", str(timeout),
+        "--expect", str(expect), "--timeout", str(timeout), "--stack", stack,
     ]  # fmt: skip
-    return argv + (["--hold", "60"] if hold else [])
+    return argv + (["--hold", "60"] if hold else []) + (["--sink"] if sink else [])
 
 
 def _scrape_all(endpoints: Sequence[str]) -> dict[str, float]:
@@ -158,6 +169,9 @@ def run_pop_fanout(
     per_process: int = 25,
     revoke: int = 20,
     workdir: Path,
+    quic_stack: str = "aioquic",
+    viewer_stack: str = "aioquic",
+    sink: bool = False,
 ) -> PopFanoutResult:
     """One fan-out run (see the module docstring); every process is stopped on return."""
     result = PopFanoutResult(viewers, workers, bitrate / 1e6)
@@ -182,6 +196,7 @@ def run_pop_fanout(
                 redis=redis_url,
                 region="local",
                 node_id="origin-bench",
+                extra=["--quic-stack", quic_stack],
             ),
         )
         pop = run.start(
@@ -194,6 +209,7 @@ def run_pop_fanout(
                 node_id="pop-bench",
                 jwks=tokens.jwks_path,
                 workers=workers,
+                extra=["--quic-stack", quic_stack],
             ),
         )
         wait_event(run.log("origin"), "origin_ready", origin, timeout=60)
@@ -226,6 +242,7 @@ def run_pop_fanout(
                 expect=expected,
                 timeout=timeout,
                 hold=False,
+                stack=viewer_stack,
             ),
         )
         warm_tokens = workdir / f"{run.tag}-warm.tokens.json"
@@ -239,6 +256,7 @@ def run_pop_fanout(
                 expect=expected,
                 timeout=timeout,
                 hold=False,
+                stack=viewer_stack,
             ),
         )
         probe.wait_line("ready", timeout=60)
@@ -262,6 +280,8 @@ def run_pop_fanout(
                     expect=expected,
                     timeout=timeout,
                     hold=True,
+                    stack=viewer_stack,
+                    sink=sink,
                 ),
             )
             groups.append((proc, report))
@@ -272,12 +292,15 @@ def run_pop_fanout(
         time.sleep(1.0)
         if workers == 1:  # with N workers each one's first viewer also opens an upstream
             result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
+        viewer_pids = [proc.pid for proc, _ in groups]
         cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
+        viewers_before = sum(tree_cpu(pid) for pid in viewer_pids)
         metrics_before = _scrape_all(pop_http)
         go_at = time.time()
         publisher.signal(signal.SIGUSR1)
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
         cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        viewers_after = sum(tree_cpu(pid) for pid in viewer_pids)
         sent_at = time.time()
         time.sleep(1.2)  # the POP folds its statistics into /metrics every second
         metrics_after = _scrape_all(pop_http)
@@ -288,7 +311,8 @@ def run_pop_fanout(
             setattr(result, attr, seconds * 1000)
         result.sent = sent["objects"]
         for proc, _ in groups:
-            proc.wait_line("complete", timeout=timeout + 10)
+            if not sink:  # sink viewers count bytes, never objects: they never complete
+                proc.wait_line("complete", timeout=timeout + 10)
         probe.wait_line("done", timeout=timeout + 10)
         chosen = minted[: min(revoke, len(minted))]
         published = asyncio.run(_revoke(redis_url, chosen)) if chosen else {}
@@ -301,6 +325,9 @@ def run_pop_fanout(
         probe_data = json.loads(probe_report.read_text())
         _figures(result, probe_data, reports, published, sent, (go_at, sent_at))
         result.pop_cpu_cores = (cpu_after - cpu_before) / max(1e-9, wall_after - wall_before)
+        result.viewers_cpu_cores = (viewers_after - viewers_before) / max(
+            1e-9, wall_after - wall_before
+        )
     except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
         result.notes.append(f"failed: {exc}")
     finally:
@@ -331,6 +358,7 @@ def _figures(
     end_to_end: list[float] = []
     delivered = 0
     in_window = 0
+    sink_bytes = 0
     revocations: list[float] = []
     rejected: list[str] = []
     for report in reports:
@@ -338,6 +366,9 @@ def _figures(
             if viewer["rejected"]:
                 rejected.append(viewer["rejected"])
             delivered += min(viewer["counted"], result.sent)
+            sink_bytes += sum(
+                n for bucket, n in viewer.get("sink", ()) if window[0] <= bucket / 100 <= window[1]
+            )
             for g, o, r, s in viewer["objects"]:
                 if g < PRIME_GROUPS:
                     continue
@@ -346,10 +377,14 @@ def _figures(
                 if (g, o) in at_probe:
                     pop_hop.append((r - at_probe[(g, o)]) * 1000)
             if viewer["jti"] in published:
-                if viewer["closed_at"] is None or viewer["closed_reason"] != "auth_failed":
+                # picoquic carries no close reason text: the UNAUTHORIZED code says it.
+                auth_failed = viewer["closed_reason"] == "auth_failed" or (
+                    viewer.get("closed_code") == SessionCloseCode.UNAUTHORIZED
+                )
+                if viewer["closed_at"] is None or not auth_failed:
                     result.notes.append(
                         f"revoked {viewer['jti']} not closed with auth_failed: "
-                        f"{viewer['closed_reason']!r}"
+                        f"{viewer['closed_reason']!r} (code {viewer.get('closed_code')})"
                     )
                 else:
                     revocations.append((viewer["closed_at"] - published[viewer["jti"]]) * 1000)
@@ -362,6 +397,9 @@ def _figures(
     object_size = sent["bytes"] / max(1, sent["objects"])
     seconds = max(1e-9, window[1] - window[0])
     result.pop_egress_mbit_s = in_window * object_size * 8 / 1e6 / seconds
+    if sink_bytes:  # sink viewers: bytes on data streams, headers included
+        result.pop_egress_mbit_s = sink_bytes * 8 / 1e6 / seconds
+        result.delivered_ratio = sink_bytes / max(1, sent["bytes"] * result.viewers)
     result.revoked = len(revocations)
     result.revocation_p50_ms = percentile(revocations, 50)
     result.revocation_p99_ms = percentile(revocations, 99)
@@ -403,11 +441,17 @@ def _run(args: argparse.Namespace) -> int:
         "group_seconds": args.group_seconds,
         "per_process": args.per_process,
         "workdir": workdir,
+        "viewer_stack": args.viewer_stack,
     }
     results: list[PopFanoutResult] = []
     for n in [int(x) for x in args.viewers.split(",") if x]:
         r = run_pop_fanout(
-            n, workers=args.workers, bitrate=args.bitrate, revoke=args.revoke, **common
+            n,
+            workers=args.workers,
+            bitrate=args.bitrate,
+            revoke=args.revoke,
+            quic_stack=args.quic_stack,
+            **common,
         )
         results.append(r)
         print(format_results([r], ceiling).splitlines()[2], flush=True)
@@ -416,8 +460,15 @@ def _run(args: argparse.Namespace) -> int:
     scaling: list[PopFanoutResult] = []
     if args.scale_viewers:
         for workers in (1, 2):
+            # Workers share one port with SO_REUSEPORT: aioquic (see mesh.settings).
             r = run_pop_fanout(
-                args.scale_viewers, workers=workers, bitrate=args.scale_bitrate, revoke=0, **common
+                args.scale_viewers,
+                workers=workers,
+                bitrate=args.scale_bitrate,
+                revoke=0,
+                quic_stack="aioquic",
+                sink=args.scale_sink,
+                **common,
             )
             scaling.append(r)
             print(format_results([r], ceiling).splitlines()[2], flush=True)
@@ -430,7 +481,8 @@ def _run(args: argparse.Namespace) -> int:
             f"{args.scale_bitrate / 1e6:.1f} Mbit/s: delivered egress "
             f"{scaling[0].pop_egress_mbit_s:.1f} -> {scaling[1].pop_egress_mbit_s:.1f} Mbit/s "
             f"= {ratio:.2f}x (POP CPU {scaling[0].pop_cpu_cores:.2f} -> "
-            f"{scaling[1].pop_cpu_cores:.2f} cores)"
+            f"{scaling[1].pop_cpu_cores:.2f} cores; viewers "
+            f"{scaling[0].viewers_cpu_cores:.2f} -> {scaling[1].viewers_cpu_cores:.2f} cores)"
         )
     if args.json:
         Path(args.json).write_text(
@@ -464,6 +516,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--revoke", type=int, default=20, help="tokens revoked per run")
     run.add_argument("--scale-viewers", type=int, default=0, help="0: skip the workers scaling")
     run.add_argument("--scale-bitrate", type=float, default=8e6)
+    run.add_argument(
+        "--scale-sink",
+        action="store_true",
+        help="scaling viewers count data-stream bytes instead of parsing objects (less load "
+        "generator CPU; egress and delivered ratio from bytes, no latency)",
+    )
+    run.add_argument(
+        "--quic-stack",
+        choices=("aioquic", "picoquic"),
+        default="aioquic",
+        help="the origin's and POP's QUIC stack (the workers scaling always runs aioquic)",
+    )
+    run.add_argument(
+        "--viewer-stack",
+        choices=("aioquic", "picoquic"),
+        default="aioquic",
+        help="the viewer processes' QUIC stack (the load generator)",
+    )
     run.add_argument("--no-ceiling", action="store_true")
     run.add_argument("--json")
     args = parser.parse_args(argv)

@@ -36,7 +36,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +203,7 @@ def three_region_mesh(
     fps: float = 30.0,
     group_seconds: float = 1.0,
     seed: int = 1,
+    quic_stack: str = "aioquic",
 ) -> Iterator[RegionMesh]:
     """Build the regions, start Redis, the origin, the proxies, the POPs and the publisher.
 
@@ -225,14 +226,16 @@ def three_region_mesh(
             lab, workdir, tuple(paths), BenchTokens(workdir), group_seconds, bitrate, fps
         )
         try:
-            _start_nodes(mesh, clip_dir, fps=fps, seed=seed)
+            _start_nodes(mesh, clip_dir, fps=fps, seed=seed, quic_stack=quic_stack)
             yield mesh
         finally:
             for proc in reversed(mesh.procs):
                 proc.stop(timeout=5)
 
 
-def _start_nodes(mesh: RegionMesh, clip_dir: Path, *, fps: float, seed: int) -> None:
+def _start_nodes(
+    mesh: RegionMesh, clip_dir: Path, *, fps: float, seed: int, quic_stack: str = "aioquic"
+) -> None:
     lab = mesh.lab
     redis = mesh.start(
         ORIGIN_REGION,
@@ -250,6 +253,7 @@ def _start_nodes(mesh: RegionMesh, clip_dir: Path, *, fps: float, seed: int) -> 
             region=ORIGIN_REGION,
             node_id="origin-us",
             advertise=f"{ORIGIN_NAME}:{QUIC_PORT}",
+            extra=["--quic-stack", quic_stack],
         ),
     )
     pops: list[tuple[str, Proc]] = []
@@ -277,7 +281,7 @@ def _start_nodes(mesh: RegionMesh, clip_dir: Path, *, fps: float, seed: int) -> 
                 region=path.region,
                 node_id=f"pop-{path.region}",
                 jwks=mesh.tokens.jwks_path,
-                extra=["--advertise", f"{local}:{POP_PORT}"],
+                extra=["--advertise", f"{local}:{POP_PORT}", "--quic-stack", quic_stack],
             ),
         )
         pops.append((path.region, pop))
@@ -321,6 +325,10 @@ class JoinFigures:
     steady_p99_ms: float = math.nan
     start_holes: int = 0  # objects missing in the start group (after the start object)
     gaps: int = 0  # objects missing after the start group, up to each viewer's last object
+    # Missing objects that were on their way when the viewer stopped (see _holes): on a
+    # lossy path the tail of a group can still be in QUIC recovery while the next group
+    # arrives. Neither start_holes nor gaps: nothing lost them.
+    in_flight: int = 0
 
     def started_at_group_start(self) -> bool:
         """Every viewer's first object is object 0 of the POP's current group (the group of
@@ -339,13 +347,65 @@ class JoinFigures:
         return self.joined_groups[i] - 1 <= self.current_groups[i] <= self.answered_groups[i]
 
 
+#: A missing object behind the last one received on a stream still open at the stop counts
+#: as in flight only if the publisher sent it less than this long before the stop; a stream
+#: stalled longer has lost it for the viewer (relay links skip groups 2 s stale).
+IN_FLIGHT_LIMIT = 5.0
+
+
+def _holes(
+    objects: list[Any],
+    streams: list[list[Any]] | None,
+    per_group: int,
+    young: Callable[[int, int], bool],
+) -> tuple[int, int, int]:
+    """One viewer's missing objects, sorted ``objects`` from its start object on:
+    (in the start group, after it, in flight at the stop).
+
+    Counted up to the viewer's last object: the start group to its end once a later group
+    began, later groups whole, the last one up to its last object. QUIC delivers a stream
+    in order, so an object missing *before* one received in its group is lost (a relay
+    skipped or reset it). One missing *behind* the last object received is lost if the
+    group's stream ended (FIN or reset, or none opened), but was in flight if the stream
+    was still open when the viewer stopped and ``young(group, object)`` (see
+    IN_FLIGHT_LIMIT). A report without ``streams`` counts every missing object as lost."""
+    open_groups = {int(group) for group, outcome in streams or () if outcome == "open"}
+    held: dict[int, set[int]] = {}
+    for group, obj, _, _ in objects:
+        held.setdefault(group, set()).add(obj)
+    (start_group, start_object), (last_group, last_object) = objects[0][:2], objects[-1][:2]
+    counts = [0, 0, 0]  # start group, after it, in flight
+    for group in range(start_group, last_group + 1):
+        have = held.get(group, set())
+        first = start_object if group == start_group else 0
+        end = per_group if group < last_group else last_object + 1
+        top = max(have, default=first - 1)
+        for obj in range(first, end):
+            if obj in have:
+                continue
+            if obj > top and group in open_groups and young(group, obj):
+                counts[2] += 1
+            else:
+                counts[0 if group == start_group else 1] += 1
+    return counts[0], counts[1], counts[2]
+
+
 def join_figures(
     report: dict[str, Any], *, t0: float, group_seconds: float, fps: float
 ) -> JoinFigures:
-    """Figures of one ``bench._live viewers`` report; the publisher's object 0 was due at ``t0``."""
+    """Figures of one ``bench._live viewers`` report; the publisher's object 0 was due at ``t0``.
+
+    Holes are counted up to each viewer's last object; the tail of a group whose stream was
+    still open at the stop (a report's ``streams``) is ``in_flight``, not a hole."""
     out = JoinFigures()
     per_group = max(1, round(group_seconds * fps))
     steady: list[float] = []
+    stopped = report.get("stopped_at")
+
+    def young(group: int, obj: int) -> bool:
+        sent = t0 + (group * per_group + obj) / fps  # the publisher's schedule
+        return stopped is None or sent >= stopped - IN_FLIGHT_LIMIT
+
     for viewer in report["viewers"]:
         out.viewers += 1
         if viewer["rejected"] is not None or not viewer["objects"]:
@@ -367,14 +427,10 @@ def join_figures(
         out.start_wait_ms.append((received - subscribed) * 1000)
         out.start_age_ms.append((received - sent) * 1000)
         steady += [(r - s) * 1000 for g, _, r, s in objects if g > group]
-        in_start = [o for o in objects if o[0] == group]
-        out.start_holes += max(0, in_start[-1][1] - obj + 1 - len(in_start))
-        later = [o for o in objects if o[0] > group]
-        if later:
-            expected = (later[-1][0] - group - 1) * per_group + later[-1][1] + 1
-            out.gaps += max(0, expected - len(later))
-        if in_start[-1][1] != per_group - 1 and later:
-            out.start_holes += per_group - 1 - in_start[-1][1]  # the start group's tail
+        in_start, after, in_flight = _holes(objects, viewer.get("streams"), per_group, young)
+        out.start_holes += in_start
+        out.gaps += after
+        out.in_flight += in_flight
     out.steady_p50_ms = percentile(steady, 50)
     out.steady_p99_ms = percentile(steady, 99)
     return out
@@ -456,12 +512,14 @@ def measure(mesh: RegionMesh, viewers: int = 5, window: float = 6.0) -> MeshResu
     )
 
 
-_RELAY_DROPS = re.compile(r"clutchcall_(?:origin|pop)_relay_drops_([a-z_]+)$")
+_RELAY_DROPS = re.compile(r"clutchcall_(?:origin|pop)_relay_(?:drops|discarded)_([a-z_]+)$")
 
 
 def _drops(values: dict[str, float]) -> dict[str, float]:
     """Non-zero drops by reason: ``clutchcall_drops_total``, or the relay's own statistics
-    (``clutchcall_<role>_relay_drops_<reason>``) where the node does not fold them into it."""
+    (``clutchcall_<role>_relay_drops_<reason>``) where the node does not fold them into it,
+    and the objects its schedulers discarded because a stream was cancelled (the upstream
+    reset it, the viewer stopped it: ``..._relay_discarded_cancelled``, as ``cancelled``)."""
     out: dict[str, float] = {}
     for key, value in values.items():
         reason = None
@@ -485,9 +543,9 @@ def format_result(result: MeshResult) -> str:
         "",
         "| region | RTT ms | joiners | start (group, obj), POP's current group | joining FETCH | "
         "first object ms | start object ms max | start object age ms max | "
-        "steady latency ms p50/p99 | holes in start group / after | POP upstream subs | "
-        "POP egress x bitrate |",
-        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "steady latency ms p50/p99 | holes in start group / after | in flight at stop | "
+        "POP upstream subs | POP egress x bitrate |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result.regions:
         for label, f in (("cold", r.cold), ("late", r.late)):
@@ -498,6 +556,7 @@ def format_result(result: MeshResult) -> str:
                 f"{percentile(f.ttfo_ms, 50):.0f} | {max(f.start_wait_ms, default=math.nan):.0f} | "
                 f"{max(f.start_age_ms, default=math.nan):.0f} | "
                 f"{f.steady_p50_ms:.1f}/{f.steady_p99_ms:.1f} | {f.start_holes}/{f.gaps} | "
+                f"{f.in_flight} | "
                 f"{r.pop_upstream_subscriptions:.0f} | {r.pop_egress_ratio:.2f} |"
             )
     return "\n".join(lines)
@@ -527,6 +586,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--viewers", type=int, default=5, help="per POP")
             p.add_argument("--window", type=float, default=6.0)
             p.add_argument("--json")
+        p.add_argument(
+            "--quic-stack",
+            choices=("aioquic", "picoquic"),
+            default="aioquic",
+            help="the origin's and POPs' QUIC stack",
+        )
     args = parser.parse_args(argv)
     from .netlab import netlab_available
 
@@ -534,7 +599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.regions: {reason}", file=sys.stderr)
         return 1
     with three_region_mesh(
-        paths=_paths(args), bitrate=args.bitrate, group_seconds=args.group_seconds
+        paths=_paths(args),
+        bitrate=args.bitrate,
+        group_seconds=args.group_seconds,
+        quic_stack=args.quic_stack,
     ) as mesh:
         if args.cmd == "up":
             tokens = mesh.workdir / "viewers.tokens.json"

@@ -42,3 +42,28 @@ def test_two_workers_on_one_port_serve_every_viewer(tmp_path: Path) -> None:
     assert result.delivered_ratio == 1.0 and result.revoked == 2
     assert math.isnan(result.idle_viewer_kib)  # per-worker upstreams would skew it
     assert result.pop_cpu_cores > 0  # the workers' CPU is counted (children of the supervisor)
+
+
+def test_picoquic_pop_and_viewers_deliver_and_revoke(tmp_path: Path) -> None:
+    """Both QUIC stacks on picoquic: every object arrives; revoked viewers are recognised
+    by the UNAUTHORIZED code (picoquic carries no close reason text)."""
+    result = run_pop_fanout(
+        4, duration=2.0, bitrate=5e5, fps=30, group_seconds=0.5, per_process=2, revoke=2,
+        workdir=tmp_path, quic_stack="picoquic", viewer_stack="picoquic",
+    )  # fmt: skip
+    assert not result.notes, result.notes
+    assert result.delivered_ratio == 1.0
+    assert result.revoked == 2
+
+
+def test_sink_viewers_measure_egress_from_bytes(tmp_path: Path) -> None:
+    """--scale-sink viewers count data-stream bytes: egress and a byte delivered ratio."""
+    result = run_pop_fanout(
+        4, duration=2.0, bitrate=5e5, fps=30, group_seconds=0.5, per_process=2, revoke=0,
+        workdir=tmp_path, viewer_stack="picoquic", sink=True,
+    )  # fmt: skip
+    assert not result.notes, result.notes
+    # stream bytes include the object headers, so slightly above the payload sent
+    assert 0.95 <= result.delivered_ratio < 1.2
+    assert 1.5 < result.pop_egress_mbit_s < 3
+    assert math.isnan(result.pop_hop_p50_ms)  # sink viewers report no objects

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.regions import _drops, join_figures
+from bench._live import _Viewer
+from bench.regions import IN_FLIGHT_LIMIT, JoinFigures, _drops, join_figures
+from moqt.events import SubgroupStreamEnded, SubgroupStreamOpened, SubgroupStreamReset
 
 T0 = 1_000.0
 TIMING = {"t0": T0, "group_seconds": 1.0, "fps": 10.0}
@@ -97,7 +99,55 @@ def test_drops_come_from_the_node_counter_or_the_relay_statistics() -> None:
         "clutchcall_origin_relay_drops_queue_full": 3.0,
         "clutchcall_origin_relay_drops_low_priority": 0.0,
         "clutchcall_pop_relay_streams_reset": 2.0,
+        "clutchcall_pop_relay_discarded_cancelled": 4.0,
     }
     # An origin that does not fold its relay's drops into clutchcall_drops_total still
-    # shows them; a POP that does is not counted twice.
-    assert _drops(scraped) == {"stale_group": 16.0, "queue_full": 3.0}
+    # shows them; a POP that does is not counted twice; cancelled streams show too.
+    assert _drops(scraped) == {"stale_group": 16.0, "queue_full": 3.0, "cancelled": 4.0}
+
+
+def test_a_group_tail_still_on_its_way_at_the_stop_is_in_flight_not_a_hole() -> None:
+    # Stopped at 5.3 s: group 5 began, 4/7..4/9 had not come (on a lossy path a group's
+    # tail can still be in QUIC recovery while the next group arrives).
+    objects = [(3, o) for o in range(10)] + [(4, o) for o in range(7)] + [(5, 0), (5, 1)]
+
+    def figures(streams: list[list[Any]] | None, stopped: float = T0 + 5.3) -> JoinFigures:
+        seen = viewer(T0 + 3.05, objects)
+        if streams is not None:
+            seen["streams"] = streams
+        return join_figures({"stopped_at": stopped, "viewers": [seen]}, **TIMING)
+
+    # The stream of group 4 was still open: nothing was lost.
+    still_open = figures([[3, "fin"], [4, "open"], [5, "open"]])
+    assert (still_open.start_holes, still_open.gaps, still_open.in_flight) == (0, 0, 3)
+    # Ended (FIN) or reset short of its end, or no stream outcome in the report: lost.
+    for streams in ([[3, "fin"], [4, "reset"], [5, "open"]], [[4, "fin"], [5, "open"]], None):
+        lost = figures(streams)
+        assert (lost.gaps, lost.in_flight) == (3, 0), streams
+    # A stream stalled longer than IN_FLIGHT_LIMIT has lost its tail for the viewer.
+    stalled = figures([[4, "open"], [5, "open"]], stopped=T0 + 4.7 + IN_FLIGHT_LIMIT + 0.5)
+    assert (stalled.gaps, stalled.in_flight) == (3, 0)
+
+
+def test_only_the_tail_behind_the_last_object_received_can_be_in_flight() -> None:
+    # QUIC delivers a stream in order: 4/2 missing before 4/3 was lost, whatever the stream.
+    objects = [(3, o) for o in range(10)] + [(4, 0), (4, 1), (4, 3), (4, 4), (5, 0)]
+    seen = viewer(T0 + 3.05, objects)
+    seen["streams"] = [[3, "fin"], [4, "open"], [5, "open"]]
+    figures = join_figures({"stopped_at": T0 + 5.2, "viewers": [seen]}, **TIMING)
+    assert (figures.gaps, figures.in_flight) == (1, 5)
+    # the start group's tail too: 3/7..3/9 still coming on its open stream
+    start = viewer(T0 + 3.05, [(3, o) for o in range(7)] + [(4, 0)])
+    start["streams"] = [[3, "open"], [4, "open"]]
+    figures = join_figures({"stopped_at": T0 + 4.2, "viewers": [start]}, **TIMING)
+    assert (figures.start_holes, figures.gaps, figures.in_flight) == (0, 0, 3)
+
+
+def test_the_viewer_report_says_how_each_live_stream_stood() -> None:
+    seen = _Viewer(0, "jti", [], set())
+    seen.on_stream(SubgroupStreamOpened(1, 3, 7, 0, 128, False))
+    seen.on_stream(SubgroupStreamOpened(1, 7, 8, 0, 128, False))
+    seen.on_stream(SubgroupStreamOpened(1, 11, 9, 0, 128, False))
+    seen.on_stream(SubgroupStreamEnded(1, 3, 7, 0))
+    seen.on_stream(SubgroupStreamReset(1, 7, 8, 0, 0x1))
+    assert sorted(seen.streams.values()) == [[7, "fin"], [8, "reset"], [9, "open"]]
