@@ -46,6 +46,7 @@ from typing import Any
 
 from moqt.errors import SessionCloseCode
 
+from ._cpu_budget import CpuBudget
 from ._live import make_clip
 from ._nodes import (
     histogram_quantile,
@@ -84,6 +85,8 @@ class PopFanoutResult:
     end_to_end_p99_ms: float = math.nan
     pop_cpu_cores: float = 0.0
     viewers_cpu_cores: float = 0.0  # every viewer process together: the load generator
+    worker_cpu_budget: float | None = None  # cores each POP worker was confined to
+    pop_throttled_s: float = 0.0  # time the budget held the workers back (all together)
     pop_egress_mbit_s: float = 0.0
     idle_viewer_kib: float = math.nan
     revoked: int = 0
@@ -172,9 +175,14 @@ def run_pop_fanout(
     quic_stack: str = "aioquic",
     viewer_stack: str = "aioquic",
     sink: bool = False,
+    worker_cpu: float | None = None,
 ) -> PopFanoutResult:
-    """One fan-out run (see the module docstring); every process is stopped on return."""
-    result = PopFanoutResult(viewers, workers, bitrate / 1e6)
+    """One fan-out run (see the module docstring); every process is stopped on return.
+
+    ``worker_cpu``: confine each POP worker to that many cores (:mod:`bench._cpu_budget`).
+    """
+    result = PopFanoutResult(viewers, workers, bitrate / 1e6, worker_cpu_budget=worker_cpu)
+    budgets: list[CpuBudget] = []
     run = _Run(workdir, f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k")
     clip_dir = workdir / "clips"
     make_clip(clip_dir, bitrate=bitrate, fps=fps, group_seconds=group_seconds)
@@ -213,10 +221,13 @@ def run_pop_fanout(
             ),
         )
         wait_event(run.log("origin"), "origin_ready", origin, timeout=60)
-        pop_http = [
-            str(r["http"])
-            for r in wait_event(run.log("pop"), "pop_ready", pop, timeout=60, count=workers)
-        ]
+        ready = wait_event(run.log("pop"), "pop_ready", pop, timeout=60, count=workers)
+        pop_http = [str(r["http"]) for r in ready]
+        if worker_cpu is not None:
+            for index, record in enumerate(ready):
+                budget = CpuBudget(f"clutchcall-bench-{run.tag}-w{index}", worker_cpu)
+                budgets.append(budget)
+                budget.add(int(record["pid"]))
         publisher = run.start(
             "publisher",
             [
@@ -294,12 +305,14 @@ def run_pop_fanout(
             result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
         viewer_pids = [proc.pid for proc, _ in groups]
         cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
+        throttled_before = sum(b.throttled_seconds() for b in budgets)
         viewers_before = sum(tree_cpu(pid) for pid in viewer_pids)
         metrics_before = _scrape_all(pop_http)
         go_at = time.time()
         publisher.signal(signal.SIGUSR1)
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
         cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        result.pop_throttled_s = sum(b.throttled_seconds() for b in budgets) - throttled_before
         viewers_after = sum(tree_cpu(pid) for pid in viewer_pids)
         sent_at = time.time()
         time.sleep(1.2)  # the POP folds its statistics into /metrics every second
@@ -332,6 +345,8 @@ def run_pop_fanout(
         result.notes.append(f"failed: {exc}")
     finally:
         run.stop()
+        for budget in budgets:
+            budget.close()
     return result
 
 
@@ -468,6 +483,7 @@ def _run(args: argparse.Namespace) -> int:
                 revoke=0,
                 quic_stack="aioquic",
                 sink=args.scale_sink,
+                worker_cpu=args.worker_cpu,
                 **common,
             )
             scaling.append(r)
@@ -484,6 +500,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{scaling[1].pop_cpu_cores:.2f} cores; viewers "
             f"{scaling[0].viewers_cpu_cores:.2f} -> {scaling[1].viewers_cpu_cores:.2f} cores)"
         )
+        if args.worker_cpu is not None:
+            print(
+                f"each worker confined to {args.worker_cpu:.2f} cores; the budget held the "
+                f"workers back {scaling[0].pop_throttled_s:.1f} s -> "
+                f"{scaling[1].pop_throttled_s:.1f} s in all (saturated when > 0)"
+            )
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -521,6 +543,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="scaling viewers count data-stream bytes instead of parsing objects (less load "
         "generator CPU; egress and delivered ratio from bytes, no latency)",
+    )
+    run.add_argument(
+        "--worker-cpu",
+        type=float,
+        default=None,
+        metavar="CORES",
+        help="in the workers scaling, confine each POP worker to this many cores (a cgroup "
+        "CPU quota; needs root): a core per worker on a host too small to give it one",
     )
     run.add_argument(
         "--quic-stack",

@@ -142,6 +142,7 @@ async def serve(settings: PopSettings, cert: Path, key: Path, *, reuse_port: boo
         logger.info(
             "pop_ready",
             node=settings.node_id,
+            pid=os.getpid(),
             quic=f"{quic_host}:{quic_port}",
             http=f"{http_host}:{http_port}",
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.pop_fanout import run_pop_fanout
+from tests.bench.test_cpu_budget import cgroups_usable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -34,11 +35,15 @@ def test_every_viewer_gets_every_object_and_revoked_viewers_are_closed(tmp_path:
 
 
 def test_two_workers_on_one_port_serve_every_viewer(tmp_path: Path) -> None:
+    """Each worker in its own CPU budget (the scaling run's --worker-cpu) where the
+    host allows cgroups; the load is small enough that the budget never binds."""
+    budget = 0.5 if cgroups_usable() else None
     result = run_pop_fanout(
         4, workers=2, duration=2.0, bitrate=5e5, fps=30, group_seconds=0.5, per_process=2,
-        revoke=2, workdir=tmp_path,
+        revoke=2, workdir=tmp_path, worker_cpu=budget,
     )  # fmt: skip
     assert not result.notes, result.notes
+    assert result.worker_cpu_budget == budget
     assert result.delivered_ratio == 1.0 and result.revoked == 2
     assert math.isnan(result.idle_viewer_kib)  # per-worker upstreams would skew it
     assert result.pop_cpu_cores > 0  # the workers' CPU is counted (children of the supervisor)
