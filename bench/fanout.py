@@ -166,6 +166,7 @@ class FanoutResult:
     relay: str
     subscribers: int
     sent: int = 0
+    missing: int = 0  # objects sent x subscribers that never arrived
     delivered_ratio: float = 0.0
     latency_p50_ms: float = math.nan
     latency_p99_ms: float = math.nan
@@ -327,6 +328,7 @@ def run_fanout(
             payload += data["payload_bytes"]
             result.notes.extend(f"rejected: {r}" for r in data["rejected"][:3])
         window = after.wall - before.wall
+        result.missing = result.sent * subscribers - delivered
         result.delivered_ratio = delivered / max(1, result.sent * subscribers)
         result.latency_p50_ms = percentile(latencies, 50)
         result.latency_p99_ms = percentile(latencies, 99)
@@ -342,17 +344,34 @@ def run_fanout(
 
 def _format(results: list[FanoutResult], ceiling: float | None) -> str:
     lines = [
-        "| relay | N | delivered | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB |",
+        "| relay | N | delivered (missing) | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         pct = f"{100 * r.egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
         lines.append(
-            f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% | {r.latency_p50_ms:.1f} | "
+            f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% ({r.missing}) | {r.latency_p50_ms:.1f} | "
             f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {pct} | {r.relay_rss_mb:.0f} |"
         )
     notes = [f"- {r.relay} N={r.subscribers}: {n}" for r in results for n in r.notes]
     return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def compare_with_peer(results: list[FanoutResult], peer: str = "aiomoqt") -> str:
+    """Per N, each of our relays against ``peer`` by delivered objects (exact, not rounded)."""
+    lines = []
+    for r in results:
+        theirs = next(
+            (p for p in results if p.relay == peer and p.subscribers == r.subscribers), None
+        )
+        if r.relay == peer or theirs is None or r.notes or theirs.notes:
+            continue
+        verdict = ">= peer" if r.missing <= theirs.missing else "BELOW peer"
+        lines.append(
+            f"N={r.subscribers}: {r.relay} missed {r.missing}, {peer} missed {theirs.missing} "
+            f"of {r.sent * r.subscribers}: {verdict}"
+        )
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -388,6 +407,9 @@ def _run(args: argparse.Namespace) -> int:
             )
     table = _format(results, ceiling)
     print("\n" + table)
+    comparison = compare_with_peer(results)
+    if comparison:
+        print("\n" + comparison)
     if args.json:
         Path(args.json).write_text(
             json.dumps(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fanout import run_fanout
+from bench.fanout import FanoutResult, compare_with_peer, run_fanout
 
 pytestmark = pytest.mark.e2e
 
@@ -32,3 +32,20 @@ def test_fanout_delivers_every_object(relay: str, tmp_path: Path) -> None:
     assert result.sent == 60
     assert result.delivered_ratio == 1.0
     assert 0 < result.latency_p50_ms < 500
+
+
+def test_the_peer_comparison_counts_objects_not_rounded_percentages() -> None:
+    def result(relay: str, n: int, missing: int, *notes: str) -> FanoutResult:
+        return FanoutResult(relay, n, sent=300, missing=missing, notes=list(notes))
+
+    results = [
+        result("ours", 200, 3),  # 99.995%: "100.00%" in the table, still below a peer with 0
+        result("aiomoqt", 200, 0),
+        result("ours-picoquic", 200, 0),
+        result("ours", 10, 0),
+        result("aiomoqt", 10, 0, "failed: relay did not start"),
+    ]
+    assert compare_with_peer(results).splitlines() == [
+        "N=200: ours missed 3, aiomoqt missed 0 of 60000: BELOW peer",
+        "N=200: ours-picoquic missed 0, aiomoqt missed 0 of 60000: >= peer",
+    ]
