@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from mesh.metrics import OpsServer
-from mesh.relay import CacheLimits, RelayConfig
+from mesh.relay import CacheLimits, RelayConfig, SchedulerLimits, deliver_all_limits
 from mesh.relay._metrics import relay_registry
 from mesh.relay._node import RelayNode
 from moqt.aio import QUIC_STACKS, write_self_signed
@@ -119,6 +119,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep an upstream subscription this long after its last subscriber left",
     )
     parser.add_argument(
+        "--skip-stale-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="live-edge policy for subscribers that cannot keep up: skip a group once a "
+        "newer one exists and it waited this long, jump ahead past 20x that (default: "
+        "off - as draft-16 says, every object is delivered unless the subscriber sets "
+        "DELIVERY_TIMEOUT; a subscriber that overflows its queue gets TOO_FAR_BEHIND)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     parser.set_defaults(func=run)
@@ -157,6 +167,9 @@ def run(args: argparse.Namespace) -> int:
         if value <= 0:
             logger.error("bad_arguments", reason=f"{name} must be positive")
             return 2
+    if args.skip_stale_after is not None and not args.skip_stale_after > 0:
+        logger.error("bad_arguments", reason="--skip-stale-after must be positive")
+        return 2
     try:
         return asyncio.run(_main(args))
     except OSError as exc:
@@ -164,11 +177,18 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _scheduling(skip_stale_after: float | None) -> SchedulerLimits:
+    if skip_stale_after is None:
+        return deliver_all_limits()
+    return SchedulerLimits(skip_after=skip_stale_after, max_lag=20 * skip_stale_after)
+
+
 async def _main(args: argparse.Namespace) -> int:
     config = RelayConfig(
         cache=CacheLimits(max_bytes=args.cache_bytes, max_age=args.cache_age),
         max_object_size=args.max_object_size,
         upstream_linger=max(0.0, args.upstream_linger),
+        scheduler=_scheduling(args.skip_stale_after),
     )
     node = RelayNode(
         config,

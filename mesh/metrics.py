@@ -52,7 +52,8 @@ class DropReason:
     QUEUE_FULL = "queue_full"
     TOO_FAR_BEHIND = "too_far_behind"
     LOW_PRIORITY = "low_priority"
-    ALL: Final = (STALE_GROUP, QUEUE_FULL, TOO_FAR_BEHIND, LOW_PRIORITY)
+    DELIVERY_TIMEOUT = "delivery_timeout"
+    ALL: Final = (STALE_GROUP, QUEUE_FULL, TOO_FAR_BEHIND, LOW_PRIORITY, DELIVERY_TIMEOUT)
 
 
 class _StatisticsCollector(Collector):

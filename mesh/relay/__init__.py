@@ -9,7 +9,7 @@ Sans-I/O: attach sessions (``moqt.session.Session``, any transport) with
 from ._cache import CachedGroup, CachedObject, CacheLimits, TrackCache
 from ._peer import Peer
 from ._relay import Relay, RelayConfig
-from ._scheduling import DropReason, SchedulerLimits, SchedulerStatistics
+from ._scheduling import DropReason, SchedulerLimits, SchedulerStatistics, deliver_all_limits
 from ._track import Subscriber, Track, Upstream, UpstreamKind
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "TrackCache",
     "Upstream",
     "UpstreamKind",
+    "deliver_all_limits",
 ]

@@ -365,6 +365,7 @@ class Relay:
             ev.request_id,
             subscriber_priority=ev.subscriber_priority,
             group_order=ev.group_order if ev.group_order != GroupOrder.ORIGINAL else group_order,
+            delivery_timeout=_seconds(ev.delivery_timeout),
         )
         if upstream is not None:
             upstream.release_at = None
@@ -464,6 +465,7 @@ class Relay:
             return
         sub.forward = ev.forward
         peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
+        peer.scheduler.set_delivery_timeout(ev.request_id, _seconds(ev.delivery_timeout))
         if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
             assert ev.filter.start is not None
             sub.start = ev.filter.start
@@ -474,8 +476,9 @@ class Relay:
         sub = peer.downstream.get(ev.request_id)
         if sub is not None:
             sub.forward = ev.forward
-            # PUBLISH_OK carries the subscriber's priority for what we push.
+            # PUBLISH_OK carries the subscriber's priority and delivery timeout.
             peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
+            peer.scheduler.set_delivery_timeout(ev.request_id, _seconds(ev.delivery_timeout))
 
     # --- fetch / status ----------------------------------------------------------------
 
@@ -658,3 +661,9 @@ _HANDLERS: dict[type[Event], Callable[[Relay, Peer, Event], None]] = {
     SubscribeNamespaceEnded: Relay._on_subscribe_namespace_ended,  # type: ignore[dict-item]
     SessionClosed: Relay._on_closed,  # type: ignore[dict-item]
 }
+
+
+def _seconds(milliseconds: int | None) -> float | None:
+    """A DELIVERY_TIMEOUT parameter (ms) in seconds; draft-16 refuses 0 on the wire,
+    draft-14 gives it no meaning: no timeout."""
+    return milliseconds / 1000 if milliseconds else None

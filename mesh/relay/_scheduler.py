@@ -28,6 +28,14 @@ MUST cancel a stream, preferably the one with the lowest priority, after
 reaching a resource limit"), and an abandoned subgroup is never reopened.
 When the connection cannot keep up, in this order:
 
+0. *The subscriber's DELIVERY_TIMEOUT* (SUBSCRIBE, PUBLISH_OK or an update; draft-16
+   "DELIVERY TIMEOUT"): "If an object in a subgroup exceeds the delivery timeout,
+   the publisher MUST reset the underlying transport stream" and not reopen it, so a
+   subgroup whose next object waited longer is abandoned, in any group
+   (``delivery_timeout``). Without a negotiated timeout the draft wants every object
+   delivered; (a) and (b) are the node's own live-edge policy on top of it and are
+   off when ``skip_after``/``max_lag`` are None (``deliver_all_limits()``, the plain
+   relay's default).
 a. *Skip stale groups, lower priorities first.* A group is stale once a newer
    group of the same track has arrived. Walking the tracks from the lowest
    priority up, a track whose stale group has an object waiting longer than
@@ -135,13 +143,23 @@ class SubscriberScheduler:
         *,
         subscriber_priority: int = 128,
         group_order: GroupOrder = GroupOrder.ASCENDING,
+        delivery_timeout: float | None = None,
     ) -> None:
-        """Schedule subscription ``request_id`` (an accepted SUBSCRIBE or our PUBLISH)."""
+        """Schedule subscription ``request_id`` (an accepted SUBSCRIBE or our PUBLISH);
+        ``delivery_timeout``: the subscriber's DELIVERY_TIMEOUT in seconds, if any."""
         if not 0 <= subscriber_priority <= 255:
             raise ValueError("subscriber priority is 0..255")
-        self._tracks[request_id] = TrackQueue(
-            request_id, subscriber_priority, group_order == GroupOrder.DESCENDING
-        )
+        track = TrackQueue(request_id, subscriber_priority, group_order == GroupOrder.DESCENDING)
+        self._tracks[request_id] = track
+        self.set_delivery_timeout(request_id, delivery_timeout)
+
+    def set_delivery_timeout(self, request_id: int, seconds: float | None) -> None:
+        """The subscriber (re)negotiated DELIVERY_TIMEOUT: applies to what is queued too."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError("a delivery timeout is positive")
+        track = self._tracks.get(request_id)
+        if track is not None:
+            track.delivery_timeout = seconds
 
     def set_subscriber_priority(self, request_id: int, subscriber_priority: int) -> None:
         """REQUEST_UPDATE changed it: applies to everything not yet written."""
@@ -408,24 +426,55 @@ class SubscriberScheduler:
 
     def _respond(self, now: float) -> None:
         lowest_first = sorted(self._tracks.values(), key=lambda t: t.rank, reverse=True)
-        # (a) stale groups, lowest priority first, until the queue drains.
+        # (0) what waited longer than the subscriber's delivery timeout.
+        expired = False
         for track in lowest_first:
-            if self._has_stale(track, now):
-                self._groups_skipped += 1
-                self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
-                self._drain()
-                if not self._queued_objects:
-                    return
+            if track.delivery_timeout is not None:
+                expired |= self._expire(track, now - track.delivery_timeout, now)
+        if expired:
+            self._drain()
+            if not self._queued_objects:
+                return
+        # (a) stale groups, lowest priority first, until the queue drains.
+        skip_after = self.limits.skip_after
+        if skip_after is not None:
+            for track in lowest_first:
+                if self._has_stale(track, now - skip_after):
+                    self._groups_skipped += 1
+                    self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
+                    self._drain()
+                    if not self._queued_objects:
+                        return
         # (b) a track lagging more than max_lag jumps to the next group.
+        max_lag = self.limits.max_lag
+        if max_lag is None:
+            return
         for track in lowest_first:
             oldest = track.oldest()
-            if oldest is not None and now - oldest > self.limits.max_lag:
+            if oldest is not None and now - oldest > max_lag:
                 self._jumps += 1
                 self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
                 self._drain()
 
-    def _has_stale(self, track: TrackQueue, now: float) -> bool:
-        deadline = now - self.limits.skip_after
+    def _expire(self, track: TrackQueue, deadline: float, now: float) -> bool:
+        """Abandon every subgroup of ``track`` whose next object arrived before ``deadline``;
+        of a group's datagrams only the late ones go (the timeout bounds their queueing)."""
+        late = [sg for sg in track.subgroups.values() if sg.objects and sg.objects[0][0] < deadline]
+        for sg in late:
+            if sg.subgroup_id is not None:
+                self._abandon(track, sg, DropReason.DELIVERY_TIMEOUT, now)
+                continue
+            while sg.objects and sg.objects[0][0] < deadline:
+                _, obj = sg.objects.popleft()
+                track.queued -= 1
+                self._queued_objects -= 1
+                self._queued_bytes -= len(obj.payload) + OBJECT_OVERHEAD
+                self._drops[DropReason.DELIVERY_TIMEOUT] += 1
+            if not sg.objects:
+                track.subgroups.pop((sg.group_id, None), None)
+        return bool(late)
+
+    def _has_stale(self, track: TrackQueue, deadline: float) -> bool:
         return any(
             sg.group_id < track.newest and sg.objects and sg.objects[0][0] <= deadline
             for sg in track.subgroups.values()
@@ -632,6 +681,7 @@ class SubscriberScheduler:
             groups_skipped=self._groups_skipped,
             jumps=self._jumps,
             dropped_stale_group=self._drops[DropReason.STALE_GROUP],
+            dropped_delivery_timeout=self._drops[DropReason.DELIVERY_TIMEOUT],
             dropped_low_priority=self._drops[DropReason.LOW_PRIORITY],
             dropped_queue_full=self._drops[DropReason.QUEUE_FULL],
             dropped_too_far_behind=self._drops[DropReason.TOO_FAR_BEHIND],

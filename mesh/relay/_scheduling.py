@@ -23,6 +23,8 @@ __all__ = [
     "SchedulerStatistics",
     "Subgroup",
     "TrackQueue",
+    "deliver_all_limits",
+    "relay_link_limits",
 ]
 
 #: Bytes a queued object is charged on top of its payload (tuple, deque slot, ...).
@@ -33,6 +35,7 @@ class DropReason(enum.StrEnum):
     """Why objects were not delivered; the values are ``mesh.metrics.DropReason``'s labels."""
 
     STALE_GROUP = "stale_group"  # a newer group of the track exists, or older than max_lag
+    DELIVERY_TIMEOUT = "delivery_timeout"  # waited longer than the subscriber's DELIVERY_TIMEOUT
     LOW_PRIORITY = "low_priority"  # evicted to make room for higher-priority data
     QUEUE_FULL = "queue_full"  # memory bound reached and nothing of lower priority to evict
     TOO_FAR_BEHIND = "too_far_behind"  # discarded when the subscriber was ended
@@ -47,9 +50,12 @@ class SchedulerLimits:
     #: Bound of the bytes queued per subscriber (payload + OBJECT_OVERHEAD each).
     max_queued_bytes: int = 4 << 20
     #: A stale group is skipped once one of its objects waited this long (seconds).
-    skip_after: float = 0.1
-    #: A track whose oldest queued object waited longer jumps to the next group.
-    max_lag: float = 2.0
+    #: None: the node never skips by age on its own; only a subscriber's DELIVERY_TIMEOUT
+    #: (or the memory bound) ends what it waits for - draft-16 "DELIVERY TIMEOUT": with
+    #: no timeout negotiated "all Objects in the track ... are delivered".
+    skip_after: float | None = 0.1
+    #: A track whose oldest queued object waited longer jumps to the next group (None: never).
+    max_lag: float | None = 2.0
     #: Behind this long -> PUBLISH_DONE TOO_FAR_BEHIND; None never ends a subscriber.
     too_far_behind_after: float | None = 5.0
     #: Subgroup streams open at once per subscriber; beyond, the oldest is reset.
@@ -58,12 +64,21 @@ class SchedulerLimits:
     def __post_init__(self) -> None:
         if self.backlog_threshold <= 0 or self.max_queued_bytes <= 0:
             raise ValueError("backlog_threshold and max_queued_bytes must be positive")
-        if self.skip_after < 0 or self.max_lag <= 0:
+        if (self.skip_after is not None and self.skip_after < 0) or (
+            self.max_lag is not None and self.max_lag <= 0
+        ):
             raise ValueError("skip_after must not be negative and max_lag must be positive")
         if self.too_far_behind_after is not None and self.too_far_behind_after <= 0:
             raise ValueError("too_far_behind_after must be positive (or None)")
         if self.max_open_subgroups < 1:
             raise ValueError("max_open_subgroups must be at least 1")
+
+
+def deliver_all_limits() -> SchedulerLimits:
+    """The draft's default for a plain relay: nothing is dropped for its age unless the
+    subscriber negotiated a DELIVERY_TIMEOUT; a subscriber that cannot keep up fills its
+    bounded queue, loses data to it and, behind for longer, gets TOO_FAR_BEHIND."""
+    return SchedulerLimits(skip_after=None, max_lag=None)
 
 
 def relay_link_limits() -> SchedulerLimits:
@@ -100,6 +115,7 @@ class SchedulerStatistics:
     groups_skipped: int
     jumps: int
     dropped_stale_group: int
+    dropped_delivery_timeout: int
     dropped_low_priority: int
     dropped_queue_full: int
     dropped_too_far_behind: int
@@ -114,6 +130,7 @@ class SchedulerStatistics:
     def dropped(self) -> int:
         return (
             self.dropped_stale_group
+            + self.dropped_delivery_timeout
             + self.dropped_low_priority
             + self.dropped_queue_full
             + self.dropped_too_far_behind
@@ -145,6 +162,7 @@ class TrackQueue:
     """One subscription of the subscriber: its priority, order and subgroups."""
 
     __slots__ = (
+        "delivery_timeout",
         "descending",
         "dropped",
         "floor",
@@ -167,6 +185,8 @@ class TrackQueue:
         # Abandoned subgroups of groups >= floor, and why (None: the viewer stopped it).
         self.dropped: dict[Key, DropReason | None] = {}
         self.queued = 0  # objects queued in this track
+        # The subscriber's DELIVERY_TIMEOUT in seconds (None: none negotiated).
+        self.delivery_timeout: float | None = None
 
     @property
     def rank(self) -> tuple[int, int]:

@@ -8,10 +8,11 @@ QUIC adapters report theirs. The other clients are unthrottled.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
-from mesh.relay import SchedulerLimits
+from mesh.relay import SchedulerLimits, deliver_all_limits
 from mesh.relay._relay import Peer
 from moqt import DRAFT_14, DRAFT_16
 from moqt.errors import PublishDoneCode
@@ -86,8 +87,12 @@ def publisher(lab: RelayLab, *names: bytes) -> tuple[Client, dict[bytes, int]]:
     return pub, rids
 
 
-def subscribe(viewer: SlowViewer, name: bytes, priority: int = 128) -> int:
-    rid = viewer.pair.client.subscribe(NS, name, priority=priority)
+def subscribe(
+    viewer: SlowViewer, name: bytes, priority: int = 128, delivery_timeout: int | None = None
+) -> int:
+    rid = viewer.pair.client.subscribe(
+        NS, name, priority=priority, delivery_timeout=delivery_timeout
+    )
     viewer.names = {**viewer.names, rid: name}
     viewer.drain()
     assert events_of(viewer.events, SubscribeAccepted)
@@ -138,6 +143,53 @@ def test_a_slow_viewer_loses_low_priority_groups_and_a_fast_one_nothing(version:
     assert peer_stats.objects_sent >= len(got) and peer_stats.queued_objects == 0
     ended = {e.group_id for e in events_of(slow.events, SubgroupStreamEnded)}
     assert ended  # complete groups ended with FIN
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_plain_relay_delivers_everything_unless_the_subscriber_set_a_delivery_timeout(
+    version: int,
+) -> None:
+    """draft-16 DELIVERY TIMEOUT: with none negotiated every object is delivered (late);
+    with one, a subgroup whose next object waited longer is reset and never reopened."""
+    lab = RelayLab(version, scheduler=replace(deliver_all_limits(), backlog_threshold=4000))
+    pub, rids = publisher(lab, b"video")
+    patient, hurried = SlowViewer(lab, "patient"), SlowViewer(lab, "hurried")
+    subscribe(patient, b"video")
+    subscribe(hurried, b"video", delivery_timeout=200)
+    handle = None
+    for tick in range(100):  # 4 s at 25 fps, a group per second, 600 kbit/s
+        lab.now += 0.04
+        group, obj = divmod(tick, 25)
+        if obj == 0:
+            if handle is not None:
+                pub.session.end_subgroup(handle)
+            handle = pub.session.open_subgroup(rids[b"video"], group, 0)
+        assert handle is not None
+        pub.session.write_object(handle, obj, bytes(3000))
+        lab.run()
+        for viewer in (patient, hurried):
+            viewer.drain(2000)  # 400 kbit/s: both fall further behind every second
+    assert handle is not None
+    pub.session.end_subgroup(handle)
+    lab.run()
+    for _ in range(100):
+        lab.now += 0.04
+        for viewer in (patient, hurried):
+            viewer.drain(20_000)
+    # The patient viewer got every object, in order, each group FIN'd: only late.
+    assert list(patient.received()) == [(b"video", *divmod(t, 25)) for t in range(100)]
+    assert not events_of(patient.events, SubgroupStreamReset)
+    assert patient.peer.scheduler.statistics().dropped == 0
+    # The hurried one lost what waited past 200 ms, as whole reset streams.
+    stats = hurried.peer.scheduler.statistics()
+    assert stats.dropped_delivery_timeout > 0 and stats.dropped == stats.dropped_delivery_timeout
+    got = list(hurried.received())
+    assert 0 < len(got) < 100
+    for group in {g for _, g, _ in got}:
+        ids = [o for _, g, o in got if g == group]
+        assert ids == list(range(len(ids)))  # a gap-free prefix of each stream
+    assert events_of(hurried.events, SubgroupStreamReset)
+    assert lab.relay.statistics()["drops_delivery_timeout"] == stats.dropped_delivery_timeout
 
 
 @pytest.mark.parametrize("version", VERSIONS)

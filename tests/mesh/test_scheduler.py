@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from mesh.metrics import DropReason as MetricsDropReason
-from mesh.relay import CachedObject
+from mesh.relay import CachedObject, deliver_all_limits
 from mesh.relay._scheduler import (
     OBJECT_OVERHEAD,
     DropReason,
@@ -105,9 +105,12 @@ def make_viewer(
     *,
     version: int = DRAFT_16,
     orders: dict[bytes, GroupOrder] | None = None,
+    timeouts: dict[bytes, float] | None = None,
 ) -> Viewer:
-    """A viewer subscribed to ``tracks`` ({name: subscriber priority}) through a scheduler."""
+    """A viewer subscribed to ``tracks`` ({name: subscriber priority}) through a scheduler;
+    ``timeouts``: the DELIVERY_TIMEOUT (seconds) some of its subscriptions negotiated."""
     orders = orders or {}
+    timeouts = timeouts or {}
     pair = session_pair(version)
     names: dict[int, bytes] = {}
     rids: dict[bytes, int] = {}
@@ -131,6 +134,7 @@ def make_viewer(
             rids[name],
             subscriber_priority=priority,
             group_order=orders.get(name, GroupOrder.ASCENDING),
+            delivery_timeout=timeouts.get(name),
         )
     return viewer
 
@@ -335,6 +339,58 @@ def test_jumps_to_the_newest_group() -> None:
     assert newest == list(range(10))  # the newest group in full, on its own stream
     assert_streams_intact(v, produced)
     assert stats.groups_skipped >= 3 and stats.dropped_stale_group > 0
+
+
+def test_without_an_age_policy_or_a_delivery_timeout_every_object_arrives_late() -> None:
+    """draft-16 DELIVERY TIMEOUT: "if neither the subscriber nor publisher specifies
+    DELIVERY TIMEOUT, all Objects in the track ... are delivered"."""
+    v = make_viewer({b"video": 128}, replace(deliver_all_limits(), backlog_threshold=500))
+    produced: dict[Stream, int] = defaultdict(int)
+    for tick in range(40):  # the link of test_jumps_to_the_newest_group, stuck for 2 s
+        v.now = tick / 20
+        group, obj = divmod(tick, 10)
+        v.push(b"video", group, obj, 1000)
+        produced[(b"video", group, 0)] += 1
+        if obj == 9:
+            v.end(b"video", group)
+    assert v.scheduler.statistics().queued_objects == 39
+    for _ in range(60):
+        v.link.deliver()
+        v.pump(0.05)
+    assert v.received() == [(b"video", *divmod(t, 10)) for t in range(40)]
+    assert {how for _, how in v.streams().values()} == {"fin"}
+    stats = v.scheduler.statistics()
+    assert stats.dropped == 0 and stats.streams_reset == 0 and not v.scheduler.behind
+
+
+def test_a_delivery_timeout_resets_a_late_subgroup_even_of_the_newest_group() -> None:
+    """draft-16: "If an object in a subgroup exceeds the delivery timeout, the publisher
+    MUST reset the underlying transport stream ... and SHOULD NOT attempt to open a new
+    stream to deliver additional Objects in that Subgroup"."""
+    v = make_viewer(
+        {b"video": 128, b"audio": 0},
+        replace(deliver_all_limits(), backlog_threshold=1),
+        timeouts={b"video": 0.1},
+    )
+    v.push(b"video", 0, 0)  # opens the stream; the link holds it
+    v.push(b"video", 0, 1)
+    v.push(b"audio", 0, 0)  # no timeout negotiated for audio
+    v.now = 0.05
+    v.push(b"video", 0, 2)
+    assert v.scheduler.drops()[DropReason.DELIVERY_TIMEOUT] == 0  # nothing waited 0.1 s yet
+    v.now = 0.15
+    v.pump()  # video 0/1 waited 0.15 s: the whole subgroup goes, audio waits on
+    assert v.scheduler.drops()[DropReason.DELIVERY_TIMEOUT] == 2
+    assert v.scheduler.statistics().streams_reset == 1
+    v.push(b"video", 0, 3)  # a later object of the abandoned subgroup: not reopened
+    assert v.scheduler.drops()[DropReason.DELIVERY_TIMEOUT] == 3
+    v.push(b"video", 1, 0)  # the next group is a new stream
+    for _ in range(3):
+        v.link.deliver()
+        v.pump()
+    assert v.received() == [(b"audio", 0, 0), (b"video", 1, 0)]
+    assert (b"video", 0, 0) not in v.streams()  # reset before any byte of it left
+    assert v.scheduler.statistics().dropped == 3
 
 
 def test_a_track_lagging_past_max_lag_resumes_at_the_next_group() -> None:
@@ -587,7 +643,8 @@ def _run_program(seed: int, limits: SchedulerLimits) -> Viewer:
     """A random mix of pushes, upstream FINs/resets, link drains and clock ticks, checking
     the bounds after every step and the streams at the end."""
     rng = random.Random(seed)
-    v = make_viewer({b"a": 0, b"b": 10, b"c": 10}, limits)
+    timeouts = {b"c": 0.15} if seed >= 30 else None  # c negotiated a delivery timeout
+    v = make_viewer({b"a": 0, b"b": 10, b"c": 10}, limits, timeouts=timeouts)
     produced: dict[Stream, int] = defaultdict(int)
     ended: set[Stream] = set()
     group = {b"a": 0, b"b": 0, b"c": 0}
@@ -638,7 +695,7 @@ def test_random_programs_keep_streams_whole_memory_bounded_and_every_object_coun
     limits = SchedulerLimits(backlog_threshold=3000, max_queued_bytes=30_000, skip_after=0.05,
                              max_lag=0.4, too_far_behind_after=1.5, max_open_subgroups=4)  # fmt: skip
     seen: dict[str, int] = defaultdict(int)
-    for seed in range(30):
+    for seed in range(40):  # from seed 30 on, with a delivery timeout
         stats = _run_program(seed, limits).scheduler.statistics()
         for reason in DropReason:
             seen[reason.value] += getattr(stats, f"dropped_{reason.value}")
