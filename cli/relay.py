@@ -108,8 +108,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--quic-stack",
         choices=QUIC_STACKS,
         default="aioquic",
-        help="QUIC implementation: aioquic (raw QUIC + WebTransport, pure Python) or "
-        "picoquic (raw QUIC only, C on its own thread; for fan-out) (default: aioquic)",
+        help="QUIC implementation, both with raw QUIC and WebTransport: aioquic (pure "
+        "Python) or picoquic (C on its own thread; for fan-out) (default: aioquic)",
     )
     parser.add_argument(
         "--upstream-linger",
