@@ -39,11 +39,14 @@ When the connection cannot keep up, in this order:
 a. *Skip stale groups, lower priorities first.* A group is stale once a newer
    group of the same track has arrived. Walking the tracks from the lowest
    priority up, a track whose stale group has an object waiting longer than
-   ``skip_after`` skips every group older than its newest one (queued objects
-   dropped, open streams reset, late objects of them dropped on arrival). After
-   each track the scheduler tries to send again and stops skipping as soon as
-   the queue drained, so higher priorities keep their older groups when
-   skipping the lower ones was enough.
+   ``skip_after`` first makes every lower priority give up the subgroups it has
+   queued (``low_priority``: their current group may be further behind, its
+   successor just not started yet) and, if that did not get its stale objects
+   out, skips every group older than its newest one (queued objects dropped,
+   open streams reset, late objects of them dropped on arrival). After each
+   track the scheduler tries to send again and stops skipping as soon as the
+   queue drained, so higher priorities keep their older groups when skipping
+   the lower ones was enough.
 b. *Jump to the newest group.* A track whose oldest queued object waited
    longer than ``max_lag`` (its newest group is already too old) drops what it
    has queued and resumes at the next group that starts.
@@ -439,12 +442,22 @@ class SubscriberScheduler:
         skip_after = self.limits.skip_after
         if skip_after is not None:
             for track in lowest_first:
-                if self._has_stale(track, now - skip_after):
-                    self._groups_skipped += 1
-                    self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
+                if not self._has_stale(track, now - skip_after):
+                    continue
+                # Before a track loses a group, lower priorities give up what they queued
+                # (a lower track's current group can be further behind than this one's
+                # stale group: its next group has just not started yet).
+                if self._evict_below(track, now):
                     self._drain()
-                    if not self._queued_objects:
-                        return
+                    if not self._has_stale(track, now - skip_after):
+                        if not self._queued_objects:
+                            return
+                        continue
+                self._groups_skipped += 1
+                self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
+                self._drain()
+                if not self._queued_objects:
+                    return
         # (b) a track lagging more than max_lag jumps to the next group.
         max_lag = self.limits.max_lag
         if max_lag is None:
@@ -455,6 +468,19 @@ class SubscriberScheduler:
                 self._jumps += 1
                 self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
                 self._drain()
+
+    def _evict_below(self, track: TrackQueue, now: float) -> bool:
+        """Abandon every subgroup with queued objects of a lower priority than ``track``."""
+        victims = [
+            (other, sg)
+            for other in self._tracks.values()
+            if other.rank > track.rank
+            for sg in other.subgroups.values()
+            if sg.objects
+        ]
+        for other, sg in victims:
+            self._abandon(other, sg, DropReason.LOW_PRIORITY, now)
+        return bool(victims)
 
     def _expire(self, track: TrackQueue, deadline: float, now: float) -> bool:
         """Abandon every subgroup of ``track`` whose next object arrived before ``deadline``;

@@ -1,8 +1,8 @@
 """Drop by priority instead of stalling, measured across network namespaces.
 
-A relay in one namespace, a publisher in a second, a viewer in a third whose
-link from the relay is rate limited with ``tc tbf`` to 1.5 Mbit/s - below the
-3.2 Mbit/s of the three tracks it subscribes to (audio 128 kbit/s at publisher
+A relay (with an edge POP's scheduling) in one namespace, a publisher in a second,
+a viewer in a third whose link from the relay is rate limited with ``tc tbf`` to
+1.5 Mbit/s - below the 3.2 Mbit/s of the three tracks it subscribes to (audio 128 kbit/s at publisher
 priority 0, video-low 600 kbit/s at 64, video-high 2.5 Mbit/s at 128; a new
 group every second). The relay must keep the audio whole, let the low video
 rendition win over the high one, and keep latency bounded (p99 below two group
@@ -35,6 +35,16 @@ DURATION = 15.0
 GROUP = 1.0
 VIEWER_LINK_MBIT = 1.5
 PORT = 4443
+# The relay runs the edge POP's scheduling (its default is draft-16's deliver-all).
+POP_SKIP_STALE_AFTER = 0.1
+
+
+def test_pop_policy() -> None:
+    """What the relay of this test runs is exactly what an edge POP runs."""
+    from cli.relay import _scheduling
+    from pop._relay import PopRelay
+
+    assert _scheduling(POP_SKIP_STALE_AFTER) == PopRelay().config.scheduler
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -78,9 +88,11 @@ def test_congested_viewer_keeps_audio_prefers_low_video_and_bounded_latency(
             # The relay runs ahead of the rest of the suite on the CI's 2 cores (nice -10):
             # this measures its congestion response on the viewer's link, and a relay
             # starved of CPU by unrelated tests skips even audio groups it would have sent.
+            # --skip-stale-after 0.1: an edge POP's live-edge policy (test_pop_policy).
             relay = Proc(
                 lab.argv("relay", ["nice", "-n", "-10", sys.executable, "-m", "cli.main", "relay",
-                                   "--quic", f"0.0.0.0:{PORT}", "--http", "127.0.0.1:9090"]),
+                                   "--quic", f"0.0.0.0:{PORT}", "--http", "127.0.0.1:9090",
+                                   "--skip-stale-after", str(POP_SKIP_STALE_AFTER)]),
                 name="relay", env=env, stderr_path=relay_log,
             )  # fmt: skip
             procs.append(relay)

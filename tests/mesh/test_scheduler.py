@@ -303,15 +303,42 @@ def test_higher_priority_stale_groups_go_when_skipping_lower_ones_is_not_enough(
     v.push(b"video", 1, 0, 100)
     v.push(b"audio", 1, 0, 100)
     drops = v.scheduler.drops()
-    assert drops[DropReason.STALE_GROUP] == 2  # video 0/0 first, then audio 0/1
+    assert drops[DropReason.STALE_GROUP] == 2  # video 0/0 first, then audio 0/1...
+    assert drops[DropReason.LOW_PRIORITY] == 1  # ...after video 1/0 made room, in vain
     v.link.deliver()
     # audio 0/0 was reset before any byte of it left: the viewer never saw that stream.
     assert (b"audio", 0, 0) not in v.streams()
-    assert v.received() == [(b"audio", 1, 0), (b"video", 1, 0)]
+    assert v.received() == [(b"audio", 1, 0)]
     assert v.scheduler.statistics().streams_reset == 1  # video 0/0 had not been opened
     assert v.scheduler.behind  # the highest priority lost data...
     v.pump()
     assert not v.scheduler.behind  # ...and caught up: the link drained, nothing of it waits
+
+
+def test_a_lower_priority_further_behind_gives_up_its_current_group_first() -> None:
+    """Audio's group boundary arrives before video's: audio's stale group waits 0.2 s
+    while video's current group, not stale yet, waits 0.7 s (seen in the netns test).
+    Video's queued objects go (``low_priority``), audio's stale group is sent."""
+    v = make_viewer(
+        {b"audio": 0, b"video": 128},
+        SchedulerLimits(backlog_threshold=3000, skip_after=0.1, max_lag=5),
+    )
+    for obj in range(8):
+        v.push(b"video", 4, obj, 3000)  # the first fills the link, the rest wait
+    v.now = 0.5
+    v.push(b"audio", 4, 0, 300)  # waits behind the stuck link
+    v.now = 0.7
+    v.push(b"audio", 5, 0, 300)  # audio 4 is stale now, video's group 5 not started
+    drops = v.scheduler.drops()
+    assert drops[DropReason.STALE_GROUP] == 0
+    assert drops[DropReason.LOW_PRIORITY] == 7
+    v.end(b"audio", 4)
+    v.link.deliver()
+    assert v.received() == [(b"audio", 4, 0), (b"audio", 5, 0)]
+    assert v.streams()[(b"audio", 4, 0)] == ([0], "fin")
+    # video 4/0 was reset before any byte of it left
+    assert (b"video", 4, 0) not in v.streams()
+    assert v.scheduler.statistics().queued_objects == 0
 
 
 def test_jumps_to_the_newest_group() -> None:
@@ -434,7 +461,8 @@ def test_too_far_behind_after_sustained_lag() -> None:
     assert all(e.code == PublishDoneCode.TOO_FAR_BEHIND for e in done)
     stats = v.scheduler.statistics()
     assert stats.ended_too_far_behind == 1 and stats.queued_objects == 0
-    assert stats.dropped_too_far_behind > 0 and stats.tracks == 0
+    # What was still queued went with the subscriptions (or, video's, to audio before).
+    assert stats.dropped_too_far_behind + stats.dropped_low_priority > 0 and stats.tracks == 0
     v.push(b"audio", 99, 0)  # an ended subscription takes nothing more
     assert v.scheduler.statistics().objects_sent == stats.objects_sent
 
@@ -497,7 +525,9 @@ def test_memory_stays_bounded_with_an_endless_producer_and_a_stuck_consumer(
     assert biggest <= limits.backlog_threshold + 9000 + 64  # one object past the threshold
     stats = v.scheduler.statistics()
     assert stats.queued_bytes_peak <= limits.max_queued_bytes
-    assert stats.dropped > 8000  # nearly everything, each counted with its reason
+    # Most objects dropped, each counted with its reason; the rest went into QUIC and
+    # were discarded there when their streams were reset.
+    assert stats.dropped > 9000 // 2
     assert stats.objects_sent + stats.dropped + stats.queued_objects == 9000
     if group_size is None:  # one endless group: only the memory bound can act
         assert stats.dropped_queue_full > 0
@@ -643,8 +673,12 @@ def _run_program(seed: int, limits: SchedulerLimits) -> Viewer:
     """A random mix of pushes, upstream FINs/resets, link drains and clock ticks, checking
     the bounds after every step and the streams at the end."""
     rng = random.Random(seed)
-    timeouts = {b"c": 0.15} if seed >= 30 else None  # c negotiated a delivery timeout
-    v = make_viewer({b"a": 0, b"b": 10, b"c": 10}, limits, timeouts=timeouts)
+    # Seeds 30..39: track c negotiated a delivery timeout. From 40: one priority for all,
+    # so no lower priority can make room and the top one loses data (TOO_FAR_BEHIND).
+    timeouts = {b"c": 0.15} if 30 <= seed < 40 else None
+    equal = seed >= 40
+    priorities = dict.fromkeys((b"a", b"b", b"c"), 10) if equal else {b"a": 0, b"b": 10, b"c": 10}
+    v = make_viewer(priorities, limits, timeouts=timeouts)
     produced: dict[Stream, int] = defaultdict(int)
     ended: set[Stream] = set()
     group = {b"a": 0, b"b": 0, b"c": 0}
@@ -657,8 +691,9 @@ def _run_program(seed: int, limits: SchedulerLimits) -> Viewer:
             key = (name, group[name], 0)
             if key in ended or v.rids[name] in v.ended:
                 continue  # after the upstream FIN/reset, or after TOO_FAR_BEHIND
+            priority = rng.choice([0, 64, 200])
             v.push(name, group[name], produced[key], rng.randint(1, 3000),
-                   priority=rng.choice([0, 64, 200]))  # fmt: skip
+                   priority=128 if equal else priority)  # fmt: skip
             produced[key] += 1
         elif roll < 0.65:
             key = (name, max(0, group[name] - rng.randint(0, 2)), 0)
@@ -695,7 +730,7 @@ def test_random_programs_keep_streams_whole_memory_bounded_and_every_object_coun
     limits = SchedulerLimits(backlog_threshold=3000, max_queued_bytes=30_000, skip_after=0.05,
                              max_lag=0.4, too_far_behind_after=1.5, max_open_subgroups=4)  # fmt: skip
     seen: dict[str, int] = defaultdict(int)
-    for seed in range(40):  # from seed 30 on, with a delivery timeout
+    for seed in range(50):  # see _run_program for what seeds 30.. vary
         stats = _run_program(seed, limits).scheduler.statistics()
         for reason in DropReason:
             seen[reason.value] += getattr(stats, f"dropped_{reason.value}")
