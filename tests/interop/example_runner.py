@@ -24,8 +24,11 @@ EXAMPLES = Path(aiomoqt.__file__).parent / "examples"
 def main() -> None:
     name, record_path, *argv = sys.argv[1:]
     # "join_example:6" runs the example for at most 6 s (join_example waits for the
-    # session to close and never stops on its own).
-    name, _, limit = name.partition(":")
+    # session to close and never stops on its own). "join_example:6:namespace" also has
+    # its SUBSCRIBE_NAMESPACE ask for NAMESPACE messages only (draft-16 Subscribe
+    # Options 0x01, as aiomoqt's interop client does) instead of its default PUBLISH.
+    name, _, rest = name.partition(":")
+    limit, _, options = rest.partition(":")
     source = EXAMPLES / f"{name}.py"
     namespace: dict[str, object] = {"__name__": "aiomoqt_example", "__file__": str(source)}
     exec(compile(source.read_text(), str(source), "exec"), namespace)
@@ -44,6 +47,16 @@ def main() -> None:
         )
 
     mixin.__init__ = init  # type: ignore[method-assign]
+    if options == "namespace":
+        subscribe_namespace = mixin.subscribe_namespace
+
+        async def namespace_only(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            kwargs.setdefault("subscribe_options", 0x01)
+            return await subscribe_namespace(self, *args, **kwargs)
+
+        mixin.subscribe_namespace = namespace_only  # type: ignore[method-assign]
+    elif options:
+        raise SystemExit(f"unknown example option {options!r}")
     stats_cls = namespace.get("SimpleStats")
     if stats_cls is not None:
         original = stats_cls.on_object  # type: ignore[attr-defined]

@@ -209,11 +209,14 @@ def test_pub_example_to_sub_example_loses_nothing(
 
 
 JOIN_XFAIL = {
-    16: "aiomoqt's join_example SUBSCRIBEs a track after SUBSCRIBE_NAMESPACE (options=PUBLISH) "
-    "while the relay's PUBLISH for it is pending; draft-16 'Subscriptions' says the publisher "
-    "MUST fail that request with DUPLICATE_SUBSCRIPTION, which we do. (Against aiomoqt's own "
-    "moq_interop_relay, which sends no PUBLISH, the joining FETCH fails with INVALID_RANGE.) Its MAX_CACHE_DURATION SUBSCRIBE parameter, also not draft-16, is "
-    "accepted since moqt.Session ignores unknown message parameters by default.",
+    16: "aiomoqt's join_example sends SUBSCRIBE_NAMESPACE with its default Subscribe Options "
+    "0x00 (PUBLISH), so the relay PUBLISHes the live track to it; aiomoqt queues that PUBLISH "
+    "as an announcement and never answers it, then SUBSCRIBEs the same track. With our PUBLISH "
+    "still Pending, draft-16 'Subscriptions' says the publisher MUST fail the SUBSCRIBE with "
+    "DUPLICATE_SUBSCRIPTION, which we do, and its joining FETCH fails with it. (Against "
+    "aiomoqt's own moq_interop_relay, which sends no PUBLISH, the joining FETCH fails with "
+    "INVALID_RANGE.) test_join_example_asking_for_namespaces_only_joins_from_cache runs the "
+    "same example asking for NAMESPACE messages only, as aiomoqt's interop client does."
 }
 
 
@@ -223,8 +226,21 @@ def test_join_example_gets_current_group_from_cache(
 ) -> None:
     if draft in JOIN_XFAIL:
         request.applymarker(pytest.mark.xfail(reason=JOIN_XFAIL[draft], strict=True))
+    check_join(relay, relay.url(transport), draft, tmp_path, "join_example:4")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_join_example_asking_for_namespaces_only_joins_from_cache(
+    relay: RelayProcess, transport: str, tmp_path: Path
+) -> None:
+    """Draft-16, join_example unchanged but for SUBSCRIBE_NAMESPACE's Subscribe Options
+    (0x01, NAMESPACE): no PUBLISH of ours is pending, so its SUBSCRIBE and joining FETCH
+    get the current group (and the two before it) from the relay's cache."""
+    check_join(relay, relay.url(transport), 16, tmp_path, "join_example:4:namespace")
+
+
+def check_join(relay: RelayProcess, url: str, draft: int, tmp_path: Path, runner: str) -> None:
     track = unique("j")
-    url = relay.url(transport)
     common = ["-k", "-N", "joins", "-T", track, "--draft", str(draft)]
     pub = Background([example("pub_example"), url, *common, "-t", "8"])
     record = tmp_path / "fetched.json"
@@ -232,10 +248,9 @@ def test_join_example_gets_current_group_from_cache(
         # mid-group: the current group has objects in the cache
         wait_for_track(relay, (b"joins",), track.encode(), extra=1.5)
         join = run_tool(
-            [str(ROOT / "tests/interop/example_runner.py"), "join_example:4", str(record), url,
-             *common],
+            [str(ROOT / "tests/interop/example_runner.py"), runner, str(record), url, *common],
             timeout=30,
-        )  # fmt: skip
+        )
     finally:
         pub.stop()
     out = join.output
