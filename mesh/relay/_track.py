@@ -25,9 +25,11 @@ from moqt.types import (
     GroupOrder,
     Location,
     Namespace,
+    ObjectStatus,
     SubscriptionFilter,
     TrackName,
 )
+from moqt.version import DRAFT_16
 
 from ._cache import CachedObject, CacheLimits, TrackCache
 
@@ -175,6 +177,11 @@ class Track:
             group_order=GroupOrder.DESCENDING if descending else GroupOrder.ASCENDING,
         )
         handle = session.open_fetch_stream(request_id)
+        if session.version == DRAFT_16:
+            # Draft-16 fetch objects carry no Object Status ("Object Status": "absent in
+            # Objects delivered via a FETCH"): the end of a group or of the track is the
+            # gap after its last object, so those markers are not serialized.
+            objects = [o for o in objects if o.status == ObjectStatus.NORMAL]
         for obj in objects:
             session.write_fetch_object(
                 handle,

@@ -27,7 +27,7 @@ from moqt.events import (
     TrackStatusReceived,
     Unsubscribed,
 )
-from moqt.types import Location, SubscriptionFilter
+from moqt.types import Location, ObjectStatus, SubscriptionFilter
 from tests.moqt.harness import events_of
 
 from .relay_lab import NS, Client, RelayLab, write_group
@@ -201,6 +201,37 @@ def test_fetches_from_cache(version: int) -> None:
     lab.run()
     rejected = events_of(late.take(), RequestRejected)
     assert rejected and rejected[0].error == RequestErrorCode.INVALID_RANGE
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_fetch_over_groups_with_end_of_group_markers(version: int) -> None:
+    """aiomoqt's pub_example ends every group with an END_OF_GROUP object. Draft-16 fetch
+    objects carry no status (the gap says it), so the relay leaves the markers out there;
+    draft-14 sends them. Either way the FETCH covers every group, not just the first."""
+    lab = RelayLab(version)
+    pub, prid = publisher_with_track(lab)
+    for g in range(3):
+        handle = write_group(pub.session, prid, g, 3, end=False)
+        pub.session.write_object(handle, 3, b"", status=ObjectStatus.END_OF_GROUP)
+        pub.session.end_subgroup(handle)
+    lab.run()
+    sub = lab.client()
+    srid = sub.session.subscribe(NS, b"video")
+    lab.run()
+    assert events_of(sub.take(), SubscribeAccepted)
+    sub.session.joining_fetch(srid, 2)  # the current group and the two before it
+    lab.run()
+    got = sub.take()
+    fetched = [e for e in events_of(got, ObjectReceived) if e.source is ObjectSource.FETCH]
+    normal = [(g, o) for g in range(3) for o in range(3)]
+    if version == DRAFT_16:
+        assert [(e.group_id, e.object_id) for e in fetched] == normal
+    else:
+        assert [(e.group_id, e.object_id) for e in fetched] == sorted(
+            normal + [(g, 3) for g in range(3)]
+        )
+        assert {e.status for e in fetched if e.object_id == 3} == {ObjectStatus.END_OF_GROUP}
+    assert events_of(got, FetchStreamEnded)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
