@@ -139,6 +139,9 @@ class PopNode(MeshNode[_Downstream]):
             cafile=upstream_cafile,
             observe_forwarding=self.metrics.object_latency.observe,
             on_goaway=self.router.on_upstream_goaway,
+            # Upstream links on the node's stack too: on picoquic the packet work of the
+            # origin -> POP link leaves the thread that fans objects out to the viewers.
+            stack=settings.quic_stack,
         )
         self._advertise_host: str | None = None
 

@@ -90,8 +90,10 @@ class UpstreamPool:
         observe_forwarding: Callable[[float], None] | None = None,
         on_goaway: Callable[[UpstreamLink], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stack: str = "aioquic",
     ) -> None:
         self._relay = relay
+        self._stack = stack  # the QUIC stack of the links (moqt.aio.QUIC_STACKS)
         self._options = options
         self._on_lost = on_lost
         self._connect_timeout = connect_timeout
@@ -175,6 +177,7 @@ class UpstreamPool:
                 cafile=self._cafile,
                 options=self._options,
                 setup_timeout=self._connect_timeout,
+                stack=self._stack,
             ) as conn:
                 link.connection = conn
                 link.peer = self._relay.attach_upstream(conn.session, name)

@@ -97,10 +97,13 @@ async def test_pop_sigkill_viewer_resumes_on_another_pop(
 REGISTRY_TIMING = {"fast": (0.5, 1.5), "default": (1.0, 3.0)}
 
 
-@pytest.mark.parametrize("registry", ["fast", "default"])
+@pytest.mark.parametrize(
+    ("registry", "stack"), [("fast", "aioquic"), ("default", "aioquic"), ("fast", "picoquic")]
+)
 async def test_origin_sigkill_pops_reroute_within_3s(
-    tmp_path: Path, redis_server: RedisServer, registry: str
+    tmp_path: Path, redis_server: RedisServer, registry: str, stack: str
 ) -> None:
+    """``stack``: the POP's QUIC stack, for its viewers and its links to the origins."""
     tokens = Tokens(tmp_path)
     heartbeat, ttl = REGISTRY_TIMING[registry]
     env = {"CLUTCHCALL_HEARTBEAT_INTERVAL": str(heartbeat), "CLUTCHCALL_NODE_TTL": str(ttl)}
@@ -110,7 +113,8 @@ async def test_origin_sigkill_pops_reroute_within_3s(
             for name in ("o-a", "o-b")
         }
         procs.extend(origins.values())
-        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path, env=env)
+        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path, env=env,
+                        extra=["--quic-stack", stack])  # fmt: skip
         procs.append(pop)
         objects: list[Received] = []
         viewer = Viewer(f"moqt://{pop.quic}", NS, objects=objects)
