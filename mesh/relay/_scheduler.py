@@ -123,7 +123,7 @@ class SubscriberScheduler:
         self._open = 0
         self._behind_since: float | None = None
         self._top_drops = 0  # times the highest priority lost data
-        self._exit_backlog = 0  # the transport backlog when we last wrote
+        self._exit_backlog = 0  # the transport backlog when we last wrote (at most)
         self._lag = 0.0
         self._last_now = 0.0  # the latest time passed in
         self._ended_total = 0
@@ -279,7 +279,11 @@ class SubscriberScheduler:
         elif sg.fin:
             return  # after the upstream FIN: cannot belong to this stream
         if self._queued_objects == 0:
-            backlog = self._backlog()
+            # Between our writes the transport only drains: the backlog after our last
+            # write bounds it from above, and is asked for only when that bound is too high.
+            backlog = self._exit_backlog
+            if backlog >= self.limits.backlog_threshold:
+                backlog = self._backlog()
             if backlog < self.limits.backlog_threshold:
                 # Fast path: nothing waits and the connection keeps up.
                 self._exit_backlog = backlog + len(obj.payload)

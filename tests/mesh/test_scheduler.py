@@ -166,6 +166,30 @@ def test_writes_straight_through_while_the_link_keeps_up() -> None:
     assert stats.open_subgroups == 0
 
 
+def test_the_backlog_is_asked_for_only_when_our_writes_may_have_reached_the_threshold() -> None:
+    """Per object and per viewer, asking the transport for its backlog is a fan-out cost:
+    after a measurement the bytes we wrote since bound the backlog from above."""
+    v = make_viewer({b"video": 128}, SchedulerLimits(backlog_threshold=10_000))
+    asked: list[int] = []
+
+    def backlog() -> int:
+        asked.append(v.link.backlog())
+        return asked[-1]
+
+    v.scheduler._backlog = backlog  # the scheduler's one question to the transport
+    for obj in range(4):
+        v.push(b"video", 0, obj, 3000)  # the link never drains
+    # 0, 3000, 6000 and 9000 bytes written before each: below 10 000 without asking.
+    assert asked == [] and v.scheduler.statistics().objects_sent == 4
+    v.push(b"video", 0, 4, 3000)  # 12 000 may be too much: asked, and it is
+    assert asked and v.scheduler.queued_objects == 1
+    assert v.link.backlog() < 10_000 + 3000 + 64  # one object past the threshold at most
+    v.link.deliver()
+    v.pump()
+    v.link.deliver()
+    assert v.scheduler.queued_objects == 0 and v.received()[-1] == (b"video", 0, 4)
+
+
 @pytest.mark.parametrize("version", [DRAFT_16, DRAFT_14])
 def test_sends_by_subscriber_then_publisher_priority_then_group_order(version: int) -> None:
     # threshold 1: one object leaves per drained link, so the order is the scheduler's.
