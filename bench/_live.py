@@ -49,6 +49,7 @@ from typing import Any
 
 from media import Catalog, CatalogTrack, Fragment, InitSegment, split_fmp4
 from media.fmp4 import shift_fragment
+from moqt.aio import QUIC_STACKS
 from moqt.events import SubgroupStreamEnded, SubgroupStreamOpened, SubgroupStreamReset
 
 __all__ = ["Clip", "make_clip", "namespace_of", "sent_at"]
@@ -439,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     view.add_argument(
         "--stack",
-        choices=("aioquic", "picoquic"),
+        choices=QUIC_STACKS,
         default="aioquic",
         help="the viewers' QUIC stack",
     )

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moqt.aio import QUIC_STACKS
+
 from ._procs import CpuSample, Proc, free_port, percentile, python, rss_bytes
 
 __all__ = ["FanoutResult", "main", "run_fanout"]
@@ -437,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument(
         "--client-stack",
-        choices=("aioquic", "picoquic"),
+        choices=QUIC_STACKS,
         default="aioquic",
         help="QUIC stack of the subscriber processes (the load generator), for every relay",
     )
@@ -456,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subs.add_argument("--expect", type=int, required=True)
     subs.add_argument("--timeout", type=float, default=30.0)
     subs.add_argument("--report", required=True)
-    subs.add_argument("--stack", choices=("aioquic", "picoquic"), default="aioquic")
+    subs.add_argument("--stack", choices=QUIC_STACKS, default="aioquic")
     args = parser.parse_args(argv)
     if args.role == "run":
         return _run(args)

@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moqt.aio import QUIC_STACKS
 from moqt.errors import SessionCloseCode
 
 from ._cpu_budget import CpuBudget
@@ -554,13 +555,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument(
         "--quic-stack",
-        choices=("aioquic", "picoquic"),
+        choices=QUIC_STACKS,
         default="aioquic",
         help="the origin's and POP's QUIC stack (the workers scaling always runs aioquic)",
     )
     run.add_argument(
         "--viewer-stack",
-        choices=("aioquic", "picoquic"),
+        choices=QUIC_STACKS,
         default="aioquic",
         help="the viewer processes' QUIC stack (the load generator)",
     )

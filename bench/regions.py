@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moqt.aio import QUIC_STACKS
+
 from ._live import make_clip
 from ._nodes import metric, node_env, origin_argv, parse_metrics, pop_argv, wait_event
 from ._procs import Proc, percentile, python
@@ -588,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--json")
         p.add_argument(
             "--quic-stack",
-            choices=("aioquic", "picoquic"),
+            choices=QUIC_STACKS,
             default="aioquic",
             help="the origin's and POPs' QUIC stack",
         )

@@ -12,10 +12,10 @@ from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
-from ..version import DRAFT_14, DRAFT_16, alpn_for
+from ..version import DRAFT_14, DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic import connect_picoquic
-from ._protocol import ALPN_H3, ClientTarget, MoqtProtocol
+from ._protocol import ClientTarget, MoqtProtocol
 
 __all__ = ["QUIC_STACKS", "connect", "parse_moqt_url"]
 
@@ -81,15 +81,7 @@ async def connect(
         ) as moqt:
             yield moqt
         return
-    config = QuicConfiguration(
-        is_client=True,
-        alpn_protocols=[ALPN_H3] if target.webtransport else [alpn_for(v) for v in target.versions],
-        server_name=target.host,
-        max_data=32 << 20,
-        max_stream_data=8 << 20,
-        max_datagram_frame_size=65536,
-        idle_timeout=30.0,
-    )
+    config = QuicConfiguration(**target.quic_settings())
     if not verify:
         config.verify_mode = ssl.CERT_NONE
     elif cafile is not None:

@@ -57,7 +57,7 @@ from aiopquic.quic.events import (
 )
 
 from ..errors import SessionCloseCode
-from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, alpn_for
+from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic_rings import EVENT_RING_CAPACITY, PRIORITY_FIFO, RingSender, clamp_priority
 from ._picoquic_wt import (
@@ -426,15 +426,7 @@ async def connect_picoquic(
     """The client half of :func:`moqt.aio.connect` for ``stack="picoquic"``:
     raw QUIC for a ``moqt://`` target, WebTransport for ``https://``."""
     config = QuicConfiguration(
-        is_client=True,
-        alpn_protocols=[ALPN_H3] if target.webtransport else [alpn_for(v) for v in target.versions],
-        server_name=target.host,
-        max_data=32 << 20,
-        max_stream_data=8 << 20,
-        max_datagram_frame_size=65536,
-        idle_timeout=30.0,
-        cafile=cafile,
-        event_ring_capacity=EVENT_RING_CAPACITY,
+        **target.quic_settings(), cafile=cafile, event_ring_capacity=EVENT_RING_CAPACITY
     )
     if not verify:
         config.verify_mode = ssl.CERT_NONE

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
@@ -40,7 +41,7 @@ from .._buffer import Buffer, NeedMoreData
 from .._transport import Transport
 from ..errors import SessionCloseCode
 from ..session import Session
-from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, DRAFT_14, DRAFT_16
+from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16, DRAFT_14, DRAFT_16, alpn_for
 from ._backlog import quic_send_backlog
 from ._connection import MoqtConnection, SessionOptions
 from ._transports import (
@@ -73,6 +74,20 @@ class ClientTarget:
     path: str
     webtransport: bool
     versions: tuple[int, ...]
+
+    def quic_settings(self) -> dict[str, Any]:
+        """QuicConfiguration fields of a client for this target, the same on both stacks
+        (aioquic's and aiopquic's configurations take these names)."""
+        alpns = [ALPN_H3] if self.webtransport else [alpn_for(v) for v in self.versions]
+        return {
+            "is_client": True,
+            "alpn_protocols": alpns,
+            "server_name": self.host,
+            "max_data": 32 << 20,
+            "max_stream_data": 8 << 20,
+            "max_datagram_frame_size": 65536,
+            "idle_timeout": 30.0,
+        }
 
 
 def parse_sf_string_list(value: str) -> list[str]:

@@ -26,6 +26,7 @@ from moqt.events import (
     SubgroupStreamReset,
     SubscribeAccepted,
 )
+from moqt.session import SubgroupHandle
 from tests.moqt.harness import events_of, session_pair
 
 from .congestion_link import Link
@@ -85,6 +86,27 @@ def publisher(lab: RelayLab, *names: bytes) -> tuple[Client, dict[bytes, int]]:
     lab.run()
     assert len(events_of(pub.take(), PublishAccepted)) == len(names)
     return pub, rids
+
+
+class GroupWriter:
+    """Writes one track's objects in order, a new group (subgroup stream) every ``per_group``."""
+
+    def __init__(self, pub: Client, request_id: int, per_group: int = 25) -> None:
+        self.pub, self.request_id, self.per_group = pub, request_id, per_group
+        self.handle: SubgroupHandle | None = None
+
+    def write(self, tick: int, size: int) -> None:
+        group, obj = divmod(tick, self.per_group)
+        if obj == 0:
+            self.end()
+            self.handle = self.pub.session.open_subgroup(self.request_id, group, 0)
+        assert self.handle is not None
+        self.pub.session.write_object(self.handle, obj, bytes(size))
+
+    def end(self) -> None:
+        if self.handle is not None:
+            self.pub.session.end_subgroup(self.handle)
+            self.handle = None
 
 
 def subscribe(
@@ -156,21 +178,14 @@ def test_a_plain_relay_delivers_everything_unless_the_subscriber_set_a_delivery_
     patient, hurried = SlowViewer(lab, "patient"), SlowViewer(lab, "hurried")
     subscribe(patient, b"video")
     subscribe(hurried, b"video", delivery_timeout=200)
-    handle = None
+    video = GroupWriter(pub, rids[b"video"])
     for tick in range(100):  # 4 s at 25 fps, a group per second, 600 kbit/s
         lab.now += 0.04
-        group, obj = divmod(tick, 25)
-        if obj == 0:
-            if handle is not None:
-                pub.session.end_subgroup(handle)
-            handle = pub.session.open_subgroup(rids[b"video"], group, 0)
-        assert handle is not None
-        pub.session.write_object(handle, obj, bytes(3000))
+        video.write(tick, 3000)
         lab.run()
         for viewer in (patient, hurried):
             viewer.drain(2000)  # 400 kbit/s: both fall further behind every second
-    assert handle is not None
-    pub.session.end_subgroup(handle)
+    video.end()
     lab.run()
     for _ in range(100):
         lab.now += 0.04
@@ -200,16 +215,10 @@ def test_a_viewer_that_stays_too_far_behind_is_ended(version: int) -> None:
     pub, rids = publisher(lab, b"video")
     slow = SlowViewer(lab)
     subscribe(slow, b"video")
-    handle = None
+    video = GroupWriter(pub, rids[b"video"])
     for tick in range(150):  # 6 s; the viewer never reads again
         lab.now += 0.04
-        group, obj = divmod(tick, 25)
-        if obj == 0:
-            if handle is not None:
-                pub.session.end_subgroup(handle)
-            handle = pub.session.open_subgroup(rids[b"video"], group, 0)
-        assert handle is not None
-        pub.session.write_object(handle, obj, bytes(1500))
+        video.write(tick, 1500)
         lab.run()
         lab.relay.poll()
     slow.drain()
