@@ -167,10 +167,10 @@ class SubgroupWriter:
     and refuses objects after an End of Group / End of Track status.
     """
 
-    __slots__ = ("_ended", "_prev", "header", "subgroup_id", "version")
+    __slots__ = ("_ended", "_header_bytes", "_prev", "header", "subgroup_id", "version")
 
     def __init__(self, header: SubgroupHeader, version: int) -> None:
-        encode_subgroup_header(header, version)  # validate early
+        self._header_bytes = encode_subgroup_header(header, version)  # validates early too
         self.header = header
         self.version = version
         self._prev: int | None = None
@@ -184,7 +184,7 @@ class SubgroupWriter:
         return self._prev
 
     def header_bytes(self) -> bytes:
-        return encode_subgroup_header(self.header, self.version)
+        return self._header_bytes
 
     def object_head(
         self,
