@@ -10,10 +10,16 @@ spread over several processes. Per N it reports:
 
 * delivered ratio (objects sent after the start signal x viewers);
 * added latency per hop, p50/p99: the *origin hop* is publish -> origin -> the
-  probe; the *POP hop* is what going through the POP adds for the same object
-  (viewer receive - probe receive: origin -> POP transit, the POP, POP -> viewer);
-  and, from the POP's ``clutchcall_object_latency_seconds`` histogram, the time
-  inside the POP from an object's arrival to its write into every viewer session;
+  probe; *viewer - probe* is, per object, a POP viewer's receive time minus the
+  probe's (origin -> POP transit, the POP, POP -> viewer, and the viewer process's
+  own work); from the POP's ``clutchcall_object_latency_seconds`` histogram, the
+  time inside the POP from an object's arrival to its write into every viewer
+  session; and *added by the POP*: the same N viewers, in the same processes, run
+  once more subscribed directly at the origin (``direct``, no POP on the path),
+  and the end-to-end p50/p99 through the POP minus those of that direct run.
+  viewer - probe also counts what N viewers cost wherever they are served (the
+  fan-out to N sessions, N client stacks sharing this machine's cores): the
+  direct run shows it without any POP;
 * POP egress (payload) and its ratio to the raw aioquic ceiling measured in the
   same run (:func:`bench.ceiling.measure_ceiling`), the POP's CPU;
 * memory per idle viewer: the POP's RSS growth (all workers) when N viewers are
@@ -25,7 +31,7 @@ spread over several processes. Per N it reports:
 and two POP workers and reports the delivered egress ratio (2 workers / 1),
 which only means something when one worker is saturated and the viewer
 processes are not: give them cores of their own (on a 2-core machine the
-viewers saturate first; compare the POP CPU column).
+viewers saturate first; compare the serving node CPU column).
 """
 
 from __future__ import annotations
@@ -84,7 +90,11 @@ class PopFanoutResult:
     pop_forwarding_p99_ms: float = math.nan
     end_to_end_p50_ms: float = math.nan
     end_to_end_p99_ms: float = math.nan
-    pop_cpu_cores: float = 0.0
+    direct: bool = False  # the viewers subscribed at the origin: the no-POP baseline
+    # end to end through the POP minus end to end of the direct run (same viewers)
+    added_by_pop_p50_ms: float = math.nan
+    added_by_pop_p99_ms: float = math.nan
+    pop_cpu_cores: float = 0.0  # of the node serving the viewers (the origin when direct)
     viewers_cpu_cores: float = 0.0  # every viewer process together: the load generator
     worker_cpu_budget: float | None = None  # cores each POP worker was confined to
     pop_throttled_s: float = 0.0  # time the budget held the workers back (all together)
@@ -177,14 +187,19 @@ def run_pop_fanout(
     viewer_stack: str = "aioquic",
     sink: bool = False,
     worker_cpu: float | None = None,
+    direct: bool = False,
 ) -> PopFanoutResult:
     """One fan-out run (see the module docstring); every process is stopped on return.
 
     ``worker_cpu``: confine each POP worker to that many cores (:mod:`bench._cpu_budget`).
+    ``direct``: the viewers subscribe at the origin (the baseline without a POP on the
+    path; the POP runs but serves nobody, and nothing is revoked).
     """
-    result = PopFanoutResult(viewers, workers, bitrate / 1e6, worker_cpu_budget=worker_cpu)
+    result = PopFanoutResult(
+        viewers, workers, bitrate / 1e6, worker_cpu_budget=worker_cpu, direct=direct
+    )
     budgets: list[CpuBudget] = []
-    run = _Run(workdir, f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k")
+    run = _Run(workdir, f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k{'-direct' if direct else ''}")
     clip_dir = workdir / "clips"
     make_clip(clip_dir, bitrate=bitrate, fps=fps, group_seconds=group_seconds)
     tokens = BenchTokens(workdir)
@@ -257,22 +272,23 @@ def run_pop_fanout(
                 stack=viewer_stack,
             ),
         )
-        warm_tokens = workdir / f"{run.tag}-warm.tokens.json"
-        tokens.write(warm_tokens, INPUT_ID, 1)
-        warm = run.start(
-            "warm",
-            _viewers_argv(
-                f"moqt://127.0.0.1:{pop_port}",
-                warm_tokens,
-                workdir / f"{run.tag}-warm.json",
-                expect=expected,
-                timeout=timeout,
-                hold=False,
-                stack=viewer_stack,
-            ),
-        )
         probe.wait_line("ready", timeout=60)
-        warm.wait_line("ready", timeout=60)
+        if not direct:
+            warm_tokens = workdir / f"{run.tag}-warm.tokens.json"
+            tokens.write(warm_tokens, INPUT_ID, 1)
+            warm = run.start(
+                "warm",
+                _viewers_argv(
+                    f"moqt://127.0.0.1:{pop_port}",
+                    warm_tokens,
+                    workdir / f"{run.tag}-warm.json",
+                    expect=expected,
+                    timeout=timeout,
+                    hold=False,
+                    stack=viewer_stack,
+                ),
+            )
+            warm.wait_line("ready", timeout=60)
         time.sleep(1.0)
         rss_before = tree_rss(pop.pid)
         groups: list[tuple[Proc, Path]] = []
@@ -286,7 +302,7 @@ def run_pop_fanout(
             proc = run.start(
                 f"viewers-{index}",
                 _viewers_argv(
-                    f"moqt://127.0.0.1:{pop_port}",
+                    f"moqt://127.0.0.1:{origin_port if direct else pop_port}",
                     token_file,
                     report,
                     expect=expected,
@@ -302,17 +318,19 @@ def run_pop_fanout(
         for proc, _ in groups:
             proc.wait_line("ready", timeout=120)
         time.sleep(1.0)
-        if workers == 1:  # with N workers each one's first viewer also opens an upstream
+        # With N workers each one's first viewer also opens an upstream; direct: no POP viewers.
+        if workers == 1 and not direct:
             result.idle_viewer_kib = (tree_rss(pop.pid) - rss_before) / 1024 / viewers
         viewer_pids = [proc.pid for proc, _ in groups]
-        cpu_before, wall_before = tree_cpu(pop.pid), time.monotonic()
+        serving = origin if direct else pop  # the node the viewers are subscribed at
+        cpu_before, wall_before = tree_cpu(serving.pid), time.monotonic()
         throttled_before = sum(b.throttled_seconds() for b in budgets)
         viewers_before = sum(tree_cpu(pid) for pid in viewer_pids)
         metrics_before = _scrape_all(pop_http)
         go_at = time.time()
         publisher.signal(signal.SIGUSR1)
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 60).split(" ", 1)[1])
-        cpu_after, wall_after = tree_cpu(pop.pid), time.monotonic()
+        cpu_after, wall_after = tree_cpu(serving.pid), time.monotonic()
         result.pop_throttled_s = sum(b.throttled_seconds() for b in budgets) - throttled_before
         viewers_after = sum(tree_cpu(pid) for pid in viewer_pids)
         sent_at = time.time()
@@ -328,7 +346,7 @@ def run_pop_fanout(
             if not sink:  # sink viewers count bytes, never objects: they never complete
                 proc.wait_line("complete", timeout=timeout + 10)
         probe.wait_line("done", timeout=timeout + 10)
-        chosen = minted[: min(revoke, len(minted))]
+        chosen = [] if direct else minted[: min(revoke, len(minted))]
         published = asyncio.run(_revoke(redis_url, chosen)) if chosen else {}
         time.sleep(1.0)
         reports = []
@@ -421,26 +439,40 @@ def _figures(
     result.revocation_p99_ms = percentile(revocations, 99)
 
 
+def added_by_pop(via_pop: PopFanoutResult, direct: PopFanoutResult) -> None:
+    """What the POP adds: end to end through it minus end to end of the same viewers
+    subscribed at the origin (``direct``), at p50 and at p99."""
+    via_pop.added_by_pop_p50_ms = via_pop.end_to_end_p50_ms - direct.end_to_end_p50_ms
+    via_pop.added_by_pop_p99_ms = via_pop.end_to_end_p99_ms - direct.end_to_end_p99_ms
+
+
 def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str:
     lines = [
-        "| workers | N | Mbit/s | delivered | origin hop p50/p99 ms | POP hop p50/p99 ms | "
-        "in POP (histogram) p50/p99 ms | "
-        "end-to-end p50/p99 ms | POP CPU (cores) | POP egress Mbit/s | % of aioquic ceiling | "
-        "KiB per idle viewer | revocation p50/p99 ms (n) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| viewers on | workers | N | Mbit/s | delivered | origin hop p50/p99 ms | "
+        "viewer - probe p50/p99 ms | in POP (histogram) p50/p99 ms | "
+        "end-to-end p50/p99 ms | added by the POP p50/p99 ms | serving node CPU (cores) | "
+        "egress Mbit/s | % of aioquic ceiling | KiB per idle viewer | "
+        "revocation p50/p99 ms (n) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         pct = f"{100 * r.pop_egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
         lines.append(
-            f"| {r.workers} | {r.viewers} | {r.bitrate_mbit_s:.1f} | {100 * r.delivered_ratio:.2f}% | "
+            f"| {'origin' if r.direct else 'POP'} | {r.workers} | {r.viewers} | "
+            f"{r.bitrate_mbit_s:.1f} | {100 * r.delivered_ratio:.2f}% | "
             f"{r.origin_hop_p50_ms:.1f}/{r.origin_hop_p99_ms:.1f} | "
             f"{r.pop_hop_p50_ms:.1f}/{r.pop_hop_p99_ms:.1f} | "
             f"{r.pop_forwarding_p50_ms:.1f}/{r.pop_forwarding_p99_ms:.1f} | "
-            f"{r.end_to_end_p50_ms:.1f}/{r.end_to_end_p99_ms:.1f} | {r.pop_cpu_cores:.2f} | "
+            f"{r.end_to_end_p50_ms:.1f}/{r.end_to_end_p99_ms:.1f} | "
+            f"{r.added_by_pop_p50_ms:.1f}/{r.added_by_pop_p99_ms:.1f} | {r.pop_cpu_cores:.2f} | "
             f"{r.pop_egress_mbit_s:.1f} | {pct} | {r.idle_viewer_kib:.0f} | "
             f"{r.revocation_p50_ms:.0f}/{r.revocation_p99_ms:.0f} ({r.revoked}) |"
         )
-    notes = [f"- w{r.workers} N={r.viewers}: {n}" for r in results for n in r.notes]
+    notes = [
+        f"- w{r.workers} N={r.viewers}{' direct' if r.direct else ''}: {n}"
+        for r in results
+        for n in r.notes
+    ]
     return "\n".join(lines + (["", *notes] if notes else []))
 
 
@@ -469,10 +501,18 @@ def _run(args: argparse.Namespace) -> int:
             quic_stack=args.quic_stack,
             **common,
         )
-        results.append(r)
-        print(format_results([r], ceiling).splitlines()[2], flush=True)
-        for note in r.notes:
-            print(f"  {note}", flush=True)
+        runs = [r]
+        if not args.no_direct:
+            direct = run_pop_fanout(
+                n, bitrate=args.bitrate, revoke=0, quic_stack=args.quic_stack, direct=True, **common
+            )
+            added_by_pop(r, direct)
+            runs.append(direct)
+        for each in runs:
+            results.append(each)
+            print(format_results([each], ceiling).splitlines()[2], flush=True)
+            for note in each.notes:
+                print(f"  {note}", flush=True)
     scaling: list[PopFanoutResult] = []
     if args.scale_viewers:
         for workers in (1, 2):
@@ -566,6 +606,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the viewer processes' QUIC stack (the load generator)",
     )
     run.add_argument("--no-ceiling", action="store_true")
+    run.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="skip the baseline runs with the viewers subscribed at the origin (no "
+        "'added by the POP' figure)",
+    )
     run.add_argument("--json")
     args = parser.parse_args(argv)
     return _run(args)

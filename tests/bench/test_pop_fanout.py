@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pop_fanout import run_pop_fanout
+from bench.pop_fanout import added_by_pop, format_results, run_pop_fanout
 from tests.bench.test_cpu_budget import cgroups_usable
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -72,3 +72,25 @@ def test_sink_viewers_measure_egress_from_bytes(tmp_path: Path) -> None:
     assert 0.95 <= result.delivered_ratio < 1.2
     assert 1.5 < result.pop_egress_mbit_s < 3
     assert math.isnan(result.pop_hop_p50_ms)  # sink viewers report no objects
+
+
+def test_direct_run_is_the_baseline_of_what_the_pop_adds(tmp_path: Path) -> None:
+    """The same viewers subscribed at the origin: they get everything with no POP on the
+    path, and the POP's added latency is end to end through it minus end to end direct."""
+    common = {
+        "duration": 2.0, "bitrate": 5e5, "fps": 30, "group_seconds": 0.5, "per_process": 2,
+        "workdir": tmp_path, "quic_stack": "picoquic", "viewer_stack": "picoquic",
+    }  # fmt: skip
+    via_pop = run_pop_fanout(4, revoke=0, **common)  # type: ignore[arg-type]
+    direct = run_pop_fanout(4, revoke=2, direct=True, **common)  # type: ignore[arg-type]
+    assert not via_pop.notes and not direct.notes, (via_pop.notes, direct.notes)
+    assert direct.direct and direct.delivered_ratio == 1.0
+    assert direct.revoked == 0  # nothing is revoked at an origin
+    assert math.isnan(direct.idle_viewer_kib) and math.isnan(direct.pop_forwarding_p50_ms)
+    assert direct.pop_cpu_cores > 0  # the origin's CPU: it serves the viewers
+    added_by_pop(via_pop, direct)
+    assert via_pop.added_by_pop_p99_ms == pytest.approx(
+        via_pop.end_to_end_p99_ms - direct.end_to_end_p99_ms
+    )
+    table = format_results([via_pop, direct], None)
+    assert "| origin | 1 | 4 |" in table and "| POP | 1 | 4 |" in table
