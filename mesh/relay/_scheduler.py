@@ -98,6 +98,9 @@ __all__ = [
 
 logger = structlog.get_logger("mesh.relay")
 
+_CANCELLED = DataStreamResetCode.CANCELLED
+_DELIVERY_TIMEOUT = DataStreamResetCode.DELIVERY_TIMEOUT
+
 
 class SubscriberScheduler:
     """Everything one downstream session is sent for its subscriptions (see module doc)."""
@@ -534,7 +537,10 @@ class SubscriberScheduler:
                 self._note_behind(now)
         self._unqueue(track, sg)
         if sg.handle is not None:
-            self._reset(sg)
+            # draft-16 "Closing Subgroup Streams": DELIVERY_TIMEOUT (0x2) says why.
+            self._reset(
+                sg, _DELIVERY_TIMEOUT if reason is DropReason.DELIVERY_TIMEOUT else _CANCELLED
+            )
         if not sg.fin and sg.group_id >= track.floor:
             track.dropped[key] = reason
             if len(track.dropped) > MAX_DROPPED_MARKS:
@@ -650,7 +656,9 @@ class SubscriberScheduler:
         except LocalError as exc:
             self._failed(track, exc)
 
-    def _reset(self, sg: Subgroup) -> None:
+    def _reset(
+        self, sg: Subgroup, code: DataStreamResetCode = DataStreamResetCode.CANCELLED
+    ) -> None:
         handle = sg.handle
         assert handle is not None
         sg.handle = None
@@ -659,7 +667,7 @@ class SubscriberScheduler:
             return
         self._streams_reset += 1
         try:
-            self._session.reset_subgroup(handle, DataStreamResetCode.CANCELLED)
+            self._session.reset_subgroup(handle, code)
         except LocalError as exc:
             self._log.debug("reset_failed", error=str(exc))
 

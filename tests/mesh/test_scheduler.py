@@ -23,7 +23,7 @@ from mesh.relay._scheduler import (
     SchedulerLimits,
     SubscriberScheduler,
 )
-from moqt.errors import PublishDoneCode
+from moqt.errors import DataStreamResetCode, PublishDoneCode
 from moqt.events import (
     Event,
     ObjectReceived,
@@ -668,6 +668,37 @@ def test_a_stream_the_viewer_stopped_is_not_counted_as_our_drop() -> None:
     v.push(b"a", 1, 0)  # the next group is a new stream, delivered
     v.link.deliver()
     assert (b"a", 1, 0) in v.received()
+
+
+def test_a_stream_reset_says_why_delivery_timeout_or_cancelled() -> None:
+    """draft-16 "Closing Subgroup Streams": a subgroup abandoned for its delivery timeout is
+    reset with DELIVERY_TIMEOUT (0x2); one the live-edge policy skipped, with CANCELLED."""
+    v = make_viewer(
+        {b"video": 128, b"slides": 128},
+        SchedulerLimits(backlog_threshold=1, skip_after=0.1, max_lag=10.0),
+        timeouts={b"video": 0.1},
+    )
+    for track in (b"video", b"slides"):
+        v.push(track, 0, 0)
+        v.link.deliver()  # each stream reaches the viewer
+    v.push(b"video", 0, 1)  # written: the link holds it
+    v.push(b"slides", 0, 1)  # queued behind it, as is the rest
+    v.push(b"slides", 0, 2)
+    v.push(b"video", 0, 2)
+    v.push(b"slides", 1, 0)  # group 0 of slides is now stale
+    v.pump(advance=0.15)  # both waited 0.15 s: video's timeout, slides' stale group
+    for _ in range(3):
+        v.link.deliver()
+        v.pump()
+    codes = {
+        v.names[e.request_id]: e.error_code
+        for e in v.events
+        if isinstance(e, SubgroupStreamReset) and e.group_id == 0
+    }
+    assert codes == {
+        b"video": DataStreamResetCode.DELIVERY_TIMEOUT,
+        b"slides": DataStreamResetCode.CANCELLED,
+    }
 
 
 def test_cut_streams_resets_open_streams_and_the_next_group_starts_clean() -> None:
