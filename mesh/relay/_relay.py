@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from moqt.data import ExtensionType
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import (
     Event,
@@ -47,6 +48,7 @@ from moqt.events import (
 )
 from moqt.session import Session
 from moqt.types import (
+    Extensions,
     FilterType,
     GroupOrder,
     Location,
@@ -54,6 +56,7 @@ from moqt.types import (
     SubscriptionFilter,
     TrackName,
 )
+from moqt.version import DRAFT_16
 
 from ._cache import CachedObject, CacheLimits
 from ._fetching import answer_fetch, answer_track_status
@@ -207,6 +210,7 @@ class Relay:
             live=True,
             largest=ev.largest,
             group_order=ev.group_order,
+            extensions=ev.extensions,
         )
         peer.upstream[ev.request_id] = track
         call_peer(
@@ -346,8 +350,14 @@ class Relay:
         group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
         if group_order == GroupOrder.ORIGINAL:
             group_order = GroupOrder.ASCENDING
+        extensions = upstream.extensions if upstream is not None else ()
         try:
-            peer.session.accept_subscribe(ev.request_id, largest=largest, group_order=group_order)
+            peer.session.accept_subscribe(
+                ev.request_id,
+                largest=largest,
+                group_order=group_order,
+                extensions=forwarded_extensions(peer.session, extensions),
+            )
         except LocalError as exc:
             logger.warning("accept_failed", session=peer.name, error=str(exc))
             return
@@ -365,7 +375,7 @@ class Relay:
             ev.request_id,
             subscriber_priority=ev.subscriber_priority,
             group_order=ev.group_order if ev.group_order != GroupOrder.ORIGINAL else group_order,
-            delivery_timeout=_seconds(ev.delivery_timeout),
+            delivery_timeout=delivery_timeout(ev.delivery_timeout, extensions),
         )
         if upstream is not None:
             upstream.release_at = None
@@ -401,6 +411,7 @@ class Relay:
         track.upstream.live = True
         track.upstream.largest = ev.largest
         track.upstream.group_order = ev.group_order
+        track.upstream.extensions = ev.extensions
         for other in self._peers:
             for rid, (waiting_track, request) in list(other.waiting.items()):
                 if waiting_track is track:
@@ -465,7 +476,9 @@ class Relay:
             return
         sub.forward = ev.forward
         peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
-        peer.scheduler.set_delivery_timeout(ev.request_id, _seconds(ev.delivery_timeout))
+        peer.scheduler.set_delivery_timeout(
+            ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub))
+        )
         if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
             assert ev.filter.start is not None
             sub.start = ev.filter.start
@@ -478,7 +491,9 @@ class Relay:
             sub.forward = ev.forward
             # PUBLISH_OK carries the subscriber's priority and delivery timeout.
             peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
-            peer.scheduler.set_delivery_timeout(ev.request_id, _seconds(ev.delivery_timeout))
+            peer.scheduler.set_delivery_timeout(
+                ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub))
+            )
 
     # --- fetch / status ----------------------------------------------------------------
 
@@ -532,13 +547,18 @@ class Relay:
             group_order=upstream.group_order
             if upstream.group_order != GroupOrder.ORIGINAL
             else GroupOrder.ASCENDING,
+            extensions=forwarded_extensions(peer.session, upstream.extensions),
         )
         if not isinstance(rid, int):
             return
         start = largest.next_object() if largest is not None else Location(0, 0)
         sub = Subscriber(peer, rid, start, None, via_publish=True, track=track)
         peer.downstream[rid] = sub
-        peer.scheduler.add_track(rid, group_order=upstream.group_order)
+        peer.scheduler.add_track(
+            rid,
+            group_order=upstream.group_order,
+            delivery_timeout=delivery_timeout(None, upstream.extensions),
+        )
         track.add_subscriber(sub, self._clock())
 
     # --- teardown ----------------------------------------------------------------------
@@ -667,3 +687,31 @@ def _seconds(milliseconds: int | None) -> float | None:
     """A DELIVERY_TIMEOUT parameter (ms) in seconds; draft-16 refuses 0 on the wire,
     draft-14 gives it no meaning: no timeout."""
     return milliseconds / 1000 if milliseconds else None
+
+
+def forwarded_extensions(session: Session, extensions: Extensions) -> Extensions:
+    """The upstream's Track Extensions for a downstream SUBSCRIBE_OK or PUBLISH: draft-16
+    "Extension Headers" - unsupported ones "MUST NOT be modified, MUST be cached as part
+    of the Track ... and MUST be forwarded by relays". Draft-14 carries none."""
+    return extensions if session.version == DRAFT_16 else ()
+
+
+def delivery_timeout(parameter_ms: int | None, extensions: Extensions) -> float | None:
+    """The subscription's delivery timeout in seconds: draft-16 "If both the subscriber
+    specifies this parameter and the Track has a DELIVERY_TIMEOUT extension, the
+    endpoints use the min of the two values"; None when neither gave one."""
+    track_ms = next(
+        (
+            value
+            for key, value in extensions
+            if key == ExtensionType.DELIVERY_TIMEOUT and isinstance(value, int)
+        ),
+        None,
+    )
+    timeouts = [t for t in (_seconds(parameter_ms), _seconds(track_ms)) if t is not None]
+    return min(timeouts) if timeouts else None
+
+
+def _track_extensions(sub: Subscriber) -> Extensions:
+    upstream = sub.track.upstream if sub.track is not None else None
+    return upstream.extensions if upstream is not None else ()

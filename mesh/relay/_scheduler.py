@@ -167,6 +167,11 @@ class SubscriberScheduler:
         if track is not None:
             track.delivery_timeout = seconds
 
+    def delivery_timeout(self, request_id: int) -> float | None:
+        """The delivery timeout (seconds) in force for subscription ``request_id``, if any."""
+        track = self._tracks.get(request_id)
+        return track.delivery_timeout if track is not None else None
+
     def set_subscriber_priority(self, request_id: int, subscriber_priority: int) -> None:
         """REQUEST_UPDATE changed it: applies to everything not yet written."""
         if not 0 <= subscriber_priority <= 255:

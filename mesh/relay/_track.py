@@ -20,6 +20,7 @@ from moqt.errors import LocalError, PublishDoneCode
 from moqt.events import FetchRequested
 from moqt.session import Session
 from moqt.types import (
+    Extensions,
     FetchType,
     FilterType,
     GroupOrder,
@@ -62,6 +63,9 @@ class Upstream:
     live: bool = False
     largest: Location | None = None
     group_order: GroupOrder = GroupOrder.ASCENDING
+    # The track's draft-16 Track Extensions as the upstream sent them (PUBLISH or
+    # SUBSCRIBE_OK): cached with the track and forwarded to every subscriber.
+    extensions: Extensions = ()
     # Subgroup streams of this subscription that ended (FIN) or were reset.
     streams_finished: int = 0
     # PUBLISH_DONE arrived: (code, reason, stream count, deadline); the relay ends the

@@ -448,3 +448,72 @@ def test_restarted_publisher_starts_a_fresh_track(version: int) -> None:
     write_group(second.session, rid2, 0, 2)
     lab.run()
     assert objects(viewer.take()) == [(0, 0), (0, 1)]
+
+
+# draft-16 Track Extensions: DELIVERY_TIMEOUT (0x02, ms), an unknown even and an unknown odd type.
+TRACK_EXTENSIONS = ((0x02, 200), (0x40, 7), (0x41, b"opaque"))
+
+
+def test_track_extensions_of_a_publish_are_forwarded_to_every_subscriber() -> None:
+    """draft-16 "Extension Headers": unsupported ones "MUST NOT be modified, MUST be
+    cached as part of the Track ... and MUST be forwarded by relays" - in the SUBSCRIBE_OK
+    of a subscriber and in the PUBLISH offered to a namespace watcher."""
+    lab = RelayLab(DRAFT_16)
+    watcher = lab.client()
+    watcher.session.subscribe_namespace((b"live",))
+    lab.run()
+    pub = lab.client()
+    pub.session.publish(NS, b"video", extensions=TRACK_EXTENSIONS)
+    lab.run()
+    assert events_of(pub.take(), PublishAccepted)
+    offered = events_of(watcher.take(), PublishRequested)
+    assert offered and set(TRACK_EXTENSIONS) <= set(offered[0].extensions)
+    sub = lab.client()
+    sub.session.subscribe(NS, b"video")
+    lab.run()
+    ok = events_of(sub.take(), SubscribeAccepted)
+    assert ok and set(TRACK_EXTENSIONS) <= set(ok[0].extensions)
+
+
+def test_track_extensions_of_an_upstream_subscribe_ok_reach_the_subscribers() -> None:
+    lab = RelayLab(DRAFT_16)
+    pub = lab.client()
+    pub.session.publish_namespace(NS)
+    lab.run()
+    pub.take()
+    sub = lab.client()
+    sub.session.subscribe(NS, b"audio")
+    lab.run()
+    upstream = events_of(pub.take(), SubscribeRequested)[0].request_id
+    pub.session.accept_subscribe(upstream, largest=None, extensions=TRACK_EXTENSIONS)
+    lab.run()
+    ok = events_of(sub.take(), SubscribeAccepted)
+    assert ok and set(TRACK_EXTENSIONS) <= set(ok[0].extensions)
+
+
+@pytest.mark.parametrize(("asked_ms", "seconds"), [(None, 0.2), (500, 0.2), (50, 0.05)])
+def test_the_delivery_timeout_is_the_smaller_of_the_subscribers_and_the_tracks(
+    asked_ms: int | None, seconds: float
+) -> None:
+    """draft-16 DELIVERY TIMEOUT: "If both the subscriber specifies this parameter and the
+    Track has a DELIVERY_TIMEOUT extension, the endpoints use the min of the two values";
+    the extension alone applies too ("If unspecified, the subscriber's ... is used")."""
+    lab = RelayLab(DRAFT_16)
+    pub = lab.client()
+    pub.session.publish(NS, b"video", extensions=TRACK_EXTENSIONS)
+    lab.run()
+    sub = lab.client()
+    rid = sub.session.subscribe(NS, b"video", delivery_timeout=asked_ms)
+    lab.run()
+    assert events_of(sub.take(), SubscribeAccepted)
+    assert sub.peer.scheduler.delivery_timeout(rid) == pytest.approx(seconds)
+
+
+def test_a_draft14_track_has_no_delivery_timeout_unless_the_subscriber_asks() -> None:
+    lab = RelayLab(DRAFT_14)
+    publisher_with_track(lab)
+    sub = lab.client()
+    plain = sub.session.subscribe(NS, b"video")
+    lab.run()
+    assert events_of(sub.take(), SubscribeAccepted)
+    assert sub.peer.scheduler.delivery_timeout(plain) is None
