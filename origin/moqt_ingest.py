@@ -72,6 +72,9 @@ _log = structlog.get_logger("origin.moqt_ingest")
 
 #: Media tracks one broadcast may declare (each costs an ingest subscription).
 MAX_TRACKS = 32
+# Media held while no catalog has arrived yet (see _hold): about a group of a high rendition.
+_EARLY_OBJECTS = 512
+_EARLY_BYTES = 16 << 20
 
 
 class PublisherAuthorizer(Protocol):
@@ -104,6 +107,11 @@ class _Input:
     broadcast: Broadcast | None = None
     catalog_tries: list[bytes] = field(default_factory=list)
     dropped: int = 0
+    # Media that arrived before any catalog, held until it comes (bounded).
+    early: list[ObjectReceived | SubgroupStreamEnded | SubgroupStreamReset] = field(
+        default_factory=list
+    )
+    early_bytes: int = 0
 
 
 def stream_key_from(tokens: Sequence[AuthToken]) -> str | None:
@@ -266,9 +274,7 @@ class MoqtIngest:
             if isinstance(event, ObjectReceived):
                 self._on_object(state, event)
             elif isinstance(event, SubgroupStreamEnded | SubgroupStreamReset):
-                track = state.tracks.get(event.request_id)
-                if track is not None and state.broadcast is not None:
-                    state.broadcast.end_subgroup(track, event.group_id, event.subgroup_id)
+                self._on_subgroup_end(state, event)
             elif isinstance(event, RequestRejected):
                 self._on_rejected(state, event)
             elif isinstance(event, PublishDoneReceived):
@@ -304,6 +310,17 @@ class MoqtIngest:
         ):
             self._end(state, PublishDoneCode.TRACK_ENDED, event.reason or "publisher ended")
 
+    def _on_subgroup_end(
+        self, state: _Input, event: SubgroupStreamEnded | SubgroupStreamReset
+    ) -> None:
+        if state.early:  # it may end a held subgroup: in order, after its objects
+            if len(state.early) < _EARLY_OBJECTS:
+                state.early.append(event)
+            return
+        track = state.tracks.get(event.request_id)
+        if track is not None and state.broadcast is not None:
+            state.broadcast.end_subgroup(track, event.group_id, event.subgroup_id)
+
     def _on_object(self, state: _Input, ev: ObjectReceived) -> None:
         track = state.tracks.get(ev.request_id)
         if track is None or ev.status is not ObjectStatus.NORMAL or not ev.payload:
@@ -313,7 +330,9 @@ class MoqtIngest:
             return
         init = state.inits.get(track)
         if init is None:
-            state.dropped += 1  # not declared (yet) by the catalog
+            if state.catalog is None and _hold(state, ev):
+                return  # played once the catalog arrives
+            state.dropped += 1  # not declared by the catalog
             return
         if track not in state.started:
             if ev.object_id != 0:
@@ -351,6 +370,12 @@ class MoqtIngest:
         state.inits = inits
         if state.broadcast is not None:
             state.broadcast.set_catalog(catalog)
+        early, state.early, state.early_bytes = state.early, [], 0
+        for held in early:
+            if isinstance(held, ObjectReceived):
+                self._on_object(state, held)
+            else:
+                self._on_subgroup_end(state, held)
         if state.announce_request is not None:
             for name in inits:
                 if name not in state.subscribed:
@@ -390,6 +415,18 @@ class MoqtIngest:
     async def kick(self, reason: str) -> None:
         """The stream key was revoked: close the publisher's session."""
         self._conn.close(SessionCloseCode.UNAUTHORIZED, reason)
+
+
+def _hold(state: _Input, ev: ObjectReceived) -> bool:
+    """Keep a media object that came before the first catalog. The publisher wrote the
+    catalog first, but QUIC streams are independent: a group's stream can overtake the
+    catalog's. Without this the group is lost, and a publisher that then pauses never
+    goes live."""
+    if len(state.early) >= _EARLY_OBJECTS or state.early_bytes + len(ev.payload) > _EARLY_BYTES:
+        return False
+    state.early.append(ev)
+    state.early_bytes += len(ev.payload)
+    return True
 
 
 def _catalog_inits(catalog: Catalog, namespace: str, track: str) -> dict[str, InitSegment]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from bench._live import make_clip
 from media import CATALOG_TRACK, MSF_CATALOG_TRACK
 from media.ffmpeg import Transcoder, test_pattern_transcoder
 from mesh.topology import NODE_PREFIX, ROUTE_PREFIX
 from moqt.aio import ConnectionClosed, RequestFailed, SessionOptions, connect
 from moqt.errors import PublishDoneCode, RequestErrorCode, SessionCloseCode
+from moqt.events import PublishAccepted
 from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
 
@@ -330,3 +333,30 @@ async def test_rotation_drops_a_publisher_admitted_before_its_catalog(origin: Or
         await pub.close()
     assert closed.code == SessionCloseCode.UNAUTHORIZED
     assert "rotated" in closed.reason
+
+
+async def test_media_that_overtakes_its_catalog_is_held_until_the_catalog(
+    origin: Origin, tmp_path: Path
+) -> None:
+    """QUIC streams are independent: a group's stream can reach the origin before the
+    catalog written ahead of it. The group is held (bounded) and goes out once the catalog
+    arrives, so a publisher that pauses after its first group still goes live."""
+    clip = make_clip(tmp_path / "clip", bitrate=5e5, fps=30, group_seconds=0.5)
+    input_id, key = await origin.new_input()
+    options = SessionOptions(auth_token=key.encode())
+    async with connect(origin.url, verify=False, options=options) as conn:
+        session = conn.session
+        rids = {}
+        for name in (b".catalog", b"video"):
+            rids[name] = session.publish(ns(ORG, input_id), name)
+            assert isinstance(await conn.wait_response(rids[name]), PublishAccepted)
+        handle = session.open_subgroup(rids[b"video"], 0, 0)
+        for index in range(clip.per_group):
+            session.write_object(handle, index, clip.payload(index))
+        session.end_subgroup(handle)
+        await asyncio.sleep(0.5)  # the whole group is in, and no catalog yet
+        assert origin.node.inputs.get(input_id) is None
+        handle = session.open_subgroup(rids[b".catalog"], 0, 0)
+        session.write_object(handle, 0, clip.catalog())
+        session.end_subgroup(handle)
+        await wait_live(origin, input_id, within=5)
