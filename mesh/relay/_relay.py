@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from moqt.data import ExtensionType
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import (
     Event,
@@ -46,6 +45,7 @@ from moqt.events import (
     TrackStatusRequested,
     Unsubscribed,
 )
+from moqt.messages import TrackExtensions
 from moqt.session import Session
 from moqt.types import (
     Extensions,
@@ -350,7 +350,7 @@ class Relay:
         group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
         if group_order == GroupOrder.ORIGINAL:
             group_order = GroupOrder.ASCENDING
-        extensions = upstream.extensions if upstream is not None else ()
+        extensions = _track_extensions(track)
         try:
             peer.session.accept_subscribe(
                 ev.request_id,
@@ -477,7 +477,7 @@ class Relay:
         sub.forward = ev.forward
         peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
         peer.scheduler.set_delivery_timeout(
-            ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub))
+            ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub.track))
         )
         if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
             assert ev.filter.start is not None
@@ -492,7 +492,7 @@ class Relay:
             # PUBLISH_OK carries the subscriber's priority and delivery timeout.
             peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
             peer.scheduler.set_delivery_timeout(
-                ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub))
+                ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub.track))
             )
 
     # --- fetch / status ----------------------------------------------------------------
@@ -700,18 +700,12 @@ def delivery_timeout(parameter_ms: int | None, extensions: Extensions) -> float 
     """The subscription's delivery timeout in seconds: draft-16 "If both the subscriber
     specifies this parameter and the Track has a DELIVERY_TIMEOUT extension, the
     endpoints use the min of the two values"; None when neither gave one."""
-    track_ms = next(
-        (
-            value
-            for key, value in extensions
-            if key == ExtensionType.DELIVERY_TIMEOUT and isinstance(value, int)
-        ),
-        None,
-    )
+    track_ms = TrackExtensions(extensions).delivery_timeout
     timeouts = [t for t in (_seconds(parameter_ms), _seconds(track_ms)) if t is not None]
     return min(timeouts) if timeouts else None
 
 
-def _track_extensions(sub: Subscriber) -> Extensions:
-    upstream = sub.track.upstream if sub.track is not None else None
+def _track_extensions(track: Track | None) -> Extensions:
+    """The Track Extensions of ``track``'s current upstream (none without one)."""
+    upstream = track.upstream if track is not None else None
     return upstream.extensions if upstream is not None else ()
