@@ -34,6 +34,18 @@ class ControlSettings:
     auth_failure_window: float = 60.0
     # How often stream keys, revocations and the JWKS are re-written to the bus.
     resync_interval: float = 60.0
+    # On demand (docs/vod.md): where uploads and packaged assets live.
+    data_dir: str = "clutchcall-data"
+    # Largest upload accepted (bytes); more gives 413.
+    max_upload_bytes: int = 20 * 1024**3
+    # An upload of unknown length that forms a whole MP4 completes after this idle time.
+    upload_idle_seconds: float = 3.0
+    # Packaging jobs run at once.
+    packaging_concurrency: int = 1
+    # Browser origins allowed by CORS (e.g. http://localhost:5173); "*" allows any.
+    cors_origins: tuple[str, ...] = ()
+    # Public base URL of this API (upload and /vod/ URLs); None: taken from each request.
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.auth_failure_limit < 1 or self.auth_failure_window <= 0:
@@ -42,6 +54,10 @@ class ControlSettings:
             raise ValueError("resync_interval must be positive")
         if self.signing_key_max_age < 3600:
             raise ValueError("signing_key_max_age must be at least an hour")
+        if self.max_upload_bytes < 1 or self.upload_idle_seconds <= 0:
+            raise ValueError("max_upload_bytes and upload_idle_seconds must be positive")
+        if self.packaging_concurrency < 1:
+            raise ValueError("packaging_concurrency must be at least 1")
         if not self.relay_url.startswith(("https://", "http://", "moqt://")):
             raise ValueError(
                 f"relay_url must be an https:// or moqt:// URL, got {self.relay_url!r}"
