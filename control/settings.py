@@ -46,6 +46,10 @@ class ControlSettings:
     cors_origins: tuple[str, ...] = ()
     # Public base URL of this API (upload and /vod/ URLs); None: taken from each request.
     public_url: str | None = None
+    # Webhooks: attempts per delivery, first retry delay (doubling), request timeout (s).
+    webhook_max_attempts: int = 8
+    webhook_retry_base: float = 10.0
+    webhook_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.auth_failure_limit < 1 or self.auth_failure_window <= 0:
@@ -58,6 +62,10 @@ class ControlSettings:
             raise ValueError("max_upload_bytes and upload_idle_seconds must be positive")
         if self.packaging_concurrency < 1:
             raise ValueError("packaging_concurrency must be at least 1")
+        if self.webhook_max_attempts < 1 or self.webhook_retry_base <= 0:
+            raise ValueError("webhook_max_attempts and webhook_retry_base must be positive")
+        if self.webhook_timeout <= 0:
+            raise ValueError("webhook_timeout must be positive")
         if not self.relay_url.startswith(("https://", "http://", "moqt://")):
             raise ValueError(
                 f"relay_url must be an https:// or moqt:// URL, got {self.relay_url!r}"
