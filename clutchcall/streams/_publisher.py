@@ -307,6 +307,15 @@ class AsyncPublisher:
             ) as conn:  # fmt: skip
                 try:
                     return await self._serve(conn, ns, key, produced, started)
+                except LocalError:
+                    # The relay ended the session under us (e.g. it refused us right after
+                    # SETUP, before our first request): report how it closed it.
+                    if not conn.session.closed:
+                        raise
+                    closed = conn.close_event or await conn.wait_closed(grace=2.0)
+                    raise _closed_error(
+                        ConnectionClosed(closed.code, closed.reason, closed.by_peer)
+                    ) from None
                 finally:
                     self._sender = None
         except ConnectionClosed as exc:
