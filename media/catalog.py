@@ -58,6 +58,9 @@ def is_catalog_track(name: str | bytes) -> bool:
     return name in CATALOG_TRACK_NAMES
 
 
+TimelineRecord = tuple[int, tuple[int, int], int]
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogTrack:
     """One track object. ``None`` means "absent from the JSON"."""
@@ -111,6 +114,11 @@ class CatalogTrack:
     init_data: bytes | None = field(default=None, metadata={"key": "initData", "kind": "b64"})
     # MSF initRef: an id in the root initDataList. On parse, an inline entry also fills init_data.
     init_ref: str | None = field(default=None, metadata={"key": "initRef", "kind": "str"})
+    # MSF media timeline, explicit entry format, inline (on-demand tracks, docs/vod.md):
+    # one record per group, ``(pts_ms, (group, object), wallclock_ms)``.
+    timeline: tuple[TimelineRecord, ...] | None = field(
+        default=None, metadata={"key": "timeline", "kind": "timeline"}
+    )
 
     @classmethod
     def from_init(
@@ -170,6 +178,8 @@ class CatalogTrack:
                 value = base64.b64encode(value).decode("ascii")
             elif kind == "strlist":
                 value = list(value)
+            elif kind == "timeline":
+                value = [[pts, [group, obj], wall] for pts, (group, obj), wall in value]
             out[f.metadata["key"]] = value
         return out
 
@@ -249,6 +259,8 @@ def _convert(value: object, kind: str, where: str) -> object:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise CatalogError(f"{where}: expected an array of strings")
         return tuple(value)
+    if kind == "timeline":
+        return _convert_timeline(value, where)
     if kind == "b64":
         if not isinstance(value, str):
             raise CatalogError(f"{where}: expected a base64 string")
@@ -257,6 +269,32 @@ def _convert(value: object, kind: str, where: str) -> object:
         except (binascii.Error, ValueError) as exc:
             raise CatalogError(f"{where}: invalid base64 ({exc})") from exc
     raise AssertionError(kind)
+
+
+def _convert_timeline(value: object, where: str) -> tuple[TimelineRecord, ...]:
+    """MSF explicit timeline records ``[pts_ms, [group, object], wallclock_ms]``, groups increasing."""
+    if not isinstance(value, list):
+        raise CatalogError(f"{where}: expected an array of [pts, [group, object], wallclock]")
+    records: list[TimelineRecord] = []
+    for i, record in enumerate(value):
+        at = f"{where}[{i}]"
+        if (
+            not isinstance(record, list)
+            or len(record) != 3
+            or not isinstance(record[1], list)
+            or len(record[1]) != 2
+        ):
+            raise CatalogError(f"{at}: expected [pts, [group, object], wallclock]")
+        pts = _convert(record[0], "int", f"{at}[0]")
+        group = _convert(record[1][0], "int", f"{at}[1][0]")
+        obj = _convert(record[1][1], "int", f"{at}[1][1]")
+        wall = _convert(record[2], "int", f"{at}[2]")
+        assert isinstance(pts, int) and isinstance(group, int)
+        assert isinstance(obj, int) and isinstance(wall, int)
+        if records and (group <= records[-1][1][0] or pts < records[-1][0]):
+            raise CatalogError(f"{at}: groups must increase and times must not go back")
+        records.append((pts, (group, obj), wall))
+    return tuple(records)
 
 
 @dataclass(frozen=True, slots=True)
