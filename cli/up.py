@@ -6,7 +6,8 @@
 
 Without ``--redis`` the nodes share an in-process bus (the embedded mode: one
 process only); with it they use that Redis, so more origins/POPs started with
-``clutchcall origin|pop --redis ...`` join the same cluster. The origin and the
+``clutchcall origin|pop --redis ...`` join the same cluster (give them the same
+``CLUTCHCALL_CLUSTER_KEY``; without one ``up`` makes a random cluster key). The origin and the
 POP get a self-signed certificate for ``localhost`` and ``127.0.0.1``; its path
 is printed (``CLUTCHCALL_CAFILE=<path>`` makes the SDK and ``clutchcall watch``
 trust it). A demo org (``--org-id``) is created if needed, with a fresh API key
@@ -30,7 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StackInfo", "register", "run", "running_stack"]
+__all__ = ["LOCAL_ORIGINS", "StackInfo", "register", "run", "running_stack"]
+
+# Browser apps on this machine (any port) may call the API: the SDK's recipes run as printed.
+LOCAL_ORIGINS = (
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +158,8 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
     with tempfile.TemporaryDirectory(prefix="clutchcall-up-") as tmp:
         cert, key = write_self_signed(Path(tmp), ["localhost", "127.0.0.1"])
         bus = connect_bus(args.redis)
-        common: dict[str, Any] = {"redis": args.redis, "log_json": False, "log_level": "warning"}
+        common: dict[str, Any] = {"redis": args.redis, "log_json": False, "log_level": "warning",
+                                  "cluster_key": _cluster_key()}  # fmt: skip
         origin = OriginNode(
             OriginNodeSettings(
                 node_id="origin-up", quic=args.origin, http="127.0.0.1:0",
@@ -186,6 +196,8 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
                     redis=args.redis,
                     public_host=rtmp_public or "127.0.0.1",
                     relay_url=relay_url,
+                    cors_origins=LOCAL_ORIGINS,
+                    publish_url=_publish_url(args.origin, origin.quic_address),
                 )
                 server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))
                 try:
@@ -211,6 +223,19 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
             await pop.stop()
             sock.close()
             await bus.close()
+
+
+def _cluster_key() -> str:
+    """The key the nodes' relay links authenticate with (docs/relay-links.md): the
+    environment's, so nodes joining this stack's Redis can share it, else a fresh one."""
+    import secrets
+
+    return os.environ.get("CLUTCHCALL_CLUSTER_KEY") or secrets.token_urlsafe(32)
+
+
+def _publish_url(configured: str, bound: tuple[str, int]) -> str:
+    """The origin's WebTransport URL (browser publishers)."""
+    return f"https://{_url_host(_hostport(configured)[0], bound[0])}:{bound[1]}"
 
 
 def _url_host(configured: str, bound: str) -> str:

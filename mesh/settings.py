@@ -92,9 +92,14 @@ class NodeSettings:
     # aioquic: pure Python, raw QUIC + WebTransport. picoquic: C on its own thread
     # (moqt.aio.serve_picoquic), several times less CPU per byte sent.
     quic_stack: Literal["aioquic", "picoquic"] = "aioquic"
+    # Shared by every node of a cluster: relay links authenticate with it
+    # (mesh.node_credential, docs/relay-links.md). Empty: links are treated as viewers.
+    cluster_key: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
+        if self.cluster_key and len(self.cluster_key) < 32:
+            raise ValueError("cluster_key must be at least 32 characters")
         parse_hostport(self.http)
         if self.advertise:
             parse_hostport(self.advertise)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 from mesh.bus import Bus
 from mesh.metrics import ReadyCheck
 from mesh.node import Downstream, MeshNode
+from mesh.node_credential import credential_node
 from mesh.relay import CacheLimits, Peer, Relay, RelayConfig
 from mesh.settings import parse_hostport
 from mesh.topology import NodeRole, is_relay_link_path
@@ -200,8 +201,11 @@ class OriginNode(MeshNode[_Downstream]):
         conn, peer, ingest = down.connection, down.peer, down.ingest
         if isinstance(event, SetupCompleted):
             ingest.set_setup_tokens(event.auth_tokens)
-            if is_relay_link_path(conn.path if conn.path is not None else event.path):
-                # A POP fans out to its viewers: drop at the edge, not here.
+            if is_relay_link_path(
+                conn.path if conn.path is not None else event.path
+            ) and credential_node(self.settings.cluster_key, event.auth_tokens):
+                # A POP (proven by its node credential) fans out to its viewers: drop at
+                # the edge, not here.
                 self.relay.mark_relay_link(peer)
             self.relay.handle_event(peer, event)
             if self._draining:

@@ -13,7 +13,9 @@ and the reason phrase ``auth_failed`` (:data:`mesh.auth.AUTH_FAILED`).
 
 Relay links (another POP using this one as its regional parent) identify
 themselves with ``hops=`` on the connection path, whose last hop must be a POP
-of the node registry.  They are multiplexed, so
+of the node registry, and prove it with a node credential signed with the
+cluster key in their CLIENT_SETUP (:mod:`mesh.node_credential`); a session
+without one is a viewer whatever its path says.  They are multiplexed, so
 they are not closed when one viewer's token ends: each of their requests must
 carry a valid token for its namespace and a refusal rejects only that request.
 """
@@ -38,9 +40,12 @@ from mesh.auth import (
 )
 from mesh.guard import PlaybackGuard
 from mesh.metrics import NodeMetrics
+from mesh.node_credential import credential_node
 from moqt.errors import SessionCloseCode
 from moqt.events import SetupCompleted
 from moqt.types import AuthToken, Namespace
+
+from ._publishers import is_stream_key
 
 __all__ = ["Gatekeeper", "SessionAuth", "hop_path_from", "namespace_text"]
 
@@ -89,7 +94,9 @@ class Gatekeeper:
         metrics: NodeMetrics,
         *,
         is_pop: Callable[[str], bool] = lambda _node_id: False,
+        cluster_key: str = "",
     ) -> None:
+        self._cluster_key = cluster_key
         self._verifier = verifier
         self._guard = guard
         self._metrics = metrics
@@ -108,21 +115,26 @@ class Gatekeeper:
         except ValueError as exc:
             self.refuse(auth, AuthError(AuthFailure.MALFORMED, f"hop path: {exc}"))
             return False
-        if hops is not None:
-            if not hops or not self._is_pop(hops[-1]):
+        node = credential_node(self._cluster_key, setup.auth_tokens) if hops else None
+        if node is not None and hops is not None:
+            # A node credential names the node that signed in: it must be the last hop.
+            if node != hops[-1] or not self._is_pop(node):
                 # Only POPs of the cluster registry may open multiplexed relay links.
                 self.refuse(auth, AuthError(AuthFailure.MALFORMED, f"unknown relay {hops!r}"))
                 return False
             auth.relay_link = True
             auth.hops = hops
             return True
+        # Without a node credential ``hops=`` proves nothing: this is a viewer.
         try:
             token = token_from_auth_tokens(setup.auth_tokens) or token_from_path(path)
         except AuthError as exc:
             self.refuse(auth, exc)
             return False
-        if token is None:
-            return True  # the token may come with each request
+        if token is None or is_stream_key(token):
+            # The token may come with each request; a stream key is a publisher's, which
+            # the POP carries to an origin that checks it (pop._publishers).
+            return True
         try:
             claims = await self._verifier.verify(token)
         except AuthError as exc:

@@ -36,6 +36,7 @@ from mesh.guard import PlaybackGuard
 from mesh.jwks import JwksProvider
 from mesh.metrics import ReadyCheck
 from mesh.node import Downstream, MeshNode
+from mesh.node_credential import mint_node_credential
 from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
@@ -55,11 +56,12 @@ from moqt.events import (
     TrackStatusReceived,
     TrackStatusRequested,
 )
-from moqt.types import GroupOrder
+from moqt.types import AuthToken, GroupOrder
 
 from ._admission import Gatekeeper, SessionAuth
 from ._advertise import advertised_host, format_hostport
 from ._listen import bind_udp, serve_socket
+from ._publishers import EdgePublisher, EdgePublishing, choose_ingest_origin
 from ._relay import PopRelay
 from ._routing import Router
 from ._upstream import UpstreamPool
@@ -81,6 +83,8 @@ class PopStatistics:
 class _Downstream(Downstream):
     auth: SessionAuth
     timer: asyncio.TimerHandle | None = None  # the deadline for a token, if none came yet
+    setup_tokens: tuple[AuthToken, ...] = ()
+    publisher: EdgePublisher | None = None  # a publisher carried to an origin (issue 12)
 
 
 class PopNode(MeshNode[_Downstream]):
@@ -124,7 +128,13 @@ class PopNode(MeshNode[_Downstream]):
         self.verifier = TokenVerifier(
             self.jwks, audience=settings.audience, revocations=self.revocations
         )
-        self.gate = Gatekeeper(self.verifier, self.guard, self.metrics, is_pop=self._is_pop)
+        self.gate = Gatekeeper(
+            self.verifier,
+            self.guard,
+            self.metrics,
+            is_pop=self._is_pop,
+            cluster_key=settings.cluster_key,
+        )
         self.relay = PopRelay(RelayConfig(), linger=settings.linger)
         self._options = SessionOptions(implementation="clutchcall-pop")
         self.router = Router(self.relay, node_id=settings.node_id, reroute_timeout=reroute_timeout)
@@ -141,6 +151,14 @@ class PopNode(MeshNode[_Downstream]):
             on_goaway=self.router.on_upstream_goaway,
             # Upstream links on the node's stack too: on picoquic the packet work of the
             # origin -> POP link leaves the thread that fans objects out to the viewers.
+            stack=settings.quic_stack,
+            credential=self._node_credential,
+        )
+        # Publishers that reach this POP are carried to an origin (docs/edge-publishing.md).
+        self._edge = EdgePublishing(
+            self._choose_ingest_origin,
+            verify=upstream_cafile is not None,
+            cafile=upstream_cafile,
             stack=settings.quic_stack,
         )
         self._advertise_host: str | None = None
@@ -181,6 +199,16 @@ class PopNode(MeshNode[_Downstream]):
 
     def _ready_checks(self) -> dict[str, ReadyCheck]:
         return {"jwks": lambda: bool(self.jwks.keys())}
+
+    def _listening_fields(self) -> dict[str, object]:
+        # Without a cluster key no relay link can prove itself: they are all viewers.
+        return {"relay_links": "authenticated" if self.settings.cluster_key else "no cluster_key"}
+
+    def _node_credential(self) -> str | None:
+        """What this POP's upstream links present: proof that it is a node of the cluster."""
+        if not self.settings.cluster_key:
+            return None
+        return mint_node_credential(self.settings.cluster_key, self.settings.node_id)
 
     def _new_topology(self, node: NodeInfo) -> Topology:
         topology = Topology(
@@ -224,6 +252,7 @@ class PopNode(MeshNode[_Downstream]):
     async def _handle(self, down: _Downstream, event: Event) -> bool:
         conn, peer, auth = down.connection, down.peer, down.auth
         if isinstance(event, SetupCompleted):
+            down.setup_tokens = event.auth_tokens
             if not await self.gate.on_setup(auth, event, conn.path):
                 return True
             if auth.relay_link:
@@ -237,7 +266,11 @@ class PopNode(MeshNode[_Downstream]):
             if self._draining:
                 self._goaway(conn)
         elif isinstance(event, SessionClosed):
+            if down.publisher is not None:
+                down.publisher.close(event.reason or "publisher went away")
             self.relay.handle_event(peer, event)
+        elif down.publisher is not None and down.publisher.owns(event):
+            down.publisher.on_event(event)
         elif not auth.closed:
             await self._on_request(down, event)
         return True
@@ -245,6 +278,8 @@ class PopNode(MeshNode[_Downstream]):
     def _session_ended(self, down: _Downstream) -> None:
         if down.timer is not None:
             down.timer.cancel()
+        if down.publisher is not None:
+            down.publisher.close()
         self.gate.release(down.auth)
 
     def _auth_deadline(self, auth: SessionAuth) -> None:
@@ -254,12 +289,7 @@ class PopNode(MeshNode[_Downstream]):
     async def _on_request(self, down: _Downstream, event: Event) -> None:
         peer, auth = down.peer, down.auth
         if isinstance(event, PublishRequested | PublishNamespaceRequested):
-            self._reject(
-                peer,
-                event.request_id,
-                RequestErrorCode.NOT_SUPPORTED,
-                "POPs do not take publishers",
-            )
+            await self._publish(down, event)
             return
         if isinstance(event, SubscribeNamespaceRequested):
             self._reject(
@@ -296,6 +326,37 @@ class PopNode(MeshNode[_Downstream]):
             if down.connection.is_closed or auth.closed:
                 return
         self.relay.handle_event(peer, event)
+
+    async def _publish(
+        self, down: _Downstream, event: PublishRequested | PublishNamespaceRequested
+    ) -> None:
+        """A publisher at the edge: carried to an origin, which checks its stream key."""
+        if down.auth.relay_link:
+            self._reject(
+                down.peer,
+                event.request_id,
+                RequestErrorCode.NOT_SUPPORTED,
+                "relay links do not publish",
+            )
+            return
+        if down.publisher is None:
+            down.publisher = EdgePublisher(down.connection, down.name, self._edge)
+            down.publisher.set_setup_tokens(down.setup_tokens)
+        if isinstance(event, PublishNamespaceRequested):
+            admitted = await down.publisher.on_publish_namespace(event)
+        else:
+            admitted = await down.publisher.on_publish(event)
+        if admitted and down.timer is not None:  # an admitted publisher needs no playback token
+            down.timer.cancel()
+            down.timer = None
+
+    def _choose_ingest_origin(self, namespace: str) -> NodeInfo | None:
+        if self.topology is None:
+            return None
+        route = self.topology.route(namespace)
+        return choose_ingest_origin(
+            self.topology.nodes(), self.settings.region, route.origin if route else None
+        )
 
     def _answer_status(self, peer: Peer, request_id: int, status: Event | tuple[int, str]) -> None:
         """Pass the upstream's answer to a TRACK_STATUS on (or our error)."""

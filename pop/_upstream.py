@@ -7,13 +7,16 @@ every track routed through it shares it.  The link's URL carries the hop path
 link lives in its own task inside the pool's task group; when its session ends
 (the node died, Redis said so, its live tracks went silent for ``stall_timeout``
 seconds, or we closed it) the relay orphans its tracks and ``on_lost`` tells the
-node to re-route them.
+node to re-route them.  When the node has a cluster key, every link presents a
+fresh node credential (:mod:`mesh.node_credential`) in its CLIENT_SETUP, which is
+what makes the parent treat it as a relay link rather than as a viewer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -91,8 +94,10 @@ class UpstreamPool:
         on_goaway: Callable[[UpstreamLink], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stack: str = "aioquic",
+        credential: Callable[[], str | None] | None = None,
     ) -> None:
         self._relay = relay
+        self._credential = credential  # a fresh node credential per link, if any
         self._stack = stack  # the QUIC stack of the links (moqt.aio.QUIC_STACKS)
         self._options = options
         self._on_lost = on_lost
@@ -170,12 +175,16 @@ class UpstreamPool:
         url = link_url(key)
         name = f"up{next(self._names)}:{key.node_id}"
         self.connects += 1
+        options = self._options
+        credential = self._credential() if self._credential is not None else None
+        if credential is not None:
+            options = dataclasses.replace(options, auth_token=credential.encode())
         try:
             async with connect(
                 url,
                 verify=self._verify,
                 cafile=self._cafile,
-                options=self._options,
+                options=options,
                 setup_timeout=self._connect_timeout,
                 stack=self._stack,
             ) as conn:

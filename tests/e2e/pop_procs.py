@@ -16,7 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Fast cluster timing for every process of a test (heartbeat 0.5 s, node TTL 1.5 s).
-FAST_ENV = {"CLUTCHCALL_HEARTBEAT_INTERVAL": "0.5", "CLUTCHCALL_NODE_TTL": "1.5"}
+# The cluster key every node of a test shares (relay links authenticate with it).
+FAST_ENV = {
+    "CLUTCHCALL_HEARTBEAT_INTERVAL": "0.5",
+    "CLUTCHCALL_NODE_TTL": "1.5",
+    "CLUTCHCALL_CLUSTER_KEY": "e2e-cluster-key-0123456789abcdef0123456789",
+}
 
 
 @dataclass

@@ -32,6 +32,9 @@ def bus() -> MemoryBus:
 
 MakePop = Callable[..., Awaitable[PopNode]]
 
+# The cluster key the test POPs share (their relay links authenticate with it).
+CLUSTER_KEY = "test-cluster-key-0123456789abcdef0123456789"
+
 
 @pytest.fixture
 async def make_pop(tokens: Tokens, certs: tuple[Path, Path], bus: Bus) -> AsyncIterator[MakePop]:
@@ -51,6 +54,7 @@ async def make_pop(tokens: Tokens, certs: tuple[Path, Path], bus: Bus) -> AsyncI
             "node_ttl": 1.5,
             "drain_timeout": 2.0,
             "linger": 1.0,
+            "cluster_key": CLUSTER_KEY,
         }
         values.update(fields)
         settings = PopSettings(**values)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from mesh.bus import MemoryBus
+from mesh.node_credential import mint_node_credential
 from moqt.aio import SessionOptions, connect, write_self_signed
 from moqt.errors import RequestErrorCode
 from moqt.events import (
@@ -22,7 +23,7 @@ from moqt.events import (
 )
 from moqt.types import SubscriptionFilter
 from pop import PopNode
-from tests.pop.conftest import MakePop
+from tests.pop.conftest import CLUSTER_KEY, MakePop
 from tests.pop.lab import Origin, Tokens, Viewer, namespace_name, namespace_of
 
 NS = namespace_of("lv_a")
@@ -160,15 +161,16 @@ async def test_relay_link_requests_need_a_token_of_their_own(
     async with origin.running():
         pop = await make_pop()
         await routed(pop)
-        # A relay link must come from a POP of the registry.
-        async with connect(url(pop) + "/relay?hops=pop-x", verify=False) as fake:
+        # A relay link must come from a POP of the registry, with a node credential.
+        node = SessionOptions(auth_token=mint_node_credential(CLUSTER_KEY, "pop-x").encode())
+        async with connect(url(pop) + "/relay?hops=pop-x", verify=False, options=node) as fake:
             closed = await asyncio.wait_for(fake.wait_closed(), 5)
             assert closed.reason == "auth_failed" and closed.by_peer
         await make_pop(node_id="pop-x")
         assert pop.topology is not None
         topology = pop.topology
         await until(lambda: "pop-x" in topology.nodes())
-        async with connect(url(pop) + "/relay?hops=pop-x", verify=False) as link:
+        async with connect(url(pop) + "/relay?hops=pop-x", verify=False, options=node) as link:
             rid = link.session.subscribe(NS, b"video")
             answer = await asyncio.wait_for(link.wait_response(rid), 5)
             assert isinstance(answer, RequestRejected)
