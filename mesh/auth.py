@@ -230,7 +230,8 @@ class TokenVerifier:
             raise AuthError(AuthFailure.MALFORMED, "not a compact JWS")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
+            # Not only undecodable ones: a kid that is no string or a malformed crit too.
             raise AuthError(AuthFailure.MALFORMED, f"bad header: {exc}") from exc
         alg = header.get("alg")
         if alg != "ES256":
@@ -278,7 +279,7 @@ class TokenVerifier:
             raise AuthError(AuthFailure.BAD_SIGNATURE, str(exc)) from exc
         except jwt.InvalidAlgorithmError as exc:
             raise AuthError(AuthFailure.ALGORITHM, str(exc)) from exc
-        except jwt.InvalidTokenError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
             raise AuthError(AuthFailure.MALFORMED, str(exc)) from exc
         # Time claims are checked here against our (injectable) clock.
         exp, iat = _time_claim(payload, "exp"), _time_claim(payload, "iat")
