@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: demo test lint typecheck pytest install system-deps clean
+.PHONY: demo test lint typecheck pytest install system-deps clean web
 
 $(PY):
 	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (install python3.12)"; exit 1; }
@@ -21,14 +21,31 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-install: system-deps $(STAMP)
+# The browser SDK (web/, docs/web-sdk.md): npm ci from the lockfile, then the build
+# (type check, bundle served at /sdk/streams.js, console). Rebuilt when a source changes.
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_STAMP := web/dist/.built
+WEB_SRC := $(shell find web/src web/console -type f 2>/dev/null) web/package.json web/tsconfig.json web/build.mjs
+
+$(WEB_DEPS): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_DEPS)
+
+$(WEB_STAMP): $(WEB_DEPS) $(WEB_SRC)
+	cd web && node build.mjs
+	@touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+
+install: system-deps $(STAMP) $(WEB_STAMP)
 
 # Debian packages the suite runs for real: redis-server (tests start their own),
-# promtool (package prometheus) for the alert rules. kubectl (kustomize) comes with the image.
+# promtool (package prometheus) for the alert rules, chromium for the browser tests (tests/web). kubectl (kustomize) comes with the image.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -50,4 +67,4 @@ pytest: install
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from control.assets import install_assets
 from control.limits import BodyLimit
 from control.models import (
     ApiProblem,
@@ -41,7 +42,9 @@ from control.problems import Problem, install_problem_handlers, not_found
 from control.ratelimit import FailureLimiter
 from control.service import ControlService, RevocationResult
 from control.settings import ControlSettings
+from control.webhook_api import install_webhooks
 from control.store import ApiKey, LiveInput, Repository, open_repository
+from control.web import install_web
 from mesh.bus import Bus, connect_bus
 
 __all__ = ["create_app"]
@@ -249,8 +252,11 @@ def create_app(
             service.metrics.requests.labels(template, request.method, str(status)).inc()
             service.metrics.latency.labels(template).observe(time.perf_counter() - started)
 
+    install_web(app, settings)  # /sdk/, /console/ and CORS (web/, docs/web-sdk.md)
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
     _routes(app)
+    install_assets(app, service, _principal, background=background)
+    install_webhooks(app, service, _principal, background=background)
     return app
 
 

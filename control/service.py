@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import quote
@@ -120,9 +120,39 @@ class ControlService:
         self.metrics = ControlMetrics()
         self._jwks_published: tuple[str, ...] = ()
         self._key_lock = asyncio.Lock()
+        # Receivers of emit_event (the webhook dispatcher registers itself here).
+        self.event_sinks: list[Callable[[str, str, dict[str, Any]], Awaitable[object]]] = []
 
     async def _db(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def emit_event(self, org_id: str, event: str, data: dict[str, Any]) -> None:
+        """Hand ``event`` (``asset.ready``, ``live.started``, ...) to every sink; a failing
+        sink is logged, never raised into the caller."""
+        for sink in list(self.event_sinks):
+            try:
+                await sink(org_id, event, data)
+            except Exception:
+                _log.exception("event_sink_failed", org=org_id, event_type=event)
+
+    async def _live_changed(self, li: LiveInput, status: str, at: float) -> None:
+        """``live.started`` / ``live.ended`` when ``li`` (as stored before) changes to ``status``."""
+        if (li.status == "live") == (status == "live"):
+            return
+        event = "live.started" if status == "live" else "live.ended"
+        await self.emit_event(
+            li.org_id,
+            event,
+            {
+                "event_id": f"{event}:{li.external_input_id}:{round(at, 3)}",
+                "id": li.id,
+                "external_input_id": li.external_input_id,
+                "name": li.name,
+                "namespace": li.namespace,
+                "status": status,
+                "at": at,
+            },
+        )
 
     # -- orgs and API keys (also used by the admin CLI) -------------------------------
 
@@ -253,15 +283,19 @@ class ControlService:
                     when = min(float(at), when)
                 if li.status != "live":
                     # Remember the transition, so a stale error does not reappear later.
-                    await self._db(
+                    if await self._db(
                         self.repo.set_input_status, li.external_input_id, "live", None, when
-                    )
+                    ):
+                        await self._live_changed(li, "live", when)
                 out.append(replace(li, status="live", status_detail=None, status_at=when))
             elif li.status == "live":
                 # The route expired (the origin ended or died): store the fall back to
                 # idle too (a report stamped later than now still wins).
                 when = self._clock()
-                await self._db(self.repo.set_input_status, li.external_input_id, "idle", None, when)
+                if await self._db(
+                    self.repo.set_input_status, li.external_input_id, "idle", None, when
+                ):
+                    await self._live_changed(li, "idle", when)
                 out.append(replace(li, status="idle", status_detail=None, status_at=when))
             else:
                 out.append(li)
@@ -334,8 +368,11 @@ class ControlService:
         at = min(float(at), now + 5.0)
         if detail is not None and not isinstance(detail, str):
             detail = str(detail)
+        before = await self._db(self.repo.live_input_by_external_id, ext)
         applied = await self._db(self.repo.set_input_status, ext, str(status), detail, at)
         self.metrics.status_reports.labels(str(applied).lower()).inc()
+        if applied and before is not None:
+            await self._live_changed(before, str(status), at)
         return applied
 
     # -- signing keys and playback --------------------------------------------------

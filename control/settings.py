@@ -46,6 +46,8 @@ class ControlSettings:
     cors_origins: tuple[str, ...] = ()
     # Public base URL of this API (upload and /vod/ URLs); None: taken from each request.
     public_url: str | None = None
+    # MoQT URL browser publishers use (the origin), published at /sdk/config.json; None: unknown.
+    publish_url: str | None = None
     # Webhooks: attempts per delivery, first retry delay (doubling), request timeout (s).
     webhook_max_attempts: int = 8
     webhook_retry_base: float = 10.0

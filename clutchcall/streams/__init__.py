@@ -48,6 +48,7 @@ from clutchcall.streams._publisher import (
 )
 from clutchcall.streams._viewer import AsyncBroadcastViewer, Chunk, CloseReason
 from clutchcall.streams._viewer_sync import BroadcastViewer
+from clutchcall.streams._webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
     "ApiError",
@@ -83,4 +84,6 @@ __all__ = [
     "StreamsError",
     "Unauthorized",
     "ValidationError",
+    "WebhookVerificationError",
+    "verify_webhook",
 ]

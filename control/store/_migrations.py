@@ -88,4 +88,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX revocations_exp ON revocations (expires_at)",
         ),
     ),
+    Migration(
+        4,
+        "webhook endpoints and their deliveries",
+        (
+            """CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                url TEXT NOT NULL,
+                events TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX webhooks_org ON webhooks (org_id, id)",
+            """CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY,
+                webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                org_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_status_code INTEGER,
+                last_error TEXT,
+                next_attempt_at DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (webhook_id, event_id)
+            )""",
+            "CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id)",
+            "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (status)",
+        ),
+    ),
 )

@@ -218,6 +218,14 @@ class Repository:
             rows = tx.all(f"SELECT {_INPUT_COLUMNS} FROM live_inputs ORDER BY id")
         return [_input(r) for r in rows]
 
+    def live_input_by_external_id(self, external_input_id: str) -> LiveInput | None:
+        with self.driver.transaction() as tx:
+            row = tx.one(
+                f"SELECT {_INPUT_COLUMNS} FROM live_inputs WHERE external_input_id = ?",
+                (external_input_id,),
+            )
+        return None if row is None else _input(row)
+
     def set_input_status(
         self, external_input_id: str, status: str, detail: str | None, at: float
     ) -> bool:

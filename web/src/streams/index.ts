@@ -1,0 +1,47 @@
+/** `@clutchcall/sdk/streams`: the public entry point (re-exports only). */
+
+export { Streams, type StreamsOptions } from "./streams.js";
+export {
+  Asset,
+  Assets,
+  ControlClient,
+  LiveInput,
+  LiveInputs,
+  uploadResumable,
+  type AssetData,
+  type AssetStatus,
+  type ControlOptions,
+  type CreateUploadOptions,
+  type Ingest,
+  type LiveInputData,
+  type Page,
+  type PlaybackTicket,
+  type Rendition,
+  type Revocation,
+  type UploadOptions,
+  type UploadProgress,
+  type UploadTicket,
+} from "./control.js";
+export {
+  ApiError,
+  ConfigurationError,
+  Conflict,
+  ConnectionFailed,
+  Forbidden,
+  NotFound,
+  PlaybackError,
+  PublishError,
+  RateLimited,
+  ServerError,
+  StreamsError,
+  Unauthorized,
+  ValidationError,
+  type PlaybackErrorReason,
+  type Problem,
+  type PublishErrorReason,
+} from "./errors.js";
+export { Viewer, parseTarget, type DataPlane, type PlaybackTarget, type ViewerOptions } from "./viewer.js";
+export { Publisher, type PublisherOptions } from "./publisher.js";
+export type { PlaybackCallbacks, PlaybackHandle } from "./playback.js";
+export { decodeJwtPayload, resolveToken, tokenFromLocation, type TokenClaims } from "./token.js";
+export { groupAt, parseVodCatalog, type VodCatalog, type VodTrack } from "./vod.js";
