@@ -13,6 +13,11 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
+def _is_upload(path: str) -> bool:
+    """Upload URLs take file bytes (their own limit: max_upload_bytes, vod/uploads.py)."""
+    return path == "/v1/uploads" or path.startswith("/v1/uploads/")
+
+
 class BodyLimit:
     """Refuse HTTP request bodies above ``max_bytes`` (declared or streamed)."""
 
@@ -21,7 +26,7 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _is_upload(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import structlog
 
+from control.assets_service import AssetsMixin
 from control.errors import Problem, not_found
 from control.ids import new_api_key, new_id, new_jti, new_stream_key, sha256_hex, valid_id
 from control.metrics import ControlMetrics
@@ -103,7 +104,7 @@ class RevocationResult:
     revoked_at: float
 
 
-class ControlService:
+class ControlService(AssetsMixin):
     def __init__(
         self,
         repo: Repository,
@@ -436,15 +437,35 @@ class ControlService:
                 title="TTL Out Of Range",
             )
         li = await self._stored_input(org_id, input_id)
+        return await self.sign_ticket(
+            org_id,
+            resource_id=li.id,
+            sub=li.external_input_id,
+            namespace=li.namespace,
+            ttl_seconds=ttl_seconds,
+            url=lambda token: self.playback_url(li.namespace, token),
+        )
+
+    async def sign_ticket(
+        self,
+        org_id: str,
+        *,
+        resource_id: str,
+        sub: str,
+        namespace: str,
+        ttl_seconds: int,
+        url: Callable[[str], str],
+    ) -> PlaybackTicket:
+        """Sign and record a playback token for ``sub`` (a live input's lv_ or an asset's pb_)."""
         key = await self._active_key()
         try:
             signed: SignedToken = sign_playback_token(
                 key,
                 self._sealer,
-                sub=li.external_input_id,
+                sub=sub,
                 org=org_id,
                 audience=self.settings.audience,
-                namespace=li.namespace,
+                namespace=namespace,
                 jti=new_jti(),
                 now=self._clock(),
                 ttl_seconds=ttl_seconds,
@@ -461,8 +482,8 @@ class ControlService:
             PlaybackToken(
                 jti=signed.jti,
                 org_id=org_id,
-                input_id=li.id,
-                sub=li.external_input_id,
+                input_id=resource_id,
+                sub=sub,
                 kid=signed.kid,
                 issued_at=signed.issued_at,
                 expires_at=signed.expires_at,
@@ -470,11 +491,11 @@ class ControlService:
         )
         self.metrics.tokens_minted.inc()
         return PlaybackTicket(
-            url=self.playback_url(li.namespace, signed.token),
+            url=url(signed.token),
             token=signed.token,
             jti=signed.jti,
             kid=signed.kid,
-            sub=li.external_input_id,
+            sub=sub,
             issued_at=signed.issued_at,
             expires_at=signed.expires_at,
         )

@@ -89,6 +89,45 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        3,
+        "on-demand assets and their resumable uploads",
+        (
+            """CREATE TABLE assets (
+                id TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                playback_id TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                progress DOUBLE PRECISION,
+                error_code TEXT,
+                error_message TEXT,
+                size BIGINT,
+                duration DOUBLE PRECISION,
+                renditions TEXT NOT NULL DEFAULT '[]',
+                require_signed INTEGER NOT NULL DEFAULT 0,
+                meta TEXT NOT NULL DEFAULT '{}',
+                max_duration DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                ready_at DOUBLE PRECISION,
+                upload_expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX assets_org ON assets (org_id, id)",
+            """CREATE TABLE uploads (
+                token_sha256 TEXT PRIMARY KEY,
+                asset_id TEXT NOT NULL UNIQUE REFERENCES assets(id) ON DELETE CASCADE,
+                org_id TEXT NOT NULL,
+                length BIGINT,
+                length_deferred INTEGER NOT NULL DEFAULT 0,
+                expires_at DOUBLE PRECISION NOT NULL,
+                completed_at DOUBLE PRECISION,
+                activity_at DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX uploads_open ON uploads (completed_at, expires_at)",
+        ),
+    ),
+    Migration(
         4,
         "webhook endpoints and their deliveries",
         (

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from control.store._assets import AssetQueries
 from control.store._drivers import Driver, open_driver
 from control.store._migrations import MIGRATIONS, Migration
 from control.store._records import (
@@ -34,7 +35,7 @@ def _input(row: dict[str, Any]) -> LiveInput:
     return LiveInput(**row)
 
 
-class Repository:
+class Repository(AssetQueries):
     def __init__(self, driver: Driver, migrations: Sequence[Migration] = MIGRATIONS) -> None:
         self.driver = driver
         self._migrations = tuple(migrations)
