@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from control.assets import install_assets
 from control.limits import BodyLimit
 from control.models import (
     ApiProblem,
@@ -254,6 +255,7 @@ def create_app(
     install_web(app, settings)  # /sdk/, /console/ and CORS (web/, docs/web-sdk.md)
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
     _routes(app)
+    install_assets(app, service, _principal, background=background)
     install_webhooks(app, service, _principal, background=background)
     return app
 
