@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 
 from clutchcall.streams import AsyncPublisher, PublishError
+from media import CATALOG_TRACK
 from mesh.bus import connect_bus
 from mesh.settings import PopSettings
 from moqt.aio import write_self_signed
 from pop import PopNode
+from tests.mesh.conftest import wait_until
 from tests.pop.lab import Tokens
 
-from .conftest import ORG, Origin
+from .conftest import ORG, Origin, new_key
+from .helpers import Viewer, check_media, init_of, ns
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.e2e]
 
@@ -30,8 +33,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def pop(origin: Origin, redis_url: str, tmp_path: Path) -> AsyncIterator[PopNode]:
-    tokens = Tokens(tmp_path)
+def tokens(tmp_path: Path) -> Tokens:
+    return Tokens(tmp_path)
+
+
+@pytest.fixture
+async def pop(
+    origin: Origin, redis_url: str, tmp_path: Path, tokens: Tokens
+) -> AsyncIterator[PopNode]:
     cert, key = write_self_signed(tmp_path / "pop")
     bus = connect_bus(redis_url)
     node = PopNode(
@@ -74,7 +83,7 @@ async def test_cli_publish_to_the_pop_with_a_wrong_key_says_why(
     input_id, _ = await origin.new_input()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli.main", "publish", "--relay", pop_url(pop, "https"),
-        "--namespace", f"stream/{ORG}/{input_id}", "--key", "not.a.jwt",
+        "--namespace", f"stream/{ORG}/{input_id}", "--key", new_key(),
         "--insecure", "--reconnect", "0", "--seconds", "20", "testsrc",
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -84,3 +93,53 @@ async def test_cli_publish_to_the_pop_with_a_wrong_key_says_why(
     assert proc.returncode == 3, (out, text)
     assert "Traceback" not in text
     assert text.strip().startswith("clutchcall publish: refused:"), text
+    assert f"invalid stream key for {input_id}" in text, text
+
+
+async def test_a_wrong_key_at_the_pop_is_the_origin_s_refusal(origin: Origin, pop: PopNode) -> None:
+    input_id, _ = await origin.new_input()
+    publisher = AsyncPublisher(pop_url(pop), verify=False, reconnect=0)
+    with pytest.raises(PublishError) as info:
+        await publisher.publish(input_id, new_key(), "testsrc", f"stream/{ORG}/{input_id}")
+    assert info.value.reason == "refused"
+    assert f"invalid stream key for {input_id}" in str(info.value)
+    # The key of another input does not own this namespace either.
+    other_id, other_key = await origin.new_input()
+    with pytest.raises(PublishError) as info:
+        await publisher.publish(input_id, other_key, "testsrc", f"stream/{ORG}/{input_id}")
+    assert info.value.reason == "refused"
+    assert f"invalid stream key for {input_id}" in str(info.value)
+    assert origin.node.inputs.get(input_id) is None
+    assert origin.node.inputs.get(other_id) is None
+
+
+@pytest.mark.parametrize("scheme", ["https", "moqt"])
+async def test_publish_and_watch_through_one_pop_url(
+    origin: Origin, pop: PopNode, tokens: Tokens, scheme: str
+) -> None:
+    """Recipe 1 with the Python SDK: one URL (the POP) for the publisher and the viewer."""
+    input_id, key = await origin.new_input()
+    publisher = AsyncPublisher(pop_url(pop, scheme), timeslice_ms=500, group_duration=1.0,
+                               video_bitrate=500_000, verify=False)  # fmt: skip
+    await publisher.publish(input_id, key, "testsrc", f"stream/{ORG}/{input_id}")
+    try:
+        await wait_until(lambda: origin.node.inputs.get(input_id) is not None, 30, step=0.05)
+        token = tokens.mint(sub=input_id, org=ORG)
+        url = "moqt://{}:{}/?token={}".format(*pop.quic_address, token)
+        async with Viewer.open(url, ns(ORG, input_id)) as viewer:
+            # A cold POP subscribes upstream from the next object; the publisher repeats
+            # its catalog at every group.
+            await viewer.subscribe(CATALOG_TRACK, current_group=False)
+            catalog = await viewer.catalog()
+            assert sorted(t.name for t in catalog.tracks) == ["audio", "video"]
+            for name in ("audio", "video"):
+                await viewer.subscribe(name, current_group=False)
+            for name in ("audio", "video"):
+                objects = await viewer.wait_objects(name, 6)
+                start = next(i for i, o in enumerate(objects) if o.object_id == 0)
+                check_media(objects[start:], init_of(catalog, name))
+    finally:
+        result = await publisher.stop()
+    assert result is not None and result.reason == "stopped"
+    # The broadcast ends at the origin when the publisher leaves the POP.
+    await wait_until(lambda: origin.node.inputs.get(input_id) is None, 10)
