@@ -186,6 +186,7 @@ class MeshNode[D: Downstream](abc.ABC):
             on_session=self._on_session,
             options=self._session_options(),
             stack=self.settings.quic_stack,
+            max_connections=self.settings.max_connections,
         )
 
     def _session_options(self) -> SessionOptions:
@@ -330,6 +331,9 @@ class MeshNode[D: Downstream](abc.ABC):
     async def _serve(self, down: D) -> None:
         """Read one session's events in order until it ends; a failure closes only it."""
         conn = down.connection
+        deadline = asyncio.get_running_loop().call_later(
+            self.settings.setup_timeout, self._setup_deadline, down
+        )
         with bind_context(session=down.name):
             self._log_opened(down)
             try:
@@ -340,12 +344,21 @@ class MeshNode[D: Downstream](abc.ABC):
                 self._log.exception("session_failed", session=down.name)
                 conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
             finally:
+                deadline.cancel()
                 self._downstream.pop(conn, None)
                 try:
                     self._session_ended(down)
                     self.relay.detach(down.peer)
                 except Exception:
                     self._log.exception("session_cleanup_failed", session=down.name)
+
+    def _setup_deadline(self, down: D) -> None:
+        """No SETUP within ``setup_timeout``: a session that only pings is not kept."""
+        conn = down.connection
+        if conn.is_closed or conn.session.setup_complete:
+            return
+        self._log.info("setup_timeout", session=down.name, after=self.settings.setup_timeout)
+        conn.close(SessionCloseCode.CONTROL_MESSAGE_TIMEOUT, "no SETUP in time")
 
     def _log_opened(self, down: D) -> None:
         conn = down.connection

@@ -95,6 +95,10 @@ class NodeSettings:
     # Shared by every node of a cluster: relay links authenticate with it
     # (mesh.node_credential, docs/relay-links.md). Empty: links are treated as viewers.
     cluster_key: str = dataclasses.field(default="", repr=False)
+    # A session that has not completed SETUP this many seconds after it opened is closed.
+    setup_timeout: float = 10.0
+    # QUIC connections beyond this many are refused (CONNECTION_REFUSED) on either stack.
+    max_connections: int = 10_000
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
@@ -107,7 +111,9 @@ class NodeSettings:
             ("redis://", "rediss://", "unix://", "memory:")
         ):
             raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
-        for name in ("heartbeat_interval", "node_ttl", "drain_timeout"):
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
+        for name in ("heartbeat_interval", "node_ttl", "drain_timeout", "setup_timeout"):
             _positive(name, getattr(self, name))
         if self.node_ttl <= self.heartbeat_interval:
             raise ValueError("node_ttl must be longer than heartbeat_interval")

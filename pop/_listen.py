@@ -53,8 +53,12 @@ async def serve_socket(
     configuration: QuicConfiguration,
     on_session: Callable[[MoqtConnection], None],
     options: SessionOptions,
+    max_connections: int = 10_000,
 ) -> MoqtServer:
-    """Serve MoQT (raw QUIC + WebTransport, by ALPN) on an already bound UDP socket."""
+    """Serve MoQT (raw QUIC + WebTransport, by ALPN) on an already bound UDP socket.
+
+    Connections beyond ``max_connections`` are refused (QUIC CONNECTION_REFUSED)
+    without creating a session, like :func:`moqt.aio.serve`."""
     protocols: list[MoqtProtocol] = []
 
     def forget(protocol: MoqtProtocol) -> None:
@@ -65,7 +69,12 @@ async def serve_socket(
         quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
     ) -> MoqtProtocol:
         protocol = MoqtProtocol(
-            quic, stream_handler, options=options, on_session=on_session, on_closed=forget
+            quic,
+            stream_handler,
+            options=options,
+            on_session=on_session,
+            on_closed=forget,
+            refuse=len(protocols) >= max_connections,
         )
         protocols.append(protocol)
         return protocol

@@ -192,6 +192,7 @@ class PopNode(MeshNode[_Downstream]):
                 configuration=server_configuration(self._certificate, self._private_key),
                 on_session=self._on_session,
                 options=self._session_options(),
+                max_connections=self.settings.max_connections,
             )
         except BaseException:
             sock.close()
