@@ -265,6 +265,9 @@ class ChunkReader:
             (size,) = _U32.unpack(msg.payload)
             if size & 0x80000000 or size == 0:
                 raise ChunkStreamError(f"invalid chunk size {size}")
+            # Every size above 0xFFFFFF is the same as 0xFFFFFF: no message is larger
+            # (RTMP 1.0 section 5.4.1), so a sender may use any of them.
+            size = min(size, _MAX_MESSAGE_LENGTH_WIRE)
             if size > self._max_chunk_size:
                 raise LimitExceeded(
                     f"chunk size {size} exceeds the limit of {self._max_chunk_size}"
