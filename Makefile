@@ -37,7 +37,14 @@ $(WEB_STAMP): $(WEB_DEPS) $(WEB_SRC)
 
 web: $(WEB_STAMP)
 
-install: system-deps $(STAMP) $(WEB_STAMP)
+# Independent upload clients the upload tests run under node (tests/vod/js: tus-js-client).
+UPLOAD_JS_DEPS := tests/vod/js/node_modules/.package-lock.json
+
+$(UPLOAD_JS_DEPS): tests/vod/js/package-lock.json
+	cd tests/vod/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(UPLOAD_JS_DEPS)
+
+install: system-deps $(STAMP) $(WEB_STAMP) $(UPLOAD_JS_DEPS)
 
 # Debian packages the suite runs for real: redis-server (tests start their own),
 # promtool (package prometheus) for the alert rules, chromium for the browser tests (tests/web). kubectl (kustomize) comes with the image.

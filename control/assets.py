@@ -55,7 +55,6 @@ def install_assets(
         locks,
         max_bytes=settings.max_upload_bytes,
         idle_seconds=settings.upload_idle_seconds,
-        cors_origins=settings.cors_origins,
         public_url=settings.public_url,
     )
     app.state.uploads = endpoint

@@ -1,4 +1,4 @@
-"""Header parsing and CORS for the upload URL (shared by the three protocol forms)."""
+"""Header parsing for the upload URL (shared by the three protocol forms)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from control.errors import Problem
 
 __all__ = [
-    "EXPOSED",
     "TUS_EXTENSIONS",
     "TUS_VERSIONS",
-    "cors_headers",
     "parse_bool",
     "parse_checksum",
     "parse_int",
@@ -24,12 +22,6 @@ TUS_VERSIONS = "1.0.0,2.0.0"
 TUS_EXTENSIONS = (
     "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum"
 )
-EXPOSED = (
-    "Upload-Offset, Upload-Length, Upload-Defer-Length, Upload-Metadata, Upload-Expires, "
-    "Upload-Complete, Upload-Limit, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, "
-    "Tus-Checksum-Algorithm, Location"
-)
-_METHODS = "HEAD, PATCH, POST, DELETE, OPTIONS"
 _INT = re.compile(r"^[0-9]{1,18}$")
 _HASHES = {"sha1": 20, "sha256": 32}
 
@@ -84,25 +76,4 @@ def parse_metadata(raw: str | None) -> dict[str, str]:
             out[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             continue
-    return out
-
-
-def cors_headers(
-    headers: Mapping[str, str], allowed: tuple[str, ...], *, preflight: bool
-) -> dict[str, str]:
-    """CORS answer for a browser origin listed in ``allowed`` ("*" allows any)."""
-    origin = headers.get("origin")
-    if origin is None or not ("*" in allowed or origin in allowed):
-        return {}
-    out = {
-        "Access-Control-Allow-Origin": origin,
-        "Vary": "Origin",
-        "Access-Control-Expose-Headers": EXPOSED,
-    }
-    if preflight:
-        out["Access-Control-Allow-Methods"] = _METHODS
-        requested = headers.get("access-control-request-headers")
-        if requested:
-            out["Access-Control-Allow-Headers"] = requested
-        out["Access-Control-Max-Age"] = "600"
     return out

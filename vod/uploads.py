@@ -33,7 +33,6 @@ from control.problems import problem_response
 from vod._headers import (
     TUS_EXTENSIONS,
     TUS_VERSIONS,
-    cors_headers,
     parse_bool,
     parse_checksum,
     parse_int,
@@ -146,7 +145,6 @@ class UploadEndpoint:
         *,
         max_bytes: int,
         idle_seconds: float,
-        cors_origins: tuple[str, ...] = (),
         public_url: str | None = None,
         clock: Any = time.time,
     ) -> None:
@@ -155,7 +153,6 @@ class UploadEndpoint:
         self.locks = locks
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
-        self.cors_origins = cors_origins
         self.public_url = public_url.rstrip("/") if public_url else None
         self._clock = clock
         self._timers: dict[str, asyncio.Task[None]] = {}
@@ -199,12 +196,9 @@ class UploadEndpoint:
             out["Upload-Limit"] = self._limit(version, up)
         return out
 
-    def _respond(
-        self, request: Request, response: Response, *, preflight: bool = False
-    ) -> Response:
-        response.headers.update(
-            cors_headers(request.headers, self.cors_origins, preflight=preflight)
-        )
+    def _respond(self, request: Request, response: Response) -> Response:
+        # CORS (settings.cors_origins) is the app's CORSMiddleware (control/web.py), which
+        # exposes every upload header.
         return response
 
     def _problem(
@@ -219,8 +213,7 @@ class UploadEndpoint:
     # -- entry points -----------------------------------------------------------------
 
     async def options(self, request: Request) -> Response:
-        """CORS preflight and tus/IETF discovery (no key, no token needed)."""
-        preflight = "access-control-request-method" in request.headers
+        """tus/IETF discovery (no key, no token needed)."""
         headers = {
             "Tus-Resumable": "1.0.0",
             "Tus-Version": TUS_VERSIONS,
@@ -229,9 +222,7 @@ class UploadEndpoint:
             "Tus-Max-Size": str(self.max_bytes),
             "Upload-Limit": f"max-size={self.max_bytes}, min-size=0",
         }
-        return self._respond(
-            request, Response(status_code=204, headers=headers), preflight=preflight
-        )
+        return self._respond(request, Response(status_code=204, headers=headers))
 
     async def create(self, request: Request, org_id: str) -> Response:
         """``POST /v1/uploads`` with an API key: a new asset and its upload (tus or IETF)."""
