@@ -24,6 +24,16 @@ from clutchcall.streams._aio import (
     AsyncPlaybackTokens,
     AsyncStreams,
 )
+from clutchcall.streams._asset_types import (
+    AssetFailed,
+    AssetPage,
+    Rendition,
+    UploadFailed,
+    UploadPolicy,
+    UploadTicket,
+)
+from clutchcall.streams._assets import Asset, Assets
+from clutchcall.streams._assets_aio import AsyncAsset, AsyncAssets
 from clutchcall.streams._client import LiveInput, LiveInputs, PlaybackTokens, Streams
 from clutchcall.streams._errors import (
     ApiError,
@@ -52,6 +62,12 @@ from clutchcall.streams._webhooks import WebhookVerificationError, verify_webhoo
 
 __all__ = [
     "ApiError",
+    "Asset",
+    "AssetFailed",
+    "AssetPage",
+    "Assets",
+    "AsyncAsset",
+    "AsyncAssets",
     "AsyncBroadcastViewer",
     "AsyncLiveInput",
     "AsyncLiveInputs",
@@ -77,12 +93,16 @@ __all__ = [
     "PublishResult",
     "Publisher",
     "RateLimited",
+    "Rendition",
     "Revocation",
     "ServerError",
     "SourceError",
     "Streams",
     "StreamsError",
     "Unauthorized",
+    "UploadFailed",
+    "UploadPolicy",
+    "UploadTicket",
     "ValidationError",
     "WebhookVerificationError",
     "verify_webhook",

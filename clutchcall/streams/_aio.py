@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from clutchcall.streams._assets_aio import AsyncAssets
 from clutchcall.streams._dataplane import relay_of, viewer_target
 from clutchcall.streams._errors import ConnectionFailed
 from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
@@ -171,6 +172,7 @@ class AsyncStreams:
         self._own_http = http_client is None
         self.live_inputs = AsyncLiveInputs(self)
         self.playback_tokens = AsyncPlaybackTokens(self)
+        self.assets = AsyncAssets(self)
 
     @property
     def base_url(self) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from clutchcall.streams._assets import Assets
 from clutchcall.streams._dataplane import relay_of, viewer_target
 from clutchcall.streams._errors import ConnectionFailed
 from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
@@ -175,6 +176,7 @@ class Streams:
         self._own_http = http_client is None
         self.live_inputs = LiveInputs(self)
         self.playback_tokens = PlaybackTokens(self)
+        self.assets = Assets(self)
 
     @property
     def base_url(self) -> str | None:
