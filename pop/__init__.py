@@ -3,8 +3,9 @@
 :class:`PopNode` runs one POP (or one worker of ``clutchcall pop --workers N``).
 """
 
+from mesh.advertise import AdvertiseError, advertised_host
+
 from ._admission import Gatekeeper, SessionAuth, hop_path_from, namespace_text
-from ._advertise import AdvertiseError, advertised_host
 from ._listen import bind_udp, serve_socket
 from ._node import PopNode, PopStatistics
 from ._relay import PopRelay

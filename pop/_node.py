@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from mesh.advertise import advertised_host, format_hostport
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
 from mesh.bus import Bus
 from mesh.guard import PlaybackGuard
@@ -59,7 +60,6 @@ from moqt.events import (
 from moqt.types import AuthToken, GroupOrder
 
 from ._admission import Gatekeeper, SessionAuth
-from ._advertise import advertised_host, format_hostport
 from ._listen import bind_udp, serve_socket
 from ._publishers import EdgePublisher, EdgePublishing, choose_ingest_origin
 from ._relay import PopRelay

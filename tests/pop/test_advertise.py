@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from mesh.advertise import format_hostport
 from pop import AdvertiseError, advertised_host
-from pop._advertise import format_hostport
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_NAME = "clutchcall-no-such-host.invalid"

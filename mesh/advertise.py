@@ -1,6 +1,6 @@
-"""Which address other nodes dial to reach this POP, when it listens on a wildcard address.
+"""Which address other nodes dial to reach a node (POP or origin) bound to a wildcard address.
 
-A POP bound to ``0.0.0.0`` (or ``::``) must still put one concrete ``HOST:PORT`` in its
+A node bound to ``0.0.0.0`` (or ``::``) must still put one concrete ``HOST:PORT`` in its
 node record (``--advertise``). Without the flag, :func:`advertised_host` picks, in order:
 
 1. the address it listens on, when that is not a wildcard;
@@ -47,7 +47,7 @@ def advertised_host(
     resolve: Resolve = socket.getaddrinfo,
     hostname: Callable[[], str] = socket.gethostname,
 ) -> str:
-    """The host part of the address to advertise for a POP listening on ``bind_host``."""
+    """The host part of the address to advertise for a node listening on ``bind_host``."""
     if bind_host not in _WILDCARDS:
         return bind_host
     family = socket.AF_INET if bind_host == "0.0.0.0" else socket.AF_UNSPEC
@@ -68,7 +68,7 @@ def advertised_host(
         return "127.0.0.1" if family == socket.AF_INET else "::1"
     raise AdvertiseError(
         f"listening on {bind_host or '*'} and cannot tell which address other nodes reach"
-        f" this POP at ({'; '.join(tried)}): pass --advertise HOST:PORT"
+        f" this node at ({'; '.join(tried)}): pass --advertise HOST:PORT"
     )
 
 
