@@ -40,11 +40,12 @@ from control.models import (
 )
 from control.problems import Problem, install_problem_handlers, not_found
 from control.ratelimit import FailureLimiter
+from control.relay_cert import install_relay_certificate
 from control.service import ControlService, RevocationResult
 from control.settings import ControlSettings
-from control.webhook_api import install_webhooks
 from control.store import ApiKey, LiveInput, Repository, open_repository
 from control.web import install_web
+from control.webhook_api import install_webhooks
 from mesh.bus import Bus, connect_bus
 
 __all__ = ["create_app"]
@@ -253,6 +254,7 @@ def create_app(
             service.metrics.latency.labels(template).observe(time.perf_counter() - started)
 
     install_web(app, settings)  # /sdk/, /console/ and CORS (web/, docs/web-sdk.md)
+    install_relay_certificate(app, settings)  # dev relays' certificate hash (docs/web-sdk.md)
     app.openapi = lambda: _custom_openapi(app)  # type: ignore[method-assign]
     _routes(app)
     install_assets(app, service, _principal, background=background)

@@ -48,6 +48,9 @@ class ControlSettings:
     public_url: str | None = None
     # MoQT URL browser publishers use (the origin), published at /sdk/config.json; None: unknown.
     publish_url: str | None = None
+    # PEM of the relays' self-signed certificate, whose SHA-256 GET /v1/relay/certificate
+    # publishes for browsers (WebTransport serverCertificateHashes); None: CA-issued, no pin.
+    relay_certificate: str | None = None
     # Webhooks: attempts per delivery, first retry delay (doubling), request timeout (s).
     webhook_max_attempts: int = 8
     webhook_retry_base: float = 10.0
