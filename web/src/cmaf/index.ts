@@ -1,0 +1,6 @@
+/** CMAF muxing for the browser publisher (headers, chunks, the CMSF catalog). */
+export { BoxWriter, box, concat, fullBox } from "./boxes.js";
+export { type CatalogEntry, catalogPayload } from "./catalog.js";
+export { type Sample, chunk } from "./fragment.js";
+export { type AudioTrackConfig, type TrackConfig, type VideoTrackConfig, avcCodecString, initSegment, parseOpusHead } from "./init.js";
+export { TrackMuxer } from "./muxer.js";
