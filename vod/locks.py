@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 __all__ = ["LOCK_TTL", "Lock", "MemoryLocks", "RedisLocks", "UploadLocks", "open_locks"]
 
 # How long a lock outlives its last refresh (a dead holder's lock frees after this).
-LOCK_TTL = 10.0
+LOCK_TTL = 5.0
 _POLL = 0.05
 
 
