@@ -153,6 +153,8 @@ KeyRevoked = Callable[[str, str], Awaitable[None] | None]
 class BusStreamKeyAuthorizer:
     """Stream-key admission from bus records (see the module docstring)."""
 
+    requires_key: Final = True
+
     def __init__(
         self,
         bus: Bus,
@@ -304,7 +306,10 @@ async def _guard(result: Awaitable[None], external_input_id: str) -> None:
 
 
 class AllowAllAuthorizer:
-    """``--publish-auth none``: admits every well-formed publisher. Development only."""
+    """``--publish-auth none``: admits every well-formed publisher, with a stream key or
+    without one. Development only."""
+
+    requires_key: Final = False
 
     def __init__(self, *, org_id: str = "org_dev") -> None:
         self._org_id = org_id

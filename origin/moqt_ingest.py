@@ -10,7 +10,11 @@ A publisher reaches the origin like any MoQT client and publishes namespace
 * PUBLISH of each track (the catalog track included): the origin accepts and reads.
 
 The stream key is the AUTHORIZATION TOKEN (any token type; the value is the key
-in UTF-8) on PUBLISH_NAMESPACE / PUBLISH, or in CLIENT_SETUP for the whole session.
+in UTF-8) on PUBLISH_NAMESPACE / PUBLISH, or in CLIENT_SETUP for the whole session,
+or ``?key=`` on the connection URL (the CONNECT path, or the PATH setup parameter):
+whichever a client can set (aiomoqt's pub_example sends a bare PUBLISH, no token on it).
+An authorizer whose ``requires_key`` is False (``--publish-auth none``) admits
+publishers that present no key at all.
 Refusals are REQUEST_ERROR UNAUTHORIZED with the reason (no key, wrong key, a
 namespace the key does not own, an input already live).
 
@@ -28,6 +32,7 @@ with PUBLISH_DONE MALFORMED_TRACK; the offending object is never forwarded.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -79,6 +84,18 @@ _EARLY_BYTES = 16 << 20
 
 class PublisherAuthorizer(Protocol):
     async def authorize(self, external_input_id: str, stream_key: str) -> Admission: ...
+
+
+def stream_key_from_path(path: str | None) -> str | None:
+    """The ``?key=`` (or ``?token=``) of a connection URL or path, if any."""
+    if not path:
+        return None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    for name in ("key", "token"):
+        values = [v for v in query.get(name, []) if v]
+        if values:
+            return values[-1]
+    return None
 
 
 class MalformedStream(Exception):
@@ -151,6 +168,7 @@ class MoqtIngest:
         self._authorizer = authorizer
         self._inputs = inputs
         self._setup_tokens: tuple[AuthToken, ...] = ()
+        self._path_key: str | None = None
         self._by_namespace: dict[Namespace, _Input] = {}
         self._by_request: dict[int, _Input] = {}
         self._closed = False
@@ -162,8 +180,10 @@ class MoqtIngest:
     def session(self) -> Session:
         return self._conn.session
 
-    def set_setup_tokens(self, tokens: tuple[AuthToken, ...]) -> None:
+    def set_setup_tokens(self, tokens: tuple[AuthToken, ...], path: str | None = None) -> None:
+        """The session's CLIENT_SETUP tokens and connection path (``?key=``)."""
         self._setup_tokens = tokens
+        self._path_key = stream_key_from_path(path)
 
     def inputs(self) -> list[str]:
         return [i.external_input_id for i in self._by_namespace.values()]
@@ -185,10 +205,12 @@ class MoqtIngest:
             return RequestErrorCode.UNAUTHORIZED, (
                 "publish under stream/<org_id>/<external_input_id>"
             )
-        key = stream_key_from(tokens) or stream_key_from(self._setup_tokens)
-        if key is None:
-            return RequestErrorCode.UNAUTHORIZED, "missing stream key (AUTHORIZATION TOKEN)"
-        admission = await self._authorizer.authorize(input_id, key)
+        key = stream_key_from(tokens) or stream_key_from(self._setup_tokens) or self._path_key
+        if key is None and getattr(self._authorizer, "requires_key", True):
+            return RequestErrorCode.UNAUTHORIZED, (
+                "missing stream key (AUTHORIZATION TOKEN, or ?key= on the URL)"
+            )
+        admission = await self._authorizer.authorize(input_id, key or "")
         if not admission.ok:
             return RequestErrorCode.UNAUTHORIZED, admission.reason or "invalid stream key"
         text = namespace_text(namespace)

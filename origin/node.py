@@ -210,10 +210,11 @@ class OriginNode(MeshNode[_Downstream]):
     async def _handle(self, down: _Downstream, event: Event) -> bool:
         conn, peer, ingest = down.connection, down.peer, down.ingest
         if isinstance(event, SetupCompleted):
-            ingest.set_setup_tokens(event.auth_tokens)
-            if is_relay_link_path(
-                conn.path if conn.path is not None else event.path
-            ) and credential_node(self.settings.cluster_key, event.auth_tokens):
+            path = conn.path if conn.path is not None else event.path
+            ingest.set_setup_tokens(event.auth_tokens, path)
+            if is_relay_link_path(path) and credential_node(
+                self.settings.cluster_key, event.auth_tokens
+            ):
                 # A POP (proven by its node credential) fans out to its viewers: drop at
                 # the edge, not here.
                 self.relay.mark_relay_link(peer)
