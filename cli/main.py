@@ -19,6 +19,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "up",
     "demo",
     "watch",
+    "upload",
     "publish",
     "origin",
     "pop",
