@@ -121,6 +121,9 @@ class ControlService(AssetsMixin):
         self.metrics = ControlMetrics()
         self._jwks_published: tuple[str, ...] = ()
         self._key_lock = asyncio.Lock()
+        # Every change of a stream-key record (create, rotate, delete, resync) holds this:
+        # the database and Redis then change in the same order, so they cannot disagree.
+        self._streamkey_lock = asyncio.Lock()
         # Receivers of emit_event (the webhook dispatcher registers itself here).
         self.event_sinks: list[Callable[[str, str, dict[str, Any]], Awaitable[object]]] = []
 
@@ -239,13 +242,14 @@ class ControlService(AssetsMixin):
             created_at=now,
             updated_at=now,
         )
-        await self._db(self.repo.insert_live_input, li)
-        try:
-            await self._write_stream_key(li, None)
-        except BusUnavailable:
-            # Nobody has seen the key yet: undo, so a retry starts clean.
-            await self._db(self.repo.delete_live_input, org_id, li.id)
-            raise
+        async with self._streamkey_lock:
+            await self._db(self.repo.insert_live_input, li)
+            try:
+                await self._write_stream_key(li, None)
+            except BusUnavailable:
+                # Nobody has seen the key yet: undo, so a retry starts clean.
+                await self._db(self.repo.delete_live_input, org_id, li.id)
+                raise
         _log.info("input_created", org=org_id, input=li.id, external_input_id=li.external_input_id)
         return li, stream_key
 
@@ -332,10 +336,12 @@ class ControlService(AssetsMixin):
         """Delete the input: origins end its broadcast, and its playback tokens are revoked."""
         if not valid_id(input_id, "li"):
             raise not_found("live input", input_id)
-        li = await self._db(self.repo.delete_live_input, org_id, input_id)
-        if li is None:
-            raise not_found("live input", input_id)
-        await self.bus.delete(f"clutchcall:streamkey:{li.external_input_id}")
+        async with self._streamkey_lock:
+            li = await self._db(self.repo.delete_live_input, org_id, input_id)
+            if li is None:
+                raise not_found("live input", input_id)
+            # Redis away: deleted all the same, the resync removes the record.
+            await self.bus.delete(f"clutchcall:streamkey:{li.external_input_id}")
         await self.bus.publish(
             CH_STREAMKEYS,
             {"external_input_id": li.external_input_id, "event": "deleted", "at": self._clock()},
@@ -344,14 +350,28 @@ class ControlService(AssetsMixin):
         _log.info("input_deleted", org=org_id, input=li.id)
 
     async def rotate_stream_key(self, org_id: str, input_id: str) -> tuple[LiveInput, str]:
-        await self._stored_input(org_id, input_id)
-        stream_key = new_stream_key()
-        li = await self._db(
-            self.repo.set_stream_key, org_id, input_id, sha256_hex(stream_key), self._clock()
-        )
-        if li is None:
-            raise not_found("live input", input_id)
-        await self._write_stream_key(li, "rotated")
+        """A new key in the database and on the bus, or (BusUnavailable) neither changed.
+
+        Rotations serialize; one that cannot write the bus record restores the old key in
+        the database, so the old key keeps working and the unseen new one never does."""
+        async with self._streamkey_lock:
+            old = await self._stored_input(org_id, input_id)
+            stream_key = new_stream_key()
+            li = await self._db(
+                self.repo.set_stream_key, org_id, input_id, sha256_hex(stream_key), self._clock()
+            )
+            if li is None:
+                raise not_found("live input", input_id)
+            try:
+                await self._write_stream_key(li, "rotated")
+            except BusUnavailable:
+                await self._db(
+                    self.repo.set_stream_key, org_id, input_id,
+                    old.stream_key_sha256, old.stream_key_rotated_at,
+                )  # fmt: skip
+                with contextlib.suppress(BusUnavailable):
+                    await self._write_stream_key(old, None)  # if the record did get through
+                raise
         self.metrics.stream_key_rotations.inc()
         _log.info("stream_key_rotated", org=org_id, input=li.id)
         return (await self.with_live_status([li]))[0], stream_key
@@ -549,13 +569,14 @@ class ControlService(AssetsMixin):
     async def resync(self) -> None:
         """Re-write every bus record this service owns from the database."""
         now = self._clock()
-        inputs = await self._db(self.repo.all_live_inputs)
-        for li in inputs:
-            await self._write_stream_key(li, None)
-        known = {f"clutchcall:streamkey:{li.external_input_id}" for li in inputs}
-        for key in await self.bus.keys("clutchcall:streamkey:*"):
-            if key not in known:  # its input was deleted while the bus was away
-                await self.bus.delete(key)
+        async with self._streamkey_lock:  # no rotation between the read and the writes
+            inputs = await self._db(self.repo.all_live_inputs)
+            for li in inputs:
+                await self._write_stream_key(li, None)
+            known = {f"clutchcall:streamkey:{li.external_input_id}" for li in inputs}
+            for key in await self.bus.keys("clutchcall:streamkey:*"):
+                if key not in known:  # its input was deleted while the bus was away
+                    await self.bus.delete(key)
         for rev in await self._db(self.repo.active_revocations, now):
             ttl = max(1.0, rev.expires_at - now)
             record: dict[str, Any] = (
