@@ -18,6 +18,7 @@ from control.assets_models import AssetList, AssetOut, CreateUpload, CreateUploa
 from control.models import PlaybackTicketOut, PlaybackUrlRequest, RevocationOut, at, ts
 from control.service import ControlService, RevocationResult
 from control.store import ApiKey
+from vod.jobs import open_queue
 from vod.locks import open_locks
 from vod.uploads import UploadEndpoint
 
@@ -58,6 +59,8 @@ def install_assets(
         public_url=settings.public_url,
     )
     app.state.uploads = endpoint
+    queue = open_queue(settings.redis, concurrency=settings.packaging_concurrency)
+    service.packaging = queue
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -66,9 +69,7 @@ def install_assets(
             tasks = []
             if background:
                 tasks.append(asyncio.ensure_future(endpoint.run_maintenance()))
-                queue = getattr(service, "packaging_queue", None)
-                if queue is not None:
-                    tasks.append(asyncio.ensure_future(queue.run(service.on_packaging_event)))
+                tasks.append(asyncio.ensure_future(queue.run(service.on_packaging_event)))
             try:
                 yield state
             finally:
@@ -79,6 +80,9 @@ def install_assets(
                         await task
                 await endpoint.close()
                 await locks.close()
+                close = getattr(queue, "close", None)
+                if close is not None:
+                    await close()
 
     app.router.lifespan_context = lifespan
     app.include_router(_router(endpoint, principal))

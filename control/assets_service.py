@@ -20,6 +20,8 @@ from control.assets_models import AssetOut
 from control.errors import Problem, not_found
 from control.ids import new_id, sha256_hex, valid_id
 from control.store._assets import Asset, UploadRecord
+from vod.delivery import AssetLocation
+from vod.jobs import JobDone, JobEvent, JobFailed, JobProgress
 from vod.packaging import PackagingJob, PackagingResult
 from vod.storage import FileStorage, Storage
 from vod.uploads import UploadInfo
@@ -288,16 +290,28 @@ class AssetsMixin:
         data["event_id"] = f"asset.{asset.status}:{asset.id}:{round(asset.updated_at, 3)}"
         return data
 
-    async def on_packaging_event(self, event: Any) -> None:
-        """Apply a packaging queue event (vod.jobs JobProgress / JobDone / JobFailed)."""
-        result = getattr(event, "result", None)
-        code = getattr(event, "code", None)
-        if result is not None:
-            await self.asset_ready(event.asset_id, result)
-        elif code is not None:
-            await self.asset_errored(event.asset_id, str(code), str(event.message))
-        elif hasattr(event, "percent"):
-            await self.asset_progress(event.asset_id, float(event.percent))
+    async def on_packaging_event(self, event: JobEvent) -> None:
+        """Apply a packaging queue event (progress, ready, errored) to its asset."""
+        if isinstance(event, JobDone):
+            await self.asset_ready(event.asset_id, event.result)
+        elif isinstance(event, JobFailed):
+            await self.asset_errored(event.asset_id, event.code, event.message)
+        elif isinstance(event, JobProgress):
+            asset: Asset | None = await self._adb(self.repo.asset_by_id, event.asset_id)
+            if asset is not None and asset.status == "processing":
+                await self.asset_progress(event.asset_id, event.percent)
+
+    async def vod_location(self, playback_id: str) -> AssetLocation | None:
+        """Where a ready asset's packaged files are, for ``/vod/<pb_id>/`` delivery."""
+        asset = await self.asset_by_playback_id(playback_id)
+        if asset is None or asset.status != "ready":
+            return None
+        return AssetLocation(
+            dir=self.storage.asset_dir(asset.id),
+            org_id=asset.org_id,
+            playback_id=asset.playback_id,
+            require_signed=asset.require_signed,
+        )
 
     # -- the upload URL's backend (vod.uploads.UploadBackend) ----------------------------
 

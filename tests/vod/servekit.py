@@ -61,7 +61,8 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def served(tmp_path: Path, **settings: Any) -> AsyncIterator[Served]:
+async def served(tmp_path: Path, *, record: bool = True, **settings: Any) -> AsyncIterator[Served]:
+    """``record``: a RecordingQueue replaces the packaging queue (no ffmpeg)."""
     settings.setdefault("data_dir", str(tmp_path / "data"))
     settings.setdefault("upload_idle_seconds", 0.5)
     sock = bind("127.0.0.1", 0)
@@ -72,7 +73,8 @@ async def served(tmp_path: Path, **settings: Any) -> AsyncIterator[Served]:
     service: ControlService = app.state.service
     _org, _key, secret = await service.create_org("acme")
     queue = RecordingQueue()
-    service.packaging = queue
+    if record:
+        service.packaging = queue
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
