@@ -4,13 +4,16 @@
 //   dist/types/**.d.ts         declarations (tsc, strict: the type check of the package)
 //   dist/console/app.js        the web console's script (console/app.ts, bundled)
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, mkdirSync, writeFileSync, statSync } from "node:fs";
+import { readdirSync, renameSync, rmSync, mkdirSync, writeFileSync, statSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 const root = dirname(fileURLToPath(import.meta.url));
-const dist = join(root, "dist");
+const final = join(root, "dist");
+// Built beside dist/ and swapped in at the end, so a reader (a test, the server) never
+// sees a half-built or empty dist/ while another build runs.
+const dist = join(root, `.dist-build-${process.pid}`);
 
 function sources(dir) {
   const out = [];
@@ -22,11 +25,11 @@ function sources(dir) {
   return out;
 }
 
-rmSync(dist, { recursive: true, force: true });
+process.on("exit", () => rmSync(dist, { recursive: true, force: true }));
 mkdirSync(dist, { recursive: true });
 
 // Type check + declarations first: a type error fails the build.
-execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json")], {
+execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--outDir", join(dist, "types")], {
   stdio: "inherit",
 });
 execFileSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "console/tsconfig.json")], {
@@ -56,4 +59,12 @@ await esbuild.build({
   outfile: join(dist, "console/app.js"),
 });
 writeFileSync(join(dist, "streams.d.ts"), 'export * from "./types/streams/index.js";\n');
-console.log("built", dist);
+const old = join(root, `.dist-old-${process.pid}`);
+try {
+  renameSync(final, old);
+} catch {
+  /* first build */
+}
+renameSync(dist, final);
+rmSync(old, { recursive: true, force: true });
+console.log("built", final);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from tests.vod._clips import make_clip
@@ -16,8 +17,11 @@ def package_clip(
     height: int = 720,
 ) -> Path:  # fmt: skip
     """``workdir/<playback_id>``: catalog.json, <track>/init.mp4, <track>/<group>.m4s."""
+    workdir.mkdir(parents=True, exist_ok=True)
     clip = make_clip(workdir / "clip.mp4", seconds=seconds, width=width, height=height)
     out = workdir / playback_id
     job = PackagingJob("as_test", playback_id, f"stream/org_abc/{playback_id}", clip, out, 600)
-    asyncio.run(package_asset(job))
+    # A thread of its own: Playwright's sync API may own this thread's event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, package_asset(job)).result()
     return out

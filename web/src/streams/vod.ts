@@ -267,17 +267,26 @@ export async function playVod(options: VodOptions): Promise<PlaybackHandle> {
     track.initData ?? (await fetchBytes(f, resourceUrl(url, `${track.name}/init.mp4`), signal));
 
   const startVideo = chooseStart(catalog.video, video);
-  for (const track of [startVideo, catalog.audio[0]]) {
-    if (!track) continue;
-    const init = await initOf(track, stopper.signal);
-    const codec = track.codec ?? codecFromInit(init);
-    const type = mimeFor(track.role, codec);
-    if (!MediaSource.isTypeSupported(type)) throw new PlaybackError("unsupported", `cannot play ${type}`);
-    const feeder = new Feeder(new AppendQueue(source.addSourceBuffer(type), video), track);
-    feeder.codec = codec;
-    await feeder.queue.append(init);
-    feeder.initFor = track.name;
-    feeders.push(feeder);
+  // Every SourceBuffer is added before the first append (browsers refuse one added later).
+  const inits: Uint8Array[] = [];
+  try {
+    for (const track of [startVideo, catalog.audio[0]]) {
+      if (!track) continue;
+      const init = await initOf(track, stopper.signal);
+      const codec = track.codec ?? codecFromInit(init);
+      const type = mimeFor(track.role, codec);
+      if (!MediaSource.isTypeSupported(type)) throw new PlaybackError("unsupported", `cannot play ${type}`);
+      const feeder = new Feeder(new AppendQueue(source.addSourceBuffer(type), video), track);
+      feeder.codec = codec;
+      feeder.initFor = track.name;
+      feeders.push(feeder);
+      inits.push(init);
+    }
+    await Promise.all(feeders.map((fd, i) => fd.queue.append(inits[i]!)));
+  } catch (err) {
+    video.removeAttribute("src");
+    URL.revokeObjectURL(objectUrl);
+    throw err;
   }
 
   const fail = (err: unknown): void => {
