@@ -51,14 +51,24 @@ async def test_seed_tus_upload_as_printed(tmp_path: Path, clip: Path, cut: bool)
         assert (await srv.asset(created["assetId"]))["status"] == "processing"
 
 
-async def test_seed_tus_upload_default_chunk(tmp_path: Path, clip: Path) -> None:
-    """The recipe's default 8 MiB chunk: the whole clip in one PATCH."""
-    async with served(tmp_path) as srv:
+async def test_seed_tus_upload_reaches_ready(tmp_path: Path, clip: Path) -> None:
+    """The recipe as printed (default 8 MiB chunk), through the real packaging queue."""
+    async with served(tmp_path, record=False) as srv:
+        ready = asyncio.Event()
+
+        async def sink(_org: str, event: str, data: dict[str, object]) -> None:
+            if event == "asset.ready" and data["id"] == created["assetId"]:
+                ready.set()
+
+        srv.service.event_sinks.append(sink)
         created = await srv.new_upload()
         code, _out, err = await run_node("seed_upload.mjs", created["uploadUrl"], str(clip))
         assert code == 0, err
-        job = await srv.queue.wait()
-        assert _file_sha(job.source) == _file_sha(clip)
+        await asyncio.wait_for(ready.wait(), 120)
+        got = await srv.asset(created["assetId"])
+        assert got["status"] == "ready" and got["size"] == len(
+            await asyncio.to_thread(clip.read_bytes)
+        )
 
 
 @pytest.mark.parametrize("cut", [False, True], ids=["whole", "cut"])
