@@ -64,10 +64,13 @@ VOD_LADDER: Final = LadderSpec(prft=False)
 
 _PROBE_TIMEOUT: Final = 30.0
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-_FORMAT_RE = re.compile(r"^Input #0, ([^,]+),", re.MULTILINE)
-# Demuxers that "read" any bytes as text or character art (ffmpeg guesses them from a
-# name like ``.bin``): nothing a person uploads as a video.
-_TEXT_FORMATS: Final = frozenset({"bin", "tty", "idf", "adf", "xbin"})
+# ffmpeg reads an upload only with these demuxers and only from the local file: a
+# playlist or concat script (hls, ffconcat) would make it open other files (another
+# org's upload) or URLs, and text or image demuxers "read" any bytes as a picture.
+_INPUT_FORMATS: Final = (
+    "mov,matroska,mpegts,mpeg,flv,avi,asf,mxf,ogg,wav,mp3,aac,flac,h264,hevc,mpegvideo,ivf,dv"
+)
+_SAFE_INPUT: Final = ("-format_whitelist", _INPUT_FORMATS, "-protocol_whitelist", "file")
 _SIZE_RE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
 _FPS_RE = re.compile(r"([\d.]+) fps")
 # Top-level ISO-BMFF box types: a file that starts with one is an MP4/MOV family file.
@@ -119,6 +122,14 @@ class PackagingFailed(Exception):
         self.code = code
         self.message = message
         self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class _UploadSource(FileSource):
+    """A :class:`FileSource` opened only with the allowed demuxers, from the file itself."""
+
+    def input_args(self) -> list[str]:
+        return [*_SAFE_INPUT, "-i", self.path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +212,7 @@ async def inspect_source(path: Path, *, exe: str | None = None) -> SourceInfo:
     truncated = await asyncio.to_thread(_bmff_truncation, path)
     try:
         proc = await asyncio.create_subprocess_exec(
-            exe or ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+            exe or ffmpeg_exe(), "-hide_banner", "-nostdin", *_SAFE_INPUT, "-i", str(path),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -220,14 +231,10 @@ async def inspect_source(path: Path, *, exe: str | None = None) -> SourceInfo:
     text = err.decode("utf-8", "replace")
     if truncated is not None:
         raise PackagingFailed("truncated", truncated)
-    fmt = _FORMAT_RE.search(text)
-    container = fmt.group(1) if fmt else ""
-    if "Stream #" not in text or container in _TEXT_FORMATS:
+    if "Stream #" not in text:
         raise PackagingFailed(
             "not_media", "The file is not a video or audio file this service can read."
         )
-    if container == "image2" or container.endswith("_pipe"):
-        raise PackagingFailed("not_media", "The file is a still image, not a video.")
     video = next((ln for ln in text.splitlines() if "Stream #" in ln and ": Video: " in ln), None)
     audio = any("Stream #" in ln and ": Audio: " in ln for ln in text.splitlines())
     if video is not None and ("attached pic" in video or ": Video: png" in video):
@@ -349,8 +356,8 @@ async def _transcode(
     tmp: Path,
     on_progress: Callable[[float], None] | None,
 ) -> PackagingResult:
-    source = FileSource(str(job.source), width=info.width, height=info.height,
-                        has_audio=info.has_audio)  # fmt: skip
+    source = _UploadSource(str(job.source), width=info.width, height=info.height,
+                           has_audio=info.has_audio)  # fmt: skip
     tc = Transcoder(source, spec)
     try:
         await tc.start()

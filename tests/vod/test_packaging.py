@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -177,3 +178,40 @@ async def test_repackaging_replaces_the_asset_atomically(tmp_path: Path):
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["as_1"]
     Catalog.parse((out / "catalog.json").read_bytes())
+
+
+async def test_a_concat_script_cannot_read_another_upload(tmp_path: Path):
+    """ffmpeg auto-detects ffconcat scripts: one naming a sibling upload must not package it."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    make_clip(uploads / "victim.mp4", seconds=2).rename(uploads / "as_victim.bin")
+    script = uploads / "as_attacker.bin"
+    script.write_text("ffconcat version 1.0\nfile as_victim.bin\n")
+    with pytest.raises(PackagingFailed) as err:
+        await package_asset(_job(script, tmp_path / "out"))
+    assert err.value.code == "not_media"
+    assert not (tmp_path / "out").exists()
+
+
+async def test_a_playlist_cannot_make_ffmpeg_fetch_urls(tmp_path: Path):
+    hits: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append(await reader.read(1024))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    source = tmp_path / "up.m3u8"  # the standard extension, so the hls demuxer would take it
+    source.write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nhttp://127.0.0.1:{port}/a.ts\n"
+        "#EXT-X-ENDLIST\n"
+    )
+    try:
+        with pytest.raises(PackagingFailed) as err:
+            await package_asset(_job(source, tmp_path / "out"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert err.value.code == "not_media"
+    assert hits == []
