@@ -45,6 +45,7 @@ from media.packager import ObjectReady, build_catalog
 from . import hls
 
 __all__ = [
+    "STALL_TIMEOUT",
     "VOD_LADDER",
     "PackagingFailed",
     "PackagingJob",
@@ -63,6 +64,7 @@ _log = structlog.get_logger("vod.packaging")
 VOD_LADDER: Final = LadderSpec(prft=False)
 
 _PROBE_TIMEOUT: Final = 30.0
+STALL_TIMEOUT: Final = 120.0
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 # ffmpeg reads an upload only with these demuxers and only from the local file: a
 # playlist or concat script (hls, ffconcat) would make it open other files (another
@@ -308,8 +310,12 @@ async def package_asset(
     *,
     ladder: LadderSpec | None = None,
     on_progress: Callable[[float], None] | None = None,
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> PackagingResult:
-    """Package ``job.source`` into ``job.output`` (replaced atomically); see the module docstring."""
+    """Package ``job.source`` into ``job.output`` (replaced atomically); see the module docstring.
+
+    An ffmpeg that produces nothing for ``stall_timeout`` seconds is stopped (a
+    retryable ``packaging_failed``)."""
     log = _log.bind(asset_id=job.asset_id, playback_id=job.playback_id)
     if not job.source.is_file():
         raise PackagingFailed("not_media", "The uploaded file is missing.")
@@ -328,7 +334,7 @@ async def package_asset(
     log.info("packaging_started", duration_s=info.duration_s, width=info.width,
              height=info.height, audio=info.has_audio)  # fmt: skip
     try:
-        result = await _transcode(job, info, spec, tmp, on_progress)
+        result = await _transcode(job, info, spec, tmp, on_progress, stall_timeout)
         await asyncio.to_thread(_publish, tmp, job.output)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, tmp, True)
@@ -355,6 +361,7 @@ async def _transcode(
     spec: LadderSpec,
     tmp: Path,
     on_progress: Callable[[float], None] | None,
+    stall_timeout: float,
 ) -> PackagingResult:
     source = _UploadSource(str(job.source), width=info.width, height=info.height,
                            has_audio=info.has_audio)  # fmt: skip
@@ -374,7 +381,17 @@ async def _transcode(
         for plan in tc.track_plans():
             (tmp / plan.name).mkdir()
             outputs[plan.name] = TrackOutput(plan.name)
-        async for name, item in tc:
+        while True:
+            try:
+                name, item = await asyncio.wait_for(anext(tc), stall_timeout)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise PackagingFailed(
+                    "packaging_failed",
+                    f"The transcoder stopped making progress for {stall_timeout:.0f} s.",
+                    retryable=True,
+                ) from None
             if isinstance(item, InitSegment):
                 packager.push(name, item)
                 continue

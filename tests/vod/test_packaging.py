@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from media.fmp4 import Fragment, InitSegment, split_fmp4
 from media.ladder import LadderSpec
 from vod.packaging import PackagingFailed, PackagingJob, package_asset
 
-from ._clips import cut_in_half, decode_playlist, make_clip
+from ._clips import FFMPEG, cut_in_half, decode_playlist, make_clip
 
 
 def _job(source: Path, out: Path, max_duration: float | None = 60.0) -> PackagingJob:
@@ -215,3 +216,20 @@ async def test_a_playlist_cannot_make_ffmpeg_fetch_urls(tmp_path: Path):
         await server.wait_closed()
     assert err.value.code == "not_media"
     assert hits == []
+
+
+async def test_a_stalled_ffmpeg_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    clip = make_clip(tmp_path / "c.mp4", seconds=2)
+    script = tmp_path / "ffmpeg"  # probes run; the ladder "runs" but never writes a byte
+    script.write_text(
+        f'#!/bin/sh\ncase "$*" in *-map*) exec sleep 60;; esac\nexec "{FFMPEG}" "$@"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("CLUTCHCALL_FFMPEG", str(script))
+    started = time.monotonic()
+    with pytest.raises(PackagingFailed) as err:
+        await package_asset(_job(clip, tmp_path / "out"), stall_timeout=1.0)
+    assert err.value.code == "packaging_failed" and err.value.retryable
+    assert "stopped making progress" in str(err.value)
+    assert time.monotonic() - started < 15
+    assert sorted(os.listdir(tmp_path)) == ["c.mp4", "ffmpeg"]
