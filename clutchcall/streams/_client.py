@@ -237,10 +237,16 @@ class Streams:
         on_error: Callable[[PlaybackError], object] | None = None,
         **options: Any,
     ) -> Player:
-        """The seed's ``viewer({ onStarted, onError })``: ``attach(sink)``, ``play("lv_...")``,
-        ``stop()``; needs ``relay_url`` and a playback ``token``."""
+        """The seed's ``viewer({ onStarted, onError })``: ``attach(sink)``, ``play("lv_...")``
+        (needs ``relay_url`` and a playback ``token``) or ``play("pb_...")`` (needs
+        ``base_url``; ``token`` for signed assets), ``stop()``."""
         return Player(
-            self.open_viewer, self.config.token, on_started=on_started, on_error=on_error, **options
+            self.open_viewer,
+            self.config.token,
+            on_started=on_started,
+            on_error=on_error,
+            base_url=self.config.base_url,
+            **options,
         )
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 from clutchcall.streams._dataplane import namespace_of_token
 from clutchcall.streams._errors import ConfigurationError, StreamsError
 from clutchcall.streams._viewer_sync import BroadcastViewer
+from clutchcall.streams._vod import subject_of_token, vod_url
 
 __all__ = ["PlaybackError", "Player"]
 
@@ -39,10 +40,12 @@ class Player:
         *,
         on_started: Callable[[], object] | None = None,
         on_error: Callable[[PlaybackError], object] | None = None,
+        base_url: str | None = None,
         **options: Any,
     ) -> None:
         self._open_viewer = open_viewer
         self._token = token
+        self._base_url = base_url
         self._on_started = on_started
         self._on_error = on_error
         self._options = options
@@ -57,11 +60,13 @@ class Player:
         self._sink = sink
 
     def play(self, playback_id: str) -> None:
-        """Start playing ``lv_...`` (live over MoQT). ``pb_...`` (VOD) is not served yet."""
+        """Start playing ``lv_...`` (live over MoQT) or ``pb_...`` (on demand: the catalog and
+        CMAF segments over HTTPS from ``base_url``'s ``/vod/``, with ``token`` if given)."""
         if self._viewer is not None and not self._viewer.closed:
             raise ConfigurationError("already playing: stop() first")
         if playback_id.startswith("pb_"):
-            raise ConfigurationError(f"{playback_id}: VOD playback (pb_ ids) is not available yet")
+            self._play_vod(playback_id)
+            return
         if not playback_id.startswith("lv_"):
             raise ConfigurationError(f"{playback_id!r} is not a playback id (lv_... or pb_...)")
         if self._token is None:
@@ -75,6 +80,29 @@ class Player:
         self._viewer = self._open_viewer(
             namespace, on_chunk=self._chunk, on_close=self._closed, **self._options
         )
+
+    def _play_vod(self, playback_id: str) -> None:
+        if not self._base_url:
+            raise ConfigurationError(
+                f"play({playback_id!r}) needs the server of /vod/: Streams(base_url=...)"
+            )
+        if self._token is not None:
+            subject = subject_of_token(self._token)
+            if subject != playback_id:
+                raise ConfigurationError(f"the playback token is for {subject}, not {playback_id}")
+        self._started.clear()
+        self._viewer = BroadcastViewer.open(
+            vod_url(self._base_url, playback_id, self._token),
+            on_chunk=self._chunk,
+            on_close=self._closed,
+            **self._options,
+        )
+
+    def wait(self, timeout: float | None = None) -> tuple[str, str]:
+        """Block until playback ends (``("ended", ...)`` at the end of an asset)."""
+        if self._viewer is None:
+            raise ConfigurationError("play() first")
+        return self._viewer.wait(timeout)
 
     def stop(self) -> None:
         if self._viewer is not None:
@@ -97,5 +125,5 @@ class Player:
                 self._on_started()
 
     def _closed(self, reason: str, detail: str) -> None:
-        if reason != "closed" and self._on_error is not None:
+        if reason not in ("closed", "ended") and self._on_error is not None:
             self._on_error(PlaybackError(reason, detail))

@@ -6,6 +6,7 @@ from typing import Any
 
 from clutchcall.streams._loop import LoopThread
 from clutchcall.streams._viewer import AsyncBroadcastViewer, ChunkCallback, CloseCallback
+from clutchcall.streams._vod import AsyncVodViewer, is_vod_url
 
 __all__ = ["BroadcastViewer"]
 
@@ -15,10 +16,12 @@ class BroadcastViewer:
 
     It runs :class:`AsyncBroadcastViewer` on a private event-loop thread; the
     callbacks are called on that thread. ``close()`` stops it and waits for
-    ``on_close``.
+    ``on_close``. An on-demand URL (``<base>/vod/pb_.../catalog.json?token=``)
+    plays the asset over HTTPS instead (:class:`AsyncVodViewer`), with the same
+    callbacks, ending with ``on_close("ended", ...)``.
     """
 
-    def __init__(self, thread: LoopThread, inner: AsyncBroadcastViewer) -> None:
+    def __init__(self, thread: LoopThread, inner: AsyncBroadcastViewer | AsyncVodViewer) -> None:
         self._thread = thread
         self._inner = inner
 
@@ -34,9 +37,15 @@ class BroadcastViewer:
         """Start watching; see :meth:`AsyncBroadcastViewer.open` for ``options``."""
         thread = LoopThread("clutchcall-viewer")
         try:
-            inner = thread.run(
-                AsyncBroadcastViewer.open(url, on_chunk=on_chunk, on_close=on_close, **options)
-            )
+            inner: AsyncBroadcastViewer | AsyncVodViewer
+            if is_vod_url(url):
+                inner = thread.run(
+                    AsyncVodViewer.open(url, on_chunk=on_chunk, on_close=on_close, **options)
+                )
+            else:
+                inner = thread.run(
+                    AsyncBroadcastViewer.open(url, on_chunk=on_chunk, on_close=on_close, **options)
+                )
         except BaseException:
             thread.stop()
             raise

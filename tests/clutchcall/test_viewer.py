@@ -318,7 +318,7 @@ def test_streams_data_plane_client_publishes_and_watches_by_token(tmp_path: Path
                 cafile=state["cert"],
             )  # fmt: skip
             player.attach(out)
-            with pytest.raises(ConfigurationError, match="VOD playback"):
+            with pytest.raises(ConfigurationError, match="base_url"):  # pb_: /vod/ of base_url
                 player.play("pb_def456")
             with pytest.raises(ConfigurationError, match="not lv_other"):
                 player.play("lv_other")
