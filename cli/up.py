@@ -198,6 +198,7 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
                     relay_url=relay_url,
                     cors_origins=LOCAL_ORIGINS,
                     publish_url=_publish_url(args.origin, origin.quic_address),
+                    console_demo=f"{org_id}:{api_key}",
                     relay_certificate=str(cert),
                 )
                 server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))

@@ -48,6 +48,8 @@ class ControlSettings:
     public_url: str | None = None
     # MoQT URL browser publishers use (the origin), published at /sdk/config.json; None: unknown.
     publish_url: str | None = None
+    # "org_id:api_key" the web console pre-fills for callers on this machine (clutchcall up).
+    console_demo: str | None = None
     # PEM of the relays' self-signed certificate, whose SHA-256 GET /v1/relay/certificate
     # publishes for browsers (WebTransport serverCertificateHashes); None: CA-issued, no pin.
     relay_certificate: str | None = None

@@ -3,18 +3,20 @@
 - ``/sdk/streams.js`` (+ ``.map``, ``.d.ts``, ``types/``): ``web/dist`` as built by
   ``make install`` (``npm ci`` + ``web/build.mjs``); ``/sdk/config.json`` tells browser
   viewers and publishers where the relay is. Without a build: 503 problem JSON.
-- ``/console/``: the web console (``web/console`` pages + ``web/dist/console`` script).
+- ``/console/``: the web console (``web/console`` pages + ``web/dist/console`` script);
+  ``/console/demo.json`` gives the demo org and key of ``clutchcall up`` to loopback callers.
 - CORS for the origins in ``ControlSettings.cors_origins``: exact origins, ``"*"``, or a
   ``scheme://host:*`` pattern (any port; ``clutchcall up`` allows the localhost ones).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
@@ -123,6 +125,13 @@ class _Console:
             await self.pages(scope, receive, send)
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def install_web(app: FastAPI, settings: ControlSettings, web_dir: Path = WEB_DIR) -> None:
     """Serve /sdk/ and /console/ and answer CORS for ``settings.cors_origins``."""
     if settings.cors_origins:
@@ -133,6 +142,17 @@ def install_web(app: FastAPI, settings: ControlSettings, web_dir: Path = WEB_DIR
         return JSONResponse(
             {"relay_url": settings.relay_url, "publish_url": settings.publish_url},
             headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
+        )
+
+    @app.get("/console/demo.json", include_in_schema=False)
+    async def console_demo(request: Request) -> JSONResponse:
+        """The demo org and key ``clutchcall up`` made, for the console on this machine only."""
+        host = request.client.host if request.client else ""
+        if settings.console_demo is None or not _loopback(host):
+            raise Problem(404, "not-found", "no demo sign-in is offered here")
+        org_id, _, api_key = settings.console_demo.partition(":")
+        return JSONResponse(
+            {"org_id": org_id, "api_key": api_key}, headers={"Cache-Control": "no-store"}
         )
 
     @app.get("/console", include_in_schema=False)

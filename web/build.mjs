@@ -55,6 +55,8 @@ await esbuild.build({
   ...common,
   entryPoints: [join(root, "console/app.ts")],
   bundle: true,
+  // The page's import map resolves it to /sdk/streams.js: one SDK instance per page.
+  external: ["@clutchcall/sdk/streams"],
   sourcemap: true,
   outfile: join(dist, "console/app.js"),
 });
