@@ -58,6 +58,7 @@ from clutchcall.streams._publisher import (
 )
 from clutchcall.streams._viewer import AsyncBroadcastViewer, Chunk, CloseReason
 from clutchcall.streams._viewer_sync import BroadcastViewer
+from clutchcall.streams._vod import AsyncVodViewer
 from clutchcall.streams._webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "AsyncPlaybackTokens",
     "AsyncPublisher",
     "AsyncStreams",
+    "AsyncVodViewer",
     "BroadcastViewer",
     "Chunk",
     "CloseReason",
