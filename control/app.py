@@ -39,14 +39,14 @@ from control.models import (
     ts,
 )
 from control.problems import Problem, install_problem_handlers, not_found
-from control.ratelimit import FailureLimiter
+from control.ratelimit import FailureLimiter, bucket_of
 from control.relay_cert import install_relay_certificate
 from control.service import ControlService, RevocationResult
 from control.settings import ControlSettings
 from control.store import ApiKey, LiveInput, Repository, open_repository
 from control.web import install_web
 from control.webhook_api import install_webhooks
-from mesh.bus import Bus, connect_bus
+from mesh.bus import Bus, RedisBus, connect_bus
 
 __all__ = ["create_app"]
 
@@ -81,7 +81,20 @@ async def _principal(
 ) -> ApiKey:
     limiter: FailureLimiter = request.app.state.limiter
     client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
+    bucket = bucket_of(client, credentials.credentials if credentials is not None else None)
+    async with limiter.checking(bucket):
+        return await _authenticate(svc, limiter, bucket, client, credentials, x_clutchcall_org)
+
+
+async def _authenticate(
+    svc: ControlService,
+    limiter: FailureLimiter,
+    bucket: str,
+    client: str,
+    credentials: HTTPAuthorizationCredentials | None,
+    x_clutchcall_org: str | None,
+) -> ApiKey:
+    wait = await limiter.begin(bucket)  # counted before the check: atomic under concurrency
     if wait is not None:
         svc.metrics.auth_failures.labels("throttled").inc()
         raise Problem(
@@ -94,7 +107,7 @@ async def _principal(
     if credentials is not None and credentials.scheme.lower() == "bearer":
         key = await svc.authenticate(credentials.credentials)
     if key is None:
-        limiter.failed(client)
+        await limiter.rejected(bucket)
         svc.metrics.auth_failures.labels("missing" if credentials is None else "invalid").inc()
         _log.info("auth_failed", client=client)
         raise Problem(
@@ -103,6 +116,7 @@ async def _principal(
             "a valid API key is required (Authorization: Bearer ck_...)",
             headers={"WWW-Authenticate": 'Bearer realm="clutchcall"'},
         )
+    await limiter.succeeded(bucket)
     if x_clutchcall_org is not None and x_clutchcall_org != key.org_id:
         raise not_found("org", x_clutchcall_org)
     return key
@@ -235,7 +249,11 @@ def create_app(
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = service
-    app.state.limiter = FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window)
+    app.state.limiter = FailureLimiter(
+        settings.auth_failure_limit,
+        settings.auth_failure_window,
+        redis_client=bus.client if isinstance(bus, RedisBus) else None,
+    )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
 

@@ -31,13 +31,17 @@ def parse_hostport(value: str, *, default_port: int = 8080) -> tuple[str, int]:
 
 
 def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    settings: ControlSettings = app.state.service.settings
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # Forwarded headers only from the configured proxies: uvicorn's default trusts
+        # anyone on loopback, and the auth-failure limiter counts by client address.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         lifespan="on",
     )
 

@@ -32,6 +32,9 @@ class ControlSettings:
     # Auth failures per client before 429, and the window they are counted in.
     auth_failure_limit: int = 10
     auth_failure_window: float = 60.0
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted
+    # (uvicorn forwarded_allow_ips; "*" trusts any). Empty: the peer address is the client.
+    trusted_proxies: tuple[str, ...] = ()
     # How often stream keys, revocations and the JWKS are re-written to the bus.
     resync_interval: float = 60.0
     # On demand (docs/vod.md): where uploads and packaged assets live.

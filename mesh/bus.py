@@ -179,6 +179,11 @@ class RedisBus:
             retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         )
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client, for atomic scripts a record API cannot express (rate limits)."""
+        return self._redis
+
     async def _call(self, coro: Any) -> Any:
         try:
             return await coro
