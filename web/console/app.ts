@@ -79,8 +79,6 @@ function dataPlane(token?: string): Streams {
 }
 
 function page(title: string, ...children: Child[]): void {
-  for (const fn of cleanup) fn();
-  cleanup = [];
   main.replaceChildren(h("h1", {}, title), ...children.filter((c): c is Node | string => !!c));
   for (const a of document.querySelectorAll<HTMLAnchorElement>("#nav a")) {
     a.classList.toggle("active", location.hash.startsWith(a.getAttribute("href") ?? "-"));
@@ -361,6 +359,8 @@ async function uploadsPage(): Promise<void> {
 }
 
 async function route(): Promise<void> {
+  for (const fn of cleanup) fn();
+  cleanup = [];
   const [path = ""] = location.hash.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean);
   try {
