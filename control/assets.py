@@ -169,7 +169,8 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
 
     # -- the upload URL (no API key: the token is the capability) ------------------------
 
-    @router.post("/v1/uploads", tags=["uploads"], status_code=201)
+    # A protocol endpoint (tus / IETF headers, no JSON body): documented in docs/vod.md.
+    @router.post("/v1/uploads", tags=["uploads"], status_code=201, include_in_schema=False)
     async def create_upload(request: Request, key: Key) -> Response:
         """tus 1.0.0 / IETF resumable-upload creation with an API key: a new asset."""
         return await endpoint.create(request, key.org_id)

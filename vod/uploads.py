@@ -20,9 +20,9 @@ import contextlib
 import hashlib
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import structlog
 from starlette.requests import Request
@@ -33,10 +33,17 @@ from control.problems import problem_response
 from vod._headers import (
     TUS_EXTENSIONS,
     TUS_VERSIONS,
+    Form,
+    inconsistent,
+    mismatch,
     parse_bool,
     parse_checksum,
     parse_int,
     parse_metadata,
+    request_form,
+    require_content_type,
+    sync_close,
+    too_large,
 )
 from vod.completion import scan_boxes
 from vod.locks import UploadLocks
@@ -54,10 +61,6 @@ DANGLING_AFTER = 2.0
 _TICK = 0.25
 _REFRESH_EVERY = 1.0
 _IETF_VERSIONS = frozenset({"6", "7", "8"})
-_MISMATCH = "https://iana.org/assignments/http-problem-types#mismatching-upload-offset"
-_INCONSISTENT = "https://iana.org/assignments/http-problem-types#inconsistent-upload-length"
-
-Form = Literal["seed", "tus", "ietf"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,38 +105,6 @@ class UploadBackend(Protocol):
     async def expire_upload(self, asset_id: str) -> None: ...
 
     async def cancel_upload(self, asset_id: str) -> None: ...
-
-
-class _Abort(Exception):
-    """The writer stops early: the client went away or another request took over."""
-
-
-def _form(request: Request) -> Form:
-    headers = request.headers
-    interop = headers.get("upload-draft-interop-version")
-    if interop is not None:
-        if interop.strip() not in _IETF_VERSIONS:
-            raise Problem(
-                400,
-                "unsupported-interop-version",
-                f"Upload-Draft-Interop-Version {interop!r} is not supported (6, 7, 8)",
-            )
-        return "ietf"
-    version = headers.get("tus-resumable")
-    if version == "1.0.0":
-        return "tus"
-    if version == "2.0.0":
-        return "seed"
-    if version is None and "upload-complete" in headers:
-        return "ietf"
-    raise Problem(
-        412,
-        "unsupported-version",
-        f"Tus-Resumable {version!r} is not supported (1.0.0, 2.0.0), nor is this an IETF "
-        "resumable upload (Upload-Draft-Interop-Version 6, 7, 8)",
-        title="Precondition Failed",
-        headers={"Tus-Version": TUS_VERSIONS},
-    )
 
 
 class UploadEndpoint:
@@ -228,7 +199,7 @@ class UploadEndpoint:
         """``POST /v1/uploads`` with an API key: a new asset and its upload (tus or IETF)."""
         form: Form | None = None
         try:
-            form = _form(request)
+            form = request_form(request)
             if form == "seed":
                 raise Problem(
                     400,
@@ -239,7 +210,7 @@ class UploadEndpoint:
             name = (meta.get("name") or meta.get("filename") or "upload")[:200]
             length, deferred = self._declared_length(form, request, None)
             if length is not None and length > self.max_bytes:
-                raise self._too_large(length)
+                raise too_large(length, self.max_bytes)
             token, up = await self.backend.create_upload(
                 org_id,
                 name=name,
@@ -248,7 +219,7 @@ class UploadEndpoint:
             )
             if deferred:
                 await self.backend.bind_length(up.asset_id, None, True)
-                up = _replace(up, deferred=True)
+                up = replace(up, deferred=True)
             return await self._create_on(request, form, token, up)
         except Problem as problem:
             return self._problem(request, form, problem, None)
@@ -260,7 +231,7 @@ class UploadEndpoint:
         form: Form | None = None
         up: UploadInfo | None = None
         try:
-            form = _form(request)
+            form = request_form(request)
             up = await self.backend.find_upload(token) if TOKEN_PATTERN.match(token) else None
             if up is None:
                 raise Problem(404, "not-found", "no such upload (or it was cancelled)")
@@ -302,38 +273,22 @@ class UploadEndpoint:
             deferred = True
         if up is not None and up.length is not None and length is not None:
             if length != up.length:
-                raise self._inconsistent(up.length, length)
+                raise inconsistent(up.length, length)
         return length, deferred
-
-    def _inconsistent(self, known: int, given: int) -> Problem:
-        problem = Problem(
-            400,
-            "inconsistent-length",
-            f"Upload-Length {given} differs from the upload's length {known}",
-        )
-        problem.type = _INCONSISTENT
-        return problem
-
-    def _too_large(self, length: int) -> Problem:
-        return Problem(
-            413,
-            "upload-too-large",
-            f"{length} bytes is over this upload's limit of {self.max_bytes} bytes",
-        )
 
     async def _bind_from_request(self, form: Form, request: Request, up: UploadInfo) -> UploadInfo:
         length, deferred = self._declared_length(form, request, up)
         if length is not None and up.length is None:
             if length > self.max_bytes:
-                raise self._too_large(length)
+                raise too_large(length, self.max_bytes)
             size = await asyncio.to_thread(self.storage.upload_size, up.asset_id)
             if length < size:
-                raise self._inconsistent(size, length)
+                raise inconsistent(size, length)
             await self.backend.bind_length(up.asset_id, length, False)
-            return _replace(up, length=length, deferred=False)
+            return replace(up, length=length, deferred=False)
         if deferred and up.length is None and not up.deferred:
             await self.backend.bind_length(up.asset_id, None, True)
-            return _replace(up, deferred=True)
+            return replace(up, deferred=True)
         return up
 
     async def _head(self, request: Request, form: Form, up: UploadInfo) -> Response:
@@ -377,7 +332,7 @@ class UploadEndpoint:
         complete_flag = parse_bool(request.headers, "upload-complete") if form == "ietf" else None
         if has_body or complete_flag:
             if form == "tus":
-                _content_type(request, "application/offset+octet-stream")
+                require_content_type(request, "application/offset+octet-stream")
             up, offset = await self._append(request, form, up, claimed=0, complete=complete_flag)
         headers = self._headers_for(form, request, up, offset)
         headers["Location"] = self.upload_url(request, token)
@@ -388,9 +343,9 @@ class UploadEndpoint:
         if claimed is None:
             raise Problem(400, "offset-required", "PATCH needs an Upload-Offset header")
         if form in ("seed", "tus"):
-            _content_type(request, "application/offset+octet-stream")
+            require_content_type(request, "application/offset+octet-stream")
         elif request.headers.get("upload-draft-interop-version", "").strip() != "6":
-            _content_type(request, "application/partial-upload")
+            require_content_type(request, "application/partial-upload")
         complete_flag = None
         if form == "ietf":
             complete_flag = parse_bool(request.headers, "upload-complete")
@@ -434,7 +389,7 @@ class UploadEndpoint:
         try:
             start = await asyncio.to_thread(self.storage.upload_size, up.asset_id)
             if claimed != start:
-                raise _mismatch(start, claimed)
+                raise mismatch(start, claimed)
             limit = self.max_bytes if up.length is None else min(up.length, self.max_bytes)
             declared = parse_int(request.headers, "content-length")
             if up.completed:
@@ -450,17 +405,17 @@ class UploadEndpoint:
             if complete and declared is not None:
                 total = start + declared
                 if up.length is not None and up.length != total:
-                    raise self._inconsistent(up.length, total)
+                    raise inconsistent(up.length, total)
                 limit = min(limit, total)
             if declared is not None and start + declared > limit:
-                raise self._too_large(start + declared)
+                raise too_large(start + declared, limit)
             f = await asyncio.to_thread(self.storage.open_upload, up.asset_id)
             try:
                 written, finished, digest = await self._receive_into(
                     request, f, lock, limit - start, checksum
                 )
             finally:
-                await asyncio.to_thread(_sync_close, f)
+                await asyncio.to_thread(sync_close, f)
             offset = start + written
             if checksum is not None and finished:
                 algo, expected = checksum
@@ -475,11 +430,11 @@ class UploadEndpoint:
                     )
             if finished and complete and up.length is None:
                 await self.backend.bind_length(up.asset_id, offset, False)
-                up = _replace(up, length=offset)
+                up = replace(up, length=offset)
             await self.backend.record_progress(up.asset_id, offset, up.length)
             if up.length is not None and offset == up.length:
                 await self.backend.complete_upload(up.asset_id, offset)
-                up = _replace(up, completed=True)
+                up = replace(up, completed=True)
         finally:
             await lock.release()
         if not up.completed and up.length is None:
@@ -520,7 +475,7 @@ class UploadEndpoint:
                     if written + len(chunk) > room:
                         f.flush()
                         await asyncio.to_thread(f.truncate, f.tell() - written)
-                        raise self._too_large(written + len(chunk))
+                        raise too_large(written + len(chunk), room)
                     f.write(chunk)
                     written += len(chunk)
                     last_bytes = now
@@ -607,39 +562,3 @@ class UploadEndpoint:
         for task in list(self._timers.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-def _replace(up: UploadInfo, **changes: Any) -> UploadInfo:
-    from dataclasses import replace
-
-    return replace(up, **changes)
-
-
-def _sync_close(f: BinaryIO) -> None:
-    import os
-
-    try:
-        f.flush()
-        os.fsync(f.fileno())
-    finally:
-        f.close()
-
-
-def _content_type(request: Request, expected: str) -> None:
-    got = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if got != expected:
-        raise Problem(
-            415, "unsupported-media-type", f"Content-Type must be {expected}, got {got or None!r}"
-        )
-
-
-def _mismatch(current: int, claimed: int) -> Problem:
-    problem = Problem(
-        409,
-        "offset-mismatch",
-        f"Upload-Offset {claimed} does not match the stored offset {current}",
-        headers={"Upload-Offset": str(current)},
-        extra={"offset": current, "expected-offset": current, "provided-offset": claimed},
-    )
-    problem.type = _MISMATCH
-    return problem
