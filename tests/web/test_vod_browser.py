@@ -193,3 +193,130 @@ def test_playback_errors_are_typed(
     assert out["pb_missing"] == {"reason": "not_found", "typed": True, "seen": ["not_found"]}
     assert out["xx_nope"]["reason"] == "not_found" and out["xx_nope"]["typed"]
     assert out["unattached"] == "unsupported"
+
+
+# --- against the real control plane: upload, packaging and /vod/ delivery of clutchcall up ---
+
+# Recipe 1 step 1's client, then recipe 3 steps 1 and 2 (verbatim), fed with a real clip.
+RECIPE_3_STEPS_1_2 = """\
+import { Streams } from "@clutchcall/sdk/streams";
+
+const streams = new Streams({
+  baseUrl: "https://app.clutchcall.dev",
+  apiKey:  process.env.CLUTCHCALL_CREDENTIALS!,
+  orgId:   "org_abc",
+});
+
+const { uploadUrl, assetId } = await streams.assets.createUpload({
+  name: "Session-Recording.mp4",
+});
+
+async function tusUpload(uploadUrl: string, bytes: Uint8Array, chunk = 8 << 20) {
+  // On reconnect, HEAD uploadUrl to read Upload-Offset and resume there.
+  let offset = Number(
+    (await fetch(uploadUrl, { method: "HEAD", headers: { "tus-resumable": "2.0.0" } }))
+      .headers.get("upload-offset") ?? 0,
+  );
+  while (offset < bytes.byteLength) {
+    const end = Math.min(offset + chunk, bytes.byteLength);
+    const res = await fetch(uploadUrl, {
+      method: "PATCH",
+      headers: {
+        "tus-resumable": "2.0.0",
+        "upload-offset": String(offset),
+        "content-type": "application/offset+octet-stream",
+      },
+      body: bytes.slice(offset, end),
+    });
+    offset = Number(res.headers.get("upload-offset") ?? end);
+  }
+}
+
+const bytes = new Uint8Array(await (await fetch(CLIP_URL)).arrayBuffer());
+await tusUpload(uploadUrl, bytes, 256 << 10);
+const ready = await streams.assets.waitReady({ id: assetId, intervalMs: 300 });
+Object.assign(globalThis, { __pb: ready.playback_id, __asset: assetId });
+"""
+
+STEP_3_ON_CONTROL_PLANE = """\
+import { Streams } from "@clutchcall/sdk/streams";
+const videoEl = document.body.appendChild(document.createElement("video"));
+videoEl.muted = true;
+const dataPlane = new Streams({ apiBase: "" });
+const viewer = dataPlane.viewer();
+viewer.attach(videoEl);
+await viewer.play(globalThis.__pb);   // pb_… → VOD: catalog.json + CMAF over HTTPS
+Object.assign(globalThis, { __viewer: viewer, __video: videoEl });
+"""
+
+
+def _clip_site(static_server: Callable[[Path], str], tmp: Path) -> str:
+    from tests.vod._clips import make_clip
+
+    site = tmp / "clips"
+    site.mkdir()
+    make_clip(site / "clip.mp4", seconds=5, width=640, height=360)
+    return static_server(site) + "/clip.mp4"
+
+
+@pytest.mark.timeout(240)
+def test_recipe_3_upload_package_and_play_through_the_real_vod_route(
+    page: Any, up_stack: dict[str, Any], static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    base = up_stack["base_url"]
+    clip_url = _clip_site(static_server, tmp_path)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{base}/console/")  # a page of the control plane's origin: apiBase "" is it
+    page.evaluate("(key) => { globalThis.process = { env: { CLUTCHCALL_CREDENTIALS: key } }; }",
+                  up_stack["api_key"])  # fmt: skip
+    steps_1_2 = RECIPE_3_STEPS_1_2.replace("https://app.clutchcall.dev", base)
+    run_module(page, transpile_ts(steps_1_2.replace("CLIP_URL", repr(clip_url))))
+    pb = page.evaluate("globalThis.__pb")
+    assert pb.startswith("pb_")
+    run_module(page, transpile_ts(STEP_3_ON_CONTROL_PLANE))
+    page.wait_for_function("() => globalThis.__video.currentTime > 1.5")
+    assert any(u.startswith(f"{base}/vod/{pb}/catalog.json") for u in requests)
+    assert any(f"/vod/{pb}/360p/" in u and u.split("?")[0].endswith(".m4s") for u in requests)
+    stats = page.evaluate("globalThis.__viewer.stats()")
+    assert stats["rendition"] == "360p" and stats["decodedFrames"] > 20
+    # seek into the last group, through the real route
+    before = len(requests)
+    page.evaluate("() => { globalThis.__video.currentTime = 4.2; }")
+    page.wait_for_function("() => globalThis.__video.currentTime > 4.4")
+    assert page.evaluate("globalThis.__viewer.stats().bufferedAhead") >= 0
+    assert all("/catalog.json" not in u for u in requests[before:])  # the catalog is read once
+
+
+SIGNED = """\
+import { Streams } from "@clutchcall/sdk/streams";
+const streams = new Streams({ baseUrl: location.origin, apiKey: %(key)s, orgId: "org_abc" });
+const { uploadUrl, assetId } = await streams.assets.createUpload({ name: "private.mp4", requireSignedUrls: true });
+await streams.assets.upload(uploadUrl, new Uint8Array(await (await fetch(%(clip)s)).arrayBuffer()));
+const asset = await streams.assets.waitReady({ id: assetId, intervalMs: 300 });
+const video = document.body.appendChild(document.createElement("video"));
+video.muted = true;
+const reasons = [];
+const viewer = new Streams({ apiBase: "" }).viewer({ onError: (e) => reasons.push(e.reason) });
+viewer.attach(video);
+let unsigned = "played";
+try { await viewer.play(asset.playback_id); } catch (e) { unsigned = e.reason; }
+const { url } = await asset.signedPlaybackUrl({ ttlSeconds: 600 });
+await viewer.play(url);
+Object.assign(globalThis, { __video: video, __out: { unsigned, reasons, url, pb: asset.playback_id } });
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_signed_asset_needs_its_token_and_plays_from_its_signed_url(
+    page: Any, up_stack: dict[str, Any], static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    import json
+
+    clip_url = _clip_site(static_server, tmp_path)
+    page.goto(f"{up_stack['base_url']}/console/")
+    code = SIGNED % {"key": json.dumps(up_stack["api_key"]), "clip": json.dumps(clip_url)}
+    out = run_module(page, code, "globalThis.__out")
+    assert out["unsigned"] == "auth_failed" and out["reasons"] == ["auth_failed"]
+    assert f"/vod/{out['pb']}/catalog.json?token=" in out["url"]
+    page.wait_for_function("() => globalThis.__video.currentTime > 1.0")
