@@ -139,3 +139,42 @@ async def test_unknown_asset_ids_are_404(api: Api) -> None:
         assert r.status_code == 404
     r = await api.client.get("/v1/assets?cursor=li_01", headers=api.auth())
     assert r.status_code == 422
+
+
+async def test_upload_completes_on_each_engine(db_url: str, redis_bus: Bus, tmp_path: Path) -> None:
+    """Known length and box check both complete the upload on SQLite and PostgreSQL."""
+    from tests.vod.uploadkit import RecordingQueue, make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)
+    async with open_api(
+        db_url, redis_bus, data_dir=str(tmp_path / "d"), upload_idle_seconds=0.3
+    ) as api:
+        queue = RecordingQueue()
+        api.service.packaging = queue
+        try:
+            sized = await _create(api, size=len(clip))
+            unsized = await _create(api)
+            for created in (sized, unsized):
+                r = await api.client.patch(
+                    str(created["uploadUrl"]),
+                    content=clip,
+                    headers={**SEED, **OCTETS, "upload-offset": "0"},
+                )
+                assert r.status_code == 204 and r.headers["upload-offset"] == str(len(clip))
+            await queue.wait()
+            if len(queue.jobs) < 2:
+                queue._submitted.clear()
+                await queue.wait()
+            assert {j.asset_id for j in queue.jobs} == {sized["assetId"], unsized["assetId"]}
+            for created in (sized, unsized):
+                got = (
+                    await api.client.get(f"/v1/assets/{created['assetId']}", headers=api.auth())
+                ).json()
+                assert got["status"] == "processing" and got["size"] == len(clip)
+            await api.service.asset_progress(str(sized["assetId"]), 42.0)
+            got = (
+                await api.client.get(f"/v1/assets/{sized['assetId']}", headers=api.auth())
+            ).json()
+            assert got["progress"] == 42.0
+        finally:
+            await api.app.state.uploads.close()
