@@ -70,8 +70,7 @@ class FileStorage:
         self.root = Path(data_dir)
         self.uploads = self.root / "uploads"
         self.assets = self.root / "assets"
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        self.assets.mkdir(parents=True, exist_ok=True)
+        # Directories are made on first write, so building an app creates nothing on disk.
 
     @staticmethod
     def _check(asset_id: str) -> str:
@@ -90,6 +89,7 @@ class FileStorage:
 
     def open_upload(self, asset_id: str) -> BinaryIO:
         path = self.upload_path(asset_id)
+        self.uploads.mkdir(parents=True, exist_ok=True)
         created = not path.exists()
         f = open(path, "ab")  # the caller closes it
         if created:
@@ -110,6 +110,7 @@ class FileStorage:
         return self.assets / self._check(asset_id)
 
     def staging_dir(self, asset_id: str) -> Path:
+        self.assets.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{self._check(asset_id)}.tmp-", dir=self.assets))
 
     def publish(self, staging: Path, asset_id: str) -> Path:
@@ -123,5 +124,7 @@ class FileStorage:
     def remove_asset(self, asset_id: str) -> None:
         self.remove_upload(asset_id)
         shutil.rmtree(self.asset_dir(asset_id), ignore_errors=True)
+        if not self.assets.is_dir():
+            return
         for leftover in self.assets.glob(f".{self._check(asset_id)}.tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
