@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.vod.uploadkit import OCTETS, SEED, asset, make_clip, new_upload, upload_api
@@ -145,3 +146,28 @@ async def test_versions_and_bad_headers_are_problems(tmp_path: Path) -> None:
         assert r.status_code == 404 and r.json()["status"] == 404
         r = await api.client.head(url, headers=SEED)
         assert r.headers["upload-offset"] == "0"  # nothing was written by any of them
+
+
+async def test_streamed_body_over_the_limit_is_413_and_dropped(tmp_path: Path) -> None:
+    """Without Content-Length (chunked) the limit is enforced while the bytes arrive."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"c" * 50
+
+    async with upload_api(tmp_path, max_upload_bytes=120) as (api, queue):
+        created = await new_upload(api)
+        url = created["uploadUrl"]
+        r = await api.client.patch(
+            url, content=b"a" * 20, headers={**SEED, **OCTETS, "upload-offset": "0"}
+        )
+        assert r.status_code == 204
+        r = await api.client.patch(
+            url, content=body(), headers={**SEED, **OCTETS, "upload-offset": "20"}
+        )
+        assert r.status_code == 413 and r.json()["status"] == 413
+        r = await api.client.head(url, headers=SEED)
+        assert r.headers["upload-offset"] == "20"
+        stored = tmp_path / "data" / "uploads" / f"{created['assetId']}.bin"
+        assert stored.read_bytes() == b"a" * 20
+        assert queue.jobs == []
