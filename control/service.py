@@ -58,6 +58,7 @@ from control.store import (
     SigningKey,
 )
 from mesh.bus import Bus, BusMessage, BusUnavailable
+from mesh.jwks import JWKS_CHANNEL
 
 __all__ = [
     "CH_INPUT_STATUS",
@@ -442,6 +443,11 @@ class ControlService(AssetsMixin):
 
     async def _publish_jwks(self, keys: list[SigningKey]) -> None:
         await self.bus.set(KEY_JWKS, public_jwks(keys))
+        # POPs refresh at once instead of waiting out their unknown-kid refresh interval.
+        kids = [k.kid for k in keys]
+        await self.bus.publish(
+            JWKS_CHANNEL, {"event": "rotated", "kids": kids, "at": self._clock()}
+        )
         self._jwks_published = tuple(k.kid for k in keys)
 
     def playback_url(self, namespace: str, token: str) -> str:

@@ -3,7 +3,9 @@
 :class:`JwksProvider` caches the key set and refreshes it when it is older than
 ``max_age`` or when a token names an unknown ``kid`` (at most once per
 ``min_refresh_interval``, so a flood of tokens with random kids cannot turn into
-a flood of fetches).  A failed refresh keeps the keys it had.  While NO key is
+a flood of fetches), and at once whenever the control plane announces a key
+rotation on ``clutchcall:signing-keys`` (:meth:`JwksProvider.follow`, run by
+:meth:`JwksProvider.run` when there is a bus).  A failed refresh keeps the keys it had.  While NO key is
 loaded (a node that started before the control plane published its keys) every
 viewer would be refused anyway, so refreshes then only wait ``empty_refresh_interval``
 (a small floor, 0.25 s by default) and :meth:`JwksProvider.run` retries on that
@@ -32,9 +34,11 @@ from jwt.exceptions import InvalidKeyError
 
 from mesh.bus import Bus, BusUnavailable
 
-__all__ = ["JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"]
+__all__ = ["JWKS_CHANNEL", "JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"]
 
 JWKS_KEY: Final = "clutchcall:jwks"
+#: The control plane announces here that the key set changed (a rotation): refresh now.
+JWKS_CHANNEL: Final = "clutchcall:signing-keys"
 MAX_JWKS_BYTES: Final = 1 << 20
 
 _log = structlog.get_logger(__name__)
@@ -140,11 +144,34 @@ class JwksProvider:
             await self._refresh()
 
     async def run(self) -> None:
-        """Refresh in the background every ``max_age / 2`` so verification never waits.
+        """Refresh in the background every ``max_age / 2`` so verification never waits,
+        and on every rotation announced on the bus (:meth:`follow`), if there is one.
 
         While no key is loaded it retries after ``empty_refresh_interval``, doubling
         up to ``min_refresh_interval`` (or ``max_age / 2`` if that is shorter).
         """
+        if self._bus is None:
+            await self._poll()
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._poll())
+            tg.create_task(self.follow())
+
+    async def follow(self) -> None:
+        """Refresh at once on each ``clutchcall:signing-keys`` message (and after a bus
+        resync, which may have hidden one), whatever ``min_refresh_interval`` says."""
+        assert self._bus is not None
+        while True:
+            try:
+                async with self._bus.subscribe(JWKS_CHANNEL) as messages:
+                    async for message in messages:
+                        _log.debug("jwks_rotation_announced", resync=message.resync)
+                        await self.refresh()
+            except (BusUnavailable, redis.exceptions.RedisError, OSError) as exc:
+                _log.warning("jwks_follow_failed", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _poll(self) -> None:
         backoff = self._empty_refresh
         while True:
             await self.refresh()
