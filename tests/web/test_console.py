@@ -112,10 +112,47 @@ def test_upload_with_progress_then_the_watch_page_shows_moving_video(
     assert cmp["std"] > 20, "the watch page's video is blank"
     assert cmp["changedShare"] > 0.01, "the video does not move"
     assert page.inner_text("#watch-status") == "Playing."
+    page.wait_for_function("() => document.querySelectorAll('#rendition option').length > 1")
     options = page.eval_on_selector_all("#rendition option", "os => os.map(o => o.value)")
     assert options == ["auto", "360p"]
     page.wait_for_selector("#stats [data-stat=mode]")
     assert "vod" in page.inner_text("#stats [data-stat=mode]")
+    assert page.console_errors == []
+
+
+@pytest.mark.e2e
+def test_go_live_from_the_webcam_and_watch_with_latency_in_another_tab(
+    page: Any, up_stack: dict[str, Any]
+) -> None:
+    _sign_in(page, up_stack)
+    page.fill("#create-input input[name=name]", "Webcam")
+    page.click("#create-input button")
+    li = page.wait_for_selector("#inputs tr[data-id]:has-text('Webcam')").get_attribute("data-id")
+    page.click(f"#inputs tr[data-id='{li}'] a:has-text('Go live')")
+    page.click("#go-live")  # the fake camera of the harness
+    page.wait_for_function(
+        "() => document.querySelector('#publish-status').textContent === 'Live.'"
+    )
+    with page.context.expect_page() as opened:
+        page.click("a:has-text('watch in a new tab')")
+    watch = opened.value
+    watch.wait_for_function(
+        "() => { const v = document.querySelector('#watch-video'); return v && v.currentTime > 1; }",
+        timeout=40_000,
+    )
+    first = watch.locator("#watch-video").screenshot()
+    watch.wait_for_function("() => document.querySelector('#watch-video').currentTime > 2.5")
+    second = watch.locator("#watch-video").screenshot()
+    cmp = watch.evaluate(
+        COMPARE, [base64.b64encode(first).decode(), base64.b64encode(second).decode()]
+    )
+    assert cmp["std"] > 10 and cmp["changedShare"] > 0.002, cmp
+    assert watch.inner_text("#watch-status") == "Playing."
+    watch.wait_for_selector("#stats [data-stat=latency]")
+    latency = float(watch.inner_text("#stats [data-stat=latency] span:last-child"))
+    assert 0 <= latency < 5
+    page.click("button:has-text('Stop')")
+    assert page.inner_text("#publish-status") == "Stopped."
     assert page.console_errors == []
 
 

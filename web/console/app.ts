@@ -207,7 +207,7 @@ async function goLivePage(id: string): Promise<void> {
         key = (await input.rotateStreamKey()).streamKey;
         streamKeys.set(id, key);
       }
-      const relayUrl = config.publish_url ?? config.relay_url;
+      const relayUrl = config.relay_url ?? config.publish_url; // the POP carries publishers to the origin
       if (!relayUrl) throw new PublishError("network", "the control plane does not publish an origin URL");
       pub = new Streams({ relayUrl }).publisher({ timesliceMs: 500 });
       status.textContent = "Connecting…";
@@ -225,7 +225,7 @@ async function goLivePage(id: string): Promise<void> {
   page(
     `Go live: ${input.name}`,
     h("div", { class: "panel" },
-      h("p", {}, "Playback id ", h("code", {}, input.external_input_id), " · namespace ", h("code", {}, input.namespace), " · ", h("a", { href: `#/watch/${input.id}` }, "watch")),
+      h("p", {}, "Playback id ", h("code", {}, input.external_input_id), " · namespace ", h("code", {}, input.namespace), " · ", h("a", { href: `#/watch/${input.id}`, target: "_blank", rel: "opener" }, "watch in a new tab")),
       input.ingest === "rtmp" ? h("p", {}, "RTMP ingest: ", h("code", {}, input.rtmp_url)) : null,
       keyInfo,
       h("div", { class: "row" }, start, stop),
@@ -256,7 +256,6 @@ async function watchPage(id: string): Promise<void> {
     onStarted: () => {
       status.className = "";
       status.textContent = "Playing.";
-      picker.replaceChildren(h("option", { value: "auto" }, "auto"), ...viewer.renditions().map((r) => h("option", { value: r }, r)));
     },
     onError: (e) => {
       status.className = "error";
@@ -276,7 +275,15 @@ async function watchPage(id: string): Promise<void> {
   });
   viewer.attach(video);
   cleanup.push(() => viewer.stop());
+  let shown = "";
   const timer = setInterval(() => {
+    const names = viewer.renditions();
+    if (names.join() !== shown) {
+      shown = names.join();
+      const current = picker.value;
+      picker.replaceChildren(h("option", { value: "auto" }, "auto"), ...names.map((r) => h("option", { value: r }, r)));
+      picker.value = names.includes(current) ? current : "auto";
+    }
     const s = viewer.stats();
     const keys = ["mode", "state", "rendition", "width", "height", "latency", "bufferedAhead", "throughputKbps", "currentTime", "decodedFrames", "droppedFrames", "bytes", "segments", "objects", "startupMs"];
     stats.replaceChildren(
