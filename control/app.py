@@ -47,6 +47,7 @@ from control.store import ApiKey, LiveInput, Repository, open_repository
 from control.web import install_web
 from control.webhook_api import install_webhooks
 from mesh.bus import Bus, RedisBus, connect_bus
+from vod.delivery import mount_delivery
 
 __all__ = ["create_app"]
 
@@ -277,6 +278,7 @@ def create_app(
     _routes(app)
     install_assets(app, service, _principal, background=background)
     install_webhooks(app, service, _principal, background=background)
+    mount_delivery(app, resolve=service.vod_location, jwks=service.jwks, bus=bus)  # /vod/
     return app
 
 

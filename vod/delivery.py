@@ -43,6 +43,7 @@ __all__ = [
     "ControlPlaneJwks",
     "control_plane_verifier",
     "delivery_router",
+    "mount_delivery",
 ]
 
 _log = structlog.get_logger("vod.delivery")
@@ -103,6 +104,19 @@ def control_plane_verifier(
 ) -> TokenVerifier:
     """The POPs' verifier, with the keys from ``jwks()`` (``ControlService.jwks``)."""
     return TokenVerifier(ControlPlaneJwks(jwks), revocations=revocations)
+
+
+def mount_delivery(
+    app: FastAPI,
+    *,
+    resolve: Resolver,
+    jwks: Callable[[], Awaitable[Mapping[str, Any]]],
+    bus: Bus,
+) -> None:
+    """Serve ``/vod/`` from the control plane: keys from ``jwks()``, revocations from ``bus``."""
+    revocations = RevocationSet()
+    verifier = control_plane_verifier(jwks, revocations)
+    app.include_router(delivery_router(resolve, verifier, revocations=revocations, bus=bus))
 
 
 def _content_type(path: str) -> str:
