@@ -80,7 +80,8 @@ async def _demo(args: argparse.Namespace) -> None:
             ca = f"CLUTCHCALL_CAFILE={shlex.quote(info.cafile)}"
             print(
                 f"\npublishing a test pattern to {live.namespace} (input {live.id})\n"
-                f"\nwatch it (the signed URL is valid for an hour):\n"
+                f"\nwatch it in the browser: {info.base_url}/console/#/watch/{live.id}\n"
+                f"\nor with the CLI (the signed URL is valid for an hour):\n"
                 f"  {ca} clutchcall watch {shlex.quote(ticket.url)} --out demo.mp4\n"
                 f"\nor from Python (the seed's Recipe 4), with:\n"
                 f"  CLUTCHCALL_CREDENTIALS={info.api_key} {ca}\n"

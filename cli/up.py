@@ -123,6 +123,7 @@ async def _main(args: argparse.Namespace) -> int:
 def print_endpoints(info: StackInfo) -> None:
     print(
         f"control plane  {info.base_url}   (OpenAPI: {info.base_url}/docs)\n"
+        f"web console    {info.base_url}/console/   (browser SDK: {info.base_url}/sdk/streams.js)\n"
         f"publish (MoQT) {info.publish_url}\n"
         f"RTMP ingest    {info.rtmp_url}/<external_input_id>  (stream key as the stream name)\n"
         f"viewers (MoQT) {info.relay_url}\n"
