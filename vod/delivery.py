@@ -27,6 +27,7 @@ from typing import Annotated, Any, Final
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from starlette.responses import FileResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control.errors import Problem
 from control.problems import problem_response
@@ -117,6 +118,25 @@ def mount_delivery(
     revocations = RevocationSet()
     verifier = control_plane_verifier(jwks, revocations)
     app.include_router(delivery_router(resolve, verifier, revocations=revocations, bus=bus))
+    # Outermost: /vod/ is CORS "*" even when the API's CORSMiddleware lists its origins.
+    app.add_middleware(_VodPreflight)
+
+
+class _VodPreflight:
+    """Answers CORS preflights under ``/vod/`` for any origin, before other middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "OPTIONS"
+            and str(scope.get("path", "")).startswith("/vod/")
+        ):
+            await Response(status_code=204, headers=_PREFLIGHT)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _content_type(path: str) -> str:

@@ -8,9 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from control.app import create_app
+from control.settings import ControlSettings
 from media.catalog import Catalog
+from mesh.bus import MemoryBus
 from tests.vod.servekit import Served, served
 from tests.vod.uploadkit import OCTETS, SEED, make_clip
 
@@ -104,3 +108,26 @@ async def test_uploaded_assets_play_over_http_public_and_signed(tmp_path: Path) 
         r = await c.delete(f"{base}/v1/assets/{public['assetId']}", headers=srv.auth())
         assert r.status_code == 204
         assert (await c.get(url)).status_code == 404
+
+
+async def test_vod_preflight_is_open_when_the_api_lists_its_origins(tmp_path: Path) -> None:
+    app = create_app(
+        ControlSettings(db=f"sqlite:///{tmp_path / 'c.db'}", data_dir=str(tmp_path / "data"),
+                        cors_origins=("https://console.example",)),
+        bus=MemoryBus(),
+        background=False,
+    )  # fmt: skip
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://control.test") as client:
+        preflight = {
+            "Origin": "https://player.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        }
+        r = await client.options("/vod/pb_abc/master.m3u8", headers=preflight)
+        assert r.status_code == 204
+        assert r.headers["access-control-allow-origin"] == "*"
+        assert "authorization" in r.headers["access-control-allow-headers"].lower()
+        api = await client.options("/v1/assets", headers=preflight)
+        assert api.status_code == 400  # the API itself keeps its list
+    app.state.service.repo.close()
