@@ -25,6 +25,7 @@ def check_report(report: UploadReport, size: int, reps: int) -> None:
     assert len(report.put_mib_s) == reps and len(report.upload_mib_s) == reps
     assert all(v > 0 for v in report.put_mib_s + report.upload_mib_s)
     assert report.ratio > 0
+    assert report.put_cpu_s_per_gib > 0 and report.upload_cpu_s_per_gib > 0
     assert report.stored_ok, report.notes  # SHA-256 of what the server stored = the source
     assert 20 < report.rss_baseline_mib <= report.rss_peak_mib < 2000
     assert (
@@ -53,7 +54,7 @@ def test_command_line_writes_the_json_report(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=170,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "| upload / PUT (medians) |" in proc.stdout
+    assert "| upload / PUT (median of the reps' ratios) |" in proc.stdout
     data = json.loads(out.read_text())
     assert set(data) == set(asdict(_empty_report()))
     check_report(UploadReport(**{**data, "ready": None}), 4 << 20, 1)
@@ -61,4 +62,4 @@ def test_command_line_writes_the_json_report(tmp_path: Path) -> None:
 
 
 def _empty_report() -> UploadReport:
-    return UploadReport("", 0, 0, [], [], 0.0, True, 0.0, 0.0, 0.0, 0.0, None)
+    return UploadReport("", 0, 0, [], [], 0.0, 0.0, 0.0, True, 0.0, 0.0, 0.0, 0.0, None)
