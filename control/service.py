@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 CH_STREAMKEYS = "clutchcall:streamkeys"
+# How often the database is checked for inputs changed by another process.
+_INPUT_WATCH_INTERVAL = 1.0
 CH_REVOCATIONS = "clutchcall:revocations"
 CH_INPUT_STATUS = "clutchcall:input-status"
 KEY_JWKS = "clutchcall:jwks"
@@ -125,6 +127,10 @@ class ControlService(AssetsMixin):
         # Every change of a stream-key record (create, rotate, delete, resync) holds this:
         # the database and Redis then change in the same order, so they cannot disagree.
         self._streamkey_lock = asyncio.Lock()
+        # What the bus holds of each input (external id -> sha256), and the database's
+        # change marker when it was last compared: see sync_changed_inputs.
+        self._written: dict[str, str] = {}
+        self._inputs_marker: tuple[int, float] | None = None
         # Receivers of emit_event (the webhook dispatcher registers itself here).
         self.event_sinks: list[Callable[[str, str, dict[str, Any]], Awaitable[object]]] = []
 
@@ -204,6 +210,7 @@ class ControlService(AssetsMixin):
                 "rotated_at": li.stream_key_rotated_at,
             },
         )
+        self._written[li.external_input_id] = li.stream_key_sha256
         if event is not None:
             await self.bus.publish(
                 CH_STREAMKEYS,
@@ -624,15 +631,42 @@ class ControlService(AssetsMixin):
         except Exception:
             _log.exception("status_report_failed", data=json.dumps(message.data, default=str))
 
+    async def sync_changed_inputs(self) -> int:
+        """Write the records of inputs another process created or changed in the database
+        (``clutchcall admin create-live-input`` against a running stack); how many."""
+        marker = await self._db(self.repo.live_inputs_marker)
+        if marker == self._inputs_marker:
+            return 0
+        async with self._streamkey_lock:
+            inputs = await self._db(self.repo.all_live_inputs)
+            changed = [
+                li
+                for li in inputs
+                if self._written.get(li.external_input_id) != li.stream_key_sha256
+            ]
+            for li in changed:
+                await self._write_stream_key(li, None)
+            self._inputs_marker = marker
+        if changed:
+            _log.info("stream_keys_synced", inputs=len(changed))
+        return len(changed)
+
     async def run_resync(self) -> None:
-        """Periodically re-write bus records (first pass immediately)."""
+        """Re-write bus records every ``resync_interval`` (first pass immediately), and
+        every second those of inputs changed in the database by someone else."""
+        loop = asyncio.get_running_loop()
+        next_full = loop.time()
         while True:
-            delay = self.settings.resync_interval
             try:
-                await self.resync()
+                if loop.time() >= next_full:
+                    next_full = loop.time() + self.settings.resync_interval
+                    await self.resync()
+                else:
+                    await self.sync_changed_inputs()
             except BusUnavailable as exc:
                 _log.warning("resync_bus_unavailable", error=str(exc))
-                delay = min(delay, 1.0)  # converge quickly once the bus is back
+                # Converge quickly once the bus is back.
+                next_full = min(next_full, loop.time() + 1.0)
             except Exception:
                 _log.exception("resync_failed")
-            await asyncio.sleep(delay)
+            await asyncio.sleep(min(_INPUT_WATCH_INTERVAL, self.settings.resync_interval))

@@ -219,6 +219,15 @@ class Repository(AssetQueries):
             rows = tx.all(f"SELECT {_INPUT_COLUMNS} FROM live_inputs ORDER BY id")
         return [_input(r) for r in rows]
 
+    def live_inputs_marker(self) -> tuple[int, float]:
+        """(count, newest updated_at) of the inputs: changes when any input is created,
+        changed or deleted, by this process or another (``clutchcall admin``)."""
+        with self.driver.transaction() as tx:
+            row = tx.one("SELECT COUNT(*) AS n, MAX(updated_at) AS newest FROM live_inputs")
+        if row is None:
+            return 0, 0.0
+        return int(row["n"] or 0), float(row["newest"] or 0.0)
+
     def live_input_by_external_id(self, external_input_id: str) -> LiveInput | None:
         with self.driver.transaction() as tx:
             row = tx.one(
