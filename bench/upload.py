@@ -289,7 +289,11 @@ def run(
 
                 def put(path: Path, name: str) -> float:
                     started = time.perf_counter()
-                    r = client.put(f"http://127.0.0.1:{put_port}/put/{name}", content=_pieces(path))
+                    r = client.put(
+                        f"http://127.0.0.1:{put_port}/put/{name}",
+                        content=_pieces(path),
+                        headers={"Content-Length": str(path.stat().st_size)},  # as the SDK sends
+                    )
                     elapsed = time.perf_counter() - started
                     if r.status_code != 204 or int(r.headers["x-stored"]) != path.stat().st_size:
                         raise RuntimeError(f"PUT sink stored {r.headers.get('x-stored')}: {r.text}")
