@@ -178,6 +178,13 @@ for (const id of ["pb_missing", "xx_nope"]) {
   try { await viewer.play(id); out[id] = "played"; }
   catch (e) { out[id] = { reason: e.reason, typed: e instanceof PlaybackError, seen }; }
 }
+{
+  const seen = [];
+  const viewer = new Streams({ apiBase: "http://127.0.0.1:9" }).viewer({ onError: (e) => seen.push(e.reason) });
+  viewer.attach(document.querySelector("video"));
+  try { await viewer.play(%(pb)s); out.unreachable = "played"; }
+  catch (e) { out.unreachable = { reason: e.reason, typed: e instanceof PlaybackError, seen }; }
+}
 const unattached = new Streams({ apiBase: "" }).viewer();
 try { await unattached.play(%(pb)s); out.unattached = "played"; }
 catch (e) { out.unattached = e.reason; }
@@ -193,6 +200,7 @@ def test_playback_errors_are_typed(
     assert out["pb_missing"] == {"reason": "not_found", "typed": True, "seen": ["not_found"]}
     assert out["xx_nope"]["reason"] == "not_found" and out["xx_nope"]["typed"]
     assert out["unattached"] == "unsupported"
+    assert out["unreachable"] == {"reason": "network", "typed": True, "seen": ["network"]}
 
 
 # --- against the real control plane: upload, packaging and /vod/ delivery of clutchcall up ---
