@@ -499,6 +499,11 @@ export class MoqtSession {
     this.closedDeferred.resolve(info);
   }
 
+  /** Request ids: the next one we would use, and the peer's limit (exclusive). */
+  get requestIds(): { next: number; max: number } {
+    return { next: this.nextRequestId, max: this.maxRequestId };
+  }
+
   get isClosed(): boolean {
     return this.closeInfo !== null;
   }

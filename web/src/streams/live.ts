@@ -1,11 +1,40 @@
 /**
- * PLACEHOLDER owned by H5 (live playback over MoQT/WebTransport): H5 replaces this whole
- * file. It exists so the package builds before live playback lands; its contract is
- * docs/web-sdk.md ("Live playback").
+ * Live playback over MoQT (draft-16, WebTransport) into Media Source Extensions.
+ *
+ * 1. Namespace `stream/<org>/<id>`: the org from the token's `ns` claim (or the relay
+ *    URL's path, as in a signed URL `https://pop/stream/<org>/<id>?token=`).
+ * 2. WebTransport to the relay (POP) with the token as CLIENT_SETUP's AUTHORIZATION
+ *    TOKEN. A development relay (loopback / IP literal host) is pinned with
+ *    `serverCertificateHashes`: given in the options, else read from the control
+ *    plane's `GET /v1/relay/certificate` (at `apiBase`, the SDK script's origin, or the page's).
+ * 3. `.catalog` first (LargestObject + a joining FETCH of its current group); then the
+ *    video rendition the ABR picks and the first audio track, each from the current
+ *    group's first object (a joining FETCH) into its own SourceBuffer, initialised from
+ *    the catalog's `initData`.
+ * 4. ABR (./abr.ts) switches at group boundaries; the playhead is kept near the live
+ *    edge (slightly faster playback when a little behind, a jump when far behind).
+ *
+ * Errors (`onError`, playback stopped): `auth_failed` (refused, expired or revoked token),
+ * `not_found` (not live within `startTimeoutMs`), `network`, `unsupported`, `decode`.
+ * The broadcast ending is `onEnded`, not an error. Failures before `playLive` resolves
+ * reject it instead (the Viewer reports them).
  */
-
-import { PlaybackError } from "./errors.js";
+import { AbrController, type Rendition } from "./abr.js";
+import { PlaybackError, type PlaybackErrorReason } from "./errors.js";
+import { AppendQueue, bufferedAhead, codecFromInit, mimeFor, openMediaSource } from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
+import { decodeJwtPayload, resolveToken } from "./token.js";
+import { type Catalog, type CatalogTrack, CatalogError, parseCatalog } from "../moqt/catalog.js";
+import { GroupSequencer } from "../moqt/sequencer.js";
+import {
+  MoqtSession,
+  PublishDoneCode,
+  RequestErrorCode,
+  RequestRefused,
+  SessionClosed,
+  type SessionCloseInfo,
+  type Subscription,
+} from "../moqt/session.js";
 
 export type { PlaybackHandle } from "./playback.js";
 
@@ -17,9 +46,558 @@ export interface LiveOptions {
   onStarted: () => void;
   onError: (e: PlaybackError) => void;
   onEnded: () => void;
+  /** SHA-256 of the relay's certificate (hex or bytes) for a self-signed development relay. */
+  serverCertificateHashes?: Array<string | Uint8Array>;
+  /** Where the control plane is (for the certificate hash of a development relay). */
+  apiBase?: string;
+  /** How long to wait for the broadcast to be live (ms, default 20000). */
+  startTimeoutMs?: number;
+  /** Seconds behind the newest received media to aim for (default 1.5). */
+  targetLatency?: number;
 }
 
+const AUTH_REQUEST_CODES = new Set<number>([
+  RequestErrorCode.UNAUTHORIZED,
+  RequestErrorCode.MALFORMED_AUTH_TOKEN,
+  RequestErrorCode.EXPIRED_AUTH_TOKEN,
+]);
+const AUTH_CLOSE_CODES = new Set<number>([0x2, 0x13, 0x14, 0x16, 0x17, 0x18]);
+const TICK_MS = 200;
+
+function reasonForClose(info: SessionCloseInfo): PlaybackErrorReason {
+  if (info.reason === "auth_failed" || (info.code !== null && AUTH_CLOSE_CODES.has(info.code))) return "auth_failed";
+  return "network";
+}
+
+/** A thrown value as a PlaybackError. */
+function asPlaybackError(e: unknown, fallback: PlaybackErrorReason = "network"): PlaybackError {
+  if (e instanceof PlaybackError) return e;
+  if (e instanceof SessionClosed) return new PlaybackError(reasonForClose(e.info), e.info.reason || e.message, { cause: e });
+  if (e instanceof RequestRefused) {
+    const reason = AUTH_REQUEST_CODES.has(e.code) ? "auth_failed" : e.code === RequestErrorCode.DOES_NOT_EXIST ? "not_found" : "network";
+    return new PlaybackError(reason, e.reason || e.message, { cause: e });
+  }
+  if (e instanceof CatalogError) return new PlaybackError("decode", e.message, { cause: e });
+  return new PlaybackError(fallback, e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+function isDevHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h.endsWith(".localhost") || /^[\d.]+$/.test(h) || h.includes(":");
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const clean = hex.replace(/[^0-9a-f]/gi, "");
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function sdkOrigin(): string | null {
+  try {
+    const u = new URL(import.meta.url);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The relay certificate's hashes: given, or published by the control plane for a dev relay. */
+async function certificateHashes(opts: LiveOptions, relay: URL): Promise<Uint8Array[]> {
+  if (opts.serverCertificateHashes?.length) {
+    return opts.serverCertificateHashes.map((h) => (typeof h === "string" ? hexBytes(h) : h));
+  }
+  if (!isDevHost(relay.hostname)) return [];
+  const bases = new Set<string>();
+  if (opts.apiBase !== undefined) bases.add(opts.apiBase.replace(/\/$/, ""));
+  const sdk = sdkOrigin();
+  if (sdk) bases.add(sdk);
+  if (typeof location !== "undefined" && /^https?:$/.test(location.protocol)) bases.add(location.origin);
+  for (const base of bases) {
+    try {
+      const res = await fetch(`${base}/v1/relay/certificate`, { cache: "no-store", signal: AbortSignal.timeout(3000) });
+      if (!res.ok) continue;
+      const body = (await res.json()) as { certificate_hashes?: Array<{ algorithm?: string; value?: string }> };
+      const hashes = (body.certificate_hashes ?? []).filter((h) => h.algorithm === "sha-256" && typeof h.value === "string");
+      if (hashes.length) return hashes.map((h) => hexBytes(h.value as string));
+    } catch {
+      // not a control plane: try the next base
+    }
+  }
+  return [];
+}
+
+/** `stream/<org>/<id>` from the token's `ns` claim, else from the relay URL's path. */
+function namespaceFor(id: string, token: string | null, relay: URL): string {
+  const ns = token ? decodeJwtPayload(token)?.ns : undefined;
+  const fromClaim = typeof ns === "string" ? ns.split("/").filter(Boolean) : [];
+  const fromPath = relay.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  for (const fields of [fromClaim, fromPath]) {
+    if (fields.length >= 3 && fields[0] === "stream") return [fields[0], fields[1], id].join("/");
+  }
+  if (!token) throw new PlaybackError("auth_failed", "no playback token (pass one, or open the page with ?token=)");
+  throw new PlaybackError("auth_failed", "the playback token names no stream namespace (ns claim)");
+}
+
+class Lane {
+  sub: Subscription | null = null;
+  readonly seq: GroupSequencer;
+  since = 0;
+  constructor(
+    readonly kind: "video" | "audio",
+    readonly track: CatalogTrack,
+    minGroup = 0,
+  ) {
+    this.seq = new GroupSequencer(minGroup);
+  }
+}
+
+class LivePlayer implements PlaybackHandle {
+  private session: MoqtSession | null = null;
+  private source: MediaSource | null = null;
+  private objectUrl: string | null = null;
+  private videoQueue: AppendQueue | null = null;
+  private audioQueue: AppendQueue | null = null;
+  private catalog: Catalog | null = null;
+  private catalogGroup = -1;
+  private video: Lane | null = null;
+  private pending: Lane | null = null;
+  private audio: Lane | null = null;
+  private abr: AbrController | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopped = false;
+  private started = false;
+  private playing = false;
+  private ending = false;
+  private namespace = "";
+  private readonly t0 = performance.now();
+  private startupMs = -1;
+  private bytes = 0;
+  private objects = 0;
+  private jumps = 0;
+  private lastTrim = 0;
+  private newestEnd = 0;
+
+  constructor(private readonly opts: LiveOptions) {}
+
+  async start(): Promise<void> {
+    const opts = this.opts;
+    if (typeof MediaSource === "undefined") throw new PlaybackError("unsupported", "this browser has no Media Source Extensions");
+    if (typeof WebTransport === "undefined") throw new PlaybackError("unsupported", "this browser has no WebTransport");
+    let relay: URL;
+    try {
+      relay = new URL(opts.relayUrl);
+    } catch {
+      throw new PlaybackError("network", `bad relay URL ${opts.relayUrl}`);
+    }
+    const token = resolveToken(opts.token ?? relay.searchParams.get("token"));
+    this.namespace = namespaceFor(opts.id, token, relay);
+    const hashes = await certificateHashes(opts, relay);
+    const connect: Parameters<typeof MoqtSession.connect>[1] = { implementation: "clutchcall-web-viewer" };
+    if (token) connect.token = token;
+    if (hashes.length) connect.serverCertificateHashes = hashes;
+    this.session = await MoqtSession.connect(relay.href, connect);
+    if (this.stopped) return this.session.close(0, "stopped");
+    this.session.closed.then((info) => {
+      if (!this.stopped && !this.ending) this.fail(new PlaybackError(reasonForClose(info), info.reason || "the relay closed the session"));
+      else if (this.ending) this.finishEnded();
+    });
+    const sub = await this.subscribeRetrying(".catalog", 0);
+    const first = await this.firstCatalog(sub);
+    this.begin(first);
+    void this.readCatalog(sub);
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** SUBSCRIBE with a joining FETCH; DOES_NOT_EXIST is retried until the start timeout. */
+  private async subscribeRetrying(name: string, priority: number, namespace?: string): Promise<Subscription> {
+    const deadline = performance.now() + (this.opts.startTimeoutMs ?? 20000);
+    for (;;) {
+      const session = this.session as MoqtSession;
+      try {
+        return await session.subscribe(namespace ?? this.namespace, name, { join: 0, priority });
+      } catch (e) {
+        if (!(e instanceof RequestRefused) || e.code !== RequestErrorCode.DOES_NOT_EXIST) throw e;
+        if (performance.now() > deadline || this.stopped) {
+          throw new PlaybackError("not_found", `${this.namespace} is not live`, { cause: e });
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async firstCatalog(sub: Subscription): Promise<Catalog> {
+    const it = sub[Symbol.asyncIterator]();
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) throw new PlaybackError("not_found", "the broadcast ended before its catalog arrived");
+      if (value.type !== "object" || !value.payload.length) continue;
+      this.catalogGroup = value.group;
+      const catalog = parseCatalog(value.payload);
+      if (!catalog.videos.length) throw new PlaybackError("decode", "the catalog lists no playable video track");
+      return catalog;
+    }
+  }
+
+  private async readCatalog(sub: Subscription): Promise<void> {
+    try {
+      for await (const item of sub) {
+        if (item.type !== "object" || item.group <= this.catalogGroup || !item.payload.length) continue;
+        this.catalogGroup = item.group;
+        const catalog = parseCatalog(item.payload);
+        this.catalog = catalog;
+        if (catalog.isComplete || !catalog.videos.some((t) => t.isLive)) this.endSoon();
+      }
+      const done = await sub.ended;
+      this.onTrackDone(done.statusCode, done.reason);
+    } catch (e) {
+      if (!(e instanceof SessionClosed)) this.fail(asPlaybackError(e, "decode"));
+    }
+  }
+
+  private onTrackDone(status: number | null, reason: string): void {
+    if (this.stopped) return;
+    if (status === PublishDoneCode.UNAUTHORIZED || status === PublishDoneCode.EXPIRED) {
+      this.fail(new PlaybackError("auth_failed", reason || "the playback token is no longer valid"));
+    } else if (status !== null) {
+      this.endSoon();
+    }
+  }
+
+  private begin(catalog: Catalog): void {
+    this.catalog = catalog;
+    const ladder: Rendition[] = catalog.videos.map((t) => ({ name: t.name, bitrate: t.bitrate, width: t.width, height: t.height }));
+    const nav = navigator as Navigator & { connection?: { downlink?: number } };
+    const downlink = nav.connection?.downlink;
+    const px = Math.max(this.opts.video.clientHeight || 0, 360) * (globalThis.devicePixelRatio || 1);
+    const options: ConstructorParameters<typeof AbrController>[1] = { maxHeight: Math.max(px, 360) };
+    if (downlink) options.startBitrate = downlink * 1e6 * 0.8;
+    this.abr = new AbrController(ladder, options);
+    const track = catalog.videos.find((t) => t.name === this.abr?.current) as CatalogTrack;
+    this.video = new Lane("video", track);
+    const audio = catalog.audios.find((t) => {
+      try {
+        return MediaSource.isTypeSupported(mimeFor("audio", t.codec ?? codecFromInit(t.initData as Uint8Array)));
+      } catch {
+        return false;
+      }
+    });
+    if (audio) this.audio = new Lane("audio", audio);
+  }
+
+  /** MediaSource + SourceBuffers (after the catalog, before the first append). */
+  async setupMedia(): Promise<void> {
+    const video = this.opts.video;
+    const { source, url } = await openMediaSource(video);
+    this.source = source;
+    this.objectUrl = url;
+    const v = this.video as Lane;
+    const vtype = mimeFor("video", v.track.codec ?? codecFromInit(v.track.initData as Uint8Array));
+    if (!MediaSource.isTypeSupported(vtype)) throw new PlaybackError("unsupported", `cannot play ${vtype}`);
+    this.videoQueue = new AppendQueue(source.addSourceBuffer(vtype), video);
+    void this.videoQueue.append(v.track.initData as Uint8Array).catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
+    if (this.audio) {
+      const a = this.audio.track;
+      this.audioQueue = new AppendQueue(source.addSourceBuffer(mimeFor("audio", a.codec ?? codecFromInit(a.initData as Uint8Array))), video);
+      void this.audioQueue.append(a.initData as Uint8Array).catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
+    }
+  }
+
+  async subscribeLanes(): Promise<void> {
+    const v = this.video as Lane;
+    await this.attach(v, 1);
+    if (this.audio) {
+      try {
+        await this.attach(this.audio, 0);
+      } catch (e) {
+        if (e instanceof RequestRefused) this.audio = null; // play without sound rather than not at all
+        else throw e;
+      }
+    }
+  }
+
+  private async attach(lane: Lane, priority: number, next = false): Promise<void> {
+    const session = this.session as MoqtSession;
+    const ns = lane.track.namespace ?? this.namespace;
+    lane.since = performance.now();
+    lane.sub = next
+      ? await session.subscribe(ns, lane.track.name, { priority })
+      : await this.subscribeRetrying(lane.track.name, priority, ns);
+    void this.pump(lane);
+  }
+
+  private async pump(lane: Lane): Promise<void> {
+    const sub = lane.sub as Subscription;
+    try {
+      for await (const item of sub) {
+        if (this.stopped) return;
+        const now = performance.now();
+        if (item.type === "object") {
+          this.bytes += item.payload.length;
+          this.objects += 1;
+          if (lane.kind === "video") this.abr?.received(item.payload.length, now);
+          lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
+          if (item.status !== 0) lane.seq.end(item.group);
+        } else if (item.type === "end") {
+          lane.seq.end(item.group);
+          if (item.reset && lane.kind === "video") this.abr?.lost(now);
+        }
+        this.drain(lane, now);
+      }
+      const done = await sub.ended;
+      if (lane === this.video || lane === this.audio) this.onTrackDone(done.statusCode, done.reason);
+    } catch (e) {
+      if (!(e instanceof SessionClosed)) this.fail(asPlaybackError(e, "decode"));
+    }
+  }
+
+  private drain(lane: Lane, now: number): void {
+    if (lane === this.pending) this.maybeCutOver(now);
+    if (lane === this.audio) {
+      for (const obj of lane.seq.poll(now)) this.append(this.audioQueue, obj.payload);
+      return;
+    }
+    if (lane !== this.video) return;
+    const skippedBefore = lane.seq.skipped;
+    for (const obj of lane.seq.poll(now)) {
+      this.append(this.videoQueue, obj.payload);
+      if (this.pending) this.maybeCutOver(now);
+      if (lane !== this.video) return this.drain(this.video as Lane, now);
+    }
+    if (lane.seq.skipped > skippedBefore) this.abr?.lost(now);
+    if (this.pending) this.maybeCutOver(now);
+  }
+
+  private append(queue: AppendQueue | null, payload: Uint8Array): void {
+    if (!queue || this.stopped) return;
+    queue
+      .append(payload)
+      .then(() => {
+        const b = this.opts.video.buffered;
+        if (b.length) this.newestEnd = Math.max(this.newestEnd, b.end(b.length - 1));
+      })
+      .catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
+  }
+
+  /** Switch to the pending rendition at its first group, once the current one has played up to it. */
+  private maybeCutOver(now: number): void {
+    const next = this.pending;
+    const cur = this.video;
+    if (!next || !cur) return;
+    const first = next.seq.firstStartable();
+    const at = cur.seq.group;
+    if (first === null) {
+      // Nothing to switch to yet; do not hold the current rendition back for long.
+      const holding = cur.seq.currentDone() && now - next.since > 3000;
+      if (holding || now - next.since > 8000) this.abandonPending();
+      return;
+    }
+    if (at !== null && at >= first) {
+      next.seq.raiseMin(at + 1);
+      cur.seq.stopBefore = at + 1;
+      return;
+    }
+    // The current rendition plays up to the group before `first`, then hands over.
+    cur.seq.stopBefore = first;
+    const caughtUp = at === first - 1 && cur.seq.currentDone();
+    const waited = now - next.since;
+    const stuck = (waited > 6000 && (at === null || at === first - 1)) || waited > 12000;
+    if (at !== null && !caughtUp && !stuck) return;
+    this.pending = null;
+    cur.sub?.unsubscribe();
+    this.video = next;
+    const init = next.track.initData as Uint8Array;
+    const queue = this.videoQueue as AppendQueue;
+    void queue.changeType(mimeFor("video", next.track.codec ?? codecFromInit(init)));
+    this.append(queue, init);
+    this.abr?.switched(next.track.name, now);
+  }
+
+  private abandonPending(): void {
+    this.pending?.sub?.unsubscribe();
+    this.pending = null;
+    if (this.video) this.video.seq.stopBefore = Number.POSITIVE_INFINITY;
+  }
+
+  private switchTo(name: string): void {
+    const cur = this.video;
+    const track = this.catalog?.videos.find((t) => t.name === name);
+    if (!cur || !track || this.ending || this.stopped) return;
+    if (this.pending) {
+      if (this.pending.track.name === name) return;
+      this.abandonPending();
+    }
+    if (name === cur.track.name) return;
+    const lane = new Lane("video", track, (cur.seq.group ?? 0) + 1);
+    this.pending = lane;
+    // The current rendition finishes its group and waits there for the new one's next group.
+    cur.seq.stopBefore = lane.seq.minGroup;
+    this.attach(lane, 1, true).catch(() => {
+      if (this.pending === lane) this.pending = null;
+    });
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const video = this.opts.video;
+    const now = performance.now();
+    for (const lane of [this.video, this.audio, this.pending]) if (lane) this.drain(lane, now);
+    const b = video.buffered;
+    if (!b.length) return;
+    const end = b.end(b.length - 1);
+    if (!this.playing) {
+      this.playing = true;
+      video.currentTime = b.start(b.length - 1);
+      this.play();
+      return;
+    }
+    const ahead = bufferedAhead(b, video.currentTime);
+    // A gap (a skipped group, audio/video start skew): jump to the next buffered range.
+    if (ahead === 0) {
+      for (let i = 0; i < b.length; i++) {
+        if (b.start(i) > video.currentTime) {
+          video.currentTime = b.start(i);
+          this.jumps += 1;
+          break;
+        }
+      }
+    }
+    const latency = end - video.currentTime;
+    const target = this.opts.targetLatency ?? 1.5;
+    if (latency > target + 2.5) {
+      video.currentTime = end - target;
+      this.jumps += 1;
+    } else {
+      video.playbackRate = latency > target + 0.5 ? 1.1 : 1.0;
+    }
+    if (video.paused && !this.ending && ahead > 0.3) this.play();
+    if (now - this.lastTrim > 5000 && video.currentTime > 30) {
+      this.lastTrim = now;
+      void this.videoQueue?.remove(0, video.currentTime - 20);
+      void this.audioQueue?.remove(0, video.currentTime - 20);
+    }
+    if (this.abr && this.started) {
+      const choice = this.abr.decide({ now, bufferAhead: ahead, latency, stalled: video.readyState < 3 && !video.paused });
+      if (choice !== (this.pending?.track.name ?? this.video?.track.name)) this.switchTo(choice);
+    }
+    if (this.ending && ahead < 0.25) this.finishEnded();
+  }
+
+  private play(): void {
+    const video = this.opts.video;
+    video.play().catch((e: unknown) => {
+      if (e instanceof DOMException && e.name === "NotAllowedError" && !video.muted) {
+        video.muted = true; // autoplay with sound refused: play muted
+        video.play().catch(() => undefined);
+      }
+    });
+    if (!this.started) {
+      const onFrame = (): void => {
+        if (this.started || this.stopped) return;
+        this.started = true;
+        this.startupMs = performance.now() - this.t0;
+        this.opts.onStarted();
+      };
+      if (typeof video.requestVideoFrameCallback === "function") video.requestVideoFrameCallback(onFrame);
+      else video.addEventListener("playing", onFrame, { once: true });
+    }
+  }
+
+  private endSoon(): void {
+    if (this.ending || this.stopped) return;
+    this.ending = true;
+  }
+
+  private finishEnded(): void {
+    if (this.stopped) return;
+    const cb = this.opts.onEnded;
+    this.release();
+    cb();
+  }
+
+  fail(error: PlaybackError): void {
+    if (this.stopped) return;
+    this.release();
+    this.opts.onError(error);
+  }
+
+  private release(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.session?.close(0, "viewer stopped");
+    try {
+      if (this.source?.readyState === "open") this.source.endOfStream();
+    } catch {
+      // the MediaSource is closing
+    }
+  }
+
+  stop(): void {
+    this.release();
+    const video = this.opts.video;
+    video.pause();
+    if (this.objectUrl) {
+      video.removeAttribute("src");
+      video.load();
+      URL.revokeObjectURL(this.objectUrl);
+      this.objectUrl = null;
+    }
+  }
+
+  stats(): Record<string, number | string> {
+    const video = this.opts.video;
+    const b = video.buffered;
+    const q = video.getVideoPlaybackQuality?.();
+    const track = this.video?.track;
+    return {
+      rendition: track?.name ?? "",
+      width: track?.width ?? 0,
+      height: track?.height ?? 0,
+      bitrate: track?.bitrate ?? 0,
+      switches: this.abr?.switches ?? 0,
+      pending: this.pending?.track.name ?? "",
+      currentTime: video.currentTime,
+      bufferedAhead: b.length ? bufferedAhead(b, video.currentTime) : 0,
+      latency: b.length ? b.end(b.length - 1) - video.currentTime : 0,
+      throughputKbps: Math.round((this.abr?.throughput(performance.now()) ?? 0) / 1000),
+      bytes: this.bytes,
+      objects: this.objects,
+      group: this.video?.seq.group ?? -1,
+      skippedGroups: (this.video?.seq.skipped ?? 0) + (this.audio?.seq.skipped ?? 0),
+      jumps: this.jumps,
+      startupMs: Math.round(this.startupMs),
+      decodedFrames: q?.totalVideoFrames ?? 0,
+      droppedFrames: q?.droppedVideoFrames ?? 0,
+      namespace: this.namespace,
+      state: this.stopped ? "stopped" : this.ending ? "ending" : this.started ? "playing" : "starting",
+    };
+  }
+
+  setRendition(name: string): void {
+    if (!this.abr) return;
+    if (name !== "auto" && !this.abr.renditions.some((r) => r.name === name)) {
+      throw new RangeError(`no rendition ${name} (have ${this.renditions().join(", ")})`);
+    }
+    this.abr.pin(name);
+    if (name !== "auto") this.switchTo(name);
+  }
+
+  renditions(): string[] {
+    return (this.catalog?.videos ?? []).map((t) => t.name);
+  }
+}
+
+/** Play the live broadcast `opts.id` from `opts.relayUrl`; resolves once the tracks are subscribed. */
 export async function playLive(opts: LiveOptions): Promise<PlaybackHandle> {
-  void opts;
-  throw new PlaybackError("unsupported", "live playback is not built yet");
+  const player = new LivePlayer(opts);
+  try {
+    await player.start();
+    await player.setupMedia();
+    await player.subscribeLanes();
+  } catch (e) {
+    player.stop();
+    throw asPlaybackError(e);
+  }
+  return player;
 }
