@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -110,3 +111,20 @@ def test_upload_errors_say_what_to_do(stack: Stack, tmp_path: Path) -> None:
         str(source), "--resume", f"{stack.server.base_url}/v1/uploads/up_{'A' * 43}", "--quiet"
     )
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.e2e
+def test_upload_waits_until_ready_and_prints_the_signed_url(stack: Stack, tmp_path: Path) -> None:
+    from tests.vod._clips import make_clip
+
+    clip = make_clip(tmp_path / "talk.mp4", seconds=3.0)
+    out = stack.upload(str(clip), "--require-signed-urls", "--ttl", "600")
+    assert out.returncode == 0, out.stderr
+    url = out.stdout.strip()
+    assert re.fullmatch(
+        rf"{re.escape(stack.server.base_url)}/vod/pb_\w+/catalog\.json\?token=.+", url
+    )
+    assert "uploading" in out.stderr and "Traceback" not in out.stderr
+    catalog = httpx.get(url, timeout=10)
+    assert catalog.status_code == 200 and catalog.json()["tracks"]
+    assert httpx.get(url.split("?")[0], timeout=10).status_code == 401  # signed only
