@@ -80,6 +80,8 @@ MAX_TRACKS = 32
 # Media held while no catalog has arrived yet (see _hold): about a group of a high rendition.
 _EARLY_OBJECTS = 512
 _EARLY_BYTES = 16 << 20
+# Objects of a group this many groups behind the newest one are too late to forward.
+_LATE_GROUPS = 3
 
 
 class PublisherAuthorizer(Protocol):
@@ -363,8 +365,14 @@ class MoqtIngest:
             state.started.add(track)
         last = state.last_group.get(track)
         if last is not None and ev.group_id < last:
-            raise MalformedStream(track, f"group {ev.group_id} after group {last}")
-        state.last_group[track] = ev.group_id
+            # Groups travel on independent streams: the last objects of a group may come
+            # after the next group began (a publisher sending newer groups first, a POP on
+            # the way). A recent group's are media like any other; older ones are dropped.
+            if ev.group_id < last - _LATE_GROUPS:
+                state.dropped += 1
+                return
+        else:
+            state.last_group[track] = ev.group_id
         try:
             parse_object(ev.payload, init, group_start=ev.object_id == 0)
         except MediaError as exc:
