@@ -515,10 +515,13 @@ class LivePlayer implements PlaybackHandle {
     cb();
   }
 
+  /** Set once playLive resolved: later failures go to onError (earlier ones reject it). */
+  reporting = false;
+
   fail(error: PlaybackError): void {
     if (this.stopped) return;
     this.release();
-    this.opts.onError(error);
+    if (this.reporting) this.opts.onError(error);
   }
 
   private release(): void {
@@ -599,5 +602,6 @@ export async function playLive(opts: LiveOptions): Promise<PlaybackHandle> {
     player.stop();
     throw asPlaybackError(e);
   }
+  player.reporting = true;
   return player;
 }
