@@ -70,6 +70,7 @@ EVENTS: tuple[str, ...] = ("asset.ready", "asset.errored", "live.started", "live
 SIGNATURE_HEADER = "ClutchCall-Signature"
 DUE_KEY = "clutchcall:webhooks:due"
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+RETENTION = 30 * 24 * 3600.0  # settled deliveries are kept this long
 _ERROR_MAX = 300
 
 
@@ -245,6 +246,14 @@ class WebhookStore:
                 (webhook_id, limit),
             )
         return [_delivery(r) for r in rows]
+
+    def purge(self, before: float) -> int:
+        """Delete delivered and failed deliveries last touched before ``before``."""
+        with self.driver.transaction() as tx:
+            return tx.execute(
+                "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND updated_at < ?",
+                (before,),
+            )
 
     def pending(self) -> list[tuple[str, float]]:
         """Every pending delivery and when it is due (to refill the queue at start)."""
@@ -478,16 +487,22 @@ class WebhookDispatcher:
             await self.queue.add(did, due, only_new=True)
         return len(pending)
 
-    async def run(self, *, poll: float = 1.0) -> None:
-        """Send due deliveries until cancelled; survives Redis and database outages."""
-        restored = False
+    async def run(self, *, poll: float = 1.0, refill_every: float = 30.0) -> None:
+        """Send due deliveries until cancelled; survives Redis and database outages.
+
+        Every ``refill_every`` seconds the database's pending deliveries are put back
+        in the queue (a Redis restarted empty, an enqueue that met Redis down) and
+        settled deliveries past the retention are purged."""
+        refilled_at: float | None = None
         while True:
             try:
-                if not restored:
+                now = time.monotonic()
+                if refilled_at is None or now - refilled_at >= refill_every:
                     await self.restore()
-                    restored = True
+                    await self._db(self.store.purge, self._clock() - RETENTION)
+                    refilled_at = now
                 await self.run_once()
-                wait = poll if self.queue.shared else 3600.0
+                wait = poll if self.queue.shared else refill_every
                 due = await self.queue.next_due()
                 if due is not None:
                     wait = min(wait, max(0.0, due - self._clock()))

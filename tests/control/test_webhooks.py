@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from clutchcall.streams import WebhookVerificationError, verify_webhook
-from control.webhooks import SIGNATURE_HEADER, MemoryDueQueue, WebhookDispatcher
+from control.webhooks import SIGNATURE_HEADER, Delivery, MemoryDueQueue, WebhookDispatcher
 from mesh.bus import Bus, MemoryBus
 from tests.control.conftest import Api, open_api
 from tests.control.webhook_receiver import Receiver
@@ -269,3 +270,32 @@ def test_verify_webhook_rejects_stale_and_malformed() -> None:
             verify_webhook(secret, bad, body, now=t)
     with pytest.raises(WebhookVerificationError, match="does not match"):
         verify_webhook("whsec_other", header, body, now=t)
+
+
+async def test_a_redis_that_lost_the_queue_is_refilled_from_the_database(
+    sqlite_url: str, redis_bus: Bus, receiver: Receiver
+) -> None:
+    """A delivery row that never reached the sorted set (Redis restarted empty, or was
+    down at enqueue) is sent by a worker that is already running, from its refill."""
+    async with open_api(sqlite_url, redis_bus) as api:
+        hook = await create_hook(api, receiver.url)
+        dispatcher = dispatcher_of(api)
+        task = asyncio.ensure_future(dispatcher.run(poll=0.05, refill_every=0.3))
+        try:
+            await asyncio.sleep(0.1)  # past the worker's first refill
+            now = time.time()
+            body = json.dumps({"id": "evt_1", "type": "asset.ready", "data": {}})
+            row = Delivery("dl_lost1", str(hook["id"]), api.org_id, "asset.ready", "evt_1",
+                           body, "pending", 0, None, None, now, now, now)  # fmt: skip
+            assert await asyncio.to_thread(dispatcher.store.insert_delivery, row)
+            assert await dispatcher.queue.next_due() is None  # not in Redis
+            [delivery] = await settled(api, hook["id"])
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert delivery["status"] == "delivered" and len(receiver.requests) == 1
+        # Settled deliveries past the retention are purged; pending ones never are.
+        store = dispatcher.store
+        assert await asyncio.to_thread(store.purge, time.time() - 60) == 0
+        assert await asyncio.to_thread(store.purge, time.time() + 1) == 1
