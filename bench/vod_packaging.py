@@ -17,6 +17,10 @@ MP4, 30 fps; its encode is not measured), then measures:
   the speed it means (clip duration / time) and ffmpeg's CPU (children's
   user + system time) over that run.
 
+"x real time per CPU core" = clip duration / ffmpeg CPU seconds: the speed one
+core given to ffmpeg alone would reach, which does not depend on what else the
+host runs (the wall-clock speed does).
+
 Every number is wall-clock on this host with whatever else runs on it; the
 command line and the host's CPU count are printed with the results.
 """
@@ -149,13 +153,16 @@ def report(results: list[Measure], argv: list[str]) -> str:
         f"host: {os.cpu_count()} CPUs; ladder: {', '.join(r.name for r in VOD_LADDER.video)} "
         f"+ AAC, x264 {VOD_LADDER.preset}",
         "",
-        "| what | wall time (median of runs) | speed (x real time) | ffmpeg CPU (s) |",
-        "|---|---|---|---|",
+        "| what | wall time (median of runs) | speed (x real time) | ffmpeg CPU (s) "
+        "| x real time per CPU core |",
+        "|---|---|---|---|---|",
     ]
     for m in results:
+        cpu = statistics.median(m.cpu_s)
+        per_core = f"{m.media_s / cpu:.2f}x" if cpu > 0 else "-"
         lines.append(
             f"| {m.name} | {m.median:.2f} s ({len(m.seconds)} runs, best {m.best:.2f} s) "
-            f"| {m.speed:.2f}x | {statistics.median(m.cpu_s):.1f} |"
+            f"| {m.speed:.2f}x | {cpu:.1f} | {per_core} |"
         )
     return "\n".join(lines)
 
