@@ -111,6 +111,42 @@ def _wait_status(up: dict[str, Any], li_id: str, wanted: str, timeout: float) ->
     )
 
 
+def _watch(
+    context: Any,
+    up: dict[str, Any],
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+    input_id: str,
+    token: str,
+    frames: int = 45,
+) -> tuple[Any, list[str]]:
+    """Recipe 1 step 4 on a page of ``context``; returns once ``frames`` more were decoded."""
+    base = up["base_url"]
+    site = tmp_path / "watch"
+    (site / "sdk").mkdir(parents=True, exist_ok=True)
+    (site / "index.html").write_text(VIEWER_PAGE % {"sdk": f"{base}/sdk/streams.js"})
+    config = httpx.get(f"{base}/sdk/config.json", timeout=10).json()
+    (site / "sdk" / "config.json").write_text(json.dumps(config))
+    viewer_page = context.new_page()
+    errors: list[str] = []
+    viewer_page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    viewer_page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    viewer_page.goto(f"{static_server(site)}/index.html?token={token}")
+    preamble = (
+        'import { Streams } from "@clutchcall/sdk/streams";\n'
+        f"const input = {{ external_input_id: {json.dumps(input_id)} }};\n"
+    )
+    step_4 = STEP_4.replace(SEED_RELAY, up["relay_url"])
+    run_module(viewer_page, transpile_ts(preamble + step_4 + "globalThis.viewer = viewer;\n"))
+    start = _frames(viewer_page)
+    viewer_page.wait_for_function(
+        "document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames"
+        f" >= {start + frames}",
+        timeout=40_000,
+    )
+    return viewer_page, errors
+
+
 def test_recipe_1_go_live_from_the_browser_and_watch_through_the_pop(
     browser: Any,
     page: Any,
@@ -133,32 +169,10 @@ def test_recipe_1_go_live_from_the_browser_and_watch_through_the_pop(
     assert stats["capture"] == "webcodecs", stats
 
     # Page 2: a viewer elsewhere, handed the input id and the signed URL's token.
-    site = tmp_path / "watch"
-    (site / "sdk").mkdir(parents=True)
-    (site / "index.html").write_text(VIEWER_PAGE % {"sdk": f"{base}/sdk/streams.js"})
-    config = httpx.get(f"{base}/sdk/config.json", timeout=10).json()
-    (site / "sdk" / "config.json").write_text(json.dumps(config))
-    token = out["url"].split("token=", 1)[1]
     context = browser.new_context(ignore_https_errors=True)
     try:
-        viewer_page = context.new_page()
-        viewer_errors: list[str] = []
-        viewer_page.on(
-            "console", lambda m: viewer_errors.append(m.text) if m.type == "error" else None
-        )
-        viewer_page.on("pageerror", lambda exc: viewer_errors.append(f"pageerror: {exc}"))
-        viewer_page.goto(f"{static_server(site)}/index.html?token={token}")
-        preamble = (
-            'import { Streams } from "@clutchcall/sdk/streams";\n'
-            f"const input = {{ external_input_id: {json.dumps(input_id)} }};\n"
-        )
-        run_module(viewer_page, transpile_ts(preamble + STEP_4.replace(SEED_RELAY, relay)
-                                              + "globalThis.viewer = viewer;\n"))  # fmt: skip
-        start = _frames(viewer_page)
-        viewer_page.wait_for_function(
-            "document.querySelector('video').getVideoPlaybackQuality().totalVideoFrames"
-            f" >= {start + 45}",
-            timeout=40_000,
+        viewer_page, viewer_errors = _watch(
+            context, up_stack, static_server, tmp_path, input_id, out["url"].split("token=", 1)[1]
         )
         stats = viewer_page.evaluate("viewer.stats()")
         assert stats["namespace"] == f"stream/org_abc/{input_id}", stats
@@ -167,6 +181,54 @@ def test_recipe_1_go_live_from_the_browser_and_watch_through_the_pop(
         assert published["groups"] >= 2, published
 
         # Step 5, each page tearing down its own half.
+        page.evaluate("pub.stop()")
+        viewer_page.evaluate("viewer.stop()")
+        _wait_status(up_stack, li_id, "idle", 20)
+        assert viewer_errors == [], viewer_errors
+    finally:
+        context.close()
+    assert page.console_errors == [], page.console_errors
+
+
+FALLBACK = """\
+import { Streams } from "@clutchcall/sdk/streams";
+const cam = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+const pub = new Streams({ relayUrl: %(relay)s }).publisher({ timesliceMs: 500, capture: "mediarecorder" });
+await pub.publish(%(id)s, %(key)s, cam, %(ns)s);
+globalThis.pub = pub;
+"""
+
+
+def test_mediarecorder_fallback_publishes_one_gop_per_group(
+    browser: Any,
+    page: Any,
+    up_stack: dict[str, Any],
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    """Where WebCodecs capture is missing: MediaRecorder MP4, split into single-track CMAF."""
+    headers = {"Authorization": f"Bearer {up_stack['api_key']}", "X-ClutchCall-Org": "org_abc"}
+    with httpx.Client(base_url=up_stack["base_url"], headers=headers, timeout=10) as api:
+        created = api.post("/v1/live_inputs", json={"name": "fallback", "ingest": "fmp4"}).json()
+        li_id, input_id = created["input"]["id"], created["input"]["external_input_id"]
+        ticket = api.post(f"/v1/live_inputs/{li_id}/playback_urls", json={"ttl_seconds": 600})
+        token = ticket.json()["token"]
+    open_sdk_page(page, static_server, tmp_path, f"{up_stack['base_url']}/sdk/streams.js")
+    run_module(page, FALLBACK % {
+        "relay": json.dumps(up_stack["relay_url"]), "id": json.dumps(input_id),
+        "key": json.dumps(created["streamKey"]), "ns": json.dumps(f"stream/org_abc/{input_id}"),
+    })  # fmt: skip
+    _wait_status(up_stack, li_id, "live", 30)
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        try:
+            viewer_page, viewer_errors = _watch(
+                context, up_stack, static_server, tmp_path, input_id, token, frames=30
+            )
+        except Exception as exc:
+            raise AssertionError(f"{exc}: {_input(up_stack, li_id)} {page.evaluate('pub.stats()')}")
+        stats = page.evaluate("pub.stats()")
+        assert stats["capture"] == "mediarecorder" and stats["groups"] >= 2, stats
         page.evaluate("pub.stop()")
         viewer_page.evaluate("viewer.stop()")
         _wait_status(up_stack, li_id, "idle", 20)

@@ -12,7 +12,11 @@
  *    one CMAF chunk (../cmaf) and one MoQT object; every keyframe starts a group, so a
  *    group is `timesliceMs` long and latency does not grow with it. Audio groups are cut
  *    every `timesliceMs` too (every Opus packet is a sync sample).
- * 3. The catalog (`.catalog`, CMSF: each track's CMAF header as `initData`) is written as
+ * 3. Fallback where WebCodecs capture is missing (or `capture: "mediarecorder"`):
+ *    MediaRecorder with an MP4 mime type and `videoKeyFrameIntervalDuration = timesliceMs`
+ *    (Chromium hands out MP4 one GOP at a time whatever the timeslice); its fragments are
+ *    split into single-track CMAF (../cmaf/split.ts), each GOP one group and one object.
+ * 4. The catalog (`.catalog`, CMSF: each track's CMAF header as `initData`) is written as
  *    soon as every encoder described its output; the relay subscribes to it from the
  *    start and to each track from its next group.
  *
@@ -26,6 +30,7 @@
 import { catalogPayload, type CatalogEntry } from "../cmaf/catalog.js";
 import { avcCodecString, parseOpusHead } from "../cmaf/init.js";
 import { TrackMuxer } from "../cmaf/muxer.js";
+import { Fmp4Splitter, type SplitChunk } from "../cmaf/split.js";
 import {
   MoqtSession,
   type NamespacePublication,
@@ -51,12 +56,14 @@ export interface PublisherOptions {
   serverCertificateHashes?: Array<string | Uint8Array>;
   /** Where `GET /v1/relay/certificate` is asked for a development relay's certificate. */
   apiBase?: string;
+  /** "auto" (default): WebCodecs where the browser has it, else MediaRecorder; or force one. */
+  capture?: "auto" | "webcodecs" | "mediarecorder";
   /** A failure after `publish()` resolved (the session was closed, an encoder failed). */
   onError?: (e: PublishError) => void;
 }
 
 export interface PublisherStats {
-  capture: "webcodecs" | "";
+  capture: "webcodecs" | "mediarecorder" | "";
   videoFrames: number;
   audioFrames: number;
   droppedFrames: number;
@@ -148,6 +155,14 @@ function trackProcessor(): TrackProcessorCtor | null {
   return typeof ctor === "function" ? ctor : null;
 }
 
+const RECORDER_TYPES = ["video/mp4;codecs=avc1,opus", "video/mp4;codecs=avc1", "video/mp4"];
+
+function recorderType(audio: boolean): string | null {
+  if (typeof MediaRecorder === "undefined") return null;
+  const types = audio ? RECORDER_TYPES : RECORDER_TYPES.slice(1);
+  return types.find((t) => MediaRecorder.isTypeSupported(t)) ?? null;
+}
+
 function webCodecsSupported(): boolean {
   return trackProcessor() !== null && typeof VideoEncoder === "function" && typeof AudioEncoder === "function";
 }
@@ -194,6 +209,7 @@ class Broadcast {
   private live = false;
   private readers: Array<ReadableStreamDefaultReader<unknown>> = [];
   private encoders: Array<VideoEncoder | AudioEncoder> = [];
+  private recorder: MediaRecorder | null = null;
 
   /** The tracks are served before PUBLISH_NAMESPACE: the relay subscribes as soon as it accepts. */
   constructor(
@@ -221,14 +237,19 @@ class Broadcast {
 
   async start(): Promise<void> {
     if (this.expected.size === 0) throw new PublishError("unsupported", "the MediaStream has no video or audio track");
-    if (!webCodecsSupported()) {
-      throw new PublishError("unsupported", "this browser has no WebCodecs capture (MediaStreamTrackProcessor, VideoEncoder)");
+    const capture = this.opts.capture ?? "auto";
+    if (capture !== "mediarecorder" && webCodecsSupported()) {
+      this.stats.capture = "webcodecs";
+      const video = this.stream.getVideoTracks()[0];
+      const audio = this.stream.getAudioTracks()[0];
+      if (video) this.startVideo(video);
+      if (audio) this.startAudio(audio);
+    } else if (capture !== "webcodecs" && recorderType(this.expected.has("audio"))) {
+      this.stats.capture = "mediarecorder";
+      this.startRecorder(recorderType(this.expected.has("audio")) as string);
+    } else {
+      throw new PublishError("unsupported", "this browser has neither WebCodecs capture nor an MP4 MediaRecorder");
     }
-    this.stats.capture = "webcodecs";
-    const video = this.stream.getVideoTracks()[0];
-    const audio = this.stream.getAudioTracks()[0];
-    if (video) this.startVideo(video);
-    if (audio) this.startAudio(audio);
     const timer = setTimeout(
       () => this.error(new PublishError("unsupported", `no encoded media within ${START_TIMEOUT_MS} ms`)),
       START_TIMEOUT_MS,
@@ -401,6 +422,72 @@ class Broadcast {
     void this.audioGroup.write(obj).catch(() => undefined);
   }
 
+  // --- MediaRecorder fallback --------------------------------------------------------
+
+  private startRecorder(mimeType: string): void {
+    const t = this.opts.timesliceMs;
+    const recorder = new MediaRecorder(this.stream, {
+      mimeType,
+      videoBitsPerSecond: this.opts.videoBitrate ?? 1_000_000,
+      audioBitsPerSecond: this.opts.audioBitrate ?? 64_000,
+      videoKeyFrameIntervalDuration: t,
+    } as MediaRecorderOptions);
+    this.recorder = recorder;
+    const splitter = new Fmp4Splitter();
+    let queue = Promise.resolve();
+    recorder.ondataavailable = (event: BlobEvent) => {
+      queue = queue
+        .then(async () => {
+          const bytes = new Uint8Array(await event.data.arrayBuffer());
+          if (!this.stopped) this.onRecorded(splitter, splitter.feed(bytes));
+        })
+        .catch((e: unknown) => this.error(new PublishError("unsupported", `MediaRecorder output: ${String(e)}`)));
+    };
+    recorder.onerror = () => this.error(new PublishError("unsupported", "MediaRecorder failed"));
+    recorder.start(t);
+  }
+
+  private onRecorded(splitter: Fmp4Splitter, chunks: SplitChunk[]): void {
+    const tracks = splitter.tracks;
+    if (!tracks) return;
+    const kinds = new Map<number, "video" | "audio">();
+    for (const kind of ["video", "audio"] as const) {
+      const track = tracks.find((x) => x.kind === kind);
+      if (!track) continue;
+      kinds.set(track.trackId, kind);
+      if (!this.entries.has(kind)) {
+        const video = kind === "video";
+        this.entries.set(kind, {
+          name: kind, role: kind, codec: track.codec, init: track.init, timescale: track.timescale,
+          bitrate: video ? (this.opts.videoBitrate ?? 1_000_000) : (this.opts.audioBitrate ?? 64_000),
+          priority: video ? VIDEO_PRIORITY : AUDIO_PRIORITY, maxGroupDuration: this.opts.timesliceMs,
+          ...(video ? { width: track.width ?? 0, height: track.height ?? 0 }
+                    : { samplerate: track.sampleRate ?? 48000, channelConfig: String(track.channels ?? 1) }),
+        }); // prettier-ignore
+      }
+    }
+    for (const name of [...this.expected]) if (!this.entries.has(name)) this.expected.delete(name);
+    this.maybeSendCatalog();
+    for (const c of chunks) {
+      const kind = kinds.get(c.trackId);
+      const track = kind === "video" ? this.videoTrack : kind === "audio" ? this.audioTrack : null;
+      if (!kind || !track) continue;
+      // A group per GOP: a video keyframe opens one, and the audio follows the video's groups.
+      if (kind === "video" && c.keyframe) {
+        this.videoGroup = track.openGroup();
+        this.stats.groups += 1;
+        if (this.audioTrack) this.audioGroup = null;
+      }
+      if (kind === "audio" && (!this.audioGroup || !this.videoTrack)) this.audioGroup = track.openGroup();
+      const group = kind === "video" ? this.videoGroup : this.audioGroup;
+      if (!group) continue;
+      if (kind === "video") this.stats.videoFrames += 1;
+      else this.stats.audioFrames += 1;
+      this.stats.bytes += c.data.length;
+      void group.write(c.data).catch(() => undefined);
+    }
+  }
+
   // --- catalog --------------------------------------------------------------------------
 
   private maybeSendCatalog(): void {
@@ -424,6 +511,7 @@ class Broadcast {
     if (this.stopped) return;
     this.stopped = true;
     for (const reader of this.readers) void reader.cancel().catch(() => undefined);
+    if (this.recorder && this.recorder.state !== "inactive") this.recorder.stop();
     for (const encoder of this.encoders) {
       try {
         if (encoder.state !== "closed") encoder.close();
