@@ -294,9 +294,10 @@ class RedisPackagingQueue:
                     registered = True
                 entry = await self._next(consumer)
                 backoff = 0.5
-            except _REDIS_DOWN as exc:
+            except (*_REDIS_DOWN, redis.exceptions.ResponseError) as exc:
+                # Redis away, or back without our stream (NOGROUP): recreate and go on.
                 _log.warning("job_queue_unavailable", error=str(exc), retry_in=backoff)
-                self._group_ready = False
+                self._group_ready = registered = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue

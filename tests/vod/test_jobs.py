@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from media.ladder import LadderSpec
+from tests.conftest import RedisServer
 from vod.jobs import (
     JOBS_GROUP,
     JOBS_STREAM,
@@ -306,3 +308,27 @@ async def test_a_long_job_is_not_stolen_from_a_live_worker(tmp_path: Path, redis
     (done,) = await rec1.wait_final(1)
     assert isinstance(done, JobDone)
     assert rec2.events == []
+
+
+async def test_workers_survive_a_redis_restart_that_lost_the_stream(
+    tmp_path: Path, clip: Path, redis_server: RedisServer, running
+):
+    url = redis_server.url
+    worker = RedisPackagingQueue(url, ladder=SMALL, consumer="w1", block=0.1)
+    rec = Recorder()
+    await running(worker, rec)
+    submitter = RedisPackagingQueue(url, consumer="s")
+    await submitter.submit(job_for(clip, tmp_path, "as_before"))
+    await rec.wait_final(1)
+    redis_server.restart()  # no persistence: the stream and its group are gone
+    async with asyncio.timeout(30):
+        while True:  # the first submissions may meet the restart; retry until one lands
+            try:
+                await submitter.submit(job_for(clip, tmp_path, "as_after"))
+                break
+            except (redis.exceptions.ConnectionError, OSError):
+                await asyncio.sleep(0.1)
+    final = await rec.wait_final(2)
+    assert [e.asset_id for e in final] == ["as_before", "as_after"]
+    assert all(isinstance(e, JobDone) for e in final)
+    await submitter.close()
