@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -331,4 +333,66 @@ async def test_workers_survive_a_redis_restart_that_lost_the_stream(
     final = await rec.wait_final(2)
     assert [e.asset_id for e in final] == ["as_before", "as_after"]
     assert all(isinstance(e, JobDone) for e in final)
+    await submitter.close()
+
+
+_VICTIM = """
+import asyncio, sys
+from media.ladder import LadderSpec
+from vod.jobs import JobProgress, RedisPackagingQueue
+
+async def main() -> None:
+    queue = RedisPackagingQueue(sys.argv[1], ladder=LadderSpec.single(360, 400_000),
+                                consumer="victim", block=0.1)
+    async def on_event(event: object) -> None:
+        if isinstance(event, JobProgress):
+            print("progress", flush=True)
+    await queue.run(on_event)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.e2e
+async def test_a_worker_process_killed_mid_job_loses_it_to_another(
+    tmp_path: Path, clip: Path, redis_url: str, running, monkeypatch: pytest.MonkeyPatch
+):
+    """A real worker process (and its ffmpeg) SIGKILLed mid-job: a survivor finishes the job."""
+    slow = (
+        tmp_path / "ffmpeg"
+    )  # the victim's ffmpeg reads at the native rate: still busy when killed
+    slow.write_text(f'#!/bin/sh\nexec "{FFMPEG}" -readrate 1 "$@"\n')
+    slow.chmod(0o755)
+    env = {**os.environ, "CLUTCHCALL_FFMPEG": str(slow), "PYTHONPATH": str(Path.cwd())}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _VICTIM, redis_url, env=env, start_new_session=True,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        submitter = RedisPackagingQueue(redis_url, consumer="s")
+        await submitter.submit(job_for(clip, tmp_path, "as_orphan"))
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while (await proc.stdout.readline()).strip() != b"progress":
+                pass
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its ffmpeg, mid-transcode
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    monkeypatch.delenv("CLUTCHCALL_FFMPEG", raising=False)
+    survivor = RedisPackagingQueue(
+        redis_url, ladder=SMALL, consumer="alive", claim_timeout=1.0, block=0.1
+    )
+    rec = Recorder()
+    await running(survivor, rec)
+    (done,) = await rec.wait_final(1)
+    assert isinstance(done, JobDone) and done.asset_id == "as_orphan"
+    assert (tmp_path / "assets" / "as_orphan" / "catalog.json").is_file()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await _settled(client)
+    finally:
+        await client.aclose()
     await submitter.close()
