@@ -317,18 +317,33 @@ def run(
                 peak = sink_peak = 0
                 stored_ok = True
                 for rep in range(reps):
-                    cpu0 = cpu_seconds(sink.pid)
-                    with RssSampler(sink.pid) as s_rss:
-                        puts.append(size / MiB / put(source, f"rep{rep}"))
-                    put_cpu += cpu_seconds(sink.pid) - cpu0
-                    sink_peak = max(sink_peak, s_rss.peak)
+
+                    def measure_put(name: str) -> None:
+                        nonlocal put_cpu, sink_peak
+                        cpu0 = cpu_seconds(sink.pid)
+                        with RssSampler(sink.pid) as s_rss:
+                            puts.append(size / MiB / put(source, name))
+                        put_cpu += cpu_seconds(sink.pid) - cpu0
+                        sink_peak = max(sink_peak, s_rss.peak)
+
+                    def measure_upload() -> str:
+                        nonlocal upload_cpu, peak
+                        cpu0 = cpu_seconds(control.pid)
+                        with RssSampler(control.pid) as c_rss:
+                            elapsed, asset_id = upload(source)
+                        upload_cpu += cpu_seconds(control.pid) - cpu0
+                        peak = max(peak, c_rss.peak)
+                        uploads.append(size / MiB / elapsed)
+                        return asset_id
+
+                    # Alternate which goes first, so neither always follows the other's I/O.
+                    if rep % 2 == 0:
+                        measure_put(f"rep{rep}")
+                        asset_id = measure_upload()
+                    else:
+                        asset_id = measure_upload()
+                        measure_put(f"rep{rep}")
                     (sink_dir / f"rep{rep}").unlink()
-                    cpu0 = cpu_seconds(control.pid)
-                    with RssSampler(control.pid) as c_rss:
-                        elapsed, asset_id = upload(source)
-                    upload_cpu += cpu_seconds(control.pid) - cpu0
-                    peak = max(peak, c_rss.peak)
-                    uploads.append(size / MiB / elapsed)
                     stored = data_dir / "uploads" / f"{asset_id}.bin"
                     if not stored.exists() or _sha256(stored) != source_sha:
                         stored_ok = False
@@ -342,10 +357,11 @@ def run(
                     ready = _ready(streams, tmp, ready_seconds, ready_height, ready_timeout, log)
                     if ready.status != "ready":
                         notes.append(f"the {ready_seconds:g} s clip ended {ready.status}")
-        # Each upload runs right after its PUT: the median of those pairs' ratios is what
-        # the load of a shared machine disturbs least.
+        # Each upload runs next to its PUT: the median of those pairs' ratios is what the
+        # load of a shared machine disturbs least.
         ratio = statistics.median(u / p for u, p in zip(uploads, puts, strict=True))
         gib = size * reps / (1 << 30)
+        peak, sink_peak = max(peak, baseline), max(sink_peak, sink_baseline)  # RSS may shrink
         return UploadReport(
             command=command,
             size_bytes=size,
