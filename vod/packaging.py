@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,6 +330,7 @@ async def package_asset(
         )
     spec = _planned_ladder(ladder or VOD_LADDER, info)
     job.output.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(_remove_abandoned, job.output, 2 * stall_timeout)
     tmp = job.output.parent / f".{job.output.name}.tmp-{secrets.token_hex(6)}"
     tmp.mkdir()
     log.info("packaging_started", duration_s=info.duration_s, width=info.width,
@@ -342,6 +344,25 @@ async def package_asset(
     log.info("packaging_done", duration_s=result.duration_s, size_bytes=result.size_bytes,
              renditions=[r.name for r in result.renditions])  # fmt: skip
     return result
+
+
+def _remove_abandoned(output: Path, idle: float) -> None:
+    """Remove temp dirs of ``output`` left by a worker that died (nothing written for ``idle`` s).
+
+    A live packaging writes at least every ``stall_timeout``, or stops itself."""
+    now = time.time()
+    for candidate in output.parent.glob(f".{output.name}.tmp-*"):
+        try:
+            newest = max(
+                (p.stat().st_mtime for p in candidate.rglob("*")),
+                default=candidate.stat().st_mtime,
+            )
+            newest = max(newest, candidate.stat().st_mtime)
+        except OSError:
+            continue
+        if now - newest > idle:
+            _log.info("packaging_temp_removed", path=str(candidate))
+            shutil.rmtree(candidate, ignore_errors=True)
 
 
 def _publish(tmp: Path, output: Path) -> None:

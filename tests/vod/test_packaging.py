@@ -233,3 +233,21 @@ async def test_a_stalled_ffmpeg_is_stopped(tmp_path: Path, monkeypatch: pytest.M
     assert "stopped making progress" in str(err.value)
     assert time.monotonic() - started < 15
     assert sorted(os.listdir(tmp_path)) == ["c.mp4", "ffmpeg"]
+
+
+async def test_temp_dirs_of_a_dead_worker_are_removed(tmp_path: Path):
+    clip = make_clip(tmp_path / "c.mp4", seconds=2, audio=False)
+    out = tmp_path / "assets" / "as_1"
+    out.parent.mkdir()
+    abandoned = out.parent / ".as_1.tmp-dead"
+    (abandoned / "360p").mkdir(parents=True)
+    (abandoned / "360p" / "0.m4s").write_bytes(b"x")
+    for path in (abandoned / "360p" / "0.m4s", abandoned / "360p", abandoned):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    busy = out.parent / ".as_1.tmp-busy"  # a live worker's: written to just now
+    busy.mkdir()
+    other = out.parent / ".as_2.tmp-old"  # another asset's: not ours to judge
+    other.mkdir()
+    os.utime(other, (time.time() - 3600, time.time() - 3600))
+    await package_asset(_job(clip, out), ladder=LadderSpec.single(360, 500_000, audio=None))
+    assert sorted(os.listdir(out.parent)) == [".as_1.tmp-busy", ".as_2.tmp-old", "as_1"]
