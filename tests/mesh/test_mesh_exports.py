@@ -18,7 +18,7 @@ EXPORTS = {
         "TokenVerifier", "seconds_until_expiry", "token_from_auth_tokens", "token_from_path",
         "wait_until_expiry",
     },
-    "mesh.jwks": {"JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"},
+    "mesh.jwks": {"JWKS_CHANNEL", "JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"},
     "mesh.revocation": {
         "MAX_PLAYBACK_TTL", "REVOCATIONS_CHANNEL", "REVOKED_PREFIX", "Revocation",
         "RevocationSet", "RevocationStatistics", "publish_revocation",
