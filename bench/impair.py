@@ -34,10 +34,16 @@ class Impairment:
     jitter: float = 0.0
     loss: float = 0.0
     reorder: bool = False
+    # A bottleneck (like tc tbf): bit/s, 0 = none; datagrams are serialized at this rate
+    # and tail-dropped once more than ``queue`` bytes wait for it.
+    rate: float = 0.0
+    queue: int = 64 * 1024
 
     def __post_init__(self) -> None:
         if self.delay < 0 or self.jitter < 0:
             raise ValueError("delay and jitter must be >= 0")
+        if self.rate < 0 or self.queue <= 0:
+            raise ValueError("rate must be >= 0 and queue > 0")
         if not 0.0 <= self.loss < 1.0:
             raise ValueError("loss must be in [0, 1)")
 
@@ -55,14 +61,23 @@ class _Direction:
     rng: random.Random
     stats: PathStats = field(default_factory=PathStats)
     last_due: float = 0.0
+    link_free: float = 0.0  # when the bottleneck has sent what it holds
 
     def schedule(self, loop: asyncio.AbstractEventLoop, send: object, data: bytes) -> None:
         if self.impairment.loss and self.rng.random() < self.impairment.loss:
             self.stats.dropped += 1
             return
         imp = self.impairment
+        now = loop.time()
+        if imp.rate:
+            start = max(now, self.link_free)
+            if (start - now) * imp.rate / 8 > imp.queue:
+                self.stats.dropped += 1  # tail drop: the bottleneck's queue is full
+                return
+            self.link_free = start + len(data) * 8 / imp.rate
+            now = self.link_free
         hold = imp.delay + (self.rng.uniform(-imp.jitter, imp.jitter) if imp.jitter else 0.0)
-        due = loop.time() + max(0.0, hold)
+        due = now + max(0.0, hold)
         if not imp.reorder:
             due = max(due, self.last_due)
             self.last_due = due
