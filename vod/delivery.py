@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from . import hls
 
 __all__ = [
     "IMMUTABLE",
+    "LOCATION_TTL",
     "AssetLocation",
     "ControlPlaneJwks",
     "control_plane_verifier",
@@ -51,6 +53,7 @@ _log = structlog.get_logger("vod.delivery")
 
 IMMUTABLE: Final = "max-age=31536000, immutable"
 SHORT: Final = "max-age=10"
+LOCATION_TTL: Final = 2.0
 _PB_ID = re.compile(r"^pb_[A-Za-z0-9]{1,64}$")
 _ASSET_PATH = re.compile(
     r"^(?:catalog\.json|master\.m3u8|"
@@ -105,6 +108,30 @@ def control_plane_verifier(
 ) -> TokenVerifier:
     """The POPs' verifier, with the keys from ``jwks()`` (``ControlService.jwks``)."""
     return TokenVerifier(ControlPlaneJwks(jwks), revocations=revocations)
+
+
+class _LocationCache:
+    """``resolve`` answers kept for ``ttl`` seconds (found ones only), at most ``size`` of them."""
+
+    def __init__(self, resolve: Resolver, ttl: float, size: int = 10_000) -> None:
+        self._resolve = resolve
+        self._ttl = ttl
+        self._size = size
+        self._found: dict[str, tuple[float, AssetLocation]] = {}
+
+    async def get(self, pb_id: str) -> AssetLocation | None:
+        now = time.monotonic()
+        hit = self._found.get(pb_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        loc = await self._resolve(pb_id)
+        if loc is None or self._ttl <= 0:
+            self._found.pop(pb_id, None)
+            return loc
+        if len(self._found) >= self._size:
+            self._found.clear()
+        self._found[pb_id] = (now + self._ttl, loc)
+        return loc
 
 
 def mount_delivery(
@@ -184,9 +211,12 @@ def delivery_router(
     *,
     revocations: RevocationSet | None = None,
     bus: Bus | None = None,
+    location_ttl: float = LOCATION_TTL,
 ) -> APIRouter:
     """The ``/vod/{pb_id}/…`` routes. With ``revocations`` and ``bus``, the router's lifespan
-    keeps the revocation set current from the bus (as a POP does)."""
+    keeps the revocation set current from the bus (as a POP does). A found location is
+    reused for ``location_ttl`` seconds (a player asks for a segment every 2 s; a deleted
+    asset's files are gone at once anyway)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -202,6 +232,7 @@ def delivery_router(
                 await task
 
     router = APIRouter(tags=["on demand"], lifespan=lifespan)
+    locations = _LocationCache(resolve, location_ttl)
 
     async def authorize(request: Request, loc: AssetLocation, token: str | None) -> str | None:
         """The query token to carry into playlists (None when not needed); raises on refusal."""
@@ -228,7 +259,7 @@ def delivery_router(
     async def serve(request: Request, pb_id: str, path: str, token: str | None) -> Response:
         if not _PB_ID.match(pb_id):
             raise Problem(404, "not-found", f"no ready asset with playback id {pb_id!r}")
-        loc = await resolve(pb_id)
+        loc = await locations.get(pb_id)
         if loc is None or loc.playback_id != pb_id:
             raise Problem(404, "not-found", f"no ready asset with playback id {pb_id!r}")
         query_token = await authorize(request, loc, token)

@@ -326,3 +326,24 @@ async def test_ffmpeg_plays_a_signed_asset_over_http(server: tuple[str, Keys]):
 def test_catalog_json_from_disk_is_what_is_served(asset: Path):
     raw = json.loads((asset / "catalog.json").read_bytes())
     assert all(t["isLive"] is False for t in raw["tracks"])
+
+
+async def test_locations_are_resolved_once_per_ttl(asset: Path):
+    calls: list[str] = []
+
+    async def resolve(pb_id: str) -> AssetLocation | None:
+        calls.append(pb_id)
+        return AssetLocation(asset, ORG, PUBLIC, False) if pb_id == PUBLIC else None
+
+    keys = Keys()
+    app = FastAPI()
+    install_problem_handlers(app)
+    verifier = control_plane_verifier(keys.jwks, None)
+    app.include_router(delivery_router(resolve, verifier, location_ttl=60))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://vod.test") as client:
+        for path in ("catalog.json", "360p/0.m4s", "360p/1.m4s"):
+            assert (await client.get(f"/vod/{PUBLIC}/{path}")).status_code == 200
+        for _ in range(2):
+            assert (await client.get("/vod/pb_missing/catalog.json")).status_code == 404
+    assert calls == [PUBLIC, "pb_missing", "pb_missing"]  # not-found is never cached
