@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -251,3 +252,25 @@ async def test_temp_dirs_of_a_dead_worker_are_removed(tmp_path: Path):
     os.utime(other, (time.time() - 3600, time.time() - 3600))
     await package_asset(_job(clip, out), ladder=LadderSpec.single(360, 500_000, audio=None))
     assert sorted(os.listdir(out.parent)) == [".as_1.tmp-busy", ".as_2.tmp-old", "as_1"]
+
+
+async def test_an_audio_only_file_is_packaged_as_audio(tmp_path: Path):
+    source = tmp_path / "song.bin"
+    await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "sine=frequency=330:sample_rate=44100:duration=3", "-c:a", "aac", "-f", "mp4",
+         str(source)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = await package_asset(_job(source, out))
+    assert [(r.name, r.codec) for r in result.renditions] == [("audio", "mp4a.40.2")]
+    catalog = Catalog.parse((out / "catalog.json").read_bytes())
+    (track,) = catalog.tracks
+    assert track.samplerate == 48_000 and track.timeline is not None and len(track.timeline) == 2
+    master = (out / "master.m3u8").read_text()
+    assert "#EXT-X-STREAM-INF:BANDWIDTH=" in master and 'CODECS="mp4a.40.2"' in master
+    played = await asyncio.to_thread(decode_playlist, str(out / "master.m3u8"))
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert "Audio: aac" in played.stderr and "Video:" not in played.stderr
