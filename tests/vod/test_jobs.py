@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -292,23 +293,29 @@ async def test_a_job_whose_workers_keep_dying_is_given_up(
         await client.aclose()
 
 
-async def test_a_long_job_is_not_stolen_from_a_live_worker(tmp_path: Path, redis_url: str, running):
+async def test_a_long_job_is_not_stolen_from_a_live_worker(
+    tmp_path: Path, clip: Path, redis_url: str, running, monkeypatch: pytest.MonkeyPatch
+):
     """The worker keeps its job claimed: a second worker with a short timeout leaves it alone."""
-    longer = make_clip(tmp_path / "long.mp4", seconds=8, width=1280, height=720)
-    ladder = LadderSpec()  # the full ladder: slow enough to outlast several claim timeouts
-    first = RedisPackagingQueue(redis_url, ladder=ladder, consumer="w1", claim_timeout=0.3,
+    slow = tmp_path / "ffmpeg"  # native-rate reading: the 4 s clip outlasts 4 claim timeouts
+    slow.write_text(f'#!/bin/sh\nexec "{FFMPEG}" -readrate 1 "$@"\n')
+    slow.chmod(0o755)
+    monkeypatch.setenv("CLUTCHCALL_FFMPEG", str(slow))
+    first = RedisPackagingQueue(redis_url, ladder=SMALL, consumer="w1", claim_timeout=1.0,
                                 block=0.1)  # fmt: skip
-    second = RedisPackagingQueue(redis_url, ladder=ladder, consumer="w2", claim_timeout=0.3,
+    second = RedisPackagingQueue(redis_url, ladder=SMALL, consumer="w2", claim_timeout=1.0,
                                  block=0.1)  # fmt: skip
     rec1, rec2 = Recorder(), Recorder()
     await running(first, rec1)
-    await first.submit(job_for(longer, tmp_path, "as_long"))
+    started = time.monotonic()
+    await first.submit(job_for(clip, tmp_path, "as_long"))
     async with asyncio.timeout(30):
         while not rec1.events:  # noqa: ASYNC110 - the first worker has started it
             await asyncio.sleep(0.02)
     await running(second, rec2)
     (done,) = await rec1.wait_final(1)
     assert isinstance(done, JobDone)
+    assert time.monotonic() - started > 3.0  # it did run for several claim timeouts
     assert rec2.events == []
 
 
