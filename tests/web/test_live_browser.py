@@ -11,10 +11,14 @@ pinned from the control plane's ``/v1/relay/certificate``.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import json
 import subprocess
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.impair import Impairment, ImpairmentProxy
 from media.ffmpeg import ffmpeg_exe
 from tests.web.conftest import run_module, transpile_ts
 
@@ -38,7 +43,7 @@ await viewer.play("lv_keynote");
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>live</title><link rel="icon" href="data:,">
 <script type="importmap">{"imports": {"@clutchcall/sdk/streams": "%(sdk)s"}}</script>
-</head><body><video id="v" muted playsinline width="640" height="360"></video></body></html>
+</head><body><video id="v" muted playsinline width="%(width)d" height="%(height)d"></video></body></html>
 """
 
 
@@ -99,14 +104,57 @@ def wait_live(up: dict[str, Any], li_id: str, timeout: float = 60.0) -> None:
     raise AssertionError(f"input {li_id} did not go live within {timeout}s")
 
 
-def watch_site(up: dict[str, Any], tmp: Path) -> Path:
-    """The app's own site: the page, and its /sdk/config.json as the control plane answers it."""
+def watch_site(
+    up: dict[str, Any], tmp: Path, *, relay_url: str | None = None, height: int = 360
+) -> Path:
+    """The app's own site: the page, and its /sdk/config.json as the control plane answers
+    it (``relay_url`` replaced when the viewers reach the relay another way)."""
     site = tmp / "site"
     (site / "sdk").mkdir(parents=True, exist_ok=True)
-    (site / "index.html").write_text(PAGE % {"sdk": up["base_url"] + "/sdk/streams.js"})
+    page = PAGE % {"sdk": up["base_url"] + "/sdk/streams.js", "width": height * 16 // 9,
+                   "height": height}  # fmt: skip
+    (site / "index.html").write_text(page)
     config = httpx.get(up["base_url"] + "/sdk/config.json", timeout=10).json()
+    if relay_url is not None:
+        config["relay_url"] = relay_url
     (site / "sdk" / "config.json").write_text(json.dumps(config))
     return site
+
+
+class RelayPath:
+    """bench.impair's UDP proxy in front of the POP, in a thread of its own: ``url`` reaches
+    the relay through it; :meth:`limit` puts a tc tbf-like bottleneck on the viewer-bound
+    direction (loopback only)."""
+
+    def __init__(self, relay_url: str) -> None:
+        target = urllib.parse.urlsplit(relay_url)
+        assert target.hostname is not None and target.port is not None
+        self._upstream = (target.hostname, target.port)
+        self._ready: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        async with ImpairmentProxy(("127.0.0.1", 0), self._upstream) as proxy:
+            stop = asyncio.Event()
+            self._ready.set_result((asyncio.get_running_loop(), stop, proxy))
+            await stop.wait()
+
+    def __enter__(self) -> RelayPath:
+        self._thread.start()
+        self._loop, self._stop, self._proxy = self._ready.result(timeout=10)
+        host, port = self._proxy.address
+        self.url = f"https://{host}:{port}"
+        return self
+
+    def limit(self, rate: float) -> None:
+        def apply() -> None:
+            self._proxy._down.impairment = Impairment(rate=rate, queue=96 * 1024)
+
+        self._loop.call_soon_threadsafe(apply)
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
 
 
 PREAMBLE = """\
@@ -173,3 +221,40 @@ def test_recipe_2_step_4_plays_a_signed_url_and_switches_rendition(
         assert after["height"] == int(target.rstrip("p"))
         assert encoder.poll() is None, "the encoder stopped early"
     assert not [e for e in page.console_errors if "favicon" not in e], page.console_errors
+
+
+def test_abr_steps_down_when_the_path_is_rate_limited(
+    up_stack: dict[str, Any],
+    page: Any,
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    """Playing 720p (2.8 Mbit/s) adaptively, the path drops to 1.5 Mbit/s: the ABR moves to
+    360p at a group boundary and playback goes on."""
+    li_id, input_id, key = create_input(up_stack, "ABR")
+    with (
+        rtmp_encoder(up_stack, input_id, key, seconds=120) as encoder,
+        RelayPath(up_stack["relay_url"]) as path,
+    ):
+        wait_live(up_stack, li_id)
+        token = signed_url(up_stack, li_id)["token"]
+        origin = static_server(watch_site(up_stack, tmp_path, relay_url=path.url, height=720))
+        page.goto(f"{origin}/index.html?token={token}")
+        code = PREAMBLE + RECIPE_2_STEP_4.replace("lv_keynote", input_id)
+        code += "globalThis.viewer = viewer;\n"
+        run_module(page, transpile_ts(code))
+        wait_frames_rising(page, more=15)
+        if page.evaluate("viewer.stats().rendition") != "720p":
+            page.evaluate("viewer.setRendition('720p')")  # its start estimate chose lower
+            wait_until(page, "viewer.stats().rendition === '720p'", 20.0)
+        page.evaluate("viewer.setRendition('auto')")
+        wait_frames_rising(page, more=15)
+        assert page.evaluate("viewer.stats().rendition") == "720p"  # the open path carries it
+        switches = page.evaluate("viewer.stats().switches")
+
+        path.limit(1_500_000)
+        wait_until(page, "viewer.stats().rendition === '360p'", 45.0)
+        wait_frames_rising(page, more=30)
+        stats = page.evaluate("viewer.stats()")
+        assert stats["switches"] > switches and stats["state"] == "playing", stats
+        assert encoder.poll() is None, "the encoder stopped early"
