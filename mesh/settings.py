@@ -145,9 +145,15 @@ class PopSettings(NodeSettings):
     linger: float = 10.0  # keep an upstream subscription this long after the last viewer
     parent_regions: tuple[str, ...] = ()
     max_hops: int = 3
+    # Address validation (QUIC Retry) on the aioquic stack: "auto" while more than
+    # retry_threshold handshakes are half-open (a flood of spoofed Initials), or always/never.
+    quic_retry: Literal["auto", "always", "never"] = "auto"
+    retry_threshold: int = 64
 
     def __post_init__(self) -> None:
         NodeSettings.__post_init__(self)
+        if self.retry_threshold < 1:
+            raise ValueError("retry_threshold must be >= 1")
         if not self.jwks:
             raise ValueError("jwks is required (URL, file path or 'bus')")
         for name in ("jwks_max_age", "jwks_refresh_interval"):

@@ -16,11 +16,12 @@ import socket
 from collections.abc import Callable
 
 from aioquic.asyncio.protocol import QuicStreamHandler
-from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from moqt.aio import MoqtConnection, MoqtProtocol, MoqtServer, SessionOptions
+
+from ._retry import GuardedQuicServer, RetryMode
 
 __all__ = ["bind_udp", "serve_socket"]
 
@@ -54,11 +55,16 @@ async def serve_socket(
     on_session: Callable[[MoqtConnection], None],
     options: SessionOptions,
     max_connections: int = 10_000,
+    retry: RetryMode = "auto",
+    retry_threshold: int = 64,
+    on_server: Callable[[GuardedQuicServer], None] | None = None,
 ) -> MoqtServer:
     """Serve MoQT (raw QUIC + WebTransport, by ALPN) on an already bound UDP socket.
 
     Connections beyond ``max_connections`` are refused (QUIC CONNECTION_REFUSED)
-    without creating a session, like :func:`moqt.aio.serve`."""
+    without creating a session, like :func:`moqt.aio.serve`; client addresses are
+    validated with Retry as ``retry`` says (:class:`pop._retry.GuardedQuicServer`,
+    handed to ``on_server``)."""
     protocols: list[MoqtProtocol] = []
 
     def forget(protocol: MoqtProtocol) -> None:
@@ -81,7 +87,14 @@ async def serve_socket(
 
     loop = asyncio.get_running_loop()
     _, server = await loop.create_datagram_endpoint(
-        lambda: QuicServer(configuration=configuration, create_protocol=create_protocol),
+        lambda: GuardedQuicServer(
+            configuration=configuration,
+            create_protocol=create_protocol,
+            mode=retry,
+            threshold=retry_threshold,
+        ),
         sock=sock,
     )
+    if on_server is not None:
+        on_server(server)
     return MoqtServer(server, protocols)

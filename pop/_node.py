@@ -63,6 +63,7 @@ from ._admission import Gatekeeper, SessionAuth
 from ._listen import bind_udp, serve_socket
 from ._publishers import EdgePublisher, EdgePublishing, choose_ingest_origin
 from ._relay import PopRelay
+from ._retry import GuardedQuicServer
 from ._routing import Router
 from ._upstream import UpstreamPool
 
@@ -193,6 +194,9 @@ class PopNode(MeshNode[_Downstream]):
                 on_session=self._on_session,
                 options=self._session_options(),
                 max_connections=self.settings.max_connections,
+                retry=self.settings.quic_retry,
+                retry_threshold=self.settings.retry_threshold,
+                on_server=self._watch_quic,
             )
         except BaseException:
             sock.close()
@@ -200,6 +204,10 @@ class PopNode(MeshNode[_Downstream]):
 
     def _ready_checks(self) -> dict[str, ReadyCheck]:
         return {"jwks": lambda: bool(self.jwks.keys())}
+
+    def _watch_quic(self, server: GuardedQuicServer) -> None:
+        # Retries and half-open handshakes as clutchcall_pop_quic_* gauges.
+        self.metrics.watch_statistics("pop_quic", server.statistics)
 
     def _listening_fields(self) -> dict[str, object]:
         # Without a cluster key no relay link can prove itself: they are all viewers.
