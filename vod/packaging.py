@@ -75,6 +75,7 @@ _INPUT_FORMATS: Final = (
 )
 _SAFE_INPUT: Final = ("-format_whitelist", _INPUT_FORMATS, "-protocol_whitelist", "file")
 _SIZE_RE = re.compile(r"\b(\d{2,5})x(\d{2,5})\b")
+_ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
 _FPS_RE = re.compile(r"([\d.]+) fps")
 # Top-level ISO-BMFF box types: a file that starts with one is an MP4/MOV family file.
 _BMFF_TYPES: Final = frozenset(
@@ -255,11 +256,26 @@ async def inspect_source(path: Path, *, exe: str | None = None) -> SourceInfo:
             fps = float(rate.group(1))
         if width is None or height is None:
             raise PackagingFailed("not_media", "The video track has no readable picture size.")
+        if _rotation(text, video) in (90, 270):  # a phone's portrait video: decoded upright
+            width, height = height, width
     duration = None
     m = _DURATION_RE.search(text)
     if m:
         duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
     return SourceInfo(duration, width, height, fps, video is not None, audio)
+
+
+def _rotation(text: str, video_line: str) -> int:
+    """The display rotation (0, 90, 180, 270) of the video stream, from its side data."""
+    lines = text.splitlines()
+    start = lines.index(video_line) + 1
+    for line in lines[start:]:
+        if "Stream #" in line:
+            break
+        m = _ROTATION_RE.search(line)
+        if m:
+            return round(float(m.group(1))) % 360
+    return 0
 
 
 def _bmff_truncation(path: Path) -> str | None:

@@ -274,3 +274,21 @@ async def test_an_audio_only_file_is_packaged_as_audio(tmp_path: Path):
     played = await asyncio.to_thread(decode_playlist, str(out / "master.m3u8"))
     assert played.returncode == 0, played.stderr[-2000:]
     assert "Audio: aac" in played.stderr and "Video:" not in played.stderr
+
+
+async def test_a_portrait_phone_video_keeps_its_shape(tmp_path: Path):
+    """Stored 640x360 with a 90 degree display rotation: decoded upright, so planned as 360x640."""
+    stored = make_clip(tmp_path / "stored.mp4", seconds=2, audio=False)
+    rotated = tmp_path / "portrait.mp4"
+    await asyncio.to_thread(
+        subprocess.run,
+        [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+         "-display_rotation", "90", "-i", str(stored), "-c", "copy", str(rotated)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    result = await package_asset(_job(rotated, out))
+    (video,) = result.renditions
+    assert (video.name, video.width, video.height) == ("360p", 202, 360)
+    track = Catalog.parse((out / "catalog.json").read_bytes()).tracks[0]
+    assert (track.width, track.height) == (202, 360)
