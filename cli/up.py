@@ -12,7 +12,10 @@ POP get a self-signed certificate for ``localhost`` and ``127.0.0.1``; its path
 is printed (``CLUTCHCALL_CAFILE=<path>`` makes the SDK and ``clutchcall watch``
 trust it). A demo org (``--org-id``) is created if needed, with a fresh API key
 on every start. ``--info-file`` writes ``base_url``, ``org_id``, ``api_key``,
-``rtmp_url``, ``relay_url`` (plus ``publish_url`` and ``cafile``) as JSON.
+``rtmp_url``, ``relay_url`` (plus ``publish_url``, ``cafile`` and the Prometheus
+``metrics_url``, ``origin_metrics_url``, ``pop_metrics_url``) as JSON; the same
+endpoints are printed. The origin's and the POP's ops ports (``/metrics``,
+``/healthz``, ``/readyz``) are ``--origin-ops`` and ``--pop-ops`` (default: any free port).
 Runs until SIGINT/SIGTERM, then drains the nodes.
 """
 
@@ -51,6 +54,9 @@ class StackInfo:
     relay_url: str
     publish_url: str
     cafile: str
+    metrics_url: str
+    origin_metrics_url: str
+    pop_metrics_url: str
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -65,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_stack_arguments(parser)
     parser.add_argument("--info-file", type=Path, help="write the endpoints and key as JSON")
+    parser.add_argument("--origin-ops", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="origin /metrics, /healthz, /readyz (default: a free port)")  # fmt: skip
+    parser.add_argument("--pop-ops", default="127.0.0.1:0", metavar="HOST:PORT",
+                        help="POP /metrics, /healthz, /readyz (default: a free port)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -128,6 +138,9 @@ def print_endpoints(info: StackInfo) -> None:
         f"RTMP ingest    {info.rtmp_url}/<external_input_id>  (stream key as the stream name)\n"
         f"viewers (MoQT) {info.relay_url}\n"
         f"certificate    {info.cafile}  (export CLUTCHCALL_CAFILE={info.cafile})\n"
+        f"metrics        control {info.metrics_url}\n"
+        f"               origin  {info.origin_metrics_url}\n"
+        f"               POP     {info.pop_metrics_url}\n"
         f"demo org       {info.org_id}\n"
         f"API key        {info.api_key}",
         flush=True,
@@ -163,13 +176,15 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
                                   "cluster_key": _cluster_key()}  # fmt: skip
         origin = OriginNode(
             OriginNodeSettings(
-                node_id="origin-up", quic=args.origin, http="127.0.0.1:0",
+                node_id="origin-up", quic=args.origin,
+                http=getattr(args, "origin_ops", "127.0.0.1:0"),
                 rtmp=args.rtmp or "", **common,
             ),
             certificate=cert, private_key=key, bus=bus,
         )  # fmt: skip
         pop = PopNode(
-            PopSettings(node_id="pop-up", quic=args.pop, http="127.0.0.1:0", jwks="bus",
+            PopSettings(node_id="pop-up", quic=args.pop, jwks="bus",
+                        http=getattr(args, "pop_ops", "127.0.0.1:0"),
                         **common),
             certificate=cert, private_key=key, bus=bus,
         )  # fmt: skip
@@ -205,14 +220,18 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
                 server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))
                 try:
                     o_host, o_port = origin.quic_address
+                    base_url = f"http://{_url_host(http_host, control_host)}:{control_port}"
                     yield StackInfo(
-                        base_url=f"http://{_url_host(http_host, control_host)}:{control_port}",
+                        base_url=base_url,
                         org_id=org_id,
                         api_key=api_key,
                         rtmp_url=f"rtmp://{rtmp_public}/live" if rtmp_public else "",
                         relay_url=relay_url,
                         publish_url=f"moqt://{_url_host(_hostport(args.origin)[0], o_host)}:{o_port}",
                         cafile=str(cert),
+                        metrics_url=f"{base_url}/metrics",
+                        origin_metrics_url=_metrics_url(origin.http_address),
+                        pop_metrics_url=_metrics_url(pop.http_address),
                     )
                 finally:
                     server.cancel()
@@ -234,6 +253,10 @@ def _cluster_key() -> str:
     import secrets
 
     return os.environ.get("CLUTCHCALL_CLUSTER_KEY") or secrets.token_urlsafe(32)
+
+
+def _metrics_url(address: tuple[str, int]) -> str:
+    return f"http://{_url_host('', address[0])}:{address[1]}/metrics"
 
 
 def _publish_url(configured: str, bound: tuple[str, int]) -> str:
