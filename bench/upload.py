@@ -305,9 +305,18 @@ def run(
                     streams.assets.upload_file(ticket.upload_url, path)
                     return time.perf_counter() - started, ticket.asset_id
 
+                def settle(asset_id: str, within: float = 120.0) -> None:
+                    deadline = time.monotonic() + within
+                    while time.monotonic() < deadline:
+                        if streams.assets.get(asset_id).status in ("ready", "errored"):
+                            return
+                        time.sleep(0.1)
+                    notes.append(f"{asset_id} still packaging after {within:g} s")
+
                 # Warm both servers (imports, first connections, first file).
                 put(warm, "warm")
                 _elapsed, warm_id = upload(warm)
+                settle(warm_id)
                 streams.assets.delete(warm_id)
                 baseline = rss_bytes(control.pid)
                 sink_baseline = rss_bytes(sink.pid)
@@ -325,30 +334,34 @@ def run(
                             puts.append(size / MiB / put(source, name))
                         put_cpu += cpu_seconds(sink.pid) - cpu0
                         sink_peak = max(sink_peak, s_rss.peak)
+                        (sink_dir / name).unlink()
+                        os.sync()  # the next transfer starts with no writeback pending
 
-                    def measure_upload() -> str:
-                        nonlocal upload_cpu, peak
+                    def measure_upload(label: str) -> None:
+                        nonlocal upload_cpu, peak, stored_ok
                         cpu0 = cpu_seconds(control.pid)
                         with RssSampler(control.pid) as c_rss:
                             elapsed, asset_id = upload(source)
                         upload_cpu += cpu_seconds(control.pid) - cpu0
                         peak = max(peak, c_rss.peak)
                         uploads.append(size / MiB / elapsed)
-                        return asset_id
+                        stored = data_dir / "uploads" / f"{asset_id}.bin"
+                        if not stored.exists() or _sha256(stored) != source_sha:
+                            stored_ok = False
+                            notes.append(f"{label}: stored bytes differ from the source")
+                        # Random bytes are no media: let packaging say so (its probe reads
+                        # the file) before the next transfer, which it would disturb.
+                        settle(asset_id)
+                        streams.assets.delete(asset_id)
+                        os.sync()
 
-                    # Alternate which goes first, so neither always follows the other's I/O.
+                    # Alternate which goes first, so neither always follows the other.
                     if rep % 2 == 0:
                         measure_put(f"rep{rep}")
-                        asset_id = measure_upload()
+                        measure_upload(f"rep {rep}")
                     else:
-                        asset_id = measure_upload()
+                        measure_upload(f"rep {rep}")
                         measure_put(f"rep{rep}")
-                    (sink_dir / f"rep{rep}").unlink()
-                    stored = data_dir / "uploads" / f"{asset_id}.bin"
-                    if not stored.exists() or _sha256(stored) != source_sha:
-                        stored_ok = False
-                        notes.append(f"rep {rep}: stored bytes differ from the source")
-                    streams.assets.delete(asset_id)
                     log(f"rep {rep}: PUT {puts[-1]:.0f} MiB/s, upload {uploads[-1]:.0f} MiB/s, "
                         f"control RSS peak {peak / MiB:.0f} MiB")  # fmt: skip
                 source.unlink()
