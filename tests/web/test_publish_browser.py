@@ -226,7 +226,8 @@ def test_mediarecorder_fallback_publishes_one_gop_per_group(
                 context, up_stack, static_server, tmp_path, input_id, token, frames=30
             )
         except Exception as exc:
-            raise AssertionError(f"{exc}: {_input(up_stack, li_id)} {page.evaluate('pub.stats()')}")
+            stats = page.evaluate("pub.stats()")
+            raise AssertionError(f"{exc}: {_input(up_stack, li_id)} {stats}") from exc
         stats = page.evaluate("pub.stats()")
         assert stats["capture"] == "mediarecorder" and stats["groups"] >= 2, stats
         page.evaluate("pub.stop()")
@@ -236,3 +237,55 @@ def test_mediarecorder_fallback_publishes_one_gop_per_group(
     finally:
         context.close()
     assert page.console_errors == [], page.console_errors
+
+
+CANVAS_44K1 = """\
+import { Streams } from "@clutchcall/sdk/streams";
+const canvas = document.createElement("canvas");
+canvas.width = 640; canvas.height = 360;
+const g = canvas.getContext("2d");
+let n = 0;
+setInterval(() => { g.fillStyle = `hsl(${(n++ * 7) %% 360} 60%% 50%%)`; g.fillRect(0, 0, 640, 360); }, 33);
+const stream = canvas.captureStream(30);
+const audio = new AudioContext({ sampleRate: 44100 });   // a 44.1 kHz stereo source
+const tone = audio.createOscillator();
+const sink = audio.createMediaStreamDestination();
+tone.connect(sink); tone.start();
+stream.addTrack(sink.stream.getAudioTracks()[0]);
+const pub = new Streams({ relayUrl: %(relay)s }).publisher({ timesliceMs: 500 });
+await pub.publish(%(id)s, %(key)s, stream, %(ns)s);
+globalThis.pub = pub;
+"""
+
+
+def test_a_canvas_and_a_44k1_audio_context_play(
+    browser: Any,
+    page: Any,
+    up_stack: dict[str, Any],
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    """Not every source is a 48 kHz microphone: Chromium's MSE played a 44.1 kHz source's
+    Opus at the dOps input rate and the viewer failed; it is always written as 48000."""
+    headers = {"Authorization": f"Bearer {up_stack['api_key']}", "X-ClutchCall-Org": "org_abc"}
+    with httpx.Client(base_url=up_stack["base_url"], headers=headers, timeout=10) as api:
+        created = api.post("/v1/live_inputs", json={"name": "canvas", "ingest": "fmp4"}).json()
+        li_id, input_id = created["input"]["id"], created["input"]["external_input_id"]
+        ticket = api.post(f"/v1/live_inputs/{li_id}/playback_urls", json={"ttl_seconds": 600})
+        token = ticket.json()["token"]
+    open_sdk_page(page, static_server, tmp_path, f"{up_stack['base_url']}/sdk/streams.js")
+    run_module(page, CANVAS_44K1 % {
+        "relay": json.dumps(up_stack["relay_url"]), "id": json.dumps(input_id),
+        "key": json.dumps(created["streamKey"]), "ns": json.dumps(f"stream/org_abc/{input_id}"),
+    })  # fmt: skip
+    _wait_status(up_stack, li_id, "live", 30)
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        viewer_page, viewer_errors = _watch(
+            context, up_stack, static_server, tmp_path, input_id, token, frames=30
+        )
+        page.evaluate("pub.stop()")
+        viewer_page.evaluate("viewer.stop()")
+        assert viewer_errors == [], viewer_errors
+    finally:
+        context.close()

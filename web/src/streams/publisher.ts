@@ -401,7 +401,9 @@ class Broadcast {
       const channels = head?.channels ?? config?.numberOfChannels ?? 1;
       this.audioMux = new TrackMuxer({
         kind: "audio", trackId: 1, timescale: 48000, channels,
-        sampleRate: head?.sampleRate ?? config?.sampleRate ?? 48000, preSkip: head?.preSkip ?? 0,
+        // dOps InputSampleRate: informational per RFC 7845, but Chromium's MSE plays the track
+        // at that rate, so a 44.1 kHz microphone must still say 48000 (Opus decodes at 48 kHz).
+        sampleRate: 48000, preSkip: head?.preSkip ?? 0,
       }); // prettier-ignore
       this.entries.set("audio", {
         name: "audio", role: "audio", codec: "opus", bitrate, init: this.audioMux.init, timescale: 48000,
