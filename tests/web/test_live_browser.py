@@ -258,3 +258,35 @@ def test_abr_steps_down_when_the_path_is_rate_limited(
         stats = page.evaluate("viewer.stats()")
         assert stats["switches"] > switches and stats["state"] == "playing", stats
         assert encoder.poll() is None, "the encoder stopped early"
+
+
+def test_the_broadcast_ending_is_on_ended_not_an_error(
+    up_stack: dict[str, Any],
+    page: Any,
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    li_id, input_id, key = create_input(up_stack, "Short")
+    with rtmp_encoder(up_stack, input_id, key, seconds=14) as encoder:
+        wait_live(up_stack, li_id)
+        token = signed_url(up_stack, li_id)["token"]
+        page.goto(static_server(watch_site(up_stack, tmp_path)) + "/index.html")
+        run_module(
+            page,
+            PREAMBLE
+            + f"""
+globalThis.seen = [];
+globalThis.viewer = new Streams({{ apiBase: "", token: {json.dumps(token)} }}).viewer({{
+  onStarted: () => seen.push("started"),
+  onError: (e) => seen.push("error:" + e.reason),
+  onEnded: () => seen.push("ended"),
+}});
+viewer.attach(videoEl);
+await viewer.play({json.dumps(input_id)});
+""",
+        )
+        wait_until(page, "seen.includes('started')", 20.0)
+        encoder.wait(30)  # the encoder finishes its 14 s
+        wait_until(page, "seen.includes('ended')", 30.0)
+    page.wait_for_timeout(500)
+    assert page.evaluate("seen") == ["started", "ended"]
