@@ -24,4 +24,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "moqt_control": ("moqt",),
     "moqt_stream": ("moqt",),
     "moqt_datagram": ("moqt",),
+    "media_fmp4": ("media",),
+    "media_catalog": ("media",),
+    "rtmp_session": ("origin.rtmp",),
+    "rtmp_amf0": ("origin.rtmp",),
+    "rtmp_flv": ("origin.rtmp",),
 }
