@@ -10,8 +10,8 @@
  *
  * - start: the highest rendition within `startBitrate` (navigator.connection.downlink
  *   when the browser tells, else 3 Mbit/s) that is not taller than the element needs;
- * - down: when the current rendition does not keep up, to the highest one within 80 %
- *   of the measured throughput (the lowest if none);
+ * - down: when the current rendition has not kept up for 1 s, to the highest one within
+ *   80 % of the measured throughput (the lower of the last 1 s and 3 s; the lowest if none);
  * - up: one step, after `upHoldMs` without trouble; a step up that fails doubles the
  *   hold (up to 2 minutes), so a path that cannot carry it is not probed constantly.
  *
@@ -89,13 +89,14 @@ export class AbrController {
     this.lostGroups.push(now);
   }
 
-  /** Bits per second over the window. */
-  throughput(now: number): number {
-    const since = now - this.windowMs;
-    while (this.bytes.length && (this.bytes[0] as [number, number])[0] < since) this.bytes.shift();
+  /** Bits per second over the window (or the last `windowMs` ms). */
+  throughput(now: number, windowMs = this.windowMs): number {
+    const keep = now - this.windowMs;
+    while (this.bytes.length && (this.bytes[0] as [number, number])[0] < keep) this.bytes.shift();
+    const since = now - windowMs;
     let total = 0;
-    for (const [, n] of this.bytes) total += n;
-    return (total * 8 * 1000) / this.windowMs;
+    for (const [t, n] of this.bytes) if (t >= since) total += n;
+    return (total * 8 * 1000) / windowMs;
   }
 
   private rendition(name: string): Rendition {
@@ -119,7 +120,8 @@ export class AbrController {
     if (this.lastSwitch === 0) this.lastSwitch = now; // playback began: the holds count from here
     this.lostGroups = this.lostGroups.filter((t) => t > now - this.windowMs);
     const cur = this.rendition(this.current);
-    const rate = this.throughput(now);
+    // What the path carries now: a sudden drop shows in the last second before the window.
+    const rate = Math.min(this.throughput(now), this.throughput(now, 1000));
     const trouble = s.stalled || (s.bufferAhead < 0.3 && s.latency > 2.5) || this.lostGroups.length > 0;
     if (trouble) {
       this.troubleSince ??= now;
@@ -128,7 +130,7 @@ export class AbrController {
       this.troubleSince = null;
     }
     const settled = now - this.lastSwitch > 2000;
-    if (this.troubleSince !== null && settled && now - this.troubleSince >= 500) {
+    if (this.troubleSince !== null && settled && now - this.troubleSince >= 1000) {
       const lower = this.renditions.filter((r) => r.bitrate < cur.bitrate);
       if (lower.length) {
         const fit = lower.find((r) => r.bitrate <= 0.8 * rate) ?? (lower[lower.length - 1] as Rendition);

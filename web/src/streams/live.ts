@@ -177,6 +177,7 @@ class LivePlayer implements PlaybackHandle {
   private jumps = 0;
   private lastTrim = 0;
   private newestEnd = 0;
+  private startGroup = -1;
 
   constructor(private readonly opts: LiveOptions) {}
 
@@ -360,6 +361,7 @@ class LivePlayer implements PlaybackHandle {
     if (lane !== this.video) return;
     const skippedBefore = lane.seq.skipped;
     for (const obj of lane.seq.poll(now)) {
+      if (this.startGroup < 0) this.startGroup = obj.group;
       this.append(this.videoQueue, obj.payload);
       if (this.pending) this.maybeCutOver(now);
       if (lane !== this.video) return this.drain(this.video as Lane, now);
@@ -568,6 +570,8 @@ class LivePlayer implements PlaybackHandle {
       objects: this.objects,
       group: this.video?.seq.group ?? -1,
       skippedGroups: (this.video?.seq.skipped ?? 0) + (this.audio?.seq.skipped ?? 0),
+      skippedAudio: this.audio?.seq.skipped ?? 0,
+      startGroup: this.startGroup,
       jumps: this.jumps,
       startupMs: Math.round(this.startupMs),
       decodedFrames: q?.totalVideoFrames ?? 0,
