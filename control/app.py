@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from control.assets import install_assets
@@ -192,6 +193,12 @@ def _custom_openapi(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
 def create_app(
     settings: ControlSettings | None = None,
     *,
@@ -235,7 +242,9 @@ def create_app(
             if own_repo:
                 repo.close()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from us (/docs-assets/), never a CDN.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="ClutchCall Streams control plane",
         version="1.0.0",
         description=(
@@ -257,6 +266,15 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
+
+    @app.middleware("http")
+    async def _docs_stay_local(request: Request, call_next: Any) -> Any:
+        # ReDoc's bundle hard-codes a logo on a CDN: the docs pages may load nothing
+        # from elsewhere, so they work offline and leak no reader to a third party.
+        response = await call_next(request)
+        if request.url.path in ("/docs", "/redoc"):
+            response.headers["Content-Security-Policy"] = _DOCS_CSP
+        return response
 
     @app.middleware("http")
     async def _measure(request: Request, call_next: Any) -> Any:
