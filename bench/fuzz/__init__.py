@@ -29,4 +29,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "rtmp_session": ("origin.rtmp",),
     "rtmp_amf0": ("origin.rtmp",),
     "rtmp_flv": ("origin.rtmp",),
+    "mesh_jwt": ("mesh.auth", "jwt"),
+    "vod_headers": ("vod._headers",),
+    "vod_completion": ("vod.completion",),
 }
