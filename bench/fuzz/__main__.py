@@ -2,6 +2,7 @@
 
     python -m bench.fuzz <target|all> --runs N [--corpus DIR] [-- <libFuzzer flags>]
     python -m bench.fuzz seed <target|all>       # (re)write the seed inputs of the corpus
+    python -m bench.fuzz merge <target> DIR...   # minimize DIRs + the corpus into the corpus
     python -m bench.fuzz list
 
 A run reads the committed corpus ``bench/fuzz/corpus/<target>/`` and writes the new
@@ -47,6 +48,22 @@ def _seed(name: str) -> int:
     return count
 
 
+def _launcher(name: str) -> Path:
+    """An executable that runs this target with the arguments libFuzzer gives it."""
+    import os
+    import shlex
+    import tempfile
+
+    root = Path(__file__).resolve().parents[2]
+    path = Path(tempfile.mkdtemp(prefix="fuzz-launch-")) / name
+    path.write_text(
+        f"#!/bin/sh\ncd {shlex.quote(str(root))} && exec {shlex.quote(sys.executable)} "
+        f'-m bench.fuzz {name} -- "$@"\n'
+    )
+    os.chmod(path, 0o755)
+    return path
+
+
 def _fuzz(
     name: str, runs: int, corpus: Path | None, artifacts: Path | None, extra: list[str]
 ) -> None:
@@ -64,9 +81,35 @@ def _fuzz(
     args = [sys.argv[0], f"-runs={runs}", "-timeout=10", "-print_final_stats=1", *extra]
     if prefix:
         args.append(prefix)
-    args += [str(d) for d in dirs]
+    if any(a.startswith("-merge") for a in extra):
+        # libFuzzer's merge re-runs argv[0] as a program: give it one that is this target.
+        args[0] = str(_launcher(name))
+    else:
+        args += [str(d) for d in dirs]
     atheris.Setup(args, module.TestOneInput)
     atheris.Fuzz()  # exits the process
+
+
+def _merge(name: str, sources: list[Path]) -> None:
+    """libFuzzer -merge=1: the smallest set of inputs (committed + sources) with the same
+    coverage replaces the committed corpus."""
+    import shutil
+    import tempfile
+
+    committed = CORPUS_ROOT / name
+    with tempfile.TemporaryDirectory(prefix=f"fuzz-merge-{name}-") as tmp:
+        out = Path(tmp) / "out"
+        out.mkdir()
+        cmd = [sys.executable, "-m", "bench.fuzz", name, "--", "-merge=1", str(out)]
+        cmd += [str(committed), *map(str, sources)]
+        subprocess.run(cmd, check=True)
+        kept = {p.name for p in out.iterdir()}
+        for p in committed.iterdir():
+            if p.name not in kept and not p.name.startswith("seed-"):
+                p.unlink()
+        for p in out.iterdir():
+            if not (committed / p.name).exists() and not (committed / f"seed-{p.name}").exists():
+                shutil.copy(p, committed / p.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         raw, extra = raw[:cut], raw[cut + 1 :]
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__)
     parser.add_argument("command", help="a target, 'all', 'seed' or 'list'")
-    parser.add_argument("target", nargs="?", default="all", help="for 'seed': a target or all")
+    parser.add_argument("target", nargs="?", default="all", help="for 'seed', 'merge': a target")
+    parser.add_argument("sources", nargs="*", type=Path, help="for 'merge': corpus directories")
     parser.add_argument("--runs", type=int, default=100_000, help="libFuzzer -runs (inputs)")
     parser.add_argument("--corpus", type=Path, help="where new inputs go (default: committed)")
     parser.add_argument("--artifacts", type=Path, help="where crash inputs go")
@@ -88,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "seed":
         for name in _names(args.target):
             print(f"{name}: {_seed(name)} seeds")
+        return 0
+    if args.command == "merge":
+        _merge(args.target, args.sources)
         return 0
     names = _names(args.command)
     if len(names) == 1:
