@@ -22,12 +22,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--db",
             default=os.environ.get("CLUTCHCALL_CONTROL_DB", "sqlite:///clutchcall-control.sqlite3"),
             metavar="URL",
-            help="database URL (as for `clutchcall control --db`)",
+            help="database URL (as for `clutchcall control --db`; env: CLUTCHCALL_CONTROL_DB)",
         )
         sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = sub.add_parser("create-org", help="create an org and print its first API key")
-    sp.add_argument("name")
+    sp.add_argument("name", help="display name of the org")
     sp.add_argument(
         "--org-id", help="choose the org id (org_<letters/digits>) instead of a new one"
     )
@@ -35,12 +35,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sp.set_defaults(func=_create_org)
 
     sp = sub.add_parser("create-api-key", help="create another API key for an org")
-    sp.add_argument("org_id")
+    sp.add_argument("org_id", help="the org (org_...) the key belongs to")
     common(sp)
     sp.set_defaults(func=_create_api_key)
 
     sp = sub.add_parser("revoke-api-key", help="revoke an API key by its id (key_...)")
-    sp.add_argument("key_id")
+    sp.add_argument("key_id", help="the key's id (key_...), as printed when it was created")
     common(sp)
     sp.set_defaults(func=_revoke_api_key)
 
@@ -48,17 +48,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "create-live-input",
         help="create a live input (optionally with chosen ids) and print its stream key",
     )
-    sp.add_argument("org_id")
-    sp.add_argument("name")
-    sp.add_argument("--ingest", choices=["fmp4", "rtmp"], default="fmp4")
+    sp.add_argument("org_id", help="the org (org_...) that owns the input")
+    sp.add_argument("name", help="display name of the input")
+    sp.add_argument("--ingest", choices=["fmp4", "rtmp"], default="fmp4",
+                    help="how the broadcaster publishes: fmp4 (MoQT) or rtmp")  # fmt: skip
     sp.add_argument("--id", dest="input_id", help="choose the input id (li_...)")
     sp.add_argument("--external-id", help="choose the external input id (lv_...)")
-    sp.add_argument("--public-host", default="127.0.0.1", metavar="HOST[:PORT]")
+    sp.add_argument("--public-host", default="127.0.0.1", metavar="HOST[:PORT]",
+                    help="RTMP ingest host printed in rtmp_url")  # fmt: skip
     sp.add_argument(
         "--redis",
         default=os.environ.get("CLUTCHCALL_REDIS"),
         metavar="URL",
-        help="cluster bus to write the stream-key record to (origins read it)",
+        help="cluster bus to write the stream-key record to (origins read it; "
+        "env: CLUTCHCALL_REDIS)",
     )
     common(sp)
     sp.set_defaults(func=_create_live_input)
@@ -69,8 +72,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "its tokens expire)",
     )
     common(sp)
-    sp.add_argument("--redis", default=os.environ.get("CLUTCHCALL_REDIS"), metavar="URL")
-    sp.add_argument("--key-secret", default=os.environ.get("CLUTCHCALL_CONTROL_KEY_SECRET"))
+    sp.add_argument("--redis", default=os.environ.get("CLUTCHCALL_REDIS"), metavar="URL",
+                    help="cluster bus to publish the new JWKS on (env: CLUTCHCALL_REDIS)")  # fmt: skip
+    sp.add_argument("--key-secret", default=os.environ.get("CLUTCHCALL_CONTROL_KEY_SECRET"),
+                    help="secret the signing keys are sealed with, as for `clutchcall control "
+                    "--key-secret` (env: CLUTCHCALL_CONTROL_KEY_SECRET)")  # fmt: skip
     sp.set_defaults(func=_rotate_signing_key)
 
 

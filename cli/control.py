@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "/.well-known/jwks.json, metrics at /metrics. Signed playback URLs are "
         "<relay-url>/<namespace>?token=<jwt>; rtmp_url is rtmp://<public-host>/live/<id>.",
     )
-    add_settings_arguments(p, ControlSettings)
+    add_settings_arguments(p, ControlSettings, "control")
     p.set_defaults(func=run)
 
 

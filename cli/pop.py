@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_settings_arguments(parser, PopSettings)
+    add_settings_arguments(parser, PopSettings, "pop")
     parser.add_argument("--cert", type=Path, help="TLS certificate chain (PEM)")
     parser.add_argument("--key", type=Path, help="TLS private key (PEM)")
     parser.set_defaults(func=run)

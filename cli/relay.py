@@ -129,8 +129,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "DELIVERY_TIMEOUT; a subscriber that overflows its queue gets TOO_FAR_BEHIND)",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="log verbosity",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 

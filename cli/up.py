@@ -94,12 +94,13 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, port_zero: bool = Fa
         "--db",
         default=os.environ.get("CLUTCHCALL_CONTROL_DB", "sqlite:///clutchcall-up.sqlite3"),
         metavar="URL",
-        help="control plane database (sqlite:///PATH or postgresql://...)",
+        help="control plane database (sqlite:///PATH or postgresql://...; "
+        "env: CLUTCHCALL_CONTROL_DB)",
     )
     parser.add_argument("--redis", default=os.environ.get("CLUTCHCALL_REDIS"), metavar="URL",
-                        help="cluster bus (default: in-process)")  # fmt: skip
+                        help="cluster bus (default: in-process; env: CLUTCHCALL_REDIS)")  # fmt: skip
     parser.add_argument("--org-id", default="org_demo", help="id of the demo org")
-    parser.add_argument("--log-level", default="warning",
+    parser.add_argument("--log-level", default="warning", help="log verbosity",
                         choices=["debug", "info", "warning", "error"])  # fmt: skip
 
 

@@ -325,20 +325,50 @@ def load_settings[T](
         raise SettingsError(f"{section} settings: {exc}") from None
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
-    """``--config FILE`` plus one ``--field-name VALUE`` flag per field of ``cls``."""
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+def _flag_help(cls: type[Any], section: str | None, name: str) -> str:
+    """The field's help (mesh.settings_help), its default, TOML key and environment variables."""
+    from mesh.settings_help import setting_help
+
+    default = next(f.default for f in dataclasses.fields(cls) if f.name == name)
+    if name == "cluster_key" or name.endswith("secret"):
+        shown = "unset" if not default else "set"
+    elif default is None or default == "":
+        shown = "unset"
+    elif isinstance(default, tuple):
+        shown = ",".join(default) or "none"
+    else:
+        shown = str(default)
+    text = f"{setting_help(section, name) or ''} (default: {shown})"
+    if section is not None:
+        env = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
+        text += (
+            f" [TOML: {name} (top level or [{section}]); "
+            f"env: {env} or {ENV_PREFIX}{name.upper()}]"
+        )
+    return text.replace("%", "%%")
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, cls: type[Any], section: str | None = None
+) -> None:
+    """``--config FILE`` plus one ``--field-name VALUE`` flag per field of ``cls``; each
+    flag's help names the TOML key and environment variables of role ``section``."""
+    where = f" (keys at top level or in [{section}])" if section else ""
+    parser.add_argument("--config", metavar="FILE", help=f"TOML settings file{where}")
     for name, tp in _fields(cls).items():
         flag = "--" + name.replace("_", "-")
+        help_text = _flag_help(cls, section, name)
         if tp is bool:
             parser.add_argument(
-                flag, dest=name, action=argparse.BooleanOptionalAction, default=None
-            )
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                help=help_text,
+            )  # fmt: skip
         else:
             choices = typing.get_args(tp) if typing.get_origin(tp) is Literal else None
             parser.add_argument(
-                flag, dest=name, default=None, choices=choices, metavar=name.upper()
-            )
+                flag, dest=name, default=None, choices=choices, metavar=name.upper(),
+                help=help_text,
+            )  # fmt: skip
 
 
 def settings_from_args[T](
