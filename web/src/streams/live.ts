@@ -20,11 +20,12 @@
  * reject it instead (the Viewer reports them).
  */
 import { AbrController, type Rendition } from "./abr.js";
-import { PlaybackError, type PlaybackErrorReason } from "./errors.js";
+import { PlaybackError } from "./errors.js";
+import { asPlaybackError, certificateHashes, namespaceFor, reasonForClose, sameBytes } from "./live_connect.js";
 import { AppendQueue, bufferedAhead, codecFromInit, mimeFor, openMediaSource } from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
-import { decodeJwtPayload, resolveToken } from "./token.js";
-import { type Catalog, type CatalogTrack, CatalogError, parseCatalog } from "../moqt/catalog.js";
+import { resolveToken } from "./token.js";
+import { type Catalog, type CatalogTrack, parseCatalog } from "../moqt/catalog.js";
 import { GroupSequencer } from "../moqt/sequencer.js";
 import {
   MoqtSession,
@@ -32,7 +33,6 @@ import {
   RequestErrorCode,
   RequestRefused,
   SessionClosed,
-  type SessionCloseInfo,
   type Subscription,
 } from "../moqt/session.js";
 
@@ -56,96 +56,17 @@ export interface LiveOptions {
   targetLatency?: number;
 }
 
-const AUTH_REQUEST_CODES = new Set<number>([
-  RequestErrorCode.UNAUTHORIZED,
-  RequestErrorCode.MALFORMED_AUTH_TOKEN,
-  RequestErrorCode.EXPIRED_AUTH_TOKEN,
-]);
-const AUTH_CLOSE_CODES = new Set<number>([0x2, 0x13, 0x14, 0x16, 0x17, 0x18]);
 const TICK_MS = 200;
-
-function reasonForClose(info: SessionCloseInfo): PlaybackErrorReason {
-  if (info.reason === "auth_failed" || (info.code !== null && AUTH_CLOSE_CODES.has(info.code))) return "auth_failed";
-  return "network";
-}
-
-/** A thrown value as a PlaybackError. */
-function asPlaybackError(e: unknown, fallback: PlaybackErrorReason = "network"): PlaybackError {
-  if (e instanceof PlaybackError) return e;
-  if (e instanceof SessionClosed) return new PlaybackError(reasonForClose(e.info), e.info.reason || e.message, { cause: e });
-  if (e instanceof RequestRefused) {
-    const reason = AUTH_REQUEST_CODES.has(e.code) ? "auth_failed" : e.code === RequestErrorCode.DOES_NOT_EXIST ? "not_found" : "network";
-    return new PlaybackError(reason, e.reason || e.message, { cause: e });
-  }
-  if (e instanceof CatalogError) return new PlaybackError("decode", e.message, { cause: e });
-  return new PlaybackError(fallback, e instanceof Error ? e.message : String(e), { cause: e });
-}
-
-function isDevHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  return h === "localhost" || h.endsWith(".localhost") || /^[\d.]+$/.test(h) || h.includes(":");
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const clean = hex.replace(/[^0-9a-f]/gi, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function sdkOrigin(): string | null {
-  try {
-    const u = new URL(import.meta.url);
-    return u.protocol === "http:" || u.protocol === "https:" ? u.origin : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The relay certificate's hashes: given, or published by the control plane for a dev relay. */
-async function certificateHashes(opts: LiveOptions, relay: URL): Promise<Uint8Array[]> {
-  if (opts.serverCertificateHashes?.length) {
-    return opts.serverCertificateHashes.map((h) => (typeof h === "string" ? hexBytes(h) : h));
-  }
-  if (!isDevHost(relay.hostname)) return [];
-  const bases = new Set<string>();
-  if (opts.apiBase !== undefined) bases.add(opts.apiBase.replace(/\/$/, ""));
-  const sdk = sdkOrigin();
-  if (sdk) bases.add(sdk);
-  if (typeof location !== "undefined" && /^https?:$/.test(location.protocol)) bases.add(location.origin);
-  for (const base of bases) {
-    try {
-      const res = await fetch(`${base}/v1/relay/certificate`, { cache: "no-store", signal: AbortSignal.timeout(3000) });
-      if (!res.ok) continue;
-      const body = (await res.json()) as { certificate_hashes?: Array<{ algorithm?: string; value?: string }> };
-      const hashes = (body.certificate_hashes ?? []).filter((h) => h.algorithm === "sha-256" && typeof h.value === "string");
-      if (hashes.length) return hashes.map((h) => hexBytes(h.value as string));
-    } catch {
-      // not a control plane: try the next base
-    }
-  }
-  return [];
-}
-
-/** `stream/<org>/<id>` from the token's `ns` claim, else from the relay URL's path. */
-function namespaceFor(id: string, token: string | null, relay: URL): string {
-  const ns = token ? decodeJwtPayload(token)?.ns : undefined;
-  const fromClaim = typeof ns === "string" ? ns.split("/").filter(Boolean) : [];
-  const fromPath = relay.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-  for (const fields of [fromClaim, fromPath]) {
-    if (fields.length >= 3 && fields[0] === "stream") return [fields[0], fields[1], id].join("/");
-  }
-  if (!token) throw new PlaybackError("auth_failed", "no playback token (pass one, or open the page with ?token=)");
-  throw new PlaybackError("auth_failed", "the playback token names no stream namespace (ns claim)");
-}
 
 class Lane {
   sub: Subscription | null = null;
   readonly seq: GroupSequencer;
   since = 0;
+  /** A newer catalog changed this track's init segment: applied at its next group. */
+  freshInit: CatalogTrack | null = null;
   constructor(
     readonly kind: "video" | "audio",
-    readonly track: CatalogTrack,
+    public track: CatalogTrack,
     minGroup = 0,
   ) {
     this.seq = new GroupSequencer(minGroup);
@@ -248,11 +169,28 @@ class LivePlayer implements PlaybackHandle {
         const catalog = parseCatalog(item.payload);
         this.catalog = catalog;
         if (catalog.isComplete || !catalog.videos.some((t) => t.isLive)) this.endSoon();
+        else this.refreshTracks(catalog);
       }
       const done = await sub.ended;
       this.onTrackDone(done.statusCode, done.reason);
     } catch (e) {
       if (!(e instanceof SessionClosed)) this.fail(asPlaybackError(e, "decode"));
+    }
+  }
+
+  /** A new catalog: changed init segments apply at the lanes' next group; a rendition that
+   * left the ladder is replaced by the best one still listed. */
+  private refreshTracks(catalog: Catalog): void {
+    for (const lane of [this.video, this.audio, this.pending]) {
+      if (!lane) continue;
+      const fresh = catalog.tracks.find((t) => t.name === lane.track.name && t.namespace === lane.track.namespace);
+      if (fresh?.initData && !sameBytes(fresh.initData, lane.track.initData)) lane.freshInit = fresh;
+    }
+    const playing = this.video?.track.name;
+    const best = catalog.videos[0];
+    if (playing && best && !catalog.videos.some((t) => t.name === playing)) {
+      this.abr?.pin(null);
+      this.switchTo(best.name);
     }
   }
 
@@ -355,19 +293,33 @@ class LivePlayer implements PlaybackHandle {
   private drain(lane: Lane, now: number): void {
     if (lane === this.pending) this.maybeCutOver(now);
     if (lane === this.audio) {
-      for (const obj of lane.seq.poll(now)) this.append(this.audioQueue, obj.payload);
+      for (const obj of lane.seq.poll(now)) {
+        if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
+        this.append(this.audioQueue, obj.payload);
+      }
       return;
     }
     if (lane !== this.video) return;
     const skippedBefore = lane.seq.skipped;
     for (const obj of lane.seq.poll(now)) {
       if (this.startGroup < 0) this.startGroup = obj.group;
+      if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
       this.append(this.videoQueue, obj.payload);
       if (this.pending) this.maybeCutOver(now);
       if (lane !== this.video) return this.drain(this.video as Lane, now);
     }
     if (lane.seq.skipped > skippedBefore) this.abr?.lost(now);
     if (this.pending) this.maybeCutOver(now);
+  }
+
+  /** Apply a changed init segment before a group's first object. */
+  private reinit(lane: Lane, queue: AppendQueue | null, kind: "video" | "audio"): void {
+    const fresh = lane.freshInit;
+    if (!fresh?.initData || !queue) return;
+    lane.freshInit = null;
+    lane.track = fresh;
+    void queue.changeType(mimeFor(kind, fresh.codec ?? codecFromInit(fresh.initData)));
+    this.append(queue, fresh.initData);
   }
 
   private append(queue: AppendQueue | null, payload: Uint8Array): void {
