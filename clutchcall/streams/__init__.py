@@ -59,7 +59,14 @@ from clutchcall.streams._publisher import (
 from clutchcall.streams._viewer import AsyncBroadcastViewer, Chunk, CloseReason
 from clutchcall.streams._viewer_sync import BroadcastViewer
 from clutchcall.streams._vod import AsyncVodViewer
-from clutchcall.streams._webhooks import WebhookVerificationError, verify_webhook
+from clutchcall.streams._webhooks import (
+    AsyncWebhooks,
+    WebhookDelivery,
+    WebhookEndpoint,
+    Webhooks,
+    WebhookVerificationError,
+    verify_webhook,
+)
 
 __all__ = [
     "ApiError",
@@ -76,6 +83,7 @@ __all__ = [
     "AsyncPublisher",
     "AsyncStreams",
     "AsyncVodViewer",
+    "AsyncWebhooks",
     "BroadcastViewer",
     "Chunk",
     "CloseReason",
@@ -106,6 +114,9 @@ __all__ = [
     "UploadPolicy",
     "UploadTicket",
     "ValidationError",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookVerificationError",
+    "Webhooks",
     "verify_webhook",
 ]

@@ -22,6 +22,7 @@ from clutchcall.streams._models import (
 )
 from clutchcall.streams._publisher import AsyncPublisher
 from clutchcall.streams._viewer import AsyncBroadcastViewer
+from clutchcall.streams._webhooks import AsyncWebhooks
 
 __all__ = ["AsyncLiveInput", "AsyncLiveInputs", "AsyncPlaybackTokens", "AsyncStreams"]
 
@@ -173,6 +174,7 @@ class AsyncStreams:
         self.live_inputs = AsyncLiveInputs(self)
         self.playback_tokens = AsyncPlaybackTokens(self)
         self.assets = AsyncAssets(self)
+        self.webhooks = AsyncWebhooks(self)
 
     @property
     def base_url(self) -> str | None:

@@ -23,6 +23,7 @@ from clutchcall.streams._models import (
 from clutchcall.streams._player import PlaybackError, Player
 from clutchcall.streams._publisher import Publisher
 from clutchcall.streams._viewer_sync import BroadcastViewer
+from clutchcall.streams._webhooks import Webhooks
 
 __all__ = ["LiveInput", "LiveInputs", "PlaybackTokens", "Streams"]
 
@@ -177,6 +178,7 @@ class Streams:
         self.live_inputs = LiveInputs(self)
         self.playback_tokens = PlaybackTokens(self)
         self.assets = Assets(self)
+        self.webhooks = Webhooks(self)
 
     @property
     def base_url(self) -> str | None:

@@ -13,15 +13,28 @@ A timestamp further than ``tolerance`` seconds from now is refused (replays).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from clutchcall.streams._errors import StreamsError
+from clutchcall.streams._http import path_id
+from clutchcall.streams._models import parse_time
 
-__all__ = ["SIGNATURE_HEADER", "WebhookVerificationError", "verify_webhook"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "AsyncWebhooks",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookVerificationError",
+    "Webhooks",
+    "verify_webhook",
+]
 
 SIGNATURE_HEADER = "ClutchCall-Signature"
 
@@ -81,3 +94,135 @@ def verify_webhook(
     if not isinstance(event, dict):
         raise WebhookVerificationError("signed body is not a JSON object")
     return event
+
+
+# --- managing endpoints: streams.webhooks ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """An endpoint; ``secret`` only in what :meth:`Webhooks.create` returns (shown once)."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    created_at: datetime
+    secret: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookEndpoint:
+        return cls(
+            id=data["id"],
+            url=data["url"],
+            events=tuple(data.get("events") or ()),
+            created_at=_time(data["created_at"]),
+            secret=data.get("secret"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event sent (or being sent) to an endpoint, with its last attempt."""
+
+    id: str
+    event: str
+    event_id: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WebhookDelivery:
+        return cls(
+            id=data["id"],
+            event=data["event"],
+            event_id=data.get("event_id", ""),
+            status=data["status"],
+            attempts=int(data.get("attempts") or 0),
+            last_status_code=data.get("last_status_code"),
+            last_error=data.get("last_error"),
+            next_attempt_at=parse_time(data.get("next_attempt_at")),
+            created_at=_time(data["created_at"]),
+            updated_at=_time(data["updated_at"]),
+        )
+
+
+def _time(value: Any) -> datetime:
+    parsed = parse_time(value)
+    if parsed is None:
+        raise ValueError("missing time")
+    return parsed
+
+
+def _create_body(url: str, events: list[str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = list(events)
+    return body
+
+
+class Webhooks:
+    """``streams.webhooks``: endpoints that receive signed events (docs/webhooks.md)."""
+
+    def __init__(self, streams: Any) -> None:
+        self._streams = streams
+
+    def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
+        """A new endpoint; keep ``.secret`` (to verify deliveries): it is shown only now."""
+        data = self._streams._request("POST", "/v1/webhooks", json=_create_body(url, events))
+        return WebhookEndpoint.from_json(data)
+
+    def list(self) -> list[WebhookEndpoint]:
+        data = self._streams._request("GET", "/v1/webhooks")
+        return [WebhookEndpoint.from_json(d) for d in data["data"]]
+
+    def get(self, id: str) -> WebhookEndpoint:
+        return WebhookEndpoint.from_json(
+            self._streams._request("GET", f"/v1/webhooks/{path_id(id)}")
+        )
+
+    def delete(self, id: str) -> None:
+        self._streams._request("DELETE", f"/v1/webhooks/{path_id(id)}")
+
+    def deliveries(self, id: str, *, limit: int | None = None) -> builtins.list[WebhookDelivery]:
+        """The endpoint's last deliveries, newest first."""
+        params = {} if limit is None else {"limit": limit}
+        data = self._streams._request(
+            "GET", f"/v1/webhooks/{path_id(id)}/deliveries", params=params
+        )
+        return [WebhookDelivery.from_json(d) for d in data["data"]]
+
+
+class AsyncWebhooks:
+    """``streams.webhooks`` of :class:`AsyncStreams` (see :class:`Webhooks`)."""
+
+    def __init__(self, streams: Any) -> None:
+        self._streams = streams
+
+    async def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
+        data = await self._streams._request("POST", "/v1/webhooks", json=_create_body(url, events))
+        return WebhookEndpoint.from_json(data)
+
+    async def list(self) -> list[WebhookEndpoint]:
+        data = await self._streams._request("GET", "/v1/webhooks")
+        return [WebhookEndpoint.from_json(d) for d in data["data"]]
+
+    async def get(self, id: str) -> WebhookEndpoint:
+        data = await self._streams._request("GET", f"/v1/webhooks/{path_id(id)}")
+        return WebhookEndpoint.from_json(data)
+
+    async def delete(self, id: str) -> None:
+        await self._streams._request("DELETE", f"/v1/webhooks/{path_id(id)}")
+
+    async def deliveries(
+        self, id: str, *, limit: int | None = None
+    ) -> builtins.list[WebhookDelivery]:
+        params = {} if limit is None else {"limit": limit}
+        data = await self._streams._request(
+            "GET", f"/v1/webhooks/{path_id(id)}/deliveries", params=params
+        )
+        return [WebhookDelivery.from_json(d) for d in data["data"]]

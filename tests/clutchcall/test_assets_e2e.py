@@ -41,9 +41,8 @@ def test_upload_ready_webhook_and_recipe_4_capture(
     receiver = Receiver(statuses=[500])  # the first delivery fails, the retry succeeds
     try:
         with Streams(base_url=server.base_url, api_key=api_key) as streams:
-            hook = streams._request(
-                "POST", "/v1/webhooks", json={"url": receiver.url, "events": ["asset.ready"]}
-            )
+            hook = streams.webhooks.create(url=receiver.url, events=["asset.ready"])
+            assert hook.secret is not None
             seen: list[int] = []
             asset = streams.assets.upload(
                 clip, name="Session", require_signed_urls=True,
@@ -91,7 +90,7 @@ def test_upload_ready_webhook_and_recipe_4_capture(
             got = receiver._wait(lambda rs: any(r.answered == 200 for r in rs), 30)
             assert [r.answered for r in got] == [500, 200]
             event = verify_webhook(
-                hook["secret"], got[-1].headers["ClutchCall-Signature"], got[-1].body
+                hook.secret, got[-1].headers["ClutchCall-Signature"], got[-1].body
             )
             assert event["type"] == "asset.ready"
             assert json.dumps(event["data"]).count(asset.id) >= 1
