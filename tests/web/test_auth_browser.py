@@ -27,7 +27,7 @@ from control.service import ControlService
 from control.settings import ControlSettings
 from control.store import open_repository
 from mesh.bus import MemoryBus
-from tests.web.conftest import SDK_DIST, UpStack, _env, run_module
+from tests.web.conftest import SDK_DIST, UpStack, _env, run_module, transpile_ts
 from tests.web.test_live_browser import api, signed_url, wait_live, watch_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -183,3 +183,36 @@ def test_the_relay_certificate_hash_is_published(live: dict[str, Any]) -> None:
     assert body["relay_url"] == live["relay_url"]
     assert body["pinnable"] is True
     assert len(body["certificate_hashes"][0]["value"]) == 64
+
+
+# Recipe 1, step 4 (verbatim but for the relay URL): no token in the code; the viewer's page
+# was opened with ?token=<jwt> (how docs/web-sdk.md says a viewer gets its token).
+RECIPE_1_STEP_4 = """\
+const viewerStreams = new Streams({ apiBase: "", relayUrl: "https://relay.clutchcall.dev" });
+const viewer = viewerStreams.viewer({
+  onStarted: () => console.log("live"),
+  onError:   (e) => console.error("playback error", e),
+});
+viewer.attach(document.querySelector("video")!);
+await viewer.play(input.external_input_id);   // lv_… → live over MoQT
+"""
+
+
+def test_recipe_1_step_4_takes_the_token_from_the_page_url(
+    live: dict[str, Any], page: Any, static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    token = signed_url(live, live["li_id"])["token"]
+    logged: list[str] = []
+    page.on("console", lambda msg: logged.append(f"{msg.type}:{msg.text}"))
+    page.goto(static_server(watch_site(live, tmp_path)) + f"/index.html?token={token}")
+    code = (
+        'import { Streams } from "@clutchcall/sdk/streams";\n'
+        f"const input = {{ external_input_id: {json.dumps(live['input_id'])} }};\n"
+        + RECIPE_1_STEP_4.replace("https://relay.clutchcall.dev", live["relay_url"])
+    )
+    run_module(page, transpile_ts(code))
+    deadline = time.monotonic() + 20
+    while "log:live" not in logged and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert "log:live" in logged, logged
+    assert not [m for m in logged if "playback error" in m], logged
