@@ -216,3 +216,24 @@ def test_recipe_1_step_4_takes_the_token_from_the_page_url(
         page.wait_for_timeout(100)
     assert "log:live" in logged, logged
     assert not [m for m in logged if "playback error" in m], logged
+
+
+def test_an_input_that_is_not_live_is_not_found(
+    live: dict[str, Any], page: Any, static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    """A valid token for an input nobody publishes: SUBSCRIBE is refused (DOES_NOT_EXIST) and
+    retried for the viewer's start timeout (20 s), then ``not_found``."""
+    with api(live) as http:
+        res = http.post("/v1/live_inputs", json={"name": "Idle", "ingest": "fmp4"})
+        res.raise_for_status()
+        idle = res.json()["input"]
+    token = signed_url(live, idle["id"])["token"]
+    open_page(page, live, static_server, tmp_path)
+    started = time.monotonic()
+    run_module(
+        page, PLAY % {"token": json.dumps(token), "id": json.dumps(idle["external_input_id"])}
+    )
+    result = settle(page)
+    assert result["rejected"] == "not_found", result
+    assert result["seen"] == ["not_found"], result
+    assert time.monotonic() - started >= 19
