@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -237,3 +238,19 @@ def test_an_input_that_is_not_live_is_not_found(
     assert result["rejected"] == "not_found", result
     assert result["seen"] == ["not_found"], result
     assert time.monotonic() - started >= 19
+
+
+def test_an_unreachable_relay_is_network(
+    live: dict[str, Any], page: Any, static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    """Nothing listens on the relay's port: ``network`` (once), not a hang."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token = signed_url(live, live["li_id"])["token"]
+    open_page(page, live, static_server, tmp_path)
+    code = PLAY.replace('apiBase: ""', f'apiBase: "", relayUrl: "https://127.0.0.1:{port}"')
+    run_module(page, code % {"token": json.dumps(token), "id": json.dumps(live["input_id"])})
+    result = settle(page)
+    assert result["rejected"] == "network", result
+    assert result["seen"] == ["network"], result
