@@ -198,8 +198,12 @@ class LivePlayer implements PlaybackHandle {
     if (this.stopped) return;
     if (status === PublishDoneCode.UNAUTHORIZED || status === PublishDoneCode.EXPIRED) {
       this.fail(new PlaybackError("auth_failed", reason || "the playback token is no longer valid"));
-    } else if (status !== null) {
+    } else if (status === PublishDoneCode.MALFORMED_TRACK) {
+      this.fail(new PlaybackError("decode", reason || "the publisher sent a malformed track"));
+    } else if (status === PublishDoneCode.TRACK_ENDED || status === PublishDoneCode.SUBSCRIPTION_ENDED) {
       this.endSoon();
+    } else if (status !== null) {
+      this.fail(new PlaybackError("network", reason || `the relay ended the subscription (${status})`));
     }
   }
 
