@@ -8,11 +8,10 @@ Byte 0 is the chunk size the session is fed in (0: all at once). Allowed: RtmpPe
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 from origin.rtmp.connection import ConnectionLimits, ServerConnection
-from origin.rtmp.errors import RtmpPeerError, RtmpUsageError
+from origin.rtmp.errors import RtmpPeerError
 from origin.rtmp.events import ConnectRequested, MediaReceived, PublishRequested
 from origin.rtmp.handshake import HANDSHAKE_SIZE, build_c0c1
 
@@ -22,11 +21,9 @@ _HANDSHAKE = build_c0c1() + bytes(HANDSHAKE_SIZE)
 
 
 def _accept(conn: ServerConnection, stream_id: int) -> None:
-    # Known finding (reported, not fixed here): a publisher that pipelines publish and
-    # deleteStream behind connect gets its PublishRequested and PublishFinished from one
-    # accept_connect(); accepting the publish then raises RtmpUsageError, which
-    # origin/rtmp/server.py does not expect. Skip the accept as the server should.
-    with contextlib.suppress(RtmpUsageError):
+    # As origin/rtmp/server.py does: a publish withdrawn by a deleteStream pipelined
+    # behind connect is not answered (accepting it was an RtmpUsageError, found here).
+    if conn.publish_pending(stream_id):
         conn.accept_publish(stream_id, "ok")
 
 

@@ -457,6 +457,11 @@ class ServerConnection:
         if self._streams.get(sid) is not _StreamState.PUBLISH_PENDING:
             raise RtmpUsageError(f"stream {sid} has no publish waiting for an answer")
 
+    def publish_pending(self, stream_id: int) -> bool:
+        """True while a publish on ``stream_id`` waits for ``accept_publish``/``reject_publish``
+        (False once a pipelined deleteStream/FCUnpublish/closeStream withdrew it)."""
+        return self._streams.get(stream_id) is _StreamState.PUBLISH_PENDING
+
     def accept_publish(self, stream_id: int, description: str, details: str = "") -> None:
         self._pending(stream_id)
         self._send(m.user_control(m.UserControlEvent.STREAM_BEGIN, stream_id))

@@ -446,6 +446,10 @@ class RtmpServer:
             raise _Close(EndReason.SINK_FAILED, f"sink raised {type(exc).__name__}") from exc
 
     async def _on_publish(self, sess: _Session, ev: PublishRequested) -> None:
+        if not sess.conn.publish_pending(ev.stream_id):
+            # Withdrawn by a command pipelined behind connect (its PublishFinished is
+            # among the same events): nothing to admit and nothing to answer.
+            return
         cfg = self._settings
         log = sess.log
         try:

@@ -519,3 +519,34 @@ async def test_slow_sinks_and_close_during_a_kick_leave_nothing_behind() -> None
         assert await client.wait_closed_by_server()
         assert h.server.statistics().connections_active == 0
         assert handler_tasks() == []
+
+
+async def test_publish_withdrawn_before_the_connect_answer_is_not_an_internal_error(
+    rtmp: Harness,
+) -> None:
+    """Found by bench/fuzz rtmp_session: publish and deleteStream pipelined behind connect
+    come back from accept_connect together; the withdrawn publish is neither admitted
+    nor answered, and the connection goes on."""
+    client = await ObsLikeClient.open("127.0.0.1", rtmp.port)
+    await client.handshake()
+    tc_url = f"rtmp://127.0.0.1:{rtmp.port}/{APP}"
+    burst = b"".join(
+        [
+            client.encode_message(
+                3, 20, 0, 0, amf_encode_all("connect", 1, {"app": APP, "tcUrl": tc_url})
+            ),
+            client.encode_message(3, 20, 0, 0, amf_encode_all("createStream", 2, None)),
+            client.encode_message(
+                4, 20, 1, 0, amf_encode_all("publish", 0, None, STREAM_KEY, "live")
+            ),
+            client.encode_message(3, 20, 0, 0, amf_encode_all("deleteStream", 0, None, 1.0)),
+            client.encode_message(3, 20, 0, 0, amf_encode_all("createStream", 3, None)),
+        ]
+    )
+    await client.send_raw(burst)
+    async with asyncio.timeout(5):
+        while (await client.wait_command("_result"))[1] != 3:
+            pass
+    assert rtmp.server.statistics().internal_errors == 0
+    assert rtmp.sinks == []
+    await client.close()
