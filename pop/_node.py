@@ -325,6 +325,7 @@ class PopNode(MeshNode[_Downstream]):
                 if error is not None:
                     self._reject(peer, event.request_id, error[0], error[1])
                     return
+                await self.router.room_for(event.namespace, event.name)
             elif isinstance(event, TrackStatusRequested):
                 status = await self.router.track_status(
                     event.namespace, event.name, auth.hops, token

@@ -46,6 +46,7 @@ from moqt.events import (
     SubgroupStreamEnded,
     SubgroupStreamReset,
     SubscribeAccepted,
+    SubscribeRequested,
 )
 from moqt.session import Session
 from moqt.types import Namespace, SubscriptionFilter
@@ -58,6 +59,11 @@ _log = structlog.get_logger("pop.relay")
 
 # Downstream joining FETCHes wait at most this long for our upstream one to fill the cache.
 _FILL_TIMEOUT = 2.0
+# A track the upstream said does not exist is answered DOES_NOT_EXIST here this long.
+_MISSING_FOR = 1.0
+_MISSING_MAX = 10_000
+# At most one "upstream_subscribe_failed" warning per peer this often (the rest counted).
+_WARN_EVERY = 10.0
 
 
 class PopRelay(Relay):
@@ -86,6 +92,8 @@ class PopRelay(Relay):
         # upstream SUBSCRIBEs paired with a joining FETCH, until accepted: (peer, request id)
         self._joining: set[tuple[Peer, int]] = set()
         self._start_groups = StartGroups()
+        self._missing: dict[tuple[Namespace, bytes], float] = {}  # -> answered until
+        self._warned: dict[str, tuple[float, int]] = {}  # peer -> (last warning, suppressed)
         self.orphaned_total = 0
         self.resubscribed_total = 0
 
@@ -145,7 +153,46 @@ class PopRelay(Relay):
         self._filling[track] = self._clock() + _FILL_TIMEOUT
         return True
 
+    def needs_upstream(self, namespace: Namespace, name: bytes) -> bool:
+        """Whether a SUBSCRIBE to this track would be sent upstream now."""
+        track = self.track(namespace, name)
+        if track is not None and track.upstream is not None:
+            return False
+        return self._missing_until(namespace, name) is None
+
+    def _missing_until(self, namespace: Namespace, name: bytes) -> float | None:
+        until = self._missing.get((namespace, name))
+        if until is not None and until <= self._clock():
+            del self._missing[(namespace, name)]
+            return None
+        return until
+
+    def _note_missing(self, peer: Peer, event: RequestRejected) -> None:
+        """The upstream refused our SUBSCRIBE of a track as DOES_NOT_EXIST: remember it."""
+        if event.error != RequestErrorCode.DOES_NOT_EXIST:
+            return
+        track = peer.upstream.get(event.request_id)
+        if track is None or track.upstream is None or track.upstream.request_id != event.request_id:
+            return  # not the SUBSCRIBE of a track (a FETCH of ours)
+        if len(self._missing) >= _MISSING_MAX:
+            now = self._clock()
+            self._missing = {k: t for k, t in self._missing.items() if t > now}
+        if len(self._missing) < _MISSING_MAX:
+            self._missing[(track.namespace, track.name)] = self._clock() + _MISSING_FOR
+
     def handle_event(self, peer: Peer, event: Event) -> None:
+        if peer in self._upstream_peers and isinstance(event, RequestRejected):
+            self._note_missing(peer, event)
+        if isinstance(event, SubscribeRequested) and peer not in self._upstream_peers:
+            track = self.track(event.namespace, event.name)
+            if (track is None or track.upstream is None) and self._missing_until(
+                event.namespace, event.name
+            ) is not None:
+                # The upstream said so a moment ago: no new upstream request per retry.
+                self._reject(
+                    peer, event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
+                )
+                return
         if peer in self._upstream_peers and self._start_group_event(peer, event):
             return
         if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
@@ -286,13 +333,25 @@ class PopRelay(Relay):
                 auth_token=self._tokens.get(track.namespace),
             )
         except LocalError as exc:
-            _log.warning("upstream_subscribe_failed", peer=publisher.name, error=str(exc))
+            self._warn_subscribe_failed(publisher, str(exc))
             return False
         track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
         publisher.upstream[rid] = track
         self._counters["upstream_subscribes"] += 1
         self._orphans.discard(track)
         return True
+
+    def _warn_subscribe_failed(self, peer: Peer, error: str) -> None:
+        """One warning per peer per ``_WARN_EVERY`` s; the ones in between are counted."""
+        now = self._clock()
+        last, suppressed = self._warned.get(peer.name, (-_WARN_EVERY, 0))
+        if now - last < _WARN_EVERY:
+            self._warned[peer.name] = (last, suppressed + 1)
+            return
+        self._warned[peer.name] = (now, 0)
+        _log.warning(
+            "upstream_subscribe_failed", peer=peer.name, error=error, suppressed=suppressed
+        )
 
     def poll(self) -> None:
         now = self._clock()

@@ -17,6 +17,7 @@ of another region when configured, never a loop) and keeps the answer true:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 
@@ -126,6 +127,27 @@ class Router:
         except (LocalError, ConnectionClosed, TimeoutError) as exc:
             self._log.info("track_status_failed", track=namespace_text(namespace), error=str(exc))
             return RequestErrorCode.INTERNAL_ERROR, "upstream did not answer"
+
+    async def room_for(self, namespace: Namespace, name: bytes, within: float = 5.0) -> None:
+        """Wait (up to ``within`` s) until the upstream link of ``namespace`` may send a
+        SUBSCRIBE and its joining FETCH: many new tracks at once (say, a client asking
+        for tracks that do not exist) would otherwise run out of the upstream's
+        MAX_REQUEST_ID and be answered INTERNAL_ERROR instead of the upstream's answer."""
+        if not self.relay.needs_upstream(namespace, name):
+            return
+        link = self._routed_link(namespace)
+        if link is None or link.connection is None:
+            return
+        session = link.connection.session
+        deadline = time.monotonic() + within
+        while session.requests_available < 2 and not link.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            link.progress.clear()
+            # Answers free ids; MAX_REQUEST_ID itself comes with no event: look again soon.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(link.progress.wait(), min(left, 0.05))
 
     def _routed_link(self, namespace: Namespace) -> UpstreamLink | None:
         for link in self.pool.links():

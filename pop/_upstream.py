@@ -62,6 +62,8 @@ class UpstreamLink:
     arrivals: dict[int, tuple[float, float]] = field(default_factory=dict)
     closed: bool = False
     failed: bool = False  # could not connect, or the upstream ended the session
+    # Set by every control event from the upstream (answers free request ids).
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def request_path(self) -> tuple[str, ...]:
@@ -226,6 +228,7 @@ class UpstreamPool:
                 self._observe(self._clock() - started)
             return
         self._relay.handle_event(link.peer, event)
+        link.progress.set()
         if isinstance(event, GoawayReceived) and self._on_goaway is not None:
             _log.info("upstream_goaway", upstream=link.key.node_id)
             self._on_goaway(link)
