@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -31,8 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 _FAST = ["--heartbeat-interval", "0.5", "--node-ttl", "1.5", "--log-level", "info"]
 
 
+# Every node a bench starts shares one cluster key: relay links authenticate with it
+# (docs/relay-links.md); without one they would be taken for viewers.
+_CLUSTER_KEY = secrets.token_urlsafe(32)
+
+
 def node_env() -> dict[str, str]:
-    return {"PYTHONPATH": str(ROOT)}
+    return {"PYTHONPATH": str(ROOT), "CLUTCHCALL_CLUSTER_KEY": _CLUSTER_KEY}
 
 
 def origin_argv(
