@@ -85,6 +85,7 @@ class _Downstream(Downstream):
     auth: SessionAuth
     timer: asyncio.TimerHandle | None = None  # the deadline for a token, if none came yet
     setup_tokens: tuple[AuthToken, ...] = ()
+    setup_path: str | None = None
     publisher: EdgePublisher | None = None  # a publisher carried to an origin (issue 12)
 
 
@@ -262,6 +263,7 @@ class PopNode(MeshNode[_Downstream]):
         conn, peer, auth = down.connection, down.peer, down.auth
         if isinstance(event, SetupCompleted):
             down.setup_tokens = event.auth_tokens
+            down.setup_path = conn.path if conn.path is not None else event.path
             if not await self.gate.on_setup(auth, event, conn.path):
                 return True
             if auth.relay_link:
@@ -351,7 +353,7 @@ class PopNode(MeshNode[_Downstream]):
             return
         if down.publisher is None:
             down.publisher = EdgePublisher(down.connection, down.name, self._edge)
-            down.publisher.set_setup_tokens(down.setup_tokens)
+            down.publisher.set_setup(down.setup_tokens, down.setup_path)
         if isinstance(event, PublishNamespaceRequested):
             admitted = await down.publisher.on_publish_namespace(event)
         else:

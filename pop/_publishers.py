@@ -8,8 +8,9 @@ A POP does not ingest: it has no stream-key records, no validation, no broadcast
 * on the session's first PUBLISH_NAMESPACE or PUBLISH it opens a session of its
   own to an origin (:func:`choose_ingest_origin`: the origin already hosting the
   namespace, else the least loaded one, in this POP's region first), with the
-  publisher's stream key as the AUTHORIZATION TOKEN of CLIENT_SETUP, and forwards
-  the request with the key;
+  publisher's stream key (the AUTHORIZATION TOKEN of the request or of CLIENT_SETUP,
+  or ``?key=`` on the connection URL) as the AUTHORIZATION TOKEN of CLIENT_SETUP, and
+  forwards the request with the key;
 * the origin's answer goes back as is (REQUEST_OK, or REQUEST_ERROR with the
   origin's code and reason: ``invalid stream key for lv_...``), so a wrong key
   reads the same through a POP as at the origin;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,6 +73,7 @@ __all__ = [
     "choose_ingest_origin",
     "is_stream_key",
     "stream_key_from",
+    "stream_key_from_path",
 ]
 
 _log = structlog.get_logger("pop.publishers")
@@ -103,6 +106,18 @@ def stream_key_from(tokens: Sequence[AuthToken]) -> str | None:
             continue
         if is_stream_key(text):
             return text
+    return None
+
+
+def stream_key_from_path(path: str | None) -> str | None:
+    """A stream key given as ``?key=`` (or a non-JWT ``?token=``) on the connection URL."""
+    if not path:
+        return None
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    for name in ("key", "token"):
+        for value in query.get(name, []):
+            if is_stream_key(value):
+                return value
     return None
 
 
@@ -175,8 +190,9 @@ class EdgePublisher:
 
     # --- what the POP node calls -------------------------------------------------------
 
-    def set_setup_tokens(self, tokens: Sequence[AuthToken]) -> None:
-        self._setup_key = stream_key_from(tokens)
+    def set_setup(self, tokens: Sequence[AuthToken], path: str | None = None) -> None:
+        """The session's CLIENT_SETUP tokens and connection path (``?key=`` / ``?token=``)."""
+        self._setup_key = stream_key_from(tokens) or stream_key_from_path(path)
 
     @property
     def active(self) -> bool:

@@ -19,13 +19,14 @@ from clutchcall.streams import AsyncPublisher, PublishError
 from media import CATALOG_TRACK
 from mesh.bus import connect_bus
 from mesh.settings import PopSettings
-from moqt.aio import write_self_signed
+from moqt.aio import connect, write_self_signed
+from moqt.events import PublishNamespaceAccepted, RequestRejected
 from pop import PopNode
 from tests.mesh.conftest import wait_until
 from tests.pop.lab import Tokens
 
 from .conftest import ORG, Origin, new_key
-from .helpers import Viewer, check_media, init_of, ns
+from .helpers import Viewer, check_media, init_of, ns, rotate_key
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.e2e]
 
@@ -143,3 +144,41 @@ async def test_publish_and_watch_through_one_pop_url(
     assert result is not None and result.reason == "stopped"
     # The broadcast ends at the origin when the publisher leaves the POP.
     await wait_until(lambda: origin.node.inputs.get(input_id) is None, 10)
+
+
+async def test_a_key_rotation_ends_an_edge_publisher_with_the_origin_s_reason(
+    origin: Origin, pop: PopNode
+) -> None:
+    """The origin ends the broadcast and closes our session at the POP: the POP closes
+    the publisher's with the same code and reason, and the SDK says it was refused."""
+    input_id, key = await origin.new_input()
+    publisher = AsyncPublisher(pop_url(pop), timeslice_ms=500, group_duration=1.0,
+                               video_bitrate=300_000, verify=False, reconnect=0)  # fmt: skip
+    await publisher.publish(input_id, key, "testsrc", f"stream/{ORG}/{input_id}")
+    try:
+        await wait_until(lambda: origin.node.inputs.get(input_id) is not None, 30, step=0.05)
+        await rotate_key(origin.bus, input_id, new_key(), ORG)
+        with pytest.raises(PublishError) as info:
+            await asyncio.wait_for(publisher.wait(), 10)
+        assert info.value.reason == "refused", info.value
+        assert "stream key rotated" in str(info.value)
+        await wait_until(lambda: origin.node.inputs.get(input_id) is None, 10)
+    finally:
+        await publisher.stop()
+
+
+@pytest.mark.parametrize("param", ["key", "token"])
+async def test_a_stream_key_on_the_pop_url_admits_the_publisher(
+    origin: Origin, pop: PopNode, param: str
+) -> None:
+    input_id, key = await origin.new_input()
+    url = "{}/?{}={}".format(pop_url(pop, "moqt"), param, key)
+    async with connect(url, verify=False) as conn:
+        rid = conn.session.publish_namespace(ns(ORG, input_id))  # no token in the request
+        answer = await asyncio.wait_for(conn.wait_response(rid), 10)
+        assert isinstance(answer, PublishNamespaceAccepted), answer
+    async with connect(pop_url(pop, "moqt") + "/?key=sk_wrong", verify=False) as conn:
+        rid = conn.session.publish_namespace(ns(ORG, input_id))
+        answer = await asyncio.wait_for(conn.wait_response(rid), 10)
+        assert isinstance(answer, RequestRejected), answer
+        assert f"invalid stream key for {input_id}" in answer.reason
