@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from control.server import parse_hostport, serve
+    from cli._errors import Listen, busy_address_message, is_busy
+    from control.server import bind, parse_hostport, serve
     from control.settings import ControlSettings
     from control.store import StoreError
     from mesh.settings import settings_from_args
@@ -39,6 +40,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(ControlSettings, "control", args)
         host, port = parse_hostport(settings.http)
+        try:  # a busy address is named before the app starts (uvicorn would only log errno)
+            bind(host, port).close()
+        except OSError as exc:
+            if not is_busy(exc):
+                raise
+            listens: list[Listen] = [("--http", settings.http, "tcp", "control plane HTTP API")]
+            print(busy_address_message("control", listens), file=sys.stderr)
+            return 1
         serve(settings, host, port)
     except (ValueError, StoreError) as exc:
         print(f"clutchcall control: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from cli._errors import Listen, busy_address_message, is_busy
 from mesh.logging import configure_logging
 from mesh.settings import SettingsError, add_settings_arguments, settings_from_args
 from moqt.aio import write_self_signed
@@ -68,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_main(settings, args.cert, args.key))
     except OSError as exc:
         logger.error("origin_failed", error=str(exc))
+        if is_busy(exc):
+            listens: list[Listen] = [
+                ("--quic", settings.quic, "udp", "MoQT"),
+                ("--http", settings.http, "tcp", "/metrics"),
+                ("--rtmp", settings.rtmp, "tcp", "RTMP ingest"),
+            ]
+            print(busy_address_message("origin", listens), file=sys.stderr)
         return 1
 
 

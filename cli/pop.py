@@ -39,6 +39,7 @@ from pathlib import Path
 
 import structlog
 
+from cli._errors import Listen, busy_address_message, is_busy
 from mesh.logging import configure_logging
 from mesh.settings import (
     PopSettings,
@@ -116,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         except OSError as exc:
             logger.error("pop_failed", error=str(exc))
+            if is_busy(exc):
+                listens: list[Listen] = [
+                    ("--quic", settings.quic, "udp", "MoQT"),
+                    ("--http", settings.http, "tcp", "/metrics"),
+                ]
+                print(busy_address_message("pop", listens), file=sys.stderr)
             return 1
 
 

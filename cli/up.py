@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cli._errors import Listen, busy_address_message, is_busy
+
 __all__ = ["LOCAL_ORIGINS", "StackInfo", "register", "run", "running_stack"]
 
 # Browser apps on this machine (any port) may call the API: the SDK's recipes run as printed.
@@ -111,10 +113,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_main(args))
     except (OSError, ValueError) as exc:
+        if is_busy(exc):
+            print(busy_address_message("up", _listens(args)), file=sys.stderr)
+            return 1
         print(f"clutchcall up: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _listens(args: argparse.Namespace) -> list[Listen]:
+    return [
+        ("--http", args.http, "tcp", "control plane HTTP API"),
+        ("--origin", args.origin, "udp", "origin MoQT"),
+        ("--pop", args.pop, "udp", "POP MoQT"),
+        ("--rtmp", args.rtmp, "tcp", "RTMP ingest"),
+        ("--origin-ops", getattr(args, "origin_ops", ""), "tcp", "origin /metrics"),
+        ("--pop-ops", getattr(args, "pop_ops", ""), "tcp", "POP /metrics"),
+    ]
 
 
 async def _main(args: argparse.Namespace) -> int:

@@ -6,23 +6,28 @@
 with ``--namespace`` and ``--token``. Once a second it prints the rendition,
 chunks, bytes and lag; ``--out`` writes a playable fragmented MP4 (init segment,
 then every chunk). Stops on Ctrl-C, after ``--seconds``, or when the broadcast
-ends. Exit status: 0 (ended or stopped), 3 (auth_failed), 4 (not_found),
-5 (network), 1 (other errors). TLS: ``--cafile`` / ``--insecure`` (or
-``CLUTCHCALL_CAFILE`` / ``CLUTCHCALL_INSECURE=1``) for self-signed certificates.
+ends. Exit status: 0 (it played, then ended or was stopped), 3 (auth_failed),
+4 (not_found), 5 (network: the relay did not answer within ``--connect-timeout``,
+or was lost), 6 (it stopped before any media played, e.g. ``--seconds`` ran out),
+1 (other errors, e.g. an untrusted certificate). TLS: ``--cafile`` / ``--insecure``
+(or ``CLUTCHCALL_CAFILE`` / ``CLUTCHCALL_INSECURE=1``) for self-signed certificates.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import IO
 
 __all__ = ["register", "run"]
 
 EXIT_CODES = {"ended": 0, "closed": 0, "auth_failed": 3, "not_found": 4, "network": 5}
+NOTHING_PLAYED = 6
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="seconds to keep reconnecting after a loss (0: never)")  # fmt: skip
     parser.add_argument("--start-timeout", type=float, default=30.0,
                         help="give up if the broadcast is not live within this long")  # fmt: skip
+    parser.add_argument("--connect-timeout", type=float, default=5.0,
+                        help="give up if the relay does not answer within this long")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -56,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from mesh.logging import configure_logging
 
     configure_logging(node="watch", role="watch", level="warning", json=False)
+    # aioquic logs each failed handshake; the close reason below says it once, with what to do.
+    logging.getLogger("quic").setLevel(logging.ERROR)
     try:
         return asyncio.run(_watch(args))
     except ConfigurationError as exc:
@@ -87,9 +96,10 @@ async def _watch(args: argparse.Namespace) -> int:
             rendition=args.rendition, max_height=args.max_height, audio=not args.no_audio,
             verify=False if args.insecure else None, cafile=args.cafile,
             start_timeout=args.start_timeout, reconnect=args.reconnect,
-            fallback_urls=args.fallback,
+            fallback_urls=args.fallback, connect_timeout=args.connect_timeout,
         )  # fmt: skip
         print(f"watching {viewer.target.namespace_text}", flush=True)
+        relay = urllib.parse.urlsplit(viewer.target.url).netloc
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -98,6 +108,17 @@ async def _watch(args: argparse.Namespace) -> int:
             loop.call_later(args.seconds, stop.set)
         closed = asyncio.ensure_future(viewer.wait_closed())
         stopper = asyncio.ensure_future(stop.wait())
+        unreachable = False
+
+        def check_reached() -> None:
+            nonlocal unreachable
+            if viewer.statistics()["sessions"] == 0 and not closed.done():
+                unreachable = True
+                stop.set()
+
+        # The first connection must come within --connect-timeout: an address where
+        # nothing answers fails now, not after the reconnect window.
+        loop.call_later(args.connect_timeout, check_reached)
         last = 0
         while not closed.done() and not stop.is_set():
             await asyncio.wait([closed, stopper], timeout=1.0)
@@ -111,13 +132,31 @@ async def _watch(args: argparse.Namespace) -> int:
             )
             last = counts["bytes"]
         stopper.cancel()
-        reason, detail = await viewer.close()
+        if unreachable:  # nothing to close gracefully: do not wait out QUIC's closing period
+            viewer_closing = asyncio.ensure_future(viewer.close())
+            await asyncio.wait([viewer_closing], timeout=1.0)
+            reason, detail = "network", "no answer"
+        else:
+            reason, detail = await viewer.close()
     finally:
         if out is not None:
             out.close()
     print(f"closed: {reason} ({detail}); {counts['chunks']} chunks, {counts['bytes']} bytes",
           flush=True)  # fmt: skip
-    return EXIT_CODES.get(reason, 1)
+    if unreachable:
+        print(f"clutchcall watch: the relay at {relay} did not answer within "
+              f"{args.connect_timeout:g} s (QUIC over UDP): check the URL and that the relay "
+              "is running and reachable", file=sys.stderr)  # fmt: skip
+        return EXIT_CODES["network"]
+    code = EXIT_CODES.get(reason, 1)
+    if code != 0:
+        print(f"clutchcall watch: {detail}", file=sys.stderr)
+        return code
+    if counts["chunks"] - counts["inits"] <= 0:
+        print("clutchcall watch: the stream did not play (no media arrived): is the "
+              "broadcast live?", file=sys.stderr)  # fmt: skip
+        return NOTHING_PLAYED
+    return 0
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ __all__ = [
     "parse_playback_url",
     "relay_endpoint",
     "resolve_tls",
+    "unreachable_detail",
 ]
 
 _SCHEMES = ("https", "moqt")
@@ -36,6 +37,18 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 class TlsOptions:
     verify: bool
     cafile: str | None
+
+
+def unreachable_detail(url: str, exc: BaseException) -> str:
+    """Why a connection to ``url`` failed, and what to do when the certificate is the cause."""
+    if getattr(exc, "untrusted_certificate", False):
+        return (
+            f"{getattr(exc, 'address', url)} presented a certificate this machine does not "
+            f"trust ({getattr(exc, 'reason', '') or 'certificate refused'}): set "
+            "CLUTCHCALL_CAFILE=<the relay's certificate PEM> (`clutchcall up` prints its path) "
+            "or pass cafile="
+        )
+    return f"cannot reach {url}: {exc or 'no answer (timeout)'}"
 
 
 def resolve_tls(verify: bool | None = None, cafile: str | None = None) -> TlsOptions:

@@ -28,7 +28,12 @@ from typing import Any
 import structlog
 
 from clutchcall.streams._broadcast import BroadcastSender
-from clutchcall.streams._connect import namespace_from_text, relay_endpoint, resolve_tls
+from clutchcall.streams._connect import (
+    namespace_from_text,
+    relay_endpoint,
+    resolve_tls,
+    unreachable_detail,
+)
 from clutchcall.streams._errors import ConfigurationError, StreamsError
 from clutchcall.streams._loop import LoopThread
 from clutchcall.streams._packaging import Output, SourcePump
@@ -321,7 +326,7 @@ class AsyncPublisher:
         except ConnectionClosed as exc:
             raise _closed_error(exc) from None
         except (OSError, TimeoutError, ConnectionError) as exc:
-            raise PublishError("network", f"cannot reach {url}: {exc or 'timeout'}") from None
+            raise PublishError("network", unreachable_detail(url, exc)) from None
 
     async def _serve(
         self,

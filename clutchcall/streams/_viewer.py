@@ -44,6 +44,7 @@ from clutchcall.streams._connect import (
     namespace_from_text,
     parse_playback_url,
     resolve_tls,
+    unreachable_detail,
 )
 from clutchcall.streams._errors import ConfigurationError
 from clutchcall.streams._sequencer import Released, TrackSequencer
@@ -129,6 +130,7 @@ class AsyncBroadcastViewer:
         self._closed_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: MoqtConnection | None = None
+        self._sessions = 0  # sessions that completed SETUP (statistics()["sessions"])
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lanes: dict[int, Lane] = {}
         self._catalog: Catalog | None = None
@@ -201,6 +203,8 @@ class AsyncBroadcastViewer:
         """Stop watching (``on_close("closed", ...)`` unless it already ended)."""
         self._closing = True
         self._finish("closed", "closed by the application")
+        if self._task is not None and (self._conn is None or self._conn.is_closed):
+            self._task.cancel()  # still connecting (or between attempts): stop now
         return await self.wait_closed()
 
     async def wait_closed(self) -> tuple[str, str]:
@@ -240,6 +244,7 @@ class AsyncBroadcastViewer:
             "switches": self._switches,
             "rendition": self.rendition,
             "lag": self._abr.lag if self._abr is not None else None,
+            "sessions": self._sessions,
         }
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -273,7 +278,7 @@ class AsyncBroadcastViewer:
                     result = ("closed", "closed by the application")
                     break
         except asyncio.CancelledError:
-            result = ("closed", "cancelled")
+            result = ("closed", "closed by the application" if self._closing else "cancelled")
         finally:
             self._result = result
             self._closed_event.set()
@@ -301,6 +306,7 @@ class AsyncBroadcastViewer:
                 setup_timeout=self._connect_timeout,
             ) as conn:
                 self._conn = conn
+                self._sessions += 1
                 conn.set_event_handler(self._on_event)
                 self._spawn(self._ticker())
                 self._spawn(self._start_catalog())
@@ -313,7 +319,9 @@ class AsyncBroadcastViewer:
         except ConnectionClosed as exc:
             self._finish(*close_reason(exc.code, exc.reason, exc.by_peer))
         except (OSError, TimeoutError, ConnectionError) as exc:
-            self._finish("network", f"cannot reach {_redact(url)}: {exc or 'timeout'}")
+            # An untrusted certificate will not change by retrying: end at once, saying why.
+            reason = "error" if getattr(exc, "untrusted_certificate", False) else "network"
+            self._finish(reason, unreachable_detail(_redact(url), exc))
         except Exception as exc:  # a bug must still end in on_close, never a silent hang
             _log.exception("viewer_failed")
             self._finish("error", f"{type(exc).__name__}: {exc}")

@@ -17,7 +17,7 @@ from ._certificate import (
     generate_self_signed,
     write_self_signed,
 )
-from ._client import QUIC_STACKS, connect, parse_moqt_url
+from ._client import QUIC_STACKS, HandshakeError, connect, parse_moqt_url
 from ._connection import (
     ConnectionClosed,
     EventHandler,
@@ -44,6 +44,7 @@ __all__ = [
     "ClientTarget",
     "ConnectionClosed",
     "EventHandler",
+    "HandshakeError",
     "Listener",
     "MoqtConnection",
     "MoqtProtocol",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic import connect_picoquic
 from ._protocol import ClientTarget, MoqtProtocol
 
-__all__ = ["QUIC_STACKS", "connect", "parse_moqt_url"]
+__all__ = ["QUIC_STACKS", "HandshakeError", "connect", "parse_moqt_url"]
 
 #: QUIC implementations the adapters run on (``stack=`` of :func:`connect`).
 QUIC_STACKS = ("aioquic", "picoquic")
@@ -43,6 +44,43 @@ def parse_moqt_url(url: str, versions: Sequence[int] = (DRAFT_16, DRAFT_14)) -> 
         webtransport=scheme == "https",
         versions=tuple(versions),
     )
+
+
+class HandshakeError(ConnectionError):
+    """The QUIC connection to ``address`` closed before the session opened.
+
+    ``untrusted_certificate``: our TLS refused the server's certificate (self-signed or
+    from a CA not in ``cafile`` / the system store).
+    """
+
+    def __init__(self, address: str, code: int, reason: str) -> None:
+        super().__init__(f"QUIC handshake with {address} failed ({code:#x}): {reason or 'closed'}")
+        self.address = address
+        self.code = code
+        self.reason = reason
+
+    @property
+    def untrusted_certificate(self) -> bool:
+        # CRYPTO_ERROR 0x100 + TLS alert: 42 bad_certificate .. 46 certificate_unknown, 48 unknown_ca
+        return self.code - 0x100 in (42, 43, 44, 45, 46, 48)
+
+
+def _consume_handshake_waiter(protocol: MoqtProtocol) -> None:
+    """aioquic fails its handshake waiter (right after this handler runs) even when nobody
+    waits any more (we gave up first, e.g. on ``setup_timeout``): retrieve that error so
+    asyncio does not log "Future exception was never retrieved"."""
+    waiter: asyncio.Future[None] | None = getattr(protocol, "_connected_waiter", None)
+    if waiter is None:
+        return
+
+    def consume(future: asyncio.Future[None]) -> None:
+        if not future.cancelled():
+            future.exception()
+
+    if waiter.done():
+        consume(waiter)
+    else:
+        waiter.add_done_callback(consume)
 
 
 @asynccontextmanager
@@ -87,13 +125,37 @@ async def connect(
     elif cafile is not None:
         config.load_verify_locations(cafile)
 
+    protocols: list[MoqtProtocol] = []
+
     def create_protocol(
         quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
     ) -> MoqtProtocol:
-        return MoqtProtocol(quic, stream_handler, options=opts, target=target)
+        protocol = MoqtProtocol(quic, stream_handler, options=opts, target=target)
+        protocols.append(protocol)
+        terminated = protocol._connection_terminated_handler
+
+        def on_terminated() -> None:
+            _consume_handshake_waiter(protocol)
+            terminated()
+
+        protocol._connection_terminated_handler = on_terminated
+        return protocol
 
     opening = quic_connect(
         target.host, target.port, configuration=config, create_protocol=create_protocol
     )
-    async with client_session(opening, setup_timeout=setup_timeout, wait_setup=wait_setup) as moqt:
-        yield moqt
+    entered = False
+    try:
+        async with client_session(
+            opening, setup_timeout=setup_timeout, wait_setup=wait_setup
+        ) as moqt:
+            entered = True
+            yield moqt
+    except ConnectionError as exc:
+        # aioquic raises a bare ConnectionError when the handshake fails: say with whom and why.
+        closed = protocols[-1]._quic._close_event if protocols else None
+        if entered or closed is None or isinstance(exc, HandshakeError):
+            raise
+        raise HandshakeError(
+            f"{target.host}:{target.port}", closed.error_code, closed.reason_phrase
+        ) from exc

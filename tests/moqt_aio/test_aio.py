@@ -180,7 +180,8 @@ def test_exports() -> None:
     assert sorted(moqt.aio.__all__) == sorted(
         [
             "ALPN_H3", "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
-            "ConnectionClosed", "EventHandler", "Listener", "MoqtConnection", "MoqtProtocol",
+            "ConnectionClosed", "EventHandler", "HandshakeError", "Listener", "MoqtConnection",
+            "MoqtProtocol",
             "MoqtServer", "PicoquicServer", "QUIC_STACKS", "RequestFailed", "SessionOptions",
             "certificate_sha256", "connect", "generate_self_signed", "listen",
             "parse_moqt_url", "serve", "serve_picoquic", "server_configuration",
