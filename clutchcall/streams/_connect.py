@@ -48,7 +48,8 @@ def unreachable_detail(url: str, exc: BaseException) -> str:
             "CLUTCHCALL_CAFILE=<the relay's certificate PEM> (`clutchcall up` prints its path) "
             "or pass cafile="
         )
-    return f"cannot reach {url}: {exc or 'no answer (timeout)'}"
+    # A TimeoutError is truthy but says nothing: str() it.
+    return f"cannot reach {url}: {str(exc) or 'no answer (timeout)'}"
 
 
 def resolve_tls(verify: bool | None = None, cafile: str | None = None) -> TlsOptions:

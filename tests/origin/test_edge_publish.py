@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._procs import free_port
 from clutchcall.streams import AsyncPublisher, PublishError
 from media import CATALOG_TRACK
 from mesh.bus import connect_bus
@@ -182,3 +183,15 @@ async def test_a_stream_key_on_the_pop_url_admits_the_publisher(
         answer = await asyncio.wait_for(conn.wait_response(rid), 10)
         assert isinstance(answer, RequestRejected), answer
         assert f"invalid stream key for {input_id}" in answer.reason
+
+
+async def test_a_wrong_endpoint_is_a_network_error_that_says_so() -> None:
+    port = free_port()  # nothing answers QUIC there
+    publisher = AsyncPublisher(f"moqt://127.0.0.1:{port}", verify=False, reconnect=0,
+                               connect_timeout=1.0)  # fmt: skip
+    with pytest.raises(PublishError) as info:
+        await publisher.publish("lv_x", "sk_x", "testsrc", f"stream/{ORG}/lv_x")
+    assert info.value.reason == "network"
+    assert str(info.value) == (
+        f"network: cannot reach moqt://127.0.0.1:{port}: no answer (timeout)"
+    )
