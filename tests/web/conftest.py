@@ -45,9 +45,11 @@ def _require(condition: bool, what: str) -> None:
         pytest.fail(f"{what}: run `make install`", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (fake camera and microphone)."""
+    """One headless Chromium per test module (fake camera and microphone). Not per session:
+    Playwright's sync API keeps an event loop running in this thread while it is started,
+    so asyncio tests that a worker runs after a browser module would fail to start theirs."""
     _require(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (Debian package chromium)")
     pw = playwright_sync.sync_playwright().start()
     try:
