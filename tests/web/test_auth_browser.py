@@ -254,3 +254,18 @@ def test_an_unreachable_relay_is_network(
     result = settle(page)
     assert result["rejected"] == "network", result
     assert result["seen"] == ["network"], result
+
+
+def test_the_signed_url_itself_plays(
+    live: dict[str, Any], page: Any, static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    """``viewer.play(url)`` with the control plane's signed URL
+    (``<relay_url>/stream/<org>/<lv>?token=``): the relay and the token come from the URL."""
+    url = signed_url(live, live["li_id"])["url"]
+    assert url.startswith(live["relay_url"] + "/stream/") and "?token=" in url
+    open_page(page, live, static_server, tmp_path)
+    run_module(page, PLAY % {"token": "undefined", "id": json.dumps(url)})
+    page.wait_for_function("seen.includes('started')", timeout=20_000)
+    result = settle(page)
+    assert result["rejected"] is None and result["seen"] == ["started"], result
+    assert page.evaluate("viewer.stats().namespace").endswith(live["input_id"])
