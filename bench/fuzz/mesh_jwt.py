@@ -3,15 +3,21 @@ value), ``token_from_path`` (``?token=``) and ``TokenVerifier.verify`` (compact 
 split, header JSON, alg/kid checks, then, for tokens this harness signs itself with the
 JWKS key, the claims: audience, required claims, time claims, sub/org/jti, target).
 
-Byte 0 picks the mode: 0 token bytes from a MoQT parameter, 1 a connection path,
-2 ``<header JSON> 0x00 <payload JSON>`` signed with the known key so the fuzzer
-reaches the claim checks behind the signature. Allowed: AuthError.
+Also the relay mesh's node credentials (``verify_node_credential``, HS256).
+
+Byte 0, low 3 bits, picks the mode: 0 token bytes from a MoQT parameter, 1 a
+connection path, 2 ``<header JSON> 0x00 <payload JSON>`` signed with the known key so
+the fuzzer reaches the claim checks behind the signature; 3 a node credential, 4 a
+node credential's header and payload signed with the cluster key. The other bits pick
+the target the token must grant. Allowed: AuthError, NodeCredentialError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +30,7 @@ from jwt.algorithms import ECAlgorithm
 
 from mesh.auth import AuthError, TokenVerifier, token_from_auth_tokens, token_from_path
 from mesh.jwks import JwksProvider
+from mesh.node_credential import NodeCredentialError, verify_node_credential
 
 __all__ = ["TestOneInput", "seeds"]
 
@@ -36,6 +43,7 @@ _jwk = {**ECAlgorithm.to_jwk(_KEY.public_key(), as_dict=True), "kid": KID, "alg"
 _JWKS.write_text(json.dumps({"keys": [_jwk]}))
 _LOOP = asyncio.new_event_loop()
 _VERIFIER = TokenVerifier(JwksProvider(str(_JWKS)), clock=lambda: NOW)
+_CLUSTER_KEY = "fuzz-cluster-key-0123456789abcdef0123"
 _TARGETS = (None, "lv_abc", "stream/org_1/lv_abc", (b"stream", b"org_1", b"lv_abc"))
 
 
@@ -50,11 +58,29 @@ def sign(header: bytes, payload: bytes) -> str:
     return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
+def sign_hs256(header: bytes, payload: bytes) -> str:
+    """A compact HS256 JWS with the cluster key over exactly these bytes."""
+    signing_input = f"{_b64(header)}.{_b64(payload)}"
+    mac = hmac.new(_CLUSTER_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
 def TestOneInput(data: bytes) -> None:
     if not data:
         return
-    mode, body = data[0] % 3, data[1:]
-    target = _TARGETS[(data[0] >> 2) % len(_TARGETS)]
+    mode, body = (data[0] & 7) % 5, data[1:]
+    target = _TARGETS[(data[0] >> 3) % len(_TARGETS)]
+    if mode >= 3:
+        if mode == 3:
+            token: str | None = body.decode("latin-1")
+        else:
+            header, _, payload = body.partition(b"\x00")
+            token = sign_hs256(header, payload)
+        try:
+            verify_node_credential(_CLUSTER_KEY, token or "", now=NOW)
+        except NodeCredentialError:
+            pass
+        return
     try:
         if mode == 0:
             token = token_from_auth_tokens(body)
@@ -83,7 +109,14 @@ def seeds() -> Iterator[bytes]:
     for i, (h, c) in enumerate(variants):
         hb, cb = json.dumps(h).encode(), json.dumps(c).encode()
         token = sign(hb, cb).encode()
-        target = (i % len(_TARGETS)) << 2
+        target = (i % len(_TARGETS)) << 3
         yield bytes((target | 0,)) + b"Bearer " + token
         yield bytes((target | 1,)) + b"/moq?x=1&token=" + token
         yield bytes((target | 2,)) + hb + b"\x00" + cb
+    node_header = json.dumps({"alg": "HS256", "typ": "clutchcall-node+jwt"}).encode()
+    node_claims = {"iss": "clutchcall-node", "aud": "clutchcall-node", "sub": "pop-1",
+                   "iat": NOW - 5, "exp": NOW + 120}  # fmt: skip
+    for c in (node_claims, {**node_claims, "exp": NOW - 60}, {**node_claims, "sub": 5}):
+        cb = json.dumps(c).encode()
+        yield b"\x03" + sign_hs256(node_header, cb).encode()
+        yield b"\x04" + node_header + b"\x00" + cb
