@@ -269,3 +269,19 @@ def test_the_signed_url_itself_plays(
     result = settle(page)
     assert result["rejected"] is None and result["seen"] == ["started"], result
     assert page.evaluate("viewer.stats().namespace").endswith(live["input_id"])
+
+
+def test_after_a_pause_the_player_catches_up_with_the_live_edge(
+    live: dict[str, Any], page: Any, static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    open_page(page, live, static_server, tmp_path)
+    play(page, live, signed_url(live, live["li_id"])["token"])
+    page.wait_for_function("seen.includes('started')", timeout=20_000)
+    page.evaluate("document.querySelector('video').pause()")
+    page.wait_for_timeout(5000)  # the user paused: the player leaves the position alone
+    paused = page.evaluate("viewer.stats()")
+    assert paused["latency"] > 4, paused
+    jumps = paused["jumps"]
+    page.evaluate("document.querySelector('video').play()")
+    page.wait_for_function("viewer.stats().latency < 2.5", timeout=10_000)
+    assert page.evaluate("viewer.stats().jumps") > jumps

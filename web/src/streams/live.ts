@@ -422,13 +422,13 @@ class LivePlayer implements PlaybackHandle {
     }
     const latency = end - video.currentTime;
     const target = this.opts.targetLatency ?? 1.5;
-    if (latency > target + 2.5) {
+    // Paused by the user: left alone; once playing again, back to the live edge.
+    if (!video.paused && latency > target + 2.5) {
       video.currentTime = end - target;
       this.jumps += 1;
-    } else {
+    } else if (!video.paused) {
       video.playbackRate = latency > target + 0.5 ? 1.1 : 1.0;
     }
-    if (video.paused && !this.ending && ahead > 0.3) this.play();
     if (now - this.lastTrim > 5000 && video.currentTime > 30) {
       this.lastTrim = now;
       void this.videoQueue?.remove(0, video.currentTime - 20);
