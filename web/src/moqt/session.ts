@@ -404,13 +404,16 @@ export class MoqtSession {
     try {
       await Promise.race([session.setup(options), timeout]);
     } catch (e) {
+      // A refusal during setup arrives as the session's close (e.g. UNAUTHORIZED "auth_failed"),
+      // possibly just after the failure it caused here: give it a moment to land.
+      if (!session.closeInfo) {
+        await Promise.race([wt.closed.catch(() => undefined), new Promise((r) => setTimeout(r, 300))]);
+      }
       const info =
         session.closeInfo ??
         (e instanceof SessionClosed ? e.info : { code: null, reason: errorText(e), byPeer: false });
-      session.shutdown(info, false);
-      // A refusal during setup arrives as the session's close (e.g. UNAUTHORIZED "auth_failed").
-      const final = await Promise.race([session.closed, new Promise<SessionCloseInfo>((r) => setTimeout(() => r(info), 300))]);
-      throw new SessionClosed(final.code !== null ? final : info);
+      session.shutdown(info, true);
+      throw new SessionClosed(info);
     } finally {
       clearTimeout(timer);
     }
