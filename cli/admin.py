@@ -20,10 +20,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--db",
-            default=os.environ.get("CLUTCHCALL_CONTROL_DB", "sqlite:///clutchcall-control.sqlite3"),
+            default=None,
             metavar="URL",
-            help="database URL (as for `clutchcall control --db`; env: CLUTCHCALL_CONTROL_DB)",
+            help="database URL (env: CLUTCHCALL_CONTROL_DB; default: the one `clutchcall up` "
+            "uses, clutchcall.sqlite3 in the state directory; give `clutchcall control`'s "
+            "--db to edit that one)",
         )
+        sp.add_argument("--state-dir", default=None, metavar="DIR",
+                        help="state directory of `clutchcall up` (default: $XDG_STATE_HOME/"
+                        "clutchcall or ~/.local/state/clutchcall)")  # fmt: skip
         sp.add_argument("--json", action="store_true", help="print JSON")
 
     sp = sub.add_parser("create-org", help="create an org and print its first API key")
@@ -90,13 +95,14 @@ def _fail(message: str) -> int:
 
 
 def _with_service(args: argparse.Namespace, action: Any, bus_url: str | None = None) -> Any:
+    from cli.state import default_db
     from control.service import ControlService
     from control.settings import ControlSettings
     from control.store import open_repository
     from mesh.bus import connect_bus
 
     settings = ControlSettings(
-        db=args.db,
+        db=args.db or default_db(args.state_dir),
         redis=bus_url,
         key_secret=getattr(args, "key_secret", None),
         public_host=getattr(args, "public_host", "127.0.0.1"),

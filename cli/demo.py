@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="clutchcall-demo-") as tmp:
             if args.db is None:
                 args.db = f"sqlite:///{Path(tmp) / 'control.sqlite3'}"
+            if args.state_dir is None:  # the demo leaves nothing behind
+                args.state_dir = tmp
             asyncio.run(_demo(args))
     except KeyboardInterrupt:
         pass

@@ -1,7 +1,7 @@
 """``clutchcall up``: the whole stack in one process - control plane, origin (with RTMP), a POP.
 
     clutchcall up [--http 127.0.0.1:8080] [--origin 127.0.0.1:4443] [--pop 127.0.0.1:4444]
-                  [--rtmp 127.0.0.1:1935] [--db sqlite:///clutchcall-up.sqlite3]
+                  [--rtmp 127.0.0.1:1935] [--db URL] [--state-dir DIR]
                   [--redis redis://...] [--org-id org_demo] [--info-file up.json]
 
 Without ``--redis`` the nodes share an in-process bus (the embedded mode: one
@@ -17,6 +17,12 @@ on every start. ``--info-file`` writes ``base_url``, ``org_id``, ``api_key``,
 endpoints are printed. The origin's and the POP's ops ports (``/metrics``,
 ``/healthz``, ``/readyz``) are ``--origin-ops`` and ``--pop-ops`` (default: any free port).
 Runs until SIGINT/SIGTERM, then drains the nodes.
+
+State lives in the state directory (``--state-dir``; default
+``$XDG_STATE_HOME/clutchcall``, i.e. ``~/.local/state/clutchcall``), not in the
+working tree: the database ``clutchcall.sqlite3`` (shared with ``clutchcall admin``),
+the certificate ``certs/cert.pem`` (kept across restarts while valid) and on-demand
+uploads and assets under ``data/``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,11 +99,14 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, port_zero: bool = Fa
                         help="origin RTMP ingest ('' disables it)")  # fmt: skip
     parser.add_argument(
         "--db",
-        default=os.environ.get("CLUTCHCALL_CONTROL_DB", "sqlite:///clutchcall-up.sqlite3"),
+        default=None,
         metavar="URL",
         help="control plane database (sqlite:///PATH or postgresql://...; "
-        "env: CLUTCHCALL_CONTROL_DB)",
+        "env: CLUTCHCALL_CONTROL_DB; default: clutchcall.sqlite3 in the state directory)",
     )
+    parser.add_argument("--state-dir", default=None, metavar="DIR",
+                        help="database, certificate and uploads (default: "
+                        "$XDG_STATE_HOME/clutchcall or ~/.local/state/clutchcall)")  # fmt: skip
     parser.add_argument("--redis", default=os.environ.get("CLUTCHCALL_REDIS"), metavar="URL",
                         help="cluster bus (default: in-process; env: CLUTCHCALL_REDIS)")  # fmt: skip
     parser.add_argument("--org-id", default="org_demo", help="id of the demo org")
@@ -173,95 +181,98 @@ def _hostport(value: str) -> tuple[str, int]:
 @contextlib.asynccontextmanager
 async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
     """Start control plane, origin and POP on one event loop; stop them on exit."""
+    from cli.state import default_db, stack_certificate, state_dir
     from control.server import bind, serve_async
     from control.service import ControlService
     from control.settings import ControlSettings
     from control.store import open_repository
     from mesh.bus import connect_bus
     from mesh.settings import PopSettings
-    from moqt.aio import write_self_signed
     from origin.node import OriginNode
     from origin.settings import OriginNodeSettings
     from pop import PopNode
 
     http_host, http_port = _hostport(args.http)
     pop_host = _hostport(args.pop)[0]
-    with tempfile.TemporaryDirectory(prefix="clutchcall-up-") as tmp:
-        cert, key = write_self_signed(Path(tmp), ["localhost", "127.0.0.1"])
-        bus = connect_bus(args.redis)
-        common: dict[str, Any] = {"redis": args.redis, "log_json": False, "log_level": "warning",
-                                  "cluster_key": _cluster_key()}  # fmt: skip
-        origin = OriginNode(
-            OriginNodeSettings(
-                node_id="origin-up", quic=args.origin,
-                http=getattr(args, "origin_ops", "127.0.0.1:0"),
-                rtmp=args.rtmp or "", **common,
-            ),
-            certificate=cert, private_key=key, bus=bus,
-        )  # fmt: skip
-        pop = PopNode(
-            PopSettings(node_id="pop-up", quic=args.pop, jwks="bus",
-                        http=getattr(args, "pop_ops", "127.0.0.1:0"),
-                        **common),
-            certificate=cert, private_key=key, bus=bus,
-        )  # fmt: skip
-        sock = bind(http_host, http_port)
-        control_host, control_port = sock.getsockname()[:2]
-        # The org, its key and the playback signing key (JWKS on the bus) exist before
-        # the POP starts, so its first token check needs no retry.
-        org_id, api_key = await _bootstrap(
-            ControlService, open_repository, ControlSettings(db=args.db, redis=args.redis),
-            bus, args.org_id,
-        )  # fmt: skip
-        await pop.start()
+    state = state_dir(getattr(args, "state_dir", None))
+    if args.db is None:
+        args.db = default_db(state)
+    cert, key = stack_certificate(state, ["localhost", "127.0.0.1"])
+    bus = connect_bus(args.redis)
+    common: dict[str, Any] = {"redis": args.redis, "log_json": False, "log_level": "warning",
+                              "cluster_key": _cluster_key()}  # fmt: skip
+    origin = OriginNode(
+        OriginNodeSettings(
+            node_id="origin-up", quic=args.origin,
+            http=getattr(args, "origin_ops", "127.0.0.1:0"),
+            rtmp=args.rtmp or "", **common,
+        ),
+        certificate=cert, private_key=key, bus=bus,
+    )  # fmt: skip
+    pop = PopNode(
+        PopSettings(node_id="pop-up", quic=args.pop, jwks="bus",
+                    http=getattr(args, "pop_ops", "127.0.0.1:0"),
+                    **common),
+        certificate=cert, private_key=key, bus=bus,
+    )  # fmt: skip
+    sock = bind(http_host, http_port)
+    control_host, control_port = sock.getsockname()[:2]
+    # The org, its key and the playback signing key (JWKS on the bus) exist before
+    # the POP starts, so its first token check needs no retry.
+    org_id, api_key = await _bootstrap(
+        ControlService, open_repository, ControlSettings(db=args.db, redis=args.redis),
+        bus, args.org_id,
+    )  # fmt: skip
+    await pop.start()
+    try:
+        pop_addr = pop.quic_address
+        relay_url = f"https://{_url_host(pop_host, pop_addr[0])}:{pop_addr[1]}"
+        rtmp_public = ""
+        await origin.start()
         try:
-            pop_addr = pop.quic_address
-            relay_url = f"https://{_url_host(pop_host, pop_addr[0])}:{pop_addr[1]}"
-            rtmp_public = ""
-            await origin.start()
+            rtmp = origin.rtmp_address
+            if rtmp is not None:
+                rtmp_public = f"{_url_host(_hostport(args.rtmp)[0], rtmp[0])}:{rtmp[1]}"
+            settings = ControlSettings(
+                http=f"{control_host}:{control_port}",
+                db=args.db,
+                redis=args.redis,
+                public_host=rtmp_public or "127.0.0.1",
+                relay_url=relay_url,
+                cors_origins=LOCAL_ORIGINS,
+                publish_url=_publish_url(args.origin, origin.quic_address),
+                console_demo=f"{org_id}:{api_key}",
+                data_dir=str(state / "data"),
+                relay_certificate=str(cert),
+            )
+            server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))
             try:
-                rtmp = origin.rtmp_address
-                if rtmp is not None:
-                    rtmp_public = f"{_url_host(_hostport(args.rtmp)[0], rtmp[0])}:{rtmp[1]}"
-                settings = ControlSettings(
-                    http=f"{control_host}:{control_port}",
-                    db=args.db,
-                    redis=args.redis,
-                    public_host=rtmp_public or "127.0.0.1",
+                o_host, o_port = origin.quic_address
+                base_url = f"http://{_url_host(http_host, control_host)}:{control_port}"
+                yield StackInfo(
+                    base_url=base_url,
+                    org_id=org_id,
+                    api_key=api_key,
+                    rtmp_url=f"rtmp://{rtmp_public}/live" if rtmp_public else "",
                     relay_url=relay_url,
-                    cors_origins=LOCAL_ORIGINS,
-                    publish_url=_publish_url(args.origin, origin.quic_address),
-                    console_demo=f"{org_id}:{api_key}",
-                    relay_certificate=str(cert),
+                    publish_url=f"moqt://{_url_host(_hostport(args.origin)[0], o_host)}:{o_port}",
+                    cafile=str(cert),
+                    metrics_url=f"{base_url}/metrics",
+                    origin_metrics_url=_metrics_url(origin.http_address),
+                    pop_metrics_url=_metrics_url(pop.http_address),
                 )
-                server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))
-                try:
-                    o_host, o_port = origin.quic_address
-                    base_url = f"http://{_url_host(http_host, control_host)}:{control_port}"
-                    yield StackInfo(
-                        base_url=base_url,
-                        org_id=org_id,
-                        api_key=api_key,
-                        rtmp_url=f"rtmp://{rtmp_public}/live" if rtmp_public else "",
-                        relay_url=relay_url,
-                        publish_url=f"moqt://{_url_host(_hostport(args.origin)[0], o_host)}:{o_port}",
-                        cafile=str(cert),
-                        metrics_url=f"{base_url}/metrics",
-                        origin_metrics_url=_metrics_url(origin.http_address),
-                        pop_metrics_url=_metrics_url(pop.http_address),
-                    )
-                finally:
-                    server.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await server
             finally:
-                await origin.drain(grace=1.0)
-                await origin.stop()
+                server.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await server
         finally:
-            await pop.drain(grace=1.0)
-            await pop.stop()
-            sock.close()
-            await bus.close()
+            await origin.drain(grace=1.0)
+            await origin.stop()
+    finally:
+        await pop.drain(grace=1.0)
+        await pop.stop()
+        sock.close()
+        await bus.close()
 
 
 def _cluster_key() -> str:
