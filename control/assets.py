@@ -68,6 +68,10 @@ def install_assets(
         async with inner(a) as state:
             tasks = []
             if background:
+                try:  # before the worker starts: jobs a stopped control plane lost
+                    await service.recover_packaging()
+                except Exception:
+                    _log.exception("packaging_recovery_failed")
                 tasks.append(asyncio.ensure_future(endpoint.run_maintenance()))
                 tasks.append(asyncio.ensure_future(queue.run(service.on_packaging_event)))
             try:

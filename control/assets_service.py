@@ -39,6 +39,8 @@ _log = structlog.get_logger("control.assets")
 class PackagingSubmitter(Protocol):
     async def submit(self, job: PackagingJob) -> None: ...
 
+    async def resubmit(self, job: PackagingJob) -> bool: ...
+
 
 def new_upload_token() -> str:
     """``up_`` + 43 url-safe characters (256 random bits)."""
@@ -248,6 +250,22 @@ class AssetsMixin:
             return
         await self.packaging.submit(self.packaging_job(asset))
 
+    async def recover_packaging(self) -> int:
+        """At start-up: submit again the jobs a stopped control plane may have lost.
+
+        Every ``processing`` asset (and one whose upload was recorded complete but never
+        left ``uploading``) is resubmitted; the queue skips one still queued (Redis).
+        Returns how many were submitted.
+        """
+        if self.packaging is None:
+            return 0
+        count = 0
+        for asset in await self._adb(self.repo.assets_to_package, self._clock()):
+            if await self.packaging.resubmit(self.packaging_job(asset)):
+                count += 1
+                _log.info("packaging_resubmitted", asset=asset.id)
+        return count
+
     async def _set_asset(self, asset_id: str, **fields: Any) -> Asset | None:
         asset: Asset | None = await self._adb(
             self.repo.update_asset, asset_id, self._clock(), **fields
@@ -258,6 +276,10 @@ class AssetsMixin:
         await self._set_asset(asset_id, progress=round(max(0.0, min(100.0, percent)), 2))
 
     async def asset_ready(self, asset_id: str, result: PackagingResult) -> None:
+        before: Asset | None = await self._adb(self.repo.asset_by_id, asset_id)
+        if before is not None and before.status == "ready":
+            _log.info("asset_already_ready", asset=asset_id)  # packaged twice: one event
+            return
         renditions = [
             {"name": r.name, "width": r.width, "height": r.height, "bitrate": r.bitrate,
              "codec": r.codec}

@@ -84,6 +84,10 @@ OnEvent = Callable[[JobEvent], Awaitable[None]]
 class PackagingQueue(Protocol):
     async def submit(self, job: PackagingJob) -> None: ...
 
+    async def resubmit(self, job: PackagingJob) -> bool:
+        """Submit a job a stopped control plane may have lost, unless it is still queued."""
+        ...
+
     async def run(self, on_event: OnEvent) -> None: ...
 
 
@@ -187,6 +191,11 @@ class MemoryPackagingQueue:
     async def submit(self, job: PackagingJob) -> None:
         self._jobs.put_nowait(job)
 
+    async def resubmit(self, job: PackagingJob) -> bool:
+        """The queue lived in the stopped process, so the job is lost: submit it again."""
+        await self.submit(job)
+        return True
+
     async def run(self, on_event: OnEvent) -> None:
         async with asyncio.TaskGroup() as tg:
             for i in range(self.concurrency):
@@ -264,6 +273,35 @@ class RedisPackagingQueue:
     async def submit(self, job: PackagingJob) -> None:
         await self._ensure_group()
         await self._redis.xadd(self.stream, _encode(job))
+
+    async def resubmit(self, job: PackagingJob) -> bool:
+        """Add ``job`` unless an entry for its asset is in the stream (waiting or running).
+
+        Control planes starting together race for ``<stream>:resubmit:<asset>`` (expires
+        after ``claim_timeout``); the winner looks for the asset in the stream (an entry
+        stays there until its job ended) and adds the job only when it is not there.
+        """
+        key = f"{self.stream}:resubmit:{job.asset_id}"
+        ttl_ms = max(1000, round(self.claim_timeout * 1000))
+        if not await self._redis.set(key, self.consumer, nx=True, px=ttl_ms):
+            return False
+        if job.asset_id in await self.queued_assets():
+            return False
+        await self.submit(job)
+        return True
+
+    async def queued_assets(self) -> set[str]:
+        """The asset ids of every entry in the stream (not started, or running)."""
+        found: set[str] = set()
+        start = "-"
+        while True:
+            entries: Any = await self._redis.xrange(self.stream, min=start, count=500)
+            for _entry_id, fields in entries or []:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    found.add(_decode(dict(fields or {})).asset_id)
+            if not entries or len(entries) < 500:
+                return found
+            start = "(" + bytes(entries[-1][0]).decode()
 
     async def _ensure_group(self) -> None:
         if self._group_ready:

@@ -538,6 +538,18 @@ class UploadEndpoint:
         finally:
             await lock.release()
 
+    async def _complete_if_full(self, up: UploadInfo) -> None:
+        lock = await self.locks.acquire(up.asset_id, wait=0)
+        if lock is None:
+            return
+        try:
+            size = await asyncio.to_thread(self.storage.upload_size, up.asset_id)
+            if up.length is not None and size == up.length:
+                await self.backend.complete_upload(up.asset_id, size)
+                _log.info("upload_complete_after_restart", asset=up.asset_id, size=size)
+        finally:
+            await lock.release()
+
     async def sweep(self) -> None:
         """Expire old uploads and complete idle whole ones (after a restart, too)."""
         now = self._clock()
@@ -545,8 +557,12 @@ class UploadEndpoint:
             try:
                 if now >= up.expires_at:
                     await self.backend.expire_upload(up.asset_id)
-                elif up.length is None and now - up.activity_at >= self.idle_seconds:
+                elif now - up.activity_at < self.idle_seconds:
+                    continue
+                elif up.length is None:
                     await self._maybe_complete(up, None)
+                else:  # all bytes stored, but the process stopped before completing it
+                    await self._complete_if_full(up)
             except Exception:
                 _log.exception("upload_sweep_failed", asset=up.asset_id)
 

@@ -226,6 +226,25 @@ class AssetQueries:
             )
         return [_upload(r) for r in rows]
 
+    def assets_to_package(self, now: float) -> list[Asset]:
+        """Assets whose packaging job a stopped control plane may have lost (at start-up).
+
+        ``processing`` ones, and those whose upload was recorded complete while the
+        asset stayed ``waiting_upload``/``uploading`` (these are moved to ``processing``).
+        """
+        with self.driver.transaction() as tx:
+            tx.execute(
+                "UPDATE assets SET status = 'processing', progress = 0, updated_at = ? "
+                "WHERE status IN ('waiting_upload', 'uploading') AND id IN "
+                "(SELECT asset_id FROM uploads WHERE completed_at IS NOT NULL)",
+                (now,),
+            )
+            rows = tx.all(
+                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE status = 'processing' "
+                "ORDER BY created_at"
+            )
+        return [_asset(r) for r in rows]
+
     def update_upload(self, asset_id: str, **fields: Any) -> UploadRecord | None:
         allowed = {"length", "length_deferred", "completed_at", "activity_at"}
         if not fields.keys() <= allowed:

@@ -29,6 +29,10 @@ class RecordingQueue:
         self.jobs.append(job)
         self._submitted.set()
 
+    async def resubmit(self, job: PackagingJob) -> bool:
+        await self.submit(job)
+        return True
+
     async def wait(self, within: float = 15.0) -> PackagingJob:
         await asyncio.wait_for(self._submitted.wait(), within)
         return self.jobs[-1]
