@@ -56,6 +56,7 @@ def install_assets(
         locks,
         max_bytes=settings.max_upload_bytes,
         idle_seconds=settings.upload_idle_seconds,
+        idle_fragmented_seconds=settings.upload_idle_fragmented_seconds,
         public_url=settings.public_url,
     )
     app.state.uploads = endpoint

@@ -43,6 +43,8 @@ class ControlSettings:
     max_upload_bytes: int = 20 * 1024**3
     # An upload of unknown length that forms a whole MP4 completes after this idle time.
     upload_idle_seconds: float = 3.0
+    # A fragmented MP4 of unknown length ending with a whole moof+mdat (no mfra) waits longer.
+    upload_idle_fragmented_seconds: float = 30.0
     # Packaging jobs run at once.
     packaging_concurrency: int = 1
     # Browser origins allowed by CORS (e.g. http://localhost:5173); "*" allows any.
@@ -70,6 +72,8 @@ class ControlSettings:
             raise ValueError("signing_key_max_age must be at least an hour")
         if self.max_upload_bytes < 1 or self.upload_idle_seconds <= 0:
             raise ValueError("max_upload_bytes and upload_idle_seconds must be positive")
+        if self.upload_idle_fragmented_seconds <= 0:
+            raise ValueError("upload_idle_fragmented_seconds must be positive")
         if self.packaging_concurrency < 1:
             raise ValueError("packaging_concurrency must be at least 1")
         if self.webhook_max_attempts < 1 or self.webhook_retry_base <= 0:

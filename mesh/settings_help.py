@@ -80,6 +80,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "max_upload_bytes": "largest upload accepted (bytes); larger gives 413",
     "upload_idle_seconds": "an upload of unknown length that forms a whole MP4 completes "
     "after this idle time",
+    "upload_idle_fragmented_seconds": "a fragmented MP4 of unknown length whose last boxes are "
+    "a whole moof+mdat (no mfra) completes after this idle time",
     "packaging_concurrency": "packaging jobs run at once",
     "cors_origins": "comma-separated browser origins allowed by CORS ('*': any)",
     "public_url": "public base URL of this API (upload and /vod/ URLs); unset: from each request",

@@ -45,7 +45,7 @@ from vod._headers import (
     sync_close,
     too_large,
 )
-from vod.completion import scan_boxes
+from vod.completion import FRAGMENTS, INCOMPLETE, completion
 from vod.locks import UploadLocks
 from vod.storage import Storage
 
@@ -116,6 +116,7 @@ class UploadEndpoint:
         *,
         max_bytes: int,
         idle_seconds: float,
+        idle_fragmented_seconds: float = 30.0,
         public_url: str | None = None,
         clock: Any = time.time,
     ) -> None:
@@ -124,6 +125,7 @@ class UploadEndpoint:
         self.locks = locks
         self.max_bytes = max_bytes
         self.idle_seconds = idle_seconds
+        self.idle_fragmented_seconds = max(idle_seconds, idle_fragmented_seconds)
         self.public_url = public_url.rstrip("/") if public_url else None
         self._clock = clock
         self._timers: dict[str, asyncio.Task[None]] = {}
@@ -494,12 +496,13 @@ class UploadEndpoint:
 
     # -- completion of uploads of unknown length, expiry ---------------------------------
 
-    def schedule_idle_check(self, asset_id: str) -> None:
+    def schedule_idle_check(self, asset_id: str, delay: float | None = None) -> None:
         """Complete the upload once it forms a whole MP4 and stayed idle (docs/vod.md)."""
         old = self._timers.pop(asset_id, None)
         if old is not None:
             old.cancel()
-        task = asyncio.get_running_loop().create_task(self._idle_check(asset_id))
+        wait = self.idle_seconds if delay is None else delay
+        task = asyncio.get_running_loop().create_task(self._idle_check(asset_id, wait))
         self._timers[asset_id] = task
         task.add_done_callback(lambda t: self._forget_timer(asset_id, t))
 
@@ -507,8 +510,8 @@ class UploadEndpoint:
         if self._timers.get(asset_id) is task:
             del self._timers[asset_id]
 
-    async def _idle_check(self, asset_id: str) -> None:
-        await asyncio.sleep(self.idle_seconds)
+    async def _idle_check(self, asset_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
         try:
             up = await self.backend.upload_of_asset(asset_id)
             if up is not None and not up.completed:
@@ -530,11 +533,17 @@ class UploadEndpoint:
             size = await asyncio.to_thread(self.storage.upload_size, up.asset_id)
             if size == 0:
                 return
-            scan = await asyncio.to_thread(scan_boxes, path, size)
-            if scan.whole_mp4:
-                await self.backend.bind_length(up.asset_id, size, False)
-                await self.backend.complete_upload(up.asset_id, size)
-                _log.info("upload_complete_by_boxes", asset=up.asset_id, size=size)
+            verdict = await asyncio.to_thread(completion, path, size)
+            if verdict == INCOMPLETE:
+                return
+            idle = self._clock() - up.activity_at
+            if verdict == FRAGMENTS and idle < self.idle_fragmented_seconds - 0.01:
+                # More fragments may come: wait the longer idle (docs/vod.md).
+                self.schedule_idle_check(up.asset_id, self.idle_fragmented_seconds - idle)
+                return
+            await self.backend.bind_length(up.asset_id, size, False)
+            await self.backend.complete_upload(up.asset_id, size)
+            _log.info("upload_complete_by_boxes", asset=up.asset_id, size=size, kind=verdict)
         finally:
             await lock.release()
 
