@@ -73,6 +73,7 @@ __all__ = ["PopNode", "PopStatistics"]
 @dataclass(frozen=True, slots=True)
 class PopStatistics:
     viewers: int
+    publishers: int  # sessions carried to an origin (docs/edge-publishing.md)
     relay_links: int
     upstream_links: int
     orphaned_tracks: int
@@ -397,19 +398,28 @@ class PopNode(MeshNode[_Downstream]):
 
     # --- metrics -------------------------------------------------------------------------
 
+    def _session_counts(self) -> tuple[int, int, int]:
+        """Viewers, publishers (admitted by an origin through us) and relay links."""
+        downs = list(self._downstream.values())
+        relays = sum(1 for d in downs if d.auth.relay_link)
+        publishers = sum(1 for d in downs if d.publisher is not None and d.publisher.active)
+        return len(downs) - relays - publishers, publishers, relays
+
     def _update_load(self) -> None:
         m = self.metrics
-        viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
+        viewers, publishers, relays = self._session_counts()
         m.sessions.labels("viewer").set(viewers)
-        m.sessions.labels("relay").set(len(self._downstream) - viewers)
+        m.sessions.labels("publisher").set(publishers)
+        m.sessions.labels("relay").set(relays)
         if self.topology is not None:
-            self.topology.set_load(sessions=float(viewers))
+            self.topology.set_load(sessions=float(viewers + publishers))
 
     def statistics(self) -> PopStatistics:
-        viewers = sum(1 for d in self._downstream.values() if not d.auth.relay_link)
+        viewers, publishers, relays = self._session_counts()
         return PopStatistics(
             viewers=viewers,
-            relay_links=len(self._downstream) - viewers,
+            publishers=publishers,
+            relay_links=relays,
             upstream_links=len(self.pool.links()),
             orphaned_tracks=len(self.relay.orphans()),
             reroutes=self.router.reroutes,

@@ -140,6 +140,8 @@ async def test_publish_and_watch_through_one_pop_url(
                 objects = await viewer.wait_objects(name, 6)
                 start = next(i for i, o in enumerate(objects) if o.object_id == 0)
                 check_media(objects[start:], init_of(catalog, name))
+            stats = pop.statistics()
+            assert (stats.publishers, stats.viewers) == (1, 1), stats
     finally:
         result = await publisher.stop()
     assert result is not None and result.reason == "stopped"
