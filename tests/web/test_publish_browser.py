@@ -289,3 +289,42 @@ def test_a_canvas_and_a_44k1_audio_context_play(
         assert viewer_errors == [], viewer_errors
     finally:
         context.close()
+
+
+REFUSALS = """\
+import { Streams, PublishError } from "@clutchcall/sdk/streams";
+const cam = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+async function outcome(relayUrl, key) {
+  const pub = new Streams({ relayUrl }).publisher({ timesliceMs: 500 });
+  try { await pub.publish(%(id)s, key, cam, %(ns)s); pub.stop(); return "resolved"; }
+  catch (e) { return { isPublishError: e instanceof PublishError, reason: e.reason, message: e.message }; }
+}
+globalThis.__out = {
+  wrongKey: await outcome(%(relay)s, "sk_wrong"),
+  otherInputsKey: await outcome(%(relay)s, %(other)s),
+  noRelay: await outcome(%(nowhere)s, %(key)s),
+};
+"""
+
+
+def test_a_wrong_key_or_endpoint_is_a_typed_publish_error(
+    page: Any, up_stack: dict[str, Any], static_server: Callable[[Path], str], tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {up_stack['api_key']}", "X-ClutchCall-Org": "org_abc"}
+    with httpx.Client(base_url=up_stack["base_url"], headers=headers, timeout=10) as api:
+        mine = api.post("/v1/live_inputs", json={"name": "mine", "ingest": "fmp4"}).json()
+        other = api.post("/v1/live_inputs", json={"name": "other", "ingest": "fmp4"}).json()
+    input_id = mine["input"]["external_input_id"]
+    relay = up_stack["relay_url"]
+    nowhere = relay.rsplit(":", 1)[0] + ":9"  # nothing answers WebTransport there
+    open_sdk_page(page, static_server, tmp_path, f"{up_stack['base_url']}/sdk/streams.js")
+    out = run_module(page, REFUSALS % {
+        "id": json.dumps(input_id), "ns": json.dumps(f"stream/org_abc/{input_id}"),
+        "relay": json.dumps(relay), "nowhere": json.dumps(nowhere),
+        "key": json.dumps(mine["streamKey"]), "other": json.dumps(other["streamKey"]),
+    }, "globalThis.__out")  # fmt: skip
+    for case in ("wrongKey", "otherInputsKey"):
+        assert out[case]["isPublishError"], out
+        assert out[case]["reason"] == "auth_failed", out
+        assert f"invalid stream key for {input_id}" in out[case]["message"], out
+    assert out["noRelay"]["isPublishError"] and out["noRelay"]["reason"] == "network", out
