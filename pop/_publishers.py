@@ -363,7 +363,7 @@ class EdgePublisher:
                 setup_timeout=p.connect_timeout, stack=p.stack,
             ) as conn:  # fmt: skip
                 up.connection = conn
-                conn.set_event_handler(lambda _c, event: self._on_upstream(event))
+                conn.set_event_handler(lambda _c, event: self._on_upstream(up, event))
                 self._log.info("edge_upstream_connected", origin=up.node_id, quic=quic)
                 up.ready.set_result(conn)
                 closed = asyncio.ensure_future(conn.wait_closed())
@@ -377,7 +377,7 @@ class EdgePublisher:
             self._log.warning("edge_upstream_failed", origin=up.node_id, error=str(exc))
             if not up.ready.done():
                 up.ready.set_exception(exc)
-            elif not self._closing:
+            elif not self._closing and up is self._up:
                 self._upstream_gone(exc)
         finally:
             if not up.ready.done():
@@ -385,8 +385,10 @@ class EdgePublisher:
             with contextlib.suppress(BaseException):
                 up.ready.exception()
 
-    def _on_upstream(self, event: Event) -> None:
-        """An event of our session at the origin."""
+    def _on_upstream(self, up: _Upstream, event: Event) -> None:
+        """An event of our session at the origin (one we gave up on says nothing more)."""
+        if up is not self._up:
+            return
         down = self._down.session
         if isinstance(event, SubscribeRequested):
             try:
@@ -437,10 +439,13 @@ class EdgePublisher:
             self._down.close(code, reason[:1000])
 
     def _close_idle_upstream(self) -> None:
-        if not self._namespaces and not self._down_to_up and self._up is not None:
-            self.close("nothing to publish")
-            self._closing = False
+        """A refused publisher keeps its session: the next request opens a new upstream."""
+        up = self._up
+        if not self._namespaces and not self._down_to_up and up is not None:
             self._up = None
+            if up.connection is not None and not up.connection.is_closed:
+                up.connection.close(SessionCloseCode.NO_ERROR, "nothing to publish")
+            up.stop.set()
 
     # --- objects -----------------------------------------------------------------------
 

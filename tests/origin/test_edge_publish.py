@@ -197,3 +197,19 @@ async def test_a_wrong_endpoint_is_a_network_error_that_says_so() -> None:
     assert str(info.value) == (
         f"network: cannot reach moqt://127.0.0.1:{port}: no answer (timeout)"
     )
+
+
+async def test_a_refused_publisher_may_try_again_in_the_same_session(
+    origin: Origin, pop: PopNode
+) -> None:
+    input_id, key = await origin.new_input()
+    async with connect(pop_url(pop, "moqt"), verify=False) as conn:
+        refused = conn.session.publish_namespace(ns(ORG, input_id), auth_token=b"sk_wrong")
+        answer = await asyncio.wait_for(conn.wait_response(refused), 10)
+        assert isinstance(answer, RequestRejected), answer
+        assert f"invalid stream key for {input_id}" in answer.reason
+        # The POP gave up its origin session for us: its end does not end ours.
+        rid = conn.session.publish_namespace(ns(ORG, input_id), auth_token=key.encode())
+        answer = await asyncio.wait_for(conn.wait_response(rid), 10)
+        assert isinstance(answer, PublishNamespaceAccepted), answer
+        assert not conn.is_closed
