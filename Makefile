@@ -47,12 +47,14 @@ $(UPLOAD_JS_DEPS): tests/vod/js/package-lock.json
 install: system-deps $(STAMP) $(WEB_STAMP) $(UPLOAD_JS_DEPS)
 
 # Debian packages the suite runs for real: redis-server (tests start their own),
-# promtool (package prometheus) for the alert rules, chromium for the browser tests (tests/web). kubectl (kustomize) comes with the image.
+# promtool (package prometheus) for the alert rules, chromium for the browser tests (tests/web),
+# ffprobe (package ffmpeg) as an independent HLS reader of on-demand assets. kubectl (kustomize) comes with the image.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 
@@ -50,3 +53,18 @@ def decode_playlist(url: str, *, extra: tuple[str, ...] = ()) -> subprocess.Comp
         text=True,
         timeout=120,
     )
+
+
+def ffprobe(url: str) -> dict[str, Any]:
+    """What Debian's ffprobe (the Makefile installs it) reads of a playlist: format and streams."""
+    probe = shutil.which("ffprobe")
+    assert probe is not None, "ffprobe is missing: run make install (Debian package ffmpeg)"
+    done = subprocess.run(
+        [probe, "-v", "error", "-show_format", "-show_streams", "-of", "json", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result

@@ -18,7 +18,7 @@ from mesh.bus import MemoryBus
 from tests.vod.servekit import Served, served
 from tests.vod.uploadkit import OCTETS, SEED, make_clip
 
-from ._clips import decode_playlist
+from ._clips import decode_playlist, ffprobe
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +74,12 @@ async def test_uploaded_assets_play_over_http_public_and_signed(tmp_path: Path) 
         )
         assert played.returncode == 0, played.stderr[-2000:]
         assert re.findall(r"frame=\s*(\d+)", played.stderr)[-1] == "75"  # 3 s at 25 fps
+        # an independent reader: ffprobe sees the master's variants, video and audio, 3 s long
+        probed = await asyncio.to_thread(ffprobe, f"{base}/vod/{public['playbackId']}/master.m3u8")
+        assert probed["format"]["format_name"] == "hls"
+        kinds = {s["codec_type"] for s in probed["streams"]}
+        assert kinds == {"video", "audio"}, probed["streams"]
+        assert float(probed["format"]["duration"]) == pytest.approx(3.0, abs=0.2)
 
         # signed: the minted URL works, and the playlist carries its token to ffmpeg
         pb = signed["playbackId"]
