@@ -11,8 +11,11 @@
  *    video rendition the ABR picks and the first audio track, each from the current
  *    group's first object (a joining FETCH) into its own SourceBuffer, initialised from
  *    the catalog's `initData`.
- * 4. ABR (./abr.ts) switches at group boundaries; the playhead is kept near the live
- *    edge (slightly faster playback when a little behind, a jump when far behind).
+ * 4. Playback starts as soon as the first frame of the joined group (the newest
+ *    keyframe's) is buffered; objects are appended as they arrive. The playhead is then
+ *    held `targetLatencyMs` (default 200 ms) behind the newest buffered media
+ *    (./catchup.ts: 1.05-1.15x when behind, a seek when far behind).
+ *    ABR (./abr.ts) switches at group boundaries.
  *
  * Errors (`onError`, playback stopped): `auth_failed` (refused, expired or revoked token),
  * `not_found` (not live within `startTimeoutMs`), `network`, `unsupported`, `decode`.
@@ -20,6 +23,7 @@
  * reject it instead (the Viewer reports them).
  */
 import { AbrController, type Rendition } from "./abr.js";
+import { LiveEdgeController } from "./catchup.js";
 import { PlaybackError } from "./errors.js";
 import { asPlaybackError, certificateHashes, namespaceFor, reasonForClose, sameBytes } from "./live_connect.js";
 import { AppendQueue, bufferedAhead, codecFromInit, mimeFor, openMediaSource } from "./mse.js";
@@ -52,7 +56,10 @@ export interface LiveOptions {
   apiBase?: string;
   /** How long to wait for the broadcast to be live (ms, default 20000). */
   startTimeoutMs?: number;
-  /** Seconds behind the newest received media to aim for (default 1.5). */
+  /** How far behind the newest received media to play (ms, default 200; raised to one
+   * object's duration + 100 ms when the publisher's objects are longer). */
+  targetLatencyMs?: number;
+  /** @deprecated seconds; use `targetLatencyMs`. */
   targetLatency?: number;
 }
 
@@ -99,8 +106,18 @@ class LivePlayer implements PlaybackHandle {
   private lastTrim = 0;
   private newestEnd = 0;
   private startGroup = -1;
+  private readonly edge: LiveEdgeController;
+  private lastPlayhead = -1;
+  private rate = 1;
 
-  constructor(private readonly opts: LiveOptions) {}
+  constructor(private readonly opts: LiveOptions) {
+    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : undefined);
+    try {
+      this.edge = new LiveEdgeController(ms === undefined ? {} : { targetMs: ms });
+    } catch (e) {
+      throw new PlaybackError("unsupported", e instanceof Error ? e.message : String(e));
+    }
+  }
 
   async start(): Promise<void> {
     const opts = this.opts;
@@ -308,7 +325,7 @@ class LivePlayer implements PlaybackHandle {
     for (const obj of lane.seq.poll(now)) {
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
-      this.append(this.videoQueue, obj.payload);
+      this.append(this.videoQueue, obj.payload, true);
       if (this.pending) this.maybeCutOver(now);
       if (lane !== this.video) return this.drain(this.video as Lane, now);
     }
@@ -326,13 +343,18 @@ class LivePlayer implements PlaybackHandle {
     this.append(queue, fresh.initData);
   }
 
-  private append(queue: AppendQueue | null, payload: Uint8Array): void {
+  private append(queue: AppendQueue | null, payload: Uint8Array, media = false): void {
     if (!queue || this.stopped) return;
     queue
       .append(payload)
       .then(() => {
         const b = this.opts.video.buffered;
-        if (b.length) this.newestEnd = Math.max(this.newestEnd, b.end(b.length - 1));
+        if (!b.length || this.stopped) return;
+        const end = b.end(b.length - 1);
+        if (media && this.newestEnd > 0 && end > this.newestEnd) this.edge.observeAppend(end - this.newestEnd);
+        this.newestEnd = Math.max(this.newestEnd, end);
+        // Start on the first buffered frame, not on the next tick.
+        if (!this.playing) this.startIfReady();
       })
       .catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
   }
@@ -400,15 +422,13 @@ class LivePlayer implements PlaybackHandle {
     const video = this.opts.video;
     const now = performance.now();
     for (const lane of [this.video, this.audio, this.pending]) if (lane) this.drain(lane, now);
+    if (!this.playing) {
+      this.startIfReady();
+      return;
+    }
     const b = video.buffered;
     if (!b.length) return;
     const end = b.end(b.length - 1);
-    if (!this.playing) {
-      this.playing = true;
-      video.currentTime = b.start(b.length - 1);
-      this.play();
-      return;
-    }
     const ahead = bufferedAhead(b, video.currentTime);
     // A gap (a skipped group, audio/video start skew): jump to the next buffered range.
     if (ahead === 0) {
@@ -421,24 +441,42 @@ class LivePlayer implements PlaybackHandle {
       }
     }
     const latency = end - video.currentTime;
-    const target = this.opts.targetLatency ?? 1.5;
     // Paused by the user: left alone; once playing again, back to the live edge.
-    if (!video.paused && latency > target + 2.5) {
-      video.currentTime = end - target;
-      this.jumps += 1;
-    } else if (!video.paused) {
-      video.playbackRate = latency > target + 0.5 ? 1.1 : 1.0;
+    if (!video.paused) {
+      const action = this.edge.decide(latency, end);
+      if (action.seekTo !== null) {
+        video.currentTime = action.seekTo;
+        this.jumps += 1;
+      }
+      if (action.rate !== this.rate) {
+        this.rate = action.rate;
+        video.playbackRate = action.rate;
+      }
     }
+    // Stalled: playing, yet the playhead has not moved since the last tick (a buffer that
+    // is merely short between two appends is not a stall).
+    const stalled = !video.paused && video.readyState < 3 && video.currentTime === this.lastPlayhead;
+    this.lastPlayhead = video.currentTime;
     if (now - this.lastTrim > 5000 && video.currentTime > 30) {
       this.lastTrim = now;
       void this.videoQueue?.remove(0, video.currentTime - 20);
       void this.audioQueue?.remove(0, video.currentTime - 20);
     }
     if (this.abr && this.started) {
-      const choice = this.abr.decide({ now, bufferAhead: ahead, latency, stalled: video.readyState < 3 && !video.paused });
+      const choice = this.abr.decide({ now, bufferAhead: ahead, latency, stalled });
       if (choice !== (this.pending?.track.name ?? this.video?.track.name)) this.switchTo(choice);
     }
     if (this.ending && ahead < 0.25) this.finishEnded();
+  }
+
+  /** Begin playback at the start of the newest buffered range (the joined group's keyframe). */
+  private startIfReady(): void {
+    const video = this.opts.video;
+    const b = video.buffered;
+    if (this.playing || this.stopped || !b.length) return;
+    this.playing = true;
+    video.currentTime = b.start(b.length - 1);
+    this.play();
   }
 
   private play(): void {
@@ -521,6 +559,8 @@ class LivePlayer implements PlaybackHandle {
       currentTime: video.currentTime,
       bufferedAhead: b.length ? bufferedAhead(b, video.currentTime) : 0,
       latency: b.length ? b.end(b.length - 1) - video.currentTime : 0,
+      targetLatencyMs: Math.round(this.edge.target * 1000),
+      playbackRate: video.playbackRate,
       throughputKbps: Math.round((this.abr?.throughput(performance.now()) ?? 0) / 1000),
       bytes: this.bytes,
       objects: this.objects,

@@ -20,6 +20,8 @@ export interface ViewerOptions {
   onEnded?: () => void;
   /** On demand: seconds buffered ahead of the playhead (default 20). */
   bufferAhead?: number;
+  /** Live: how far behind the newest received media to play (ms, default 200). */
+  targetLatencyMs?: number;
 }
 
 /** Where the data plane is: what a Streams client gives its viewers. */
@@ -150,6 +152,7 @@ export class Viewer {
         if (!relayUrl) throw new PlaybackError("network", "no relayUrl given and none published by the control plane");
         const liveOptions: Parameters<typeof playLive>[0] = { video, relayUrl, id: target.id, ...callbacks };
         if (token) liveOptions.token = token;
+        if (this.#options.targetLatencyMs !== undefined) liveOptions.targetLatencyMs = this.#options.targetLatencyMs;
         handle = await playLive(liveOptions);
       }
       if (generation !== this.#generation) {
