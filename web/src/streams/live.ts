@@ -106,6 +106,7 @@ class LivePlayer implements PlaybackHandle {
   private lastTrim = 0;
   private newestEnd = 0;
   private startGroup = -1;
+  private audioStartGroup = -1;
   private readonly edge: LiveEdgeController;
   private lastPlayhead = -1;
   private rate = 1;
@@ -251,6 +252,13 @@ class LivePlayer implements PlaybackHandle {
     const { source, url } = await openMediaSource(video);
     this.source = source;
     this.objectUrl = url;
+    // A live MediaSource (duration +Infinity): Chromium then renders with low delay (no
+    // waiting for several decoded frames before presenting one).
+    try {
+      source.duration = Number.POSITIVE_INFINITY;
+    } catch {
+      // not settable here: plays, with the default rendering delay
+    }
     const v = this.video as Lane;
     const vtype = mimeFor("video", v.track.codec ?? codecFromInit(v.track.initData as Uint8Array));
     if (!MediaSource.isTypeSupported(vtype)) throw new PlaybackError("unsupported", `cannot play ${vtype}`);
@@ -315,6 +323,7 @@ class LivePlayer implements PlaybackHandle {
     if (lane === this.pending) this.maybeCutOver(now);
     if (lane === this.audio) {
       for (const obj of lane.seq.poll(now)) {
+        if (this.audioStartGroup < 0) this.audioStartGroup = obj.group;
         if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
         this.append(this.audioQueue, obj.payload);
       }
@@ -568,6 +577,8 @@ class LivePlayer implements PlaybackHandle {
       skippedGroups: (this.video?.seq.skipped ?? 0) + (this.audio?.seq.skipped ?? 0),
       skippedAudio: this.audio?.seq.skipped ?? 0,
       startGroup: this.startGroup,
+      audioStartGroup: this.audioStartGroup,
+      lateObjects: (this.video?.seq.late ?? 0) + (this.audio?.seq.late ?? 0),
       jumps: this.jumps,
       startupMs: Math.round(this.startupMs),
       decodedFrames: q?.totalVideoFrames ?? 0,
