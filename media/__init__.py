@@ -18,6 +18,8 @@ Imports the standard library only (the ffmpeg binary is located through
 imageio-ffmpeg, imported lazily, or ``$CLUTCHCALL_FFMPEG``).
 """
 
+import logging as _logging
+
 from .catalog import (
     CATALOG_TRACK,
     CATALOG_TRACK_NAMES,
@@ -80,3 +82,6 @@ __all__ = [
     "parse_object",
     "split_fmp4",
 ]
+
+# A library leaves logging to the program: no output unless the program configures some.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

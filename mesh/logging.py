@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -67,7 +67,7 @@ def configure_logging(
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[_library_fields, *shared],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
@@ -77,6 +77,18 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
     logging.getLogger("quic").setLevel(max(_LEVELS[level], logging.INFO))
+
+
+def _library_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Lines of libraries (``moqt.aio``, ``moqt._log``) keep their event name and keys."""
+    record = event.get("_record")
+    fields = getattr(record, "fields", None)
+    name = getattr(record, "event", None)
+    if isinstance(fields, dict) and isinstance(name, str):
+        event["event"] = name
+        for key, value in fields.items():
+            event.setdefault(key, value)
+    return event
 
 
 @contextmanager

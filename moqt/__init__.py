@@ -5,6 +5,8 @@ The session is :class:`Session`; what it reports is in :mod:`moqt.events`,
 the wire codecs are in :mod:`moqt.messages` and :mod:`moqt.data`.
 """
 
+import logging as _logging
+
 from ._buffer import Buffer, NeedMoreData, Writer, encode_varint
 from .errors import (
     DataStreamResetCode,
@@ -60,3 +62,6 @@ __all__ = [
     "Writer",
     "encode_varint",
 ]
+
+# A library leaves logging to the program: no output unless the program configures some.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

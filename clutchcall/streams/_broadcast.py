@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import structlog
-
 from media import CATALOG_TRACK, MSF_CATALOG_TRACK, Catalog
+from moqt._log import library_logger
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import (
     Event,
@@ -36,7 +35,7 @@ from moqt.types import GroupOrder, Location
 
 __all__ = ["BroadcastSender", "SenderStatistics"]
 
-_log = structlog.get_logger("clutchcall.streams.publisher")
+_log = library_logger("clutchcall.streams.publisher")
 
 CATALOG_PRIORITY = 0
 

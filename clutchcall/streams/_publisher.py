@@ -25,8 +25,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from clutchcall.streams._broadcast import BroadcastSender
 from clutchcall.streams._connect import (
     namespace_from_text,
@@ -42,6 +40,7 @@ from media import (
     CatalogUpdate,
     MediaError,
 )
+from moqt._log import library_logger
 from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
 from moqt.errors import LocalError, RequestErrorCode
 from moqt.events import (
@@ -54,7 +53,7 @@ from moqt.events import (
 
 __all__ = ["AsyncPublisher", "PublishError", "PublishResult", "Publisher", "SourceError"]
 
-_log = structlog.get_logger("clutchcall.streams.publisher")
+_log = library_logger("clutchcall.streams.publisher")
 
 _AUTH_CODES = frozenset(
     {

@@ -34,8 +34,6 @@ import asyncio
 import contextlib
 from typing import Any, Literal
 
-import structlog
-
 from clutchcall.streams._abr import AbrController, Rendition
 from clutchcall.streams._cmaf import CmafError, merge_init_segments
 from clutchcall.streams._connect import (
@@ -61,6 +59,7 @@ from clutchcall.streams._viewer_types import (
 )
 from media import Catalog, CatalogTrack, MediaError
 from media.fmp4 import parse_fragment, parse_init_segment
+from moqt._log import library_logger
 from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode, SessionCloseCode
 from moqt.events import (
@@ -76,10 +75,11 @@ from moqt.events import (
     SubgroupStreamReset,
     SubscribeAccepted,
 )
+from moqt.types import ObjectStatus
 
 __all__ = ["AsyncBroadcastViewer", "Chunk", "ChunkCallback", "CloseCallback", "CloseReason"]
 
-_log = structlog.get_logger("clutchcall.streams.viewer")
+_log = library_logger("clutchcall.streams.viewer")
 
 
 _VIDEO_ID, _AUDIO_ID = 1, 2
@@ -142,6 +142,7 @@ class AsyncBroadcastViewer:
         self._init_sent = False
         self._need_init = False
         self._ending = False
+        self._end_detail = ""
         self._chunks = 0
         self._bytes = 0
         self._switches = 0
@@ -250,6 +251,11 @@ class AsyncBroadcastViewer:
     # --- lifecycle ---------------------------------------------------------------------
 
     def _finish(self, reason: str, detail: str) -> None:
+        if reason == "network" and self._ending and not self._done.done():
+            # The broadcast had ended; losing the session while its last media arrives
+            # does not make the end an error: deliver what came and close ``ended``.
+            self._end_now()
+            return
         if not self._done.done():
             _log.info("viewer_closing", reason=reason, detail=detail)
             self._done.set_result((reason, detail))
@@ -439,7 +445,14 @@ class AsyncBroadcastViewer:
         now = self._loop.time()
         if isinstance(event, ObjectReceived):
             lane = self._lanes.get(event.request_id)
-            if lane is None or not event.payload:
+            if lane is None:
+                return
+            if event.status == ObjectStatus.END_OF_TRACK and (
+                lane.kind == "catalog" or lane is self._video
+            ):
+                self._end_soon("the broadcast ended (end of track)")
+                return
+            if not event.payload:
                 return
             if lane.kind == "catalog":
                 self._on_catalog_object(event.group_id, event.payload)
@@ -483,14 +496,16 @@ class AsyncBroadcastViewer:
         if self._ending:
             return
         self._ending = True
+        self._end_detail = detail
+        self._loop.call_later(_END_GRACE, self._end_now)
 
-        def end() -> None:
-            for lane in (self._video, self._audio):
-                if lane is not None:
-                    self._deliver(lane, lane.seq.flush())
-            self._finish("ended", detail)
-
-        self._loop.call_later(_END_GRACE, end)
+    def _end_now(self) -> None:
+        if self._done.done():
+            return
+        for lane in (self._video, self._audio):
+            if lane is not None:
+                self._deliver(lane, lane.seq.flush())
+        self._finish("ended", self._end_detail)
 
     # --- catalog -------------------------------------------------------------------------
 

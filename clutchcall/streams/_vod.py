@@ -36,17 +36,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import structlog
 
 from clutchcall.streams._cmaf import CmafError, merge_init_segments, retag_chunk
 from clutchcall.streams._connect import resolve_tls
 from clutchcall.streams._errors import ConfigurationError
 from clutchcall.streams._viewer_types import Chunk, ChunkCallback, CloseCallback
 from media import Catalog, CatalogTrack, MediaError
+from moqt._log import library_logger
 
 __all__ = ["AsyncVodViewer", "is_vod_url", "subject_of_token", "vod_url"]
 
-_log = structlog.get_logger("clutchcall.streams.vod")
+_log = library_logger("clutchcall.streams.vod")
 
 _VOD_PATH = re.compile(r"^(?P<base>.*)/vod/(?P<pb>pb_[A-Za-z0-9]{1,64})(?:/(?:catalog\.json)?)?$")
 _VIDEO_ID, _AUDIO_ID = 1, 2

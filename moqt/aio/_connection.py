@@ -21,8 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
+from .._log import library_logger
 from .._transport import Transport
 from ..errors import LocalError, SessionCloseCode
 from ..events import (
@@ -49,7 +48,7 @@ __all__ = [
     "client_session",
 ]
 
-logger = structlog.get_logger("moqt.aio")
+logger = library_logger("moqt.aio")
 
 EventHandler = Callable[["MoqtConnection", Event], None]
 

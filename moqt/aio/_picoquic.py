@@ -41,7 +41,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
 from aiopquic.asyncio.client import connect as picoquic_connect
 from aiopquic.asyncio.dispatch import serve_dispatch
 from aiopquic.asyncio.protocol import QuicConnectionProtocol
@@ -56,6 +55,7 @@ from aiopquic.quic.events import (
     StreamReset,
 )
 
+from .._log import library_logger
 from ..errors import SessionCloseCode
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
@@ -77,7 +77,7 @@ __all__ = [
     "serve_picoquic",
 ]
 
-logger = structlog.get_logger("moqt.aio")
+logger = library_logger("moqt.aio")
 
 RAW_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14)
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,

@@ -20,11 +20,11 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-import structlog
+from .._log import library_logger
 
 __all__ = ["EVENT_RING_CAPACITY", "PRIORITY_FIFO", "RingSender", "clamp_priority"]
 
-logger = structlog.get_logger("moqt.aio")
+logger = library_logger("moqt.aio")
 
 # picoquic's event rings: room for bursts of many small stream events.
 EVENT_RING_CAPACITY = 1 << 16

@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
 from aiopquic.asyncio.webtransport import (
     _EVT_STREAM_DESTROY,
     _EVT_STREAM_TX_DRAINED,
@@ -54,6 +53,7 @@ from aiopquic.asyncio.webtransport import (
 from aiopquic.quic.configuration import QuicConfiguration
 from aiopquic.quic.connection import _TX_CLOSE
 
+from .._log import library_logger
 from ..errors import SessionCloseCode
 from ..session import Session
 from ..version import DRAFT_14
@@ -71,7 +71,7 @@ __all__ = [
     "remember_connect_paths",
 ]
 
-logger = structlog.get_logger("moqt.aio")
+logger = library_logger("moqt.aio")
 
 #: WebTransport subprotocols (``wt-protocol``) in server preference order.
 WT_PROTOCOLS: dict[str, int] = dict(_WT_PROTOCOLS)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
 from aioquic.h3.connection import H3Connection
 from aioquic.h3.events import (
@@ -38,6 +37,7 @@ from aioquic.quic.events import (
 from aioquic.quic.packet import QuicErrorCode, QuicFrameType
 
 from .._buffer import Buffer, NeedMoreData
+from .._log import library_logger
 from .._transport import Transport
 from ..errors import SessionCloseCode
 from ..session import Session
@@ -54,7 +54,7 @@ from ._transports import (
 
 __all__ = ["ALPN_H3", "ClientTarget", "MoqtProtocol", "parse_sf_string_list", "raw_session"]
 
-logger = structlog.get_logger("moqt.aio")
+logger = library_logger("moqt.aio")
 
 ALPN_H3 = "h3"
 # WebTransport subprotocol names for the drafts that negotiate there (draft-14 does not).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import socket
 import time
 import urllib.error
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from structlog.testing import capture_logs
 
 import mesh.node
 from mesh.bus import RedisBus
@@ -251,16 +251,21 @@ async def test_a_failing_session_is_closed_alone(redis_url: str, certs: tuple[Pa
 
 
 async def test_a_refused_session_is_closed_with_the_reason(
-    redis_url: str, certs: tuple[Path, Path]
+    redis_url: str, certs: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     node = _Node(_settings(redis_url), certificate=certs[0], private_key=certs[1], refuse="full")
     await node.start()
     try:
-        with capture_logs() as logs, pytest.raises(ConnectionError):
+        caplog.set_level(logging.INFO, logger="moqt.aio")  # moqt logs through stdlib logging
+        with pytest.raises(ConnectionError):
             # Closed before the handshake ends: the client learns no reason, the log does.
             async with connect(url(node), verify=False, setup_timeout=5):
                 pass
-        closed = [e for e in logs if e["event"] == "session_closed"]
+        closed = [
+            r.__dict__["fields"]
+            for r in caplog.records
+            if r.__dict__.get("event") == "session_closed"
+        ]
         assert [(e["code"], e["reason"]) for e in closed] == [(1, "full")]
         assert node.statistics().sessions == 0 and node.relay.statistics()["sessions"] == 0
     finally:
