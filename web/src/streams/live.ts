@@ -71,12 +71,57 @@ class Lane {
   since = 0;
   /** A newer catalog changed this track's init segment: applied at its next group. */
   freshInit: CatalogTrack | null = null;
+  /** Groups the joining FETCH brought, and groups seen on the subscription, until the
+   * fetched groups' ends are known (a fetch has no end-of-group marker per group). */
+  private fetched = new Set<number>();
+  private live = new Set<number>();
+  private fetchDone = false;
+  private resolved = false;
   constructor(
     readonly kind: "video" | "audio",
     public track: CatalogTrack,
     minGroup = 0,
   ) {
     this.seq = new GroupSequencer(minGroup);
+  }
+
+  /** An object arrived (`fetched`: from the joining FETCH). */
+  arrived(group: number, fetched: boolean): void {
+    if (this.resolved) return;
+    (fetched ? this.fetched : this.live).add(group);
+    this.resolve();
+  }
+
+  /** The joining FETCH is complete: every fetched group but the newest has all its objects. */
+  fetchComplete(): void {
+    if (this.resolved) return;
+    this.fetchDone = true;
+    const newest = Math.max(-1, ...this.fetched);
+    for (const g of this.fetched) if (g < newest) this.seq.end(g);
+    this.resolve();
+  }
+
+  /** The newest fetched group ended at the fetch's end when the subscription brings none of
+   * its objects but already a later group's: the join fell on a group boundary. Without
+   * this its group would wait for an end that never comes, and playback would skip it
+   * (the sequencer's stall timeout) to begin a whole group later. */
+  private resolve(): void {
+    if (!this.fetchDone) return;
+    const newest = Math.max(-1, ...this.fetched);
+    if (newest < 0) {
+      this.resolved = true;
+      return;
+    }
+    if (this.live.has(newest)) {
+      this.resolved = true; // its live subgroup stream ends it
+    } else if ([...this.live].some((g) => g > newest)) {
+      this.seq.end(newest);
+      this.resolved = true;
+    }
+    if (this.resolved) {
+      this.fetched.clear();
+      this.live.clear();
+    }
   }
 }
 
@@ -150,12 +195,12 @@ class LivePlayer implements PlaybackHandle {
   }
 
   /** SUBSCRIBE with a joining FETCH; DOES_NOT_EXIST is retried until the start timeout. */
-  private async subscribeRetrying(name: string, priority: number, namespace?: string): Promise<Subscription> {
+  private async subscribeRetrying(name: string, priority: number, namespace?: string, join = 0): Promise<Subscription> {
     const deadline = performance.now() + (this.opts.startTimeoutMs ?? 20000);
     for (;;) {
       const session = this.session as MoqtSession;
       try {
-        return await session.subscribe(namespace ?? this.namespace, name, { join: 0, priority });
+        return await session.subscribe(namespace ?? this.namespace, name, { join, priority });
       } catch (e) {
         if (!(e instanceof RequestRefused) || e.code !== RequestErrorCode.DOES_NOT_EXIST) throw e;
         if (performance.now() > deadline || this.stopped) {
@@ -271,26 +316,32 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
+  /** Video and audio are subscribed together (one round trip). Audio joins one group
+   * further back: were its current group already the next one (a group boundary passed
+   * between the two subscriptions), the video's first group would have no sound, so
+   * playback (the audio/video intersection) could only begin a whole group later. */
   async subscribeLanes(): Promise<void> {
     const v = this.video as Lane;
-    await this.attach(v, 1);
-    if (this.audio) {
-      try {
-        await this.attach(this.audio, 0);
-      } catch (e) {
-        if (e instanceof RequestRefused) this.audio = null; // play without sound rather than not at all
-        else throw e;
-      }
-    }
+    const audio = this.audio;
+    const sound = audio
+      ? this.attach(audio, 0, false, 1).catch((e: unknown) => {
+          if (e instanceof RequestRefused) this.audio = null; // play without sound rather than not at all
+          else throw e;
+        })
+      : Promise.resolve();
+    // Both settle before either failure is thrown (no unhandled rejection).
+    const [video, sounded] = await Promise.allSettled([this.attach(v, 1), sound]);
+    if (video.status === "rejected") throw video.reason;
+    if (sounded.status === "rejected") throw sounded.reason;
   }
 
-  private async attach(lane: Lane, priority: number, next = false): Promise<void> {
+  private async attach(lane: Lane, priority: number, next = false, join = 0): Promise<void> {
     const session = this.session as MoqtSession;
     const ns = lane.track.namespace ?? this.namespace;
     lane.since = performance.now();
     lane.sub = next
       ? await session.subscribe(ns, lane.track.name, { priority })
-      : await this.subscribeRetrying(lane.track.name, priority, ns);
+      : await this.subscribeRetrying(lane.track.name, priority, ns, join);
     void this.pump(lane);
   }
 
@@ -306,9 +357,12 @@ class LivePlayer implements PlaybackHandle {
           if (lane.kind === "video") this.abr?.received(item.payload.length, now);
           lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
           if (item.status !== 0) lane.seq.end(item.group);
+          lane.arrived(item.group, item.fetched);
         } else if (item.type === "end") {
           lane.seq.end(item.group);
           if (item.reset && lane.kind === "video") this.abr?.lost(now);
+        } else if (item.type === "fetchDone") {
+          lane.fetchComplete();
         }
         this.drain(lane, now);
       }
