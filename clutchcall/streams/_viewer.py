@@ -85,6 +85,10 @@ _log = library_logger("clutchcall.streams.viewer")
 _VIDEO_ID, _AUDIO_ID = 1, 2
 _TICK = 0.1
 _END_GRACE = 0.5
+# PUBLISH_DONE statuses that end a broadcast normally (``ended``), and those after which the
+# track goes on elsewhere or later (``network``: reconnect); any other status is an error.
+_NORMAL_END = frozenset({PublishDoneCode.TRACK_ENDED, PublishDoneCode.SUBSCRIPTION_ENDED})
+_MOVE_ON = frozenset({PublishDoneCode.GOING_AWAY, PublishDoneCode.TOO_FAR_BEHIND})
 
 
 class AsyncBroadcastViewer:
@@ -488,8 +492,16 @@ class AsyncBroadcastViewer:
         elif lane is self._switching:
             self._unsubscribe(lane)
             self._switching = None
-        elif lane.kind == "catalog" or lane is self._video:
+        elif lane.kind != "catalog" and lane is not self._video:
+            return
+        elif event.code in _NORMAL_END:
             self._end_soon(event.reason or "the broadcast ended")
+        elif event.code in _MOVE_ON:  # the track goes on: reconnect (resumes at the live edge)
+            self._finish(
+                "network", f"{lane.name}: {event.reason or PublishDoneCode(event.code).name}"
+            )
+        else:
+            self._finish("error", f"{lane.name}: {event.reason or f'PUBLISH_DONE {event.code:#x}'}")
 
     def _end_soon(self, detail: str) -> None:
         """The broadcast ended: deliver what is still arriving, then close with ``ended``."""

@@ -145,6 +145,12 @@ def test_sync_viewer_closes_ended_and_logs_through_logging(
     assert any(getattr(r, "event", "") == "publishing" for r in publisher)
 
 
+_DONE_CODES = {
+    "too_far_behind": PublishDoneCode.TOO_FAR_BEHIND,
+    "internal_error": PublishDoneCode.INTERNAL_ERROR,
+}
+
+
 async def _ending_server(tmp_path: Path, mode: str) -> tuple[object, int]:
     """A MoQT publisher that ends its broadcast at once: PUBLISH_DONE (TRACK_ENDED) followed
     by the session's end before the viewer's end grace is over, or an END_OF_TRACK object."""
@@ -155,7 +161,9 @@ async def _ending_server(tmp_path: Path, mode: str) -> tuple[object, int]:
             if not isinstance(event, SubscribeRequested):
                 return
             c.session.accept_subscribe(event.request_id)
-            if mode == "done_then_close":
+            if mode in _DONE_CODES:
+                c.session.publish_done(event.request_id, _DONE_CODES[mode], mode)
+            elif mode == "done_then_close":
                 c.session.publish_done(event.request_id, PublishDoneCode.TRACK_ENDED, "over")
                 # Closing at once would drop the PUBLISH_DONE still queued; close while the
                 # viewer still delivers the end (its grace is 0.5 s).
@@ -202,3 +210,23 @@ async def test_a_normal_end_is_ended_whatever_follows_it(
     assert reason == "ended", (reason, detail)
     assert rec.closes == [(reason, detail)]
     assert time.monotonic() - started < 8
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("too_far_behind", "network"), ("internal_error", "error")]
+)
+async def test_a_publish_done_that_is_not_an_end_is_not_ended(
+    tmp_path: Path, mode: str, expected: str
+) -> None:
+    server, port = await _ending_server(tmp_path, mode)
+    rec = Recorder()
+    try:
+        viewer = await AsyncBroadcastViewer.open(
+            f"moqt://127.0.0.1:{port}/{NAMESPACE}?token=t", on_chunk=rec.on_chunk,
+            on_close=rec.on_close, verify=False, reconnect=0,
+        )  # fmt: skip
+        reason, detail = await asyncio.wait_for(viewer.wait_closed(), 10)
+    finally:
+        server.close()  # type: ignore[attr-defined]
+    assert (reason, detail) == (expected, f".catalog: {mode}")
+    assert rec.closes == [(reason, detail)]
