@@ -1,4 +1,4 @@
-"""structlog JSON logging for node entry points (libraries only call ``structlog.get_logger``).
+"""structlog JSON logging for node entry points (libraries log through stdlib or structlog).
 
 One JSON object per line with stable keys: ``ts`` (ISO 8601 UTC), ``level``,
 ``event`` (a snake_case name, never an f-string), ``logger``, the node's
