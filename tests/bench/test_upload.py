@@ -37,8 +37,9 @@ def check_report(report: UploadReport, size: int, reps: int) -> None:
 
 @pytest.mark.timeout(180)
 def test_throughput_and_rss_on_a_small_file(tmp_path: Path) -> None:
-    report = run(8 << 20, reps=2, ready_seconds=None, workdir=tmp_path, command="test")
-    check_report(report, 8 << 20, 2)
+    # 32 MiB: enough server CPU for the per-GiB figures to be above /proc's 10 ms tick
+    report = run(32 << 20, reps=2, ready_seconds=None, workdir=tmp_path, command="test")
+    check_report(report, 32 << 20, 2)
     assert report.ready is None and report.notes == []
     text = format_results(report)
     assert "upload / PUT" in text and f"{report.ratio:.2f}" in text
@@ -49,7 +50,7 @@ def test_throughput_and_rss_on_a_small_file(tmp_path: Path) -> None:
 def test_command_line_writes_the_json_report(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.upload", "--size", "4MiB", "--reps", "1", "--no-ready",
+        [sys.executable, "-m", "bench.upload", "--size", "32MiB", "--reps", "1", "--no-ready",
          "--json", str(out), "--workdir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=170,
     )  # fmt: skip
@@ -57,8 +58,8 @@ def test_command_line_writes_the_json_report(tmp_path: Path) -> None:
     assert "| upload / PUT (median of the reps' ratios) |" in proc.stdout
     data = json.loads(out.read_text())
     assert set(data) == set(asdict(_empty_report()))
-    check_report(UploadReport(**{**data, "ready": None}), 4 << 20, 1)
-    assert data["command"].startswith("python -m bench.upload --size 4MiB")
+    check_report(UploadReport(**{**data, "ready": None}), 32 << 20, 1)
+    assert data["command"].startswith("python -m bench.upload --size 32MiB")
 
 
 def _empty_report() -> UploadReport:
