@@ -18,6 +18,7 @@ viewer's token is never a node credential.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from typing import Any, Final
@@ -91,10 +92,13 @@ def verify_node_credential(key: str, token: str, *, now: float | None = None) ->
     except (TypeError, ValueError) as exc:  # a header or claim of an unexpected type
         raise NodeCredentialError(f"malformed: {exc}") from exc
     exp = payload.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, int | float):
-        raise NodeCredentialError("exp is not a number")
-    if exp <= (time.time() if now is None else now) - _LEEWAY:
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise NodeCredentialError("exp is not a finite number")
+    at = time.time() if now is None else now
+    if exp <= at - _LEEWAY:
         raise NodeCredentialError("expired")
+    if exp > at + LIFETIME + _LEEWAY:
+        raise NodeCredentialError(f"exp is more than {LIFETIME:.0f} s away: not a node credential")
     sub = payload.get("sub")
     if not isinstance(sub, str) or not sub:
         raise NodeCredentialError("no node id")

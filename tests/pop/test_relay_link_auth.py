@@ -16,6 +16,8 @@ import pytest
 
 from mesh.bus import MemoryBus
 from mesh.node_credential import (
+    AUDIENCE,
+    CREDENTIAL_TYPE,
     NodeCredentialError,
     credential_node,
     mint_node_credential,
@@ -142,3 +144,16 @@ def test_credential_round_trip_and_refusals() -> None:
     assert credential_node(CLUSTER_KEY, tokens, now=now) == "pop-b"
     assert credential_node("", tokens, now=now) is None
     assert credential_node(CLUSTER_KEY, (), now=now) is None
+
+
+@pytest.mark.parametrize("exp", [float("nan"), float("inf"), 1e18])
+def test_a_credential_that_never_expires_is_refused(exp: float) -> None:
+    """A node credential is short-lived: a non-finite exp, or one far past LIFETIME, would
+    make a leaked credential a relay link forever (found by the mesh_jwt fuzz target)."""
+    import jwt
+
+    now = time.time()
+    claims = {"sub": "pop-b", "iat": now, "exp": exp, "aud": AUDIENCE, "iss": AUDIENCE}
+    forged = jwt.encode(claims, CLUSTER_KEY, algorithm="HS256", headers={"typ": CREDENTIAL_TYPE})
+    with pytest.raises(NodeCredentialError, match="exp"):
+        verify_node_credential(CLUSTER_KEY, forged, now=now)
