@@ -370,14 +370,7 @@ def _routes(app: FastAPI) -> None:
         input_id: str, body: PlaybackUrlRequest, key: Principal, svc: Service
     ) -> PlaybackTicketOut:
         ticket = await svc.mint_playback(key.org_id, input_id, body.ttl_seconds)
-        return PlaybackTicketOut(
-            url=ticket.url,
-            token=ticket.token,
-            expires_at=at(ticket.expires_at),
-            jti=ticket.jti,
-            kid=ticket.kid,
-            sub=ticket.sub,
-        )
+        return PlaybackTicketOut.of(ticket)
 
     @app.post("/v1/live_inputs/{input_id}/revoke_playback", tags=["playback"])
     async def revoke_input_playback(input_id: str, key: Principal, svc: Service) -> RevocationOut:

@@ -159,14 +159,7 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
         ticket = await service.mint_asset_playback(
             key.org_id, asset_id, body.ttl_seconds, base(request)
         )
-        return PlaybackTicketOut(
-            url=ticket.url,
-            token=ticket.token,
-            expires_at=at(ticket.expires_at),
-            jti=ticket.jti,
-            kid=ticket.kid,
-            sub=ticket.sub,
-        )
+        return PlaybackTicketOut.of(ticket)
 
     @router.post("/v1/assets/{asset_id}/revoke_playback", tags=["assets"])
     async def revoke_asset_playback(asset_id: str, key: Key, service: Service) -> RevocationOut:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL
 from control.store import LiveInput
+
+if TYPE_CHECKING:
+    from control.service import PlaybackTicket
 
 __all__ = [
     "ApiProblem",
@@ -115,6 +118,18 @@ class PlaybackTicketOut(BaseModel):
     jti: str
     kid: str
     sub: str
+
+    @classmethod
+    def of(cls, ticket: PlaybackTicket) -> PlaybackTicketOut:
+        """The answer for a minted ticket (a live input's or an asset's)."""
+        return cls(
+            url=ticket.url,
+            token=ticket.token,
+            expires_at=at(ticket.expires_at),
+            jti=ticket.jti,
+            kid=ticket.kid,
+            sub=ticket.sub,
+        )
 
 
 class RevocationOut(BaseModel):
