@@ -70,8 +70,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The browser tests (tests/web) run in a phase of their own: Chromium, its fake camera and the
+# stacks they drive load both cores, and the latency-bounded e2e tests of the mesh and the
+# ingest must not share the machine with them.
 pytest: install
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --ignore=tests/web
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests/web
 
 test: lint typecheck pytest
 
