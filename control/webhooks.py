@@ -408,6 +408,8 @@ class WebhookDispatcher:
         self._clock = clock
         self._batch = batch
         self._wake = asyncio.Event()
+        # Set after each refill of the queue from the database (tests and statistics wait on it).
+        self.refilled = asyncio.Event()
         self._http = httpx.AsyncClient(
             timeout=policy.timeout,
             follow_redirects=False,
@@ -501,6 +503,7 @@ class WebhookDispatcher:
                     await self.restore()
                     await self._db(self.store.purge, self._clock() - RETENTION)
                     refilled_at = now
+                    self.refilled.set()
                 await self.run_once()
                 wait = poll if self.queue.shared else refill_every
                 due = await self.queue.next_due()

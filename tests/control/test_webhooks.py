@@ -283,7 +283,7 @@ async def test_a_redis_that_lost_the_queue_is_refilled_from_the_database(
         dispatcher = dispatcher_of(api)
         task = asyncio.ensure_future(dispatcher.run(poll=0.05, refill_every=0.3))
         try:
-            await asyncio.sleep(0.1)  # past the worker's first refill
+            await asyncio.wait_for(dispatcher.refilled.wait(), 5)  # past the first refill
             now = time.time()
             body = json.dumps({"id": "evt_1", "type": "asset.ready", "data": {}})
             row = Delivery("dl_lost1", str(hook["id"]), api.org_id, "asset.ready", "evt_1",
