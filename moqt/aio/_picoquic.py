@@ -39,7 +39,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from aiopquic.asyncio.client import connect as picoquic_connect
 from aiopquic.asyncio.dispatch import serve_dispatch
@@ -59,6 +59,7 @@ from .._log import library_logger
 from ..errors import SessionCloseCode
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
+from ._picoquic_native import NEVER, NativeQuic, native_quic
 from ._picoquic_rings import EVENT_RING_CAPACITY, PRIORITY_FIFO, RingSender, clamp_priority
 from ._picoquic_wt import (
     WT_PROTOCOLS,
@@ -80,6 +81,9 @@ __all__ = [
 logger = library_logger("moqt.aio")
 
 RAW_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14)
+RetryMode = Literal["auto", "always", "never"]
+RETRY_MODES = ("auto", "always", "never")
+_PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -259,11 +263,33 @@ class PicoquicServer:
         address: tuple[str, int],
         protocols: list[PicoquicProtocol],
         webtransport: list[PicoquicWebTransportSession] | None = None,
+        *,
+        native: NativeQuic | None = None,
+        retry: RetryMode = "auto",
     ):
         self._server = server
         self._address = address
         self._protocols = protocols
         self._webtransport = webtransport if webtransport is not None else []
+        self._native = native
+        self._retry = retry
+
+    def statistics(self) -> dict[str, int]:
+        """Address validation at a glance (``clutchcall_pop_quic_*``): ``connections``
+        picoquic holds state for (half-open handshakes included), ``unestablished``
+        those of them hosting no MoQT session (yet), and the Retry policy:
+        ``retry_always``, ``retry_threshold`` (past it picoquic answers new Initials
+        with a stateless Retry instead of creating a connection). picoquic does not
+        count the Retries it sends."""
+        sessions = len(self.connections)
+        held = self._native.connections if self._native is not None else sessions
+        return {
+            "connections": held,
+            "unestablished": max(0, held - sessions),
+            "sessions": sessions,
+            "retry_always": int(self._retry == "always"),
+            "retry_threshold": self._native.retry_threshold if self._native is not None else 0,
+        }
 
     @property
     def address(self) -> tuple[str, int]:
@@ -319,6 +345,8 @@ async def serve_picoquic(
     idle_timeout: float = 30.0,
     alpns: Sequence[str] = DEFAULT_ALPNS,
     wt_path: str = "",
+    retry: RetryMode = "auto",
+    retry_threshold: int = 64,
 ) -> PicoquicServer:
     """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
 
@@ -333,12 +361,22 @@ async def serve_picoquic(
     free port is looked up for port 0; a warning is logged when it names one
     address) and reports neither the port it bound nor a failed bind, so port 0 is
     resolved and the port checked here first (``OSError`` when it is taken).
+
+    Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
+    picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
+    handshakes are half-open (a flood of spoofed Initials stays that many
+    connections), "always" for every new connection, "never" not at all (as the
+    aioquic POP's ``quic_retry``; see :mod:`moqt.aio._picoquic_native`).
     """
     unknown = [alpn for alpn in alpns if alpn not in DEFAULT_ALPNS]
     if unknown or not alpns:
         raise ValueError(f"picoquic serves {', '.join(DEFAULT_ALPNS)}, not {list(alpns)}")
     if wt_path and not wt_path.startswith("/"):
         raise ValueError(f"wt_path must start with '/' (or be empty for any path), not {wt_path!r}")
+    if retry not in RETRY_MODES:
+        raise ValueError(f"retry must be one of {', '.join(RETRY_MODES)}, not {retry!r}")
+    if retry_threshold < 1:
+        raise ValueError("retry_threshold must be >= 1")
     opts = options or SessionOptions()
     if port == 0:
         port = _free_udp_port(host)
@@ -381,7 +419,8 @@ async def serve_picoquic(
         server = await picoquic_serve(
             host, port, configuration=config, create_protocol=create_protocol
         )
-        return PicoquicServer(server, (host, port), protocols)
+        native = _guard(server, server._engine._transport, retry, retry_threshold)
+        return PicoquicServer(server, (host, port), protocols, native=native, retry=retry)
 
     sessions: list[PicoquicWebTransportSession] = []
 
@@ -410,7 +449,24 @@ async def serve_picoquic(
         wt_supported_protocols=list(WT_PROTOCOLS),
     )
     connect_path = remember_connect_paths(server._wt_server._dispatcher)
-    return PicoquicServer(server, (host, port), protocols, sessions)
+    native = _guard(server, server._transport, retry, retry_threshold)
+    return PicoquicServer(server, (host, port), protocols, sessions, native=native, retry=retry)
+
+
+def _guard(server: Any, transport: Any, retry: RetryMode, threshold: int) -> NativeQuic | None:
+    """Apply the Retry policy to a started server (closed again when it cannot be)."""
+    native = native_quic(transport)
+    if native is None:
+        if retry == "auto" and threshold == _PICOQUIC_THRESHOLD:
+            return None  # picoquic's own default is what was asked for
+        server.close()
+        raise RuntimeError(
+            f"this aiopquic build does not let us set picoquic's Retry policy "
+            f"(retry={retry}, threshold={threshold}): use retry auto with threshold "
+            f"{_PICOQUIC_THRESHOLD}, or the aioquic stack"
+        )
+    native.set_retry(always=retry == "always", threshold=NEVER if retry == "never" else threshold)
+    return native
 
 
 @asynccontextmanager
