@@ -42,7 +42,7 @@ from mesh.relay import Peer, RelayConfig
 from mesh.revocation import RevocationSet
 from mesh.settings import PopSettings, parse_hostport
 from mesh.topology import NodeInfo, NodeRole, Topology
-from moqt.aio import Listener, MoqtConnection, SessionOptions, server_configuration
+from moqt.aio import Listener, MoqtConnection, SessionOptions
 from moqt.errors import LocalError, RequestErrorCode
 from moqt.events import (
     Event,
@@ -184,15 +184,31 @@ class PopNode(MeshNode[_Downstream]):
 
     async def _listen(self) -> Listener:
         """Serve on a socket bound here: ``--workers`` share the UDP port (SO_REUSEPORT).
-        picoquic binds its own socket (one worker only, see ``PopSettings``)."""
-        if self.settings.quic_stack != "aioquic":
-            return await super()._listen()
+        picoquic binds its own socket (one worker only, see ``PopSettings``) and validates
+        addresses itself, with the same ``quic_retry`` / ``retry_threshold``."""
+        if self.settings.quic_stack == "picoquic":
+            from moqt.aio import serve_picoquic
+
+            host, port = parse_hostport(self.settings.quic)
+            picoquic = await serve_picoquic(
+                host,
+                port,
+                certificate=self._certificate,
+                private_key=self._private_key,
+                on_session=self._on_session,
+                options=self._session_options(),
+                max_connections=self.settings.max_connections,
+                retry=self.settings.quic_retry,
+                retry_threshold=self.settings.retry_threshold,
+            )
+            self.metrics.watch_statistics("pop_quic", picoquic.statistics)
+            return picoquic
         host, port = parse_hostport(self.settings.quic)
         sock = bind_udp(host, port, reuse_port=self._reuse_port)
         try:
             return await serve_socket(
                 sock,
-                configuration=server_configuration(self._certificate, self._private_key),
+                configuration=self._server_configuration(),
                 on_session=self._on_session,
                 options=self._session_options(),
                 max_connections=self.settings.max_connections,
