@@ -145,8 +145,9 @@ class PopSettings(NodeSettings):
     linger: float = 10.0  # keep an upstream subscription this long after the last viewer
     parent_regions: tuple[str, ...] = ()
     max_hops: int = 3
-    # Address validation (QUIC Retry) on the aioquic stack: "auto" while more than
-    # retry_threshold handshakes are half-open (a flood of spoofed Initials), or always/never.
+    # Address validation (QUIC Retry) on either stack (picoquic applies it itself): "auto"
+    # while more than retry_threshold handshakes are half-open (a flood of spoofed
+    # Initials), or always/never.
     quic_retry: Literal["auto", "always", "never"] = "auto"
     retry_threshold: int = 64
 

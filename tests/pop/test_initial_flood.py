@@ -1,5 +1,7 @@
 """A flood of spoofed QUIC Initials: address validation (Retry) keeps the POP's state bounded.
 
+On both QUIC stacks (``bench/quic_flood.py`` measures the issue's full flood).
+
 Each Initial for an unknown connection id used to create a connection on the POP
 (TLS state, timers, retransmissions to a forged address). With ``quic_retry`` "auto"
 the POP answers Initials without a token with a stateless Retry once more than
@@ -16,7 +18,9 @@ import time
 
 import pytest
 
+from bench.quic_flood import handshake_initials
 from moqt.aio import SessionOptions, connect
+from pop import PopNode
 from tests.pop.conftest import MakePop
 from tests.pop.lab import Tokens
 
@@ -78,3 +82,71 @@ async def test_retry_always_still_admits_clients(make_pop: MakePop, tokens: Toke
     ) as conn:
         assert conn.session.setup_complete
     assert pop.metrics.registry.get_sample_value("clutchcall_pop_quic_retries_sent") == 1
+
+
+# --- picoquic: the same settings, applied to picoquic's own address validation -----------
+
+
+async def send_all(port: int, datagrams: list[bytes]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        for i, data in enumerate(datagrams):
+            try:
+                sock.sendto(data, ("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            if i % 50 == 49:
+                await asyncio.sleep(0.005)
+
+
+async def quic_gauge(pop: PopNode, name: str, *, at_least: float = 0.0) -> float:
+    """The ``clutchcall_pop_quic_<name>`` gauge once it reaches ``at_least`` (10 s deadline):
+    picoquic's network thread takes the flood's datagrams in its own time."""
+    deadline = time.monotonic() + 10
+    while True:
+        value = pop.metrics.registry.get_sample_value(f"clutchcall_pop_quic_{name}")
+        assert value is not None
+        if value >= at_least or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(60)
+async def test_picoquic_handshake_flood_creates_bounded_state(
+    make_pop: MakePop, tokens: Tokens
+) -> None:
+    # Real Initials (a ClientHello each, random connection ids): picoquic must decrypt
+    # them and would keep a connection for each; past retry_threshold it sends Retry.
+    pop = await make_pop(quic_stack="picoquic", retry_threshold=THRESHOLD)
+    port = pop.quic_address[1]
+    assert await quic_gauge(pop, "retry_threshold") == THRESHOLD
+    flooding = asyncio.create_task(send_all(port, handshake_initials(FLOOD // 3, port)))
+    try:
+        await quic_gauge(pop, "connections", at_least=THRESHOLD)  # well into the flood
+        started = time.monotonic()
+        options = SessionOptions(auth_token=tokens.mint().encode())
+        async with connect(f"moqt://127.0.0.1:{port}", verify=False, options=options) as conn:
+            assert conn.session.setup_complete
+            waited = time.monotonic() - started
+        await flooding
+    finally:
+        flooding.cancel()
+    assert waited < 1.0, f"the honest client waited {waited:.2f} s"
+    held = await quic_gauge(pop, "connections")
+    assert held <= THRESHOLD + 5, f"{held} connections for {FLOOD // 3} spoofed Initials"
+    assert await quic_gauge(pop, "unestablished") >= THRESHOLD - 1
+
+
+@pytest.mark.timeout(60)
+async def test_picoquic_retry_modes(make_pop: MakePop, tokens: Tokens) -> None:
+    always = await make_pop(quic_stack="picoquic", quic_retry="always")
+    assert await quic_gauge(always, "retry_always") == 1
+    options = SessionOptions(auth_token=tokens.mint().encode())
+    url = f"moqt://127.0.0.1:{always.quic_address[1]}"
+    async with connect(url, verify=False, options=options) as conn:
+        assert conn.session.setup_complete
+    never = await make_pop(quic_stack="picoquic", quic_retry="never", retry_threshold=5)
+    port = never.quic_address[1]
+    await send_all(port, handshake_initials(40, port))
+    # Without address validation every Initial is a connection.
+    assert await quic_gauge(never, "connections", at_least=40) >= 40
