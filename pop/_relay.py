@@ -24,6 +24,12 @@ viewers of a track into one upstream subscription) with these edge behaviours:
 Upstream sessions are attached like any peer and routed the namespaces they
 are used for with :meth:`route_namespace` (the core's ``add_route``), which is
 how the core picks the upstream for a track.
+
+It plugs into the core through :class:`mesh.relay.RelayHooks` (tokens upstream,
+the joining FETCH of a new upstream, DOES_NOT_EXIST remembered, orphaning) and
+the core's public methods (``subscribe_upstream``, ``cut_upstream``,
+``end_track``, ``reject``), and watches events before the core does in
+:meth:`handle_event`; it never overrides the core's handlers.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from collections.abc import Callable
 
 import structlog
 
-from mesh.relay import Peer, Relay, RelayConfig, Track, Upstream, UpstreamKind
+from mesh.relay import Peer, Relay, RelayConfig, RelayHooks, Track
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import (
     Event,
@@ -66,8 +72,8 @@ _MISSING_MAX = 10_000
 _WARN_EVERY = 10.0
 
 
-class PopRelay(Relay):
-    """See the module docstring."""
+class PopRelay(Relay, RelayHooks):
+    """See the module docstring; its :class:`RelayHooks` are its own methods."""
 
     def __init__(
         self,
@@ -81,7 +87,9 @@ class PopRelay(Relay):
         # The core keeps an unwatched upstream subscription this long (and restarts the
         # wait whenever the last viewer leaves again).
         super().__init__(
-            dataclasses.replace(config or RelayConfig(), upstream_linger=linger), clock
+            dataclasses.replace(config or RelayConfig(), upstream_linger=linger),
+            clock,
+            hooks=self,
         )
         self._upstream_peers: set[Peer] = set()
         self._tokens: dict[Namespace, bytes] = {}
@@ -133,11 +141,14 @@ class PopRelay(Relay):
             if t.upstream is not None and t.upstream.request_id == rid
         ]
 
-    # --- overrides of the core -----------------------------------------------------------
+    # --- hooks of the core (mesh.relay.RelayHooks) -----------------------------------------
 
-    def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
-        if not self._subscribe(track, publisher, SubscriptionFilter.largest_object()):
-            return False
+    def upstream_token(self, track: Track) -> bytes | None:
+        return self._tokens.get(track.namespace)
+
+    def upstream_opened(self, track: Track, publisher: Peer) -> None:
+        """Pair the new upstream SUBSCRIBE with a joining FETCH of the current group."""
+        self._orphans.discard(track)
         assert track.upstream is not None
         self._joining.add((publisher, track.upstream.request_id))
         try:
@@ -146,12 +157,45 @@ class PopRelay(Relay):
             )
         except LocalError as exc:
             _log.debug("joining_fetch_failed", peer=publisher.name, error=str(exc))
-            return True
+            return
         # Its objects land in the track (cache) like those of the subscription.
         publisher.upstream[fid] = track
         self._fetches[fid] = publisher
-        self._filling[track] = self._clock() + _FILL_TIMEOUT
+        self._filling[track] = self.now() + _FILL_TIMEOUT
+
+    def upstream_failed(self, publisher: Peer, error: str) -> None:
+        """One warning per peer per ``_WARN_EVERY`` s; the ones in between are counted."""
+        now = self.now()
+        last, suppressed = self._warned.get(publisher.name, (-_WARN_EVERY, 0))
+        if now - last < _WARN_EVERY:
+            self._warned[publisher.name] = (last, suppressed + 1)
+            return
+        self._warned[publisher.name] = (now, 0)
+        _log.warning(
+            "upstream_subscribe_failed", peer=publisher.name, error=error, suppressed=suppressed
+        )
+
+    def upstream_refused(self, track: Track, event: RequestRejected) -> None:
+        """The upstream refused our SUBSCRIBE as DOES_NOT_EXIST: remember it a moment."""
+        if event.error != RequestErrorCode.DOES_NOT_EXIST:
+            return
+        if len(self._missing) >= _MISSING_MAX:
+            now = self.now()
+            self._missing = {k: t for k, t in self._missing.items() if t > now}
+        if len(self._missing) < _MISSING_MAX:
+            self._missing[(track.namespace, track.name)] = self.now() + _MISSING_FOR
+
+    def upstream_lost(self, track: Track) -> bool:
+        """An upstream session went away: orphan the tracks somebody watches (or waits
+        for) there; a lingering one just ends."""
+        upstream = track.upstream
+        if upstream is None or upstream.peer not in self._upstream_peers or not track.watched:
+            return False
+        self._note_orphan(track)
         return True
+
+    def upstream_released(self, track: Track) -> None:
+        self._start_groups.forget_track(track)
 
     def needs_upstream(self, namespace: Namespace, name: bytes) -> bool:
         """Whether a SUBSCRIBE to this track would be sent upstream now."""
@@ -162,34 +206,19 @@ class PopRelay(Relay):
 
     def _missing_until(self, namespace: Namespace, name: bytes) -> float | None:
         until = self._missing.get((namespace, name))
-        if until is not None and until <= self._clock():
+        if until is not None and until <= self.now():
             del self._missing[(namespace, name)]
             return None
         return until
 
-    def _note_missing(self, peer: Peer, event: RequestRejected) -> None:
-        """The upstream refused our SUBSCRIBE of a track as DOES_NOT_EXIST: remember it."""
-        if event.error != RequestErrorCode.DOES_NOT_EXIST:
-            return
-        track = peer.upstream.get(event.request_id)
-        if track is None or track.upstream is None or track.upstream.request_id != event.request_id:
-            return  # not the SUBSCRIBE of a track (a FETCH of ours)
-        if len(self._missing) >= _MISSING_MAX:
-            now = self._clock()
-            self._missing = {k: t for k, t in self._missing.items() if t > now}
-        if len(self._missing) < _MISSING_MAX:
-            self._missing[(track.namespace, track.name)] = self._clock() + _MISSING_FOR
-
     def handle_event(self, peer: Peer, event: Event) -> None:
-        if peer in self._upstream_peers and isinstance(event, RequestRejected):
-            self._note_missing(peer, event)
         if isinstance(event, SubscribeRequested) and peer not in self._upstream_peers:
             track = self.track(event.namespace, event.name)
             if (track is None or track.upstream is None) and self._missing_until(
                 event.namespace, event.name
             ) is not None:
                 # The upstream said so a moment ago: no new upstream request per retry.
-                self._reject(
+                self.reject(
                     peer, event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
                 )
                 return
@@ -258,7 +287,7 @@ class PopRelay(Relay):
             if isinstance(event, FetchStreamEnded):
                 # Every object the upstream still had of the group is here: end the
                 # viewers' streams of it like the upstream's FIN would have.
-                now = self._clock()
+                now = self.now()
                 for subgroup in sorted(repair.subgroups):
                     repair.track.on_subgroup_end(repair.group, subgroup, now)
             # No object back: the group had ended at the Largest Location (nothing lost).
@@ -314,47 +343,15 @@ class PopRelay(Relay):
             return
         # It came live before and the upstream then reset its stream (the viewers' too):
         # the viewers' subscriptions get it again.
-        now = self._clock()
-        for sub in list(track.subscribers):
-            if sub.wants(known.location):
-                sub.scheduler.push(sub.request_id, known, now)
+        track.redeliver(known, self.now())
 
     def _release_fetches(self, track: Track) -> None:
         self._filling.pop(track, None)
         for peer, request in self._held.pop(track, []):
             super().handle_event(peer, request)
 
-    def _subscribe(self, track: Track, publisher: Peer, flt: SubscriptionFilter) -> bool:
-        try:
-            rid = publisher.session.subscribe(
-                track.namespace,
-                track.name,
-                filter=flt,
-                auth_token=self._tokens.get(track.namespace),
-            )
-        except LocalError as exc:
-            self._warn_subscribe_failed(publisher, str(exc))
-            return False
-        track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
-        publisher.upstream[rid] = track
-        self._counters["upstream_subscribes"] += 1
-        self._orphans.discard(track)
-        return True
-
-    def _warn_subscribe_failed(self, peer: Peer, error: str) -> None:
-        """One warning per peer per ``_WARN_EVERY`` s; the ones in between are counted."""
-        now = self._clock()
-        last, suppressed = self._warned.get(peer.name, (-_WARN_EVERY, 0))
-        if now - last < _WARN_EVERY:
-            self._warned[peer.name] = (last, suppressed + 1)
-            return
-        self._warned[peer.name] = (now, 0)
-        _log.warning(
-            "upstream_subscribe_failed", peer=peer.name, error=error, suppressed=suppressed
-        )
-
     def poll(self) -> None:
-        now = self._clock()
+        now = self.now()
         for track, deadline in list(self._filling.items()):
             if deadline <= now:
                 self._release_fetches(track)
@@ -362,37 +359,24 @@ class PopRelay(Relay):
         super().poll()
 
     def detach(self, peer: Peer) -> None:
+        """The core ends or orphans (:meth:`upstream_lost`) what ``peer`` served."""
         if peer in self._upstream_peers:
-            self._upstream_peers.discard(peer)
             self._start_groups.forget_peer(peer)
             self._joining = {k for k in self._joining if k[0] is not peer}
-            for track in list(peer.upstream.values()):
-                upstream = track.upstream
-                if upstream is None or upstream.peer is not peer:
-                    continue
-                # Only tracks somebody watches (or waits for) are worth a new upstream;
-                # a lingering one just ends here.
-                if upstream.done is None and (track.subscribers or self._waited(track)):
-                    self._orphan(track)
             for fid in [f for f, p in self._fetches.items() if p is peer]:
                 del self._fetches[fid]
                 fetching = peer.upstream.get(fid)
                 if fetching is not None:
                     self._release_fetches(fetching)
-            peer.upstream = {rid: t for rid, t in peer.upstream.items() if t not in self._orphans}
         super().detach(peer)
+        self._upstream_peers.discard(peer)
 
     # --- orphans -------------------------------------------------------------------------
 
-    def _orphan(self, track: Track) -> None:
-        upstream = track.upstream
-        assert upstream is not None
+    def _note_orphan(self, track: Track) -> None:
+        """``track`` leaves its upstream but keeps its viewers (the core cuts their
+        streams): it waits for :meth:`resubscribe` or :meth:`end_orphan`."""
         self._start_groups.forget_track(track)
-        upstream.peer.upstream.pop(upstream.request_id, None)
-        track.upstream = None
-        for sub in track.subscribers:
-            # The old upstream's streams will never end: cut them, the next group starts clean.
-            sub.scheduler.cut_streams(sub.request_id)
         self._orphans.add(track)
         self.orphaned_total += 1
         _log.info("track_orphaned", track=track.label, subscribers=len(track.subscribers))
@@ -403,28 +387,22 @@ class PopRelay(Relay):
             upstream = track.upstream
             if upstream is None or upstream.peer is not peer:
                 continue
-            rid = upstream.request_id
-            self._orphan(track)
-            try:
-                peer.session.unsubscribe(rid)
-            except LocalError:
-                pass
+            self._note_orphan(track)
+            self.cut_upstream(track, unsubscribe=True)
 
     def orphans(self) -> list[Track]:
         """Tracks waiting for a new upstream (dropping those nobody watches any more)."""
-        for track in [t for t in self._orphans if not t.subscribers and not self._waited(t)]:
+        for track in [t for t in self._orphans if not t.watched]:
             self._orphans.discard(track)
         return list(self._orphans)
-
-    def _waited(self, track: Track) -> bool:
-        return any(t is track for p in self._peers for t, _ in p.waiting.values())
 
     def resubscribe(self, track: Track, peer: Peer) -> bool:
         """Attach an orphaned track to upstream ``peer``, from the next group boundary on."""
         if track not in self._orphans:
             return False
-        if not self._subscribe(track, peer, SubscriptionFilter.next_group_start()):
+        if not self.subscribe_upstream(track, peer, SubscriptionFilter.next_group_start()):
             return False
+        self._orphans.discard(track)
         self.resubscribed_total += 1
         _log.info("track_resubscribed", track=track.label, upstream=peer.name)
         return True
@@ -434,12 +412,7 @@ class PopRelay(Relay):
         if track not in self._orphans:
             return
         self._orphans.discard(track)
-        track.end_all(PublishDoneCode.TRACK_ENDED, reason)
-        for other in self._peers:
-            for rid, (waiting_track, _) in list(other.waiting.items()):
-                if waiting_track is track:
-                    del other.waiting[rid]
-                    self._reject(other, rid, RequestErrorCode.DOES_NOT_EXIST, reason)
+        self.end_track(track, PublishDoneCode.TRACK_ENDED, reason, refusal=reason)
 
     def statistics(self) -> dict[str, int]:
         stats = super().statistics()

@@ -7,10 +7,11 @@ Sans-I/O: attach sessions (``moqt.session.Session``, any transport) with
 """
 
 from ._cache import CachedGroup, CachedObject, CacheLimits, TrackCache
+from ._hooks import RelayHooks
 from ._peer import Peer
 from ._relay import Relay, RelayConfig
 from ._scheduling import DropReason, SchedulerLimits, SchedulerStatistics, deliver_all_limits
-from ._track import Subscriber, Track, Upstream, UpstreamKind
+from ._track import Subscription, Track, Upstream, UpstreamKind
 
 __all__ = [
     "CacheLimits",
@@ -20,9 +21,10 @@ __all__ = [
     "Peer",
     "Relay",
     "RelayConfig",
+    "RelayHooks",
     "SchedulerLimits",
     "SchedulerStatistics",
-    "Subscriber",
+    "Subscription",
     "Track",
     "TrackCache",
     "Upstream",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from moqt.errors import LocalError
-from moqt.events import FetchRequested, SubscribeRequested
+from moqt.events import FetchRequested
 from moqt.session import Session
 from moqt.types import Namespace, TrackName
 
@@ -17,7 +17,7 @@ from ._scheduling import DropReason
 
 if TYPE_CHECKING:
     from ._scheduler import SubscriberScheduler
-    from ._track import Subscriber, Track
+    from ._track import Subscription, Track
 
 __all__ = ["SCHEDULER_TOTALS", "Peer", "call_peer", "label", "scheduler_totals", "starts_with"]
 
@@ -42,10 +42,12 @@ class Peer:
     namespaces_sent: dict[Namespace, int] = field(default_factory=dict)
     # our upstream requests on this peer (SUBSCRIBE) and its PUBLISHes -> track
     upstream: dict[int, Track] = field(default_factory=dict)
-    # the peer's subscriptions (its SUBSCRIBE, or our PUBLISH to it) -> subscriber
-    downstream: dict[int, Subscriber] = field(default_factory=dict)
-    # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK
-    waiting: dict[int, tuple[Track, SubscribeRequested]] = field(default_factory=dict)
+    # the peer's subscriptions (its SUBSCRIBE, or our PUBLISH to it), by request id:
+    # an index of what the tracks own (``Track.subscribers``; ``Subscription.end``)
+    downstream: dict[int, Subscription] = field(default_factory=dict)
+    # the peer's SUBSCRIBEs waiting for our upstream SUBSCRIBE_OK -> their track
+    # (an index of ``Track.waiting``; ``Track.hold`` / ``Track.withdraw``)
+    waiting: dict[int, Track] = field(default_factory=dict)
     # joining FETCHes for a SUBSCRIBE still in ``waiting``, served once it is accepted
     deferred_fetches: dict[int, list[FetchRequested]] = field(default_factory=dict)
     # another relay (its scheduler uses RelayConfig.relay_link_scheduler)

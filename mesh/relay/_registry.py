@@ -6,7 +6,7 @@ Prometheus counters never go down.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from moqt.types import Namespace, TrackName
 
@@ -21,9 +21,16 @@ _TOTALS = ("objects_out", "bytes_out", "cache_hits", "cache_misses", "cache_evic
 
 
 class TrackRegistry:
-    def __init__(self, limits: CacheLimits, max_tracks: int) -> None:
+    def __init__(
+        self,
+        limits: CacheLimits,
+        max_tracks: int,
+        *,
+        on_unwatched: Callable[[Track], None] | None = None,
+    ) -> None:
         self._limits = limits
         self._max_tracks = max_tracks
+        self._on_unwatched = on_unwatched  # given to every track (see Track)
         self._tracks: dict[FullTrackName, Track] = {}
         self._retired = dict.fromkeys(_TOTALS, 0)
 
@@ -42,19 +49,19 @@ class TrackRegistry:
         if track is None:
             if len(self._tracks) >= self._max_tracks and not self._drop_one_dead():
                 return None
-            track = Track(namespace, name, self._limits)
+            track = Track(namespace, name, self._limits, self._on_unwatched)
             self._tracks[(namespace, name)] = track
         return track
 
     def drop_unused(self) -> None:
         """Forget tracks with no upstream, no subscriber and nothing cached."""
         for key, track in list(self._tracks.items()):
-            if track.upstream is None and not track.subscribers and track.cache.largest is None:
+            if track.upstream is None and not track.watched and track.cache.largest is None:
                 self._retire(key)
 
     def _drop_one_dead(self) -> bool:
         for key, track in self._tracks.items():
-            if track.upstream is None and not track.subscribers:
+            if track.upstream is None and not track.watched:
                 self._retire(key)
                 return True
         return False

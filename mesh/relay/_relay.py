@@ -11,6 +11,16 @@ publisher pushes the track). Subscribers use SUBSCRIBE (all four filters;
 absolute filters replay from the cache), FETCH (standalone and joining, both
 answered from the cache), SUBSCRIBE_NAMESPACE and TRACK_STATUS. Unknown tracks
 get DOES_NOT_EXIST.
+
+Ownership: a :class:`Track` owns its downstream :class:`Subscription` objects
+(``track.subscribers``) and the SUBSCRIBEs waiting for its upstream
+(``track.waiting``); a :class:`Peer` only indexes them by request id
+(``peer.downstream``, ``peer.waiting``). A subscription ends in one place,
+:meth:`Subscription.end` (UNSUBSCRIBE, end of its range, TOO_FAR_BEHIND, a
+refused PUBLISH, its session's end, the track's end); when the last watcher of
+a track is gone the track calls back :meth:`Relay._release_if_unwatched`, which
+UNSUBSCRIBEs upstream (after ``upstream_linger``). Node roles plug in through
+:class:`~mesh.relay._hooks.RelayHooks`, never by overriding the handlers here.
 """
 
 from __future__ import annotations
@@ -45,21 +55,12 @@ from moqt.events import (
     TrackStatusRequested,
     Unsubscribed,
 )
-from moqt.messages import TrackExtensions
 from moqt.session import Session
-from moqt.types import (
-    Extensions,
-    FilterType,
-    GroupOrder,
-    Location,
-    Namespace,
-    SubscriptionFilter,
-    TrackName,
-)
-from moqt.version import DRAFT_16
+from moqt.types import Namespace, SubscriptionFilter, TrackName
 
 from ._cache import CachedObject, CacheLimits
 from ._fetching import answer_fetch, answer_track_status
+from ._hooks import RelayHooks
 from ._namespaces import (
     announce_to_watchers,
     announced_under,
@@ -72,7 +73,13 @@ from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals, s
 from ._registry import TrackRegistry
 from ._scheduler import SubscriberScheduler
 from ._scheduling import SchedulerLimits, relay_link_limits
-from ._track import Subscriber, Track, Upstream, UpstreamKind, filter_window
+from ._subscribing import (
+    accept_subscription,
+    publish_to,
+    update_from_publish_ok,
+    update_subscription,
+)
+from ._track import Track, Upstream, UpstreamKind
 
 __all__ = ["Peer", "Relay", "RelayConfig"]
 
@@ -97,11 +104,18 @@ class RelayConfig:
 
 class Relay:
     def __init__(
-        self, config: RelayConfig | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        config: RelayConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        hooks: RelayHooks | None = None,
     ) -> None:
         self.config = config or RelayConfig()
         self._clock = clock
-        self._tracks = TrackRegistry(self.config.cache, self.config.max_tracks)
+        self._hooks = hooks or RelayHooks()
+        self._tracks = TrackRegistry(
+            self.config.cache, self.config.max_tracks, on_unwatched=self._release_if_unwatched
+        )
         self._peers: list[Peer] = []
         self._counters: dict[str, int] = {
             "sessions_total": 0,
@@ -157,14 +171,17 @@ class Relay:
         if not peer.closed and not peer.scheduler.idle:
             peer.scheduler.pump(self._clock())
 
+    def now(self) -> float:
+        """The relay's clock."""
+        return self._clock()
+
     def _too_far_behind(self, peer: Peer, request_id: int) -> None:
-        """The scheduler ended a subscription with PUBLISH_DONE TOO_FAR_BEHIND."""
+        """The scheduler dropped a subscription's state and sent PUBLISH_DONE
+        TOO_FAR_BEHIND: end it everywhere else."""
         self._counters["subscribers_too_far_behind"] += 1
-        sub = peer.downstream.pop(request_id, None)
-        if sub is not None and sub.track is not None:
-            if sub in sub.track.subscribers:
-                sub.track.subscribers.remove(sub)
-            self._maybe_release(sub.track)
+        sub = peer.downstream.get(request_id)
+        if sub is not None:
+            sub.end()
 
     def add_route(self, prefix: Namespace, peer: Peer) -> None:
         """Send SUBSCRIBEs for tracks under ``prefix`` to ``peer`` as if it had announced
@@ -198,10 +215,10 @@ class Relay:
     def _on_publish(self, peer: Peer, ev: PublishRequested) -> None:
         track = self._tracks.get_or_create(ev.namespace, ev.name)
         if track is None:
-            self._reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks")
+            self.reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks")
             return
         if track.upstream is not None and not track.upstream.peer.closed:
-            self._end_upstream(track, PublishDoneCode.GOING_AWAY, "replaced by a new publisher")
+            self.end_track(track, PublishDoneCode.GOING_AWAY, "replaced by a new publisher")
         track.restart_if_behind(ev.largest)
         track.upstream = Upstream(
             peer,
@@ -259,7 +276,7 @@ class Relay:
             return
         upstream.streams_finished += 1
         if upstream.done is not None and upstream.streams_finished >= upstream.done[2]:
-            self._end_upstream(track, upstream.done[0], upstream.done[1])
+            self.end_track(track, upstream.done[0], upstream.done[1])
 
     def _on_publish_done(self, peer: Peer, ev: PublishDoneReceived) -> None:
         track = peer.upstream.get(ev.request_id)
@@ -268,7 +285,7 @@ class Relay:
             return
         reason = ev.reason or "track ended"
         if upstream.streams_finished >= ev.stream_count:
-            self._end_upstream(track, ev.code, reason)
+            self.end_track(track, ev.code, reason)
             return
         # Objects may still be in flight on streams that have not finished yet.
         upstream.done = (ev.code, reason, ev.stream_count, self._clock() + self.config.done_linger)
@@ -280,12 +297,12 @@ class Relay:
         for track in self._tracks:
             upstream = track.upstream
             if upstream is not None and upstream.done is not None and upstream.done[3] <= now:
-                self._end_upstream(track, upstream.done[0], upstream.done[1])
+                self.end_track(track, upstream.done[0], upstream.done[1])
             elif (
                 upstream is not None
                 and upstream.release_at is not None
                 and upstream.release_at <= now
-                and not track.subscribers
+                and not track.watched
             ):
                 self._release(track)
             track.cache.evict(now)
@@ -293,17 +310,21 @@ class Relay:
             if not peer.scheduler.idle:
                 peer.scheduler.pump(now)
 
-    def _end_upstream(self, track: Track, code: int, reason: str) -> None:
+    def end_track(
+        self, track: Track, code: int, reason: str, *, refusal: str = "track ended"
+    ) -> None:
+        """The track ends here: its upstream (if any) is forgotten, every subscription gets
+        PUBLISH_DONE ``code``/``reason`` after what is queued, and the SUBSCRIBEs waiting
+        for it are refused DOES_NOT_EXIST ``refusal``."""
         upstream = track.upstream
-        if upstream is None:
-            return
-        track.upstream = None
-        upstream.peer.upstream.pop(upstream.request_id, None)
+        if upstream is not None:
+            track.upstream = None
+            upstream.peer.upstream.pop(upstream.request_id, None)
         track.end_all(code, reason)
-        for other in self._peers:
-            for rid, (waiting_track, _) in list(other.waiting.items()):
-                if waiting_track is track:
-                    self._reject_waiting(other, rid, RequestErrorCode.DOES_NOT_EXIST, "track ended")
+        for other, request in track.take_waiting():
+            self._reject_waiting(
+                other, request.request_id, RequestErrorCode.DOES_NOT_EXIST, refusal
+            )
         logger.info("track_ended", track=track.label, code=code, reason=reason)
 
     # --- subscribers -------------------------------------------------------------------
@@ -313,90 +334,49 @@ class Relay:
         if track is None or track.upstream is None:
             publisher = publisher_for(self._peers, ev.namespace, exclude=peer)
             if publisher is None:
-                self._reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
+                self.reject(peer, ev.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track")
                 return
             track = track or self._tracks.get_or_create(ev.namespace, ev.name)
             if track is None:
-                self._reject(
-                    peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks"
-                )
+                self.reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "too many tracks")
                 return
-            if not self._subscribe_upstream(track, publisher):
-                self._reject(
-                    peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "upstream failed"
-                )
+            if not self.subscribe_upstream(track, publisher):
+                self.reject(peer, ev.request_id, RequestErrorCode.INTERNAL_ERROR, "upstream failed")
                 return
+            self._hooks.upstream_opened(track, publisher)
         if not track.live:
-            peer.waiting[ev.request_id] = (track, ev)
+            track.hold(peer, ev)
             return
         self._accept_subscriber(peer, track, ev)
 
     def _accept_subscriber(self, peer: Peer, track: Track, ev: SubscribeRequested) -> None:
-        for offered in [s for s in track.subscribers if s.peer is peer and s.via_publish]:
-            # The peer subscribes to a track we offered it with PUBLISH: the SUBSCRIBE
-            # wins, so nothing is delivered twice.
-            track.remove_subscriber(offered)
-            peer.downstream.pop(offered.request_id, None)
-            call_peer(
-                peer,
-                peer.session.publish_done,
-                offered.request_id,
-                PublishDoneCode.SUBSCRIPTION_ENDED,
-                "replaced by the peer's SUBSCRIBE",
-            )
-        largest = track.largest
-        start, end_group = filter_window(ev.filter, largest)
-        upstream = track.upstream
-        group_order = upstream.group_order if upstream is not None else GroupOrder.ASCENDING
-        if group_order == GroupOrder.ORIGINAL:
-            group_order = GroupOrder.ASCENDING
-        extensions = _track_extensions(track)
-        try:
-            peer.session.accept_subscribe(
-                ev.request_id,
-                largest=largest,
-                group_order=group_order,
-                extensions=forwarded_extensions(peer.session, extensions),
-            )
-        except LocalError as exc:
-            logger.warning("accept_failed", session=peer.name, error=str(exc))
+        sub = accept_subscription(peer, track, ev, self._clock())
+        if sub is None:
             return
-        sub = Subscriber(
-            peer,
-            ev.request_id,
-            start,
-            end_group,
-            forward=ev.forward,
-            joining_largest=largest,
-            track=track,
-        )
-        peer.downstream[ev.request_id] = sub
-        peer.scheduler.add_track(
-            ev.request_id,
-            subscriber_priority=ev.subscriber_priority,
-            group_order=ev.group_order if ev.group_order != GroupOrder.ORIGINAL else group_order,
-            delivery_timeout=delivery_timeout(ev.delivery_timeout, extensions),
-        )
-        if upstream is not None:
-            upstream.release_at = None
-        track.add_subscriber(sub, self._clock())
         logger.info(
             "subscribed",
             session=peer.name,
             track=track.label,
             filter=ev.filter.type.name,
-            start=f"{start.group}/{start.object}",
+            start=f"{sub.start.group}/{sub.start.object}",
         )
         for fetch in peer.deferred_fetches.pop(ev.request_id, []):
             self._on_fetch(peer, fetch)
 
-    def _subscribe_upstream(self, track: Track, publisher: Peer) -> bool:
+    def subscribe_upstream(
+        self, track: Track, publisher: Peer, flt: SubscriptionFilter | None = None
+    ) -> bool:
+        """SUBSCRIBE to ``track`` on ``publisher`` (default filter: the largest object) and
+        make it the track's upstream; False when the session could not send it."""
         try:
             rid = publisher.session.subscribe(
-                track.namespace, track.name, filter=SubscriptionFilter.largest_object()
+                track.namespace,
+                track.name,
+                filter=flt or SubscriptionFilter.largest_object(),
+                auth_token=self._hooks.upstream_token(track),
             )
         except LocalError as exc:
-            logger.warning("upstream_subscribe_failed", session=publisher.name, error=str(exc))
+            self._hooks.upstream_failed(publisher, str(exc))
             return False
         track.upstream = Upstream(publisher, rid, UpstreamKind.SUBSCRIBE)
         publisher.upstream[rid] = track
@@ -412,11 +392,8 @@ class Relay:
         track.upstream.largest = ev.largest
         track.upstream.group_order = ev.group_order
         track.upstream.extensions = ev.extensions
-        for other in self._peers:
-            for rid, (waiting_track, request) in list(other.waiting.items()):
-                if waiting_track is track:
-                    del other.waiting[rid]
-                    self._accept_subscriber(other, track, request)
+        for other, request in track.take_waiting():
+            self._accept_subscriber(other, track, request)
         self._offer_track(track, exclude=peer)
 
     def _on_request_rejected(self, peer: Peer, ev: RequestRejected) -> None:
@@ -426,36 +403,31 @@ class Relay:
             and track.upstream is not None
             and track.upstream.request_id == ev.request_id
         ):
+            self._hooks.upstream_refused(track, ev)
             track.upstream = None
-            for other in self._peers:
-                for rid, (waiting_track, _) in list(other.waiting.items()):
-                    if waiting_track is track:
-                        code = ev.error if ev.error is not None else ev.code
-                        self._reject_waiting(other, rid, code, ev.reason)
+            code = ev.error if ev.error is not None else ev.code
+            for other, request in track.take_waiting():
+                self._reject_waiting(other, request.request_id, code, ev.reason)
             return
-        sub = peer.downstream.pop(ev.request_id, None)
+        sub = peer.downstream.get(ev.request_id)
         if sub is not None:  # our PUBLISH to a namespace subscriber was refused
-            if sub.track is not None:
-                sub.track.remove_subscriber(sub)
+            sub.end()
 
     def _on_unsubscribe(self, peer: Peer, ev: Unsubscribed) -> None:
-        sub = peer.downstream.pop(ev.request_id, None)
-        if sub is None:
-            waiting = peer.waiting.pop(ev.request_id, None)
-            peer.deferred_fetches.pop(ev.request_id, None)
-            if waiting is not None:
-                self._maybe_release(waiting[0])
+        sub = peer.downstream.get(ev.request_id)
+        if sub is not None:
+            sub.end()
             return
-        if sub.track is not None:
-            sub.track.remove_subscriber(sub)
-            self._maybe_release(sub.track)
+        peer.deferred_fetches.pop(ev.request_id, None)
+        waited = peer.waiting.get(ev.request_id)
+        if waited is not None:
+            waited.withdraw(peer, ev.request_id)
 
-    def _maybe_release(self, track: Track) -> None:
-        """No subscriber left: drop our upstream SUBSCRIBE (a PUBLISH keeps flowing)."""
+    def _release_if_unwatched(self, track: Track) -> None:
+        """The track's last subscription ended or its last waiting SUBSCRIBE went: drop
+        our upstream SUBSCRIBE (after ``upstream_linger``; a PUBLISH keeps flowing)."""
         upstream = track.upstream
-        if track.subscribers or upstream is None or upstream.kind is not UpstreamKind.SUBSCRIBE:
-            return
-        if any(t is track for p in self._peers for t, _ in p.waiting.values()):
+        if track.watched or upstream is None or upstream.kind is not UpstreamKind.SUBSCRIBE:
             return
         if self.config.upstream_linger > 0 and not upstream.peer.closed:
             upstream.release_at = self._clock() + self.config.upstream_linger
@@ -469,40 +441,41 @@ class Relay:
         upstream.peer.upstream.pop(upstream.request_id, None)
         call_peer(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
         logger.info("upstream_released", track=track.label)
+        self._hooks.upstream_released(track)
+
+    def cut_upstream(self, track: Track, *, unsubscribe: bool = False) -> None:
+        """Take ``track`` off its upstream but keep its subscriptions: their open streams
+        are cut (the old upstream will never end them), the next group starts clean once
+        :meth:`subscribe_upstream` gives the track a new upstream. ``unsubscribe``: tell
+        the old upstream (its session is still up)."""
+        upstream = track.upstream
+        if upstream is None:
+            return
+        track.upstream = None
+        upstream.peer.upstream.pop(upstream.request_id, None)
+        for sub in track.subscribers:
+            sub.scheduler.cut_streams(sub.request_id)
+        if unsubscribe:
+            call_peer(upstream.peer, upstream.peer.session.unsubscribe, upstream.request_id)
 
     def _on_subscription_updated(self, peer: Peer, ev: SubscriptionUpdated) -> None:
         sub = peer.downstream.get(ev.request_id)
-        if sub is None:
-            return
-        sub.forward = ev.forward
-        peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
-        peer.scheduler.set_delivery_timeout(
-            ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub.track))
-        )
-        if ev.filter.type in (FilterType.ABSOLUTE_START, FilterType.ABSOLUTE_RANGE):
-            assert ev.filter.start is not None
-            sub.start = ev.filter.start
-        sub.end_group = ev.filter.end_group
-        call_peer(peer, peer.session.accept_update, ev.update_request_id)
+        if sub is not None:
+            update_subscription(sub, ev)
 
     def _on_publish_accepted(self, peer: Peer, ev: PublishAccepted) -> None:
         sub = peer.downstream.get(ev.request_id)
         if sub is not None:
-            sub.forward = ev.forward
-            # PUBLISH_OK carries the subscriber's priority and delivery timeout.
-            peer.scheduler.set_subscriber_priority(ev.request_id, ev.subscriber_priority)
-            peer.scheduler.set_delivery_timeout(
-                ev.request_id, delivery_timeout(ev.delivery_timeout, _track_extensions(sub.track))
-            )
+            update_from_publish_ok(sub, ev)
 
     # --- fetch / status ----------------------------------------------------------------
 
     def _on_fetch(self, peer: Peer, ev: FetchRequested) -> None:
         self._counters["fetches"] += 1
-        answer_fetch(self._tracks, peer, ev, self._reject)
+        answer_fetch(self._tracks, peer, ev, self.reject)
 
     def _on_track_status(self, peer: Peer, ev: TrackStatusRequested) -> None:
-        answer_track_status(self._tracks, peer, ev, self._reject)
+        answer_track_status(self._tracks, peer, ev, self.reject)
 
     # --- namespaces --------------------------------------------------------------------
 
@@ -516,7 +489,7 @@ class Relay:
                 if track.live and starts_with(track.namespace, ev.prefix):
                     assert track.upstream is not None
                     if track.upstream.peer is not peer:
-                        self._publish_to(peer, track)
+                        publish_to(peer, track, self._clock())
 
     def _on_subscribe_namespace_ended(self, peer: Peer, ev: SubscribeNamespaceEnded) -> None:
         peer.namespace_subscriptions.pop(ev.request_id, None)
@@ -530,36 +503,7 @@ class Relay:
                 starts_with(track.namespace, prefix) and wants_tracks(other, options)
                 for prefix, options in other.namespace_subscriptions.values()
             ):
-                self._publish_to(other, track)
-
-    def _publish_to(self, peer: Peer, track: Track) -> None:
-        if any(sub.peer is peer for sub in track.subscribers):
-            return
-        upstream = track.upstream
-        assert upstream is not None
-        largest = track.largest
-        rid = call_peer(
-            peer,
-            peer.session.publish,
-            track.namespace,
-            track.name,
-            largest=largest,
-            group_order=upstream.group_order
-            if upstream.group_order != GroupOrder.ORIGINAL
-            else GroupOrder.ASCENDING,
-            extensions=forwarded_extensions(peer.session, upstream.extensions),
-        )
-        if not isinstance(rid, int):
-            return
-        start = largest.next_object() if largest is not None else Location(0, 0)
-        sub = Subscriber(peer, rid, start, None, via_publish=True, track=track)
-        peer.downstream[rid] = sub
-        peer.scheduler.add_track(
-            rid,
-            group_order=upstream.group_order,
-            delivery_timeout=delivery_timeout(None, upstream.extensions),
-        )
-        track.add_subscriber(sub, self._clock())
+                publish_to(other, track, self._clock())
 
     # --- teardown ----------------------------------------------------------------------
 
@@ -573,24 +517,25 @@ class Relay:
         peer.closed = True
         for track in list(peer.upstream.values()):
             upstream = track.upstream
-            if upstream is not None and upstream.peer is peer:
-                code, reason = (
-                    (upstream.done[0], upstream.done[1])
-                    if upstream.done is not None
-                    else (PublishDoneCode.TRACK_ENDED, "publisher went away")
-                )
-                self._end_upstream(track, code, reason)
+            if upstream is None or upstream.peer is not peer:
+                continue
+            if upstream.done is None and self._hooks.upstream_lost(track):
+                self.cut_upstream(track)
+                continue
+            code, reason = (
+                (upstream.done[0], upstream.done[1])
+                if upstream.done is not None
+                else (PublishDoneCode.TRACK_ENDED, "publisher went away")
+            )
+            self.end_track(track, code, reason)
         peer.upstream.clear()
         for namespace in list(peer.announced.values()):
             withdraw_from_watchers(self._peers, peer, namespace)
         peer.announced.clear()
         for sub in list(peer.downstream.values()):
-            joined = sub.track
-            if joined is not None and sub in joined.subscribers:
-                joined.subscribers.remove(sub)
-                self._maybe_release(joined)
-        peer.downstream.clear()
-        peer.waiting.clear()
+            sub.end()
+        for request_id, waited in list(peer.waiting.items()):
+            waited.withdraw(peer, request_id)
         peer.deferred_fetches.clear()
         peer.namespace_subscriptions.clear()
         if peer in self._peers:
@@ -602,13 +547,14 @@ class Relay:
     # --- helpers -----------------------------------------------------------------------
 
     def _reject_waiting(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
-        """Refuse a SUBSCRIBE that waited for the upstream, and the joining FETCHes behind it."""
-        peer.waiting.pop(request_id, None)
-        self._reject(peer, request_id, code, reason)
+        """Refuse a SUBSCRIBE that waited for the upstream (no longer held by its track),
+        and the joining FETCHes behind it."""
+        self.reject(peer, request_id, code, reason)
         for fetch in peer.deferred_fetches.pop(request_id, []):
-            self._reject(peer, fetch.request_id, code, reason)
+            self.reject(peer, fetch.request_id, code, reason)
 
-    def _reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
+    def reject(self, peer: Peer, request_id: int, code: int, reason: str) -> None:
+        """REQUEST_ERROR to ``peer``'s request, counted by error code."""
         self._counters["requests_rejected"] += 1
         try:
             name = RequestErrorCode(code).name.lower()
@@ -681,31 +627,3 @@ _HANDLERS: dict[type[Event], Callable[[Relay, Peer, Event], None]] = {
     SubscribeNamespaceEnded: Relay._on_subscribe_namespace_ended,  # type: ignore[dict-item]
     SessionClosed: Relay._on_closed,  # type: ignore[dict-item]
 }
-
-
-def _seconds(milliseconds: int | None) -> float | None:
-    """A DELIVERY_TIMEOUT parameter (ms) in seconds; draft-16 refuses 0 on the wire,
-    draft-14 gives it no meaning: no timeout."""
-    return milliseconds / 1000 if milliseconds else None
-
-
-def forwarded_extensions(session: Session, extensions: Extensions) -> Extensions:
-    """The upstream's Track Extensions for a downstream SUBSCRIBE_OK or PUBLISH: draft-16
-    "Extension Headers" - unsupported ones "MUST NOT be modified, MUST be cached as part
-    of the Track ... and MUST be forwarded by relays". Draft-14 carries none."""
-    return extensions if session.version == DRAFT_16 else ()
-
-
-def delivery_timeout(parameter_ms: int | None, extensions: Extensions) -> float | None:
-    """The subscription's delivery timeout in seconds: draft-16 "If both the subscriber
-    specifies this parameter and the Track has a DELIVERY_TIMEOUT extension, the
-    endpoints use the min of the two values"; None when neither gave one."""
-    track_ms = TrackExtensions(extensions).delivery_timeout
-    timeouts = [t for t in (_seconds(parameter_ms), _seconds(track_ms)) if t is not None]
-    return min(timeouts) if timeouts else None
-
-
-def _track_extensions(track: Track | None) -> Extensions:
-    """The Track Extensions of ``track``'s current upstream (none without one)."""
-    upstream = track.upstream if track is not None else None
-    return upstream.extensions if upstream is not None else ()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from moqt.errors import LocalError, PublishDoneCode
-from moqt.events import FetchRequested
+from moqt.events import FetchRequested, SubscribeRequested
 from moqt.session import Session
 from moqt.types import (
     Extensions,
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._scheduler import SubscriberScheduler
 
 __all__ = [
-    "Subscriber",
+    "Subscription",
     "Track",
     "Upstream",
     "UpstreamKind",
@@ -76,18 +76,22 @@ class Upstream:
 
 
 @dataclass(slots=True, eq=False)
-class Subscriber:
-    """One downstream subscription (the peer's SUBSCRIBE, or our PUBLISH to the peer)."""
+class Subscription:
+    """One downstream subscription: the peer's SUBSCRIBE, or our PUBLISH to the peer.
+
+    Owned by its :class:`Track` (``track.subscribers``) and indexed by its peer
+    (``peer.downstream[request_id]``); :meth:`end` is the one way it ends."""
 
     peer: Peer
     request_id: int
+    track: Track
     start: Location
     end_group: int | None
     forward: bool = True
     via_publish: bool = False
     # Largest Location we put in SUBSCRIBE_OK: joining fetches are computed from it.
     joining_largest: Location | None = None
-    track: Track | None = None
+    ended: bool = False
 
     @property
     def session(self) -> Session:
@@ -102,15 +106,33 @@ class Subscriber:
             return False
         return self.end_group is None or loc.group <= self.end_group
 
+    def end(self, done: tuple[int, str] | None = None, *, drain: bool = True) -> None:
+        """End this subscription everywhere (see :meth:`Track.end_subscription`)."""
+        self.track.end_subscription(self, done, drain=drain)
+
 
 class Track:
-    def __init__(self, namespace: Namespace, name: TrackName, limits: CacheLimits) -> None:
+    """A track: its upstream, its cache, its subscriptions and the SUBSCRIBEs waiting
+    for its upstream. ``on_unwatched`` is called whenever the last of those ends (the
+    relay then releases the upstream, see ``Relay._release_if_unwatched``)."""
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        name: TrackName,
+        limits: CacheLimits,
+        on_unwatched: Callable[[Track], None] | None = None,
+    ) -> None:
         self.namespace = namespace
         self.name = name
         self._limits = limits
+        self._on_unwatched = on_unwatched
         self.cache = TrackCache(limits)
         self.upstream: Upstream | None = None
-        self.subscribers: list[Subscriber] = []
+        self.subscribers: list[Subscription] = []
+        # SUBSCRIBEs held until the upstream's SUBSCRIBE_OK, by (peer, request id);
+        # the peer indexes them too (``peer.waiting``).
+        self.waiting: dict[tuple[Peer, int], SubscribeRequested] = {}
         self.objects_out = 0
         self.bytes_out = 0
         self._log = logger.bind(track=self.label)
@@ -133,6 +155,11 @@ class Track:
     def live(self) -> bool:
         return self.upstream is not None and self.upstream.live
 
+    @property
+    def watched(self) -> bool:
+        """Somebody subscribes to the track, or waits to."""
+        return bool(self.subscribers or self.waiting)
+
     def restart_if_behind(self, largest: Location | None) -> None:
         """A new upstream whose Largest Location is behind our cache is a new run of the
         track (a restarted publisher): forget the old objects, or late joiners would
@@ -144,9 +171,28 @@ class Track:
 
     # --- downstream --------------------------------------------------------------------
 
-    def add_subscriber(self, sub: Subscriber, now: float) -> None:
-        """Attach ``sub`` and replay what the cache holds from its start on."""
+    def add_subscriber(
+        self,
+        sub: Subscription,
+        now: float,
+        *,
+        subscriber_priority: int = 128,
+        group_order: GroupOrder = GroupOrder.ASCENDING,
+        delivery_timeout: float | None = None,
+    ) -> None:
+        """Attach ``sub`` (indexed by its peer, scheduled by its peer's scheduler) and
+        replay what the cache holds from its start on."""
+        assert sub.track is self
+        sub.peer.downstream[sub.request_id] = sub
+        sub.scheduler.add_track(
+            sub.request_id,
+            subscriber_priority=subscriber_priority,
+            group_order=group_order,
+            delivery_timeout=delivery_timeout,
+        )
         self.subscribers.append(sub)
+        if self.upstream is not None:
+            self.upstream.release_at = None
         largest = self.cache.largest
         if largest is None or sub.start > largest:
             return
@@ -162,6 +208,64 @@ class Track:
                     self._deliver(sub, obj, now)
                 if subgroup_id is not None and subgroup_id in group.complete_subgroups:
                     sub.scheduler.end_subgroup(sub.request_id, group_id, subgroup_id, now)
+
+    def end_subscription(
+        self, sub: Subscription, done: tuple[int, str] | None = None, *, drain: bool = True
+    ) -> None:
+        """The one path that ends a subscription, whatever ended it: it leaves the track
+        and its peer's index, its scheduler state goes (``drain``: what is queued of its
+        newest group is written and its streams FIN'd; else they are reset), PUBLISH_DONE
+        ``done`` = (code, reason) is sent when due, and a track nobody watches any more
+        tells its owner (which releases the upstream). A closed peer's scheduler goes with
+        the peer; a second call does nothing."""
+        if sub.ended or sub.track is not self:
+            return
+        sub.ended = True
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+        peer = sub.peer
+        if peer.downstream.get(sub.request_id) is sub:
+            del peer.downstream[sub.request_id]
+        if not peer.closed:
+            if done is not None and drain:
+                sub.scheduler.finish_track(sub.request_id)
+            else:
+                sub.scheduler.remove_track(sub.request_id)
+            if done is not None:
+                _quietly(sub.session.publish_done, sub.request_id, done[0], done[1])
+        self._check_watched()
+
+    def end_all(self, code: int, reason: str) -> None:
+        """PUBLISH_DONE to every subscriber (the track ends here), after what is queued."""
+        for sub in list(self.subscribers):
+            self.end_subscription(sub, (code, reason))
+
+    def hold(self, peer: Peer, request: SubscribeRequested) -> None:
+        """``request`` waits for the upstream's SUBSCRIBE_OK."""
+        self.waiting[(peer, request.request_id)] = request
+        peer.waiting[request.request_id] = self
+
+    def withdraw(self, peer: Peer, request_id: int) -> SubscribeRequested | None:
+        """A waiting SUBSCRIBE is gone (unsubscribed, refused, its session ended)."""
+        request = self.waiting.pop((peer, request_id), None)
+        if peer.waiting.get(request_id) is self:
+            del peer.waiting[request_id]
+        if request is not None:
+            self._check_watched()
+        return request
+
+    def take_waiting(self) -> list[tuple[Peer, SubscribeRequested]]:
+        """Every waiting SUBSCRIBE, no longer waiting (to be accepted or refused now)."""
+        taken = list(self.waiting.items())
+        self.waiting.clear()
+        for (peer, request_id), _ in taken:
+            if peer.waiting.get(request_id) is self:
+                del peer.waiting[request_id]
+        return [(peer, request) for (peer, _), request in taken]
+
+    def _check_watched(self) -> None:
+        if not self.watched and self._on_unwatched is not None:
+            self._on_unwatched(self)
 
     def serve_fetch(
         self,
@@ -201,20 +305,6 @@ class Track:
         self.objects_out += len(objects)
         self.bytes_out += sum(len(o.payload) for o in objects)
 
-    def remove_subscriber(self, sub: Subscriber) -> None:
-        """Forget ``sub`` (UNSUBSCRIBE, refused PUBLISH): its open streams are reset."""
-        if sub in self.subscribers:
-            self.subscribers.remove(sub)
-        sub.scheduler.remove_track(sub.request_id)
-
-    def end_all(self, code: int, reason: str) -> None:
-        """PUBLISH_DONE to every subscriber (the upstream is gone), after what is queued."""
-        for sub in list(self.subscribers):
-            sub.scheduler.finish_track(sub.request_id)
-            _quietly(sub.session.publish_done, sub.request_id, code, reason)
-            sub.peer.downstream.pop(sub.request_id, None)
-        self.subscribers.clear()
-
     # --- upstream data -----------------------------------------------------------------
 
     def on_object(self, obj: CachedObject, now: float) -> bool:
@@ -223,7 +313,10 @@ class Track:
             return False
         for sub in list(self.subscribers):
             if sub.end_group is not None and obj.group_id > sub.end_group:
-                self._finish_range(sub)
+                # An AbsoluteRange subscription passed its end group.
+                self.end_subscription(
+                    sub, (PublishDoneCode.SUBSCRIPTION_ENDED, "end group reached")
+                )
                 continue
             self._deliver(sub, obj, now)
         return True
@@ -237,24 +330,17 @@ class Track:
         for sub in list(self.subscribers):
             sub.scheduler.reset_subgroup(sub.request_id, group_id, subgroup_id)
 
-    def _deliver(self, sub: Subscriber, obj: CachedObject, now: float) -> None:
+    def redeliver(self, obj: CachedObject, now: float) -> None:
+        """Hand a cached object again to every subscription that wants it (its stream was
+        reset and a repair brought it back)."""
+        for sub in list(self.subscribers):
+            self._deliver(sub, obj, now)
+
+    def _deliver(self, sub: Subscription, obj: CachedObject, now: float) -> None:
         """Hand one object to the subscriber's scheduler (written, queued or dropped
         there, never reordered inside a stream)."""
         if sub.wants(obj.location):
             sub.scheduler.push(sub.request_id, obj, now)
-
-    def _finish_range(self, sub: Subscriber) -> None:
-        """An AbsoluteRange subscription passed its end group: PUBLISH_DONE."""
-        sub.scheduler.finish_track(sub.request_id)
-        _quietly(
-            sub.session.publish_done,
-            sub.request_id,
-            PublishDoneCode.SUBSCRIPTION_ENDED,
-            "end group reached",
-        )
-        if sub in self.subscribers:
-            self.subscribers.remove(sub)
-        sub.peer.downstream.pop(sub.request_id, None)
 
 
 def joining_range(ev: FetchRequested, largest: Location) -> tuple[Location, Location]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mesh.relay import Peer, RelayConfig
+from mesh.relay import Peer, Relay, RelayConfig, RelayHooks
 from moqt.errors import RequestErrorCode
 from moqt.events import (
     Event,
@@ -275,3 +275,14 @@ def test_held_fetch_is_answered_when_ours_never_comes() -> None:
         if isinstance(e, FetchAccepted | RequestRejected) and e.request_id == fid
     ]
     assert len(answers) == 1
+
+
+def test_the_pop_plugs_into_the_core_through_hooks_not_private_overrides() -> None:
+    private = {
+        name
+        for name in vars(PopRelay)
+        if name.startswith("_") and not name.startswith("__") and hasattr(Relay, name)
+    }
+    assert private == set()
+    hooks = {name for name in vars(RelayHooks) if not name.startswith("_")}
+    assert hooks and hooks <= set(vars(PopRelay))  # every hook is the POP's own
