@@ -84,6 +84,7 @@ class MeshResult:
     bitrate_kbit_s: float
     fps: float
     processes: int
+    swarm_nice: int = 0
     ingest_mbit_s: float = 0.0  # the origin's bytes_in rate: the encoder's one upload
     publisher_mbit_s: float = 0.0  # what the publisher sent, by its own count
     tiers: list[TierFigures] = field(default_factory=list)
@@ -91,6 +92,11 @@ class MeshResult:
     swarm_cpu_cores: float = 0.0
     viewers_per_core: float = 0.0  # viewers / mesh cores
     drops: float = 0.0  # clutchcall_drops over every node, whole run
+    upstream_stalls: int = 0  # POPs that took their upstream for dead (logs)
+    # Redis commands (INFO commandstats): per second with no joins (heartbeats, renewals)
+    # and per join, net of that rate, over the join ramp
+    redis_calls_per_s: float = math.nan
+    redis_calls_per_join: float = math.nan
     swarm: SwarmSummary = field(default_factory=SwarmSummary)
     uptime_before: str = ""
     uptime_after: str = ""
@@ -167,12 +173,51 @@ def _start_nodes(
         event = "origin_ready" if node.tier == "origin" else "pop_ready"
         ready = wait_event(mesh.log(node.name), event, node.proc, timeout=90)[0]
         node.http = str(ready["http"])
-    return nodes, f"127.0.0.1:{origin_port}", redis_port
+    return nodes, f"127.0.0.1:{origin_port}", redis_url
 
 
 def _quic_of(mesh: _Mesh, node: Node) -> str:
     event = "origin_ready" if node.tier == "origin" else "pop_ready"
     return str(wait_event(mesh.log(node.name), event, node.proc)[0]["quic"])
+
+
+def _assign(viewers: int, edges: int, per_process: int) -> list[tuple[int, int]]:
+    """(edge, viewers) per swarm process: the viewers spread evenly over the edges, each
+    edge's share in processes of at most ``per_process``."""
+    out = []
+    for edge in range(edges):
+        share = viewers // edges + (edge < viewers % edges)
+        while share > 0:
+            out.append((edge, min(per_process, share)))
+            share -= out[-1][1]
+    return out
+
+
+def _count_children(nodes: Sequence[Node]) -> None:
+    """An upper tier's children are the POPs below it that serve viewers (the others
+    subscribe to nothing): a regional's edges with viewers, the origin's regionals
+    with such edges (or with viewers of their own when there is no edge tier)."""
+    edges = [n for n in nodes if n.tier == "edge"]
+    regionals = [n for n in nodes if n.tier == "regional"]
+    if edges:
+        for regional in regionals:
+            region = regional.name.removeprefix("pop-")
+            regional.children = sum(
+                1 for e in edges if e.name.startswith(f"pop-{region}e") and e.children
+            )
+    nodes[0].children = sum(1 for r in regionals if r.children)
+
+
+def _redis_calls(url: str) -> float:
+    """Commands Redis has run so far (INFO commandstats, the INFO calls excluded)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return float(sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",)))
 
 
 def _scrape(nodes: Sequence[Node]) -> dict[str, dict[str, float]]:
@@ -192,22 +237,24 @@ def run_mesh(
     window: float = 15.0,
     stack: str = "picoquic",
     slack: float = 20.0,
+    swarm_nice: int = 0,
     workdir: Path,
 ) -> MeshResult:
     """One run (see the module docstring); every process is stopped on return.
     ``per_regional`` 0: no edge tier, the viewers join the regional POPs. The publisher
     sends for ``ramp + window + slack`` seconds: ``slack`` covers the joins' end and the
-    settling before the window."""
+    settling before the window. ``swarm_nice``: the swarm processes' nice value (> 0: the
+    mesh gets the CPU first, as if the viewers were on other machines)."""
     edges = regionals * per_regional
     processes = max(1, math.ceil(viewers / per_process))
-    result = MeshResult(viewers, regionals, edges, bitrate / 1e3, fps, processes)
+    result = MeshResult(viewers, regionals, edges, bitrate / 1e3, fps, processes, swarm_nice)
     result.uptime_before = _uptime()
     mesh = _Mesh(workdir)
     tokens = BenchTokens(workdir)
     clip = make_clip(workdir / "clips", bitrate=bitrate, fps=fps, group_seconds=group_seconds)
     per_group = clip.per_group
     try:
-        nodes, origin_quic, _ = _start_nodes(
+        nodes, origin_quic, redis_url = _start_nodes(
             mesh, tokens, regionals=regionals, per_regional=per_regional, stack=stack
         )
         edge_nodes = [n for n in nodes if n.tier == "edge"] or [
@@ -229,12 +276,9 @@ def run_mesh(
         primed = json.loads(publisher.wait_line("{", timeout=60 + group_seconds))
         last_seq = int(primed["primed"]) + int(duration * fps) - 1
         last = f"{last_seq // per_group}:{last_seq % per_group}"
+        redis_a, redis_ta = _redis_calls(redis_url), time.monotonic()
         swarms: list[tuple[Proc, Path]] = []
-        counts = [per_process] * (viewers // per_process) + (
-            [viewers % per_process] if viewers % per_process else []
-        )
-        for i, count in enumerate(counts):
-            edge = i % len(edge_nodes)
+        for i, (edge, count) in enumerate(_assign(viewers, len(edge_nodes), per_process)):
             edge_nodes[edge].children += count
             token_file = workdir / f"swarm-{i}.tokens.json"
             tokens.write(token_file, INPUT_ID, count)
@@ -242,6 +286,7 @@ def run_mesh(
             proc = mesh.start(
                 f"swarm-{i}",
                 [
+                    "nice", "-n", str(swarm_nice),
                     python(), "-m", "bench.swarm", "--url", edge_urls[edge],
                     "--namespace", NAMESPACE, "--tokens", str(token_file), "--report",
                     str(report), "--stack", stack, "--ramp", str(ramp), "--last", last,
@@ -250,11 +295,13 @@ def run_mesh(
                 ],
             )  # fmt: skip
             swarms.append((proc, report))
+        _count_children(nodes)
         for proc, _ in swarms:
             line = proc.wait_line("ready", timeout=ramp + 120)
             joined = json.loads(line.split(" ", 1)[1])["joined"]
             if joined < 1:
                 result.notes.append(f"{proc.name}: no viewer joined")
+        redis_b, redis_tb = _redis_calls(redis_url), time.monotonic()
         time.sleep(group_seconds)  # the joining FETCHes are over: the measured window
         mesh_pids = [n.proc.pid for n in nodes]
         swarm_pids = [p.pid for p, _ in swarms]
@@ -267,6 +314,10 @@ def run_mesh(
         if time.time() > float(primed["t0"]) + (last_seq + 1) / fps:
             result.notes.append("the window may overlap the end of publishing: raise slack")
         after = _scrape(nodes)
+        redis_c = _redis_calls(redis_url)
+        result.redis_calls_per_s = (redis_c - redis_b) / (time.monotonic() - redis_tb)
+        idle_calls = result.redis_calls_per_s * (redis_tb - redis_ta)
+        result.redis_calls_per_join = (redis_b - redis_a - idle_calls) / viewers
         cpu1 = {n.name: tree_cpu(n.proc.pid) for n in nodes}
         swarm_cpu1 = sum(tree_cpu(p) for p in swarm_pids)
         rss = {n.name: tree_rss(n.proc.pid) for n in nodes}
@@ -307,6 +358,9 @@ def run_mesh(
                 result.notes.append(f"{proc.name}: {exc}")
         end = _scrape(nodes)
         result.drops = sum(metric(end[n.name], "clutchcall_drops_total") for n in nodes)
+        result.upstream_stalls = sum(
+            mesh.log(n.name).read_text(errors="replace").count('"upstream_stalled"') for n in nodes
+        )
         reports = []
         for proc, report in swarms:
             proc.signal(signal.SIGTERM)
@@ -326,15 +380,16 @@ def format_result(r: MeshResult) -> str:
     lines = [
         f"viewers {r.viewers} ({s.joined} joined) of {r.bitrate_kbit_s:.0f} kbit/s x "
         f"{r.fps:g} objects/s on {r.edges} edge POPs under {r.regionals} regional POPs, "
-        f"{r.processes} swarm processes; load average {r.uptime_before} -> {r.uptime_after}",
+        f"{r.processes} swarm processes (nice {r.swarm_nice}); load average {r.uptime_before} -> {r.uptime_after}",
         f"delivered {100 * s.delivered_ratio:.3f}% ({s.counted}/{s.expected} objects; worst "
         f"viewer {100 * s.worst_viewer_ratio:.2f}%, viewers under 99.9%: "
-        f"{s.viewers_below_999}); relay drops {r.drops:.0f}",
+        f"{s.viewers_below_999}); relay drops {r.drops:.0f}; upstream stalls {r.upstream_stalls}",
         f"latency publisher -> viewer (after the joined group) p50/p99/max {s.latency_p50_ms:.1f}/"
         f"{s.latency_p99_ms:.1f}/{s.latency_max_ms:.1f} ms; join (connect -> first object) "
         f"p50/p99 {s.join_p50_ms:.0f}/{s.join_p99_ms:.0f} ms",
         f"ingest at the origin {r.ingest_mbit_s:.3f} Mbit/s (publisher sent "
-        f"{r.publisher_mbit_s:.3f})",
+        f"{r.publisher_mbit_s:.3f}); Redis {r.redis_calls_per_s:.1f} commands/s without joins, "
+        f"{r.redis_calls_per_join:.2f} per join",
         "",
         "| tier | nodes | children | egress Mbit/s | copies per child | CPU (cores) | RSS MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -378,6 +433,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds the joins spread over")
     parser.add_argument("--window", type=float, default=15.0, help="measured seconds")
     parser.add_argument("--quic-stack", choices=QUIC_STACKS, default="picoquic")
+    parser.add_argument(
+        "--swarm-nice",
+        type=int,
+        default=0,
+        help="nice value of the swarm processes (> 0: the mesh nodes get the CPU first)",
+    )
+    parser.add_argument(
+        "--slack", type=float, default=20.0, help="publishing seconds beyond ramp + window"
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     if args.viewers < 1 or args.regionals < 1 or args.edges_per_regional < 0:
@@ -396,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ramp=args.ramp,
         window=args.window,
         stack=args.quic_stack,
+        slack=args.slack,
+        swarm_nice=args.swarm_nice,
         workdir=workdir,
     )
     print(format_result(result))

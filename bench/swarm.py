@@ -83,6 +83,8 @@ class _Viewer:
     error: str | None = None
     closed: str | None = None
     has_last: bool = False
+    # (group, key, received, sent) of objects that came before the start group was known
+    early: list[tuple[int, int, float, float | None]] = field(default_factory=list)
 
 
 def _namespace(text: str) -> tuple[bytes, ...]:
@@ -131,6 +133,23 @@ async def _swarm(args: argparse.Namespace) -> int:
             if pending[0] == 0 and last is not None:
                 complete.set()
 
+    def take(viewer: _Viewer, group: int, key: int, now: float, sent: float | None) -> None:
+        """Count one new media object of ``viewer`` (its start group is known)."""
+        assert viewer.start_group is not None
+        if group < viewer.start_group:
+            return
+        if viewer.first_object is None:
+            viewer.first_object = now
+        viewer.counted += 1
+        if group == viewer.start_group:
+            pass  # the joined group's head was published before the join: no latency
+        elif sent is None:
+            unstamped[0] += 1
+        else:
+            latencies.append(round((now - sent) * 10000))
+        if key == last_key:
+            finished(viewer)
+
     def handler(viewer: _Viewer, catalog: asyncio.Future[bytes], catalog_rids: set[int]) -> Any:
         seen = viewer.seen
 
@@ -144,23 +163,15 @@ async def _swarm(args: argparse.Namespace) -> int:
                         catalog.set_result(payload)
                     return
                 key = (event.group_id << 24) | event.object_id
-                if key in seen or viewer.start_group is None:
+                if key in seen:
                     return
                 seen.add(key)
-                if event.group_id < viewer.start_group:
-                    return
                 now = time.time()
-                if viewer.first_object is None:
-                    viewer.first_object = now
-                viewer.counted += 1
-                if event.group_id == viewer.start_group:
-                    pass  # the joined group's head was published before the join: no latency
-                elif (sent := stamp_of(payload)) is None:
-                    unstamped[0] += 1
-                else:
-                    latencies.append(round((now - sent) * 10000))
-                if key == last_key:
-                    finished(viewer)
+                if viewer.start_group is None:
+                    # objects can come before our SUBSCRIBE_OK handling ran: weigh them then
+                    viewer.early.append((event.group_id, key, now, stamp_of(payload)))
+                    return
+                take(viewer, event.group_id, key, now, stamp_of(payload))
             elif isinstance(event, SessionClosed) and viewer.closed is None:
                 viewer.closed = event.reason or f"code {event.code}"
                 finished(viewer)
@@ -202,6 +213,9 @@ async def _swarm(args: argparse.Namespace) -> int:
                 session.joining_fetch(rid, 0)  # the current group from its first object
             else:  # nothing published yet: the subscription starts with the next group
                 viewer.start_group = 0
+            for early in viewer.early:
+                take(viewer, *early)
+            viewer.early.clear()
         except (ConnectionClosed, HandshakeError, OSError, LookupError, ValueError) as exc:
             viewer.error = f"{type(exc).__name__}: {exc}"
             finished(viewer)
