@@ -17,8 +17,10 @@ $(PY):
 	$(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+# Both distributions, editable: the SDK `clutchcall` (sdk/python) and the server
+# `clutchcall-streams` (this directory), which depends on it.
+$(STAMP): pyproject.toml sdk/python/pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ./sdk/python -e '.[test]'
 	@touch $(STAMP)
 
 # The browser SDK (web/, docs/web-sdk.md): npm ci from the lockfile, then the build

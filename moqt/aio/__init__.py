@@ -8,8 +8,13 @@ Server: :func:`serve` picks the protocol per connection by ALPN (``moqt-16``,
 Both also run on picoquic (aiopquic: C, its own network thread, packet and
 HTTP/3 work off the event loop): :func:`serve_picoquic` (raw QUIC and
 WebTransport on one port, ``listen(..., stack="picoquic")``) and
-``connect(..., stack="picoquic")`` for ``moqt://`` and ``https://`` URLs.
+``connect(..., stack="picoquic")`` for ``moqt://`` and ``https://`` URLs. aiopquic is
+imported only then (or when :func:`serve_picoquic` / :class:`PicoquicServer` are first
+looked up here): the SDK's ``import clutchcall.streams`` does not load it, and the
+client distribution has it as the ``picoquic`` extra.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._certificate import (
     CertificatePair,
@@ -17,7 +22,7 @@ from ._certificate import (
     generate_self_signed,
     write_self_signed,
 )
-from ._client import QUIC_STACKS, HandshakeError, connect, parse_moqt_url
+from ._client import QUIC_STACKS, HandshakeError, connect, parse_moqt_url, picoquic_module
 from ._connection import (
     ConnectionClosed,
     EventHandler,
@@ -25,7 +30,6 @@ from ._connection import (
     RequestFailed,
     SessionOptions,
 )
-from ._picoquic import PicoquicServer, serve_picoquic
 from ._protocol import ALPN_H3, ClientTarget, MoqtProtocol
 from ._server import (
     DEFAULT_SERVER_ALPNS,
@@ -35,6 +39,21 @@ from ._server import (
     serve,
     server_configuration,
 )
+
+if TYPE_CHECKING:
+    from ._picoquic import PicoquicServer, serve_picoquic
+
+_PICOQUIC_NAMES = ("PicoquicServer", "serve_picoquic")
+
+
+def __getattr__(name: str) -> Any:
+    """``PicoquicServer`` and ``serve_picoquic`` load aiopquic on first use."""
+    if name in _PICOQUIC_NAMES:
+        value = getattr(picoquic_module(), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALPN_H3",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from types import ModuleType
 from urllib.parse import urlsplit
 
 from aioquic.asyncio.client import connect as quic_connect
@@ -15,13 +17,28 @@ from aioquic.quic.connection import QuicConnection
 
 from ..version import DRAFT_14, DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
-from ._picoquic import connect_picoquic
 from ._protocol import ClientTarget, MoqtProtocol
 
-__all__ = ["QUIC_STACKS", "HandshakeError", "connect", "parse_moqt_url"]
+__all__ = ["QUIC_STACKS", "HandshakeError", "connect", "parse_moqt_url", "picoquic_module"]
 
 #: QUIC implementations the adapters run on (``stack=`` of :func:`connect`).
 QUIC_STACKS = ("aioquic", "picoquic")
+
+
+def picoquic_module() -> ModuleType:
+    """``moqt.aio._picoquic``, imported on first use: aiopquic (C, its own thread) is an
+    optional dependency (``pip install 'clutchcall[picoquic]'``), loaded only when a
+    caller picks ``stack="picoquic"``."""
+    try:
+        return importlib.import_module("moqt.aio._picoquic")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "aiopquic":
+            raise
+        raise ModuleNotFoundError(
+            "the picoquic QUIC stack needs aiopquic: pip install 'clutchcall[picoquic]' "
+            "(or use the default stack, aioquic)",
+            name=exc.name,
+        ) from exc
 
 
 def parse_moqt_url(url: str, versions: Sequence[int] = (DRAFT_16, DRAFT_14)) -> ClientTarget:
@@ -109,15 +126,16 @@ async def connect(
     if stack not in QUIC_STACKS:
         raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")
     if stack == "picoquic":
-        async with connect_picoquic(
+        async with picoquic_module().connect_picoquic(
             target,
             verify=verify,
             cafile=cafile,
             options=opts,
             setup_timeout=setup_timeout,
             wait_setup=wait_setup,
-        ) as moqt:
-            yield moqt
+        ) as picoquic_connection:
+            connection: MoqtConnection = picoquic_connection
+            yield connection
         return
     config = QuicConfiguration(**target.quic_settings())
     if not verify:

@@ -14,9 +14,8 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
-from ._client import QUIC_STACKS
+from ._client import QUIC_STACKS, picoquic_module
 from ._connection import MoqtConnection, SessionOptions
-from ._picoquic import serve_picoquic
 from ._protocol import ALPN_H3, MoqtProtocol
 
 __all__ = [
@@ -166,7 +165,7 @@ async def listen(
             max_connections=max_connections,
         )
     if stack == "picoquic":
-        return await serve_picoquic(
+        listener: Listener = await picoquic_module().serve_picoquic(
             host,
             port,
             certificate=certificate,
@@ -175,4 +174,5 @@ async def listen(
             options=options,
             max_connections=max_connections,
         )
+        return listener
     raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")
