@@ -26,9 +26,13 @@ Differences from the aioquic path, all visible here:
   WebTransport sessions carry both, in the CLOSE_WEBTRANSPORT_SESSION capsule
   (reasons up to 255 bytes).
 * Stream priorities are real: picoquic sends lower values first.
-* picoquic binds every address of the host, and a WebTransport CONNECT whose
-  ``wt-available-protocols`` names nothing we speak is refused (HTTP 400)
-  where the aioquic server falls back to draft-14.
+* picoquic opens its own sockets (every address of the host, no SO_REUSEPORT):
+  the server hands its loop a socket bound here instead
+  (``_picoquic_socket.py``), so it listens on the address asked for and
+  processes can share the port. Address validation (Retry) is picoquic's own,
+  set through ``_picoquic_native.py``.
+* A WebTransport CONNECT whose ``wt-available-protocols`` names nothing we
+  speak is refused (HTTP 400) where the aioquic server falls back to draft-14.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic_native import NEVER, NativeQuic, native_quic
 from ._picoquic_rings import EVENT_RING_CAPACITY, PRIORITY_FIFO, RingSender, clamp_priority
+from ._picoquic_socket import adopt_socket, bind_server_socket
 from ._picoquic_wt import (
     WT_PROTOCOLS,
     PicoquicWebTransportSession,
@@ -309,28 +314,11 @@ class PicoquicServer:
         self._server.close()
 
 
-def _free_udp_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _throwaway_port(family: int) -> int:
+    """A free UDP port for picoquic to open its own socket on, before it gets ours."""
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
+        sock.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _claim_port(port: int) -> None:
-    """Raise OSError when ``port`` is taken: picoquic binds it on its own thread and
-    says nothing when that fails, so a busy port would otherwise look like a server."""
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        address: tuple[str, int] = ("::", port)
-    except OSError:  # no IPv6 here: picoquic binds IPv4 only
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        address = ("0.0.0.0", port)
-    with sock:
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise OSError(exc.errno, f"UDP port {port} is not free for picoquic: {exc}") from exc
 
 
 async def serve_picoquic(
@@ -345,6 +333,7 @@ async def serve_picoquic(
     idle_timeout: float = 30.0,
     alpns: Sequence[str] = DEFAULT_ALPNS,
     wt_path: str = "",
+    reuse_port: bool = False,
     retry: RetryMode = "auto",
     retry_threshold: int = 64,
 ) -> PicoquicServer:
@@ -357,10 +346,10 @@ async def serve_picoquic(
     ``wt_path`` limits WebTransport to CONNECTs for that path (and ``path?query``);
     the default ``""`` takes every path, as the aioquic server does.
 
-    picoquic binds every address of the host on ``port`` (``host`` only says where a
-    free port is looked up for port 0; a warning is logged when it names one
-    address) and reports neither the port it bound nor a failed bind, so port 0 is
-    resolved and the port checked here first (``OSError`` when it is taken).
+    The server listens on ``host`` only (``OSError`` when the port is taken there),
+    on a socket bound here and handed to picoquic's loop
+    (:mod:`moqt.aio._picoquic_socket`); ``reuse_port`` sets SO_REUSEPORT on it, so
+    several processes (``clutchcall pop --workers``) share the port.
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -378,16 +367,46 @@ async def serve_picoquic(
     if retry_threshold < 1:
         raise ValueError("retry_threshold must be >= 1")
     opts = options or SessionOptions()
-    if port == 0:
-        port = _free_udp_port(host)
-    _claim_port(port)
-    if host not in ("0.0.0.0", "::", ""):
-        logger.warning(
-            "picoquic_binds_all_addresses",
-            requested=host,
-            port=port,
-            note="picoquic listens on every address of the host; firewall the port if needed",
+    sock = bind_server_socket(host, port, reuse_port=reuse_port)
+    try:
+        port = int(sock.getsockname()[1])
+        return await _serve(
+            sock,
+            host,
+            port,
+            certificate=certificate,
+            private_key=private_key,
+            on_session=on_session,
+            options=opts,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            alpns=alpns,
+            wt_path=wt_path,
+            retry=retry,
+            retry_threshold=retry_threshold,
         )
+    finally:
+        sock.close()  # a no-op once picoquic has it
+
+
+async def _serve(
+    sock: socket.socket,
+    host: str,
+    port: int,
+    *,
+    certificate: Path,
+    private_key: Path,
+    on_session: Callable[[MoqtConnection], None],
+    options: SessionOptions,
+    max_connections: int,
+    idle_timeout: float,
+    alpns: Sequence[str],
+    wt_path: str,
+    retry: RetryMode,
+    retry_threshold: int,
+) -> PicoquicServer:
+    opts = options
+    throwaway = _throwaway_port(sock.family)
     raw_alpns = [alpn for alpn in alpns if alpn in RAW_ALPNS]
     config = QuicConfiguration(
         is_client=False,
@@ -400,6 +419,7 @@ async def serve_picoquic(
         private_key_file=str(private_key),
         event_ring_capacity=EVENT_RING_CAPACITY,
         socket_buffer_size=4 << 20,
+        ip_family=sock.family,
     )
     config.max_connections = max_connections
     protocols: list[PicoquicProtocol] = []
@@ -417,8 +437,9 @@ async def serve_picoquic(
 
     if ALPN_H3 not in alpns:
         server = await picoquic_serve(
-            host, port, configuration=config, create_protocol=create_protocol
+            host, throwaway, configuration=config, create_protocol=create_protocol
         )
+        await _adopt(server, server._engine._transport, throwaway, sock)
         native = _guard(server, server._engine._transport, retry, retry_threshold)
         return PicoquicServer(server, (host, port), protocols, native=native, retry=retry)
 
@@ -441,7 +462,7 @@ async def serve_picoquic(
 
     server = await serve_dispatch(
         host,
-        port,
+        throwaway,
         configuration=config,
         create_protocol=create_protocol,
         wt_path=wt_path,
@@ -449,8 +470,19 @@ async def serve_picoquic(
         wt_supported_protocols=list(WT_PROTOCOLS),
     )
     connect_path = remember_connect_paths(server._wt_server._dispatcher)
+    await _adopt(server, server._transport, throwaway, sock)
     native = _guard(server, server._transport, retry, retry_threshold)
     return PicoquicServer(server, (host, port), protocols, sessions, native=native, retry=retry)
+
+
+async def _adopt(server: Any, transport: Any, throwaway: int, sock: socket.socket) -> None:
+    try:
+        await adopt_socket(throwaway, sock)
+    except BaseException:
+        server.close()
+        raise
+    # picoquic's loop may be waiting on the socket it had: wake it so that it waits on ours.
+    transport.wake_up()
 
 
 def _guard(server: Any, transport: Any, retry: RetryMode, threshold: int) -> NativeQuic | None:
