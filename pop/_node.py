@@ -184,7 +184,7 @@ class PopNode(MeshNode[_Downstream]):
 
     async def _listen(self) -> Listener:
         """Serve on a socket bound here: ``--workers`` share the UDP port (SO_REUSEPORT).
-        picoquic binds its own socket (one worker only, see ``PopSettings``) and validates
+        On picoquic too (a socket bound here is handed to its loop), which validates
         addresses itself, with the same ``quic_retry`` / ``retry_threshold``."""
         if self.settings.quic_stack == "picoquic":
             from moqt.aio import serve_picoquic
@@ -198,6 +198,7 @@ class PopNode(MeshNode[_Downstream]):
                 on_session=self._on_session,
                 options=self._session_options(),
                 max_connections=self.settings.max_connections,
+                reuse_port=self._reuse_port,
                 retry=self.settings.quic_retry,
                 retry_threshold=self.settings.retry_threshold,
             )
