@@ -163,12 +163,6 @@ class PopSettings(NodeSettings):
             raise ValueError("linger must be >= 0")
         if not 1 <= self.workers <= 256:
             raise ValueError("workers must be between 1 and 256")
-        if self.workers > 1 and self.quic_stack == "picoquic":
-            raise ValueError(
-                "workers > 1 shares one UDP port with SO_REUSEPORT, which picoquic does not "
-                "set: use quic_stack aioquic, or one picoquic worker (its packet work already "
-                "runs on a thread of its own)"
-            )
         if not 1 <= self.max_hops <= 16:
             raise ValueError("max_hops must be between 1 and 16")
 

@@ -185,10 +185,10 @@ def test_quic_stack_setting() -> None:
     assert origin.quic_stack == "picoquic"
     with pytest.raises(SettingsError, match="quic_stack"):
         load_settings(PopSettings, "pop", env={"CLUTCHCALL_POP_QUIC_STACK": "quiche"})
-    # picoquic cannot share a UDP port between worker processes
-    with pytest.raises(SettingsError, match="SO_REUSEPORT"):
-        load_settings(
-            PopSettings,
-            "pop",
-            env={"CLUTCHCALL_POP_QUIC_STACK": "picoquic", "CLUTCHCALL_POP_WORKERS": "2"},
-        )
+    # Workers share the UDP port (SO_REUSEPORT) on either stack.
+    pop = load_settings(
+        PopSettings,
+        "pop",
+        env={"CLUTCHCALL_POP_QUIC_STACK": "picoquic", "CLUTCHCALL_POP_WORKERS": "2"},
+    )
+    assert pop.workers == 2
