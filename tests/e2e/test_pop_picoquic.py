@@ -1,4 +1,4 @@
-"""``clutchcall pop --quic-stack picoquic`` as a real process: serving, auth and revocation.
+"""``clutchcall pop --quic-stack picoquic`` as a real process: serving, auth, revocation, workers.
 
 The POP runs its QUIC on picoquic (C, its own thread); viewers are our client on
 both stacks. picoquic carries no CONNECTION_CLOSE reason text, so refusals are
@@ -8,6 +8,7 @@ recognised by the draft's UNAUTHORIZED code (what the SDK maps to auth_failed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from mesh.bus import RedisBus
 from mesh.revocation import Revocation, publish_revocation
+from moqt.aio import SessionOptions, connect
 from moqt.errors import SessionCloseCode
 from tests.conftest import RedisServer
 from tests.e2e.pop_procs import processes, start_origin, start_pop
@@ -94,3 +96,39 @@ async def test_picoquic_pop_serves_refuses_and_revokes(
 def _metrics(http: str) -> str:
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as response:
         return str(response.read().decode())
+
+
+async def test_picoquic_workers_share_one_udp_port(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Each worker's picoquic serves a socket bound with SO_REUSEPORT: the kernel spreads
+    # clients (by their address and port) over the workers.
+    tokens = Tokens(tmp_path)
+    with processes() as procs:
+        pop = start_pop(
+            tmp_path, "pw", redis=redis_server.url, jwks=tokens.jwks_path,
+            extra=["--workers", "2", "--quic-stack", "picoquic"], wait="pop_workers_started",
+        )  # fmt: skip
+        procs.append(pop)
+        deadline = time.monotonic() + 30
+        while len([ln for ln in pop.lines() if ln.get("event") == "pop_ready"]) < 2:
+            assert time.monotonic() < deadline, pop.log.read_text()[-2000:]
+            await asyncio.sleep(0.1)
+        ready = [ln for ln in pop.lines() if ln.get("event") == "pop_ready"]
+        assert {ln["quic"] for ln in ready} == {pop.quic}
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(12):
+                options = SessionOptions(auth_token=tokens.mint().encode())
+                await stack.enter_async_context(
+                    connect(f"moqt://{pop.quic}", verify=False, options=options)
+                )
+            deadline = time.monotonic() + 10
+            while True:
+                opened = [ln["node"] for ln in pop.lines() if ln.get("event") == "session_opened"]
+                if len(opened) >= 12 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+        counts = {node: opened.count(node) for node in ("pw-w0", "pw-w1")}
+        assert sum(counts.values()) == 12, counts
+        assert all(count > 0 for count in counts.values()), counts
+        assert pop.terminate(within=15) == 0
