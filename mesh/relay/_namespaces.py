@@ -2,24 +2,31 @@
 
 Draft-16 watchers get NAMESPACE / NAMESPACE_DONE on their request stream (when
 their Subscribe Options ask for namespaces); draft-14 watchers get
-PUBLISH_NAMESPACE / PUBLISH_NAMESPACE_DONE from the relay.
+PUBLISH_NAMESPACE / PUBLISH_NAMESPACE_DONE from the relay. Watchers that want
+tracks are offered every live track under their prefix with PUBLISH.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from moqt.events import SubscribeNamespaceRequested
 from moqt.types import Namespace
 from moqt.version import DRAFT_14
 
 from ._peer import Peer, call_peer, starts_with
+from ._registry import TrackRegistry
+from ._subscribing import publish_to
+from ._track import Track
 
 __all__ = [
     "announce_to_watchers",
     "announced_under",
+    "offer_track",
     "publisher_for",
     "send_namespace",
     "wants_tracks",
+    "watch_namespace",
     "withdraw_from_watchers",
 ]
 
@@ -96,3 +103,36 @@ def publisher_for(peers: Iterable[Peer], namespace: Namespace, *, exclude: Peer)
             if starts_with(namespace, ns) and (best is None or len(ns) >= best[0]):
                 best = (len(ns), peer)
     return best[1] if best is not None else None
+
+
+def watch_namespace(
+    peers: Iterable[Peer],
+    tracks: TrackRegistry,
+    peer: Peer,
+    ev: SubscribeNamespaceRequested,
+    now: float,
+) -> None:
+    """SUBSCRIBE_NAMESPACE: accept it, tell what is announced under the prefix and, if
+    the watcher wants tracks, PUBLISH every live one there."""
+    peer.namespace_subscriptions[ev.request_id] = (ev.prefix, ev.options)
+    call_peer(peer, peer.session.accept_subscribe_namespace, ev.request_id)
+    for namespace in announced_under(peers, ev.prefix, exclude=peer):
+        send_namespace(peer, ev.request_id, ev.options, namespace)
+    if wants_tracks(peer, ev.options):
+        for track in tracks:
+            if track.live and starts_with(track.namespace, ev.prefix):
+                assert track.upstream is not None
+                if track.upstream.peer is not peer:
+                    publish_to(peer, track, now)
+
+
+def offer_track(peers: Iterable[Peer], track: Track, now: float, *, exclude: Peer) -> None:
+    """A track went live: PUBLISH it to namespace watchers that want tracks."""
+    for other in peers:
+        if other is exclude or other.closed:
+            continue
+        if any(
+            starts_with(track.namespace, prefix) and wants_tracks(other, options)
+            for prefix, options in other.namespace_subscriptions.values()
+        ):
+            publish_to(other, track, now)

@@ -12,15 +12,10 @@ absolute filters replay from the cache), FETCH (standalone and joining, both
 answered from the cache), SUBSCRIBE_NAMESPACE and TRACK_STATUS. Unknown tracks
 get DOES_NOT_EXIST.
 
-Ownership: a :class:`Track` owns its downstream :class:`Subscription` objects
-(``track.subscribers``) and the SUBSCRIBEs waiting for its upstream
-(``track.waiting``); a :class:`Peer` only indexes them by request id
-(``peer.downstream``, ``peer.waiting``). A subscription ends in one place,
-:meth:`Subscription.end` (UNSUBSCRIBE, end of its range, TOO_FAR_BEHIND, a
-refused PUBLISH, its session's end, the track's end); when the last watcher of
-a track is gone the track calls back :meth:`Relay._release_if_unwatched`, which
-UNSUBSCRIBEs upstream (after ``upstream_linger``). Node roles plug in through
-:class:`~mesh.relay._hooks.RelayHooks`, never by overriding the handlers here.
+A :class:`Track` owns its subscriptions and the SUBSCRIBEs waiting for it (a
+:class:`Peer` only indexes them); a subscription ends only by
+``Subscription.end``, and a track nobody watches any more releases its upstream
+(docs/ARCHITECTURE.md, "The relay core"). Roles plug in through ``RelayHooks``.
 """
 
 from __future__ import annotations
@@ -63,19 +58,17 @@ from ._fetching import answer_fetch, answer_track_status
 from ._hooks import RelayHooks
 from ._namespaces import (
     announce_to_watchers,
-    announced_under,
+    offer_track,
     publisher_for,
-    send_namespace,
-    wants_tracks,
+    watch_namespace,
     withdraw_from_watchers,
 )
-from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals, starts_with
+from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals
 from ._registry import TrackRegistry
 from ._scheduler import SubscriberScheduler
 from ._scheduling import SchedulerLimits, relay_link_limits
 from ._subscribing import (
     accept_subscription,
-    publish_to,
     update_from_publish_ok,
     update_subscription,
 )
@@ -238,7 +231,7 @@ class Relay:
             group_order=ev.group_order,
         )
         logger.info("track_published", session=peer.name, track=track.label)
-        self._offer_track(track, exclude=peer)
+        offer_track(self._peers, track, self._clock(), exclude=peer)
 
     def _on_object(self, peer: Peer, ev: ObjectReceived) -> None:
         track = peer.upstream.get(ev.request_id)
@@ -394,7 +387,7 @@ class Relay:
         track.upstream.extensions = ev.extensions
         for other, request in track.take_waiting():
             self._accept_subscriber(other, track, request)
-        self._offer_track(track, exclude=peer)
+        offer_track(self._peers, track, self._clock(), exclude=peer)
 
     def _on_request_rejected(self, peer: Peer, ev: RequestRejected) -> None:
         track = peer.upstream.pop(ev.request_id, None)
@@ -480,30 +473,10 @@ class Relay:
     # --- namespaces --------------------------------------------------------------------
 
     def _on_subscribe_namespace(self, peer: Peer, ev: SubscribeNamespaceRequested) -> None:
-        peer.namespace_subscriptions[ev.request_id] = (ev.prefix, ev.options)
-        call_peer(peer, peer.session.accept_subscribe_namespace, ev.request_id)
-        for namespace in announced_under(self._peers, ev.prefix, exclude=peer):
-            send_namespace(peer, ev.request_id, ev.options, namespace)
-        if wants_tracks(peer, ev.options):
-            for track in self._tracks:
-                if track.live and starts_with(track.namespace, ev.prefix):
-                    assert track.upstream is not None
-                    if track.upstream.peer is not peer:
-                        publish_to(peer, track, self._clock())
+        watch_namespace(self._peers, self._tracks, peer, ev, self._clock())
 
     def _on_subscribe_namespace_ended(self, peer: Peer, ev: SubscribeNamespaceEnded) -> None:
         peer.namespace_subscriptions.pop(ev.request_id, None)
-
-    def _offer_track(self, track: Track, *, exclude: Peer) -> None:
-        """A track went live: PUBLISH it to namespace watchers that want tracks."""
-        for other in self._peers:
-            if other is exclude or other.closed:
-                continue
-            if any(
-                starts_with(track.namespace, prefix) and wants_tracks(other, options)
-                for prefix, options in other.namespace_subscriptions.values()
-            ):
-                publish_to(other, track, self._clock())
 
     # --- teardown ----------------------------------------------------------------------
 
