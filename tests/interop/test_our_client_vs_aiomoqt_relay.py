@@ -1,4 +1,8 @@
-"""Our client (moqt.aio) against aiomoqt's moq_interop_relay, a relay nobody here wrote."""
+"""Our client (moqt.aio) against aiomoqt's moq_interop_relay, a relay nobody here wrote.
+
+On both of our QUIC stacks (``stack``: aioquic, picoquic), raw QUIC and WebTransport,
+draft-16 and draft-14.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from moqt import DRAFT_14, DRAFT_16
-from moqt.aio import MoqtConnection, connect, write_self_signed
+from moqt.aio import QUIC_STACKS, MoqtConnection, connect, write_self_signed
 from moqt.events import (
     Event,
     FetchAccepted,
@@ -32,7 +36,8 @@ from .conftest import PYTHON, ROOT
 pytestmark = pytest.mark.interop
 
 MATRIX = [
-    pytest.param(scheme, version, id=f"{name}-{draft}")
+    pytest.param(scheme, version, stack, id=f"{stack}-{name}-{draft}")
+    for stack in QUIC_STACKS
     for scheme, name in (("moqt", "quic"), ("https", "wt"))
     for version, draft in ((DRAFT_16, 16), (DRAFT_14, 14))
 ]
@@ -80,16 +85,16 @@ async def receive_objects(conn: MoqtConnection, count: int) -> list[ObjectReceiv
     return got
 
 
-@pytest.mark.parametrize(("scheme", "version"), MATRIX)
+@pytest.mark.parametrize(("scheme", "version", "stack"), MATRIX)
 async def test_announce_and_subscribe_through_aiomoqt_relay(
-    aiomoqt_relay: int, scheme: str, version: int
+    aiomoqt_relay: int, scheme: str, version: int, stack: str
 ) -> None:
     url = f"{scheme}://127.0.0.1:{aiomoqt_relay}/"
     ns = (b"ours", os.urandom(4).hex().encode())
     async with asyncio.timeout(20):
         async with (
-            connect(url, versions=(version,), verify=False) as pub,
-            connect(url, versions=(version,), verify=False) as sub,
+            connect(url, versions=(version,), verify=False, stack=stack) as pub,
+            connect(url, versions=(version,), verify=False, stack=stack) as sub,
         ):
             answer = await pub.wait_response(pub.session.publish_namespace(ns))
             assert isinstance(answer, PublishNamespaceAccepted)
@@ -110,14 +115,14 @@ async def test_announce_and_subscribe_through_aiomoqt_relay(
             assert got[-1].payload == b"2/9"
 
 
-@pytest.mark.parametrize(("scheme", "version"), MATRIX)
+@pytest.mark.parametrize(("scheme", "version", "stack"), MATRIX)
 async def test_publish_and_join_from_aiomoqt_relay_cache(
-    aiomoqt_relay: int, scheme: str, version: int
+    aiomoqt_relay: int, scheme: str, version: int, stack: str
 ) -> None:
     url = f"{scheme}://127.0.0.1:{aiomoqt_relay}/"
     ns = (b"ours", os.urandom(4).hex().encode())
     async with asyncio.timeout(20):
-        async with connect(url, versions=(version,), verify=False) as pub:
+        async with connect(url, versions=(version,), verify=False, stack=stack) as pub:
             prid = pub.session.publish(ns, b"audio", forward=True)
             assert isinstance(await pub.wait_response(prid), PublishAccepted)
             for group in range(2):
@@ -127,7 +132,7 @@ async def test_publish_and_join_from_aiomoqt_relay_cache(
                 if group == 0:
                     pub.session.end_subgroup(handle)
             await asyncio.sleep(0.3)  # let the relay cache them
-            async with connect(url, versions=(version,), verify=False) as sub:
+            async with connect(url, versions=(version,), verify=False, stack=stack) as sub:
                 srid = sub.session.subscribe(ns, b"audio")
                 accepted = await sub.wait_response(srid)
                 assert isinstance(accepted, SubscribeAccepted), accepted
