@@ -50,8 +50,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,8 @@ class SoakResult:
     revocations_enforced: int = 0
     rotations: int = 0
     encoder_starts: int = 0
+    api_retries: int = 0  # control-plane calls retried after a lost connection
+    api_failures: int = 0
     rss_mb: dict[str, list[float]] = field(default_factory=dict)  # [after warm-up, end]
     rss_growth_pct: dict[str, float] = field(default_factory=dict)
     error_lines: int = 0
@@ -316,6 +319,23 @@ class _Soak:
         self.result.load = os.getloadavg()
         return self.result
 
+    async def _api[T](self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """A control-plane call, retried on a lost connection (a keep-alive connection the
+        server closed as it was reused); None after 5 tries. Both are counted."""
+        from clutchcall.streams import ConnectionFailed, ServerError
+
+        for attempt in range(5):
+            try:
+                return await call()
+            except (ConnectionFailed, ServerError) as exc:
+                self.result.api_retries += 1
+                if attempt == 4:
+                    self.result.api_failures += 1
+                    self.result.notes.append(f"control-plane call failed: {exc}"[:300])
+                    return None
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None
+
     async def _slot(self, slot: int, stop_at: float) -> None:
         from clutchcall.streams import AsyncBroadcastViewer
 
@@ -323,7 +343,11 @@ class _Soak:
         await asyncio.sleep(slot * min(0.2, self.args.duration / 20 / max(1, self.args.viewers)))
         lo, hi = self.args.stay
         while time.monotonic() < stop_at - 2:
-            ticket = await self.inp.signed_playback_url(ttl_seconds=int(self.args.duration) + 600)
+            ttl = int(self.args.duration) + 600
+            ticket = await self._api(partial(self.inp.signed_playback_url, ttl_seconds=ttl))
+            if ticket is None:
+                await asyncio.sleep(2.0)
+                continue
             session = Session(slot, ticket.jti, time.monotonic())
             self.sessions.append(session)
             viewer = await AsyncBroadcastViewer.open(
@@ -351,7 +375,8 @@ class _Soak:
             session, viewer = rng.choice(playing)
             session.revoked = True
             self.result.revocations += 1
-            await streams.playback_tokens.revoke(jti=session.jti)
+            if await self._api(partial(streams.playback_tokens.revoke, jti=session.jti)) is None:
+                continue
             with contextlib.suppress(TimeoutError):
                 reason, _ = await asyncio.wait_for(asyncio.shield(viewer.wait_closed()), 15)
                 if reason == "auth_failed":
@@ -362,7 +387,9 @@ class _Soak:
             return
         while time.monotonic() + self.args.rotate_every < stop_at - 10:
             await asyncio.sleep(self.args.rotate_every)
-            rotated = await self.inp.rotate_stream_key()
+            rotated = await self._api(self.inp.rotate_stream_key)
+            if rotated is None:
+                continue
             self.result.rotations += 1
             await asyncio.sleep(1.0)  # the origin drops the old key's encoder
             await asyncio.to_thread(
@@ -462,7 +489,8 @@ def format_result(r: SoakResult) -> str:
         f"groups passed over while joining: {r.join_groups_skipped}",
         f"token revocations: {r.revocations}, enforced (auth_failed within 15 s): "
         f"{r.revocations_enforced}; stream key rotations: {r.rotations}, encoder starts: "
-        f"{r.encoder_starts}",
+        f"{r.encoder_starts}; control-plane calls retried {r.api_retries}, failed "
+        f"{r.api_failures}",
         "viewer closes: " + ", ".join(f"{k} {v}" for k, v in sorted(r.close_reasons.items())),
         "RSS after warm-up -> end (MB): "
         + ", ".join(
