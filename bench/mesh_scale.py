@@ -91,6 +91,7 @@ class MeshResult:
     mesh_cpu_cores: float = 0.0
     swarm_cpu_cores: float = 0.0
     viewers_per_core: float = 0.0  # viewers / mesh cores
+    mesh_cpu_ms_per_join: float = math.nan  # origin + POPs, handshake to steady delivery
     drops: float = 0.0  # clutchcall_drops over every node, whole run
     upstream_stalls: int = 0  # POPs that took their upstream for dead (logs)
     # Redis commands (INFO commandstats): per second with no joins (heartbeats, renewals)
@@ -277,6 +278,7 @@ def run_mesh(
         last_seq = int(primed["primed"]) + int(duration * fps) - 1
         last = f"{last_seq // per_group}:{last_seq % per_group}"
         redis_a, redis_ta = _redis_calls(redis_url), time.monotonic()
+        ramp_cpu0 = sum(tree_cpu(n.proc.pid) for n in nodes)
         swarms: list[tuple[Proc, Path]] = []
         for i, (edge, count) in enumerate(_assign(viewers, len(edge_nodes), per_process)):
             edge_nodes[edge].children += count
@@ -302,6 +304,7 @@ def run_mesh(
             if joined < 1:
                 result.notes.append(f"{proc.name}: no viewer joined")
         redis_b, redis_tb = _redis_calls(redis_url), time.monotonic()
+        ramp_cpu = sum(tree_cpu(n.proc.pid) for n in nodes) - ramp_cpu0
         time.sleep(group_seconds)  # the joining FETCHes are over: the measured window
         mesh_pids = [n.proc.pid for n in nodes]
         swarm_pids = [p.pid for p, _ in swarms]
@@ -349,6 +352,10 @@ def run_mesh(
         result.mesh_cpu_cores = sum(t.cpu_cores for t in result.tiers)
         result.swarm_cpu_cores = (swarm_cpu1 - swarm_cpu0) / elapsed
         result.viewers_per_core = viewers / max(1e-9, result.mesh_cpu_cores)
+        # the joins' CPU: the mesh's during the ramp beyond what serving took meanwhile
+        # (the steady rate of the window, for on average half the viewers)
+        serving = result.mesh_cpu_cores / 2 * (redis_tb - redis_ta)
+        result.mesh_cpu_ms_per_join = max(0.0, ramp_cpu - serving) / viewers * 1000
         sent = json.loads(publisher.wait_line("sent", timeout=duration + 120).split(" ", 1)[1])
         result.publisher_mbit_s = sent["bytes"] * 8 / 1e6 / duration
         for proc, _ in swarms:
@@ -401,7 +408,8 @@ def format_result(r: MeshResult) -> str:
         )
     lines += [
         "",
-        f"mesh CPU {r.mesh_cpu_cores:.2f} cores -> {r.viewers_per_core:.0f} viewers per core; "
+        f"mesh CPU {r.mesh_cpu_cores:.2f} cores -> {r.viewers_per_core:.0f} viewers per core "
+        f"({r.mesh_cpu_ms_per_join:.1f} CPU ms per join); "
         f"swarm CPU {r.swarm_cpu_cores:.2f} cores ({r.viewers / max(1e-9, r.swarm_cpu_cores):.0f} "
         f"viewers per core); swarm RSS up to {s.rss_mb_per_process:.0f} MB per process",
     ]
