@@ -73,11 +73,15 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # The browser tests (tests/web) run in a phase of their own: Chromium, its fake camera and the
-# stacks they drive load both cores, and the latency-bounded e2e tests of the mesh and the
-# ingest must not share the machine with them.
+# stacks they drive load both cores, and the e2e tests of the mesh and the ingest must not
+# share the machine with them.
+# The latency-bounded tests (marker `latency`: several relays, an impairment proxy and a viewer
+# in one process, or real-time media on a budget) then run alone, one at a time, so their
+# bounds measure our code and not a neighbour test's CPU.
 pytest: install
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --ignore=tests/web
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests/web
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --ignore=tests/web -m "not latency"
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests/web -m "not latency"
+	$(VENV)/bin/pytest -q -p no:xdist -m latency
 
 test: lint typecheck pytest
 

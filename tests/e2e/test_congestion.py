@@ -27,6 +27,7 @@ from moqt.errors import PublishDoneCode
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.netns,
+    pytest.mark.latency,
     pytest.mark.skipif(netlab_available() is not None, reason=str(netlab_available())),
 ]
 

@@ -33,6 +33,7 @@ from bench.regions import MeshResult, RegionResult, format_result, measure, thre
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.netns,
+    pytest.mark.latency,
     pytest.mark.timeout(90),
     pytest.mark.skipif(netlab_available() is not None, reason=str(netlab_available())),
 ]

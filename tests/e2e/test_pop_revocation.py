@@ -17,7 +17,7 @@ from tests.conftest import RedisServer
 from tests.e2e.pop_procs import processes, start_pop
 from tests.pop.lab import Tokens
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.latency, pytest.mark.timeout(90)]
 
 VIEWERS_PER_POP = 20
 

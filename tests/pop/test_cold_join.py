@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.impair import Impairment
 from mesh.bus import MemoryBus
 from moqt.aio import connect
@@ -15,6 +17,8 @@ from moqt.types import SubscriptionFilter
 from tests.pop.conftest import MakePop
 from tests.pop.lab import Origin, Tokens, decode_payload
 from tests.pop.test_upstream import NS, routed, url
+
+pytestmark = [pytest.mark.latency]
 
 OBJECTS = 30  # per group: one second of 30 fps video ...
 OBJECT_SIZE = 10_000  # ... at about 2.4 Mbit/s, like bench.regions' clip
