@@ -46,6 +46,9 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "prft": "write prft (wallclock) boxes into the ladder's chunks, for latency measurement",
     "resume_window": "seconds after an RTMP broadcast ended in which a reconnect continues "
     "its group ids",
+    "publisher_reconnect_window": "seconds a broadcast stays open after its publisher dropped "
+    "(RTMP connection lost, MoQT session gone): the input publishing again within them "
+    "continues the same tracks and viewers go on (0: end at once)",
     "max_object_size": "largest MoQT object accepted from a publisher (bytes)",
     "cache_bytes": "per-track cache budget beyond the latest group (bytes)",
     "cache_age": "seconds cached groups are kept for late joiners",
@@ -92,6 +95,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "webhook_max_attempts": "attempts per webhook delivery",
     "webhook_retry_base": "seconds before the first webhook retry (doubling)",
     "webhook_timeout": "seconds a webhook request may take",
+    "webhook_allow_private": "let webhooks reach private, loopback and link-local addresses "
+    "(local development; `clutchcall up` sets it)",
 }
 
 

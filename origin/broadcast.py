@@ -17,10 +17,19 @@ starts or when the producer says so. :meth:`end` sends PUBLISH_DONE on every tra
 Group ids are the producer's; a broadcast resumed after an encoder reconnect keeps
 them increasing (``media.ResumePoint``) and continues the catalog's group ids from
 :attr:`Broadcast.next_catalog_group` handed to its successor.
+
+The reconnect window: when the publisher drops, :meth:`Broadcast.hold` keeps every
+track open (no PUBLISH_DONE, the route stays) for a few seconds. A publisher of the
+same input that comes back within them resumes it (:meth:`~Broadcast.resume`): its groups
+continue the same tracks, so a subscribed viewer simply goes on. Its group ids are
+rebased above the last group sent if they would not increase (a MoQT publisher that
+restarts at group 0); the catalog is re-published by the returning publisher. If
+nobody comes back, the hold's ``on_expire`` ends the broadcast as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +60,10 @@ def namespace_of(text: str) -> Namespace:
     return tuple(part.encode() for part in text.split("/"))
 
 
+def _is_media(name: str) -> bool:
+    return name not in (CATALOG_TRACK, MSF_CATALOG_TRACK)
+
+
 def namespace_text(namespace: Namespace) -> str:
     return "/".join(part.decode("utf-8", "replace") for part in namespace)
 
@@ -70,6 +83,8 @@ class _Track:
     priority: int
     handles: dict[tuple[int, int], SubgroupHandle]
     largest_group: int = -1
+    # After a hold: groups at or below this were sent by the previous publisher.
+    floor: int = -1
 
 
 class Broadcast:
@@ -90,6 +105,10 @@ class Broadcast:
         self._objects = 0
         self._bytes = 0
         self._ended = False
+        self._hold: asyncio.TimerHandle | None = None
+        self._rebase = False  # the next object decides the returning publisher's offset
+        self._offset = 0  # added to the producer's group ids (after a rebase)
+        self.holds = 0
         self._log = _log.bind(track=namespace)
         self._ns_request = self.link.publisher.publish_namespace(self.namespace)
 
@@ -98,6 +117,11 @@ class Broadcast:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def held(self) -> bool:
+        """The publisher is gone and the reconnect window runs (see :meth:`hold`)."""
+        return self._hold is not None and not self._ended
 
     @property
     def catalog(self) -> Catalog | None:
@@ -146,13 +170,22 @@ class Broadcast:
         """Forward one media object; False if the track is not (or no longer) published."""
         if self._ended or track not in self._tracks or track in (CATALOG_TRACK, MSF_CATALOG_TRACK):
             return False
+        if self._rebase:
+            self._rebase = False
+            top = max((s.floor for n, s in self._tracks.items() if _is_media(n)), default=-1)
+            if group_id + self._offset <= top:
+                self._offset = top + 1 - group_id
+                self._log.info("groups_rebased", offset=self._offset)
+        group_id += self._offset
+        if group_id <= self._tracks[track].floor:
+            return False  # would go back into the previous publisher's groups
         return self._write(track, group_id, subgroup_id, object_id, payload)
 
     def end_subgroup(self, track: str, group_id: int, subgroup_id: int = 0) -> None:
         state = self._tracks.get(track)
         if state is None:
             return
-        handle = state.handles.pop((group_id, subgroup_id), None)
+        handle = state.handles.pop((group_id + self._offset, subgroup_id), None)
         if handle is not None:
             self._quietly(self.link.publisher.end_subgroup, handle)
 
@@ -161,6 +194,9 @@ class Broadcast:
         """PUBLISH_DONE on every track (after the final catalog), then close the link."""
         if self._ended:
             return
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
         if final_catalog and self._catalog is not None and not self._catalog.is_complete:
             self.set_catalog(self._catalog.ended())
         self._ended = True
@@ -169,6 +205,39 @@ class Broadcast:
         self._quietly(self.link.publisher.publish_namespace_done, self._ns_request)
         self.link.close(reason)
         self._log.info("broadcast_ended", code=int(code), reason=reason)
+
+    # --- the reconnect window --------------------------------------------------------------
+
+    def hold(self, window: float, on_expire: Callable[[], None], reason: str = "") -> None:
+        """The publisher went away: keep every track open for ``window`` seconds, then call
+        ``on_expire`` (which ends the broadcast) unless :meth:`resume` came first. The open
+        subgroup streams are ended: their groups are over."""
+        if self._ended:
+            return
+        if self._hold is not None:
+            self._hold.cancel()
+        for state in self._tracks.values():
+            for handle in state.handles.values():
+                self._quietly(self.link.publisher.end_subgroup, handle)
+            state.handles.clear()
+            state.floor = state.largest_group
+        self._rebase = True
+        self.holds += 1
+        self._hold = asyncio.get_running_loop().call_later(window, self._expire, on_expire)
+        self._log.info("publisher_lost", reason=reason, window=window)
+
+    def resume(self) -> None:
+        """A publisher of the same input is back: its objects continue the tracks."""
+        if self._hold is None or self._ended:
+            return
+        self._hold.cancel()
+        self._hold = None
+        self._log.info("broadcast_resumed")
+
+    def _expire(self, on_expire: Callable[[], None]) -> None:
+        self._hold = None
+        if not self._ended:
+            on_expire()
 
     # --- internals -----------------------------------------------------------------------
 

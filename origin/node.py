@@ -120,7 +120,11 @@ class OriginNode(MeshNode[_Downstream]):
         )  # fmt: skip
         self.rtmp_ingest = RtmpIngest(
             self.inputs,
-            RtmpIngestSettings(ladder=settings.ladder_spec(), resume_window=settings.resume_window),
+            RtmpIngestSettings(
+                ladder=settings.ladder_spec(),
+                resume_window=settings.resume_window,
+                reconnect_window=settings.publisher_reconnect_window,
+            ),
             spawn=self._spawn,
             disconnect=self._disconnect_rtmp,
         )

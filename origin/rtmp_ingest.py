@@ -13,11 +13,15 @@ server's bounded ``on_end``) pumps the renditions through a
   is fed from the next keyframe, with the FLV header, metadata and codec sequence
   headers replayed and timestamps rebased to 0. The packager resumes the timeline
   (``ResumePoint``): viewers see the same tracks continue, group ids increasing.
-* The encoder disconnects: ffmpeg gets end-of-input, its last fragments are
-  published, then the broadcast ends cleanly (final catalog, PUBLISH_DONE) and the
-  route is withdrawn. The resume point is kept for ``resume_window`` seconds: a
-  reconnect within it publishes the same namespace with group ids (media and
-  catalog) that keep increasing.
+* The encoder disconnects: ffmpeg gets end-of-input and its last fragments are
+  published. If the encoder unpublished (it said so), the broadcast ends cleanly
+  (final catalog, PUBLISH_DONE) and the route is withdrawn. If its connection was
+  lost (or went idle), the broadcast is held for ``reconnect_window`` seconds
+  (:mod:`origin._reconnect`): tracks open, no PUBLISH_DONE. The same input
+  publishing again within it continues the same tracks (its ffmpeg's group ids
+  follow on through the resume point) and viewers go on; otherwise it ends as above.
+  The resume point is kept for ``resume_window`` seconds: a reconnect within it
+  publishes the same namespace with group ids (media and catalog) that keep increasing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from origin.rtmp import AmfValue, FlvMuxer, MediaTag, PublishEnd, PublishInfo, P
 from origin.rtmp.publish import EndReason
 
 from ._inputs import LiveInputs, Spawn
+from ._reconnect import adopt_input, hold_input
 from .broadcast import Broadcast
 from .status import InputStatus
 
@@ -60,6 +65,8 @@ Disconnect = Callable[[str, str], Awaitable[bool]]
 
 # Objects held while the catalog waits for the last rendition's header.
 _MAX_HELD = 256
+# Ends after which the encoder may come back: the broadcast is held (reconnect window).
+_DROPPED = frozenset({EndReason.CONNECTION_LOST, EndReason.IDLE_TIMEOUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ class RtmpIngestSettings:
     ladder: LadderSpec = dataclasses.field(default_factory=LadderSpec)
     #: Seconds after a broadcast ended during which a reconnect continues its group ids.
     resume_window: float = 30.0
+    #: Seconds a dropped encoder's broadcast is held open for it to come back (0: end at once).
+    reconnect_window: float = 10.0
     #: Back-off before restarting a dead ffmpeg (doubles up to ``max_restart_delay``).
     restart_delay: float = 0.5
     max_restart_delay: float = 5.0
@@ -376,26 +385,34 @@ class _RtmpPublish:
             self._broadcast.send_object(event.track, obj.group_id, obj.object_id, obj.payload)
 
     def _on_catalog(self, event: CatalogUpdate) -> None:
-        if self._broadcast is None:
-            live = self.ingest.inputs.get(self._id)
-            if self._end is not None and self._end.reason is EndReason.KICKED:
-                return
-            if live is not None and live.kind != "rtmp":
-                # The input is live through another ingest path: that publisher keeps it.
-                self._log.warning("input_busy", ingest=live.kind)
-                self.ingest.spawn(self._kick("the input is already being published"))
-                return
-            first = self._resume.catalog_group if self._resume is not None else 0
-            if live is not None:
-                first = max(first, live.broadcast.next_catalog_group)
-            self._broadcast = self.ingest.inputs.begin(
-                self._id, self.info.namespace, "rtmp", self._kick, first_catalog_group=first
+        if self._broadcast is None and not (
+            self._end is not None and self._end.reason is EndReason.KICKED
+        ):
+            # The same input back within the reconnect window: its broadcast goes on.
+            self._broadcast = adopt_input(
+                self.ingest.inputs, self._id, self.info.namespace, "rtmp", self._kick
             )
-            self.ingest.inputs.report(self._id, InputStatus.LIVE)
-        elif self.ingest.inputs.get(self._id) is not None:
+            if self._broadcast is None:
+                self._begin()
+        elif self._broadcast is not None and self.ingest.inputs.get(self._id) is not None:
             self.ingest.inputs.report(self._id, InputStatus.LIVE, "transcoder restarted")
         if self._broadcast is not None and not self._broadcast.ended:
             self._broadcast.set_catalog(event.catalog)
+
+    def _begin(self) -> None:
+        live = self.ingest.inputs.get(self._id)
+        if live is not None and live.kind != "rtmp":
+            # The input is live through another ingest path: that publisher keeps it.
+            self._log.warning("input_busy", ingest=live.kind)
+            self.ingest.spawn(self._kick("the input is already being published"))
+            return
+        first = self._resume.catalog_group if self._resume is not None else 0
+        if live is not None:
+            first = max(first, live.broadcast.next_catalog_group)
+        self._broadcast = self.ingest.inputs.begin(
+            self._id, self.info.namespace, "rtmp", self._kick, first_catalog_group=first
+        )
+        self.ingest.inputs.report(self._id, InputStatus.LIVE)
 
     async def _kick(self, reason: str) -> None:
         disconnect = self.ingest.disconnect
@@ -412,4 +429,8 @@ class _RtmpPublish:
             self.ingest.keep_resume(self._id, self._resume.point, broadcast.next_catalog_group + 1)
         end = self._end
         reason = "encoder disconnected" if end is None else f"encoder ended: {end.reason.value}"
+        window = self.ingest.settings.reconnect_window
+        if end is not None and end.reason in _DROPPED:
+            if hold_input(self.ingest.inputs, self._id, broadcast, window, reason):
+                return
         self.ingest.inputs.finish(self._id, broadcast, reason=reason)

@@ -42,6 +42,10 @@ class OriginNodeSettings(OriginSettings):
     prft: bool = True
     #: A reconnect within this many seconds after an RTMP broadcast ended continues its ids.
     resume_window: float = 30.0
+    #: Seconds a live input's broadcast stays open after its publisher dropped (RTMP
+    #: connection lost, MoQT session gone): the same input publishing again within them
+    #: continues the same tracks and viewers go on; 0 ends the broadcast at once.
+    publisher_reconnect_window: float = 10.0
     max_object_size: int = 8 << 20
     cache_bytes: int = 16 << 20  # per-track cache budget beyond the latest group
     cache_age: float = 30.0
@@ -49,7 +53,7 @@ class OriginNodeSettings(OriginSettings):
     def __post_init__(self) -> None:
         OriginSettings.__post_init__(self)
         self.ladder_spec()  # raises ValueError on a bad ladder
-        for name in ("resume_window", "cache_age"):
+        for name in ("resume_window", "cache_age", "publisher_reconnect_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_object_size <= 0 or self.cache_bytes <= 0:
