@@ -64,7 +64,13 @@ from ..errors import SessionCloseCode
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic_native import NEVER, NativeQuic, native_quic
-from ._picoquic_rings import EVENT_RING_CAPACITY, PRIORITY_FIFO, RingSender, clamp_priority
+from ._picoquic_rings import (
+    EVENT_RING_CAPACITY,
+    PRIORITY_FIFO,
+    RingSender,
+    clamp_priority,
+    ring_write_size,
+)
 from ._picoquic_socket import adopt_socket, bind_server_socket
 from ._picoquic_wt import (
     WT_PROTOCOLS,
@@ -89,6 +95,8 @@ RAW_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14)
 RetryMode = Literal["auto", "always", "never"]
 RETRY_MODES = ("auto", "always", "never")
 _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
+#: Per-stream send ring of a server's connections (aiopquic's own default: 4 MiB).
+STREAM_BUFFER = 4 << 20
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -98,7 +106,8 @@ class PicoquicTransport(RingSender):
     """``moqt._transport.Transport`` on one aiopquic (picoquic) connection."""
 
     def __init__(self, quic: Any, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop)
+        ring = getattr(getattr(quic, "_configuration", None), "stream_ring_cap", 0)
+        super().__init__(loop, max_write=ring_write_size(ring))
         self._quic = quic
 
     # --- the rings (RingSender) --------------------------------------------------------
@@ -336,6 +345,7 @@ async def serve_picoquic(
     reuse_port: bool = False,
     retry: RetryMode = "auto",
     retry_threshold: int = 64,
+    stream_buffer: int = STREAM_BUFFER,
 ) -> PicoquicServer:
     """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
 
@@ -350,6 +360,9 @@ async def serve_picoquic(
     on a socket bound here and handed to picoquic's loop
     (:mod:`moqt.aio._picoquic_socket`); ``reuse_port`` sets SO_REUSEPORT on it, so
     several processes (``clutchcall pop --workers``) share the port.
+
+    ``stream_buffer`` bounds the bytes picoquic holds for each stream we send on (its
+    ring, allocated per stream; a longer backlog waits in the session's overflow).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -366,6 +379,8 @@ async def serve_picoquic(
         raise ValueError(f"retry must be one of {', '.join(RETRY_MODES)}, not {retry!r}")
     if retry_threshold < 1:
         raise ValueError("retry_threshold must be >= 1")
+    if stream_buffer < 4096:
+        raise ValueError("stream_buffer must be at least 4096 bytes")
     opts = options or SessionOptions()
     sock = bind_server_socket(host, port, reuse_port=reuse_port)
     try:
@@ -384,6 +399,7 @@ async def serve_picoquic(
             wt_path=wt_path,
             retry=retry,
             retry_threshold=retry_threshold,
+            stream_buffer=stream_buffer,
         )
     finally:
         sock.close()  # a no-op once picoquic has it
@@ -404,6 +420,7 @@ async def _serve(
     wt_path: str,
     retry: RetryMode,
     retry_threshold: int,
+    stream_buffer: int,
 ) -> PicoquicServer:
     opts = options
     throwaway = _throwaway_port(sock.family)
@@ -422,6 +439,7 @@ async def _serve(
         ip_family=sock.family,
     )
     config.max_connections = max_connections
+    config.stream_ring_cap = stream_buffer
     protocols: list[PicoquicProtocol] = []
 
     def forget(protocol: PicoquicProtocol) -> None:

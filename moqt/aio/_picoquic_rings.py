@@ -22,7 +22,13 @@ from collections.abc import Callable
 
 from .._log import library_logger
 
-__all__ = ["EVENT_RING_CAPACITY", "PRIORITY_FIFO", "RingSender", "clamp_priority"]
+__all__ = [
+    "EVENT_RING_CAPACITY",
+    "PRIORITY_FIFO",
+    "RingSender",
+    "clamp_priority",
+    "ring_write_size",
+]
 
 logger = library_logger("moqt.aio")
 
@@ -36,6 +42,12 @@ _WAKE_FALLBACK = 0.005
 # Odd: of one track's subgroup streams at one priority the older group (the lower
 # stream id) goes first, the draft's ascending group order, as on aioquic.
 PRIORITY_FIFO = 0x01
+
+
+def ring_write_size(ring_capacity: int) -> int:
+    """The largest single write into a stream ring of ``ring_capacity`` bytes (0: aiopquic's
+    4 MiB default): a quarter, so a ring takes the next piece while picoquic sends one."""
+    return max(1024, (ring_capacity or 4 << 20) // 4)
 
 
 def clamp_priority(priority: int) -> int:
@@ -52,8 +64,11 @@ class RingSender:
     yet; its writes wait in the overflow) and :meth:`_datagram_write`.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, max_write: int = 1 << 20) -> None:
         self._loop = loop
+        # A write goes into a ring whole or not at all: larger ones are cut to this size,
+        # so a stream ring smaller than an object still carries it.
+        self._max_write = max(1, max_write)
         # Streams whose ring may still hold bytes picoquic has not sent.
         self._active: set[int] = set()
         self._fin_written: set[int] = set()
@@ -96,6 +111,15 @@ class RingSender:
     # --- writes ------------------------------------------------------------------------
 
     def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        size = self._max_write
+        if len(data) > size:
+            for start in range(0, len(data), size):
+                last = start + size >= len(data)
+                self._send_piece(stream_id, bytes(data[start : start + size]), end_stream and last)
+            return
+        self._send_piece(stream_id, data, end_stream)
+
+    def _send_piece(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         queue = self._overflow.get(stream_id)
         if queue is not None:
             queue.append((bytes(data), end_stream))

@@ -65,6 +65,9 @@ def bind_server_socket(host: str, port: int, *, reuse_port: bool) -> socket.sock
         if sock.family == socket.AF_INET6 and host in ("::", ""):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as before
         sock.bind((host or "::", port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"UDP {host}:{port} is not free for picoquic: {exc}") from exc
     except BaseException:
         sock.close()
         raise

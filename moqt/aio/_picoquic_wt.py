@@ -58,7 +58,7 @@ from ..errors import SessionCloseCode
 from ..session import Session
 from ..version import DRAFT_14
 from ._connection import MoqtConnection, SessionOptions
-from ._picoquic_rings import PRIORITY_FIFO, RingSender, clamp_priority
+from ._picoquic_rings import PRIORITY_FIFO, RingSender, clamp_priority, ring_write_size
 from ._protocol import _WT_PROTOCOLS, ClientTarget
 from ._transports import _truncate_reason
 
@@ -89,7 +89,7 @@ class PicoquicWebTransport(RingSender):
     """``moqt._transport.Transport`` on one aiopquic WebTransport session."""
 
     def __init__(self, wt: Any, loop: asyncio.AbstractEventLoop, *, is_client: bool) -> None:
-        super().__init__(loop)
+        super().__init__(loop, max_write=ring_write_size(getattr(wt, "stream_ring_cap", 0)))
         self._wt = wt
         self._initiator = 0 if is_client else 1
         self._next_id = {False: self._initiator, True: self._initiator | 0x2}

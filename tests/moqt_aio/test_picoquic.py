@@ -485,3 +485,35 @@ async def test_webtransport_sessions_closed_by_the_server_are_released(
                 break
             await asyncio.sleep(0.05)
     assert [ref() for ref in refs] == [None, None, None]
+
+
+@pytest.mark.parametrize("scheme", ["moqt", "https"])
+async def test_objects_larger_than_a_small_stream_buffer_arrive_whole(
+    scheme: str, pico_server: Callable[..., object]
+) -> None:
+    """``stream_buffer`` bounds picoquic's ring per stream; writes larger than it are cut
+    into pieces that fit (a ring takes a write whole or not at all)."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait, stream_buffer=4096)  # type: ignore[operator]
+    url = f"{scheme}://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    async with asyncio.timeout(20):
+        async with connect(url, verify=False) as client:
+            conn = await accepted.get()
+            await conn.wait_setup()
+            rid = client.session.subscribe(NS, b"video")
+            request = await conn.wait_event()
+            while not isinstance(request, SubscribeRequested):
+                request = await conn.wait_event()
+            conn.session.accept_subscribe(request.request_id)
+            assert isinstance(await client.wait_response(rid), SubscribeAccepted)
+            handle = conn.session.open_subgroup(request.request_id, 0, 0)
+            sizes = [100, 5000, 70_000, 1, 300_000]
+            for i, size in enumerate(sizes):
+                conn.session.write_object(handle, i, bytes([i]) * size)
+            conn.session.end_subgroup(handle)
+            got = []
+            while len(got) < len(sizes):
+                event = await client.wait_event()
+                if isinstance(event, ObjectReceived):
+                    got.append(event)
+            assert [e.payload for e in got] == [bytes([i]) * n for i, n in enumerate(sizes)]
