@@ -43,6 +43,13 @@ class LiveInput:
     started: float
 
 
+async def _kick(kick: Kick, reason: str) -> None:
+    try:
+        await kick(reason)
+    except Exception:
+        _log.exception("kick_failed", reason=reason)
+
+
 class LiveInputs:
     def __init__(
         self,
@@ -77,10 +84,19 @@ class LiveInputs:
         *,
         first_catalog_group: int = 0,
     ) -> Broadcast:
-        """Start the broadcast of an input (the caller checked it is not live elsewhere)."""
+        """Start the broadcast of an input (the caller checked it may replace a live one).
+
+        A broadcast it replaces ends with GOING_AWAY and no final catalog (the input goes
+        on: viewers re-subscribe and find this one); a MoQT publisher replaced by another
+        MoQT publish (a reconnect after its session was lost, its old session not timed
+        out yet) is kicked, so two holders of one key cannot both send."""
         old = self._live.pop(external_input_id, None)
         if old is not None:
-            old.broadcast.end(PublishDoneCode.GOING_AWAY, "replaced by a new publish")
+            old.broadcast.end(
+                PublishDoneCode.GOING_AWAY, "replaced by a new publish", final_catalog=False
+            )
+            if old.kind == "moqt" and kind == "moqt" and old.kick != kick:
+                self._spawn(_kick(old.kick, "replaced by a new publish of this input"))
         broadcast = Broadcast(
             self._relay, namespace, first_catalog_group=first_catalog_group,
             name=f"{kind}:{external_input_id}",

@@ -16,7 +16,10 @@ whichever a client can set (aiomoqt's pub_example sends a bare PUBLISH, no token
 An authorizer whose ``requires_key`` is False (``--publish-auth none``) admits
 publishers that present no key at all.
 Refusals are REQUEST_ERROR UNAUTHORIZED with the reason (no key, wrong key, a
-namespace the key does not own, an input already live).
+namespace the key does not own, an input already live through RTMP). A second MoQT
+publish with the input's key takes the input over at its first valid media object:
+the old broadcast ends with GOING_AWAY (no final catalog: viewers re-subscribe) and its
+publisher is kicked; so a publisher that lost its session reconnects at once.
 
 Nothing reaches the relay unchecked: the publisher's tracks are *not* attached to
 the relay. Each object is validated first (the catalog parses as CMSF and every
@@ -218,8 +221,11 @@ class MoqtIngest:
         text = namespace_text(namespace)
         if admission.namespace != text:
             return RequestErrorCode.UNAUTHORIZED, f"this stream key does not own {text}"
-        if self._inputs.get(input_id) is not None:
+        current = self._inputs.get(input_id)
+        if current is not None and current.kind != "moqt":
             return RequestErrorCode.UNAUTHORIZED, "the input is already being published"
+        # Live through MoQT: the holder of the key takes it over at its first media object
+        # (a publisher reconnecting before its lost session timed out; LiveInputs.begin).
         if self._closed or self._conn.is_closed:
             return RequestErrorCode.INTERNAL_ERROR, "session closed"
         state = _Input(input_id, namespace, text)
