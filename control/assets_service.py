@@ -19,6 +19,7 @@ import structlog
 from control.assets_models import AssetOut
 from control.errors import Problem, not_found
 from control.ids import new_id, sha256_hex, valid_id
+from control.revocations import RevocationResult, RevocationsMixin
 from control.store._assets import Asset, UploadRecord
 from vod.delivery import AssetLocation
 from vod.jobs import JobDone, JobEvent, JobFailed, JobProgress
@@ -27,7 +28,7 @@ from vod.storage import FileStorage, Storage
 from vod.uploads import UploadInfo
 
 if TYPE_CHECKING:
-    from control.service import PlaybackTicket, RevocationResult
+    from control.service import PlaybackTicket
     from control.settings import ControlSettings
     from control.store import Repository
 
@@ -47,7 +48,7 @@ def new_upload_token() -> str:
     return "up_" + secrets.token_urlsafe(32)
 
 
-class AssetsMixin:
+class AssetsMixin(RevocationsMixin):
     """Asset and upload methods of :class:`control.service.ControlService`."""
 
     repo: Repository
@@ -71,8 +72,6 @@ class AssetsMixin:
             ttl_seconds: int,
             url: Callable[[str], str],
         ) -> PlaybackTicket: ...
-
-        async def _revoke_sub(self, org_id: str, sub: str) -> RevocationResult: ...
 
     @property
     def storage(self) -> Storage:
@@ -197,13 +196,16 @@ class AssetsMixin:
         return rows, (rows[-1].id if more and rows else None)
 
     async def delete_asset(self, org_id: str, asset_id: str) -> None:
-        """Delete the asset, its stored bytes and packaged files; its tokens are revoked."""
-        await self.get_asset(org_id, asset_id)
-        asset: Asset | None = await self._adb(self.repo.delete_asset, org_id, asset_id)
-        if asset is None:
-            raise not_found("asset", asset_id)
+        """Delete the asset, its stored bytes and packaged files; its tokens are revoked.
+
+        The row's deletion and the revocation happen together or (503) not at all; the
+        files go once the row is gone."""
+        stored = await self.get_asset(org_id, asset_id)
+        async with self.revoking_sub(org_id, stored.playback_id):
+            asset: Asset | None = await self._adb(self.repo.delete_asset, org_id, asset_id)
+            if asset is None:
+                raise not_found("asset", asset_id)
         await self._adb(self.storage.remove_asset, asset.id)
-        await self._revoke_sub(org_id, asset.playback_id)
         _log.info("asset_deleted", org=org_id, asset=asset.id)
 
     async def mint_asset_playback(
@@ -412,8 +414,9 @@ class AssetsMixin:
         )
 
     async def cancel_upload(self, asset_id: str) -> None:
-        asset: Asset | None = await self._adb(self.repo.delete_asset, None, asset_id)
-        await self._adb(self.storage.remove_asset, asset_id)
-        if asset is not None:
-            await self._revoke_sub(asset.org_id, asset.playback_id)
+        stored: Asset | None = await self._adb(self.repo.asset_by_id, asset_id)
+        if stored is not None:
+            async with self.revoking_sub(stored.org_id, stored.playback_id):
+                await self._adb(self.repo.delete_asset, None, asset_id)
             _log.info("upload_cancelled", asset=asset_id)
+        await self._adb(self.storage.remove_asset, asset_id)

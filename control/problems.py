@@ -118,9 +118,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem(
             503,
             "bus-unavailable",
-            "the cluster bus (Redis) is unavailable, so origins and POPs cannot learn of "
-            "this change yet; retry the request when it is back (a new input is not "
-            "created; a stored rotation or revocation is propagated by the next resync)",
+            "the cluster bus (Redis) is unavailable, so origins and POPs could not learn of "
+            "this change: nothing was changed; retry the request when it is back",
             headers={"Retry-After": "5"},
         )
         return problem_response(problem, request)

@@ -29,7 +29,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import structlog
@@ -37,28 +37,14 @@ import structlog
 from control.assets_service import AssetsMixin
 from control.errors import Problem, not_found
 from control.ids import new_api_key, new_id, new_jti, new_stream_key, sha256_hex, valid_id
+from control.locks import RecordLocks
 from control.metrics import ControlMetrics
+from control.revocations import CH_REVOCATIONS, RevocationResult
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
-from control.signing import (
-    KeySealer,
-    SealError,
-    SignedToken,
-    new_signing_key,
-    public_jwks,
-    sign_playback_token,
-)
-from control.store import (
-    ApiKey,
-    Ingest,
-    LiveInput,
-    Org,
-    PlaybackToken,
-    Repository,
-    Revocation,
-    SigningKey,
-)
+from control.signing import KeySealer, SealError, SignedToken, sign_playback_token
+from control.signing_keys import KEY_JWKS, SigningKeysMixin
+from control.store import ApiKey, Ingest, LiveInput, Org, PlaybackToken, Repository
 from mesh.bus import Bus, BusMessage, BusUnavailable
-from mesh.jwks import JWKS_CHANNEL
 
 __all__ = [
     "CH_INPUT_STATUS",
@@ -73,13 +59,9 @@ __all__ = [
 CH_STREAMKEYS = "clutchcall:streamkeys"
 # How often the database is checked for inputs changed by another process.
 _INPUT_WATCH_INTERVAL = 1.0
-CH_REVOCATIONS = "clutchcall:revocations"
 CH_INPUT_STATUS = "clutchcall:input-status"
-KEY_JWKS = "clutchcall:jwks"
 ROUTE_PREFIX = "clutchcall:route:"
 _STATUSES = frozenset({"idle", "live", "error"})
-# A retired signing key stays in the JWKS this long past the max token TTL.
-_KEY_OVERLAP_SLACK = 300.0
 
 _log = structlog.get_logger("control.service")
 
@@ -98,16 +80,7 @@ class PlaybackTicket:
     expires_at: int
 
 
-@dataclass(frozen=True, slots=True)
-class RevocationResult:
-    kind: Literal["jti", "sub"]
-    target: str
-    before: float | None
-    expires_at: float
-    revoked_at: float
-
-
-class ControlService(AssetsMixin):
+class ControlService(AssetsMixin, SigningKeysMixin):
     def __init__(
         self,
         repo: Repository,
@@ -123,10 +96,10 @@ class ControlService(AssetsMixin):
         self._sealer = KeySealer(settings.key_secret)
         self.metrics = ControlMetrics()
         self._jwks_published: tuple[str, ...] = ()
-        self._key_lock = asyncio.Lock()
-        # Every change of a stream-key record (create, rotate, delete, resync) holds this:
-        # the database and Redis then change in the same order, so they cannot disagree.
-        self._streamkey_lock = asyncio.Lock()
+        # Every change of a record kept in both stores holds its family's lock
+        # ("streamkeys", "revocations", "signing-keys"; control.locks), so the database
+        # and Redis change in the same order and cannot disagree.
+        self.locks = RecordLocks(bus)
         # What the bus holds of each input (external id -> sha256), and the database's
         # change marker when it was last compared: see sync_changed_inputs.
         self._written: dict[str, str] = {}
@@ -250,7 +223,7 @@ class ControlService(AssetsMixin):
             created_at=now,
             updated_at=now,
         )
-        async with self._streamkey_lock:
+        async with self.locks.hold("streamkeys"):
             await self._db(self.repo.insert_live_input, li)
             try:
                 await self._write_stream_key(li, None)
@@ -341,20 +314,35 @@ class ControlService(AssetsMixin):
         return (await self.with_live_status([li]))[0]
 
     async def delete_input(self, org_id: str, input_id: str) -> None:
-        """Delete the input: origins end its broadcast, and its playback tokens are revoked."""
-        if not valid_id(input_id, "li"):
-            raise not_found("live input", input_id)
-        async with self._streamkey_lock:
-            li = await self._db(self.repo.delete_live_input, org_id, input_id)
-            if li is None:
+        """Delete the input: origins end its broadcast, and its playback tokens are revoked.
+
+        All of it or (BusUnavailable, StoreError) none: the revocation is written to both
+        stores first, then the Redis stream-key record is deleted, then the database row;
+        a failing step undoes the earlier ones before anything was announced."""
+        li = await self._stored_input(org_id, input_id)
+        record = f"clutchcall:streamkey:{li.external_input_id}"
+        async with self.revoking_sub(org_id, li.external_input_id, "streamkeys"):
+            await self.bus.delete(record)
+            try:
+                deleted = await self._db(self.repo.delete_live_input, org_id, input_id)
+            except BaseException:
+                with contextlib.suppress(BusUnavailable):  # else the resync restores it
+                    await self._write_stream_key(li, None)
+                raise
+            self._written.pop(li.external_input_id, None)
+            if deleted is None:  # deleted meanwhile by another process
                 raise not_found("live input", input_id)
-            # Redis away: deleted all the same, the resync removes the record.
-            await self.bus.delete(f"clutchcall:streamkey:{li.external_input_id}")
-        await self.bus.publish(
-            CH_STREAMKEYS,
-            {"external_input_id": li.external_input_id, "event": "deleted", "at": self._clock()},
-        )
-        await self._revoke_sub(org_id, li.external_input_id)
+        try:
+            await self.bus.publish(
+                CH_STREAMKEYS,
+                {
+                    "external_input_id": li.external_input_id,
+                    "event": "deleted",
+                    "at": self._clock(),
+                },
+            )
+        except BusUnavailable as exc:  # origins re-check their keys when the bus is back
+            _log.warning("input_deleted_announce_failed", input=li.id, error=str(exc))
         _log.info("input_deleted", org=org_id, input=li.id)
 
     async def rotate_stream_key(self, org_id: str, input_id: str) -> tuple[LiveInput, str]:
@@ -362,7 +350,7 @@ class ControlService(AssetsMixin):
 
         Rotations serialize; one that cannot write the bus record restores the old key in
         the database, so the old key keeps working and the unseen new one never does."""
-        async with self._streamkey_lock:
+        async with self.locks.hold("streamkeys"):
             old = await self._stored_input(org_id, input_id)
             stream_key = new_stream_key()
             li = await self._db(
@@ -405,57 +393,6 @@ class ControlService(AssetsMixin):
         return applied
 
     # -- signing keys and playback --------------------------------------------------
-
-    async def _active_key(self) -> SigningKey:
-        async with self._key_lock:
-            now = self._clock()
-            keys = await self._db(self.repo.signing_keys, now)
-            active = next((k for k in keys if k.retired_at is None), None)
-            if active is None or now - active.created_at >= self.settings.signing_key_max_age:
-                active = await self._rotate_locked(now)
-                keys = await self._db(self.repo.signing_keys, now)
-            if tuple(k.kid for k in keys) != self._jwks_published:
-                await self._publish_jwks(keys)
-            return active
-
-    async def _rotate_locked(self, now: float) -> SigningKey:
-        key = new_signing_key(self._sealer, now)
-        await self._db(
-            self.repo.rotate_signing_key,
-            key,
-            retire_expires_at=now + MAX_PLAYBACK_TTL + _KEY_OVERLAP_SLACK,
-        )
-        _log.info("signing_key_rotated", kid=key.kid)
-        return key
-
-    def check_signing_keys(self) -> None:
-        """Raise :class:`SealError` unless every published signing key can be opened.
-
-        Called before serving, so a missing or wrong ``--key-secret`` stops the
-        start with a clear message instead of failing the first mint.
-        """
-        for key in self.repo.signing_keys(self._clock()):
-            self._sealer.open(key.private_key)
-
-    async def rotate_signing_key(self) -> SigningKey:
-        """Start signing with a fresh key; the old one stays in the JWKS until its tokens expire."""
-        async with self._key_lock:
-            key = await self._rotate_locked(self._clock())
-            await self._publish_jwks(await self._db(self.repo.signing_keys, self._clock()))
-            return key
-
-    async def jwks(self) -> dict[str, Any]:
-        await self._active_key()  # ensures a key exists (first start) and is fresh
-        return public_jwks(await self._db(self.repo.signing_keys, self._clock()))
-
-    async def _publish_jwks(self, keys: list[SigningKey]) -> None:
-        await self.bus.set(KEY_JWKS, public_jwks(keys))
-        # POPs refresh at once instead of waiting out their unknown-kid refresh interval.
-        kids = [k.kid for k in keys]
-        await self.bus.publish(
-            JWKS_CHANNEL, {"event": "rotated", "kids": kids, "at": self._clock()}
-        )
-        self._jwks_published = tuple(k.kid for k in keys)
 
     def playback_url(self, namespace: str, token: str) -> str:
         base = self.settings.relay_url.rstrip("/")
@@ -533,34 +470,6 @@ class ControlService(AssetsMixin):
             expires_at=signed.expires_at,
         )
 
-    # -- revocations ------------------------------------------------------------------
-
-    async def _publish_revocation(self, rev: Revocation) -> None:
-        ttl = max(1.0, rev.expires_at - self._clock())
-        if rev.kind == "jti":
-            record: dict[str, Any] = {"exp": rev.expires_at}
-            message: dict[str, Any] = {"jti": rev.target}
-        else:
-            record = {"before": rev.before, "exp": rev.expires_at}
-            message = {"sub": rev.target, "before": rev.before}
-        await self.bus.set(f"clutchcall:revoked:{rev.kind}:{rev.target}", record, ttl=ttl)
-        message.update({"exp": rev.expires_at, "at": rev.created_at})
-        await self.bus.publish(CH_REVOCATIONS, message)
-        self.metrics.revocations.labels(rev.kind).inc()
-
-    async def revoke_token(self, org_id: str, jti: str) -> RevocationResult:
-        if len(jti) > 64:
-            raise not_found("playback token", jti[:64])
-        token = await self._db(self.repo.get_playback_token, org_id, jti)
-        if token is None:
-            raise not_found("playback token", jti)
-        now = self._clock()
-        rev = Revocation("jti", jti, org_id, None, float(token.expires_at), now)
-        await self._db(self.repo.upsert_revocation, rev)
-        await self._publish_revocation(rev)
-        _log.info("token_revoked", org=org_id, jti=jti)
-        return RevocationResult("jti", jti, None, rev.expires_at, now)
-
     async def revoke_input_playback(self, org_id: str, input_id: str) -> RevocationResult:
         """Revoke every token of the input issued up to now (later ones stay valid)."""
         li = await self._stored_input(org_id, input_id)
@@ -568,21 +477,12 @@ class ControlService(AssetsMixin):
         _log.info("input_playback_revoked", org=org_id, input=li.id)
         return result
 
-    async def _revoke_sub(self, org_id: str, sub: str) -> RevocationResult:
-        now = self._clock()
-        # Tokens carry iat with millisecond precision (signing.py).
-        before = round(now, 3)
-        rev = Revocation("sub", sub, org_id, before, now + MAX_PLAYBACK_TTL, now)
-        await self._db(self.repo.upsert_revocation, rev)
-        await self._publish_revocation(rev)
-        return RevocationResult("sub", sub, before, rev.expires_at, now)
-
     # -- background work ----------------------------------------------------------------
 
     async def resync(self) -> None:
         """Re-write every bus record this service owns from the database."""
         now = self._clock()
-        async with self._streamkey_lock:  # no rotation between the read and the writes
+        async with self.locks.hold("streamkeys"):  # no rotation between the read and the writes
             inputs = await self._db(self.repo.all_live_inputs)
             for li in inputs:
                 await self._write_stream_key(li, None)
@@ -590,18 +490,9 @@ class ControlService(AssetsMixin):
             for key in await self.bus.keys("clutchcall:streamkey:*"):
                 if key not in known:  # its input was deleted while the bus was away
                     await self.bus.delete(key)
-        for rev in await self._db(self.repo.active_revocations, now):
-            ttl = max(1.0, rev.expires_at - now)
-            record: dict[str, Any] = (
-                {"exp": rev.expires_at}
-                if rev.kind == "jti"
-                else {"before": rev.before, "exp": rev.expires_at}
-            )
-            await self.bus.set(f"clutchcall:revoked:{rev.kind}:{rev.target}", record, ttl=ttl)
-        self._jwks_published = ()
-        await self._active_key()
+        await self.resync_revocations()
+        await self.resync_signing_keys()
         await self._db(self.repo.purge_expired, now)
-        await self._db(self.repo.purge_signing_keys, now)
 
     async def _read_status_records(self) -> None:
         for key in await self.bus.keys(f"{CH_INPUT_STATUS}:*"):
@@ -637,7 +528,7 @@ class ControlService(AssetsMixin):
         marker = await self._db(self.repo.live_inputs_marker)
         if marker == self._inputs_marker:
             return 0
-        async with self._streamkey_lock:
+        async with self.locks.hold("streamkeys"):
             inputs = await self._db(self.repo.all_live_inputs)
             changed = [
                 li

@@ -340,6 +340,20 @@ class Repository(AssetQueries):
                 ),
             )
 
+    def get_revocation(self, rev_id: str) -> Revocation | None:
+        """The stored revocation ``<kind>:<target>`` (expired or not), or None."""
+        with self.driver.transaction() as tx:
+            row = tx.one(
+                "SELECT kind, target, org_id, before, expires_at, created_at FROM revocations "
+                "WHERE id = ?",
+                (rev_id,),
+            )
+        return None if row is None else Revocation(**row)
+
+    def delete_revocation(self, rev_id: str) -> bool:
+        with self.driver.transaction() as tx:
+            return tx.execute("DELETE FROM revocations WHERE id = ?", (rev_id,)) > 0
+
     def active_revocations(self, now: float) -> list[Revocation]:
         with self.driver.transaction() as tx:
             rows = tx.all(
