@@ -244,6 +244,8 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
                 console_demo=f"{org_id}:{api_key}",
                 data_dir=str(state / "data"),
                 relay_certificate=str(cert),
+                # A local stack: demo webhooks go to receivers on this machine.
+                webhook_allow_private=True,
             )
             server = asyncio.ensure_future(serve_async(settings, sock, bus=bus))
             try:

@@ -62,6 +62,9 @@ class ControlSettings:
     webhook_max_attempts: int = 8
     webhook_retry_base: float = 10.0
     webhook_timeout: float = 10.0
+    # Let webhooks reach private, loopback and link-local addresses (local development
+    # only: `clutchcall up` sets it); off, such targets are refused (control.webhook_guard).
+    webhook_allow_private: bool = False
 
     def __post_init__(self) -> None:
         if self.auth_failure_limit < 1 or self.auth_failure_window <= 0:

@@ -21,6 +21,7 @@ from control.models import at, ts
 from control.service import ControlService
 from control.signing import KeySealer
 from control.store import ApiKey
+from control.webhook_guard import ForbiddenTarget, resolve_target
 from control.webhooks import (
     EVENTS,
     Delivery,
@@ -128,6 +129,24 @@ def check_endpoint_url(url: str) -> str:
     return url
 
 
+async def check_endpoint_target(url: str, *, allow_private: bool) -> None:
+    """422 if the URL's host is, or resolves to, an address deliveries may not reach.
+
+    A name that does not resolve (yet) is accepted: every delivery resolves and checks
+    it again before connecting (control.webhook_guard)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    try:
+        async with asyncio.timeout(5):
+            await resolve_target(parts.hostname or "", port, allow_private=allow_private)
+    except ForbiddenTarget as exc:
+        raise Problem(
+            422, "webhook-target-forbidden", str(exc), title="Webhook Target Forbidden"
+        ) from exc
+    except (OSError, TimeoutError, UnicodeError):
+        pass
+
+
 def _queue(service: ControlService) -> DueQueue:
     bus = service.bus
     if isinstance(bus, RedisBus):
@@ -150,7 +169,11 @@ def install_webhooks(
         timeout=settings.webhook_timeout,
     )
     dispatcher = WebhookDispatcher(
-        service.repo, KeySealer(settings.key_secret), _queue(service), policy
+        service.repo,
+        KeySealer(settings.key_secret),
+        _queue(service),
+        policy,
+        allow_private=settings.webhook_allow_private,
     )
     service.event_sinks.append(dispatcher.enqueue)
     app.state.webhooks = dispatcher
@@ -184,6 +207,7 @@ def install_webhooks(
     @app.post("/v1/webhooks", status_code=201, tags=["webhooks"])
     async def create_webhook(body: CreateWebhook, key: key_dep) -> WebhookWithSecret:
         url = check_endpoint_url(body.url)
+        await check_endpoint_target(url, allow_private=settings.webhook_allow_private)
         events = list(dict.fromkeys(body.events)) if body.events else list(EVENTS)
         hook, secret = await dispatcher.create_endpoint(key.org_id, url, events)
         return WebhookWithSecret(**_hook_out(hook).model_dump(), secret=secret)

@@ -13,7 +13,8 @@ one delivery row per subscribed endpoint, in the database, and is sent as::
 
     {"id": "evt_...", "type": "asset.ready", "created_at": ..., "org_id": ..., "data": {...}}
 
-A 2xx answer delivers it; anything else (or no answer within the timeout) is
+Targets must be public addresses (:mod:`control.webhook_guard`, checked when the
+endpoint is created and again at each connection). A 2xx answer delivers it; anything else (or no answer within the timeout) is
 retried on an exponential schedule (``webhook_retry_base`` * 2^n, capped, with
 jitter) until ``webhook_max_attempts``, then the delivery is ``failed``.
 Every attempt is recorded on the row (``GET /v1/webhooks/{id}/deliveries``).
@@ -49,6 +50,7 @@ from control.ids import new_id
 from control.signing import KeySealer
 from control.store import Conflict, Repository
 from control.store._drivers import Driver
+from control.webhook_guard import GuardedTransport
 
 __all__ = [
     "EVENTS",
@@ -400,6 +402,7 @@ class WebhookDispatcher:
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
         batch: int = 16,
+        allow_private: bool = False,
     ) -> None:
         self.store = WebhookStore(repo.driver)
         self._sealer = sealer
@@ -410,10 +413,13 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         # Set after each refill of the queue from the database (tests and statistics wait on it).
         self.refilled = asyncio.Event()
+        self.allow_private = allow_private
         self._http = httpx.AsyncClient(
             timeout=policy.timeout,
             follow_redirects=False,
-            transport=transport,
+            trust_env=False,
+            # Public addresses only, checked at connect time (control.webhook_guard).
+            transport=transport or GuardedTransport(allow_private=allow_private),
             headers={"User-Agent": "clutchcall-webhooks/1"},
         )
 

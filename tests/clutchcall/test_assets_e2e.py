@@ -26,7 +26,10 @@ SECONDS = 4.0
 def control(tmp_path: Path) -> Iterator[tuple[ControlServer, str]]:
     db = f"sqlite:///{tmp_path / 'control.db'}"
     org = create_org(db)
-    server = ControlServer(db, "--data-dir", str(tmp_path / "data"), "--webhook-retry-base", "0.5")
+    server = ControlServer(
+        db, "--data-dir", str(tmp_path / "data"), "--webhook-retry-base", "0.5",
+        "--webhook-allow-private",  # the receiver is on this machine
+    )  # fmt: skip
     try:
         yield server, str(org["api_key"])
     finally:

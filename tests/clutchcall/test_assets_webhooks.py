@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 async def test_sync_webhooks_create_list_get_deliveries_delete(tmp_path: Path) -> None:
     receiver = Receiver()
     try:
-        async with served(tmp_path) as srv:
+        async with served(tmp_path, webhook_allow_private=True) as srv:  # a local receiver
 
             def manage() -> tuple[str, str]:
                 with Streams(base_url=srv.base_url, api_key=srv.api_key) as streams:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import time
@@ -20,6 +21,9 @@ from tests.control.conftest import Api, open_api
 from tests.control.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.timeout(90)
+
+# The receiver listens on 127.0.0.1: deliveries to it need private targets allowed.
+local_api = functools.partial(open_api, webhook_allow_private=True)
 
 
 @pytest.fixture
@@ -120,7 +124,7 @@ async def test_delivery_is_signed_and_retried_with_backoff(
     db_url: str, redis_bus: Bus, receiver: Receiver
 ) -> None:
     receiver.statuses = [500, 503]  # fails twice, then 200
-    async with open_api(db_url, redis_bus, webhook_retry_base=0.3) as api:
+    async with local_api(db_url, redis_bus, webhook_retry_base=0.3) as api:
         hook = await create_hook(api, receiver.url, events=["asset.ready"])
         other = await create_hook(api, receiver.url + "?other", events=["live.ended"])
         dispatcher = dispatcher_of(api)
@@ -156,7 +160,7 @@ async def test_delivery_is_signed_and_retried_with_backoff(
 
 async def test_delivery_fails_after_max_attempts(sqlite_url: str, receiver: Receiver) -> None:
     receiver.default = 500
-    async with open_api(
+    async with local_api(
         sqlite_url, MemoryBus(), webhook_retry_base=0.05, webhook_max_attempts=3
     ) as api:
         hook = await create_hook(api, receiver.url)
@@ -175,7 +179,7 @@ async def test_unreachable_endpoint_is_recorded(sqlite_url: str) -> None:
     closed = Receiver()
     url = closed.url
     closed.close()  # nothing listens there any more
-    async with open_api(sqlite_url, MemoryBus(), webhook_max_attempts=1) as api:
+    async with local_api(sqlite_url, MemoryBus(), webhook_max_attempts=1) as api:
         hook = await create_hook(api, url)
         await api.service.emit_event(api.org_id, "asset.ready", {"id": "as_3"})
         assert await dispatcher_of(api).run_once() == 1
@@ -193,9 +197,9 @@ async def test_retries_hold_across_nodes_through_redis(
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     receiver.statuses = [500] * 3
     async with (
-        open_api(db, redis_bus, webhook_retry_base=0.2) as a,
-        open_api(db, redis_bus, webhook_retry_base=0.2) as b,
-        open_api(db, redis_bus, webhook_retry_base=0.2) as c,
+        local_api(db, redis_bus, webhook_retry_base=0.2) as a,
+        local_api(db, redis_bus, webhook_retry_base=0.2) as b,
+        local_api(db, redis_bus, webhook_retry_base=0.2) as c,
     ):
         hook = await create_hook(a, receiver.url)
         for i in range(6):
@@ -212,12 +216,12 @@ async def test_retries_hold_across_nodes_through_redis(
 
 
 async def test_pending_deliveries_survive_a_restart(sqlite_url: str, receiver: Receiver) -> None:
-    async with open_api(sqlite_url, MemoryBus()) as first:
+    async with local_api(sqlite_url, MemoryBus()) as first:
         hook = await create_hook(first, receiver.url)
         await first.service.emit_event(first.org_id, "asset.ready", {"id": "as_9"})
         org, key = first.org_id, first.api_key
     # A new process: empty in-memory queue, same database.
-    async with open_api(sqlite_url, MemoryBus()) as second:
+    async with local_api(sqlite_url, MemoryBus()) as second:
         dispatcher = dispatcher_of(second)
         assert await dispatcher.restore() == 1
         assert await dispatcher.run_once() == 1
@@ -233,7 +237,7 @@ async def test_pending_deliveries_survive_a_restart(sqlite_url: str, receiver: R
 
 
 async def test_live_started_and_ended_events(sqlite_url: str, receiver: Receiver) -> None:
-    async with open_api(sqlite_url, MemoryBus()) as api:
+    async with local_api(sqlite_url, MemoryBus()) as api:
         hook = await create_hook(api, receiver.url, events=["live.started", "live.ended"])
         li, _key = await api.service.create_input(api.org_id, "Cam", "fmp4")
         ext = li.external_input_id
@@ -278,7 +282,7 @@ async def test_a_redis_that_lost_the_queue_is_refilled_from_the_database(
 ) -> None:
     """A delivery row that never reached the sorted set (Redis restarted empty, or was
     down at enqueue) is sent by a worker that is already running, from its refill."""
-    async with open_api(sqlite_url, redis_bus) as api:
+    async with local_api(sqlite_url, redis_bus) as api:
         hook = await create_hook(api, receiver.url)
         dispatcher = dispatcher_of(api)
         task = asyncio.ensure_future(dispatcher.run(poll=0.05, refill_every=0.3))

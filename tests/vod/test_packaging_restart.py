@@ -48,7 +48,8 @@ def test_sigkill_while_packaging_then_ready_once(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'control.db'}"
     key = create_org(db)["api_key"]
     auth = {"Authorization": f"Bearer {key}"}
-    flags = ("--data-dir", str(tmp_path / "data"), "--upload-idle-seconds", "0.5")
+    flags = ("--data-dir", str(tmp_path / "data"), "--upload-idle-seconds", "0.5",
+             "--webhook-allow-private")  # fmt: skip
     receiver = Receiver()
     first = ControlServer(db, *flags)
     try:
