@@ -18,9 +18,10 @@ Once every viewer has joined, the harness samples every node's ``/metrics``
 and CPU over ``--window`` seconds: per tier the payload egress
 (``clutchcall_bytes_out``) against the origin's ingest (``clutchcall_bytes_in``):
 the stream's own rate. Copies per child = a node's egress / (ingest x its
-children), 1.00 when each tier sends one copy per child. Then the publisher
-stops; each viewer's delivered ratio counts every object from the group it
-joined at to the last one published (:func:`bench.swarm.summarize`).
+children), 1.00 when each tier sends one copy per child. Then the swarms are
+told the last object counted (the one due a second later, ``tail``) and the run
+waits for every viewer to have it; each viewer's delivered ratio counts every
+object from the group it joined at to that one (:func:`bench.swarm.summarize`).
 
 ``viewers per core`` is the viewers divided by the cores the whole mesh (origin
 and POPs, not the swarm, the publisher or Redis) used in the window: what the
@@ -86,7 +87,7 @@ class MeshResult:
     processes: int
     swarm_nice: int = 0
     ingest_mbit_s: float = 0.0  # the origin's bytes_in rate: the encoder's one upload
-    publisher_mbit_s: float = 0.0  # what the publisher sent, by its own count
+    publisher_mbit_s: float = 0.0  # the publisher's payload rate (the clip's, prft included)
     tiers: list[TierFigures] = field(default_factory=list)
     mesh_cpu_cores: float = 0.0
     swarm_cpu_cores: float = 0.0
@@ -237,14 +238,14 @@ def run_mesh(
     ramp: float = 10.0,
     window: float = 15.0,
     stack: str = "picoquic",
-    slack: float = 20.0,
+    tail: float = 1.0,
     swarm_nice: int = 0,
     workdir: Path,
 ) -> MeshResult:
     """One run (see the module docstring); every process is stopped on return.
     ``per_regional`` 0: no edge tier, the viewers join the regional POPs. The publisher
-    sends for ``ramp + window + slack`` seconds: ``slack`` covers the joins' end and the
-    settling before the window. ``swarm_nice``: the swarm processes' nice value (> 0: the
+    sends until the window is over; the last object counted is the one due ``tail``
+    seconds after that, and the run waits for every viewer to have it. ``swarm_nice``: the swarm processes' nice value (> 0: the
     mesh gets the CPU first, as if the viewers were on other machines)."""
     edges = regionals * per_regional
     processes = max(1, math.ceil(viewers / per_process))
@@ -262,23 +263,9 @@ def run_mesh(
             n for n in nodes if n.tier == "regional"
         ]
         edge_urls = [f"moqt://{_quic_of(mesh, n)}" for n in edge_nodes]
-        # publish long enough for the ramp, the joins and the measured window
-        duration = ramp + window + slack
-        publisher = mesh.start(
-            "publisher",
-            [
-                python(), "-m", "bench._live", "publisher", "--url", f"moqt://{origin_quic}",
-                "--namespace", NAMESPACE, "--clip-dir", str(workdir / "clips"),
-                "--bitrate", str(bitrate), "--fps", str(fps), "--group-seconds",
-                str(group_seconds), "--prime-groups", "1", "--duration", str(duration),
-                "--linger", "600",
-            ],
-        )  # fmt: skip
-        primed = json.loads(publisher.wait_line("{", timeout=60 + group_seconds))
-        last_seq = int(primed["primed"]) + int(duration * fps) - 1
-        last = f"{last_seq // per_group}:{last_seq % per_group}"
-        redis_a, redis_ta = _redis_calls(redis_url), time.monotonic()
-        ramp_cpu0 = sum(tree_cpu(n.proc.pid) for n in nodes)
+        # the swarms load (imports take seconds on a busy host) while the publisher starts;
+        # they join on SIGUSR2
+        last_file = workdir / "last-object.txt"
         swarms: list[tuple[Proc, Path]] = []
         for i, (edge, count) in enumerate(_assign(viewers, len(edge_nodes), per_process)):
             edge_nodes[edge].children += count
@@ -291,12 +278,28 @@ def run_mesh(
                     "nice", "-n", str(swarm_nice),
                     python(), "-m", "bench.swarm", "--url", edge_urls[edge],
                     "--namespace", NAMESPACE, "--tokens", str(token_file), "--report",
-                    str(report), "--stack", stack, "--ramp", str(ramp), "--last", last,
-                    "--timeout", str(duration + 120), "--seed", str(i),
-                    "--per-group", str(per_group),
+                    str(report), "--stack", stack, "--ramp", str(ramp), "--last-file", str(last_file),
+                    "--timeout", str(ramp + window + 600), "--seed", str(i),
+                    "--per-group", str(per_group), "--wait-go",
                 ],
             )  # fmt: skip
             swarms.append((proc, report))
+        publisher = mesh.start(
+            "publisher",
+            [
+                python(), "-m", "bench._live", "publisher", "--url", f"moqt://{origin_quic}",
+                "--namespace", NAMESPACE, "--clip-dir", str(workdir / "clips"),
+                "--bitrate", str(bitrate), "--fps", str(fps), "--group-seconds",
+                str(group_seconds), "--prime-groups", "1", "--duration", "0",
+            ],
+        )  # fmt: skip
+        primed = json.loads(publisher.wait_line("{", timeout=60 + group_seconds))
+        for proc, _ in swarms:
+            proc.wait_line("armed", timeout=120)
+        redis_a, redis_ta = _redis_calls(redis_url), time.monotonic()
+        ramp_cpu0 = sum(tree_cpu(n.proc.pid) for n in nodes)
+        for proc, _ in swarms:
+            proc.signal(signal.SIGUSR2)
         _count_children(nodes)
         for proc, _ in swarms:
             line = proc.wait_line("ready", timeout=ramp + 120)
@@ -314,8 +317,11 @@ def run_mesh(
         t0 = time.monotonic()
         time.sleep(window)
         elapsed = time.monotonic() - t0
-        if time.time() > float(primed["t0"]) + (last_seq + 1) / fps:
-            result.notes.append("the window may overlap the end of publishing: raise slack")
+        # the last object counted: the one due ``tail`` s from now (it is not sent yet)
+        last_seq = math.ceil((time.time() + tail - float(primed["t0"])) * fps)
+        last_file.write_text(f"{last_seq // per_group}:{last_seq % per_group}")
+        for proc, _ in swarms:
+            proc.signal(signal.SIGUSR1)
         after = _scrape(nodes)
         redis_c = _redis_calls(redis_url)
         result.redis_calls_per_s = (redis_c - redis_b) / (time.monotonic() - redis_tb)
@@ -356,11 +362,10 @@ def run_mesh(
         # (the steady rate of the window, for on average half the viewers)
         serving = result.mesh_cpu_cores / 2 * (redis_tb - redis_ta)
         result.mesh_cpu_ms_per_join = max(0.0, ramp_cpu - serving) / viewers * 1000
-        sent = json.loads(publisher.wait_line("sent", timeout=duration + 120).split(" ", 1)[1])
-        result.publisher_mbit_s = sent["bytes"] * 8 / 1e6 / duration
+        result.publisher_mbit_s = clip.bitrate / 1e6
         for proc, _ in swarms:
             try:
-                proc.wait_line("complete", timeout=30)
+                proc.wait_line("complete", timeout=60)
             except (TimeoutError, RuntimeError) as exc:
                 result.notes.append(f"{proc.name}: {exc}")
         end = _scrape(nodes)
@@ -394,7 +399,7 @@ def format_result(r: MeshResult) -> str:
         f"latency publisher -> viewer (after the joined group) p50/p99/max {s.latency_p50_ms:.1f}/"
         f"{s.latency_p99_ms:.1f}/{s.latency_max_ms:.1f} ms; join (connect -> first object) "
         f"p50/p99 {s.join_p50_ms:.0f}/{s.join_p99_ms:.0f} ms",
-        f"ingest at the origin {r.ingest_mbit_s:.3f} Mbit/s (publisher sent "
+        f"ingest at the origin {r.ingest_mbit_s:.3f} Mbit/s (the publisher's clip "
         f"{r.publisher_mbit_s:.3f}); Redis {r.redis_calls_per_s:.1f} commands/s without joins, "
         f"{r.redis_calls_per_join:.2f} per join",
         "",
@@ -447,9 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="nice value of the swarm processes (> 0: the mesh nodes get the CPU first)",
     )
-    parser.add_argument(
-        "--slack", type=float, default=20.0, help="publishing seconds beyond ramp + window"
-    )
+
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     if args.viewers < 1 or args.regionals < 1 or args.edges_per_regional < 0:
@@ -468,7 +471,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ramp=args.ramp,
         window=args.window,
         stack=args.quic_stack,
-        slack=args.slack,
         swarm_nice=args.swarm_nice,
         workdir=workdir,
     )

@@ -10,7 +10,8 @@ session with its playback token (AUTHORIZATION TOKEN in CLIENT_SETUP), the
 rendition out of it (``--rendition NAME``, else the video track of lowest
 bitrate) with SUBSCRIBE + a joining FETCH of the current group: a late join at
 the group the publisher is in, from its first object. The viewers join spread
-over ``--ramp`` seconds, so they land at random points of a group.
+over ``--ramp`` seconds, so they land at random points of a group (with
+``--wait-go`` from the SIGUSR2 that follows the ``armed`` line).
 
 Nothing is decoded: a media object is counted once (by group and object id, the
 FETCH and the subscription may both bring it) and timed: arrival wall clock
@@ -25,9 +26,9 @@ Per viewer the report has its start group (SUBSCRIBE_OK's largest location),
 how many objects of that group and later it counted, its join time (connect ->
 first media object) and, if it failed, why. Latencies (ms, 0.1 ms steps) are
 pooled per process. The process prints ``ready {json}`` once every viewer has
-joined or failed, ``complete`` once every live viewer has the ``--last``
-GROUP:OBJECT, and on SIGTERM or ``--timeout`` writes the report and prints
-``done``. :func:`summarize` turns reports and the published range into
+joined or failed, ``complete`` once every live viewer has the last object
+(``--last`` GROUP:OBJECT, or read from ``--last-file`` on SIGUSR1), and on
+SIGTERM or ``--timeout`` writes the report and prints ``done``. :func:`summarize` turns reports and the published range into
 delivered ratios and percentiles.
 """
 
@@ -117,8 +118,8 @@ async def _swarm(args: argparse.Namespace) -> int:
     viewers = [_Viewer(i) for i in range(len(tokens))]
     latencies: list[int] = []  # 0.1 ms steps, every viewer of this process
     unstamped = [0]
-    last = tuple(int(x) for x in args.last.split(":")) if args.last else None
-    last_key = (last[0] << 24) | last[1] if last else None
+    # the last published object: --last, or later from --last-file on SIGUSR1
+    mark: dict[str, Any] = {"last": None, "key": None}
     stop = asyncio.Event()
     complete = asyncio.Event()
     pending = [len(viewers)]  # live viewers without the last object
@@ -130,8 +131,29 @@ async def _swarm(args: argparse.Namespace) -> int:
         if not viewer.has_last:
             viewer.has_last = True
             pending[0] -= 1
-            if pending[0] == 0 and last is not None:
+            if pending[0] == 0 and mark["last"] is not None:
                 complete.set()
+
+    def learn_last(text: str) -> None:
+        """The last object is ``GROUP:OBJECT``: viewers that have it are finished."""
+        try:
+            group, obj = (int(x) for x in text.strip().split(":"))
+        except ValueError:
+            print(f"error: bad last object {text.strip()!r} (GROUP:OBJECT)", flush=True)
+            return
+        mark["last"], mark["key"] = (group, obj), (group << 24) | obj
+        for viewer in viewers:
+            if mark["key"] in viewer.seen and viewer.start_group is not None:
+                finished(viewer)
+        if pending[0] == 0:
+            complete.set()
+
+    if args.last:
+        learn_last(args.last)
+    if args.last_file:
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: learn_last(Path(args.last_file).read_text())
+        )
 
     def take(viewer: _Viewer, group: int, key: int, now: float, sent: float | None) -> None:
         """Count one new media object of ``viewer`` (its start group is known)."""
@@ -147,7 +169,7 @@ async def _swarm(args: argparse.Namespace) -> int:
             unstamped[0] += 1
         else:
             latencies.append(round((now - sent) * 10000))
-        if key == last_key:
+        if key == mark["key"]:
             finished(viewer)
 
     def handler(viewer: _Viewer, catalog: asyncio.Future[bytes], catalog_rids: set[int]) -> Any:
@@ -186,7 +208,13 @@ async def _swarm(args: argparse.Namespace) -> int:
         catalog_rids: set[int] = set()
         try:
             conn = await exits.enter_async_context(
-                connect(args.url, verify=False, options=options, stack=args.stack)
+                connect(
+                    args.url,
+                    verify=False,
+                    options=options,
+                    stack=args.stack,
+                    setup_timeout=args.join_timeout,
+                )
             )
             conn.set_event_handler(handler(viewer, catalog, catalog_rids))
             session = conn.session
@@ -216,13 +244,18 @@ async def _swarm(args: argparse.Namespace) -> int:
             for early in viewer.early:
                 take(viewer, *early)
             viewer.early.clear()
+        except TimeoutError:  # before OSError: it is one
+            viewer.error = f"join took over {args.join_timeout}s"
+            finished(viewer)
         except (ConnectionClosed, HandshakeError, OSError, LookupError, ValueError) as exc:
             viewer.error = f"{type(exc).__name__}: {exc}"
             finished(viewer)
-        except TimeoutError:
-            viewer.error = f"join took over {args.join_timeout}s"
-            finished(viewer)
 
+    if args.wait_go:
+        go = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR2, go.set)
+        print("armed", flush=True)
+        await go.wait()
     async with contextlib.AsyncExitStack() as exits:
         ramp = max(0.0, args.ramp)
         delays = sorted(rng.uniform(0, ramp) for _ in viewers)
@@ -234,7 +267,7 @@ async def _swarm(args: argparse.Namespace) -> int:
         )
         joined = sum(v.error is None for v in viewers)
         print(f"ready {json.dumps({'joined': joined, 'rss': rss_bytes(os.getpid())})}", flush=True)
-        if pending[0] == 0 and last is not None:
+        if pending[0] == 0 and mark["last"] is not None:
             complete.set()
         deadline = loop.time() + args.timeout
         waiters = [asyncio.ensure_future(e.wait()) for e in (complete, stop)]
@@ -256,12 +289,12 @@ async def _swarm(args: argparse.Namespace) -> int:
                 {
                     "start_group": v.start_group,
                     "largest": v.largest,
-                    "counted": v.counted,
+                    "counted": _counted(v, mark["key"]),
                     "join_ms": (v.first_object - v.started) * 1000 if v.first_object else None,
                     "started": v.started,
                     "error": v.error,
                     "closed": v.closed,
-                    "missing": _missing(v, last, args.per_group),
+                    "missing": _missing(v, mark["last"], args.per_group),
                 }
                 for v in viewers
             ],
@@ -269,6 +302,15 @@ async def _swarm(args: argparse.Namespace) -> int:
         await asyncio.to_thread(Path(args.report).write_text, json.dumps(report))
     print("done", flush=True)
     return 0
+
+
+def _counted(viewer: _Viewer, last_key: int | None) -> int:
+    """Objects counted from the start group on; up to the last one published when known
+    (later ones do not make up for a missing one)."""
+    if last_key is None or viewer.start_group is None:
+        return viewer.counted
+    first = viewer.start_group << 24
+    return sum(1 for key in viewer.seen if first <= key <= last_key)
 
 
 def _missing(
@@ -374,6 +416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", choices=QUIC_STACKS, default="picoquic")
     parser.add_argument("--ramp", type=float, default=0.0, help="spread the joins over S seconds")
     parser.add_argument("--last", default="", help="GROUP:OBJECT of the last published object")
+    parser.add_argument("--wait-go", action="store_true", help="print 'armed', join on SIGUSR2")
+    parser.add_argument(
+        "--last-file",
+        default="",
+        help="on SIGUSR1 read GROUP:OBJECT of the last published object from this file",
+    )
     parser.add_argument(
         "--per-group", type=int, default=0, help="objects per group: report what is missing"
     )

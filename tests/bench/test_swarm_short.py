@@ -18,7 +18,7 @@ def test_fifty_swarm_viewers_on_one_pop_get_their_objects(tmp_path: Path) -> Non
     host), the origin sends one copy to the POP and the POP one per viewer."""
     result = run_mesh(
         50, regionals=1, per_regional=0, bitrate=250e3, fps=2, group_seconds=1.0,
-        per_process=50, ramp=2.0, window=2.0, slack=6.0, workdir=tmp_path,
+        per_process=50, ramp=1.0, window=3.0, workdir=tmp_path,
     )  # fmt: skip
     assert not result.notes, result.notes
     swarm = result.swarm
@@ -29,7 +29,9 @@ def test_fifty_swarm_viewers_on_one_pop_get_their_objects(tmp_path: Path) -> Non
     origin, pop = result.tiers
     assert (origin.tier, origin.children, pop.tier, pop.children) == ("origin", 1, "regional", 50)
     assert 0.2 < result.ingest_mbit_s < 0.4
-    assert 0.7 < origin.copies_per_child < 1.3 and 0.7 < pop.copies_per_child < 1.3
+    # One copy per child, not one per viewer (that would be 50 at the origin). The nodes
+    # fold their counters into /metrics once a second: over a 3 s window that is coarse.
+    assert 0.5 < origin.copies_per_child < 2 and 0.5 < pop.copies_per_child < 2
 
 
 def test_summary_counts_from_each_viewers_start_group() -> None:
