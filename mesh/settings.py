@@ -99,6 +99,9 @@ class NodeSettings:
     setup_timeout: float = 10.0
     # QUIC connections beyond this many are refused (CONNECTION_REFUSED) on either stack.
     max_connections: int = 10_000
+    # picoquic: bytes its ring holds per stream we send on (allocated per stream; a longer
+    # backlog waits in the session). Most of a viewer's memory when large (bench/RESULTS.md).
+    quic_stream_buffer: int = 64 * 1024
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
@@ -113,6 +116,8 @@ class NodeSettings:
             raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if self.quic_stream_buffer < 4096:
+            raise ValueError("quic_stream_buffer must be at least 4096 bytes")
         for name in ("heartbeat_interval", "node_ttl", "drain_timeout", "setup_timeout"):
             _positive(name, getattr(self, name))
         if self.node_ttl <= self.heartbeat_interval:

@@ -32,6 +32,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "(docs/relay-links.md); empty: links are treated as viewers",
     "setup_timeout": "seconds a session may take to complete MoQT SETUP before it is closed",
     "max_connections": "QUIC connections beyond this many are refused",
+    "quic_stream_buffer": "picoquic: bytes held per outgoing stream inside picoquic (the rest "
+    "waits in the session)",
     # -- origin -------------------------------------------------------------------------
     "publish_auth": "how publishers are admitted: redis (stream keys from the control "
     "plane) or none (development only: anyone may publish)",

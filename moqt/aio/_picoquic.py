@@ -95,8 +95,11 @@ RAW_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14)
 RetryMode = Literal["auto", "always", "never"]
 RETRY_MODES = ("auto", "always", "never")
 _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
-#: Per-stream send ring of a server's connections (aiopquic's own default: 4 MiB).
-STREAM_BUFFER = 4 << 20
+#: Per-stream send ring of a server's connections. aiopquic's own default, 4 MiB, is
+#: malloc'ed per stream and touched as the stream's bytes go through it: most of a
+#: viewer's memory (bench/RESULTS.md, issue 15). A relay writes while its backlog is
+#: below 16 KiB, so 64 KiB holds what it writes; larger writes are cut to fit.
+STREAM_BUFFER = 64 << 10
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)

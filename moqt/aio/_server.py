@@ -151,10 +151,12 @@ async def listen(
     options: SessionOptions | None = None,
     stack: str = "aioquic",
     max_connections: int = 10_000,
+    stream_buffer: int | None = None,
 ) -> Listener:
     """Serve MoQT on ``stack`` (:data:`QUIC_STACKS`): raw QUIC and WebTransport on one
     port, with :func:`serve` (``aioquic``) or :func:`serve_picoquic` (``picoquic``,
-    packet and HTTP/3 work on a C thread)."""
+    packet and HTTP/3 work on a C thread; ``stream_buffer``: its per-stream send ring,
+    None for its default)."""
     if stack == "aioquic":
         return await serve(
             host,
@@ -173,6 +175,7 @@ async def listen(
             on_session=on_session,
             options=options,
             max_connections=max_connections,
+            **({} if stream_buffer is None else {"stream_buffer": stream_buffer}),
         )
         return listener
     raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")
