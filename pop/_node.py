@@ -199,6 +199,7 @@ class PopNode(MeshNode[_Downstream]):
                 options=self._session_options(),
                 max_connections=self.settings.max_connections,
                 reuse_port=self._reuse_port,
+                stream_buffer=self.settings.quic_stream_buffer,
                 retry=self.settings.quic_retry,
                 retry_threshold=self.settings.retry_threshold,
             )
