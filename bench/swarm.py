@@ -110,6 +110,7 @@ def _pick_rendition(payload: bytes, wanted: str | None) -> str:
 
 async def _swarm(args: argparse.Namespace) -> int:
     from moqt.aio import ConnectionClosed, HandshakeError, SessionOptions, connect
+    from moqt.errors import MoqtError
     from moqt.events import ObjectReceived, RequestRejected, SessionClosed
     from moqt.types import SubscriptionFilter
 
@@ -247,7 +248,14 @@ async def _swarm(args: argparse.Namespace) -> int:
         except TimeoutError:  # before OSError: it is one
             viewer.error = f"join took over {args.join_timeout}s"
             finished(viewer)
-        except (ConnectionClosed, HandshakeError, OSError, LookupError, ValueError) as exc:
+        except (
+            ConnectionClosed,
+            HandshakeError,
+            MoqtError,
+            OSError,
+            LookupError,
+            ValueError,
+        ) as exc:
             viewer.error = f"{type(exc).__name__}: {exc}"
             finished(viewer)
 
