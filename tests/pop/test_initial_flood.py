@@ -50,7 +50,7 @@ async def flood(port: int, count: int) -> None:
 
 @pytest.mark.timeout(60)
 async def test_spoofed_initials_create_bounded_state(make_pop: MakePop, tokens: Tokens) -> None:
-    pop = await make_pop(retry_threshold=THRESHOLD)
+    pop = await make_pop(quic_stack="aioquic", retry_threshold=THRESHOLD)
     port = pop.quic_address[1]
     flooding = asyncio.create_task(flood(port, FLOOD))
     try:
@@ -75,7 +75,7 @@ async def test_spoofed_initials_create_bounded_state(make_pop: MakePop, tokens: 
 
 
 async def test_retry_always_still_admits_clients(make_pop: MakePop, tokens: Tokens) -> None:
-    pop = await make_pop(quic_retry="always")
+    pop = await make_pop(quic_stack="aioquic", quic_retry="always")
     options = SessionOptions(auth_token=tokens.mint().encode())
     async with connect(
         f"moqt://127.0.0.1:{pop.quic_address[1]}", verify=False, options=options
