@@ -175,10 +175,56 @@ class FanoutResult:
     relay_cpu_cores: float = 0.0
     egress_mbit_s: float = 0.0
     relay_rss_mb: float = 0.0
+    # The relay's RSS with the publisher connected and no subscriber, then with every
+    # subscriber subscribed before the publisher starts: the growth at the end over
+    # relay_rss_base_mb, divided by N, is the memory per active viewer.
+    relay_rss_base_mb: float = 0.0
+    relay_rss_idle_mb: float = 0.0
+    # Where the relay's resident memory is at the end (MiB): see smaps_summary.
+    relay_memory: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def per_viewer_kib(self) -> float:
+        if not self.relay_rss_base_mb:
+            return math.nan
+        return (self.relay_rss_mb - self.relay_rss_base_mb) * 1024 / max(1, self.subscribers)
 
-def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[str]:
+
+def smaps_summary(pid: int) -> dict[str, float]:
+    """Resident MiB of a process by kind of mapping: ``heap`` (the main malloc arena, where
+    the event loop's allocations go), ``arenas`` (64 MiB-aligned anonymous regions: other
+    threads' malloc arenas, picoquic's thread), ``anon`` (other anonymous mappings: large
+    mallocs, Python's arenas), ``files``."""
+    totals = {"heap": 0.0, "arenas": 0.0, "anon": 0.0, "files": 0.0}
+    kind = "anon"
+    try:
+        with open(f"/proc/{pid}/smaps") as lines:
+            for line in lines:
+                head = line.split()
+                if not head:
+                    continue
+                if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                    start, end = (int(x, 16) for x in head[0].split("-"))
+                    name = head[5] if len(head) > 5 else ""
+                    if name == "[heap]":
+                        kind = "heap"
+                    elif name:
+                        kind = "files"
+                    elif start % (64 << 20) == 0 and end - start <= 64 << 20:
+                        kind = "arenas"
+                    else:
+                        kind = "anon"
+                elif head[0] == "Rss:":
+                    totals[kind] += int(head[1]) / 1024
+    except OSError:
+        pass
+    return {k: round(v, 1) for k, v in totals.items()}
+
+
+def _relay_command(
+    kind: str, port: int, http_port: int, workdir: Path, extra: Sequence[str] = ()
+) -> list[str]:
     if kind in ("ours", "ours-picoquic"):
         stack = ["--quic-stack", "picoquic"] if kind == "ours-picoquic" else []
         return [
@@ -193,6 +239,7 @@ def _relay_command(kind: str, port: int, http_port: int, workdir: Path) -> list[
             "--log-level",
             "warning",
             *stack,
+            *extra,
         ]
     if kind == "aiomoqt":
         from moqt.aio import write_self_signed
@@ -241,6 +288,7 @@ def run_fanout(
     per_process: int,
     workdir: Path,
     client_stack: str = "aioquic",
+    relay_args: Sequence[str] = (),
 ) -> FanoutResult:
     port, http_port = free_port(), free_port()
     url = f"moqt://127.0.0.1:{port}"
@@ -249,7 +297,7 @@ def run_fanout(
     procs: list[Proc] = []
     try:
         relay_proc = Proc(
-            _relay_command(relay, port, http_port, workdir),
+            _relay_command(relay, port, http_port, workdir, relay_args),
             name=f"relay-{relay}",
             stderr_path=workdir / f"relay-{relay}-{subscribers}.log",
         )
@@ -277,6 +325,7 @@ def run_fanout(
         )
         procs.append(pub)
         pub.wait_line("ready")
+        result.relay_rss_base_mb = rss_bytes(relay_proc.pid) / 2**20
         reports: list[Path] = []
         subs: list[Proc] = []
         remaining, index = subscribers, 0
@@ -312,11 +361,13 @@ def run_fanout(
             index += 1
         for sub in subs:
             sub.wait_line("ready", timeout=60)
+        result.relay_rss_idle_mb = rss_bytes(relay_proc.pid) / 2**20
         before = CpuSample.of(relay_proc.pid)
         pub.signal(signal.SIGUSR1)
         sent_line = pub.wait_line("sent", timeout=duration + 30)
         after = CpuSample.of(relay_proc.pid)
         result.relay_rss_mb = rss_bytes(relay_proc.pid) / 2**20
+        result.relay_memory = smaps_summary(relay_proc.pid)
         result.sent = json.loads(sent_line.split(" ", 1)[1])["objects"]
         for sub in subs:
             sub.wait_line("done", timeout=duration + 30)
@@ -346,15 +397,22 @@ def run_fanout(
 
 def _format(results: list[FanoutResult], ceiling: float | None) -> str:
     lines = [
-        "| relay | N | delivered (missing) | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| relay | N | delivered (missing) | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB | KiB per active viewer |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         pct = f"{100 * r.egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
         lines.append(
             f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% ({r.missing}) | {r.latency_p50_ms:.1f} | "
-            f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {pct} | {r.relay_rss_mb:.0f} |"
+            f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {pct} | {r.relay_rss_mb:.0f} | "
+            f"{r.per_viewer_kib:.0f} |"
         )
+    for r in results:
+        if r.relay_memory:
+            lines.append(
+                f"<!-- {r.relay} N={r.subscribers} RSS MiB base {r.relay_rss_base_mb:.0f}, "
+                f"subscribed {r.relay_rss_idle_mb:.0f}, end {r.relay_rss_mb:.0f}: {r.relay_memory} -->"
+            )
     notes = [f"- {r.relay} N={r.subscribers}: {n}" for r in results for n in r.notes]
     return "\n".join(lines + (["", *notes] if notes else []))
 
@@ -401,6 +459,7 @@ def _run(args: argparse.Namespace) -> int:
                 per_process=args.per_process,
                 workdir=workdir,
                 client_stack=args.client_stack,
+                relay_args=args.relay_arg,
             )
             results.append(r)
             print(
@@ -444,6 +503,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="QUIC stack of the subscriber processes (the load generator), for every relay",
     )
     run.add_argument("--no-ceiling", action="store_true")
+    run.add_argument(
+        "--relay-arg",
+        action="append",
+        default=[],
+        help="one more option for our relays (repeat; e.g. --relay-arg=--quic-stream-buffer=262144)",
+    )
     run.add_argument("--json")
     pub = sub.add_parser("publisher")
     pub.add_argument("--url", required=True)
