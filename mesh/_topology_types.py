@@ -1,13 +1,13 @@
-"""Records and errors of the cluster topology (see :mod:`mesh.topology`)."""
+"""Errors and local types of the cluster topology (see :mod:`mesh.topology`); its bus
+records (:class:`NodeInfo`, :class:`Route`) are defined in :mod:`mesh.bus_contract`."""
 
 from __future__ import annotations
 
-import enum
 import urllib.parse
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mesh.bus_contract import NodeInfo, NodeRole, Route
 
 __all__ = [
     "HOPS_PARAM",
@@ -38,87 +38,6 @@ class NoRoute(TopologyError):
 
 class RouteLoop(TopologyError):
     """The request already passed through this node: answering it would loop."""
-
-
-class NodeRole(enum.StrEnum):
-    ORIGIN = "origin"
-    POP = "pop"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    """One node's registry record (``clutchcall:node:<node_id>``)."""
-
-    node_id: str
-    role: NodeRole
-    region: str
-    quic: str
-    http: str = ""
-    started: float = 0.0
-    load: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    hosts: frozenset[str] = frozenset()
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "role": self.role.value,
-            "region": self.region,
-            "quic": self.quic,
-            "http": self.http,
-            "started": self.started,
-            "load": dict(self.load),
-            "hosts": sorted(self.hosts),
-        }
-
-    @classmethod
-    def from_record(cls, node_id: str, record: Mapping[str, Any]) -> NodeInfo:
-        """Parse a record; raises ``ValueError`` on anything malformed."""
-        try:
-            role = NodeRole(record["role"])
-            region, quic = record["region"], record["quic"]
-            if not isinstance(region, str) or not isinstance(quic, str) or not quic:
-                raise ValueError("region and quic must be strings")
-            load = record.get("load") or {}
-            hosts = record.get("hosts") or []
-            if not isinstance(load, dict) or not isinstance(hosts, list):
-                raise ValueError("load must be a map and hosts a list")
-            return cls(
-                node_id=node_id,
-                role=role,
-                region=region,
-                quic=quic,
-                http=str(record.get("http", "")),
-                started=float(record.get("started", 0.0)),
-                load=MappingProxyType(
-                    {str(k): float(v) for k, v in load.items() if isinstance(v, int | float)}
-                ),
-                hosts=frozenset(h for h in hosts if isinstance(h, str)),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed node record for {node_id!r}: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Namespace routing record (``clutchcall:route:<namespace>``)."""
-
-    namespace: str
-    origin: str
-    region: str
-    quic: str
-    at: float
-
-    def to_record(self) -> dict[str, Any]:
-        return {"origin": self.origin, "region": self.region, "quic": self.quic, "at": self.at}
-
-    @classmethod
-    def from_record(cls, namespace: str, record: Mapping[str, Any]) -> Route:
-        try:
-            origin, region, quic = record["origin"], record["region"], record["quic"]
-            if not all(isinstance(v, str) and v for v in (origin, region, quic)):
-                raise ValueError("origin, region and quic must be non-empty strings")
-            return cls(namespace, origin, region, quic, float(record.get("at", 0.0)))
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed route record for {namespace!r}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

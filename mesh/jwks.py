@@ -33,12 +33,20 @@ from jwt.algorithms import ECAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import (
+    JWKS_KEY,
+    SIGNING_KEYS_CHANNEL,
+    JwksRecord,
+    MalformedLog,
+    MalformedRecord,
+    SigningKeysEvent,
+)
 
 __all__ = ["JWKS_CHANNEL", "JWKS_KEY", "JwksProvider", "JwksUnavailable", "parse_jwks"]
 
-JWKS_KEY: Final = "clutchcall:jwks"
-#: The control plane announces here that the key set changed (a rotation): refresh now.
-JWKS_CHANNEL: Final = "clutchcall:signing-keys"
+#: The control plane announces on ``JWKS_CHANNEL`` that the key set changed (a rotation):
+#: refresh now (:class:`mesh.bus_contract.SigningKeysEvent`).
+JWKS_CHANNEL: Final = SIGNING_KEYS_CHANNEL
 MAX_JWKS_BYTES: Final = 1 << 20
 
 _log = structlog.get_logger(__name__)
@@ -161,11 +169,18 @@ class JwksProvider:
         """Refresh at once on each ``clutchcall:signing-keys`` message (and after a bus
         resync, which may have hidden one), whatever ``min_refresh_interval`` says."""
         assert self._bus is not None
+        malformed = MalformedLog()
         while True:
             try:
                 async with self._bus.subscribe(JWKS_CHANNEL) as messages:
                     async for message in messages:
-                        _log.debug("jwks_rotation_announced", resync=message.resync)
+                        if not message.resync:
+                            try:
+                                event = SigningKeysEvent.decode(message.data)
+                            except MalformedRecord as exc:
+                                malformed.report("bad_signing_keys_message", "", exc)
+                                continue
+                            _log.debug("jwks_rotation_announced", kids=list(event.kids))
                         await self.refresh()
             except (BusUnavailable, redis.exceptions.RedisError, OSError) as exc:
                 _log.warning("jwks_follow_failed", error=str(exc))
@@ -217,7 +232,7 @@ class JwksProvider:
             record = await self._bus.get(JWKS_KEY)
             if record is None:
                 raise ValueError(f"{JWKS_KEY} is not set")
-            return record
+            return JwksRecord.decode(record).encode()
         raw = await asyncio.to_thread(Path(self.source).read_bytes)
         if len(raw) > MAX_JWKS_BYTES:
             raise ValueError("JWKS file too large")

@@ -1,6 +1,6 @@
 """The revocation set every POP keeps, fed by ``clutchcall:revocations`` and persisted records.
 
-Semantics (``BUS_CONTRACT.md``): a token is revoked when its ``jti`` is revoked,
+Semantics (``docs/bus-contract.md``; the records are :mod:`mesh.bus_contract`'s): a token is revoked when its ``jti`` is revoked,
 or when its ``sub`` is revoked with ``iat <= before`` (tokens minted after a
 "revoke everything for this input" keep working).  Each revocation carries
 ``exp``, the time after which it can be forgotten.
@@ -15,17 +15,17 @@ matching sessions at once.  The control plane publishes with :func:`publish_revo
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import msgpack
 import redis.exceptions
 import structlog
 
 from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import REVOCATIONS_CHANNEL, REVOKED_PREFIX, MalformedLog, Revocation
 
 __all__ = [
     "MAX_PLAYBACK_TTL",
@@ -37,79 +37,10 @@ __all__ = [
     "publish_revocation",
 ]
 
-REVOCATIONS_CHANNEL: Final = "clutchcall:revocations"
-REVOKED_PREFIX: Final = "clutchcall:revoked:"
 MAX_PLAYBACK_TTL: Final = 24 * 3600.0
 
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    """One revocation: by ``jti`` (``before`` unused) or by ``sub`` (tokens with iat <= before)."""
-
-    kind: str  # "jti" | "sub"
-    value: str
-    exp: float
-    before: float = 0.0
-    at: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("jti", "sub") or not self.value:
-            raise ValueError(f"invalid revocation {self.kind}={self.value!r}")
-        if not all(math.isfinite(t) for t in (self.exp, self.before, self.at)):
-            raise ValueError("revocation times must be finite numbers")
-
-    @property
-    def key(self) -> str:
-        return f"{REVOKED_PREFIX}{self.kind}:{self.value}"
-
-    def matches(self, *, jti: str, sub: str, iat: float) -> bool:
-        """Whether a token with these claims is revoked by this entry."""
-        if self.kind == "jti":
-            return jti == self.value
-        return sub == self.value and iat <= self.before
-
-    def to_message(self) -> dict[str, Any]:
-        body: dict[str, Any] = {self.kind: self.value, "exp": self.exp, "at": self.at}
-        if self.kind == "sub":
-            body["before"] = self.before
-        return body
-
-    def to_record(self) -> dict[str, Any]:
-        if self.kind == "sub":
-            return {"before": self.before, "exp": self.exp}
-        return {"exp": self.exp}
-
-    @classmethod
-    def from_message(cls, data: Mapping[str, Any]) -> Revocation:
-        """Parse a channel message; raises ``ValueError`` when malformed."""
-        try:
-            at = float(data.get("at", 0.0))
-            if "jti" in data:
-                return cls("jti", _text(data["jti"]), float(data["exp"]), at=at)
-            if "sub" in data:
-                return cls("sub", _text(data["sub"]), float(data["exp"]), float(data["before"]), at)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed revocation message: {exc}") from exc
-        raise ValueError("revocation message names neither jti nor sub")
-
-    @classmethod
-    def from_record(cls, key: str, record: Mapping[str, Any]) -> Revocation:
-        rest = key.removeprefix(REVOKED_PREFIX)
-        kind, _, value = rest.partition(":")
-        try:
-            before = float(record["before"]) if kind == "sub" else 0.0
-            return cls(kind, value, float(record["exp"]), before)
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed revocation record {key!r}: {exc}") from exc
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError("revocation id must be a string")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +68,7 @@ class RevocationSet:
         self._applied = 0
         self._reloads = 0
         self._malformed = 0
+        self._malformed_log = MalformedLog()
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(revocation)`` for each newly applied revocation; returns a remover."""
@@ -198,7 +130,7 @@ class RevocationSet:
                 revocation = Revocation.from_record(key, record)
             except (ValueError, TypeError, msgpack.UnpackException) as exc:
                 self._malformed += 1
-                _log.warning("bad_revocation_record", key=key, error=str(exc))
+                self._malformed_log.report("bad_revocation_record", key, exc)
                 continue
             added += self.apply(revocation)
         self._reloads += 1
@@ -222,7 +154,9 @@ class RevocationSet:
                     revocation = Revocation.from_message(message.data)
                 except ValueError as exc:
                     self._malformed += 1
-                    _log.warning("bad_revocation_message", error=str(exc))
+                    self._malformed_log.report(
+                        "bad_revocation_message", repr(message.data)[:120], exc
+                    )
                     continue
                 self.apply(revocation)
 

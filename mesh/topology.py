@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Final
 
 import msgpack
 import redis.exceptions
@@ -63,6 +62,15 @@ from mesh._topology_types import (
     with_hop_path,
 )
 from mesh.bus import Bus, BusMessage, BusUnavailable
+from mesh.bus_contract import (
+    NODE_PREFIX,
+    ROUTE_PREFIX,
+    TOPOLOGY_CHANNEL,
+    MalformedLog,
+    TopologyMessage,
+    node_key,
+    route_key,
+)
 
 __all__ = [
     "HOPS_PARAM",
@@ -85,10 +93,6 @@ __all__ = [
     "parse_hop_path",
     "with_hop_path",
 ]
-
-NODE_PREFIX: Final = "clutchcall:node:"
-ROUTE_PREFIX: Final = "clutchcall:route:"
-TOPOLOGY_CHANNEL: Final = "clutchcall:topology"
 
 _log = structlog.get_logger(__name__)
 
@@ -126,6 +130,8 @@ class Topology:
         if max_hops < 1:
             raise ValueError("max_hops must be >= 1")
         self._bus = bus
+        self._malformed = MalformedLog()
+        self._announce_due = False
         self._clock = clock
         self.node = replace(node, started=node.started or clock())
         self._interval = heartbeat_interval
@@ -186,9 +192,9 @@ class Topology:
         with contextlib.suppress(*_BUS_DOWN):
             for namespace in list(self._hosted):
                 await self._drop_route(namespace)
-            await self._bus.delete(NODE_PREFIX + self.node.node_id)
+            await self._bus.delete(node_key(self.node.node_id))
             await self._bus.publish(
-                TOPOLOGY_CHANNEL, {"event": "node_down", "node": self.node.node_id}
+                TOPOLOGY_CHANNEL, TopologyMessage.node_down(self.node.node_id).encode()
             )
         self._hosted.clear()
 
@@ -203,11 +209,8 @@ class Topology:
         route = self._own_route(namespace)
         self._apply_route(route)
         with contextlib.suppress(*_BUS_DOWN):  # the heartbeat re-writes it on recovery
-            await self._bus.set(ROUTE_PREFIX + namespace, route.to_record(), ttl=self._ttl)
-            await self._bus.publish(
-                TOPOLOGY_CHANNEL,
-                {"event": "route_set", "namespace": namespace, **route.to_record()},
-            )
+            await self._bus.set(route_key(namespace), route.to_record(), ttl=self._ttl)
+            await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.route_set(route).encode())
 
     async def withdraw(self, namespace: str) -> None:
         """The broadcast ended here; removes the route if it still points at us."""
@@ -219,6 +222,13 @@ class Topology:
         if (r := self._routes.get(namespace)) is not None and r.origin == self.node.node_id:
             self._remove_route(namespace)
 
+    def set_certificate_hashes(self, hashes: Sequence[str]) -> None:
+        """Publish new certificate hashes (a renewal) with a heartbeat now, announced
+        with ``node_up`` so the other nodes need not wait for their next scan."""
+        self.node = replace(self.node, certificate_hashes=tuple(hashes))
+        self._announce_due = True
+        self._wake.set()
+
     def set_load(self, **load: float) -> None:
         """Numbers published with the next heartbeat (sessions, cpu, ...)."""
         self.node = replace(self.node, load=MappingProxyType(dict(load)))
@@ -228,12 +238,11 @@ class Topology:
         return Route(namespace, self.node.node_id, self.node.region, self.node.quic, at)
 
     async def _drop_route(self, namespace: str) -> None:
-        current = await self._bus.get(ROUTE_PREFIX + namespace)
+        current = await self._bus.get(route_key(namespace))
         if current is not None and current.get("origin") == self.node.node_id:
-            await self._bus.delete(ROUTE_PREFIX + namespace)
+            await self._bus.delete(route_key(namespace))
             await self._bus.publish(
-                TOPOLOGY_CHANNEL,
-                {"event": "route_gone", "namespace": namespace, "origin": self.node.node_id},
+                TOPOLOGY_CHANNEL, TopologyMessage.route_gone(namespace, self.node.node_id).encode()
             )
 
     # -- snapshot reading -----------------------------------------------------------
@@ -299,11 +308,11 @@ class Topology:
             if not self._bus_up:
                 raise
         try:
-            record = await self._bus.get(ROUTE_PREFIX + namespace)
+            record = await self._bus.get(route_key(namespace))
             if record is None:
                 raise NoRoute(f"no live origin hosts {namespace!r}")
             route = Route.from_record(namespace, record)
-            node_record = await self._bus.get(NODE_PREFIX + route.origin)
+            node_record = await self._bus.get(node_key(route.origin))
             if node_record is None:
                 raise NoRoute(f"the origin of {namespace!r} ({route.origin}) is gone")
             info = NodeInfo.from_record(route.origin, node_record)
@@ -393,7 +402,8 @@ class Topology:
         while True:
             was_up = self._bus_up
             try:
-                await self._beat(announce=not was_up)
+                announce, self._announce_due = not was_up or self._announce_due, False
+                await self._beat(announce=announce)
                 if not was_up and self._ready.is_set():
                     # Back after an outage: Redis may have lost every record and the
                     # other nodes re-register on their next beat. Until they all had
@@ -428,11 +438,11 @@ class Topology:
 
     async def _beat(self, *, announce: bool) -> None:
         me = self.node
-        await self._bus.set(NODE_PREFIX + me.node_id, me.to_record(), ttl=self._ttl)
+        await self._bus.set(node_key(me.node_id), me.to_record(), ttl=self._ttl)
         for namespace in list(self._hosted):
             route = self._own_route(namespace)
             try:
-                current = await self._bus.get(ROUTE_PREFIX + namespace)
+                current = await self._bus.get(route_key(namespace))
                 newer = (
                     current is not None
                     and current.get("origin") != me.node_id
@@ -442,19 +452,14 @@ class Topology:
                 newer = False  # a corrupt record is overwritten with ours
             if newer:
                 continue  # the publisher moved to a newer origin; do not steal it back
-            await self._bus.set(ROUTE_PREFIX + namespace, route.to_record(), ttl=self._ttl)
+            await self._bus.set(route_key(namespace), route.to_record(), ttl=self._ttl)
         if announce:
             # First beat, or first after an outage (Redis may have lost every key):
             # tell the others at once instead of letting them wait for their next scan.
-            await self._bus.publish(
-                TOPOLOGY_CHANNEL, {"event": "node_up", "node": me.node_id, **me.to_record()}
-            )
+            await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.node_up(me).encode())
             for namespace in list(self._hosted):
                 route = self._own_route(namespace)
-                await self._bus.publish(
-                    TOPOLOGY_CHANNEL,
-                    {"event": "route_set", "namespace": namespace, **route.to_record()},
-                )
+                await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.route_set(route).encode())
 
     async def _resync(self, *, full: bool = True) -> None:
         """Re-read every node (and every route when ``full``); applied only on full success.
@@ -472,7 +477,7 @@ class Topology:
                     continue
                 nodes[node_id] = NodeInfo.from_record(node_id, record)
             except _BAD_RECORD as exc:
-                _log.warning("bad_node_record", key=key, error=str(exc))
+                self._malformed.report("bad_node_record", key, exc)
         routes: dict[str, Route] = {}
         for key in await self._bus.keys(ROUTE_PREFIX + "*") if full else ():
             namespace = key[len(ROUTE_PREFIX) :]
@@ -482,7 +487,7 @@ class Topology:
                     continue
                 routes[namespace] = Route.from_record(namespace, record)
             except _BAD_RECORD as exc:
-                _log.warning("bad_route_record", key=key, error=str(exc))
+                self._malformed.report("bad_route_record", key, exc)
         nodes[self.node.node_id] = self.node
         for namespace in self._hosted:
             routes.setdefault(namespace, self._own_route(namespace))
@@ -523,37 +528,33 @@ class Topology:
                 try:
                     self._on_message(message)
                 except (ValueError, KeyError, TypeError) as exc:
-                    _log.warning("bad_topology_message", error=str(exc), data=repr(message.data))
+                    self._malformed.report("bad_topology_message", repr(message.data)[:120], exc)
 
     def _on_message(self, message: BusMessage) -> None:
-        data = message.data
-        event = data.get("event")
+        msg = TopologyMessage.decode(message.data)
         self._generation += 1
-        if "node" in data:
-            self._touched["n:" + str(data["node"])] = self._generation
-        if "namespace" in data:
-            self._touched["r:" + str(data["namespace"])] = self._generation
-        if event == "node_up":
-            node_id = str(data["node"])
-            info = NodeInfo.from_record(node_id, data)
-            fresh = node_id not in self._nodes
-            self._nodes[node_id] = info
+        if msg.node_id:
+            self._touched["n:" + msg.node_id] = self._generation
+        if msg.namespace:
+            self._touched["r:" + msg.namespace] = self._generation
+        if msg.node is not None:  # node_up
+            fresh = msg.node_id not in self._nodes
+            self._nodes[msg.node_id] = msg.node
             if fresh:
-                self._emit(TopologyEvent("node_up", node_id=node_id))
-        elif event == "node_down":
-            node_id = str(data["node"])
+                self._emit(TopologyEvent("node_up", node_id=msg.node_id))
+        elif msg.event == "node_down":
+            node_id = msg.node_id
             if node_id != self.node.node_id and self._nodes.pop(node_id, None) is not None:
                 self._emit(TopologyEvent("node_down", node_id=node_id))
                 for namespace, route in list(self._routes.items()):
                     if route.origin == node_id:
                         self._remove_route(namespace)
-        elif event == "route_set":
-            self._apply_route(Route.from_record(str(data["namespace"]), data))
-        elif event == "route_gone":
-            namespace = str(data["namespace"])
-            gone = self._routes.get(namespace)
-            if gone is not None and gone.origin == data.get("origin", gone.origin):
-                self._remove_route(namespace)
+        elif msg.route is not None:  # route_set
+            self._apply_route(msg.route)
+        elif msg.event == "route_gone":
+            gone = self._routes.get(msg.namespace)
+            if gone is not None and gone.origin == (msg.origin or gone.origin):
+                self._remove_route(msg.namespace)
 
     def _apply_route(self, route: Route) -> None:
         old = self._routes.get(route.namespace)

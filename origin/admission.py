@@ -28,15 +28,24 @@ import hmac
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import msgpack
 import redis.exceptions
 import structlog
 
 from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import (
+    STREAMKEY_PREFIX,
+    STREAMKEYS_CHANNEL,
+    MalformedLog,
+    MalformedRecord,
+    StreamKeyEvent,
+    StreamKeyRecord,
+    streamkey_key,
+)
 from origin.rtmp.publish import Admission as RtmpAdmission
 from origin.rtmp.publish import Authorizer as RtmpAuthorizer
 
@@ -53,11 +62,8 @@ __all__ = [
     "rtmp_authorizer",
 ]
 
-STREAMKEY_PREFIX: Final = "clutchcall:streamkey:"
-STREAMKEYS_CHANNEL: Final = "clutchcall:streamkeys"
 
 _INPUT_ID: Final = re.compile(r"[A-Za-z0-9_\-]{1,128}")
-_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _MAX_KEY: Final = 512
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
 _BAD_RECORD = (ValueError, TypeError, msgpack.UnpackException)
@@ -120,24 +126,6 @@ def _check_input(external_input_id: str, stream_key: str) -> Admission | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Record:
-    org: str
-    input: str
-    namespace: str
-    sha256: str
-
-    @classmethod
-    def parse(cls, record: Mapping[str, Any]) -> _Record:
-        values = {k: record.get(k) for k in ("org", "input", "namespace", "sha256")}
-        if not all(isinstance(v, str) and v for v in values.values()):
-            raise ValueError("stream key record needs org, input, namespace and sha256 strings")
-        parsed = cls(**values)  # type: ignore[arg-type]
-        if not _SHA256_HEX.fullmatch(parsed.sha256.lower()):
-            raise ValueError("sha256 is not 64 hex digits")
-        return parsed
-
-
-@dataclass(frozen=True, slots=True)
 class AdmissionStatistics:
     admitted: int
     refused: int
@@ -167,10 +155,11 @@ class BusStreamKeyAuthorizer:
         self._on_key_revoked = on_key_revoked
         self._cache_ttl = cache_ttl
         self._clock = clock
-        self._cache: dict[str, tuple[_Record, float]] = {}
+        self._cache: dict[str, tuple[StreamKeyRecord, float]] = {}
         self._live: dict[str, str] = {}  # external input id -> sha256 it was admitted with
         self._admitted = self._refused = self._revoked = self._bus_errors = 0
         self._tasks: asyncio.TaskGroup | None = None
+        self._malformed = MalformedLog()
 
     async def __call__(self, external_input_id: str, stream_key: str) -> Admission:
         return await self.authorize(external_input_id, stream_key)
@@ -212,12 +201,12 @@ class BusStreamKeyAuthorizer:
             return Admission.deny(Refusal.WRONG_KEY, f"invalid stream key for {external_input_id}")
         return Admission(True, "", record.org, record.namespace, record.input)
 
-    async def _record(self, external_input_id: str) -> _Record | None:
+    async def _record(self, external_input_id: str) -> StreamKeyRecord | None:
         cached = self._cache.get(external_input_id)
         if cached is not None and self._clock() - cached[1] < self._cache_ttl:
             return cached[0]
         try:
-            raw = await self._bus.get(STREAMKEY_PREFIX + external_input_id)
+            raw = await self._bus.get(streamkey_key(external_input_id))
         except _BUS_DOWN:
             self._bus_errors += 1
             if cached is not None:
@@ -226,7 +215,7 @@ class BusStreamKeyAuthorizer:
         if raw is None:
             self._cache.pop(external_input_id, None)
             return None
-        record = _Record.parse(raw)
+        record = StreamKeyRecord.decode(raw)
         self._cache[external_input_id] = (record, self._clock())
         return record
 
@@ -242,14 +231,14 @@ class BusStreamKeyAuthorizer:
                         for external_input_id in list(self._live):
                             await self._recheck(external_input_id, "resync")
                         continue
-                    input_id = message.data.get("external_input_id")
-                    event = message.data.get("event")
-                    if not isinstance(input_id, str) or event not in (
-                        "rotated",
-                        "deleted",
-                    ):
-                        _log.warning("bad_streamkey_message", data=repr(message.data)[:200])
+                    try:
+                        change = StreamKeyEvent.decode(message.data)
+                    except MalformedRecord as exc:
+                        self._malformed.report(
+                            "bad_streamkey_message", repr(message.data)[:120], exc
+                        )
                         continue
+                    input_id, event = change.external_input_id, change.event
                     self._cache.pop(input_id, None)
                     if input_id in self._live:
                         await self._recheck(input_id, event)

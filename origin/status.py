@@ -20,12 +20,17 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
 
 import redis.exceptions
 import structlog
 
 from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import (
+    INPUT_STATUS_CHANNEL,
+    INPUT_STATUS_PREFIX,
+    InputStatusRecord,
+    input_status_key,
+)
 
 __all__ = [
     "INPUT_STATUS_CHANNEL",
@@ -35,8 +40,6 @@ __all__ = [
     "StatusReporter",
 ]
 
-INPUT_STATUS_CHANNEL: Final = "clutchcall:input-status"
-INPUT_STATUS_PREFIX: Final = "clutchcall:input-status:"
 _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
 _log = structlog.get_logger("origin.status")
 
@@ -54,13 +57,10 @@ class StatusReport:
     detail: str | None
     at: float
 
-    def to_record(self) -> dict[str, object]:
-        return {
-            "external_input_id": self.external_input_id,
-            "status": self.status.value,
-            "detail": self.detail,
-            "at": self.at,
-        }
+    def to_record(self, node: str = "") -> dict[str, object]:
+        return InputStatusRecord(
+            self.external_input_id, self.status.value, self.detail, self.at, node
+        ).encode()
 
 
 class StatusReporter:
@@ -104,7 +104,7 @@ class StatusReporter:
         try:
             async with self._write:
                 await self._bus.set(
-                    INPUT_STATUS_PREFIX + external_input_id, record, ttl=self._ttl(report)
+                    input_status_key(external_input_id), record, ttl=self._ttl(report)
                 )
             await self._bus.publish(INPUT_STATUS_CHANNEL, record)
         except _BUS_DOWN as exc:
@@ -122,9 +122,7 @@ class StatusReporter:
             for ext, report in list(self._latest.items()):
                 if report.status is not InputStatus.LIVE or self._latest.get(ext) is not report:
                     continue
-                await self._bus.set(
-                    INPUT_STATUS_PREFIX + ext, self._record(report), ttl=self._live_ttl
-                )
+                await self._bus.set(input_status_key(ext), self._record(report), ttl=self._live_ttl)
                 written += 1
         self.refreshes += 1
         return written
@@ -145,7 +143,4 @@ class StatusReporter:
         return self._live_ttl if report.status is InputStatus.LIVE else None
 
     def _record(self, report: StatusReport) -> dict[str, object]:
-        record = report.to_record()
-        if self._node_id:
-            record["node"] = self._node_id
-        return record
+        return report.to_record(self._node_id)
