@@ -8,27 +8,44 @@ publishes that hash here, with the relay URL, for the browser SDK (``web/src/str
 reads it at the API base, the SDK script's origin or the page's). Public and CORS ``*``:
 a certificate hash is no secret.
 
-The certificate file (``ControlSettings.relay_certificate``) is re-read when it changes,
-so a renewed certificate is published without a restart. Without one (a relay with a
-CA-issued certificate needs no pinning) the answer is a 404 problem.
+In a cluster every node publishes the hashes of its own certificate in its node record
+(``certificate_hashes``, :mod:`mesh.bus_contract`; :mod:`mesh.certificates` renews it and
+lists the old hash next to the new one until the old certificate expires). The answer is:
+
+* ``?relay=https://host:port``: the hashes of the node advertising ``host:port``
+  (404 ``unknown-relay`` when no live node does, 404 ``no-pinned-certificate`` when it
+  publishes none);
+* without ``relay``: the hashes of the nodes at ``relay_url`` and ``publish_url``; when
+  neither is a node's address (a load balancer's name), the certificate file
+  (``ControlSettings.relay_certificate``, re-read when it changes, as ``clutchcall up``
+  sets it), else the hashes of every node that publishes some. ``relays`` lists every
+  such node with its own hashes. Nothing at all: 404 ``no-pinned-certificate``.
+
+Node records are read from the bus at most once a second, so this public endpoint cannot
+make Redis scan its keys for every request.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from control.errors import Problem
 from control.settings import ControlSettings
+from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import NODE_PREFIX, MalformedLog, NodeInfo
 
 __all__ = ["PinnedCertificate", "install_relay_certificate", "read_pinned_certificate"]
 
@@ -77,36 +94,138 @@ class _Cache:
         return self._value
 
 
+_NODES_TTL = 1.0
+_MAX_RELAY = 512
+_log = structlog.get_logger("control.relay_cert")
+
+
+def _hostport(url: str) -> str | None:
+    """``host:port`` of an https/moqt URL (or of a bare ``host:port``), lower-cased;
+    ``None`` when it names no port."""
+    try:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"//{url}")
+        port = parts.port
+    except ValueError:  # "[" without "]", a port out of range
+        return None
+    if not parts.hostname or port is None:
+        return None
+    host = parts.hostname.lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Nodes:
+    """The node records on the bus, re-read at most every ``_NODES_TTL`` seconds."""
+
+    def __init__(self) -> None:
+        self._at = -_NODES_TTL
+        self._nodes: list[NodeInfo] = []
+        self._malformed = MalformedLog()
+
+    async def get(self, bus: Bus) -> list[NodeInfo]:
+        if time.monotonic() - self._at < _NODES_TTL:
+            return self._nodes
+        nodes = []
+        for key in await bus.keys(NODE_PREFIX + "*"):
+            try:
+                record = await bus.get(key)
+                if record is not None:
+                    nodes.append(NodeInfo.from_record(key.removeprefix(NODE_PREFIX), record))
+            except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
+                self._malformed.report("bad_node_record", key, exc)
+        self._nodes, self._at = nodes, time.monotonic()
+        return nodes
+
+
+def _hashes(values: list[str]) -> list[dict[str, str]]:
+    return [{"algorithm": "sha-256", "value": v} for v in dict.fromkeys(values)]
+
+
+def _answer(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(
+        body, headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
+    )
+
+
+def _no_pin(detail: str) -> Problem:
+    return Problem(404, "no-pinned-certificate", detail, title="Not Found")
+
+
 def install_relay_certificate(app: FastAPI, settings: ControlSettings) -> None:
     """Register ``GET /v1/relay/certificate``."""
     cache = _Cache(Path(settings.relay_certificate)) if settings.relay_certificate else None
+    registry = _Nodes()
 
-    @app.get(
-        "/v1/relay/certificate",
-        tags=["relay"],
-        summary="The relay's self-signed certificate hash (WebTransport serverCertificateHashes)",
-    )
-    async def relay_certificate() -> JSONResponse:
-        if cache is None:
-            raise Problem(
-                404,
-                "no-pinned-certificate",
-                "the relay uses a CA-issued certificate: nothing to pin",
-                title="Not Found",
-            )
+    def from_file() -> dict[str, Any]:
+        assert cache is not None
         try:
             cert = cache.get()
         except (OSError, ValueError) as exc:
             raise Problem(
                 503, "relay-certificate-unreadable", f"cannot read the relay certificate: {exc}"
             ) from None
-        body: dict[str, Any] = {
-            "relay_url": settings.relay_url,
-            "publish_url": settings.publish_url,
-            "certificate_hashes": [{"algorithm": "sha-256", "value": cert.sha256.hex()}],
+        return {
+            "certificate_hashes": _hashes([cert.sha256.hex()]),
             "not_after": cert.not_after.isoformat(),
             "pinnable": cert.pinnable,
         }
-        return JSONResponse(
-            body, headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}
-        )
+
+    @app.get(
+        "/v1/relay/certificate",
+        tags=["relay"],
+        summary="The relay's self-signed certificate hash (WebTransport serverCertificateHashes)",
+    )
+    async def relay_certificate(request: Request, relay: str | None = None) -> JSONResponse:
+        wanted = None
+        if relay is not None:
+            wanted = _hostport(relay) if len(relay) <= _MAX_RELAY else None
+            if wanted is None:
+                raise Problem(
+                    422,
+                    "invalid-relay",
+                    "relay must be a URL with a host and a port, e.g. https://pop1.example:4433",
+                )
+        nodes: list[NodeInfo] = []
+        try:
+            nodes = await registry.get(request.app.state.service.bus)
+        except BusUnavailable as exc:
+            _log.warning("relay_certificate_bus_unavailable", error=str(exc))
+        pinned = [n for n in nodes if n.certificate_hashes]
+        by_address = {_hostport(n.quic): n for n in nodes}
+        body: dict[str, Any] = {"relay_url": relay or settings.relay_url}
+        if relay is None:
+            body["publish_url"] = settings.publish_url
+        body["relays"] = [
+            {
+                "node": n.node_id,
+                "role": n.role.value,
+                "region": n.region,
+                "quic": n.quic,
+                "certificate_hashes": _hashes(list(n.certificate_hashes)),
+            }
+            for n in pinned
+        ]
+        if wanted is not None:
+            node = by_address.get(wanted)
+            if node is None:
+                if cache is not None and wanted == _hostport(settings.relay_url):
+                    return _answer(body | from_file())
+                raise Problem(404, "unknown-relay", f"no live node advertises {wanted}")
+            if not node.certificate_hashes:
+                raise _no_pin(f"{node.node_id} uses a CA-issued certificate: nothing to pin")
+            return _answer(
+                body
+                | {"certificate_hashes": _hashes(list(node.certificate_hashes)), "pinnable": True}
+            )
+        ours = [
+            by_address[a]
+            for a in (_hostport(settings.relay_url), _hostport(settings.publish_url or ""))
+            if a in by_address
+        ]
+        values = [h for n in ours for h in n.certificate_hashes]
+        if not values and cache is not None:
+            return _answer(body | from_file())
+        if not ours:
+            values = [h for n in pinned for h in n.certificate_hashes]
+        if not values:
+            raise _no_pin("the relays use CA-issued certificates: nothing to pin")
+        return _answer(body | {"certificate_hashes": _hashes(values), "pinnable": True})

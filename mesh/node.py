@@ -33,14 +33,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
+from aioquic.quic.configuration import QuicConfiguration
 
 from mesh.bus import Bus, connect_bus
+from mesh.certificates import NodeCertificate
 from mesh.logging import bind_context
 from mesh.metrics import NodeMetrics, OpsServer, ReadyCheck
 from mesh.relay import Peer, Relay
 from mesh.settings import NodeSettings, parse_hostport
 from mesh.topology import NodeInfo, NodeRole, Topology
-from moqt.aio import Listener, MoqtConnection, SessionOptions, listen
+from moqt.aio import Listener, MoqtConnection, SessionOptions, listen, serve, server_configuration
 from moqt.errors import LocalError, SessionCloseCode
 from moqt.events import Event
 
@@ -87,6 +89,15 @@ class MeshNode[D: Downstream](abc.ABC):
         self.settings = settings
         self._certificate = certificate
         self._private_key = private_key
+        self._log = structlog.get_logger(f"{self.role}.node").bind(node=settings.node_id)
+        try:  # renewed in place when self-signed (only aioquic can reload a listener's)
+            self.certificate: NodeCertificate | None = NodeCertificate(
+                certificate, private_key, renew=settings.quic_stack == "aioquic"
+            )
+        except (OSError, ValueError) as exc:  # listening reports it (as it did before)
+            self._log.warning("certificate_unreadable", path=str(certificate), error=str(exc))
+            self.certificate = None
+        self._quic_configurations: list[QuicConfiguration] = []
         self._own_bus = bus is None
         self.bus: Bus = bus if bus is not None else connect_bus(settings.redis)
         self.metrics = NodeMetrics(
@@ -103,7 +114,6 @@ class MeshNode[D: Downstream](abc.ABC):
         self._draining = False
         self._stopped = False
         self._last_stats: dict[str, int] = {}
-        self._log = structlog.get_logger(f"{self.role}.node").bind(node=settings.node_id)
 
     # --- addresses ----------------------------------------------------------------------
 
@@ -159,6 +169,7 @@ class MeshNode[D: Downstream](abc.ABC):
                 self.settings.region,
                 self._advertised(),
                 http="{}:{}".format(*self.http_address),
+                certificate_hashes=self.certificate.hashes() if self.certificate else (),
             )
         )
         self._task = asyncio.create_task(self._main(), name=f"{self.role}-{self.settings.node_id}")
@@ -178,6 +189,15 @@ class MeshNode[D: Downstream](abc.ABC):
         node calls :func:`moqt.aio.listen`. (A POP with ``--workers`` overrides it to
         serve a UDP socket it binds itself, which the workers share.)"""
         host, port = parse_hostport(self.settings.quic)
+        if self.settings.quic_stack == "aioquic":
+            return await serve(
+                host,
+                port,
+                configuration=self._server_configuration(),
+                on_session=self._on_session,
+                options=self._session_options(),
+                max_connections=self.settings.max_connections,
+            )
         return await listen(
             host,
             port,
@@ -188,6 +208,24 @@ class MeshNode[D: Downstream](abc.ABC):
             stack=self.settings.quic_stack,
             max_connections=self.settings.max_connections,
         )
+
+    def _server_configuration(self) -> QuicConfiguration:
+        """The aioquic server configuration; kept, so a renewed certificate is loaded
+        into it (new connections get it, established ones keep theirs)."""
+        configuration = server_configuration(self._certificate, self._private_key)
+        self._quic_configurations.append(configuration)
+        return configuration
+
+    def _certificate_changed(self) -> None:
+        """The certificate files were renewed: serve and publish the new certificate."""
+        assert self.certificate is not None
+        try:
+            self.certificate.load_into(self._quic_configurations)
+        except (OSError, ValueError) as exc:  # keep serving the one loaded before
+            self._log.warning("certificate_reload_failed", error=str(exc))
+            return
+        if self.topology is not None:
+            self.topology.set_certificate_hashes(self.certificate.hashes())
 
     def _session_options(self) -> SessionOptions:
         return SessionOptions(
@@ -228,6 +266,15 @@ class MeshNode[D: Downstream](abc.ABC):
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             tg.create_task(self.topology.run())
+            if self.certificate is not None:
+                self.certificate.log_start(self._log, self.settings.quic_stack)
+                tg.create_task(
+                    _guarded(
+                        self.certificate.run(self._certificate_changed),
+                        self._log,
+                        "certificate_renewal_failed",
+                    )
+                )
             for job in self._jobs():
                 tg.create_task(job)
             tg.create_task(self._housekeeping())
