@@ -4,6 +4,8 @@ and the per-subscriber scheduler that drops by priority instead of stalling.
 Sans-I/O: attach sessions (``moqt.session.Session``, any transport) with
 :meth:`Relay.attach` and feed their events to :meth:`Relay.handle_event`;
 :class:`RelayNode` (``mesh.relay._node``) runs it over ``moqt.aio`` on one UDP port.
+A :class:`Track` owns its :class:`Subscription` objects (ended only by
+``Subscription.end``); node roles plug in with :class:`RelayHooks`.
 """
 
 from ._cache import CachedGroup, CachedObject, CacheLimits, TrackCache
