@@ -6,8 +6,9 @@ Control plane::
     input, stream_key = streams.live_inputs.create(name="Live Demo", ingest="fmp4")
     ticket = input.signed_playback_url(ttl_seconds=3600)   # ticket.url, .token, .expires_at
 
-:class:`AsyncStreams` is the asyncio twin. Errors are :class:`ApiError`
-subclasses carrying the server's RFC 9457 problem.
+:class:`AsyncStreams` is the asyncio twin: both run the same implementation of
+every call (``_plan``), and tests pin that they have one API. Errors are
+:class:`ApiError` subclasses carrying the server's RFC 9457 problem.
 
 Data plane (MoQT)::
 
@@ -48,7 +49,7 @@ from clutchcall.streams._errors import (
     ValidationError,
 )
 from clutchcall.streams._models import LiveInputPage, LiveInputWithKey, PlaybackTicket, Revocation
-from clutchcall.streams._player import PlaybackError, Player
+from clutchcall.streams._player import AsyncPlayer, PlaybackError, Player
 from clutchcall.streams._publisher import (
     AsyncPublisher,
     Publisher,
@@ -80,6 +81,7 @@ __all__ = [
     "AsyncLiveInput",
     "AsyncLiveInputs",
     "AsyncPlaybackTokens",
+    "AsyncPlayer",
     "AsyncPublisher",
     "AsyncStreams",
     "AsyncVodViewer",

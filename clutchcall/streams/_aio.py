@@ -1,17 +1,20 @@
-"""The asyncio Streams client (control plane over httpx.AsyncClient): same shape, awaitable."""
+"""The asyncio Streams client: the same ``_ops`` / ``_asset_ops`` plans as
+:class:`~clutchcall.streams.Streams`, run with ``httpx.AsyncClient`` and ``asyncio.sleep``
+(tests/clutchcall/test_api_parity.py pins that both have one API)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
+from clutchcall.streams._asset_types import READ_SIZE, UploadFailed
 from clutchcall.streams._assets_aio import AsyncAssets
 from clutchcall.streams._dataplane import relay_of, viewer_target
-from clutchcall.streams._errors import ConnectionFailed
-from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
+from clutchcall.streams._http import ClientBase, check_response
 from clutchcall.streams._models import (
     Ingest,
     LiveInputFields,
@@ -20,6 +23,9 @@ from clutchcall.streams._models import (
     PlaybackTicket,
     Revocation,
 )
+from clutchcall.streams._ops import LiveInputOps, PlaybackTokenOps
+from clutchcall.streams._plan import Call, Effect, FileRange, Plan, Send, apaginate, arun
+from clutchcall.streams._player import AsyncPlayer, PlaybackError
 from clutchcall.streams._publisher import AsyncPublisher
 from clutchcall.streams._viewer import AsyncBroadcastViewer
 from clutchcall.streams._webhooks import AsyncWebhooks
@@ -59,87 +65,41 @@ class AsyncLiveInput(LiveInputFields):
 class AsyncLiveInputs:
     def __init__(self, streams: AsyncStreams) -> None:
         self._streams = streams
-
-    def _input(self, data: dict[str, Any]) -> AsyncLiveInput:
-        return AsyncLiveInput(**LiveInputFields.fields_from(data), _streams=self._streams)
-
-    def _with_key(self, data: dict[str, Any]) -> LiveInputWithKey[AsyncLiveInput]:
-        return LiveInputWithKey(self._input(data["input"]), data["streamKey"])
+        self._ops = LiveInputOps(lambda fields: AsyncLiveInput(**fields, _streams=streams))
 
     async def create(
         self, *, name: str, ingest: Ingest = "fmp4"
     ) -> LiveInputWithKey[AsyncLiveInput]:
-        data = await self._streams._request(
-            "POST", "/v1/live_inputs", json={"name": name, "ingest": ingest}
-        )
-        return self._with_key(data)
+        return await self._streams._run(self._ops.create(name, ingest))
 
     async def get(self, *, id: str) -> AsyncLiveInput:
-        return self._input(await self._streams._request("GET", f"/v1/live_inputs/{path_id(id)}"))
+        return await self._streams._run(self._ops.get(id))
 
     async def list(
         self, *, limit: int | None = None, cursor: str | None = None
     ) -> LiveInputPage[AsyncLiveInput]:
-        params: dict[str, Any] = {}
-        if limit is not None:
-            params["limit"] = limit
-        if cursor is not None:
-            params["cursor"] = cursor
-        data = await self._streams._request("GET", "/v1/live_inputs", params=params)
-        return LiveInputPage([self._input(d) for d in data["data"]], data.get("next_cursor"))
+        return await self._streams._run(self._ops.list(limit, cursor))
 
     async def iter_all(self, *, page_size: int = 100) -> AsyncIterator[AsyncLiveInput]:
-        cursor: str | None = None
-        while True:
-            page = await self.list(limit=page_size, cursor=cursor)
-            for item in page:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        async for item in apaginate(self.list, page_size):
+            yield item
 
     async def update(
-        self,
-        *,
-        id: str,
-        name: str | None = None,
-        ingest: Ingest | None = None,
+        self, *, id: str, name: str | None = None, ingest: Ingest | None = None
     ) -> AsyncLiveInput:
-        body: dict[str, Any] = {}
-        if name is not None:
-            body["name"] = name
-        if ingest is not None:
-            body["ingest"] = ingest
-        return self._input(
-            await self._streams._request("PATCH", f"/v1/live_inputs/{path_id(id)}", json=body)
-        )
+        return await self._streams._run(self._ops.update(id, name, ingest))
 
     async def delete(self, *, id: str) -> None:
-        await self._streams._request("DELETE", f"/v1/live_inputs/{path_id(id)}")
+        await self._streams._run(self._ops.delete(id))
 
     async def rotate_stream_key(self, *, id: str) -> LiveInputWithKey[AsyncLiveInput]:
-        return self._with_key(
-            await self._streams._request("POST", f"/v1/live_inputs/{path_id(id)}/rotate_stream_key")
-        )
+        return await self._streams._run(self._ops.rotate_stream_key(id))
 
-    async def signed_playback_url(
-        self,
-        *,
-        id: str,
-        ttl_seconds: int = 3600,
-    ) -> PlaybackTicket:
-        data = await self._streams._request(
-            "POST",
-            f"/v1/live_inputs/{path_id(id)}/playback_urls",
-            json={"ttl_seconds": ttl_seconds},
-        )
-        return PlaybackTicket.from_json(data)
+    async def signed_playback_url(self, *, id: str, ttl_seconds: int = 3600) -> PlaybackTicket:
+        return await self._streams._run(self._ops.signed_playback_url(id, ttl_seconds))
 
     async def revoke_playback(self, *, id: str) -> Revocation:
-        data = await self._streams._request(
-            "POST", f"/v1/live_inputs/{path_id(id)}/revoke_playback"
-        )
-        return Revocation.from_json(data)
+        return await self._streams._run(self._ops.revoke_playback(id))
 
 
 class AsyncPlaybackTokens:
@@ -147,11 +107,10 @@ class AsyncPlaybackTokens:
         self._streams = streams
 
     async def revoke(self, *, jti: str) -> Revocation:
-        data = await self._streams._request("POST", f"/v1/playback_tokens/{path_id(jti)}/revoke")
-        return Revocation.from_json(data)
+        return await self._streams._run(PlaybackTokenOps.revoke(jti))
 
 
-class AsyncStreams:
+class AsyncStreams(ClientBase):
     """The asyncio twin of :class:`~clutchcall.streams.Streams` (``async with AsyncStreams(...)``)."""
 
     def __init__(
@@ -166,9 +125,7 @@ class AsyncStreams:
         timeout: float = 30.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.config: ClientConfig = resolve_config(
-            base_url, api_key, org_id, relay_url, token, api_base, timeout
-        )
+        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout)
         self._http = http_client
         self._own_http = http_client is None
         self.live_inputs = AsyncLiveInputs(self)
@@ -176,26 +133,26 @@ class AsyncStreams:
         self.assets = AsyncAssets(self)
         self.webhooks = AsyncWebhooks(self)
 
-    @property
-    def base_url(self) -> str | None:
-        return self.config.base_url
-
-    @property
-    def org_id(self) -> str | None:
-        return self.config.org_id
-
-    @property
-    def relay_url(self) -> str | None:
-        return self.config.relay_url
-
-    @property
-    def token(self) -> str | None:
-        return self.config.token
-
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=self.config.timeout)
         return self._http
+
+    async def _run[T](self, plan: Plan[T]) -> T:
+        return await arun(plan, self._perform)
+
+    async def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, Call):
+            return await self._request(
+                effect.method, effect.path, json=effect.json, params=effect.params
+            )
+        if isinstance(effect, Send):
+            content = None if effect.body is None else _pieces(effect.body)
+            return await self._client().request(
+                effect.method, effect.url, headers=effect.headers, content=content
+            )
+        await asyncio.sleep(effect.seconds)
+        return None
 
     async def _request(
         self,
@@ -211,7 +168,7 @@ class AsyncStreams:
                 method, base + path, json=json, params=params, headers=headers
             )
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {base}{path}: {exc}") from exc
+            raise self._unreachable(method, base + path, exc) from exc
         return check_response(response)
 
     # --- data plane (MoQT) --------------------------------------------------------------
@@ -227,6 +184,17 @@ class AsyncStreams:
         url, tok, ns = viewer_target(self.config, namespace, token)
         return await AsyncBroadcastViewer.open(url, token=tok, namespace=ns, **options)
 
+    def viewer(
+        self,
+        *,
+        on_started: Callable[[], object] | None = None,
+        on_error: Callable[[PlaybackError], object] | None = None,
+        **options: Any,
+    ) -> AsyncPlayer:
+        """The seed's ``viewer({ onStarted, onError })``: ``attach(sink)``,
+        ``await play("lv_..." | "pb_...")``, ``await stop()`` (see :meth:`Streams.viewer`)."""
+        return AsyncPlayer(self.config, on_started=on_started, on_error=on_error, **options)
+
     async def aclose(self) -> None:
         if self._http is not None and self._own_http:
             await self._http.aclose()
@@ -238,8 +206,16 @@ class AsyncStreams:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __repr__(self) -> str:
-        return (
-            f"AsyncStreams(base_url={self.config.base_url!r}, org_id={self.config.org_id!r}, "
-            f"relay_url={self.config.relay_url!r})"
-        )
+
+async def _pieces(body: FileRange) -> AsyncIterator[bytes]:
+    """The file range as the request body, read off the event loop."""
+    f: IO[bytes] = body.file
+    await asyncio.to_thread(f.seek, body.start)
+    pos = body.start
+    while pos < body.end:
+        data = await asyncio.to_thread(f.read, min(READ_SIZE, body.end - pos))
+        if not data:
+            raise UploadFailed(f"the file is shorter than expected (ended at {pos} of {body.end})")
+        pos += len(data)
+        yield data
+        body.sent(pos)

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import httpx
 
@@ -29,6 +29,7 @@ __all__ = [
     "ProgressCallback",
     "Rendition",
     "UploadFailed",
+    "UploadOptions",
     "UploadPolicy",
     "UploadTicket",
 ]
@@ -179,26 +180,34 @@ class UploadTicket[AssetT: AssetFields]:
         return f"UploadTicket(asset_id={self.asset_id!r}, playback_id={self.playback_id!r})"
 
 
-def create_body(
-    name: str,
-    *,
-    max_duration_seconds: float | None,
-    expires_in_seconds: int | None,
-    require_signed_urls: bool | None,
-    meta: dict[str, str] | None,
-    size: int | None,
-) -> dict[str, Any]:
+class UploadOptions(TypedDict, total=False):
+    """The optional settings of ``assets.create_upload(name=, ...)`` and ``assets.upload``."""
+
+    max_duration_seconds: float | None
+    expires_in_seconds: int | None
+    require_signed_urls: bool | None
+    meta: dict[str, str] | None
+    size: int | None
+
+
+_OPTION_KEYS = {
+    "max_duration_seconds": "maxDurationSeconds",
+    "expires_in_seconds": "expiresInSeconds",
+    "require_signed_urls": "requireSignedUrls",
+    "meta": "meta",
+    "size": "size",
+}
+
+
+def create_body(name: str, options: UploadOptions) -> dict[str, Any]:
+    """The JSON of ``POST /v1/assets/uploads``; an unknown option is a ``TypeError``, as a
+    misspelled keyword argument is."""
     body: dict[str, Any] = {"name": name}
-    if max_duration_seconds is not None:
-        body["maxDurationSeconds"] = max_duration_seconds
-    if expires_in_seconds is not None:
-        body["expiresInSeconds"] = expires_in_seconds
-    if require_signed_urls is not None:
-        body["requireSignedUrls"] = require_signed_urls
-    if meta is not None:
-        body["meta"] = meta
-    if size is not None:
-        body["size"] = size
+    for key, value in options.items():
+        if key not in _OPTION_KEYS:
+            raise TypeError(f"create_upload() got an unexpected keyword argument {key!r}")
+        if value is not None:
+            body[_OPTION_KEYS[key]] = value
     return body
 
 

@@ -1,17 +1,20 @@
-"""The synchronous Streams client (control plane over httpx.Client)."""
+"""The synchronous Streams client: the ``_ops`` / ``_asset_ops`` plans run with
+``httpx.Client`` and ``time.sleep`` (``_aio`` runs the same plans with
+``httpx.AsyncClient``; tests/clutchcall/test_api_parity.py pins that both have one API)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from clutchcall.streams._asset_types import file_pieces
 from clutchcall.streams._assets import Assets
 from clutchcall.streams._dataplane import relay_of, viewer_target
-from clutchcall.streams._errors import ConnectionFailed
-from clutchcall.streams._http import ClientConfig, check_response, path_id, resolve_config
+from clutchcall.streams._http import ClientBase, check_response
 from clutchcall.streams._models import (
     Ingest,
     LiveInputFields,
@@ -20,7 +23,9 @@ from clutchcall.streams._models import (
     PlaybackTicket,
     Revocation,
 )
-from clutchcall.streams._player import PlaybackError, Player
+from clutchcall.streams._ops import LiveInputOps, PlaybackTokenOps
+from clutchcall.streams._plan import Call, Effect, Plan, Send, paginate, run
+from clutchcall.streams._player import AsyncPlayer, PlaybackError, Player
 from clutchcall.streams._publisher import Publisher
 from clutchcall.streams._viewer_sync import BroadcastViewer
 from clutchcall.streams._webhooks import Webhooks
@@ -62,80 +67,41 @@ class LiveInputs:
 
     def __init__(self, streams: Streams) -> None:
         self._streams = streams
-
-    def _input(self, data: dict[str, Any]) -> LiveInput:
-        return LiveInput(**LiveInputFields.fields_from(data), _streams=self._streams)
-
-    def _with_key(self, data: dict[str, Any]) -> LiveInputWithKey[LiveInput]:
-        return LiveInputWithKey(self._input(data["input"]), data["streamKey"])
+        self._ops = LiveInputOps(lambda fields: LiveInput(**fields, _streams=streams))
 
     def create(self, *, name: str, ingest: Ingest = "fmp4") -> LiveInputWithKey[LiveInput]:
         """A new input and its stream key. Store the key now: it is never returned again."""
-        data = self._streams._request(
-            "POST", "/v1/live_inputs", json={"name": name, "ingest": ingest}
-        )
-        return self._with_key(data)
+        return self._streams._run(self._ops.create(name, ingest))
 
     def get(self, *, id: str) -> LiveInput:
-        return self._input(self._streams._request("GET", f"/v1/live_inputs/{path_id(id)}"))
+        return self._streams._run(self._ops.get(id))
 
     def list(
         self, *, limit: int | None = None, cursor: str | None = None
     ) -> LiveInputPage[LiveInput]:
         """One page, oldest first; ``page.next_cursor`` fetches the next one."""
-        params: dict[str, Any] = {}
-        if limit is not None:
-            params["limit"] = limit
-        if cursor is not None:
-            params["cursor"] = cursor
-        data = self._streams._request("GET", "/v1/live_inputs", params=params)
-        return LiveInputPage([self._input(d) for d in data["data"]], data.get("next_cursor"))
+        return self._streams._run(self._ops.list(limit, cursor))
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[LiveInput]:
         """Every input of the org, fetching pages as needed."""
-        cursor: str | None = None
-        while True:
-            page = self.list(limit=page_size, cursor=cursor)
-            yield from page
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        yield from paginate(self.list, page_size)
 
     def update(
-        self,
-        *,
-        id: str,
-        name: str | None = None,
-        ingest: Ingest | None = None,
+        self, *, id: str, name: str | None = None, ingest: Ingest | None = None
     ) -> LiveInput:
-        body: dict[str, Any] = {}
-        if name is not None:
-            body["name"] = name
-        if ingest is not None:
-            body["ingest"] = ingest
-        return self._input(
-            self._streams._request("PATCH", f"/v1/live_inputs/{path_id(id)}", json=body)
-        )
+        return self._streams._run(self._ops.update(id, name, ingest))
 
     def delete(self, *, id: str) -> None:
-        self._streams._request("DELETE", f"/v1/live_inputs/{path_id(id)}")
+        self._streams._run(self._ops.delete(id))
 
     def rotate_stream_key(self, *, id: str) -> LiveInputWithKey[LiveInput]:
-        return self._with_key(
-            self._streams._request("POST", f"/v1/live_inputs/{path_id(id)}/rotate_stream_key")
-        )
+        return self._streams._run(self._ops.rotate_stream_key(id))
 
     def signed_playback_url(self, *, id: str, ttl_seconds: int = 3600) -> PlaybackTicket:
-        data = self._streams._request(
-            "POST",
-            f"/v1/live_inputs/{path_id(id)}/playback_urls",
-            json={"ttl_seconds": ttl_seconds},
-        )
-        return PlaybackTicket.from_json(data)
+        return self._streams._run(self._ops.signed_playback_url(id, ttl_seconds))
 
     def revoke_playback(self, *, id: str) -> Revocation:
-        data = self._streams._request("POST", f"/v1/live_inputs/{path_id(id)}/revoke_playback")
-        return Revocation.from_json(data)
+        return self._streams._run(self._ops.revoke_playback(id))
 
 
 class PlaybackTokens:
@@ -145,11 +111,10 @@ class PlaybackTokens:
         self._streams = streams
 
     def revoke(self, *, jti: str) -> Revocation:
-        data = self._streams._request("POST", f"/v1/playback_tokens/{path_id(jti)}/revoke")
-        return Revocation.from_json(data)
+        return self._streams._run(PlaybackTokenOps.revoke(jti))
 
 
-class Streams:
+class Streams(ClientBase):
     """The ClutchCall Streams client.
 
     Control plane: ``Streams(base_url=, api_key=, org_id=)``. Data plane:
@@ -170,9 +135,7 @@ class Streams:
         timeout: float = 30.0,
         http_client: httpx.Client | None = None,
     ) -> None:
-        self.config: ClientConfig = resolve_config(
-            base_url, api_key, org_id, relay_url, token, api_base, timeout
-        )
+        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout)
         self._http = http_client
         self._own_http = http_client is None
         self.live_inputs = LiveInputs(self)
@@ -180,26 +143,27 @@ class Streams:
         self.assets = Assets(self)
         self.webhooks = Webhooks(self)
 
-    @property
-    def base_url(self) -> str | None:
-        return self.config.base_url
-
-    @property
-    def org_id(self) -> str | None:
-        return self.config.org_id
-
-    @property
-    def relay_url(self) -> str | None:
-        return self.config.relay_url
-
-    @property
-    def token(self) -> str | None:
-        return self.config.token
-
     def _client(self) -> httpx.Client:
         if self._http is None:
             self._http = httpx.Client(timeout=self.config.timeout)
         return self._http
+
+    def _run[T](self, plan: Plan[T]) -> T:
+        return run(plan, self._perform)
+
+    def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, Call):
+            return self._request(effect.method, effect.path, json=effect.json, params=effect.params)
+        if isinstance(effect, Send):
+            body = effect.body
+            content = (
+                None if body is None else file_pieces(body.file, body.start, body.end, body.sent)
+            )
+            return self._client().request(
+                effect.method, effect.url, headers=effect.headers, content=content
+            )
+        time.sleep(effect.seconds)
+        return None
 
     def _request(
         self,
@@ -215,7 +179,7 @@ class Streams:
                 method, base + path, json=json, params=params, headers=headers
             )
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {base}{path}: {exc}") from exc
+            raise self._unreachable(method, base + path, exc) from exc
         return check_response(response)
 
     # --- data plane (MoQT) --------------------------------------------------------------
@@ -242,14 +206,7 @@ class Streams:
         """The seed's ``viewer({ onStarted, onError })``: ``attach(sink)``, ``play("lv_...")``
         (needs ``relay_url`` and a playback ``token``) or ``play("pb_...")`` (needs
         ``base_url``; ``token`` for signed assets), ``stop()``."""
-        return Player(
-            self.open_viewer,
-            self.config.token,
-            on_started=on_started,
-            on_error=on_error,
-            base_url=self.config.base_url,
-            **options,
-        )
+        return Player(AsyncPlayer(self.config, on_started=on_started, on_error=on_error, **options))
 
     def close(self) -> None:
         if self._http is not None and self._own_http:
@@ -261,9 +218,3 @@ class Streams:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"Streams(base_url={self.config.base_url!r}, org_id={self.config.org_id!r}, "
-            f"relay_url={self.config.relay_url!r})"
-        )

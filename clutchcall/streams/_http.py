@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import httpx
 
-from clutchcall.streams._errors import ApiError, ConfigurationError, error_for
+from clutchcall.streams._errors import ApiError, ConfigurationError, ConnectionFailed, error_for
 
-__all__ = ["ClientConfig", "check_response", "path_id", "resolve_config"]
+__all__ = ["ClientBase", "ClientConfig", "check_response", "path_id", "resolve_config"]
 
 USER_AGENT = "clutchcall-streams-python/0.1"
 
@@ -63,6 +63,50 @@ def resolve_config(
     if timeout <= 0:
         raise ConfigurationError("timeout must be positive")
     return ClientConfig(base or None, api_key, org_id, relay_url, token, timeout)
+
+
+class ClientBase:
+    """What :class:`Streams` and :class:`AsyncStreams` share besides the plans they run."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        org_id: str | None,
+        relay_url: str | None,
+        token: str | None,
+        api_base: str | None,
+        timeout: float,
+    ) -> None:
+        self.config: ClientConfig = resolve_config(
+            base_url, api_key, org_id, relay_url, token, api_base, timeout
+        )
+
+    @property
+    def base_url(self) -> str | None:
+        return self.config.base_url
+
+    @property
+    def org_id(self) -> str | None:
+        return self.config.org_id
+
+    @property
+    def relay_url(self) -> str | None:
+        return self.config.relay_url
+
+    @property
+    def token(self) -> str | None:
+        return self.config.token
+
+    @staticmethod
+    def _unreachable(method: str, url: str, exc: httpx.TransportError) -> ConnectionFailed:
+        return ConnectionFailed(f"{method} {url}: {exc}")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.config.base_url!r}, "
+            f"org_id={self.config.org_id!r}, relay_url={self.config.relay_url!r})"
+        )
 
 
 def path_id(value: str) -> str:

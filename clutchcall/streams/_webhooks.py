@@ -20,11 +20,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clutchcall.streams._errors import StreamsError
 from clutchcall.streams._http import path_id
 from clutchcall.streams._models import parse_time
+from clutchcall.streams._plan import Call, Plan
+
+if TYPE_CHECKING:
+    from clutchcall.streams._aio import AsyncStreams
+    from clutchcall.streams._client import Streams
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -158,71 +163,79 @@ def _time(value: Any) -> datetime:
     return parsed
 
 
-def _create_body(url: str, events: list[str] | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"url": url}
-    if events is not None:
-        body["events"] = list(events)
-    return body
+class WebhookOps:
+    """Each call once, as a plan (``_plan``) both clients run."""
+
+    @staticmethod
+    def create(url: str, events: builtins.list[str] | None) -> Plan[WebhookEndpoint]:
+        body: dict[str, Any] = {"url": url}
+        if events is not None:
+            body["events"] = builtins.list(events)
+        return WebhookEndpoint.from_json((yield Call("POST", "/v1/webhooks", json=body)))
+
+    @staticmethod
+    def list() -> Plan[builtins.list[WebhookEndpoint]]:
+        data = yield Call("GET", "/v1/webhooks")
+        return [WebhookEndpoint.from_json(d) for d in data["data"]]
+
+    @staticmethod
+    def get(id: str) -> Plan[WebhookEndpoint]:
+        return WebhookEndpoint.from_json((yield Call("GET", f"/v1/webhooks/{path_id(id)}")))
+
+    @staticmethod
+    def delete(id: str) -> Plan[None]:
+        yield Call("DELETE", f"/v1/webhooks/{path_id(id)}")
+
+    @staticmethod
+    def deliveries(id: str, limit: int | None) -> Plan[builtins.list[WebhookDelivery]]:
+        params = {} if limit is None else {"limit": limit}
+        data = yield Call("GET", f"/v1/webhooks/{path_id(id)}/deliveries", params=params)
+        return [WebhookDelivery.from_json(d) for d in data["data"]]
 
 
 class Webhooks:
     """``streams.webhooks``: endpoints that receive signed events (docs/webhooks.md)."""
 
-    def __init__(self, streams: Any) -> None:
+    def __init__(self, streams: Streams) -> None:
         self._streams = streams
 
     def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
         """A new endpoint; keep ``.secret`` (to verify deliveries): it is shown only now."""
-        data = self._streams._request("POST", "/v1/webhooks", json=_create_body(url, events))
-        return WebhookEndpoint.from_json(data)
+        return self._streams._run(WebhookOps.create(url, events))
 
     def list(self) -> list[WebhookEndpoint]:
-        data = self._streams._request("GET", "/v1/webhooks")
-        return [WebhookEndpoint.from_json(d) for d in data["data"]]
+        return self._streams._run(WebhookOps.list())
 
     def get(self, id: str) -> WebhookEndpoint:
-        return WebhookEndpoint.from_json(
-            self._streams._request("GET", f"/v1/webhooks/{path_id(id)}")
-        )
+        return self._streams._run(WebhookOps.get(id))
 
     def delete(self, id: str) -> None:
-        self._streams._request("DELETE", f"/v1/webhooks/{path_id(id)}")
+        self._streams._run(WebhookOps.delete(id))
 
     def deliveries(self, id: str, *, limit: int | None = None) -> builtins.list[WebhookDelivery]:
         """The endpoint's last deliveries, newest first."""
-        params = {} if limit is None else {"limit": limit}
-        data = self._streams._request(
-            "GET", f"/v1/webhooks/{path_id(id)}/deliveries", params=params
-        )
-        return [WebhookDelivery.from_json(d) for d in data["data"]]
+        return self._streams._run(WebhookOps.deliveries(id, limit))
 
 
 class AsyncWebhooks:
     """``streams.webhooks`` of :class:`AsyncStreams` (see :class:`Webhooks`)."""
 
-    def __init__(self, streams: Any) -> None:
+    def __init__(self, streams: AsyncStreams) -> None:
         self._streams = streams
 
     async def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
-        data = await self._streams._request("POST", "/v1/webhooks", json=_create_body(url, events))
-        return WebhookEndpoint.from_json(data)
+        return await self._streams._run(WebhookOps.create(url, events))
 
     async def list(self) -> list[WebhookEndpoint]:
-        data = await self._streams._request("GET", "/v1/webhooks")
-        return [WebhookEndpoint.from_json(d) for d in data["data"]]
+        return await self._streams._run(WebhookOps.list())
 
     async def get(self, id: str) -> WebhookEndpoint:
-        data = await self._streams._request("GET", f"/v1/webhooks/{path_id(id)}")
-        return WebhookEndpoint.from_json(data)
+        return await self._streams._run(WebhookOps.get(id))
 
     async def delete(self, id: str) -> None:
-        await self._streams._request("DELETE", f"/v1/webhooks/{path_id(id)}")
+        await self._streams._run(WebhookOps.delete(id))
 
     async def deliveries(
         self, id: str, *, limit: int | None = None
     ) -> builtins.list[WebhookDelivery]:
-        params = {} if limit is None else {"limit": limit}
-        data = await self._streams._request(
-            "GET", f"/v1/webhooks/{path_id(id)}/deliveries", params=params
-        )
-        return [WebhookDelivery.from_json(d) for d in data["data"]]
+        return await self._streams._run(WebhookOps.deliveries(id, limit))

@@ -4,7 +4,6 @@ that cuts the first upload connection in the middle of its body."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import os
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 from clutchcall.streams import (
     ApiError,
     AssetFailed,
-    AsyncAssets,
     AsyncStreams,
     ConfigurationError,
     ConnectionFailed,
@@ -23,7 +21,7 @@ from clutchcall.streams import (
     UploadFailed,
     UploadPolicy,
 )
-from clutchcall.streams._assets import Asset, Assets
+from clutchcall.streams._assets import Asset
 from clutchcall.streams._assets_aio import AsyncAsset
 from tests.vod.servekit import CutProxy, Served, served
 
@@ -194,19 +192,3 @@ async def test_upload_errors_are_typed(tmp_path: Path) -> None:
         streams.assets.policy = UploadPolicy(retries=2, base=0.01)
         with pytest.raises((UploadFailed, ConnectionFailed)):
             await streams.assets.upload_file(f"{srv.base_url}/v1/uploads/up_x", source)
-
-
-def test_sync_and_async_assets_have_the_same_api() -> None:
-    def api(cls: type) -> dict[str, list[str]]:
-        return {
-            name: list(inspect.signature(getattr(cls, name)).parameters)
-            for name in dir(cls)
-            if not name.startswith("_") and callable(getattr(cls, name))
-        }
-
-    assert api(Assets) == api(AsyncAssets)
-    assert api(Asset) == api(AsyncAsset)
-    for name, _ in api(AsyncAssets).items():
-        fn = getattr(AsyncAssets, name)
-        assert inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn), name
-    assert isinstance(Streams(base_url="http://x", api_key="ck_x").assets, Assets)

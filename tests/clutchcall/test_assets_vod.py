@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm
 
-from clutchcall.streams import BroadcastViewer, Chunk, ConfigurationError, Streams
+from clutchcall.streams import (
+    AsyncStreams,
+    BroadcastViewer,
+    Chunk,
+    ConfigurationError,
+    Streams,
+)
 from clutchcall.streams._vod import is_vod_url, vod_url
 from control.problems import install_problem_handlers
 from control.server import bind
@@ -236,6 +242,26 @@ async def test_player_plays_pb_ids(server: Server, tmp_path: Path) -> None:
     token = server.keys.mint(SIGNED)
     with pytest.raises(ConfigurationError, match="not pb_other1"):
         Streams(base_url=server.base_url, token=token).viewer().play("pb_other1")
+
+
+async def test_async_player_plays_pb_ids(server: Server, tmp_path: Path) -> None:
+    """AsyncStreams.viewer(): the same player, awaited (the sync one used to be the only one)."""
+    chunks: list[bytes] = []
+    errors: list[str] = []
+    async with AsyncStreams(base_url=server.base_url) as streams:
+        player = streams.viewer(on_error=lambda e: errors.append(str(e)))
+        player.attach(chunks.append)
+        await player.play(PUBLIC)
+        assert await asyncio.wait_for(player.wait_started(), 30)
+        reason, _ = await asyncio.wait_for(player.wait(), 60)
+        await player.stop()
+        with pytest.raises(ConfigurationError, match="not pb_other1"):
+            token = server.keys.mint(SIGNED)
+            await AsyncStreams(base_url=server.base_url, token=token).viewer().play("pb_other1")
+    assert reason == "ended" and errors == []
+    (tmp_path / "async.mp4").write_bytes(b"".join(chunks))
+    seconds, ffmpeg_errors = decoded_seconds(tmp_path / "async.mp4")
+    assert ffmpeg_errors == "" and abs(seconds - SECONDS) < 0.25
 
 
 def test_vod_url_parsing() -> None:
