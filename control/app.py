@@ -296,7 +296,9 @@ def create_app(
     _routes(app)
     install_assets(app, service, _principal, background=background)
     install_webhooks(app, service, _principal, background=background)
-    mount_delivery(app, resolve=service.vod_location, jwks=service.jwks, bus=bus)  # /vod/
+    mount_delivery(  # /vod/
+        app, resolve=service.vod_location, jwks=service.jwks, bus=bus, metrics=service.metrics.vod
+    )
     return app
 
 

@@ -58,9 +58,12 @@ def install_assets(
         idle_seconds=settings.upload_idle_seconds,
         idle_fragmented_seconds=settings.upload_idle_fragmented_seconds,
         public_url=settings.public_url,
+        metrics=service.metrics.vod,
     )
     app.state.uploads = endpoint
-    queue = open_queue(settings.redis, concurrency=settings.packaging_concurrency)
+    queue = open_queue(
+        settings.redis, concurrency=settings.packaging_concurrency, metrics=service.metrics.vod
+    )
     service.packaging = queue
     inner = app.router.lifespan_context
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from vod.metrics import VodMetrics
+
 __all__ = ["ControlMetrics"]
 
 
@@ -51,6 +53,9 @@ class ControlMetrics:
             ["applied"],
             registry=self.registry,
         )
+
+        # Uploads, packaging and /vod/ delivery (vod/metrics.py).
+        self.vod = VodMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -38,6 +38,7 @@ from mesh.jwks import JwksProvider
 from mesh.revocation import RevocationSet
 
 from . import hls
+from .metrics import VodMetrics, vod_kind
 
 __all__ = [
     "IMMUTABLE",
@@ -113,17 +114,28 @@ def control_plane_verifier(
 class _LocationCache:
     """``resolve`` answers kept for ``ttl`` seconds (found ones only), at most ``size`` of them."""
 
-    def __init__(self, resolve: Resolver, ttl: float, size: int = 10_000) -> None:
+    def __init__(
+        self,
+        resolve: Resolver,
+        ttl: float,
+        size: int = 10_000,
+        metrics: VodMetrics | None = None,
+    ) -> None:
         self._resolve = resolve
         self._ttl = ttl
         self._size = size
+        self._metrics = metrics
         self._found: dict[str, tuple[float, AssetLocation]] = {}
 
     async def get(self, pb_id: str) -> AssetLocation | None:
         now = time.monotonic()
         hit = self._found.get(pb_id)
         if hit is not None and hit[0] > now:
+            if self._metrics is not None:
+                self._metrics.vod_location_lookups.labels("hit").inc()
             return hit[1]
+        if self._metrics is not None:
+            self._metrics.vod_location_lookups.labels("miss").inc()
         loc = await self._resolve(pb_id)
         if loc is None or self._ttl <= 0:
             self._found.pop(pb_id, None)
@@ -140,13 +152,50 @@ def mount_delivery(
     resolve: Resolver,
     jwks: Callable[[], Awaitable[Mapping[str, Any]]],
     bus: Bus,
+    metrics: VodMetrics | None = None,
 ) -> None:
     """Serve ``/vod/`` from the control plane: keys from ``jwks()``, revocations from ``bus``."""
     revocations = RevocationSet()
     verifier = control_plane_verifier(jwks, revocations)
-    app.include_router(delivery_router(resolve, verifier, revocations=revocations, bus=bus))
+    app.include_router(
+        delivery_router(resolve, verifier, revocations=revocations, bus=bus, metrics=metrics)
+    )
+    if metrics is not None:
+        app.add_middleware(_VodCounter, metrics=metrics)
     # Outermost: /vod/ is CORS "*" even when the API's CORSMiddleware lists its origins.
     app.add_middleware(_VodPreflight)
+
+
+class _VodCounter:
+    """Counts ``/vod/`` answers and the body bytes sent, by kind (vod/metrics.py)."""
+
+    def __init__(self, app: ASGIApp, metrics: VodMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", "")) if scope["type"] == "http" else ""
+        if not path.startswith("/vod/") or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        kind = vod_kind(path.split("/", 3)[3] if path.count("/") >= 3 else "")
+        sent = 0
+        status = 0
+
+        async def counting(message: Any) -> None:
+            nonlocal sent, status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting)
+        finally:
+            self.metrics.vod_requests.labels(kind, str(status or 500)).inc()
+            if sent and 200 <= status < 300:  # media sent, not problem bodies
+                self.metrics.vod_bytes.labels(kind).inc(sent)
 
 
 class _VodPreflight:
@@ -212,6 +261,7 @@ def delivery_router(
     revocations: RevocationSet | None = None,
     bus: Bus | None = None,
     location_ttl: float = LOCATION_TTL,
+    metrics: VodMetrics | None = None,
 ) -> APIRouter:
     """The ``/vod/{pb_id}/…`` routes. With ``revocations`` and ``bus``, the router's lifespan
     keeps the revocation set current from the bus (as a POP does). A found location is
@@ -232,7 +282,7 @@ def delivery_router(
                 await task
 
     router = APIRouter(tags=["on demand"], lifespan=lifespan)
-    locations = _LocationCache(resolve, location_ttl)
+    locations = _LocationCache(resolve, location_ttl, metrics=metrics)
 
     async def authorize(request: Request, loc: AssetLocation, token: str | None) -> str | None:
         """The query token to carry into playlists (None when not needed); raises on refusal."""

@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ import structlog
 
 from media.ladder import LadderSpec
 
+from .metrics import VodMetrics
 from .packaging import PackagingFailed, PackagingJob, PackagingResult, package_asset
 
 __all__ = [
@@ -135,8 +137,31 @@ async def execute_job(
     *,
     ladder: LadderSpec | None = None,
     attempts: int = ATTEMPTS,
+    metrics: VodMetrics | None = None,
 ) -> JobDone | JobFailed:
     """Package one job with retries of ffmpeg failures; reports progress and the outcome."""
+    if metrics is None:
+        return await _execute_job(job, on_event, ladder=ladder, attempts=attempts)
+    started = time.monotonic()
+    metrics.jobs_running.inc()
+    try:
+        outcome = await _execute_job(job, on_event, ladder=ladder, attempts=attempts)
+    finally:
+        metrics.jobs_running.dec()
+    if isinstance(outcome, JobDone):
+        metrics.packaging_seconds.observe(time.monotonic() - started)
+    else:
+        metrics.packaging_failures.labels(outcome.code).inc()
+    return outcome
+
+
+async def _execute_job(
+    job: PackagingJob,
+    on_event: OnEvent,
+    *,
+    ladder: LadderSpec | None,
+    attempts: int,
+) -> JobDone | JobFailed:
     log = _log.bind(asset_id=job.asset_id)
     outcome: JobDone | JobFailed | None = None
     for attempt in range(1, attempts + 1):
@@ -181,15 +206,27 @@ async def execute_job(
 class MemoryPackagingQueue:
     """The single-process queue: an asyncio queue and ``concurrency`` workers."""
 
-    def __init__(self, *, concurrency: int = 1, ladder: LadderSpec | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 1,
+        ladder: LadderSpec | None = None,
+        metrics: VodMetrics | None = None,
+    ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.concurrency = concurrency
         self._ladder = ladder
+        self._metrics = metrics
         self._jobs: asyncio.Queue[PackagingJob] = asyncio.Queue()
+
+    def _count(self) -> None:
+        if self._metrics is not None:
+            self._metrics.jobs_queued.set(self._jobs.qsize())
 
     async def submit(self, job: PackagingJob) -> None:
         self._jobs.put_nowait(job)
+        self._count()
 
     async def resubmit(self, job: PackagingJob) -> bool:
         """The queue lived in the stopped process, so the job is lost: submit it again."""
@@ -204,8 +241,9 @@ class MemoryPackagingQueue:
     async def _worker(self, on_event: OnEvent) -> None:
         while True:
             job = await self._jobs.get()
+            self._count()
             try:
-                await execute_job(job, on_event, ladder=self._ladder)
+                await execute_job(job, on_event, ladder=self._ladder, metrics=self._metrics)
             finally:
                 self._jobs.task_done()
 
@@ -252,6 +290,7 @@ class RedisPackagingQueue:
         group: str = JOBS_GROUP,
         consumer: str | None = None,
         block: float = 2.0,
+        metrics: VodMetrics | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -266,6 +305,7 @@ class RedisPackagingQueue:
         self._block_ms = max(1, round(block * 1000))
         self._redis = aioredis.Redis.from_url(url)
         self._group_ready = False
+        self._metrics = metrics
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -331,6 +371,7 @@ class RedisPackagingQueue:
                     await self._redis.xgroup_createconsumer(self.stream, self.group, consumer)
                     registered = True
                 entry = await self._next(consumer)
+                await self._count()
                 backoff = 0.5
             except (*_REDIS_DOWN, redis.exceptions.ResponseError) as exc:
                 # Redis away, or back without our stream (NOGROUP): recreate and go on.
@@ -343,6 +384,14 @@ class RedisPackagingQueue:
                 continue
             entry_id, fields, deliveries = entry
             await self._handle(on_event, consumer, entry_id, fields, deliveries)
+
+    async def _count(self) -> None:
+        """Jobs in the stream not yet delivered to any worker (the cluster's queue)."""
+        if self._metrics is None:
+            return
+        total = await self._redis.xlen(self.stream)
+        pending: Any = await self._redis.xpending(self.stream, self.group)
+        self._metrics.jobs_queued.set(max(0, int(total) - int(pending.get("pending", 0))))
 
     async def _next(self, consumer: str) -> tuple[bytes, dict[Any, Any], int] | None:
         """A job idle too long in another (dead) worker's hands, else a new one (blocking)."""
@@ -387,6 +436,8 @@ class RedisPackagingQueue:
         keeper = asyncio.create_task(self._keep_claimed(consumer, entry_id))
         try:
             if deliveries > MAX_DELIVERIES:
+                if self._metrics is not None:
+                    self._metrics.packaging_failures.labels("packaging_failed").inc()
                 await _emit(
                     on_event,
                     JobFailed(
@@ -396,7 +447,7 @@ class RedisPackagingQueue:
                     ),
                 )
             else:
-                await execute_job(job, on_event, ladder=self._ladder)
+                await execute_job(job, on_event, ladder=self._ladder, metrics=self._metrics)
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -432,10 +483,15 @@ def open_queue(
     concurrency: int,
     ladder: LadderSpec | None = None,
     claim_timeout: float = 60.0,
+    metrics: VodMetrics | None = None,
 ) -> PackagingQueue:
     """Redis stream + consumer group when a ``redis://`` URL is given, in memory otherwise."""
     if redis_url is None or redis_url.startswith("memory:"):
-        return MemoryPackagingQueue(concurrency=concurrency, ladder=ladder)
+        return MemoryPackagingQueue(concurrency=concurrency, ladder=ladder, metrics=metrics)
     return RedisPackagingQueue(
-        redis_url, concurrency=concurrency, ladder=ladder, claim_timeout=claim_timeout
+        redis_url,
+        concurrency=concurrency,
+        ladder=ladder,
+        claim_timeout=claim_timeout,
+        metrics=metrics,
     )

@@ -47,6 +47,7 @@ from vod._headers import (
 )
 from vod.completion import FRAGMENTS, INCOMPLETE, completion
 from vod.locks import UploadLocks
+from vod.metrics import VodMetrics
 from vod.storage import Storage
 
 __all__ = ["TOKEN_PATTERN", "UploadBackend", "UploadEndpoint", "UploadInfo"]
@@ -119,6 +120,7 @@ class UploadEndpoint:
         idle_fragmented_seconds: float = 30.0,
         public_url: str | None = None,
         clock: Any = time.time,
+        metrics: VodMetrics | None = None,
     ) -> None:
         self.backend = backend
         self.storage = storage
@@ -129,6 +131,10 @@ class UploadEndpoint:
         self.public_url = public_url.rstrip("/") if public_url else None
         self._clock = clock
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self.metrics = metrics
+        # The form of the last append to uploads of unknown length (they complete later,
+        # by the idle check: the completion is counted under that form).
+        self._forms: dict[str, str] = {}
 
     # -- URLs and headers -------------------------------------------------------------
 
@@ -177,6 +183,10 @@ class UploadEndpoint:
     def _problem(
         self, request: Request, form: Form | None, problem: Problem, up: UploadInfo | None
     ) -> Response:
+        if self.metrics is not None:
+            # Our types end in /<slug>; IANA's registered ones in #<slug>.
+            reason = problem.type.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+            self.metrics.upload_failures.labels(form or "unknown", reason).inc()
         if form is not None:
             extra = self._headers_for(form, request, up, None)
             extra.pop("Cache-Control", None)
@@ -367,6 +377,7 @@ class UploadEndpoint:
             raise self._locked(up)
         try:
             await self.backend.cancel_upload(up.asset_id)
+            self._forms.pop(up.asset_id, None)
         finally:
             await lock.release()
         headers = {"Tus-Resumable": "1.0.0"} if form == "tus" else {}
@@ -430,6 +441,10 @@ class UploadEndpoint:
                         title="Checksum Mismatch",
                         headers={"Upload-Offset": str(start)},
                     )
+            if self.metrics is not None and written:
+                self.metrics.upload_bytes.labels(form).inc(written)
+                if start == 0:
+                    self.metrics.uploads_started.labels(form).inc()
             if finished and complete and up.length is None:
                 await self.backend.bind_length(up.asset_id, offset, False)
                 up = replace(up, length=offset)
@@ -437,9 +452,12 @@ class UploadEndpoint:
             if up.length is not None and offset == up.length:
                 await self.backend.complete_upload(up.asset_id, offset)
                 up = replace(up, completed=True)
+                self._forms.pop(up.asset_id, None)
+                self._count_completed(form)
         finally:
             await lock.release()
         if not up.completed and up.length is None:
+            self._forms[up.asset_id] = form
             self.schedule_idle_check(up.asset_id)
         return up, offset
 
@@ -496,6 +514,10 @@ class UploadEndpoint:
 
     # -- completion of uploads of unknown length, expiry ---------------------------------
 
+    def _count_completed(self, form: str) -> None:
+        if self.metrics is not None:
+            self.metrics.uploads_completed.labels(form).inc()
+
     def schedule_idle_check(self, asset_id: str, delay: float | None = None) -> None:
         """Complete the upload once it forms a whole MP4 and stayed idle (docs/vod.md)."""
         old = self._timers.pop(asset_id, None)
@@ -543,6 +565,7 @@ class UploadEndpoint:
                 return
             await self.backend.bind_length(up.asset_id, size, False)
             await self.backend.complete_upload(up.asset_id, size)
+            self._count_completed(self._forms.pop(up.asset_id, "unknown"))
             _log.info("upload_complete_by_boxes", asset=up.asset_id, size=size, kind=verdict)
         finally:
             await lock.release()
@@ -555,6 +578,7 @@ class UploadEndpoint:
             size = await asyncio.to_thread(self.storage.upload_size, up.asset_id)
             if up.length is not None and size == up.length:
                 await self.backend.complete_upload(up.asset_id, size)
+                self._count_completed(self._forms.pop(up.asset_id, "unknown"))
                 _log.info("upload_complete_after_restart", asset=up.asset_id, size=size)
         finally:
             await lock.release()
@@ -566,6 +590,9 @@ class UploadEndpoint:
             try:
                 if now >= up.expires_at:
                     await self.backend.expire_upload(up.asset_id)
+                    form = self._forms.pop(up.asset_id, "unknown")
+                    if self.metrics is not None:
+                        self.metrics.upload_failures.labels(form, "expired").inc()
                 elif now - up.activity_at < self.idle_seconds:
                     continue
                 elif up.length is None:
