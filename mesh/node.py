@@ -207,6 +207,7 @@ class MeshNode[D: Downstream](abc.ABC):
             options=self._session_options(),
             stack=self.settings.quic_stack,
             max_connections=self.settings.max_connections,
+            stream_buffer=self.settings.quic_stream_buffer,
         )
 
     def _server_configuration(self) -> QuicConfiguration:
