@@ -2,7 +2,8 @@
 
 The SDK's publisher (Chromium's fake webcam: WebCodecs H.264 + Opus, one object per frame)
 goes live through ``clutchcall up``'s POP; one viewer page plays it twice through the
-same POP: ``fast`` with the default ``targetLatencyMs`` (200 ms) and ``slow`` with 1500 ms,
+same POP: ``fast`` with the default ``targetLatencyMs`` ("auto": the arrival jitter + 40 ms,
+80 ms to 1 s) and ``slow`` with 1500 ms,
 the live player's former fixed target. Both are paused 2.5 s (they fall 2.5 s behind), then
 resumed: ``fast`` must come back near the live edge and stay there, sampled from
 ``stats().latency`` (seconds between the newest buffered media and the playhead) over a few
@@ -94,7 +95,9 @@ def test_live_latency_stays_near_the_target_after_falling_behind(
         )
         watch.wait_for_function(f"{FRAMES % 'fast'} > 60 && {FRAMES % 'slow'} > 60", timeout=60_000)
         stats = watch.evaluate("fast.stats()")
-        assert stats["targetLatencyMs"] == 200, stats  # per-frame objects: the target stands
+        # The automatic target (arrival jitter + 40 ms) stays within its bounds; per-frame
+        # objects do not raise it to an object's duration + 100 ms.
+        assert 80 <= stats["targetLatencyMs"] <= 1000, stats
 
         # Both fall 2.5 s behind, then play on.
         watch.evaluate("for (const v of document.querySelectorAll('video')) v.pause()")

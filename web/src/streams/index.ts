@@ -41,7 +41,9 @@ export {
   type PublishErrorReason,
 } from "./errors.js";
 export { Viewer, parseTarget, type DataPlane, type PlaybackTarget, type ViewerOptions } from "./viewer.js";
-export { Publisher, type PublisherOptions } from "./publisher.js";
+export { Publisher, type PublisherOptions, type PublisherState } from "./publisher.js";
+export type { LiveState } from "./live.js";
+export type { ReconnectInfo, ReconnectOptions } from "./reconnect.js";
 export type { PlaybackCallbacks, PlaybackHandle } from "./playback.js";
 export { decodeJwtPayload, resolveToken, tokenFromLocation, type TokenClaims } from "./token.js";
 export { groupAt, parseVodCatalog, type VodCatalog, type VodTrack } from "./vod.js";

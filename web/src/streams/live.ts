@@ -17,6 +17,12 @@
  *    (./catchup.ts: 1.05-1.15x when behind, a seek when far behind).
  *    ABR (./abr.ts) switches at group boundaries.
  *
+ * A lost session or a GOAWAY is reconnected (./reconnect.ts): the same MediaSource and
+ * SourceBuffers, a new session (the GOAWAY's URI, else the relay URL and `fallbackUrls` in
+ * turn), `.catalog` again, then each track from its current group; what was already
+ * appended is skipped, so a GOAWAY's move is seamless and a network loss leaves a gap that
+ * the player jumps. `onStateChange` says `reconnecting`, then `playing` again.
+ *
  * Errors (`onError`, playback stopped): `auth_failed` (refused, expired or revoked token),
  * `not_found` (not live within `startTimeoutMs`), `network`, `unsupported`, `decode`.
  * The broadcast ending is `onEnded`, not an error. Failures before `playLive` resolves
@@ -24,13 +30,14 @@
  */
 import { AbrController, type Rendition } from "./abr.js";
 import { LiveEdgeController } from "./catchup.js";
+import { Lane } from "./live_lane.js";
 import { PlaybackError } from "./errors.js";
 import { asPlaybackError, certificateHashes, namespaceFor, reasonForClose, sameBytes } from "./live_connect.js";
+import { Backoff, type ReconnectInfo, type ReconnectOptions, reconnectPolicy, reconnectUrl, sleep } from "./reconnect.js";
 import { AppendQueue, bufferedAhead, codecFromInit, mimeFor, openMediaSource } from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
 import { resolveToken } from "./token.js";
 import { type Catalog, type CatalogTrack, parseCatalog } from "../moqt/catalog.js";
-import { GroupSequencer } from "../moqt/sequencer.js";
 import {
   MoqtSession,
   PublishDoneCode,
@@ -56,74 +63,28 @@ export interface LiveOptions {
   apiBase?: string;
   /** How long to wait for the broadcast to be live (ms, default 20000). */
   startTimeoutMs?: number;
-  /** How far behind the newest received media to play (ms, default 200; raised to one
-   * object's duration + 100 ms when the publisher's objects are longer). */
-  targetLatencyMs?: number;
+  /** How far behind the newest received media to play (ms), or "auto" (default: the
+   * arrival jitter + 40 ms, 80 ms to 1 s); raised to one object's duration + 100 ms when
+   * the publisher's objects are longer. */
+  targetLatencyMs?: number | "auto";
   /** @deprecated seconds; use `targetLatencyMs`. */
   targetLatency?: number;
+  /** Reconnect after a lost session or a GOAWAY (default: on, see ./reconnect.ts); `false`: never. */
+  reconnect?: ReconnectOptions | false;
+  /** Other relays (POPs) to try in turn when the one in use is lost (same token). */
+  fallbackUrls?: string[];
+  /** Before each reconnect attempt. */
+  onReconnecting?: (info: ReconnectInfo) => void;
+  /** `starting` -> `playing` <-> `reconnecting` -> `ended` | `failed` | `stopped`. */
+  onStateChange?: (state: LiveState) => void;
 }
+
+/** The live player's state (`stats().state`, `onStateChange`). */
+export type LiveState = "starting" | "playing" | "reconnecting" | "ending" | "ended" | "failed" | "stopped";
 
 const TICK_MS = 200;
-
-class Lane {
-  sub: Subscription | null = null;
-  readonly seq: GroupSequencer;
-  since = 0;
-  /** A newer catalog changed this track's init segment: applied at its next group. */
-  freshInit: CatalogTrack | null = null;
-  /** Groups the joining FETCH brought, and groups seen on the subscription, until the
-   * fetched groups' ends are known (a fetch has no end-of-group marker per group). */
-  private fetched = new Set<number>();
-  private live = new Set<number>();
-  private fetchDone = false;
-  private resolved = false;
-  constructor(
-    readonly kind: "video" | "audio",
-    public track: CatalogTrack,
-    minGroup = 0,
-  ) {
-    this.seq = new GroupSequencer(minGroup);
-  }
-
-  /** An object arrived (`fetched`: from the joining FETCH). */
-  arrived(group: number, fetched: boolean): void {
-    if (this.resolved) return;
-    (fetched ? this.fetched : this.live).add(group);
-    this.resolve();
-  }
-
-  /** The joining FETCH is complete: every fetched group but the newest has all its objects. */
-  fetchComplete(): void {
-    if (this.resolved) return;
-    this.fetchDone = true;
-    const newest = Math.max(-1, ...this.fetched);
-    for (const g of this.fetched) if (g < newest) this.seq.end(g);
-    this.resolve();
-  }
-
-  /** The newest fetched group ended at the fetch's end when the subscription brings none of
-   * its objects but already a later group's: the join fell on a group boundary. Without
-   * this its group would wait for an end that never comes, and playback would skip it
-   * (the sequencer's stall timeout) to begin a whole group later. */
-  private resolve(): void {
-    if (!this.fetchDone) return;
-    const newest = Math.max(-1, ...this.fetched);
-    if (newest < 0) {
-      this.resolved = true;
-      return;
-    }
-    if (this.live.has(newest)) {
-      this.resolved = true; // its live subgroup stream ends it
-    } else if ([...this.live].some((g) => g > newest)) {
-      this.seq.end(newest);
-      this.resolved = true;
-    }
-    if (this.resolved) {
-      this.fetched.clear();
-      this.live.clear();
-    }
-  }
-}
+/** No media object for this long (or 4 objects' time) while playing: the session is taken for lost. */
+const SILENT_MS = 4000;
 
 class LivePlayer implements PlaybackHandle {
   private session: MoqtSession | null = null;
@@ -155,13 +116,42 @@ class LivePlayer implements PlaybackHandle {
   private readonly edge: LiveEdgeController;
   private lastPlayhead = -1;
   private rate = 1;
+  private state: LiveState = "starting";
+  private readonly policy: ReturnType<typeof reconnectPolicy>;
+  private urls: string[] = [];
+  private urlIndex = 0;
+  private token: string | null = null;
+  private goawayUri = "";
+  private reconnecting = false;
+  private reconnects = 0;
+  private sessions = 0;
+  private resumeBy = 0;
+  /** When the last media object arrived (a silent session is taken for a lost one). */
+  private lastObjectAt = 0;
+  /** Sessions that got a GOAWAY (a draining relay answers new sessions with one). */
+  private readonly leaving = new WeakSet<MoqtSession>();
 
   constructor(private readonly opts: LiveOptions) {
-    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : undefined);
+    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : "auto");
     try {
       this.edge = new LiveEdgeController(ms === undefined ? {} : { targetMs: ms });
     } catch (e) {
       throw new PlaybackError("unsupported", e instanceof Error ? e.message : String(e));
+    }
+    try {
+      this.policy = reconnectPolicy(opts.reconnect);
+    } catch (e) {
+      throw new PlaybackError("unsupported", e instanceof Error ? e.message : String(e));
+    }
+  }
+
+  private setState(state: LiveState): void {
+    if (this.state === state || this.state === "stopped" || this.state === "failed" || this.state === "ended") return;
+    this.state = state;
+    try {
+      this.opts.onStateChange?.(state);
+    } catch {
+      // the application's callback threw: not playback's failure
     }
   }
 
@@ -176,29 +166,178 @@ class LivePlayer implements PlaybackHandle {
       throw new PlaybackError("network", `bad relay URL ${opts.relayUrl}`);
     }
     const token = resolveToken(opts.token ?? relay.searchParams.get("token"));
+    this.token = token;
     this.namespace = namespaceFor(opts.id, token, relay);
-    const hashes = await certificateHashes(opts, relay);
-    const connect: Parameters<typeof MoqtSession.connect>[1] = { implementation: "clutchcall-web-viewer" };
-    if (token) connect.token = token;
-    if (hashes.length) connect.serverCertificateHashes = hashes;
-    this.session = await MoqtSession.connect(relay.href, connect);
-    if (this.stopped) return this.session.close(0, "stopped");
-    this.session.closed.then((info) => {
-      if (!this.stopped && !this.ending) this.fail(new PlaybackError(reasonForClose(info), info.reason || "the relay closed the session"));
-      else if (this.ending) this.finishEnded();
-    });
+    this.urls = [relay.href, ...(opts.fallbackUrls ?? [])];
+    const session = await this.connect(relay.href, 10000);
+    if (this.stopped) return session.close(0, "stopped");
+    this.session = session;
     const sub = await this.subscribeRetrying(".catalog", 0);
     const first = await this.firstCatalog(sub);
     this.begin(first);
-    void this.readCatalog(sub);
+    void this.readCatalog(sub, session);
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
 
-  /** SUBSCRIBE with a joining FETCH; DOES_NOT_EXIST is retried until the start timeout. */
-  private async subscribeRetrying(name: string, priority: number, namespace?: string, join = 0): Promise<Subscription> {
-    const deadline = performance.now() + (this.opts.startTimeoutMs ?? 20000);
+  /** A MoQT session to `url` (the certificate hash looked up again: it may have been renewed). */
+  private async connect(url: string, setupTimeoutMs: number): Promise<MoqtSession> {
+    const hashes = await certificateHashes(this.opts, new URL(url));
+    const connect: Parameters<typeof MoqtSession.connect>[1] = { implementation: "clutchcall-web-viewer", setupTimeoutMs };
+    if (this.token) connect.token = this.token;
+    if (hashes.length) connect.serverCertificateHashes = hashes;
+    const session = await MoqtSession.connect(url, connect);
+    this.sessions += 1;
+    session.closed.then((info) => this.lost(session, info.reason || "the relay closed the session", reasonForClose(info)));
+    session.onGoaway = (uri) => {
+      this.leaving.add(session);
+      if (session !== this.session || this.stopped) return;
+      try {
+        this.goawayUri = uri ? new URL(uri, url).href : "";
+      } catch {
+        this.goawayUri = "";
+      }
+      void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`);
+    };
+    return session;
+  }
+
+  /** The session in use ended (not by us): the broadcast's end, an auth failure, or a reconnect. */
+  private lost(session: MoqtSession, detail: string, reason: PlaybackError["reason"]): void {
+    if (session !== this.session || this.stopped) return;
+    if (this.ending) return this.finishEnded();
+    if (reason === "auth_failed" || !this.reporting) return this.fail(new PlaybackError(reason, detail));
+    void this.reconnect("network", detail);
+  }
+
+  /** Reconnect with backoff (./reconnect.ts); `onError(network)` when the window is used up. */
+  private async reconnect(cause: "goaway" | "network", detail: string, sameRelay = false): Promise<void> {
+    if (this.reconnecting || this.stopped || this.ending) return;
+    if (!this.policy) return this.fail(new PlaybackError("network", detail));
+    this.reconnecting = true;
+    this.setState("reconnecting");
+    const backoff = new Backoff(this.policy);
+    let goaway = cause === "goaway" ? this.goawayUri : "";
+    this.goawayUri = "";
+    try {
+      for (;;) {
+        const delayMs = backoff.next(cause === "goaway");
+        if (delayMs === null) {
+          return this.fail(new PlaybackError("network", `reconnecting failed after ${backoff.attempts} attempts: ${detail}`));
+        }
+        // A lost session tries the next relay; a track that moved, the same one first.
+        if (!goaway && !(sameRelay && backoff.attempts === 1)) this.urlIndex += 1;
+        const url = reconnectUrl(this.urls, this.urlIndex, goaway);
+        goaway = "";
+        try {
+          this.opts.onReconnecting?.({ attempt: backoff.attempts, delayMs: Math.round(delayMs), cause, detail, url });
+        } catch {
+          // the application's callback threw
+        }
+        await sleep(delayMs, () => this.stopped || this.ending);
+        if (this.stopped || this.ending) return;
+        try {
+          await this.rejoin(url, backoff.left());
+          this.reconnects += 1;
+          this.lastObjectAt = performance.now();
+          // Subscribed: media must follow within the window (else the publisher is gone).
+          this.resumeBy = performance.now() + Math.max(5000, backoff.left());
+          return;
+        } catch (e) {
+          const error = asPlaybackError(e);
+          if (error.reason === "auth_failed") return this.fail(error); // never retried
+          if (this.stopped || this.ending) return;
+          detail = error.message;
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  /** One reconnect attempt: a new session, `.catalog`, the tracks from their current group
+   * (skipping what was already appended); then the old session is closed. */
+  private async rejoin(url: string, leftMs: number): Promise<void> {
+    const session = await this.connect(url, Math.max(1000, Math.min(10000, leftMs)));
+    const old = this.session;
+    let swapped = false;
+    try {
+      if (this.stopped || this.ending) throw new PlaybackError("network", "stopped");
+      const deadline = performance.now() + Math.max(1000, leftMs);
+      const sub = await this.subscribeRetrying(".catalog", 0, undefined, 0, session, deadline);
+      const catalog = await within(this.firstCatalog(sub), deadline - performance.now(), "no catalog from the new session");
+      if (this.stopped || this.ending) throw new PlaybackError("network", "stopped");
+      const [video, audio] = this.lanesFor(catalog);
+      // Both subscribed before the swap (the old session may still deliver meanwhile: a GOAWAY).
+      const subs = await Promise.allSettled([
+        this.subscribeLane(video, 1, session, deadline),
+        audio ? this.subscribeLane(audio, 0, session, deadline, 1) : Promise.resolve(),
+      ]);
+      for (const r of subs) if (r.status === "rejected") throw r.reason;
+      if (this.stopped || this.ending) throw new PlaybackError("network", "stopped");
+      if (this.leaving.has(session)) throw new PlaybackError("network", "the relay is going away (draining)");
+      this.catalog = catalog;
+      this.abandonPending();
+      this.video?.sub?.unsubscribe();
+      this.audio?.sub?.unsubscribe();
+      this.session = session;
+      swapped = true;
+      this.video = video;
+      this.audio = audio;
+      void this.readCatalog(sub, session);
+      void this.pump(video);
+      if (audio) void this.pump(audio);
+      const now = performance.now();
+      this.drain(video, now);
+      if (audio) this.drain(audio, now);
+      this.awaitFrame(() => {
+        this.resumeBy = 0;
+        this.setState("playing");
+      });
+    } finally {
+      if (!swapped) session.close(0, "reconnect abandoned");
+      else if (old && old !== session) old.close(0, "moved to a new session");
+    }
+  }
+
+  /** Lanes for the tracks of a new session's catalog: the rendition in use (else the ABR's
+   * best), the audio track of the same name; each skips what its predecessor appended. */
+  private lanesFor(catalog: Catalog): [Lane, Lane | null] {
+    if (!catalog.videos.length) throw new PlaybackError("decode", "the catalog lists no playable video track");
+    const prev = this.video;
+    const name = prev?.track.name;
+    const vtrack = catalog.videos.find((t) => t.name === name) ?? catalog.videos[0]!;
+    if (vtrack.name !== name) this.abr?.pin(null);
+    const video = new Lane("video", vtrack);
+    const prevAudio = this.audio;
+    const atrack = prevAudio ? (catalog.audios.find((t) => t.name === prevAudio.track.name) ?? catalog.audios[0]) : undefined;
+    const audio = atrack && prevAudio ? new Lane("audio", atrack) : null;
+    for (const [lane, before] of [[video, prev], [audio, prevAudio]] as const) {
+      if (!lane || !before) continue;
+      lane.resumeAfter = before.last;
+      if (lane.track.initData && !sameBytes(lane.track.initData, before.track.initData)) lane.freshInit = lane.track;
+      else lane.track = before.track;
+    }
+    return [video, audio];
+  }
+
+  private async subscribeLane(lane: Lane, priority: number, session: MoqtSession, deadline: number, join = 0): Promise<void> {
+    lane.since = performance.now();
+    lane.sub = await this.subscribeRetrying(lane.track.name, priority, lane.track.namespace ?? this.namespace, join, session, deadline);
+  }
+
+  /** SUBSCRIBE with a joining FETCH; DOES_NOT_EXIST is retried until the start timeout
+   * (or `deadline`: a reconnect's window, the publisher may be reconnecting too). */
+  private async subscribeRetrying(
+    name: string,
+    priority: number,
+    namespace?: string,
+    join = 0,
+    on?: MoqtSession,
+    until?: number,
+  ): Promise<Subscription> {
+    const deadline = until ?? performance.now() + (this.opts.startTimeoutMs ?? 20000);
     for (;;) {
-      const session = this.session as MoqtSession;
+      const session = on ?? (this.session as MoqtSession);
       try {
         return await session.subscribe(namespace ?? this.namespace, name, { join, priority });
       } catch (e) {
@@ -206,7 +345,7 @@ class LivePlayer implements PlaybackHandle {
         if (performance.now() > deadline || this.stopped) {
           throw new PlaybackError("not_found", `${this.namespace} is not live`, { cause: e });
         }
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 250));
       }
     }
   }
@@ -224,9 +363,10 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
-  private async readCatalog(sub: Subscription): Promise<void> {
+  private async readCatalog(sub: Subscription, session: MoqtSession): Promise<void> {
     try {
       for await (const item of sub) {
+        if (session !== this.session) return; // replaced by a reconnect
         if (item.type !== "object" || item.group <= this.catalogGroup || !item.payload.length) continue;
         this.catalogGroup = item.group;
         const catalog = parseCatalog(item.payload);
@@ -235,9 +375,9 @@ class LivePlayer implements PlaybackHandle {
         else this.refreshTracks(catalog);
       }
       const done = await sub.ended;
-      this.onTrackDone(done.statusCode, done.reason);
+      if (session === this.session) this.onTrackDone(done.statusCode, done.reason);
     } catch (e) {
-      if (!(e instanceof SessionClosed)) this.fail(asPlaybackError(e, "decode"));
+      if (!(e instanceof SessionClosed) && session === this.session) this.fail(asPlaybackError(e, "decode"));
     }
   }
 
@@ -265,6 +405,9 @@ class LivePlayer implements PlaybackHandle {
       this.fail(new PlaybackError("decode", reason || "the publisher sent a malformed track"));
     } else if (status === PublishDoneCode.TRACK_ENDED || status === PublishDoneCode.SUBSCRIPTION_ENDED) {
       this.endSoon();
+    } else if (status === PublishDoneCode.GOING_AWAY || status === PublishDoneCode.TOO_FAR_BEHIND) {
+      // The track goes on elsewhere or later: reconnect (resumes at the live edge).
+      void this.reconnect("network", reason || `the relay ended the subscription (${status})`, true);
     } else if (status !== null) {
       this.fail(new PlaybackError("network", reason || `the relay ended the subscription (${status})`));
     }
@@ -352,6 +495,7 @@ class LivePlayer implements PlaybackHandle {
         if (this.stopped) return;
         const now = performance.now();
         if (item.type === "object") {
+          if (lane === this.video || lane === this.audio) this.lastObjectAt = now;
           this.bytes += item.payload.length;
           this.objects += 1;
           if (lane.kind === "video") this.abr?.received(item.payload.length, now);
@@ -369,7 +513,7 @@ class LivePlayer implements PlaybackHandle {
       const done = await sub.ended;
       if (lane === this.video || lane === this.audio) this.onTrackDone(done.statusCode, done.reason);
     } catch (e) {
-      if (!(e instanceof SessionClosed)) this.fail(asPlaybackError(e, "decode"));
+      if (!(e instanceof SessionClosed) && (lane === this.video || lane === this.audio)) this.fail(asPlaybackError(e, "decode"));
     }
   }
 
@@ -377,18 +521,22 @@ class LivePlayer implements PlaybackHandle {
     if (lane === this.pending) this.maybeCutOver(now);
     if (lane === this.audio) {
       for (const obj of lane.seq.poll(now)) {
+        if (lane.repeats(obj.group, obj.object)) continue;
         if (this.audioStartGroup < 0) this.audioStartGroup = obj.group;
         if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
         this.append(this.audioQueue, obj.payload);
+        lane.last = { group: obj.group, object: obj.object };
       }
       return;
     }
     if (lane !== this.video) return;
     const skippedBefore = lane.seq.skipped;
     for (const obj of lane.seq.poll(now)) {
+      if (lane.repeats(obj.group, obj.object)) continue;
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
       this.append(this.videoQueue, obj.payload, true);
+      lane.last = { group: obj.group, object: obj.object };
       if (this.pending) this.maybeCutOver(now);
       if (lane !== this.video) return this.drain(this.video as Lane, now);
     }
@@ -415,6 +563,7 @@ class LivePlayer implements PlaybackHandle {
         if (!b.length || this.stopped) return;
         const end = b.end(b.length - 1);
         if (media && this.newestEnd > 0 && end > this.newestEnd) this.edge.observeAppend(end - this.newestEnd);
+        if (media && end > this.newestEnd) this.edge.observeArrival(end, performance.now() / 1000);
         this.newestEnd = Math.max(this.newestEnd, end);
         // Start on the first buffered frame, not on the next tick.
         if (!this.playing) this.startIfReady();
@@ -465,7 +614,7 @@ class LivePlayer implements PlaybackHandle {
   private switchTo(name: string): void {
     const cur = this.video;
     const track = this.catalog?.videos.find((t) => t.name === name);
-    if (!cur || !track || this.ending || this.stopped) return;
+    if (!cur || !track || this.ending || this.stopped || this.reconnecting) return;
     if (this.pending) {
       if (this.pending.track.name === name) return;
       this.abandonPending();
@@ -485,6 +634,15 @@ class LivePlayer implements PlaybackHandle {
     const video = this.opts.video;
     const now = performance.now();
     for (const lane of [this.video, this.audio, this.pending]) if (lane) this.drain(lane, now);
+    if (this.resumeBy && !this.reconnecting && now > this.resumeBy) {
+      return this.fail(new PlaybackError("network", "reconnected, but no media arrived"));
+    }
+    // No media for a while on a session that looks open (a relay that died without a word
+    // is only noticed by the transport's idle timeout): reconnect.
+    const silentMs = now - this.lastObjectAt;
+    if (this.started && this.policy && !this.reconnecting && !this.ending && !this.resumeBy && this.lastObjectAt > 0) {
+      if (silentMs > Math.max(SILENT_MS, 4000 * this.edge.span)) void this.reconnect("network", `no media for ${Math.round(silentMs / 1000)} s`);
+    }
     if (!this.playing) {
       this.startIfReady();
       return;
@@ -525,7 +683,7 @@ class LivePlayer implements PlaybackHandle {
       void this.videoQueue?.remove(0, video.currentTime - 20);
       void this.audioQueue?.remove(0, video.currentTime - 20);
     }
-    if (this.abr && this.started) {
+    if (this.abr && this.started && !this.reconnecting) {
       const choice = this.abr.decide({ now, bufferAhead: ahead, latency, stalled });
       if (choice !== (this.pending?.track.name ?? this.video?.track.name)) this.switchTo(choice);
     }
@@ -551,25 +709,36 @@ class LivePlayer implements PlaybackHandle {
       }
     });
     if (!this.started) {
-      const onFrame = (): void => {
-        if (this.started || this.stopped) return;
+      this.awaitFrame(() => {
+        if (this.started) return;
         this.started = true;
         this.startupMs = performance.now() - this.t0;
+        this.setState("playing");
         this.opts.onStarted();
-      };
-      if (typeof video.requestVideoFrameCallback === "function") video.requestVideoFrameCallback(onFrame);
-      else video.addEventListener("playing", onFrame, { once: true });
+      });
     }
+  }
+
+  /** `then` at the next presented frame. */
+  private awaitFrame(then: () => void): void {
+    const video = this.opts.video;
+    const onFrame = (): void => {
+      if (!this.stopped) then();
+    };
+    if (typeof video.requestVideoFrameCallback === "function") video.requestVideoFrameCallback(onFrame);
+    else video.addEventListener("playing", onFrame, { once: true });
   }
 
   private endSoon(): void {
     if (this.ending || this.stopped) return;
     this.ending = true;
+    this.setState("ending");
   }
 
   private finishEnded(): void {
     if (this.stopped) return;
     const cb = this.opts.onEnded;
+    this.setState("ended");
     this.release();
     cb();
   }
@@ -579,6 +748,7 @@ class LivePlayer implements PlaybackHandle {
 
   fail(error: PlaybackError): void {
     if (this.stopped) return;
+    if (this.reporting) this.setState("failed");
     this.release();
     if (this.reporting) this.opts.onError(error);
   }
@@ -596,6 +766,7 @@ class LivePlayer implements PlaybackHandle {
   }
 
   stop(): void {
+    this.setState("stopped");
     this.release();
     const video = this.opts.video;
     video.pause();
@@ -623,6 +794,7 @@ class LivePlayer implements PlaybackHandle {
       bufferedAhead: b.length ? bufferedAhead(b, video.currentTime) : 0,
       latency: b.length ? b.end(b.length - 1) - video.currentTime : 0,
       targetLatencyMs: Math.round(this.edge.target * 1000),
+      jitterMs: Math.round((this.edge.jitter ?? -0.001) * 1000),
       playbackRate: video.playbackRate,
       throughputKbps: Math.round((this.abr?.throughput(performance.now()) ?? 0) / 1000),
       bytes: this.bytes,
@@ -638,7 +810,9 @@ class LivePlayer implements PlaybackHandle {
       decodedFrames: q?.totalVideoFrames ?? 0,
       droppedFrames: q?.droppedVideoFrames ?? 0,
       namespace: this.namespace,
-      state: this.stopped ? "stopped" : this.ending ? "ending" : this.started ? "playing" : "starting",
+      state: this.stopped ? "stopped" : this.state, // onStateChange tells ended / failed
+      reconnects: this.reconnects,
+      sessions: this.sessions,
     };
   }
 
@@ -654,6 +828,15 @@ class LivePlayer implements PlaybackHandle {
   renditions(): string[] {
     return (this.catalog?.videos ?? []).map((t) => t.name);
   }
+}
+
+/** `promise`, or a network PlaybackError after `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PlaybackError("network", what)), Math.max(0, ms));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Play the live broadcast `opts.id` from `opts.relayUrl`; resolves once the tracks are subscribed. */

@@ -25,12 +25,13 @@
  * key was refused), `refused` (the key does not own the namespace, the input is already
  * live), `not_found`, `network`, `unsupported` (no encoder for this browser / stream).
  * Later failures go to `onError`. `stop()` ends the tracks (PUBLISH_DONE) and the session.
+ *
+ * A lost session or a relay's GOAWAY is reconnected (./reconnect.ts) while capture and
+ * encoding go on: a new session (the GOAWAY's URI, else `relayUrl` and `fallbackUrls` in
+ * turn), the same namespace and key, the catalog again, and the next group from a forced
+ * keyframe; group ids continue where they were. A refused key is never retried.
  */
 
-import { catalogPayload, type CatalogEntry } from "../cmaf/catalog.js";
-import { avcCodecString, parseOpusHead } from "../cmaf/init.js";
-import { TrackMuxer } from "../cmaf/muxer.js";
-import { Fmp4Splitter, type SplitChunk } from "../cmaf/split.js";
 import {
   MoqtSession,
   type NamespacePublication,
@@ -38,10 +39,13 @@ import {
   RequestRefused,
   SessionClosed,
   type SessionCloseInfo,
-  type TrackWriter,
-  type GroupWriter,
 } from "../moqt/index.js";
 import { PublishError, type PublishErrorReason } from "./errors.js";
+import { certificateHashes } from "./live_connect.js";
+import { Broadcast, type PublisherStats } from "./publisher_broadcast.js";
+import { Backoff, type ReconnectInfo, type ReconnectOptions, reconnectPolicy, reconnectUrl, sleep } from "./reconnect.js";
+
+export type { PublisherStats } from "./publisher_broadcast.js";
 
 export interface PublisherOptions {
   /** The relay (a POP, or an origin) as an https:// WebTransport URL. */
@@ -58,23 +62,24 @@ export interface PublisherOptions {
   apiBase?: string;
   /** "auto" (default): WebCodecs where the browser has it, else MediaRecorder; or force one. */
   capture?: "auto" | "webcodecs" | "mediarecorder";
-  /** A failure after `publish()` resolved (the session was closed, an encoder failed). */
+  /** A failure after `publish()` resolved (an encoder failed, the key was refused, or
+   * reconnecting gave up); the publisher has stopped. */
   onError?: (e: PublishError) => void;
+  /** Reconnect after a lost session or a GOAWAY (default on: 10 attempts within 20 s,
+   * 250 ms doubling to 3 s, jittered); `false`: a loss is `onError(network)`. */
+  reconnect?: ReconnectOptions | false;
+  /** Other relays to try in turn when the one in use is lost (the same stream key). */
+  fallbackUrls?: string[];
+  /** Before each reconnect attempt. */
+  onReconnecting?: (info: ReconnectInfo) => void;
+  /** `connecting` -> `live` <-> `reconnecting` -> `stopped` | `failed`. */
+  onStateChange?: (state: PublisherState) => void;
 }
 
-export interface PublisherStats {
-  capture: "webcodecs" | "mediarecorder" | "";
-  videoFrames: number;
-  audioFrames: number;
-  droppedFrames: number;
-  groups: number;
-  bytes: number;
-}
+/** The publisher's state (`onStateChange`, `stats().state`). */
+export type PublisherState = "idle" | "connecting" | "live" | "reconnecting" | "stopped" | "failed";
 
-const CATALOG_PRIORITY = 0;
-const AUDIO_PRIORITY = 1;
-const VIDEO_PRIORITY = 2;
-const START_TIMEOUT_MS = 15000;
+
 const AUTH_CODES = new Set<number>([
   RequestErrorCode.UNAUTHORIZED,
   RequestErrorCode.MALFORMED_AUTH_TOKEN,
@@ -101,432 +106,6 @@ function closeError(info: SessionCloseInfo): PublishError {
   return new PublishError(auth ? "auth_failed" : "network", `the relay closed the session: ${info.reason || info.code}`);
 }
 
-// --- development relays: pin the certificate ------------------------------------------------
-
-function isDevHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  return h === "localhost" || h.endsWith(".localhost") || /^[\d.]+$/.test(h) || h.includes(":");
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const clean = hex.replace(/[^0-9a-f]/gi, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-async function certificateHashes(opts: PublisherOptions, relay: URL): Promise<Uint8Array[]> {
-  if (opts.serverCertificateHashes?.length) {
-    return opts.serverCertificateHashes.map((h) => (typeof h === "string" ? hexBytes(h) : h));
-  }
-  if (!isDevHost(relay.hostname)) return [];
-  const bases = new Set<string>();
-  if (opts.apiBase) bases.add(opts.apiBase.replace(/\/$/, ""));
-  try {
-    const sdk = new URL(import.meta.url);
-    if (sdk.protocol === "http:" || sdk.protocol === "https:") bases.add(sdk.origin);
-  } catch {
-    // bundled without a URL
-  }
-  if (typeof location !== "undefined" && /^https?:$/.test(location.protocol)) bases.add(location.origin);
-  for (const base of bases) {
-    try {
-      const res = await fetch(`${base}/v1/relay/certificate`, { cache: "no-store", signal: AbortSignal.timeout(3000) });
-      if (!res.ok) continue;
-      const body = (await res.json()) as { certificate_hashes?: Array<{ algorithm?: string; value?: string }> };
-      const hashes = (body.certificate_hashes ?? []).filter((h) => h.algorithm === "sha-256" && typeof h.value === "string");
-      if (hashes.length) return hashes.map((h) => hexBytes(h.value as string));
-    } catch {
-      // not a control plane: try the next one
-    }
-  }
-  return [];
-}
-
-// --- WebCodecs capture (types Chromium has and lib.dom does not declare yet) ----------------
-
-interface TrackProcessor<T> {
-  readable: ReadableStream<T>;
-}
-type TrackProcessorCtor = new <T>(init: { track: MediaStreamTrack }) => TrackProcessor<T>;
-
-function trackProcessor(): TrackProcessorCtor | null {
-  const ctor = (globalThis as { MediaStreamTrackProcessor?: TrackProcessorCtor }).MediaStreamTrackProcessor;
-  return typeof ctor === "function" ? ctor : null;
-}
-
-const RECORDER_TYPES = ["video/mp4;codecs=avc1,opus", "video/mp4;codecs=avc1", "video/mp4"];
-
-function recorderType(audio: boolean): string | null {
-  if (typeof MediaRecorder === "undefined") return null;
-  const types = audio ? RECORDER_TYPES : RECORDER_TYPES.slice(1);
-  return types.find((t) => MediaRecorder.isTypeSupported(t)) ?? null;
-}
-
-function webCodecsSupported(): boolean {
-  return trackProcessor() !== null && typeof VideoEncoder === "function" && typeof AudioEncoder === "function";
-}
-
-/** Constrained Baseline at the lowest level that holds the frame size (3.1, 4.0, 5.1). */
-function avcCodec(width: number, height: number): string {
-  const macroblocks = Math.ceil(width / 16) * Math.ceil(height / 16);
-  const level = macroblocks <= 3600 ? 0x1f : macroblocks <= 8192 ? 0x28 : 0x33;
-  return `avc1.42e0${level.toString(16)}`;
-}
-
-function copyOut(chunk: EncodedVideoChunk | EncodedAudioChunk): Uint8Array {
-  const data = new Uint8Array(chunk.byteLength);
-  chunk.copyTo(data);
-  return data;
-}
-
-function descriptionBytes(d: AllowSharedBufferSource | undefined): Uint8Array | null {
-  if (!d) return null;
-  if (d instanceof ArrayBuffer) return new Uint8Array(d.slice(0));
-  if (ArrayBuffer.isView(d)) return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
-  return null;
-}
-
-/** One broadcast in progress (a Publisher runs one at a time). */
-class Broadcast {
-  readonly stats: PublisherStats = { capture: "", videoFrames: 0, audioFrames: 0, droppedFrames: 0, groups: 0, bytes: 0 };
-  private catalogTrack: TrackWriter;
-  private videoTrack: TrackWriter | null = null;
-  private audioTrack: TrackWriter | null = null;
-  private videoGroup: GroupWriter | null = null;
-  private audioGroup: GroupWriter | null = null;
-  private audioGroupIndex = -1;
-  private audioStartUs: number | null = null;
-  private videoMux: TrackMuxer | null = null;
-  private audioMux: TrackMuxer | null = null;
-  private entries = new Map<string, CatalogEntry>();
-  private expected: Set<string>;
-  private catalogSent = false;
-  private readonly started: Promise<void>;
-  private resolveStarted!: () => void;
-  private rejectStarted!: (e: PublishError) => void;
-  private stopped = false;
-  private live = false;
-  private readers: Array<ReadableStreamDefaultReader<unknown>> = [];
-  private encoders: Array<VideoEncoder | AudioEncoder> = [];
-  private recorder: MediaRecorder | null = null;
-
-  /** The tracks are served before PUBLISH_NAMESPACE: the relay subscribes as soon as it accepts. */
-  constructor(
-    private readonly session: MoqtSession,
-    private readonly namespace: string,
-    private readonly stream: MediaStream,
-    private readonly opts: Required<Pick<PublisherOptions, "timesliceMs">> & PublisherOptions,
-    private readonly fail: (e: PublishError) => void,
-  ) {
-    this.started = new Promise<void>((resolve, reject) => {
-      this.resolveStarted = resolve;
-      this.rejectStarted = reject;
-    });
-    this.catalogTrack = session.serveTrack(namespace, ".catalog", { priority: CATALOG_PRIORITY });
-    this.expected = new Set<string>();
-    if (stream.getVideoTracks().length) {
-      this.expected.add("video");
-      this.videoTrack = session.serveTrack(namespace, "video", { priority: VIDEO_PRIORITY });
-    }
-    if (stream.getAudioTracks().length) {
-      this.expected.add("audio");
-      this.audioTrack = session.serveTrack(namespace, "audio", { priority: AUDIO_PRIORITY });
-    }
-  }
-
-  async start(): Promise<void> {
-    if (this.expected.size === 0) throw new PublishError("unsupported", "the MediaStream has no video or audio track");
-    const capture = this.opts.capture ?? "auto";
-    if (capture !== "mediarecorder" && webCodecsSupported()) {
-      this.stats.capture = "webcodecs";
-      const video = this.stream.getVideoTracks()[0];
-      const audio = this.stream.getAudioTracks()[0];
-      if (video) this.startVideo(video);
-      if (audio) this.startAudio(audio);
-    } else if (capture !== "webcodecs" && recorderType(this.expected.has("audio"))) {
-      this.stats.capture = "mediarecorder";
-      this.startRecorder(recorderType(this.expected.has("audio")) as string);
-    } else {
-      throw new PublishError("unsupported", "this browser has neither WebCodecs capture nor an MP4 MediaRecorder");
-    }
-    const timer = setTimeout(
-      () => this.error(new PublishError("unsupported", `no encoded media within ${START_TIMEOUT_MS} ms`)),
-      START_TIMEOUT_MS,
-    );
-    try {
-      await this.started;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Before `publish()` resolved, its rejection; after, the publisher's `onError`. */
-  private error(e: PublishError): void {
-    if (this.stopped) return;
-    if (this.live) this.fail(e);
-    else this.rejectStarted(e);
-  }
-
-  // --- video ----------------------------------------------------------------------------
-
-  private startVideo(track: MediaStreamTrack): void {
-    const settings = track.getSettings();
-    const width = (settings.width ?? 640) & ~1;
-    const height = (settings.height ?? 480) & ~1;
-    const framerate = settings.frameRate ?? 30;
-    const bitrate = this.opts.videoBitrate ?? (width * height >= 1280 * 720 ? 2_500_000 : 1_000_000);
-    const codec = avcCodec(width, height);
-    const encoder = new VideoEncoder({
-      output: (chunk, meta) => this.onVideo(chunk, meta, { width, height, framerate, bitrate }),
-      error: (e) => this.error(new PublishError("unsupported", `video encoder: ${e.message}`)),
-    });
-    encoder.configure({
-      codec, width, height, bitrate, framerate,
-      latencyMode: "realtime",
-      avc: { format: "avc" },
-    } as VideoEncoderConfig); // prettier-ignore
-    this.encoders.push(encoder);
-    const Processor = trackProcessor() as TrackProcessorCtor;
-    const reader = new Processor<VideoFrame>({ track }).readable.getReader();
-    this.readers.push(reader as ReadableStreamDefaultReader<unknown>);
-    const intervalUs = this.opts.timesliceMs * 1000;
-    let lastKeyUs: number | null = null;
-    void (async () => {
-      for (;;) {
-        let frame: VideoFrame | undefined;
-        try {
-          const next = await reader.read();
-          if (next.done) return;
-          frame = next.value;
-        } catch {
-          return;
-        }
-        if (this.stopped || encoder.state !== "configured") {
-          frame.close();
-          return;
-        }
-        const key = lastKeyUs === null || frame.timestamp - lastKeyUs >= intervalUs;
-        if (!key && encoder.encodeQueueSize > 2) {
-          this.stats.droppedFrames += 1; // the encoder is behind: keep latency bounded
-          frame.close();
-          continue;
-        }
-        if (key) lastKeyUs = frame.timestamp;
-        try {
-          encoder.encode(frame, { keyFrame: key });
-        } finally {
-          frame.close();
-        }
-      }
-    })();
-  }
-
-  private onVideo(
-    chunk: EncodedVideoChunk,
-    meta: EncodedVideoChunkMetadata | undefined,
-    info: { width: number; height: number; framerate: number; bitrate: number },
-  ): void {
-    if (this.stopped || !this.videoTrack) return;
-    const description = descriptionBytes(meta?.decoderConfig?.description);
-    if (!this.videoMux) {
-      if (!description) return; // wait for the first keyframe's avcC
-      const width = meta?.decoderConfig?.codedWidth ?? info.width;
-      const height = meta?.decoderConfig?.codedHeight ?? info.height;
-      this.videoMux = new TrackMuxer({ kind: "video", trackId: 1, timescale: 90000, width, height, avcC: description });
-      this.entries.set("video", {
-        name: "video", role: "video", codec: avcCodecString(description), bitrate: info.bitrate,
-        init: this.videoMux.init, timescale: 90000, priority: VIDEO_PRIORITY,
-        maxGroupDuration: this.opts.timesliceMs, width, height, framerate: Math.round(info.framerate),
-      }); // prettier-ignore
-      this.maybeSendCatalog();
-    }
-    const key = chunk.type === "key";
-    if (key) {
-      this.videoGroup = this.videoTrack.openGroup();
-      this.stats.groups += 1;
-    }
-    if (!this.videoGroup) return;
-    const data = copyOut(chunk);
-    const obj = this.videoMux.chunk([this.videoMux.sample(data, chunk.timestamp, chunk.duration, key)]);
-    this.stats.videoFrames += 1;
-    this.stats.bytes += obj.length;
-    void this.videoGroup.write(obj).catch(() => undefined);
-  }
-
-  // --- audio ----------------------------------------------------------------------------
-
-  private startAudio(track: MediaStreamTrack): void {
-    const bitrate = this.opts.audioBitrate ?? 64_000;
-    const encoder = new AudioEncoder({
-      output: (chunk, meta) => this.onAudio(chunk, meta, bitrate),
-      error: (e) => this.error(new PublishError("unsupported", `audio encoder: ${e.message}`)),
-    });
-    this.encoders.push(encoder);
-    const Processor = trackProcessor() as TrackProcessorCtor;
-    const reader = new Processor<AudioData>({ track }).readable.getReader();
-    this.readers.push(reader as ReadableStreamDefaultReader<unknown>);
-    void (async () => {
-      for (;;) {
-        let data: AudioData | undefined;
-        try {
-          const next = await reader.read();
-          if (next.done) return;
-          data = next.value;
-        } catch {
-          return;
-        }
-        if (this.stopped || encoder.state === "closed") {
-          data.close();
-          return;
-        }
-        if (encoder.state === "unconfigured") {
-          // The encoder takes the capture's own rate and channel count (Opus resamples to 48 kHz).
-          encoder.configure({ codec: "opus", sampleRate: data.sampleRate, numberOfChannels: data.numberOfChannels, bitrate });
-        }
-        try {
-          encoder.encode(data);
-        } finally {
-          data.close();
-        }
-      }
-    })();
-  }
-
-  private onAudio(chunk: EncodedAudioChunk, meta: EncodedAudioChunkMetadata | undefined, bitrate: number): void {
-    if (this.stopped || !this.audioTrack) return;
-    if (!this.audioMux) {
-      const config = meta?.decoderConfig;
-      const head = parseOpusHead(descriptionBytes(config?.description));
-      const channels = head?.channels ?? config?.numberOfChannels ?? 1;
-      this.audioMux = new TrackMuxer({
-        kind: "audio", trackId: 1, timescale: 48000, channels,
-        // dOps InputSampleRate: informational per RFC 7845, but Chromium's MSE plays the track
-        // at that rate, so a 44.1 kHz microphone must still say 48000 (Opus decodes at 48 kHz).
-        sampleRate: 48000, preSkip: head?.preSkip ?? 0,
-      }); // prettier-ignore
-      this.entries.set("audio", {
-        name: "audio", role: "audio", codec: "opus", bitrate, init: this.audioMux.init, timescale: 48000,
-        priority: AUDIO_PRIORITY, maxGroupDuration: this.opts.timesliceMs, samplerate: 48000,
-        channelConfig: String(channels),
-      }); // prettier-ignore
-      this.maybeSendCatalog();
-    }
-    if (this.audioStartUs === null) this.audioStartUs = chunk.timestamp;
-    const index = Math.floor((chunk.timestamp - this.audioStartUs) / (this.opts.timesliceMs * 1000));
-    if (!this.audioGroup || index > this.audioGroupIndex) {
-      this.audioGroup = this.audioTrack.openGroup();
-      this.audioGroupIndex = index;
-    }
-    const obj = this.audioMux.chunk([this.audioMux.sample(copyOut(chunk), chunk.timestamp, chunk.duration, true)]);
-    this.stats.audioFrames += 1;
-    this.stats.bytes += obj.length;
-    void this.audioGroup.write(obj).catch(() => undefined);
-  }
-
-  // --- MediaRecorder fallback --------------------------------------------------------
-
-  private startRecorder(mimeType: string): void {
-    const t = this.opts.timesliceMs;
-    const recorder = new MediaRecorder(this.stream, {
-      mimeType,
-      videoBitsPerSecond: this.opts.videoBitrate ?? 1_000_000,
-      audioBitsPerSecond: this.opts.audioBitrate ?? 64_000,
-      videoKeyFrameIntervalDuration: t,
-    } as MediaRecorderOptions);
-    this.recorder = recorder;
-    const splitter = new Fmp4Splitter();
-    let queue = Promise.resolve();
-    recorder.ondataavailable = (event: BlobEvent) => {
-      queue = queue
-        .then(async () => {
-          const bytes = new Uint8Array(await event.data.arrayBuffer());
-          if (!this.stopped) this.onRecorded(splitter, splitter.feed(bytes));
-        })
-        .catch((e: unknown) => this.error(new PublishError("unsupported", `MediaRecorder output: ${String(e)}`)));
-    };
-    recorder.onerror = () => this.error(new PublishError("unsupported", "MediaRecorder failed"));
-    recorder.start(t);
-  }
-
-  private onRecorded(splitter: Fmp4Splitter, chunks: SplitChunk[]): void {
-    const tracks = splitter.tracks;
-    if (!tracks) return;
-    const kinds = new Map<number, "video" | "audio">();
-    for (const kind of ["video", "audio"] as const) {
-      const track = tracks.find((x) => x.kind === kind);
-      if (!track) continue;
-      kinds.set(track.trackId, kind);
-      if (!this.entries.has(kind)) {
-        const video = kind === "video";
-        this.entries.set(kind, {
-          name: kind, role: kind, codec: track.codec, init: track.init, timescale: track.timescale,
-          bitrate: video ? (this.opts.videoBitrate ?? 1_000_000) : (this.opts.audioBitrate ?? 64_000),
-          priority: video ? VIDEO_PRIORITY : AUDIO_PRIORITY, maxGroupDuration: this.opts.timesliceMs,
-          ...(video ? { width: track.width ?? 0, height: track.height ?? 0 }
-                    : { samplerate: track.sampleRate ?? 48000, channelConfig: String(track.channels ?? 1) }),
-        }); // prettier-ignore
-      }
-    }
-    for (const name of [...this.expected]) if (!this.entries.has(name)) this.expected.delete(name);
-    this.maybeSendCatalog();
-    for (const c of chunks) {
-      const kind = kinds.get(c.trackId);
-      const track = kind === "video" ? this.videoTrack : kind === "audio" ? this.audioTrack : null;
-      if (!kind || !track) continue;
-      // A group per GOP: a video keyframe opens one, and the audio follows the video's groups.
-      if (kind === "video" && c.keyframe) {
-        this.videoGroup = track.openGroup();
-        this.stats.groups += 1;
-        if (this.audioTrack) this.audioGroup = null;
-      }
-      if (kind === "audio" && (!this.audioGroup || !this.videoTrack)) this.audioGroup = track.openGroup();
-      const group = kind === "video" ? this.videoGroup : this.audioGroup;
-      if (!group) continue;
-      if (kind === "video") this.stats.videoFrames += 1;
-      else this.stats.audioFrames += 1;
-      this.stats.bytes += c.data.length;
-      void group.write(c.data).catch(() => undefined);
-    }
-  }
-
-  // --- catalog --------------------------------------------------------------------------
-
-  private maybeSendCatalog(): void {
-    if (this.catalogSent || [...this.expected].some((name) => !this.entries.has(name))) return;
-    this.catalogSent = true;
-    this.sendCatalog(false);
-    this.live = true;
-    this.resolveStarted();
-  }
-
-  private sendCatalog(complete: boolean): void {
-    const order = ["video", "audio"].filter((n) => this.entries.has(n));
-    const payload = catalogPayload(order.map((n) => this.entries.get(n) as CatalogEntry), { complete });
-    const group = this.catalogTrack.openGroup();
-    void group.write(payload).then(() => group.close()).catch(() => undefined);
-  }
-
-  // --- the end --------------------------------------------------------------------------
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    for (const reader of this.readers) void reader.cancel().catch(() => undefined);
-    if (this.recorder && this.recorder.state !== "inactive") this.recorder.stop();
-    for (const encoder of this.encoders) {
-      try {
-        if (encoder.state !== "closed") encoder.close();
-      } catch {
-        // already closed
-      }
-    }
-    if (this.catalogSent) this.sendCatalog(true);
-    const tracks = [this.videoTrack, this.audioTrack, this.catalogTrack];
-    await Promise.allSettled(tracks.map((t) => t?.end("publisher stopped")));
-  }
-}
-
 /** A webcam/MediaStream publisher (see the module docstring). */
 export class Publisher {
   readonly options: PublisherOptions;
@@ -534,6 +113,11 @@ export class Publisher {
   private broadcast: Broadcast | null = null;
   private ns: NamespacePublication | null = null;
   private stopping = false;
+  private reconnecting = false;
+  private state: PublisherState = "idle";
+  private target: { namespace: string; streamKey: string; urls: string[]; index: number } | null = null;
+  /** Sessions that got a GOAWAY (a draining relay answers new sessions with one). */
+  private readonly leaving = new WeakSet<MoqtSession>();
 
   constructor(options: PublisherOptions = {}) {
     this.options = options;
@@ -556,51 +140,156 @@ export class Publisher {
     let relay: URL;
     try {
       relay = new URL(this.options.relayUrl);
-    } catch {
+      reconnectPolicy(this.options.reconnect);
+    } catch (e) {
+      if (e instanceof RangeError) throw new PublishError("unsupported", e.message);
       throw new PublishError("network", `bad relayUrl ${JSON.stringify(this.options.relayUrl)}`);
     }
     this.stopping = false;
+    this.setState("connecting", true);
+    const target = { namespace: fields.join("/"), streamKey, urls: [relay.toString(), ...(this.options.fallbackUrls ?? [])], index: 0 };
+    this.target = target;
     let session: MoqtSession;
     try {
-      const hashes = await certificateHashes(this.options, relay);
-      session = await MoqtSession.connect(relay.toString(), {
-        token: streamKey,
-        ...(hashes.length ? { serverCertificateHashes: hashes } : {}),
-      });
+      session = await this.connect(relay.toString(), streamKey, 10000);
     } catch (e) {
+      this.setState("failed");
       throw asPublishError(e);
     }
     this.session = session;
     try {
-      const namespace = fields.join("/");
-      const broadcast = new Broadcast(session, namespace, mediaStream, { ...this.options, timesliceMs }, (e) =>
-        this.failed(e),
-      );
+      const broadcast = new Broadcast(session, target.namespace, mediaStream, { ...this.options, timesliceMs }, (e) => this.failed(e));
       this.broadcast = broadcast;
-      this.ns = await session.publishNamespace(namespace, { authToken: streamKey });
-      void session.closed.then((info) => {
-        if (!this.stopping && this.session === session) this.failed(closeError(info));
-      });
+      this.ns = await session.publishNamespace(target.namespace, { authToken: streamKey });
       await broadcast.start();
+      this.setState("live");
     } catch (e) {
       const error = asPublishError(e);
       this.teardown("publish failed");
+      this.setState("failed");
       throw error;
     }
   }
 
   /** Counters of the broadcast in progress (or the last one). */
-  stats(): PublisherStats {
-    return this.broadcast?.stats ?? { capture: "", videoFrames: 0, audioFrames: 0, droppedFrames: 0, groups: 0, bytes: 0 };
+  stats(): PublisherStats & { state: PublisherState } {
+    const zero = { capture: "" as const, sessions: 0, encodeMs: 0, videoFrames: 0, audioFrames: 0, droppedFrames: 0, groups: 0, bytes: 0 };
+    return { ...(this.broadcast?.stats ?? zero), state: this.state };
   }
 
   /** End the broadcast: the final catalog, PUBLISH_DONE on every track, the session closed. */
   stop(): void {
+    if (this.state !== "failed") this.setState("stopped");
     this.teardown("publisher stopped");
+  }
+
+  private setState(state: PublisherState, force = false): void {
+    if (this.state === state || (!force && (this.state === "stopped" || this.state === "failed"))) return;
+    this.state = state;
+    try {
+      this.options.onStateChange?.(state);
+    } catch {
+      // the application's callback threw
+    }
+  }
+
+  private async connect(url: string, streamKey: string, setupTimeoutMs: number): Promise<MoqtSession> {
+    const hashes = await certificateHashes(this.options, new URL(url));
+    const session = await MoqtSession.connect(url, {
+      token: streamKey,
+      setupTimeoutMs,
+      implementation: "clutchcall-web-publisher",
+      ...(hashes.length ? { serverCertificateHashes: hashes } : {}),
+    });
+    void session.closed.then((info) => {
+      if (this.stopping || this.session !== session) return;
+      const error = closeError(info);
+      if (!this.broadcast?.isLive) this.broadcast?.abortStart(error); // publish() rejects with it
+      else if (error.reason === "auth_failed") this.failed(error);
+      else void this.reconnect("network", error.message);
+    });
+    session.onGoaway = (uri) => {
+      this.leaving.add(session);
+      if (this.stopping || this.session !== session || !this.target) return;
+      let next = "";
+      try {
+        next = uri ? new URL(uri, url).href : "";
+      } catch {
+        next = "";
+      }
+      void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`, next);
+    };
+    return session;
+  }
+
+  /** Reconnect with backoff; the broadcast's capture goes on meanwhile. */
+  private async reconnect(cause: "goaway" | "network", detail: string, goawayUri = ""): Promise<void> {
+    const target = this.target;
+    const broadcast = this.broadcast;
+    if (this.reconnecting || this.stopping || !target || !broadcast) return;
+    const policy = reconnectPolicy(this.options.reconnect);
+    if (!policy) return this.failed(new PublishError("network", detail));
+    this.reconnecting = true;
+    this.setState("reconnecting");
+    const backoff = new Backoff(policy);
+    let goaway = goawayUri;
+    try {
+      for (;;) {
+        const delayMs = backoff.next(cause === "goaway");
+        if (delayMs === null) {
+          return this.failed(new PublishError("network", `reconnecting failed after ${backoff.attempts} attempts: ${detail}`));
+        }
+        if (!goaway) target.index += 1;
+        const url = reconnectUrl(target.urls, target.index, goaway);
+        goaway = "";
+        try {
+          this.options.onReconnecting?.({ attempt: backoff.attempts, delayMs: Math.round(delayMs), cause, detail, url });
+        } catch {
+          // the application's callback threw
+        }
+        await sleep(delayMs, () => this.stopping);
+        if (this.stopping) return;
+        let session: MoqtSession | null = null;
+        try {
+          session = await this.connect(url, target.streamKey, Math.max(1000, Math.min(10000, backoff.left())));
+          if (this.stopping) return session.close(0, "publisher stopped");
+          if (this.leaving.has(session)) throw new PublishError("network", "the relay is going away (draining)");
+          const old = this.session;
+          broadcast.bind(session);
+          const ns = await session.publishNamespace(target.namespace, { authToken: target.streamKey });
+          if (this.stopping) return session.close(0, "publisher stopped");
+          this.session = session;
+          this.ns = ns;
+          // The old session (a GOAWAY's, still up) is left open: closed before the new one
+          // took the input over at the origin, the broadcast would end there. The origin
+          // closes it at the takeover (it kicks the replaced publisher); an origin that does
+          // not is left 5 s after media flows on the new session.
+          if (old && old !== session && !old.isClosed) {
+            const grace = broadcast.whenFlowing().then(() => new Promise((r) => setTimeout(r, 5000)));
+            void Promise.race([old.closed, grace]).then(() => old.close(0, "moved to a new session"));
+          }
+          this.setState("live");
+          // A GOAWAY that came during the setup: move on once this attempt is done.
+          if (this.leaving.has(session)) setTimeout(() => void this.reconnect("goaway", "the relay is going away"), 0);
+          return;
+        } catch (e) {
+          session?.close(0, "reconnect failed");
+          const error = asPublishError(e);
+          // A refused key is never retried; "already published" is (the relay may not have
+          // noticed the old session's end yet).
+          if (error.reason === "auth_failed" || error.reason === "not_found") return this.failed(error);
+          if (this.stopping) return;
+          detail = error.message;
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
   }
 
   private failed(e: PublishError): void {
     if (this.stopping) return;
+    this.setState("failed");
     this.teardown(e.message);
     this.options.onError?.(e);
   }

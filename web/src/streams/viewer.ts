@@ -6,7 +6,8 @@
  */
 
 import { PlaybackError } from "./errors.js";
-import { playLive } from "./live.js";
+import { type LiveState, playLive } from "./live.js";
+import type { ReconnectInfo, ReconnectOptions } from "./reconnect.js";
 import type { PlaybackHandle } from "./playback.js";
 import { resolveToken } from "./token.js";
 import { playVod } from "./vod.js";
@@ -20,8 +21,18 @@ export interface ViewerOptions {
   onEnded?: () => void;
   /** On demand: seconds buffered ahead of the playhead (default 20). */
   bufferAhead?: number;
-  /** Live: how far behind the newest received media to play (ms, default 200). */
-  targetLatencyMs?: number;
+  /** Live: how far behind the newest received media to play (ms), or "auto" (default:
+   * the measured arrival jitter + 40 ms, from 80 ms to 1 s; 200 ms until measured). */
+  targetLatencyMs?: number | "auto";
+  /** Live: reconnect after a lost session or a relay's GOAWAY (default on: 10 attempts
+   * within 20 s, 250 ms doubling to 3 s, jittered); `false`: a loss is `onError(network)`. */
+  reconnect?: ReconnectOptions | false;
+  /** Live: other relays (POPs) to try in turn when the one in use is lost. */
+  fallbackUrls?: string[];
+  /** Live: before each reconnect attempt. */
+  onReconnecting?: (info: ReconnectInfo) => void;
+  /** Live: `starting` -> `playing` <-> `reconnecting` -> `ending` -> `ended`, or `failed` / `stopped`. */
+  onStateChange?: (state: LiveState) => void;
 }
 
 /** Where the data plane is: what a Streams client gives its viewers. */
@@ -152,7 +163,22 @@ export class Viewer {
         if (!relayUrl) throw new PlaybackError("network", "no relayUrl given and none published by the control plane");
         const liveOptions: Parameters<typeof playLive>[0] = { video, relayUrl, id: target.id, ...callbacks };
         if (token) liveOptions.token = token;
-        if (this.#options.targetLatencyMs !== undefined) liveOptions.targetLatencyMs = this.#options.targetLatencyMs;
+        const o = this.#options;
+        if (o.targetLatencyMs !== undefined) liveOptions.targetLatencyMs = o.targetLatencyMs;
+        if (o.reconnect !== undefined) liveOptions.reconnect = o.reconnect;
+        if (o.fallbackUrls) liveOptions.fallbackUrls = o.fallbackUrls;
+        if (o.onReconnecting) {
+          const cb = o.onReconnecting;
+          liveOptions.onReconnecting = (info) => {
+            if (generation === this.#generation) cb(info);
+          };
+        }
+        if (o.onStateChange) {
+          const cb = o.onStateChange;
+          liveOptions.onStateChange = (state) => {
+            if (generation === this.#generation) cb(state);
+          };
+        }
         handle = await playLive(liveOptions);
       }
       if (generation !== this.#generation) {

@@ -1,0 +1,81 @@
+/**
+ * One track a live player receives (video, a pending video rendition, or audio): its
+ * subscription, the sequencer that puts its objects back in order, and the join logic
+ * of its first (fetched) group. Used by ./live.ts.
+ */
+import type { CatalogTrack } from "../moqt/catalog.js";
+import { GroupSequencer } from "../moqt/sequencer.js";
+import type { Subscription } from "../moqt/session.js";
+
+export class Lane {
+  sub: Subscription | null = null;
+  readonly seq: GroupSequencer;
+  since = 0;
+  /** A newer catalog changed this track's init segment: applied at its next group. */
+  freshInit: CatalogTrack | null = null;
+  /** Groups the joining FETCH brought, and groups seen on the subscription, until the
+   * fetched groups' ends are known (a fetch has no end-of-group marker per group). */
+  private fetched = new Set<number>();
+  private live = new Set<number>();
+  private fetchDone = false;
+  private resolved = false;
+  /** The newest object appended from this track (group, object): after a reconnect the
+   * new lane skips what was already appended (the joining FETCH repeats the group). */
+  last: { group: number; object: number } | null = null;
+  /** Skip objects at or before this location (set on a lane that replaces another). */
+  resumeAfter: { group: number; object: number } | null = null;
+  constructor(
+    readonly kind: "video" | "audio",
+    public track: CatalogTrack,
+    minGroup = 0,
+  ) {
+    this.seq = new GroupSequencer(minGroup);
+  }
+
+  /** An object arrived (`fetched`: from the joining FETCH). */
+  arrived(group: number, fetched: boolean): void {
+    if (this.resolved) return;
+    (fetched ? this.fetched : this.live).add(group);
+    this.resolve();
+  }
+
+  /** The joining FETCH is complete: every fetched group but the newest has all its objects. */
+  fetchComplete(): void {
+    if (this.resolved) return;
+    this.fetchDone = true;
+    const newest = Math.max(-1, ...this.fetched);
+    for (const g of this.fetched) if (g < newest) this.seq.end(g);
+    this.resolve();
+  }
+
+  /** The newest fetched group ended at the fetch's end when the subscription brings none of
+   * its objects but already a later group's: the join fell on a group boundary. Without
+   * this its group would wait for an end that never comes, and playback would skip it
+   * (the sequencer's stall timeout) to begin a whole group later. */
+  private resolve(): void {
+    if (!this.fetchDone) return;
+    const newest = Math.max(-1, ...this.fetched);
+    if (newest < 0) {
+      this.resolved = true;
+      return;
+    }
+    if (this.live.has(newest)) {
+      this.resolved = true; // its live subgroup stream ends it
+    } else if ([...this.live].some((g) => g > newest)) {
+      this.seq.end(newest);
+      this.resolved = true;
+    }
+    if (this.resolved) {
+      this.fetched.clear();
+      this.live.clear();
+    }
+  }
+
+  /** An object this lane already has in the buffer (a reconnect's repeat): skip it. The
+   * recent past only (two groups): a publisher that restarted its numbering is let through. */
+  repeats(group: number, object: number): boolean {
+    const r = this.resumeAfter;
+    if (!r) return false;
+    return (group === r.group && object <= r.object) || (group < r.group && group >= r.group - 2);
+  }
+}

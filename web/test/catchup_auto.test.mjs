@@ -1,0 +1,52 @@
+// The live player's automatic target (./src/streams/catchup.ts, targetLatencyMs "auto"):
+// the arrival jitter + 40 ms, from 80 ms to 1 s; 200 ms until 20 appends were seen.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+import { LiveEdgeController } from "../dist/lib/streams/catchup.js";
+
+const frame = 1 / 30;
+
+/** Appends of per-frame objects at 30 fps, each `delay(i)` seconds late on the wire. */
+function feed(c, n, delay, start = 0) {
+  for (let i = start; i < start + n; i++) {
+    const end = (i + 1) * frame;
+    c.observeAppend(frame);
+    c.observeArrival(end, 100 + end + delay(i));
+  }
+}
+
+test("a quiet path: the target comes down from 200 ms to the floor", () => {
+  const c = new LiveEdgeController();
+  assert.equal(c.auto, true);
+  feed(c, 10, () => 0.005);
+  assert.equal(c.target, 0.2); // not enough appends yet
+  feed(c, 100, (i) => 0.005 * (i % 3), 10);
+  assert.ok(c.jitter !== null && c.jitter <= 0.011, `${c.jitter}`);
+  assert.equal(c.target, 0.08);
+});
+
+test("a jittery path: the target covers the 95th percentile of the lateness", () => {
+  const c = new LiveEdgeController();
+  // one append in ten comes 250 ms late (a loaded host), the rest on time
+  feed(c, 150, (i) => (i % 10 === 0 ? 0.25 : 0));
+  assert.ok(Math.abs(c.jitter - 0.25) < 1e-6, `${c.jitter}`);
+  assert.ok(Math.abs(c.target - 0.29) < 1e-6, `${c.target}`);
+  const huge = new LiveEdgeController();
+  feed(huge, 150, (i) => (i % 4 === 0 ? 0.99 : 0));
+  assert.equal(huge.target, 1.0); // capped at 1 s
+});
+
+test("a jump in the timeline (a seek, a reconnect's gap) restarts the measurement", () => {
+  const c = new LiveEdgeController();
+  feed(c, 50, () => 0);
+  c.observeArrival(1000, 100); // media time far from the wall-clock offset seen so far
+  assert.equal(c.jitter, null);
+});
+
+test("a fixed target ignores the jitter", () => {
+  const c = new LiveEdgeController({ targetMs: 150 });
+  assert.equal(c.auto, false);
+  feed(c, 150, (i) => (i % 10 === 0 ? 0.5 : 0));
+  assert.equal(c.target, 0.15);
+});
