@@ -136,9 +136,15 @@ def client_venv(tmp_path: Path) -> Iterator[ClientVenv]:
             venv.process.wait()
 
 
-def test_both_distributions_have_the_same_version() -> None:
-    server = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    client = tomllib.loads((SDK / "pyproject.toml").read_text())["project"]
+def test_both_distributions_have_the_same_version_and_no_shared_package() -> None:
+    server_toml = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    client_toml = tomllib.loads((SDK / "pyproject.toml").read_text())
+    server, client = server_toml["project"], client_toml["project"]
+    server_packages = server_toml["tool"]["setuptools"]["packages"]["find"]["include"]
+    client_packages = client_toml["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {p.rstrip("*").split(".")[0] for p in server_packages}.isdisjoint(
+        {p.split(".")[0] for p in client_packages}
+    )
     assert f"clutchcall[picoquic,ffmpeg]=={client['version']}" in server["dependencies"]
     assert client["version"] == server["version"]
     assert not any(d.startswith(("aiopquic", "imageio")) for d in client["dependencies"])
