@@ -1,6 +1,7 @@
 """Glass-to-glass latency and publishing CPU of the browser SDK (issue 12).
 
     .venv/bin/python -m bench.browser_publish [--seconds 20] [--timeslices 500,1000]
+        [--target auto|<ms>] [--no-cpu] [--json out.json]
 
 A real ``clutchcall up`` (control plane, origin, POP) on loopback and one headless
 Chromium. The broadcaster page draws a 1280x720 canvas at 30 fps with the wall clock
@@ -10,7 +11,10 @@ to the POP, which carries it to the origin. A viewer page (another browser conte
 plays it through the same POP with the SDK's live viewer; for every frame it presents
 (``requestVideoFrameCallback``) it reads the barcode back from the decoded picture:
 glass-to-glass latency = expected display time - the time drawn into the frame. Both
-pages share one machine clock. p50/p99 per ``timesliceMs``.
+pages share one machine clock. p50/p99 per ``timesliceMs``, split (p50s) into the video
+encoder's time (the publisher's ``stats().encodeMs``), the player's own buffer (newest
+appended media - playhead) and the rest (capture, muxing, send, POP -> origin -> POP,
+receive, append, decode, display); with the player's target and its stalls (``waiting``).
 
 CPU: Chromium's processes (all of them: browser, renderer, GPU, utility) while the
 broadcaster page publishes 720p30 and no viewer watches, against the same page only
@@ -82,13 +86,20 @@ globalThis.pub = pub;
 WATCH = """
 import { Streams } from %(sdk)s;
 const video = document.querySelector("video");
-const viewer = new Streams({ apiBase: "", relayUrl: %(relay)s, token: %(token)s }).viewer();
+const viewer = new Streams({ apiBase: "", relayUrl: %(relay)s, token: %(token)s }).viewer(%(options)s);
 viewer.attach(video);
 await viewer.play(%(id)s);
 globalThis.viewer = viewer;
 // The player's own buffer: seconds behind the newest media it received (its live-edge policy).
 globalThis.__buffer = [];
-setInterval(() => { const l = viewer.stats().latency; if (typeof l === "number") globalThis.__buffer.push(l * 1000); }, 250);
+globalThis.__target = [];
+globalThis.__stalls = 0;
+video.addEventListener("waiting", () => { globalThis.__stalls += 1; });
+setInterval(() => {
+  const s = viewer.stats();
+  if (typeof s.latency === "number") globalThis.__buffer.push(s.latency * 1000);
+  if (typeof s.targetLatencyMs === "number") globalThis.__target.push(s.targetLatencyMs);
+}, 250);
 const canvas = document.createElement("canvas");
 const g = canvas.getContext("2d", { willReadFrequently: true });
 globalThis.__latency = [];
@@ -224,7 +235,9 @@ def _publish(page: Any, up: dict[str, Any], timeslice: int) -> tuple[str, str]:
     return lv, token
 
 
-def run(seconds: float, timeslices: Sequence[int]) -> dict[str, Any]:
+def run(
+    seconds: float, timeslices: Sequence[int], target: str = "auto", cpu: bool = True
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, Any] = {"latency": {}, "cpu": {}}
@@ -246,27 +259,44 @@ def run(seconds: float, timeslices: Sequence[int]) -> dict[str, Any]:
                 _run_module(viewer, WATCH % {
                     "sdk": json.dumps(f"{up['base_url']}/sdk/streams.js"),
                     "relay": json.dumps(up["relay_url"]), "token": json.dumps(token), "id": json.dumps(lv),
+                    "options": "{}" if target == "auto" else json.dumps({"targetLatencyMs": float(target)}),
                 })  # fmt: skip
                 viewer.wait_for_function("globalThis.__latency.length > 30", timeout=60_000)
-                viewer.evaluate("globalThis.__latency.length = 0; globalThis.__buffer.length = 0")
+                viewer.evaluate("globalThis.__latency.length = 0; globalThis.__buffer.length = 0;"
+                                "globalThis.__target.length = 0; globalThis.__stalls = 0")  # fmt: skip
                 time.sleep(seconds)
                 samples = viewer.evaluate("globalThis.__latency")
                 buffered = viewer.evaluate("globalThis.__buffer")
+                targets = viewer.evaluate("globalThis.__target")
+                stalls = viewer.evaluate("globalThis.__stalls")
                 stats = page.evaluate("pub.stats()")
+                g2g, buf = percentile(samples, 50), percentile(buffered, 50)
+                # Where the time goes (p50s): the encoder (frame in -> chunk out), the player's
+                # own buffer (newest appended media - playhead), and the rest: capture, muxing,
+                # the publisher's send, POP -> origin -> POP, receive, append, decode, display.
                 results["latency"][timeslice] = {
                     "frames": len(samples),
-                    "p50_ms": percentile(samples, 50),
+                    "p50_ms": g2g,
                     "p99_ms": percentile(samples, 99),
-                    "player_buffer_p50_ms": percentile(buffered, 50),
+                    "player_buffer_p50_ms": buf,
+                    "player_target_p50_ms": percentile(targets, 50),
+                    "encode_p50_ms": stats.get("encodeMs", 0),
+                    "rest_p50_ms": g2g - buf - stats.get("encodeMs", 0),
+                    "stalls": stalls,
                     "publisher": stats,
                 }
                 print(f"timesliceMs {timeslice}: {len(samples)} frames, p50 "
-                      f"{percentile(samples, 50):.0f} ms, p99 {percentile(samples, 99):.0f} ms, "
-                      f"player buffer p50 {percentile(buffered, 50):.0f} ms", flush=True)  # fmt: skip
+                      f"{g2g:.0f} ms, p99 {percentile(samples, 99):.0f} ms; player buffer p50 "
+                      f"{buf:.0f} ms (target p50 {percentile(targets, 50):.0f} ms), encoder p50 "
+                      f"{stats.get('encodeMs', 0):.0f} ms, rest {g2g - buf - stats.get('encodeMs', 0):.0f} ms; "
+                      f"{stalls} stalls", flush=True)  # fmt: skip
                 viewer.evaluate("viewer.stop()")
                 page.evaluate("pub.stop()")
                 view_ctx.close()
                 pub_ctx.close()
+            if not cpu:
+                browser.close()
+                return results
             # CPU: the same broadcaster page drawing only, then drawing and publishing.
             ctx = browser.new_context(ignore_https_errors=True)
             page = _broadcaster(ctx, site)
@@ -291,9 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement time per point")
     parser.add_argument("--timeslices", default="500,1000", help="publisher timesliceMs values")
+    parser.add_argument(
+        "--target",
+        default="auto",
+        help='the viewer\'s targetLatencyMs: "auto" (default) or ms, e.g. 200',
+    )
+    parser.add_argument("--no-cpu", action="store_true", help="skip the publishing CPU measurement")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    results = run(args.seconds, [int(t) for t in args.timeslices.split(",")])
+    results = run(args.seconds, [int(t) for t in args.timeslices.split(",")], args.target,
+                  cpu=not args.no_cpu)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
