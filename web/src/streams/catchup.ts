@@ -45,6 +45,8 @@ const AUTO_MAX = 1.0;
 const AUTO_MARGIN = 0.04;
 const AUTO_WINDOW = 150; // appends (~5 s of 30 fps video)
 const AUTO_MIN_SAMPLES = 20;
+/** An arrival offset this far (s) from the previous one is a new timeline, not jitter. */
+const TIMELINE_JUMP = 5;
 
 export class LiveEdgeController {
   /** The fixed target (ms), or the automatic one's starting value. */
@@ -84,7 +86,8 @@ export class LiveEdgeController {
   observeArrival(end: number, now: number): void {
     const offset = now - end;
     const last = this.offsets[this.offsets.length - 1];
-    if (last !== undefined && Math.abs(offset - last) > 1) this.offsets.length = 0; // a jump in the timeline
+    // A new timeline (the publisher restarted its clock), not lateness: measure anew.
+    if (last !== undefined && Math.abs(offset - last) > TIMELINE_JUMP) this.offsets.length = 0;
     this.offsets.push(offset);
     if (this.offsets.length > AUTO_WINDOW) this.offsets.shift();
   }
