@@ -32,11 +32,11 @@ from control.metrics import ControlMetrics
 from control.settings import MAX_PLAYBACK_TTL
 from control.store import Repository, Revocation
 from mesh.bus import Bus, BusUnavailable
+from mesh.bus_contract import REVOCATIONS_CHANNEL, REVOKED_PREFIX
 
 __all__ = ["CH_REVOCATIONS", "REVOKED_PREFIX", "RevocationResult", "RevocationsMixin"]
 
-CH_REVOCATIONS = "clutchcall:revocations"
-REVOKED_PREFIX = "clutchcall:revoked:"
+CH_REVOCATIONS = REVOCATIONS_CHANNEL
 
 _log = structlog.get_logger("control.service")
 

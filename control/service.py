@@ -45,6 +45,16 @@ from control.signing import KeySealer, SealError, SignedToken, sign_playback_tok
 from control.signing_keys import KEY_JWKS, SigningKeysMixin
 from control.store import ApiKey, Ingest, LiveInput, Org, PlaybackToken, Repository
 from mesh.bus import Bus, BusMessage, BusUnavailable
+from mesh.bus_contract import (
+    INPUT_STATUS_CHANNEL,
+    INPUT_STATUS_PREFIX,
+    STREAMKEY_PREFIX,
+    STREAMKEYS_CHANNEL,
+    StreamKeyEvent,
+    StreamKeyRecord,
+    route_key,
+    streamkey_key,
+)
 
 __all__ = [
     "CH_INPUT_STATUS",
@@ -56,11 +66,10 @@ __all__ = [
     "RevocationResult",
 ]
 
-CH_STREAMKEYS = "clutchcall:streamkeys"
+CH_STREAMKEYS = STREAMKEYS_CHANNEL
 # How often the database is checked for inputs changed by another process.
 _INPUT_WATCH_INTERVAL = 1.0
-CH_INPUT_STATUS = "clutchcall:input-status"
-ROUTE_PREFIX = "clutchcall:route:"
+CH_INPUT_STATUS = INPUT_STATUS_CHANNEL
 _STATUSES = frozenset({"idle", "live", "error"})
 
 _log = structlog.get_logger("control.service")
@@ -174,14 +183,10 @@ class ControlService(AssetsMixin, SigningKeysMixin):
 
     async def _write_stream_key(self, li: LiveInput, event: str | None) -> None:
         await self.bus.set(
-            f"clutchcall:streamkey:{li.external_input_id}",
-            {
-                "org": li.org_id,
-                "input": li.id,
-                "namespace": li.namespace,
-                "sha256": li.stream_key_sha256,
-                "rotated_at": li.stream_key_rotated_at,
-            },
+            streamkey_key(li.external_input_id),
+            StreamKeyRecord(
+                li.org_id, li.id, li.namespace, li.stream_key_sha256, li.stream_key_rotated_at
+            ).encode(),
         )
         self._written[li.external_input_id] = li.stream_key_sha256
         if event is not None:
@@ -258,7 +263,7 @@ class ControlService(AssetsMixin, SigningKeysMixin):
         out: list[LiveInput] = []
         for li in inputs:
             try:
-                route = await self.bus.get(f"{ROUTE_PREFIX}{li.namespace}")
+                route = await self.bus.get(route_key(li.namespace))
             except BusUnavailable:
                 out.append(li)
                 continue
@@ -320,7 +325,7 @@ class ControlService(AssetsMixin, SigningKeysMixin):
         stores first, then the Redis stream-key record is deleted, then the database row;
         a failing step undoes the earlier ones before anything was announced."""
         li = await self._stored_input(org_id, input_id)
-        record = f"clutchcall:streamkey:{li.external_input_id}"
+        record = streamkey_key(li.external_input_id)
         async with self.revoking_sub(org_id, li.external_input_id, "streamkeys"):
             await self.bus.delete(record)
             try:
@@ -335,11 +340,7 @@ class ControlService(AssetsMixin, SigningKeysMixin):
         try:
             await self.bus.publish(
                 CH_STREAMKEYS,
-                {
-                    "external_input_id": li.external_input_id,
-                    "event": "deleted",
-                    "at": self._clock(),
-                },
+                StreamKeyEvent(li.external_input_id, "deleted", self._clock()).encode(),
             )
         except BusUnavailable as exc:  # origins re-check their keys when the bus is back
             _log.warning("input_deleted_announce_failed", input=li.id, error=str(exc))
@@ -486,8 +487,8 @@ class ControlService(AssetsMixin, SigningKeysMixin):
             inputs = await self._db(self.repo.all_live_inputs)
             for li in inputs:
                 await self._write_stream_key(li, None)
-            known = {f"clutchcall:streamkey:{li.external_input_id}" for li in inputs}
-            for key in await self.bus.keys("clutchcall:streamkey:*"):
+            known = {streamkey_key(li.external_input_id) for li in inputs}
+            for key in await self.bus.keys(STREAMKEY_PREFIX + "*"):
                 if key not in known:  # its input was deleted while the bus was away
                     await self.bus.delete(key)
         await self.resync_revocations()
@@ -495,7 +496,7 @@ class ControlService(AssetsMixin, SigningKeysMixin):
         await self._db(self.repo.purge_expired, now)
 
     async def _read_status_records(self) -> None:
-        for key in await self.bus.keys(f"{CH_INPUT_STATUS}:*"):
+        for key in await self.bus.keys(INPUT_STATUS_PREFIX + "*"):
             record = await self.bus.get(key)
             if record is not None:
                 await self.apply_status(record)

@@ -32,11 +32,11 @@ from control.settings import MAX_PLAYBACK_TTL, ControlSettings
 from control.signing import KeySealer, new_signing_key, public_jwks
 from control.store import Repository, SigningKey
 from mesh.bus import Bus, BusUnavailable
-from mesh.jwks import JWKS_CHANNEL
+from mesh.bus_contract import JWKS_KEY, SIGNING_KEYS_CHANNEL, SigningKeysEvent
 
 __all__ = ["KEY_JWKS", "SigningKeysMixin"]
 
-KEY_JWKS = "clutchcall:jwks"
+KEY_JWKS = JWKS_KEY
 # A retired signing key stays in the JWKS this long past the max token TTL.
 _KEY_OVERLAP_SLACK = 300.0
 
@@ -137,7 +137,7 @@ class SigningKeysMixin:
         # POPs refresh at once instead of waiting out their unknown-kid refresh interval.
         try:
             await self.bus.publish(
-                JWKS_CHANNEL, {"event": "rotated", "kids": kids, "at": self._clock()}
+                SIGNING_KEYS_CHANNEL, SigningKeysEvent(tuple(kids), self._clock()).encode()
             )
         except BusUnavailable as exc:
             _log.warning("jwks_announce_failed", error=str(exc))

@@ -33,8 +33,7 @@ PACKAGES = (
     "mesh",
     "origin",
     "pop",
-    # "control" joins once its stores (being split for atomic writes) name bus keys through
-    # mesh.bus_contract; until then control/ still spells them itself.
+    "control",
     "cli",
     "clutchcall",
     "vod",
