@@ -13,8 +13,8 @@ In a cluster every node publishes the hashes of its own certificate in its node 
 lists the old hash next to the new one until the old certificate expires). The answer is:
 
 * ``?relay=https://host:port``: the hashes of the node advertising ``host:port``
-  (404 ``unknown-relay`` when no live node does, 404 ``no-pinned-certificate`` when it
-  publishes none);
+  (404 ``unknown-relay`` when no live node does or ``relay`` names no host and port,
+  404 ``no-pinned-certificate`` when the node publishes none);
 * without ``relay``: the hashes of the nodes at ``relay_url`` and ``publish_url``; when
   neither is a node's address (a load balancer's name), the certificate file
   (``ControlSettings.relay_certificate``, re-read when it changes, as ``clutchcall up``
@@ -178,10 +178,10 @@ def install_relay_certificate(app: FastAPI, settings: ControlSettings) -> None:
         wanted = None
         if relay is not None:
             wanted = _hostport(relay) if len(relay) <= _MAX_RELAY else None
-            if wanted is None:
+            if wanted is None:  # no node can advertise it
                 raise Problem(
-                    422,
-                    "invalid-relay",
+                    404,
+                    "unknown-relay",
                     "relay must be a URL with a host and a port, e.g. https://pop1.example:4433",
                 )
         nodes: list[NodeInfo] = []

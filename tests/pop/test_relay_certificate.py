@@ -84,7 +84,7 @@ async def test_control_plane_answers_each_pops_hash_and_follows_a_renewal(
             res = await api.client.get("/v1/relay/certificate", params={"relay": "https://nope:1"})
             assert res.status_code == 404 and res.json()["type"].endswith("unknown-relay")
             res = await api.client.get("/v1/relay/certificate", params={"relay": "not a url"})
-            assert res.status_code == 422 and res.json()["type"].endswith("invalid-relay")
+            assert res.status_code == 404 and res.json()["type"].endswith("unknown-relay")
 
             cafile = str(cert1)
             old_copy = tmp_path / "old.pem"
