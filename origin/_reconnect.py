@@ -40,6 +40,10 @@ def hold_input(
     live = inputs.get(external_input_id)
     if window <= 0 or broadcast.ended or live is None or live.broadcast is not broadcast:
         return False
+    if broadcast.held:
+        return True  # already waiting for a publisher
+    if broadcast.catalog is not None and broadcast.catalog.is_complete:
+        return False  # the publisher said it ended (its final catalog) before it went
 
     def expire() -> None:
         _log.info("publisher_not_back", input=external_input_id, window=window)
@@ -57,14 +61,21 @@ def hold_input(
 
 
 def adopt_input(
-    inputs: LiveInputs, external_input_id: str, namespace: str, kind: str, kick: Kick
+    inputs: LiveInputs,
+    external_input_id: str,
+    namespace: str,
+    kind: str,
+    kick: Kick,
+    *,
+    owner: object = None,
 ) -> Broadcast | None:
     """The held broadcast of this input, resumed for a returning publisher (else None)."""
     live = inputs.get(external_input_id)
-    if live is None or not live.broadcast.held or live.namespace != namespace:
+    if live is None or live.namespace != namespace or not live.broadcast.held:
         return None
-    live.kind, live.kick = kind, kick
     live.broadcast.resume()
     _log.info("publisher_back", input=external_input_id, ingest=kind)
+    live.kind, live.kick = kind, kick
+    live.broadcast.owner = owner
     inputs.report(external_input_id, InputStatus.LIVE)
     return live.broadcast

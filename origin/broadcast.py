@@ -109,6 +109,8 @@ class Broadcast:
         self._rebase = False  # the next object decides the returning publisher's offset
         self._offset = 0  # added to the producer's group ids (after a rebase)
         self.holds = 0
+        #: Who feeds this broadcast now (an ingest's publish); others must stop sending.
+        self.owner: object = None
         self._log = _log.bind(track=namespace)
         self._ns_request = self.link.publisher.publish_namespace(self.namespace)
 
@@ -216,15 +218,20 @@ class Broadcast:
             return
         if self._hold is not None:
             self._hold.cancel()
+        self._next_publisher()
+        self.holds += 1
+        self._hold = asyncio.get_running_loop().call_later(window, self._expire, on_expire)
+        self._log.info("publisher_lost", reason=reason, window=window)
+
+    def _next_publisher(self) -> None:
+        # The open subgroup streams' groups are over; the next publisher's group ids are
+        # rebased above every group sent (see send_object).
         for state in self._tracks.values():
             for handle in state.handles.values():
                 self._quietly(self.link.publisher.end_subgroup, handle)
             state.handles.clear()
             state.floor = state.largest_group
         self._rebase = True
-        self.holds += 1
-        self._hold = asyncio.get_running_loop().call_later(window, self._expire, on_expire)
-        self._log.info("publisher_lost", reason=reason, window=window)
 
     def resume(self) -> None:
         """A publisher of the same input is back: its objects continue the tracks."""

@@ -20,6 +20,9 @@ namespace the key does not own, an input already live through RTMP). A second Mo
 publish with the input's key takes the input over at its first valid media object:
 the old broadcast ends with GOING_AWAY (no final catalog: viewers re-subscribe) and its
 publisher is kicked; so a publisher that lost its session reconnects at once.
+A publisher whose session is gone (without PUBLISH_NAMESPACE_DONE / PUBLISH_DONE) leaves
+its broadcast held for ``publisher_reconnect_window`` seconds (:mod:`origin._reconnect`):
+back within it, viewers simply go on; else the broadcast ends.
 
 Nothing reaches the relay unchecked: the publisher's tracks are *not* attached to
 the relay. Each object is validated first (the catalog parses as CMSF and every
@@ -70,6 +73,7 @@ from moqt.session import Session
 from moqt.types import AuthToken, Location, Namespace, ObjectStatus, SubscriptionFilter
 
 from ._inputs import LiveInputs
+from ._reconnect import adopt_input, hold_input
 from .admission import Admission
 from .broadcast import Broadcast, namespace_text
 from .status import InputStatus
@@ -167,11 +171,13 @@ class MoqtIngest:
         *,
         authorizer: PublisherAuthorizer,
         inputs: LiveInputs,
+        reconnect_window: float = 10.0,
     ) -> None:
         self._conn = connection
         self.name = name
         self._authorizer = authorizer
         self._inputs = inputs
+        self._reconnect_window = reconnect_window
         self._setup_tokens: tuple[AuthToken, ...] = ()
         self._path_key: str | None = None
         self._by_namespace: dict[Namespace, _Input] = {}
@@ -222,10 +228,11 @@ class MoqtIngest:
         if admission.namespace != text:
             return RequestErrorCode.UNAUTHORIZED, f"this stream key does not own {text}"
         current = self._inputs.get(input_id)
-        if current is not None and current.kind != "moqt":
+        if current is not None and current.kind != "moqt" and not current.broadcast.held:
             return RequestErrorCode.UNAUTHORIZED, "the input is already being published"
         # Live through MoQT: the holder of the key takes it over at its first media object
-        # (a publisher reconnecting before its lost session timed out; LiveInputs.begin).
+        # (a publisher reconnecting before its lost session timed out); held (its publisher
+        # dropped, the reconnect window runs): this publisher continues it (_open).
         if self._closed or self._conn.is_closed:
             return RequestErrorCode.INTERNAL_ERROR, "session closed"
         state = _Input(input_id, namespace, text)
@@ -387,14 +394,29 @@ class MoqtIngest:
             # The first valid media object opens the broadcast: a publisher whose media
             # is malformed from the start never shows viewers anything, not even its catalog.
             assert state.catalog is not None
-            state.broadcast = self._inputs.begin(
-                state.external_input_id, state.text, "moqt", self.kick
-            )
-            self._inputs.report(state.external_input_id, InputStatus.LIVE)
+            state.broadcast = self._open(state)
             state.broadcast.set_catalog(state.catalog)
+        elif state.broadcast.owner is not self:
+            # Another publish of the input took the broadcast over: this one is kicked.
+            state.dropped += 1
+            return
         state.broadcast.send_object(
             track, ev.group_id, ev.object_id, ev.payload, subgroup_id=ev.subgroup_id or 0
         )
+
+    def _open(self, state: _Input) -> Broadcast:
+        """The input's broadcast for this publisher: the held one of a publisher that
+        dropped within the reconnect window (it goes on with the same tracks), else a new
+        one (replacing one another publish of the input still feeds: LiveInputs.begin)."""
+        broadcast = adopt_input(
+            self._inputs, state.external_input_id, state.text, "moqt", self.kick,
+            owner=self,
+        )  # fmt: skip
+        if broadcast is None:
+            broadcast = self._inputs.begin(state.external_input_id, state.text, "moqt", self.kick)
+            broadcast.owner = self
+            self._inputs.report(state.external_input_id, InputStatus.LIVE)
+        return broadcast
 
     def _on_catalog(self, state: _Input, track: str, payload: bytes) -> None:
         try:
@@ -404,7 +426,7 @@ class MoqtIngest:
         inits = _catalog_inits(catalog, state.text, track)
         state.catalog = catalog
         state.inits = inits
-        if state.broadcast is not None:
+        if state.broadcast is not None and state.broadcast.owner is self:
             state.broadcast.set_catalog(catalog)
         early, state.early, state.early_bytes = state.early, [], 0
         for held in early:
@@ -427,7 +449,7 @@ class MoqtIngest:
         self._end(state, PublishDoneCode.MALFORMED_TRACK, str(exc))
         self._conn.close(SessionCloseCode.PROTOCOL_VIOLATION, str(exc)[:1000])
 
-    def _end(self, state: _Input, code: int, reason: str) -> None:
+    def _end(self, state: _Input, code: int, reason: str, *, hold: bool = False) -> None:
         if self._by_namespace.get(state.namespace) is not state:
             return
         del self._by_namespace[state.namespace]
@@ -438,15 +460,22 @@ class MoqtIngest:
                     self.session.unsubscribe(rid)  # the publisher may stop sending
                 except LocalError as exc:
                     self._log.debug("unsubscribe_failed", error=str(exc))
-        if state.broadcast is not None:
-            self._inputs.finish(state.external_input_id, state.broadcast, code, reason)
+        broadcast = state.broadcast
+        if broadcast is not None and broadcast.owner is not self:
+            return  # taken over by another publish of the input: it goes on
+        if broadcast is not None:
+            window = self._reconnect_window if hold else 0.0
+            if not hold_input(self._inputs, state.external_input_id, broadcast, window, reason):
+                self._inputs.finish(state.external_input_id, broadcast, code, reason)
         elif (release := getattr(self._authorizer, "release", None)) is not None:
             release(state.external_input_id)
 
     def on_closed(self, reason: str = "publisher went away") -> None:
+        """The publisher's session is gone: its broadcasts are held for the reconnect
+        window (it said nothing: it may come back), then end."""
         self._closed = True
         for state in list(self._by_namespace.values()):
-            self._end(state, PublishDoneCode.TRACK_ENDED, reason)
+            self._end(state, PublishDoneCode.TRACK_ENDED, reason, hold=True)
 
     async def kick(self, reason: str) -> None:
         """The stream key was revoked: close the publisher's session."""

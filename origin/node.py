@@ -201,7 +201,13 @@ class OriginNode(MeshNode[_Downstream]):
         return "origin not serving" if self._tg is None or self._draining else None
 
     def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> _Downstream:
-        ingest = MoqtIngest(connection, name, authorizer=self.authorizer, inputs=self.inputs)
+        ingest = MoqtIngest(
+            connection,
+            name,
+            authorizer=self.authorizer,
+            inputs=self.inputs,
+            reconnect_window=self.settings.publisher_reconnect_window,
+        )
         return _Downstream(connection, peer, name, ingest)
 
     def _log_opened(self, down: _Downstream) -> None:

@@ -19,7 +19,7 @@ from moqt.events import PublishAccepted
 from origin.status import INPUT_STATUS_PREFIX
 from tests.mesh.conftest import wait_until
 
-from .conftest import ORG, Origin, new_key
+from .conftest import ORG, Origin, new_key, running_origin
 from .helpers import MoqtTestPublisher, Viewer, check_media, init_of, ns, rotate_key
 
 pytestmark = pytest.mark.timeout(60)
@@ -221,8 +221,16 @@ async def test_rotation_ends_the_broadcast_within_one_second(origin: Origin) -> 
                 raise ConnectionClosed(closed.code, closed.reason, True)
 
 
-async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Origin) -> None:
-    """PUBLISH of each track (no PUBLISH_NAMESPACE); the publisher's departure ends it."""
+async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """PUBLISH of each track (no PUBLISH_NAMESPACE); the publisher's departure ends it once
+    the reconnect window (1 s here) ran out without it coming back."""
+    async with running_origin(tmp_path, redis_url, publisher_reconnect_window=1.0) as origin:
+        await _publish_and_leave(origin)
+
+
+async def _publish_and_leave(origin: Origin) -> None:
     input_id, key = await origin.new_input()
     async with connect(origin.url, verify=False) as conn, transcoder() as tc:
         pub = MoqtTestPublisher(conn, ns(ORG, input_id), key)
@@ -243,8 +251,9 @@ async def test_publish_flow_and_publisher_leaving_ends_the_broadcast(origin: Ori
                 for name in ("video", "audio"):
                     check_media(await viewer.wait_objects(name, 4), init_of(catalog, name))
                 conn.close()  # the publisher goes away
-                done = await viewer.wait_done("video", within=5)
+                done = await viewer.wait_done("video", within=10)
                 assert done.code == PublishDoneCode.TRACK_ENDED
+                assert "not back within 1 s" in done.reason
         finally:
             pump.cancel()
             with contextlib.suppress(BaseException):

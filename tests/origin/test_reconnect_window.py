@@ -127,3 +127,32 @@ async def test_rotated_key_during_the_window_ends_the_held_broadcast_at_once(
             done = await viewer.wait_done("240p", within=10)
             assert done.code == PublishDoneCode.UNAUTHORIZED
         assert origin.node.inputs.get(input_id) is None
+
+
+async def test_moqt_publisher_back_within_the_window_continues_with_rebased_groups(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from .test_moqt_ingest import publishing
+
+    async with running_origin(tmp_path, redis_url, publisher_reconnect_window=20.0) as origin:
+        input_id, key = await origin.new_input()
+        async with Viewer.open(origin.url, ns(ORG, input_id)) as viewer:
+            async with publishing(origin, input_id, key):
+                await wait_live(origin, input_id)
+                await viewer.catalog()
+                await viewer.subscribe("video")
+                await viewer.wait_objects("video", 4, within=30)
+                live = origin.node.inputs.get(input_id)
+                assert live is not None
+            # Its session closed without PUBLISH_DONE: held, not ended.
+            await wait_until(lambda: _held(origin, input_id), within=10, step=0.05)
+            rec = viewer.tracks["video"]
+            before, last = len(rec.objects), rec.objects[-1].group_id
+            # A new publisher process would start again at group 0: rebased above `last`.
+            async with publishing(origin, input_id, key):
+                await viewer.wait_objects("video", before + 4, within=30)
+                assert rec.done is None
+                groups = [o.group_id for o in rec.objects]
+                assert groups == sorted(groups) and groups[-1] > last
+                again = origin.node.inputs.get(input_id)
+                assert again is not None and again.broadcast is live.broadcast
