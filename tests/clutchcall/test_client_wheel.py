@@ -216,3 +216,19 @@ async def _run_recipe(python: Path, code: str, api_key: str, stack: Stack, tmp_p
     seconds = _media_seconds(capture)
     assert decoded.frames == round(seconds * 30)
     assert seconds >= RUN_SECONDS - 1.5, seconds
+
+
+def test_import_does_not_load_picoquic_where_it_is_installed() -> None:
+    """In the dev venv aiopquic is installed (the server depends on it): importing the SDK
+    still leaves it alone, and asking for the stack loads it."""
+    code = (
+        "import sys, clutchcall.streams, moqt.aio\n"
+        "before = sorted(m for m in sys.modules if m.split('.')[0] == 'aiopquic')\n"
+        "moqt.aio.serve_picoquic\n"
+        "print(before, 'aiopquic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "True"]
