@@ -34,7 +34,15 @@ import { Lane } from "./live_lane.js";
 import { PlaybackError } from "./errors.js";
 import { asPlaybackError, certificateHashes, namespaceFor, reasonForClose, sameBytes } from "./live_connect.js";
 import { Backoff, type ReconnectInfo, type ReconnectOptions, reconnectPolicy, reconnectUrl, sleep } from "./reconnect.js";
-import { AppendQueue, bufferedAhead, codecFromInit, mimeFor, openMediaSource } from "./mse.js";
+import {
+  AppendQueue,
+  baseMediaDecodeTime,
+  bufferedAhead,
+  codecFromInit,
+  mimeFor,
+  openMediaSource,
+  timescaleFromInit,
+} from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
 import { resolveToken } from "./token.js";
 import { type Catalog, type CatalogTrack, parseCatalog } from "../moqt/catalog.js";
@@ -83,8 +91,8 @@ export interface LiveOptions {
 export type LiveState = "starting" | "playing" | "reconnecting" | "ending" | "ended" | "failed" | "stopped";
 
 const TICK_MS = 200;
-/** No media object for this long (or 4 objects' time) while playing: the session is taken for lost. */
-const SILENT_MS = 4000;
+/** No media object for this long (or 6 objects' time) while playing: the session is taken for lost. */
+const SILENT_MS = 8000;
 
 class LivePlayer implements PlaybackHandle {
   private session: MoqtSession | null = null;
@@ -130,6 +138,7 @@ class LivePlayer implements PlaybackHandle {
   private lastObjectAt = 0;
   /** Sessions that got a GOAWAY (a draining relay answers new sessions with one). */
   private readonly leaving = new WeakSet<MoqtSession>();
+  private readonly goawayUris = new WeakMap<MoqtSession, string>();
 
   constructor(private readonly opts: LiveOptions) {
     const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : "auto");
@@ -190,15 +199,29 @@ class LivePlayer implements PlaybackHandle {
     session.closed.then((info) => this.lost(session, info.reason || "the relay closed the session", reasonForClose(info)));
     session.onGoaway = (uri) => {
       this.leaving.add(session);
-      if (session !== this.session || this.stopped) return;
       try {
-        this.goawayUri = uri ? new URL(uri, url).href : "";
+        this.goawayUris.set(session, uri ? new URL(uri, url).href : "");
       } catch {
-        this.goawayUri = "";
+        this.goawayUris.set(session, "");
       }
-      void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`);
+      // While starting, the old session still serves: the move comes once playing (started()).
+      if (session === this.session && !this.stopped && this.reporting) this.moveOnGoaway(session);
     };
     return session;
+  }
+
+  private moveOnGoaway(session: MoqtSession): void {
+    const uri = this.goawayUris.get(session) ?? "";
+    this.goawayUri = uri;
+    void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`);
+  }
+
+  /** playLive resolved: failures are reported from now on; a GOAWAY that came while
+   * starting is acted on now. */
+  markStarted(): void {
+    this.reporting = true;
+    const session = this.session;
+    if (session && this.leaving.has(session)) this.moveOnGoaway(session);
   }
 
   /** The session in use ended (not by us): the broadcast's end, an auth failure, or a reconnect. */
@@ -306,7 +329,10 @@ class LivePlayer implements PlaybackHandle {
     const prev = this.video;
     const name = prev?.track.name;
     const vtrack = catalog.videos.find((t) => t.name === name) ?? catalog.videos[0]!;
-    if (vtrack.name !== name) this.abr?.pin(null);
+    if (vtrack.name !== name) {
+      this.abr?.pin(null);
+      if (this.abr?.renditions.some((r) => r.name === vtrack.name)) this.abr.switched(vtrack.name, performance.now());
+    }
     const video = new Lane("video", vtrack);
     const prevAudio = this.audio;
     const atrack = prevAudio ? (catalog.audios.find((t) => t.name === prevAudio.track.name) ?? catalog.audios[0]) : undefined;
@@ -521,7 +547,7 @@ class LivePlayer implements PlaybackHandle {
     if (lane === this.pending) this.maybeCutOver(now);
     if (lane === this.audio) {
       for (const obj of lane.seq.poll(now)) {
-        if (lane.repeats(obj.group, obj.object)) continue;
+        if (this.repeated(lane, this.audioQueue, obj)) continue;
         if (this.audioStartGroup < 0) this.audioStartGroup = obj.group;
         if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
         this.append(this.audioQueue, obj.payload);
@@ -532,7 +558,7 @@ class LivePlayer implements PlaybackHandle {
     if (lane !== this.video) return;
     const skippedBefore = lane.seq.skipped;
     for (const obj of lane.seq.poll(now)) {
-      if (lane.repeats(obj.group, obj.object)) continue;
+      if (this.repeated(lane, this.videoQueue, obj)) continue;
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
       this.append(this.videoQueue, obj.payload, true);
@@ -542,6 +568,25 @@ class LivePlayer implements PlaybackHandle {
     }
     if (lane.seq.skipped > skippedBefore) this.abr?.lost(now);
     if (this.pending) this.maybeCutOver(now);
+  }
+
+  /** After a reconnect, what the new lane repeats of what its predecessor appended: the same
+   * group and object ids, or (another numbering) media older than the buffer's end, which
+   * appended again would replace buffered frames. The first newer object ends the check. */
+  private repeated(lane: Lane, queue: AppendQueue | null, obj: { group: number; object: number; payload: Uint8Array }): boolean {
+    if (!lane.resumeAfter) return false;
+    if (lane.repeats(obj.group, obj.object)) return true;
+    try {
+      const b = queue?.buffer.buffered;
+      if (b?.length && lane.track.initData) {
+        const t = baseMediaDecodeTime(obj.payload) / timescaleFromInit(lane.track.initData);
+        if (t < b.end(b.length - 1) - 0.05) return true;
+      }
+    } catch {
+      // not a parsable fragment: let the append decide
+    }
+    lane.resumeAfter = null;
+    return false;
   }
 
   /** Apply a changed init segment before a group's first object. */
@@ -641,7 +686,7 @@ class LivePlayer implements PlaybackHandle {
     // is only noticed by the transport's idle timeout): reconnect.
     const silentMs = now - this.lastObjectAt;
     if (this.started && this.policy && !this.reconnecting && !this.ending && !this.resumeBy && this.lastObjectAt > 0) {
-      if (silentMs > Math.max(SILENT_MS, 4000 * this.edge.span)) void this.reconnect("network", `no media for ${Math.round(silentMs / 1000)} s`);
+      if (silentMs > Math.max(SILENT_MS, 6000 * this.edge.span)) void this.reconnect("network", `no media for ${Math.round(silentMs / 1000)} s`);
     }
     if (!this.playing) {
       this.startIfReady();
@@ -850,6 +895,6 @@ export async function playLive(opts: LiveOptions): Promise<PlaybackHandle> {
     player.stop();
     throw asPlaybackError(e);
   }
-  player.reporting = true;
+  player.markStarted();
   return player;
 }

@@ -118,6 +118,7 @@ export class Publisher {
   private target: { namespace: string; streamKey: string; urls: string[]; index: number } | null = null;
   /** Sessions that got a GOAWAY (a draining relay answers new sessions with one). */
   private readonly leaving = new WeakSet<MoqtSession>();
+  private readonly goawayUris = new WeakMap<MoqtSession, string>();
 
   constructor(options: PublisherOptions = {}) {
     this.options = options;
@@ -163,6 +164,10 @@ export class Publisher {
       this.ns = await session.publishNamespace(target.namespace, { authToken: streamKey });
       await broadcast.start();
       this.setState("live");
+      if (this.leaving.has(session)) {
+        const uri = this.goawayUris.get(session) ?? "";
+        setTimeout(() => void this.reconnect("goaway", "the relay is going away", uri), 0);
+      }
     } catch (e) {
       const error = asPublishError(e);
       this.teardown("publish failed");
@@ -210,13 +215,15 @@ export class Publisher {
     });
     session.onGoaway = (uri) => {
       this.leaving.add(session);
-      if (this.stopping || this.session !== session || !this.target) return;
       let next = "";
       try {
         next = uri ? new URL(uri, url).href : "";
       } catch {
         next = "";
       }
+      this.goawayUris.set(session, next);
+      // While publish() runs, the session still serves: the move comes once live.
+      if (this.stopping || this.session !== session || !this.target || !this.broadcast?.isLive) return;
       void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`, next);
     };
     return session;
