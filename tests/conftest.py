@@ -81,6 +81,12 @@ class RedisServer:
         self.stop()
         self.start()
 
+    @property
+    def pid(self) -> int:
+        """The running server's process id (to SIGSTOP/SIGCONT it)."""
+        assert self._proc is not None, "redis-server is not running"
+        return self._proc.pid
+
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:

@@ -1,0 +1,88 @@
+"""Redis faults under a live RTMP broadcast, real processes: Redis frozen (SIGSTOP, then
+SIGCONT) and Redis stopped and started again (empty: no persistence).
+
+Redis, ``clutchcall origin`` (RTMP), ``clutchcall pop``, an ffmpeg encoder, SDK viewers.
+Redis is the cluster's registry, routes and revocation bus, not the media path: a viewer
+already watching must not notice; once Redis answers again, a new viewer joins (the
+origin has re-written its route and node record). The ``FAULT`` lines are the figures of
+docs/faults.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RedisServer
+from tests.e2e.pop_procs import processes, start_pop
+from tests.pop.lab import Tokens
+
+from ._stack import Watch, encoder, report, start_rtmp_origin, viewer_url
+from .test_ingest_faults import INPUT, _stream_key
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+# Longer than the node TTL of the test cluster (1.5 s): records would have expired.
+OUTAGE = 3.0
+
+
+async def _join_time(pop_url: str) -> float:
+    """Seconds until a new viewer plays its first video chunk."""
+    t0 = time.monotonic()
+    watch = await Watch.open(pop_url)
+    try:
+        await watch.wait_video(1, within=30)
+        return watch.video()[0][0] - t0
+    finally:
+        await watch.close()
+
+
+async def test_redis_frozen_then_stopped_viewers_go_on_and_new_ones_join(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    tokens = Tokens(tmp_path)
+    key = await _stream_key(redis_server.url)
+    with processes() as procs:
+        origin = start_rtmp_origin(tmp_path, "o1", redis=redis_server.url)
+        procs.append(origin)
+        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path)
+        procs.append(pop)
+        with encoder(origin, INPUT, key):
+            watch = await Watch.open(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+            try:
+                await watch.wait_video(4, within=40)
+                # 1. Frozen: connections stay open, nothing answers.
+                pid = redis_server.pid
+                frozen = time.monotonic()
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(OUTAGE)  # the fault lasts this long
+                    await watch.wait_video(2, within=10)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                gap_frozen = watch.gap(frozen)
+                join_frozen = await _join_time(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+                # 2. Stopped and started again, empty.
+                redis_server.stop()
+                stopped = time.monotonic()
+                await asyncio.sleep(OUTAGE)
+                await watch.wait_video(2, within=10)
+                redis_server.start()
+                gap_stopped = watch.gap(stopped)
+                join_stopped = await _join_time(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+                report("Redis SIGSTOP/SIGCONT", outage_s=OUTAGE, gap_s=gap_frozen,
+                       new_viewer_join_s=join_frozen, sessions=watch.sessions)  # fmt: skip
+                report("Redis stop/start", outage_s=OUTAGE, gap_s=gap_stopped,
+                       new_viewer_join_s=join_stopped, missing_objects=watch.missing(),
+                       sessions=watch.sessions)  # fmt: skip
+                assert not watch.viewer.closed and watch.sessions == 1
+                assert watch.missing() == 0
+                assert gap_frozen < 3.0 and gap_stopped < 3.0
+                assert join_frozen < 20.0 and join_stopped < 20.0
+            finally:
+                await watch.close()
