@@ -13,7 +13,7 @@
  *    the catalog's `initData`.
  * 4. Playback starts as soon as the first frame of the joined group (the newest
  *    keyframe's) is buffered; objects are appended as they arrive. The playhead is then
- *    held `targetLatencyMs` (default 200 ms) behind the newest buffered media
+ *    held `targetLatencyMs` (default "auto": the arrival jitter + 40 ms) behind the newest buffered media
  *    (./catchup.ts: 1.05-1.15x when behind, a seek when far behind).
  *    ABR (./abr.ts) switches at group boundaries.
  *
