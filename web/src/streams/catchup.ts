@@ -4,8 +4,8 @@
  *
  * - The target is `targetMs` when given; by default (`"auto"`) it follows the arrival
  *   jitter: the spread (95th percentile - minimum) of how long after its media time each
- *   append's media became available, over the last ~5 s of appends, plus a 40 ms margin,
- *   between 80 ms and 1 s (200 ms until 20 appends were seen). A quiet path plays closer to
+ *   append's media became available, over the last ~5 s of appends, plus a 50 ms margin,
+ *   between 100 ms and 1 s (200 ms until 20 appends were seen). A quiet path plays closer to
  *   the live edge than a fixed 200 ms; a jittery one is given the buffer it needs (fewer
  *   stalls). Either way, never less than one object's worth of
  *   media plus a margin: a publisher that sends half-second objects cannot be played
@@ -40,9 +40,9 @@ export interface CatchUpAction {
 
 export const DEFAULT_TARGET_LATENCY_MS = 200;
 /** The automatic target's bounds and margin (seconds). */
-const AUTO_MIN = 0.08;
+const AUTO_MIN = 0.1;
 const AUTO_MAX = 1.0;
-const AUTO_MARGIN = 0.04;
+const AUTO_MARGIN = 0.05;
 const AUTO_WINDOW = 150; // appends (~5 s of 30 fps video)
 const AUTO_MIN_SAMPLES = 20;
 /** An arrival offset this far (s) from the previous one is a new timeline, not jitter. */
@@ -105,7 +105,7 @@ export class LiveEdgeController {
     let base = this.targetMs / 1000;
     const jitter = this.auto ? this.jitter : null;
     if (jitter !== null) base = Math.min(AUTO_MAX, Math.max(AUTO_MIN, jitter + AUTO_MARGIN));
-    // One object's worth plus a margin: 100 ms, or the automatic target's 40 ms for short
+    // One object's worth plus a margin: 100 ms, or the automatic target's 50 ms for short
     // (per-frame) objects, whose arrival spread the jitter already measures.
     const margin = this.auto && this.span < 0.1 ? AUTO_MARGIN : 0.1;
     return Math.max(base, this.span > 0 ? this.span + margin : 0);
