@@ -148,10 +148,18 @@ class _Stack:
     """Redis, control plane, origin (RTMP) and POP as processes; ``stop()`` ends them."""
 
     def __init__(self, workdir: Path) -> None:
-        from moqt.aio import write_self_signed
-
         self.workdir = workdir
         self.procs: list[_Node] = []
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a node that did not come up: stop the ones that did
+            raise
+
+    def _start(self) -> None:
+        from moqt.aio import write_self_signed
+
+        workdir = self.workdir
         cert, key = write_self_signed(workdir / "tls", ["localhost", "127.0.0.1"])
         self.cafile = str(cert)
         tls = ["--cert", str(cert), "--key", str(key)]
