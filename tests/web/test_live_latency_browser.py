@@ -2,9 +2,9 @@
 
 The SDK's publisher (Chromium's fake webcam: WebCodecs H.264 + Opus, one object per frame)
 goes live through ``clutchcall up``'s POP; one viewer page plays it twice through the
-same POP: ``fast`` with ``targetLatencyMs`` 200 (a fixed target: the default "auto" one
-follows the host's jitter, up to 1 s on a starved CI host; web/test/catchup_auto.test.mjs
-tests it) and ``slow`` with 1500 ms,
+same POP: ``fast`` with ``targetLatencyMs`` 200 (the default, given explicitly: the opt-in
+"auto" target follows the host's jitter, up to 1 s on a starved CI host;
+web/test/catchup_auto.test.mjs tests it) and ``slow`` with 1500 ms,
 the live player's former fixed target. Both are paused 2.5 s (they fall 2.5 s behind), then
 resumed: ``fast`` must come back near the live edge and stay there, sampled from
 ``stats().latency`` (seconds between the newest buffered media and the playhead) over a few

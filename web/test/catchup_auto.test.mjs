@@ -17,7 +17,7 @@ function feed(c, n, delay, start = 0) {
 }
 
 test("a quiet path: the target comes down from 200 ms to the floor", () => {
-  const c = new LiveEdgeController();
+  const c = new LiveEdgeController({ targetMs: "auto" });
   assert.equal(c.auto, true);
   feed(c, 10, () => 0.005);
   assert.equal(c.target, 0.2); // not enough appends yet
@@ -27,18 +27,18 @@ test("a quiet path: the target comes down from 200 ms to the floor", () => {
 });
 
 test("a jittery path: the target covers the 95th percentile of the lateness", () => {
-  const c = new LiveEdgeController();
+  const c = new LiveEdgeController({ targetMs: "auto" });
   // one append in ten comes 250 ms late (a loaded host), the rest on time
   feed(c, 150, (i) => (i % 10 === 0 ? 0.25 : 0));
   assert.ok(Math.abs(c.jitter - 0.25) < 1e-6, `${c.jitter}`);
   assert.ok(Math.abs(c.target - 0.3) < 1e-6, `${c.target}`);
-  const huge = new LiveEdgeController();
+  const huge = new LiveEdgeController({ targetMs: "auto" });
   feed(huge, 150, (i) => (i % 4 === 0 ? 0.99 : 0));
   assert.equal(huge.target, 1.0); // capped at 1 s
 });
 
 test("a new timeline (the publisher restarted its clock) restarts the measurement", () => {
-  const c = new LiveEdgeController();
+  const c = new LiveEdgeController({ targetMs: "auto" });
   feed(c, 50, () => 0);
   feed(c, 10, () => 2); // 2 s late on a loaded host: jitter, not a new timeline
   assert.ok(c.jitter > 1.9, `${c.jitter}`);

@@ -2,7 +2,7 @@
  * Keeps a live player's playhead a small, explicit distance behind the newest media it
  * has buffered (the live edge).
  *
- * - The target is `targetMs` when given; by default (`"auto"`) it follows the arrival
+ * - The target is `targetMs` (default 200 ms); with `"auto"` (opt-in) it follows the arrival
  *   jitter: the spread (95th percentile - minimum) of how long after its media time each
  *   append's media became available, over the last ~5 s of appends, plus a 50 ms margin,
  *   between 100 ms and 1 s (200 ms until 20 appends were seen). A quiet path plays closer to
@@ -19,7 +19,7 @@
  */
 
 export interface CatchUpOptions {
-  /** Aim this far behind the newest buffered media (ms), or "auto" (default: from the jitter). */
+  /** Aim this far behind the newest buffered media (ms, default 200), or "auto" (from the jitter). */
   targetMs?: number | "auto";
   /** Fastest catch-up rate (default 1.15). */
   maxRate?: number;
@@ -64,7 +64,7 @@ export class LiveEdgeController {
   private offsets: number[] = [];
 
   constructor(options: CatchUpOptions = {}) {
-    const given = options.targetMs ?? "auto";
+    const given = options.targetMs ?? DEFAULT_TARGET_LATENCY_MS;
     this.auto = given === "auto";
     const target = given === "auto" ? DEFAULT_TARGET_LATENCY_MS : given;
     if (!Number.isFinite(target) || target < 0) throw new RangeError(`targetLatencyMs must be a number >= 0 or "auto" (got ${String(given)})`);

@@ -13,7 +13,7 @@
  *    the catalog's `initData`.
  * 4. Playback starts as soon as the first frame of the joined group (the newest
  *    keyframe's) is buffered; objects are appended as they arrive. The playhead is then
- *    held `targetLatencyMs` (default "auto": the arrival jitter + 50 ms) behind the newest buffered media
+ *    held `targetLatencyMs` (default 200 ms; "auto": the arrival jitter + 50 ms) behind the newest buffered media
  *    (./catchup.ts: 1.05-1.15x when behind, a seek when far behind).
  *    ABR (./abr.ts) switches at group boundaries.
  *
@@ -71,7 +71,7 @@ export interface LiveOptions {
   apiBase?: string;
   /** How long to wait for the broadcast to be live (ms, default 20000). */
   startTimeoutMs?: number;
-  /** How far behind the newest received media to play (ms), or "auto" (default: the
+  /** How far behind the newest received media to play (ms, default 200), or "auto" (the
    * arrival jitter + 50 ms, 100 ms to 1 s); raised to one object's duration + 100 ms when
    * the publisher's objects are longer. */
   targetLatencyMs?: number | "auto";
@@ -141,7 +141,7 @@ class LivePlayer implements PlaybackHandle {
   private readonly goawayUris = new WeakMap<MoqtSession, string>();
 
   constructor(private readonly opts: LiveOptions) {
-    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : "auto");
+    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : undefined);
     try {
       this.edge = new LiveEdgeController(ms === undefined ? {} : { targetMs: ms });
     } catch (e) {

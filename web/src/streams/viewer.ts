@@ -21,8 +21,8 @@ export interface ViewerOptions {
   onEnded?: () => void;
   /** On demand: seconds buffered ahead of the playhead (default 20). */
   bufferAhead?: number;
-  /** Live: how far behind the newest received media to play (ms), or "auto" (default:
-   * the measured arrival jitter + 50 ms, from 100 ms to 1 s; 200 ms until measured). */
+  /** Live: how far behind the newest received media to play (ms, default 200), or "auto"
+   * (the measured arrival jitter + 50 ms, from 100 ms to 1 s; 200 ms until measured). */
   targetLatencyMs?: number | "auto";
   /** Live: reconnect after a lost session or a relay's GOAWAY (default on: 10 attempts
    * within 20 s, 250 ms doubling to 3 s, jittered); `false`: a loss is `onError(network)`. */
