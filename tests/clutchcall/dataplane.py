@@ -51,11 +51,15 @@ class Recorder:
 
     chunks: list[Chunk] = field(default_factory=list)
     closes: list[tuple[str, str]] = field(default_factory=list)
+    #: Set at the first media (not init) chunk: wait on it instead of sleeping.
+    media: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_chunk(self, is_init: bool, chunk: Chunk) -> None:
         assert is_init == chunk.is_init
         assert not self.closes, "a chunk after on_close"
         self.chunks.append(chunk)
+        if not is_init:
+            self.media.set()
 
     def on_close(self, reason: str, detail: str) -> None:
         self.closes.append((reason, detail))

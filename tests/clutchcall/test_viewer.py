@@ -88,7 +88,7 @@ async def test_broadcast_end_closes_with_ended_after_the_last_chunk(tmp_path: Pa
             relay.playback_url(), on_chunk=rec.on_chunk, on_close=rec.on_close,
             cafile=str(relay.cert), audio=False,
         )  # fmt: skip
-        await asyncio.sleep(3.5)
+        await asyncio.wait_for(rec.media.wait(), 30)  # playing (a loaded host may take seconds)
         await pub.stop()
         reason, _ = await asyncio.wait_for(viewer.wait_closed(), 10)
     assert reason == "ended"
