@@ -32,6 +32,7 @@ def test_coded_keyframe_tells_pictures_from_sequence_headers(
 
 
 @pytest.mark.e2e
+@pytest.mark.latency  # three transcodes on a budget: runs alone
 @pytest.mark.timeout(90)
 def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
     three = run_rtmp(THREE, duration=3.0, workdir=tmp_path)
@@ -57,6 +58,7 @@ def test_rtmp_latency_per_rendition_and_transcode_cpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.latency
 @pytest.mark.timeout(90)
 def test_moqt_ingest_latency_through_the_pop(tmp_path: Path) -> None:
     result = run_moqt(duration=3.0, workdir=tmp_path)

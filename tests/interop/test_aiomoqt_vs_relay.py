@@ -268,6 +268,8 @@ def check_join(relay: RelayProcess, url: str, draft: int, tmp_path: Path, runner
         assert ids == list(range(len(ids))), (group, ids)
 
 
+# "late 0 stalls 0" is a real-time bound: runs alone (marker latency).
+@pytest.mark.latency
 @pytest.mark.parametrize(("transport", "draft"), MATRIX)
 def test_pub_media_tone_to_sub_media_analyze(
     relay: RelayProcess, transport: str, draft: int
