@@ -51,7 +51,7 @@ def new_id(prefix: str, *, now: float | None = None) -> str:
 
 
 def new_stream_key() -> str:
-    """A publisher stream key (BUS_CONTRACT: ``sk_`` + token_urlsafe(24))."""
+    """A publisher stream key (docs/bus-contract.md: ``sk_`` + token_urlsafe(24))."""
     return "sk_" + secrets.token_urlsafe(24)
 
 

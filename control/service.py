@@ -2,7 +2,7 @@
 
 :class:`ControlService` owns the repository (called in worker threads), the
 cluster bus and the signing keys. Every change that origins or POPs must see is
-written to the database first and then to the bus (BUS_CONTRACT.md); a periodic
+written to the database first and then to the bus (docs/bus-contract.md); a periodic
 resync re-writes the bus records from the database, so a bus outage or a Redis
 restart converges without operator action.
 

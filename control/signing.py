@@ -154,7 +154,7 @@ def sign_playback_token(
     now: float,
     ttl_seconds: int,
 ) -> SignedToken:
-    """An ES256 playback JWT (claims per BUS_CONTRACT, plus ``ns`` = the MoQT namespace)."""
+    """An ES256 playback JWT (claims per docs/bus-contract.md, plus ``ns`` = the MoQT namespace)."""
     # iat keeps millisecond precision so "revoke every token of an input" (iat <= before)
     # never catches a token minted right after it in the same second.
     iat = round(now, 3)

@@ -1,6 +1,6 @@
 """Playback token verification at the edge (ES256 JWTs against the control plane's JWKS).
 
-A viewer presents a JWT (``BUS_CONTRACT.md``: ES256, ``kid`` header, claims
+A viewer presents a JWT (docs/bus-contract.md, ``mesh.bus_contract``: ES256, ``kid`` header, claims
 ``sub`` = the ``lv_``/``pb_`` id, ``org``, ``aud``, ``iat``, optional ``nbf``,
 ``exp``, ``jti``) in the MoQT AUTHORIZATION TOKEN parameter or as ``?token=`` on
 the connection path.  :class:`TokenVerifier` checks it locally: every refusal is

@@ -1,8 +1,8 @@
 """Cluster topology over the bus: node registry, namespace routing, upstream resolution.
 
 Every node runs one :class:`Topology`.  It heartbeats its own node record (TTL
-keys, see ``BUS_CONTRACT.md``), refreshes the routes of the namespaces it hosts
-(origins), listens to ``clutchcall:topology`` and keeps a local snapshot of all
+keys, see docs/bus-contract.md and ``mesh.bus_contract``), refreshes the routes of
+the namespaces it hosts (origins), listens to ``clutchcall:topology`` and keeps a local snapshot of all
 nodes and routes.  The snapshot is what :meth:`Topology.resolve` reads, so a node
 keeps routing new requests from the last known topology while Redis is away and
 catches up (re-registers itself, re-announces its routes, re-reads everything)

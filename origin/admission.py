@@ -1,7 +1,7 @@
 """Publisher admission at the origin: stream keys checked against the cluster bus.
 
 The control plane writes ``clutchcall:streamkey:<external_input_id>`` records
-(org, input, namespace and the sha256 of the key; ``BUS_CONTRACT.md``) and
+(org, input, namespace and the sha256 of the key; docs/bus-contract.md, ``mesh.bus_contract``) and
 announces rotations and deletions on ``clutchcall:streamkeys``.
 :class:`BusStreamKeyAuthorizer` compares the sha256 of a presented key with the
 record in constant time, caches records, and while :meth:`~BusStreamKeyAuthorizer.run`
