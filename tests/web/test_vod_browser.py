@@ -132,7 +132,13 @@ def test_seeking_fetches_the_group_of_the_timeline_and_plays_on_to_the_end(
     assert "3.m4s" not in _segments(requests, "720p", "360p")
     before = len(requests)
     page.evaluate("() => { document.querySelector('video').currentTime = 6.5; }")
-    page.wait_for_function("() => document.querySelector('video').currentTime > 6.8")
+    try:
+        page.wait_for_function("() => document.querySelector('video').currentTime > 6.8")
+    except Exception as exc:  # say where the player stood, not only that it timed out
+        state = page.evaluate(
+            "() => ({ stats: globalThis.__viewer.stats(), ...globalThis.__events })"
+        )
+        raise AssertionError(f"the seek did not play on: {state}") from exc
     after = _segments(requests[before:], "720p", "360p")
     assert after and after[0] == "3.m4s", after  # the timeline record at or before 6.5 s
     assert "1.m4s" not in after  # what lies between was skipped
@@ -328,3 +334,55 @@ def test_a_signed_asset_needs_its_token_and_plays_from_its_signed_url(
     assert out["unsigned"] == "auth_failed" and out["reasons"] == ["auth_failed"]
     assert f"/vod/{out['pb']}/catalog.json?token=" in out["url"]
     page.wait_for_function("() => globalThis.__video.currentTime > 1.0")
+
+
+# Seeks (to 6.5 s) at the moment the player appends the next init segment, i.e. in the
+# middle of a rendition switch: the seek aborts that append.
+CUT_INIT = """() => {
+  const video = document.querySelector("video");
+  const append = SourceBuffer.prototype.appendBuffer;
+  globalThis.__cut = 0;
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    append.call(this, data);
+    const b = new Uint8Array(data.buffer ?? data, data.byteOffset ?? 0, 8);
+    if (!globalThis.__cut && String.fromCharCode(b[4], b[5], b[6], b[7]) === "ftyp") {
+      globalThis.__cut = performance.now();
+      video.currentTime = 6.5;
+      video.dispatchEvent(new Event("seeking"));  // now, while the init append runs
+    }
+  };
+}"""
+
+
+def test_a_seek_during_a_rendition_switch_plays_on_from_the_seek(
+    page: Any, static_server: Callable[[Path], str], site: Path
+) -> None:
+    """A seek that cut the new rendition's init append left the switch half made: the
+    feeder went back to where it was before the seek (CI timed out waiting to play on)."""
+    _open(page, static_server, site)
+    run_module(page, SEEK % {"pb": repr(PB)})
+    page.wait_for_function("() => globalThis.__events.started === 1")
+    current = page.evaluate("() => globalThis.__viewer.stats().rendition")
+    other = "360p" if current == "720p" else "720p"
+    page.evaluate(CUT_INIT)
+    page.evaluate(f"() => globalThis.__viewer.setRendition({other!r})")
+    page.wait_for_function("() => globalThis.__cut > 0")
+    try:
+        page.wait_for_function("() => document.querySelector('video').currentTime > 6.8")
+    except Exception as exc:
+        state = page.evaluate(
+            "() => ({ stats: globalThis.__viewer.stats(), ...globalThis.__events })"
+        )
+        raise AssertionError(f"the seek did not play on: {state}") from exc
+    after = _segments(
+        page.evaluate(
+            "() => performance.getEntriesByType('resource')"
+            ".filter((e) => e.startTime > globalThis.__cut).map((e) => e.name)"
+        ),
+        "720p",
+        "360p",
+    )
+    assert after and after[0] == "3.m4s" and "1.m4s" not in after, after
+    assert page.evaluate("() => globalThis.__viewer.stats().rendition") == other
+    page.wait_for_function("() => globalThis.__events.ended === 1", timeout=20_000)
+    assert page.evaluate("() => globalThis.__events.errors") == []

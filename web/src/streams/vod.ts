@@ -332,20 +332,31 @@ export async function playVod(options: VodOptions): Promise<PlaybackHandle> {
         await nap(500);
         continue;
       }
+      const signal = feeder.controller.signal;
       if (feeder.pending) {
+        // A rendition switch. A seek can cut it at any await (the init fetch, or its append,
+        // which the seek aborts): the switch stays pending and is made again, init segment
+        // first, from where the seek moved the feeder.
         const next = feeder.pending;
-        feeder.pending = null;
-        const init = await initOf(next, feeder.controller.signal);
+        let init: Uint8Array;
+        try {
+          init = await initOf(next, signal);
+        } catch (err) {
+          if (signal.aborted && !stopped) continue;
+          throw err;
+        }
+        if (signal.aborted) continue;
         const codec = next.codec ?? codecFromInit(init);
         if (codec !== feeder.codec) await feeder.queue.changeType(mimeFor("video", codec));
-        await feeder.queue.append(init);
         feeder.codec = codec;
+        await feeder.queue.append(init);
+        if (signal.aborted) continue;
+        if (feeder.pending === next) feeder.pending = null;
         feeder.track = next;
         feeder.initFor = next.name;
         feeder.index = recordIndexAt(next.timeline, rec[0]);
         continue;
       }
-      const signal = feeder.controller.signal;
       const t0 = performance.now();
       let data: Uint8Array;
       try {
