@@ -22,6 +22,7 @@ import json
 import math
 import os
 import signal
+import socket
 import struct
 import sys
 import tempfile
@@ -277,6 +278,29 @@ def _wait_udp_listener(port: int, proc: Proc, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{proc.name} did not listen on UDP {port}")
 
 
+def _start_relay(
+    relay: str, subscribers: int, workdir: Path, relay_args: Sequence[str], attempts: int = 3
+) -> tuple[Proc, int]:
+    """Start the relay under test on free ports (UDP for QUIC, TCP for HTTP). A port found
+    free can be taken by another process before the relay binds it: then new ports."""
+    for attempt in range(attempts):
+        port, http_port = free_port(), free_port(socket.SOCK_STREAM)
+        log = workdir / f"relay-{relay}-{subscribers}.log"
+        proc = Proc(
+            _relay_command(relay, port, http_port, workdir, relay_args),
+            name=f"relay-{relay}",
+            stderr_path=log,
+        )
+        try:
+            _wait_udp_listener(port, proc)
+            return proc, port
+        except RuntimeError:
+            proc.stop()
+            if attempt + 1 == attempts or "address already in use" not in log.read_text():
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_fanout(
     relay: str,
     subscribers: int,
@@ -290,19 +314,13 @@ def run_fanout(
     client_stack: str = "aioquic",
     relay_args: Sequence[str] = (),
 ) -> FanoutResult:
-    port, http_port = free_port(), free_port()
-    url = f"moqt://127.0.0.1:{port}"
     result = FanoutResult(relay, subscribers)
     expected = int(duration * fps)
     procs: list[Proc] = []
     try:
-        relay_proc = Proc(
-            _relay_command(relay, port, http_port, workdir, relay_args),
-            name=f"relay-{relay}",
-            stderr_path=workdir / f"relay-{relay}-{subscribers}.log",
-        )
+        relay_proc, port = _start_relay(relay, subscribers, workdir, relay_args)
         procs.append(relay_proc)
-        _wait_udp_listener(port, relay_proc)
+        url = f"moqt://127.0.0.1:{port}"
         pub = Proc(
             [
                 python(),
