@@ -64,11 +64,7 @@ async def test_watch_plays_an_asset_by_url_and_by_id(tmp_path: Path) -> None:
             created["uploadUrl"], content=clip, headers={**SEED, **OCTETS, "upload-offset": "0"}
         )
         assert r.status_code == 204, r.text
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 120
-        while (got := await srv.asset(aid))["status"] != "ready":
-            assert got["status"] != "errored" and loop.time() < deadline, got
-            await asyncio.sleep(0.1)
+        await srv.wait_ready(aid)
         r = await srv.client.post(
             f"{srv.base_url}/v1/assets/{aid}/playback_urls",
             json={"ttl_seconds": 600},

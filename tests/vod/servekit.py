@@ -53,6 +53,15 @@ class Served:
         data: dict[str, Any] = r.json()
         return data
 
+    async def wait_ready(self, asset_id: str, within: float = 120.0) -> dict[str, Any]:
+        """Poll the asset (the API has no push to wait on) until packaging made it ready."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (got := await self.asset(asset_id))["status"] != "ready":
+            assert got["status"] != "errored" and loop.time() < deadline, got
+            await asyncio.sleep(0.1)
+        return got
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager

@@ -88,11 +88,7 @@ async def test_packaging_and_delivery_counters(tmp_path: Path) -> None:
             url, content=clip, headers={**SEED, **OCTETS, "upload-offset": "0"}
         )
         assert r.status_code == 204, r.text
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 120
-        while (got := await srv.asset(aid))["status"] != "ready":
-            assert got["status"] != "errored" and loop.time() < deadline, got
-            await asyncio.sleep(0.1)
+        await srv.wait_ready(aid)
 
         m = await _scrape(srv.client, f"{srv.base_url}/metrics")
         assert _get(m, "clutchcall_control_uploads_completed_total", form="seed") == 1
