@@ -403,6 +403,10 @@ class SessionCore:
                 raise ProtocolViolation(
                     f"a bidirectional stream begins with message type {first:#x}"
                 )
+        if held.fin and is_bidirectional(stream_id) and not _frame_complete(held.data):
+            # A request stream that ends inside its first message can never become
+            # one: refuse now rather than hold the session until the SETUP deadline.
+            raise ProtocolViolation("a bidirectional stream ended inside a message before SETUP")
         if (
             self._control_stream is None
             and not self._is_client

@@ -112,6 +112,18 @@ async def test_random_bytes_and_udp_noise_never_hurt_the_node(node: RelayNode) -
     await wait_until(lambda: node.relay.statistics()["sessions"] == 0)
 
 
+async def test_request_stream_ending_inside_its_first_message_is_refused_before_setup(
+    node: RelayNode,
+) -> None:
+    # SUBSCRIBE_NAMESPACE's type, a length the stream never delivers, then FIN, with no
+    # SETUP: it can never become a message, so the session is refused now, not held
+    # until the SETUP deadline (1 in 256 random noises starts with this type).
+    closed = await raw_session(node.address[1], b"\x11\x7f\xff" + bytes(61), fin=True)
+    assert closed.error_code == SessionCloseCode.PROTOCOL_VIOLATION, closed
+    assert "inside a message" in closed.reason_phrase
+    await assert_node_serves(node)
+
+
 async def test_oversized_object_refused(node: RelayNode) -> None:
     url = f"moqt://127.0.0.1:{node.address[1]}"
     async with connect(url, verify=False) as client:
