@@ -3,6 +3,9 @@
 * :func:`start_rtmp_origin`: ``clutchcall origin`` (``python -m cli.origin``) with RTMP
   ingest, stream keys from Redis, a one-rung 240p ladder (cheap on a 2-core CI machine).
 * POPs: :func:`tests.e2e.pop_procs.start_pop` (``clutchcall pop`` with a JWKS file).
+* :func:`rtmp_stack`: the usual stack of a fault test, one origin and one POP on a
+  test's Redis, with a stream key for :data:`INPUT` and playback tokens
+  (:class:`Stack`).
 * :func:`encoder`: an ffmpeg RTMP encoder (426x240 test source + tone, 2 s GOP).
 * :class:`Watch`: the SDK viewer (:class:`clutchcall.streams.AsyncBroadcastViewer`)
   recording every media chunk's (time, kind, group, object): the gap a fault opens, the
@@ -19,17 +22,34 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._nodes import tree_pids
 from clutchcall.streams import AsyncBroadcastViewer, Chunk
 from media.ffmpeg import ffmpeg_exe
-from tests.e2e.pop_procs import ROOT, Proc, _env, _wait_for
-from tests.pop.lab import ORG
+from mesh.bus import RedisBus
+from tests.e2e.pop_procs import ROOT, Proc, _env, _wait_for, processes, start_pop
+from tests.origin.conftest import new_key
+from tests.origin.helpers import write_key
+from tests.pop.lab import ORG, Tokens
 
-__all__ = ["ORG", "Watch", "encoder", "start_rtmp_origin", "transcoder_pid", "viewer_url"]
+__all__ = [
+    "INPUT",
+    "ORG",
+    "Stack",
+    "Watch",
+    "encoder",
+    "rtmp_stack",
+    "start_rtmp_origin",
+    "stream_key",
+    "transcoder_pid",
+    "viewer_url",
+]
+
+# The live input every fault test broadcasts.
+INPUT = "lv_a"
 
 
 def start_rtmp_origin(
@@ -86,6 +106,48 @@ def transcoder_pid(origin: Proc, within: float = 20.0) -> int:
 
 def viewer_url(pop: Proc, input_id: str, token: str) -> str:
     return f"moqt://{pop.quic}/stream/{ORG}/{input_id}?token={token}"
+
+
+async def stream_key(redis_url: str) -> str:
+    """A new stream key for :data:`INPUT`, written to Redis (where the origin reads it)."""
+    bus = RedisBus(redis_url)
+    try:
+        key = new_key()
+        await write_key(bus, INPUT, key, ORG)
+        return key
+    finally:
+        await bus.close()
+
+
+@dataclass
+class Stack:
+    """What :func:`rtmp_stack` started: ``procs`` (stopped on exit; a test may append
+    more), the origin, the POP, the stream key of :data:`INPUT` and the token minter."""
+
+    procs: list[Proc]
+    origin: Proc
+    pop: Proc
+    key: str
+    tokens: Tokens
+
+    def url(self, pop: Proc | None = None) -> str:
+        """A viewer URL for :data:`INPUT` on ``pop`` (default: the stack's POP), with a
+        fresh playback token."""
+        return viewer_url(pop or self.pop, INPUT, self.tokens.mint(INPUT))
+
+
+@contextlib.asynccontextmanager
+async def rtmp_stack(tmp: Path, redis: str, *, window: float = 10.0) -> AsyncIterator[Stack]:
+    """One ``clutchcall origin`` (RTMP, publisher reconnect ``window``) and one
+    ``clutchcall pop`` on ``redis``; every process is stopped on exit."""
+    tokens = Tokens(tmp)
+    key = await stream_key(redis)
+    with processes() as procs:
+        origin = start_rtmp_origin(tmp, "o1", redis=redis, window=window)
+        procs.append(origin)
+        pop = start_pop(tmp, "pop1", redis=redis, jwks=tokens.jwks_path)
+        procs.append(pop)
+        yield Stack(procs, origin, pop, key, tokens)
 
 
 @dataclass

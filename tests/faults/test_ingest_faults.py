@@ -16,42 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from mesh.bus import RedisBus
 from tests.conftest import RedisServer
-from tests.e2e.pop_procs import processes, start_pop
-from tests.origin.conftest import new_key
-from tests.origin.helpers import write_key
-from tests.pop.lab import Tokens
 
-from ._stack import ORG, Watch, encoder, report, start_rtmp_origin, transcoder_pid, viewer_url
+# INPUT and _stream_key: also imported from here by test_node_faults.py
+from ._stack import INPUT, Watch, encoder, report, rtmp_stack, transcoder_pid
+from ._stack import stream_key as _stream_key  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-INPUT = "lv_a"
-
-
-async def _stream_key(redis_url: str) -> str:
-    bus = RedisBus(redis_url)
-    try:
-        key = new_key()
-        await write_key(bus, INPUT, key, ORG)
-        return key
-    finally:
-        await bus.close()
 
 
 async def test_ladder_ffmpeg_sigkill_viewer_goes_on(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    tokens = Tokens(tmp_path)
-    key = await _stream_key(redis_server.url)
-    with processes() as procs:
-        origin = start_rtmp_origin(tmp_path, "o1", redis=redis_server.url)
-        procs.append(origin)
-        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path)
-        procs.append(pop)
-        with encoder(origin, INPUT, key):
-            watch = await Watch.open(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+    async with rtmp_stack(tmp_path, redis_server.url) as stack:
+        origin = stack.origin
+        with encoder(origin, INPUT, stack.key):
+            watch = await Watch.open(stack.url())
             try:
                 await watch.wait_video(4, within=40)
                 last_group = watch.video()[-1][1]
@@ -75,23 +55,17 @@ async def test_encoder_drop_and_return_within_the_window_then_gone(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     window = 8.0
-    tokens = Tokens(tmp_path)
-    key = await _stream_key(redis_server.url)
-    with processes() as procs:
-        origin = start_rtmp_origin(tmp_path, "o1", redis=redis_server.url, window=window)
-        procs.append(origin)
-        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path)
-        procs.append(pop)
+    async with rtmp_stack(tmp_path, redis_server.url, window=window) as stack:
         watch: Watch | None = None
         try:
-            with encoder(origin, INPUT, key) as first:
-                watch = await Watch.open(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+            with encoder(stack.origin, INPUT, stack.key) as first:
+                watch = await Watch.open(stack.url())
                 await watch.wait_video(4, within=40)
                 last_group = watch.video()[-1][1]
                 dropped = time.monotonic()
                 first.kill()  # SIGKILL: the connection is lost, no unpublish
             await asyncio.sleep(1.0)  # the encoder comes back a second later
-            with encoder(origin, INPUT, key) as second:
+            with encoder(stack.origin, INPUT, stack.key) as second:
                 await watch.wait_video(4, within=40)
                 gap = watch.gap(dropped)
                 report("encoder drop and return", gap_s=gap, missing_objects=watch.missing(),

@@ -19,11 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RedisServer
-from tests.e2e.pop_procs import processes, start_pop
-from tests.pop.lab import Tokens
 
-from ._stack import Watch, encoder, report, start_rtmp_origin, viewer_url
-from .test_ingest_faults import INPUT, _stream_key
+from ._stack import INPUT, Watch, encoder, report, rtmp_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -45,15 +42,9 @@ async def _join_time(pop_url: str) -> float:
 async def test_redis_frozen_then_stopped_viewers_go_on_and_new_ones_join(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
-    tokens = Tokens(tmp_path)
-    key = await _stream_key(redis_server.url)
-    with processes() as procs:
-        origin = start_rtmp_origin(tmp_path, "o1", redis=redis_server.url)
-        procs.append(origin)
-        pop = start_pop(tmp_path, "pop1", redis=redis_server.url, jwks=tokens.jwks_path)
-        procs.append(pop)
-        with encoder(origin, INPUT, key):
-            watch = await Watch.open(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+    async with rtmp_stack(tmp_path, redis_server.url) as stack:
+        with encoder(stack.origin, INPUT, stack.key):
+            watch = await Watch.open(stack.url())
             try:
                 await watch.wait_video(4, within=40)
                 # 1. Frozen: connections stay open, nothing answers.
@@ -66,7 +57,7 @@ async def test_redis_frozen_then_stopped_viewers_go_on_and_new_ones_join(
                 finally:
                     os.kill(pid, signal.SIGCONT)
                 gap_frozen = watch.gap(frozen)
-                join_frozen = await _join_time(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+                join_frozen = await _join_time(stack.url())
                 # 2. Stopped and started again, empty.
                 redis_server.stop()
                 stopped = time.monotonic()
@@ -74,7 +65,7 @@ async def test_redis_frozen_then_stopped_viewers_go_on_and_new_ones_join(
                 await watch.wait_video(2, within=10)
                 redis_server.start()
                 gap_stopped = watch.gap(stopped)
-                join_stopped = await _join_time(viewer_url(pop, INPUT, tokens.mint(INPUT)))
+                join_stopped = await _join_time(stack.url())
                 report("Redis SIGSTOP/SIGCONT", outage_s=OUTAGE, gap_s=gap_frozen,
                        new_viewer_join_s=join_frozen, sessions=watch.sessions)  # fmt: skip
                 report("Redis stop/start", outage_s=OUTAGE, gap_s=gap_stopped,
