@@ -13,7 +13,13 @@ from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import FrameType, H3Connection, H3Stream
 from aioquic.quic.connection import QuicConnection
 
-__all__ = ["QuicTransport", "WebTransportH3", "WebTransportTransport", "encode_close_capsule"]
+__all__ = [
+    "QuicTransport",
+    "WebTransportH3",
+    "WebTransportTransport",
+    "encode_close_capsule",
+    "encode_plain_headers",
+]
 
 # draft-ietf-webtrans-http3: CLOSE_WEBTRANSPORT_SESSION capsule and the reason limit.
 CLOSE_WEBTRANSPORT_SESSION = 0x2843
@@ -37,10 +43,47 @@ def encode_close_capsule(error_code: int, reason: str) -> bytes:
     return encode_uint_var(_H3_DATA_FRAME) + encode_uint_var(len(capsule)) + capsule
 
 
+def _qpack_prefixed_int(value: int, prefix_bits: int, first: int) -> bytes:
+    """RFC 9204 section 4.1.1 (RFC 7541 5.1): ``value`` in a ``prefix_bits`` prefix of a
+    first byte that already holds ``first`` in its high bits."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = bytearray([first | limit])
+    value -= limit
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def encode_plain_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A QPACK field section of literal names and values, no Huffman, no table.
+
+    picoquic's HTTP/3 (h3zero) decodes a Huffman-coded value into a 256-byte buffer
+    and fails the request (H3_FRAME_ERROR) when it is longer: a WebTransport CONNECT
+    whose ``:path`` carries a playback token (``?token=<JWT>``, 500+ characters)
+    never reached a picoquic POP from aioquic's encoder, which Huffman-codes
+    whatever gets shorter. Plain literals are valid for every QPACK decoder.
+    """
+    out = bytearray(b"\x00\x00")  # Required Insert Count 0, Base 0: no dynamic table
+    for name, value in headers:
+        # Literal Field Line with Literal Name (001N H + 3-bit length), H = 0.
+        out += _qpack_prefixed_int(len(name), 3, 0x20) + name
+        out += _qpack_prefixed_int(len(value), 7, 0x00) + value
+    return bytes(out)
+
+
 class WebTransportH3(H3Connection):
-    """aioquic's ``H3Connection`` with one fix: a bidirectional WebTransport stream
+    """aioquic's ``H3Connection`` with two fixes: a bidirectional WebTransport stream
     we open also *receives* as a WebTransport stream (aioquic 1.7 would parse the
-    peer's bytes on it as HTTP/3 frames and close the connection)."""
+    peer's bytes on it as HTTP/3 frames and close the connection), and header
+    blocks go out as plain literals (:func:`encode_plain_headers`), which picoquic
+    decodes at any length."""
+
+    def _encode_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        return encode_plain_headers(headers)
 
     def create_webtransport_stream(self, session_id: int, is_unidirectional: bool = False) -> int:
         stream_id = super().create_webtransport_stream(session_id, is_unidirectional)
