@@ -100,6 +100,9 @@ class _Upstream(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.last_seen = asyncio.get_running_loop().time()
+        if self.proxy.blackhole:
+            self.proxy._down.stats.dropped += 1
+            return
         self.proxy._down.schedule(asyncio.get_running_loop(), self._to_client, data)
 
     def _to_client(self, data: bytes) -> None:
@@ -152,6 +155,9 @@ class ImpairmentProxy:
         self._opening: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
         self.address: Address = listen
+        #: Drop every datagram both ways (a frozen peer or a dead path: nothing, not even an
+        #: ICMP error, comes back), until set False again.
+        self.blackhole = False
 
     @property
     def stats(self) -> dict[str, PathStats]:
@@ -184,6 +190,9 @@ class ImpairmentProxy:
 
     def _from_client(self, data: bytes, addr: Address) -> None:
         loop = asyncio.get_running_loop()
+        if self.blackhole:
+            self._up.stats.dropped += 1
+            return
         client = self._clients.get(addr)
         if client is None:
             if addr in self._pending:

@@ -42,10 +42,10 @@ from clutchcall.streams._connect import (
     namespace_from_text,
     parse_playback_url,
     resolve_tls,
-    unreachable_detail,
 )
 from clutchcall.streams._errors import ConfigurationError
 from clutchcall.streams._sequencer import Released, TrackSequencer
+from clutchcall.streams._viewer_session import ViewerSessions
 from clutchcall.streams._viewer_types import (
     AUTH_REQUEST_CODES,
     Chunk,
@@ -60,8 +60,8 @@ from clutchcall.streams._viewer_types import (
 from media import Catalog, CatalogTrack, MediaError
 from media.fmp4 import parse_fragment, parse_init_segment
 from moqt._log import library_logger
-from moqt.aio import ConnectionClosed, MoqtConnection, RequestFailed, SessionOptions, connect
-from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode, SessionCloseCode
+from moqt.aio import MoqtConnection, RequestFailed
+from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
 from moqt.events import (
     Event,
     FetchAccepted,
@@ -91,7 +91,7 @@ _NORMAL_END = frozenset({PublishDoneCode.TRACK_ENDED, PublishDoneCode.SUBSCRIPTI
 _MOVE_ON = frozenset({PublishDoneCode.GOING_AWAY, PublishDoneCode.TOO_FAR_BEHIND})
 
 
-class AsyncBroadcastViewer:
+class AsyncBroadcastViewer(ViewerSessions):
     """The asyncio viewer; :meth:`open` starts it, :meth:`close` stops it."""
 
     def __init__(
@@ -109,33 +109,27 @@ class AsyncBroadcastViewer:
         group_duration: float = 2.0,
         reconnect: float = 10.0,
         fallback_urls: tuple[str, ...] = (),
+        stall_timeout: float = 2.0,
+        ping_timeout: float = 1.5,
     ) -> None:
-        self.target = target
+        super().__init__(
+            target,
+            on_close=on_close,
+            tls=tls,
+            connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            fallback_urls=fallback_urls,
+            group_duration=group_duration,
+            stall_timeout=stall_timeout,
+            ping_timeout=ping_timeout,
+        )
         self._on_chunk = on_chunk
-        self._on_close = on_close
-        self._tls = tls
         self._pinned = rendition
         self._max_height = max_height
         self._audio_wanted = audio
         self._start_timeout = start_timeout
-        self._connect_timeout = connect_timeout
-        self._group_duration = group_duration
-        self._loop = asyncio.get_running_loop()
-        # The current session's end (a new one per connection; see _run).
-        self._done: asyncio.Future[tuple[str, str]] = self._loop.create_future()
-        self._result: tuple[str, str] | None = None
-        self._reconnect = reconnect
-        self._urls = (target.url, *fallback_urls)
-        self._closing = False
-        self._goaway_uri = ""
-        self._delivered_in_session = False
         self._last_group: int | None = None
         self._last_init: bytes | None = None
-        self._closed_event = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._conn: MoqtConnection | None = None
-        self._sessions = 0  # sessions that completed SETUP (statistics()["sessions"])
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._lanes: dict[int, Lane] = {}
         self._catalog: Catalog | None = None
         self._catalog_group = -1
@@ -145,7 +139,6 @@ class AsyncBroadcastViewer:
         self._abr: AbrController | None = None
         self._init_sent = False
         self._need_init = False
-        self._ending = False
         self._end_detail = ""
         self._chunks = 0
         self._bytes = 0
@@ -171,6 +164,8 @@ class AsyncBroadcastViewer:
         connect_timeout: float = 10.0,
         reconnect: float = 10.0,
         fallback_urls: tuple[str, ...] | list[str] = (),
+        stall_timeout: float = 2.0,
+        ping_timeout: float = 1.5,
     ) -> AsyncBroadcastViewer:
         """Start watching ``url`` (a signed playback URL, or a relay URL with
         ``namespace=`` and ``token=``). Returns at once; results arrive via the callbacks.
@@ -180,9 +175,17 @@ class AsyncBroadcastViewer:
         ``reconnect`` seconds (0: never), to the GOAWAY's new URI or in turn to
         ``url`` and ``fallback_urls`` (other POPs, same path and token); playback
         resumes at the next group and ``on_close("network", ...)`` comes only when
-        that fails."""
+        that fails.
+
+        A session without objects for ``max(stall_timeout, 3 x the group duration)``
+        seconds is probed with a QUIC PING; unanswered within ``ping_timeout`` it is
+        taken for lost (a dead or frozen POP) and reconnected as above. An answered
+        PING (a publisher pause) changes nothing. ``stall_timeout=0`` turns the probe
+        off (QUIC's 30 s idle timeout then decides)."""
         if start_timeout <= 0 or connect_timeout <= 0 or reconnect < 0:
             raise ConfigurationError("timeouts must be positive")
+        if stall_timeout < 0 or ping_timeout <= 0:
+            raise ConfigurationError("stall_timeout must be >= 0 and ping_timeout positive")
         target = parse_playback_url(url, token=token, namespace=namespace)
         fallbacks = tuple(
             parse_playback_url(u, token=target.token, namespace=target.namespace_text).url
@@ -200,27 +203,11 @@ class AsyncBroadcastViewer:
             connect_timeout=connect_timeout,
             reconnect=reconnect,
             fallback_urls=fallbacks,
+            stall_timeout=stall_timeout,
+            ping_timeout=ping_timeout,
         )
         viewer._task = asyncio.ensure_future(viewer._run())
         return viewer
-
-    async def close(self) -> tuple[str, str]:
-        """Stop watching (``on_close("closed", ...)`` unless it already ended)."""
-        self._closing = True
-        self._finish("closed", "closed by the application")
-        if self._task is not None and (self._conn is None or self._conn.is_closed):
-            self._task.cancel()  # still connecting (or between attempts): stop now
-        return await self.wait_closed()
-
-    async def wait_closed(self) -> tuple[str, str]:
-        """Wait until the viewer ended; returns ``(reason, detail)`` as given to ``on_close``."""
-        await self._closed_event.wait()
-        assert self._result is not None
-        return self._result
-
-    @property
-    def closed(self) -> bool:
-        return self._closed_event.is_set()
 
     @property
     def rendition(self) -> str | None:
@@ -250,96 +237,16 @@ class AsyncBroadcastViewer:
             "rendition": self.rendition,
             "lag": self._abr.lag if self._abr is not None else None,
             "sessions": self._sessions,
+            "probes": self._probes,
+            "stalls": self._stalls,
         }
 
-    # --- lifecycle ---------------------------------------------------------------------
+    # --- sessions (ViewerSessions' hooks) ---------------------------------------------
 
-    def _finish(self, reason: str, detail: str) -> None:
-        if reason == "network" and self._ending and not self._done.done():
-            # The broadcast had ended; losing the session while its last media arrives
-            # does not make the end an error: deliver what came and close ``ended``.
-            self._end_now()
-            return
-        if not self._done.done():
-            _log.info("viewer_closing", reason=reason, detail=detail)
-            self._done.set_result((reason, detail))
-
-    async def _run(self) -> None:
-        result = ("network", "not connected")
-        deadline: float | None = None
-        index = 0
-        try:
-            while True:
-                url = self._goaway_uri or self._urls[index % len(self._urls)]
-                self._goaway_uri = ""
-                result = await self._session(url)
-                if result[0] != "network" or self._closing or self._ending or not self._reconnect:
-                    break
-                now = self._loop.time()
-                if self._delivered_in_session or deadline is None:
-                    deadline = now + self._reconnect  # the window restarts after a good session
-                if now >= deadline:
-                    break
-                index += 1
-                _log.info("viewer_reconnecting", after=result[1], url=_redact(url))
-                self._reset_session()
-                await asyncio.sleep(0.2)
-                if self._closing:
-                    result = ("closed", "closed by the application")
-                    break
-        except asyncio.CancelledError:
-            result = ("closed", "closed by the application" if self._closing else "cancelled")
-        finally:
-            self._result = result
-            self._closed_event.set()
-            if self._on_close is not None:
-                try:
-                    self._on_close(*result)
-                except Exception:
-                    _log.exception("on_close_failed")
-
-    async def _session(self, url: str) -> tuple[str, str]:
-        """One connection, until it ends; returns why (``_finish``'s reason and detail)."""
-        self._done = self._loop.create_future()
-        self._delivered_in_session = False
-        token = self.target.token
-        options = SessionOptions(
-            auth_token=None if token is None else token.encode(),
-            implementation="clutchcall-python-viewer",
-        )
-        try:
-            async with connect(
-                url,
-                verify=self._tls.verify,
-                cafile=self._tls.cafile,
-                options=options,
-                setup_timeout=self._connect_timeout,
-            ) as conn:
-                self._conn = conn
-                self._sessions += 1
-                conn.set_event_handler(self._on_event)
-                self._spawn(self._ticker())
-                self._spawn(self._start_catalog())
-                await asyncio.shield(self._done)
-                for task in list(self._tasks):
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-                if not conn.is_closed and self._done.result()[0] != "closed":
-                    conn.close(SessionCloseCode.NO_ERROR, "viewer done")
-        except ConnectionClosed as exc:
-            self._finish(*close_reason(exc.code, exc.reason, exc.by_peer))
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            # An untrusted certificate will not change by retrying: end at once, saying why.
-            reason = "error" if getattr(exc, "untrusted_certificate", False) else "network"
-            self._finish(reason, unreachable_detail(_redact(url), exc))
-        except Exception as exc:  # a bug must still end in on_close, never a silent hang
-            _log.exception("viewer_failed")
-            self._finish("error", f"{type(exc).__name__}: {exc}")
-        finally:
-            for task in list(self._tasks):
-                task.cancel()
-            self._finish("network", "connection ended")
-        return self._done.result()
+    def _session_started(self, conn: MoqtConnection) -> None:
+        conn.set_event_handler(self._on_event)
+        self._spawn(self._ticker())
+        self._spawn(self._start_catalog())
 
     def _reset_session(self) -> None:
         """Forget the lost session's subscriptions; delivery resumes after the last group."""
@@ -350,21 +257,6 @@ class AsyncBroadcastViewer:
         self._abr = None
         self._need_init = True  # re-checked at the next group (emitted only if it changed)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is None or isinstance(exc, ConnectionClosed):
-            return
-        _log.error("viewer_task_failed", error=repr(exc))
-        self._finish("error", f"{type(exc).__name__}: {exc}")
-
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(_TICK)
@@ -374,6 +266,7 @@ class AsyncBroadcastViewer:
                     self._deliver(lane, lane.seq.poll(now))
             self._check_switch(now)
             self._check_abr(now)
+            self._check_stall(now)
 
     # --- subscriptions -------------------------------------------------------------------
 
@@ -448,9 +341,12 @@ class AsyncBroadcastViewer:
     def _on_event(self, _conn: MoqtConnection, event: Event) -> None:
         now = self._loop.time()
         if isinstance(event, ObjectReceived):
+            self._heard = now  # the session is alive (see the stall probe)
             lane = self._lanes.get(event.request_id)
             if lane is None:
                 return
+            if lane is self._video:
+                self._saw_group(event.group_id, now)
             if event.status == ObjectStatus.END_OF_TRACK and (
                 lane.kind == "catalog" or lane is self._video
             ):
@@ -549,7 +445,7 @@ class AsyncBroadcastViewer:
             return
         track = next(t for t in videos if t.name == self._abr.current)
         if track.max_group_duration:
-            self._group_duration = track.max_group_duration / 1000
+            self._set_group_duration(track.max_group_duration / 1000)
         resume = None if self._last_group is None else self._last_group + 1
         self._video = self._new_lane("video", track, min_group=resume)
         self._spawn(self._subscribe(self._video, join=True, retry=True))
@@ -717,7 +613,3 @@ class AsyncBroadcastViewer:
         _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
         for item in pending:
             self._emit_video(new, item)
-
-
-def _redact(url: str) -> str:
-    return url.split("?", 1)[0]

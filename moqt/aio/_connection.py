@@ -16,7 +16,7 @@ wait for what comes back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -136,6 +136,7 @@ class MoqtConnection:
         path: str | None = None,
         backlog: Callable[[], int] = lambda: 0,
         wake_from: Callable[[int], None] = lambda _bytes: None,
+        ping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._session = session
         self._loop = asyncio.get_running_loop()
@@ -146,6 +147,7 @@ class MoqtConnection:
         self._abort = abort
         self._backlog = backlog
         self._wake_from = wake_from
+        self._ping = ping
         self._writable: Callable[[], None] | None = None
         self._handler: EventHandler | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queued_events)
@@ -277,6 +279,25 @@ class MoqtConnection:
         except TimeoutError:
             self.close(SessionCloseCode.NO_ERROR, "drained")
             return await self.wait_closed(grace=1.0)
+
+    async def ping(self) -> None:
+        """A QUIC PING; returns once the peer acknowledged it (the peer is alive and the
+        path works, whatever MoQT is doing). Raises :class:`ConnectionClosed` when the
+        session ends first, ``NotImplementedError`` on a stack without PING (picoquic:
+        aiopquic has no binding for it). Bound it with ``asyncio.timeout``: a peer that
+        is gone never answers (QUIC retransmits the PING until its idle timeout)."""
+        if self._ping is None:
+            raise NotImplementedError(f"{self.transport_name}: this QUIC stack cannot PING")
+        if self._closed.done():
+            raise self._closed_error()
+        try:
+            await self._ping()
+        except ConnectionError:
+            if self._closed.done():
+                raise self._closed_error() from None
+            raise ConnectionClosed(
+                SessionCloseCode.INTERNAL_ERROR, "connection lost", True
+            ) from None
 
     def close(self, code: int = SessionCloseCode.NO_ERROR, reason: str = "") -> None:
         """Close the session (idempotent); ``wait_closed`` waits for the transport."""

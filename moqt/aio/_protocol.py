@@ -245,6 +245,7 @@ class MoqtProtocol(QuicConnectionProtocol):
             max_queued_events=self._options.max_queued_events,
             path=path,
             backlog=lambda: quic_send_backlog(self._quic),
+            ping=self.ping,
         )
         self._moqt = moqt
         if self._on_session is not None:
