@@ -2,15 +2,21 @@
  * Keeps a live player's playhead a small, explicit distance behind the newest media it
  * has buffered (the live edge).
  *
- * - The target is `targetMs` (default 200 ms); with `"auto"` (opt-in) it follows the arrival
- *   jitter: the spread (95th percentile - minimum) of how long after its media time each
- *   append's media became available, over the last ~5 s of appends, plus a 50 ms margin,
- *   between 100 ms and 1 s (200 ms until 20 appends were seen). A quiet path plays closer to
- *   the live edge than a fixed 200 ms; a jittery one is given the buffer it needs (fewer
- *   stalls). Either way, never less than one object's worth of
- *   media plus a margin: a publisher that sends half-second objects cannot be played
- *   200 ms behind without running dry between objects, so the span the live edge advances
- *   by per append (learned from the appends) raises the effective target.
+ * - The default target (`"low"`) starts at 200 ms and comes down towards a 130 ms floor
+ *   while the path allows it: every 0.5 s, 10 ms lower, as long as the arrival jitter (the
+ *   spread, 95th percentile - minimum, of how long after its media time each append's
+ *   media became available, over the last ~5 s of appends) stays well below the lower
+ *   target (at most half of it, and 50 ms under it). A stall (the player ran dry) puts it
+ *   back at 200 ms at once, held there 10 s (20 s, 40 s, at most 60 s after stalls in a
+ *   row); a jitter no longer well below the current target raises it at once to where it
+ *   is (at most 200 ms). It never goes over
+ *   200 ms. A number: that fixed target. `"auto"` (opt-in) follows the jitter both ways:
+ *   jitter plus a 50 ms margin, between 100 ms and 1 s (200 ms until 20 appends were
+ *   seen); measured worse than the fixed 200 ms on a loaded host (bench/RESULTS.md).
+ * - Whatever the mode, never less than one object's worth of media plus a margin: a
+ *   publisher that sends half-second objects cannot be played 200 ms behind without
+ *   running dry between objects, so the span the live edge advances by per append
+ *   (learned from the appends) raises the effective target.
  * - Behind the target (by more than `slackMs`): playback speeds up, proportionally to how
  *   far behind, between `minRate` and `maxRate` (1.05 to 1.15), until back at the target.
  * - Far behind (more than `seekBeyondMs` over the target): a seek to the target.
@@ -19,8 +25,11 @@
  */
 
 export interface CatchUpOptions {
-  /** Aim this far behind the newest buffered media (ms, default 200), or "auto" (from the jitter). */
-  targetMs?: number | "auto";
+  /** Aim this far behind the newest buffered media (ms), "low" (default: 200 ms, lower
+   * while the jitter allows, down to `floorMs`) or "auto" (from the jitter, both ways). */
+  targetMs?: number | "auto" | "low";
+  /** "low": the lowest target (ms, default 130). */
+  floorMs?: number;
   /** Fastest catch-up rate (default 1.15). */
   maxRate?: number;
   /** Slowest catch-up rate (default 1.05). */
@@ -45,14 +54,27 @@ const AUTO_MAX = 1.0;
 const AUTO_MARGIN = 0.05;
 const AUTO_WINDOW = 150; // appends (~5 s of 30 fps video)
 const AUTO_MIN_SAMPLES = 20;
+/** The "low" target: its floor (s), step (s) and pace (s between steps), the holds after a stall (s). */
+export const DEFAULT_FLOOR_MS = 130;
+const LOW_STEP = 0.01;
+const LOW_PACE = 0.5;
+const LOW_MARGIN = 0.05;
+const LOW_HOLD = 10;
+const LOW_HOLD_MAX = 60;
 /** An arrival offset this far (s) from the previous one is a new timeline, not jitter. */
 const TIMELINE_JUMP = 5;
 
 export class LiveEdgeController {
-  /** The fixed target (ms), or the automatic one's starting value. */
+  /** The fixed target (ms), or the automatic / low one's starting value (and the low one's ceiling). */
   readonly targetMs: number;
-  /** The target follows the arrival jitter. */
+  /** The target follows the arrival jitter (both ways). */
   readonly auto: boolean;
+  /** The target comes down from `targetMs` towards `floorMs` while the jitter allows. */
+  readonly low: boolean;
+  /** "low": the lowest target (ms). */
+  readonly floorMs: number;
+  /** Stalls reported (`stalled()`). */
+  stalls = 0;
   readonly maxRate: number;
   readonly minRate: number;
   readonly slack: number;
@@ -62,13 +84,26 @@ export class LiveEdgeController {
   private catching = false;
   /** Wall-clock seconds minus media end seconds, at each append (the newest last). */
   private offsets: number[] = [];
+  /** "low": the current target (s), when it may step down next, the hold after a stall (s). */
+  private lowTarget: number;
+  private nextStep = -Infinity;
+  private hold = 0;
+  private lastStall = -Infinity;
 
   constructor(options: CatchUpOptions = {}) {
-    const given = options.targetMs ?? DEFAULT_TARGET_LATENCY_MS;
+    const given = options.targetMs ?? "low";
     this.auto = given === "auto";
-    const target = given === "auto" ? DEFAULT_TARGET_LATENCY_MS : given;
-    if (!Number.isFinite(target) || target < 0) throw new RangeError(`targetLatencyMs must be a number >= 0 or "auto" (got ${String(given)})`);
+    this.low = given === "low";
+    const target = typeof given === "string" ? DEFAULT_TARGET_LATENCY_MS : given;
+    if ((typeof given === "string" && !this.auto && !this.low) || !Number.isFinite(target) || target < 0) {
+      throw new RangeError(`targetLatencyMs must be a number >= 0, "low" or "auto" (got ${String(given)})`);
+    }
     this.targetMs = target;
+    this.floorMs = options.floorMs ?? Math.min(DEFAULT_FLOOR_MS, target);
+    if (!Number.isFinite(this.floorMs) || this.floorMs < 0 || this.floorMs > target) {
+      throw new RangeError(`floorMs must be a number from 0 to ${target} (got ${String(options.floorMs)})`);
+    }
+    this.lowTarget = target / 1000;
     this.maxRate = options.maxRate ?? 1.15;
     this.minRate = Math.min(options.minRate ?? 1.05, this.maxRate);
     this.slack = (options.slackMs ?? 50) / 1000;
@@ -90,6 +125,40 @@ export class LiveEdgeController {
     if (last !== undefined && Math.abs(offset - last) > TIMELINE_JUMP) this.offsets.length = 0;
     this.offsets.push(offset);
     if (this.offsets.length > AUTO_WINDOW) this.offsets.shift();
+    if (this.low) this.stepLow(now);
+  }
+
+  /** "low": one step down when due and the jitter is well below the lower target; back to
+   * the ceiling at once when the jitter is no longer well below the current one. */
+  private stepLow(now: number): void {
+    const jitter = this.jitter;
+    if (jitter === null) return;
+    const ceiling = this.targetMs / 1000;
+    const wellBelow = (t: number): boolean => jitter * 2 <= t + 1e-9 && jitter + LOW_MARGIN <= t + 1e-9;
+    if (this.lowTarget < ceiling && !wellBelow(this.lowTarget)) {
+      // Up at once, to where the jitter is well below again (at most the ceiling).
+      const need = Math.max(jitter * 2, jitter + LOW_MARGIN);
+      this.lowTarget = Math.min(ceiling, Math.ceil(need * 1000 - 1e-6) / 1000);
+      this.nextStep = now + LOW_PACE * 4;
+      return;
+    }
+    if (now < this.nextStep) return;
+    const next = Math.max(this.floorMs / 1000, this.lowTarget - LOW_STEP);
+    if (next < this.lowTarget && wellBelow(next)) {
+      this.lowTarget = Math.round(next * 1000) / 1000;
+      this.nextStep = now + LOW_PACE;
+    }
+  }
+
+  /** The player ran dry while playing (at wall-clock `now`, seconds). "low": back to the
+   * ceiling at once, held there 10 s (doubled for stalls in a row, at most 60 s). */
+  stalled(now: number): void {
+    this.stalls += 1;
+    if (!this.low) return;
+    this.hold = now - this.lastStall < LOW_HOLD_MAX + this.hold ? Math.min(LOW_HOLD_MAX, Math.max(LOW_HOLD, this.hold * 2)) : LOW_HOLD;
+    this.lastStall = now;
+    this.lowTarget = this.targetMs / 1000;
+    this.nextStep = now + this.hold;
   }
 
   /** The arrival jitter in seconds (95th percentile - minimum of the offsets), or null before enough appends. */
@@ -102,12 +171,12 @@ export class LiveEdgeController {
 
   /** The target in seconds: `targetMs` (or the automatic one), or more when objects are longer. */
   get target(): number {
-    let base = this.targetMs / 1000;
+    let base = this.low ? this.lowTarget : this.targetMs / 1000;
     const jitter = this.auto ? this.jitter : null;
     if (jitter !== null) base = Math.min(AUTO_MAX, Math.max(AUTO_MIN, jitter + AUTO_MARGIN));
-    // One object's worth plus a margin: 100 ms, or the automatic target's 50 ms for short
+    // One object's worth plus a margin: 100 ms, or the automatic / low target's 50 ms for short
     // (per-frame) objects, whose arrival spread the jitter already measures.
-    const margin = this.auto && this.span < 0.1 ? AUTO_MARGIN : 0.1;
+    const margin = (this.auto || this.low) && this.span < 0.1 ? AUTO_MARGIN : 0.1;
     return Math.max(base, this.span > 0 ? this.span + margin : 0);
   }
 

@@ -13,7 +13,9 @@
  *    the catalog's `initData`.
  * 4. Playback starts as soon as the first frame of the joined group (the newest
  *    keyframe's) is buffered; objects are appended as they arrive. The playhead is then
- *    held `targetLatencyMs` (default 200 ms; "auto": the arrival jitter + 50 ms) behind the newest buffered media
+ *    held `targetLatencyMs` behind the newest buffered media (default "low": 200 ms, down
+ *    towards 130 ms while the arrival jitter allows, back up at once on a stall; "auto":
+ *    the arrival jitter + 50 ms; or a fixed number)
  *    (./catchup.ts: 1.05-1.15x when behind, a seek when far behind).
  *    ABR (./abr.ts) switches at group boundaries.
  *
@@ -27,143 +29,31 @@
  * `not_found` (not live within `startTimeoutMs`), `network`, `unsupported`, `decode`.
  * The broadcast ending is `onEnded`, not an error. Failures before `playLive` resolves
  * reject it instead (the Viewer reports them).
+ *
+ * Modules: ./live_options.ts (the options), ./live_media.ts (the media side this class
+ * extends: lanes into SourceBuffers, switches, start, stats), ./live_lane.ts (one track),
+ * ./live_connect.ts (certificate hashes, namespaces, error mapping), ./catchup.ts.
  */
-import { AbrController, type Rendition } from "./abr.js";
-import { LiveEdgeController } from "./catchup.js";
-import { Lane } from "./live_lane.js";
 import { PlaybackError } from "./errors.js";
+import { Lane } from "./live_lane.js";
 import { asPlaybackError, certificateHashes, namespaceFor, reasonForClose, sameBytes } from "./live_connect.js";
-import { Backoff, type ReconnectInfo, type ReconnectOptions, reconnectPolicy, reconnectUrl, sleep } from "./reconnect.js";
-import {
-  AppendQueue,
-  baseMediaDecodeTime,
-  bufferedAhead,
-  codecFromInit,
-  mimeFor,
-  openMediaSource,
-  timescaleFromInit,
-} from "./mse.js";
+import { LiveMedia } from "./live_media.js";
+import type { LiveOptions } from "./live_options.js";
+import { Backoff, reconnectUrl, sleep } from "./reconnect.js";
+import { bufferedAhead } from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
 import { resolveToken } from "./token.js";
-import { type Catalog, type CatalogTrack, parseCatalog } from "../moqt/catalog.js";
-import {
-  MoqtSession,
-  PublishDoneCode,
-  RequestErrorCode,
-  RequestRefused,
-  SessionClosed,
-  type Subscription,
-} from "../moqt/session.js";
+import { type Catalog, parseCatalog } from "../moqt/catalog.js";
+import { MoqtSession, PublishDoneCode, RequestErrorCode, RequestRefused, SessionClosed, type Subscription } from "../moqt/session.js";
 
 export type { PlaybackHandle } from "./playback.js";
-
-export interface LiveOptions {
-  video: HTMLVideoElement;
-  relayUrl: string;
-  id: string;
-  token?: string;
-  onStarted: () => void;
-  onError: (e: PlaybackError) => void;
-  onEnded: () => void;
-  /** SHA-256 of the relay's certificate (hex or bytes) for a self-signed development relay. */
-  serverCertificateHashes?: Array<string | Uint8Array>;
-  /** Where the control plane is (for the certificate hash of a development relay). */
-  apiBase?: string;
-  /** How long to wait for the broadcast to be live (ms, default 20000). */
-  startTimeoutMs?: number;
-  /** How far behind the newest received media to play (ms, default 200), or "auto" (the
-   * arrival jitter + 50 ms, 100 ms to 1 s); raised to one object's duration + 100 ms when
-   * the publisher's objects are longer. */
-  targetLatencyMs?: number | "auto";
-  /** @deprecated seconds; use `targetLatencyMs`. */
-  targetLatency?: number;
-  /** Reconnect after a lost session or a GOAWAY (default: on, see ./reconnect.ts); `false`: never. */
-  reconnect?: ReconnectOptions | false;
-  /** Other relays (POPs) to try in turn when the one in use is lost (same token). */
-  fallbackUrls?: string[];
-  /** Before each reconnect attempt. */
-  onReconnecting?: (info: ReconnectInfo) => void;
-  /** `starting` -> `playing` <-> `reconnecting` -> `ended` | `failed` | `stopped`. */
-  onStateChange?: (state: LiveState) => void;
-}
-
-/** The live player's state (`stats().state`, `onStateChange`). */
-export type LiveState = "starting" | "playing" | "reconnecting" | "ending" | "ended" | "failed" | "stopped";
+export type { LiveOptions, LiveState } from "./live_options.js";
 
 const TICK_MS = 200;
 /** No media object for this long (or 6 objects' time) while playing: the session is taken for lost. */
 const SILENT_MS = 8000;
 
-class LivePlayer implements PlaybackHandle {
-  private session: MoqtSession | null = null;
-  private source: MediaSource | null = null;
-  private objectUrl: string | null = null;
-  private videoQueue: AppendQueue | null = null;
-  private audioQueue: AppendQueue | null = null;
-  private catalog: Catalog | null = null;
-  private catalogGroup = -1;
-  private video: Lane | null = null;
-  private pending: Lane | null = null;
-  private audio: Lane | null = null;
-  private abr: AbrController | null = null;
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private stopped = false;
-  private started = false;
-  private playing = false;
-  private ending = false;
-  private namespace = "";
-  private readonly t0 = performance.now();
-  private startupMs = -1;
-  private bytes = 0;
-  private objects = 0;
-  private jumps = 0;
-  private lastTrim = 0;
-  private newestEnd = 0;
-  private startGroup = -1;
-  private audioStartGroup = -1;
-  private readonly edge: LiveEdgeController;
-  private lastPlayhead = -1;
-  private rate = 1;
-  private state: LiveState = "starting";
-  private readonly policy: ReturnType<typeof reconnectPolicy>;
-  private urls: string[] = [];
-  private urlIndex = 0;
-  private token: string | null = null;
-  private goawayUri = "";
-  private reconnecting = false;
-  private reconnects = 0;
-  private sessions = 0;
-  private resumeBy = 0;
-  /** When the last media object arrived (a silent session is taken for a lost one). */
-  private lastObjectAt = 0;
-  /** Sessions that got a GOAWAY (a draining relay answers new sessions with one). */
-  private readonly leaving = new WeakSet<MoqtSession>();
-  private readonly goawayUris = new WeakMap<MoqtSession, string>();
-
-  constructor(private readonly opts: LiveOptions) {
-    const ms = opts.targetLatencyMs ?? (opts.targetLatency !== undefined ? opts.targetLatency * 1000 : undefined);
-    try {
-      this.edge = new LiveEdgeController(ms === undefined ? {} : { targetMs: ms });
-    } catch (e) {
-      throw new PlaybackError("unsupported", e instanceof Error ? e.message : String(e));
-    }
-    try {
-      this.policy = reconnectPolicy(opts.reconnect);
-    } catch (e) {
-      throw new PlaybackError("unsupported", e instanceof Error ? e.message : String(e));
-    }
-  }
-
-  private setState(state: LiveState): void {
-    if (this.state === state || this.state === "stopped" || this.state === "failed" || this.state === "ended") return;
-    this.state = state;
-    try {
-      this.opts.onStateChange?.(state);
-    } catch {
-      // the application's callback threw: not playback's failure
-    }
-  }
-
+class LivePlayer extends LiveMedia {
   async start(): Promise<void> {
     const opts = this.opts;
     if (typeof MediaSource === "undefined") throw new PlaybackError("unsupported", "this browser has no Media Source Extensions");
@@ -189,7 +79,7 @@ class LivePlayer implements PlaybackHandle {
   }
 
   /** A MoQT session to `url` (the certificate hash looked up again: it may have been renewed). */
-  private async connect(url: string, setupTimeoutMs: number): Promise<MoqtSession> {
+  protected async connect(url: string, setupTimeoutMs: number): Promise<MoqtSession> {
     const hashes = await certificateHashes(this.opts, new URL(url));
     const connect: Parameters<typeof MoqtSession.connect>[1] = { implementation: "clutchcall-web-viewer", setupTimeoutMs };
     if (this.token) connect.token = this.token;
@@ -210,7 +100,7 @@ class LivePlayer implements PlaybackHandle {
     return session;
   }
 
-  private moveOnGoaway(session: MoqtSession): void {
+  protected moveOnGoaway(session: MoqtSession): void {
     const uri = this.goawayUris.get(session) ?? "";
     this.goawayUri = uri;
     void this.reconnect("goaway", `the relay is going away${uri ? ` (to ${uri})` : ""}`);
@@ -225,7 +115,7 @@ class LivePlayer implements PlaybackHandle {
   }
 
   /** The session in use ended (not by us): the broadcast's end, an auth failure, or a reconnect. */
-  private lost(session: MoqtSession, detail: string, reason: PlaybackError["reason"]): void {
+  protected lost(session: MoqtSession, detail: string, reason: PlaybackError["reason"]): void {
     if (session !== this.session || this.stopped) return;
     if (this.ending) return this.finishEnded();
     if (reason === "auth_failed" || !this.reporting) return this.fail(new PlaybackError(reason, detail));
@@ -233,7 +123,7 @@ class LivePlayer implements PlaybackHandle {
   }
 
   /** Reconnect with backoff (./reconnect.ts); `onError(network)` when the window is used up. */
-  private async reconnect(cause: "goaway" | "network", detail: string, sameRelay = false): Promise<void> {
+  protected async reconnect(cause: "goaway" | "network", detail: string, sameRelay = false): Promise<void> {
     if (this.reconnecting || this.stopped || this.ending) return;
     if (!this.policy) return this.fail(new PlaybackError("network", detail));
     this.reconnecting = true;
@@ -279,7 +169,7 @@ class LivePlayer implements PlaybackHandle {
 
   /** One reconnect attempt: a new session, `.catalog`, the tracks from their current group
    * (skipping what was already appended); then the old session is closed. */
-  private async rejoin(url: string, leftMs: number): Promise<void> {
+  protected async rejoin(url: string, leftMs: number): Promise<void> {
     const session = await this.connect(url, Math.max(1000, Math.min(10000, leftMs)));
     const old = this.session;
     let swapped = false;
@@ -324,7 +214,7 @@ class LivePlayer implements PlaybackHandle {
 
   /** Lanes for the tracks of a new session's catalog: the rendition in use (else the ABR's
    * best), the audio track of the same name; each skips what its predecessor appended. */
-  private lanesFor(catalog: Catalog): [Lane, Lane | null] {
+  protected lanesFor(catalog: Catalog): [Lane, Lane | null] {
     if (!catalog.videos.length) throw new PlaybackError("decode", "the catalog lists no playable video track");
     const prev = this.video;
     const name = prev?.track.name;
@@ -346,14 +236,14 @@ class LivePlayer implements PlaybackHandle {
     return [video, audio];
   }
 
-  private async subscribeLane(lane: Lane, priority: number, session: MoqtSession, deadline: number, join = 0): Promise<void> {
+  protected async subscribeLane(lane: Lane, priority: number, session: MoqtSession, deadline: number, join = 0): Promise<void> {
     lane.since = performance.now();
     lane.sub = await this.subscribeRetrying(lane.track.name, priority, lane.track.namespace ?? this.namespace, join, session, deadline);
   }
 
   /** SUBSCRIBE with a joining FETCH; DOES_NOT_EXIST is retried until the start timeout
    * (or `deadline`: a reconnect's window, the publisher may be reconnecting too). */
-  private async subscribeRetrying(
+  protected async subscribeRetrying(
     name: string,
     priority: number,
     namespace?: string,
@@ -376,7 +266,7 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
-  private async firstCatalog(sub: Subscription): Promise<Catalog> {
+  protected async firstCatalog(sub: Subscription): Promise<Catalog> {
     const it = sub[Symbol.asyncIterator]();
     for (;;) {
       const { value, done } = await it.next();
@@ -389,7 +279,7 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
-  private async readCatalog(sub: Subscription, session: MoqtSession): Promise<void> {
+  protected async readCatalog(sub: Subscription, session: MoqtSession): Promise<void> {
     try {
       for await (const item of sub) {
         if (session !== this.session) return; // replaced by a reconnect
@@ -409,7 +299,7 @@ class LivePlayer implements PlaybackHandle {
 
   /** A new catalog: changed init segments apply at the lanes' next group; a rendition that
    * left the ladder is replaced by the best one still listed. */
-  private refreshTracks(catalog: Catalog): void {
+  protected refreshTracks(catalog: Catalog): void {
     for (const lane of [this.video, this.audio, this.pending]) {
       if (!lane) continue;
       const fresh = catalog.tracks.find((t) => t.name === lane.track.name && t.namespace === lane.track.namespace);
@@ -423,7 +313,7 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
-  private onTrackDone(status: number | null, reason: string): void {
+  protected onTrackDone(status: number | null, reason: string): void {
     if (this.stopped) return;
     if (status === PublishDoneCode.UNAUTHORIZED || status === PublishDoneCode.EXPIRED) {
       this.fail(new PlaybackError("auth_failed", reason || "the playback token is no longer valid"));
@@ -439,242 +329,8 @@ class LivePlayer implements PlaybackHandle {
     }
   }
 
-  private begin(catalog: Catalog): void {
-    this.catalog = catalog;
-    const ladder: Rendition[] = catalog.videos.map((t) => ({ name: t.name, bitrate: t.bitrate, width: t.width, height: t.height }));
-    const nav = navigator as Navigator & { connection?: { downlink?: number } };
-    const downlink = nav.connection?.downlink;
-    const px = Math.max(this.opts.video.clientHeight || 0, 360) * (globalThis.devicePixelRatio || 1);
-    const options: ConstructorParameters<typeof AbrController>[1] = { maxHeight: Math.max(px, 360) };
-    if (downlink) options.startBitrate = downlink * 1e6 * 0.8;
-    this.abr = new AbrController(ladder, options);
-    const track = catalog.videos.find((t) => t.name === this.abr?.current) as CatalogTrack;
-    this.video = new Lane("video", track);
-    const audio = catalog.audios.find((t) => {
-      try {
-        return MediaSource.isTypeSupported(mimeFor("audio", t.codec ?? codecFromInit(t.initData as Uint8Array)));
-      } catch {
-        return false;
-      }
-    });
-    if (audio) this.audio = new Lane("audio", audio);
-  }
 
-  /** MediaSource + SourceBuffers (after the catalog, before the first append). */
-  async setupMedia(): Promise<void> {
-    const video = this.opts.video;
-    const { source, url } = await openMediaSource(video);
-    this.source = source;
-    this.objectUrl = url;
-    // A live MediaSource (duration +Infinity): Chromium then renders with low delay (no
-    // waiting for several decoded frames before presenting one).
-    try {
-      source.duration = Number.POSITIVE_INFINITY;
-    } catch {
-      // not settable here: plays, with the default rendering delay
-    }
-    const v = this.video as Lane;
-    const vtype = mimeFor("video", v.track.codec ?? codecFromInit(v.track.initData as Uint8Array));
-    if (!MediaSource.isTypeSupported(vtype)) throw new PlaybackError("unsupported", `cannot play ${vtype}`);
-    this.videoQueue = new AppendQueue(source.addSourceBuffer(vtype), video);
-    void this.videoQueue.append(v.track.initData as Uint8Array).catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
-    if (this.audio) {
-      const a = this.audio.track;
-      this.audioQueue = new AppendQueue(source.addSourceBuffer(mimeFor("audio", a.codec ?? codecFromInit(a.initData as Uint8Array))), video);
-      void this.audioQueue.append(a.initData as Uint8Array).catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
-    }
-  }
-
-  /** Video and audio are subscribed together (one round trip). Audio joins one group
-   * further back: were its current group already the next one (a group boundary passed
-   * between the two subscriptions), the video's first group would have no sound, so
-   * playback (the audio/video intersection) could only begin a whole group later. */
-  async subscribeLanes(): Promise<void> {
-    const v = this.video as Lane;
-    const audio = this.audio;
-    const sound = audio
-      ? this.attach(audio, 0, false, 1).catch((e: unknown) => {
-          if (e instanceof RequestRefused) this.audio = null; // play without sound rather than not at all
-          else throw e;
-        })
-      : Promise.resolve();
-    // Both settle before either failure is thrown (no unhandled rejection).
-    const [video, sounded] = await Promise.allSettled([this.attach(v, 1), sound]);
-    if (video.status === "rejected") throw video.reason;
-    if (sounded.status === "rejected") throw sounded.reason;
-  }
-
-  private async attach(lane: Lane, priority: number, next = false, join = 0): Promise<void> {
-    const session = this.session as MoqtSession;
-    const ns = lane.track.namespace ?? this.namespace;
-    lane.since = performance.now();
-    lane.sub = next
-      ? await session.subscribe(ns, lane.track.name, { priority })
-      : await this.subscribeRetrying(lane.track.name, priority, ns, join);
-    void this.pump(lane);
-  }
-
-  private async pump(lane: Lane): Promise<void> {
-    const sub = lane.sub as Subscription;
-    try {
-      for await (const item of sub) {
-        if (this.stopped) return;
-        const now = performance.now();
-        if (item.type === "object") {
-          if (lane === this.video || lane === this.audio) this.lastObjectAt = now;
-          this.bytes += item.payload.length;
-          this.objects += 1;
-          if (lane.kind === "video") this.abr?.received(item.payload.length, now);
-          lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
-          if (item.status !== 0) lane.seq.end(item.group);
-          lane.arrived(item.group, item.fetched);
-        } else if (item.type === "end") {
-          lane.seq.end(item.group);
-          if (item.reset && lane.kind === "video") this.abr?.lost(now);
-        } else if (item.type === "fetchDone") {
-          lane.fetchComplete();
-        }
-        this.drain(lane, now);
-      }
-      const done = await sub.ended;
-      if (lane === this.video || lane === this.audio) this.onTrackDone(done.statusCode, done.reason);
-    } catch (e) {
-      if (!(e instanceof SessionClosed) && (lane === this.video || lane === this.audio)) this.fail(asPlaybackError(e, "decode"));
-    }
-  }
-
-  private drain(lane: Lane, now: number): void {
-    if (lane === this.pending) this.maybeCutOver(now);
-    if (lane === this.audio) {
-      for (const obj of lane.seq.poll(now)) {
-        if (this.repeated(lane, this.audioQueue, obj)) continue;
-        if (this.audioStartGroup < 0) this.audioStartGroup = obj.group;
-        if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
-        this.append(this.audioQueue, obj.payload);
-        lane.last = { group: obj.group, object: obj.object };
-      }
-      return;
-    }
-    if (lane !== this.video) return;
-    const skippedBefore = lane.seq.skipped;
-    for (const obj of lane.seq.poll(now)) {
-      if (this.repeated(lane, this.videoQueue, obj)) continue;
-      if (this.startGroup < 0) this.startGroup = obj.group;
-      if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
-      this.append(this.videoQueue, obj.payload, true);
-      lane.last = { group: obj.group, object: obj.object };
-      if (this.pending) this.maybeCutOver(now);
-      if (lane !== this.video) return this.drain(this.video as Lane, now);
-    }
-    if (lane.seq.skipped > skippedBefore) this.abr?.lost(now);
-    if (this.pending) this.maybeCutOver(now);
-  }
-
-  /** After a reconnect, what the new lane repeats of what its predecessor appended: the same
-   * group and object ids, or (another numbering) media older than the buffer's end, which
-   * appended again would replace buffered frames. The first newer object ends the check. */
-  private repeated(lane: Lane, queue: AppendQueue | null, obj: { group: number; object: number; payload: Uint8Array }): boolean {
-    if (!lane.resumeAfter) return false;
-    if (lane.repeats(obj.group, obj.object)) return true;
-    try {
-      const b = queue?.buffer.buffered;
-      if (b?.length && lane.track.initData) {
-        const t = baseMediaDecodeTime(obj.payload) / timescaleFromInit(lane.track.initData);
-        if (t < b.end(b.length - 1) - 0.05) return true;
-      }
-    } catch {
-      // not a parsable fragment: let the append decide
-    }
-    lane.resumeAfter = null;
-    return false;
-  }
-
-  /** Apply a changed init segment before a group's first object. */
-  private reinit(lane: Lane, queue: AppendQueue | null, kind: "video" | "audio"): void {
-    const fresh = lane.freshInit;
-    if (!fresh?.initData || !queue) return;
-    lane.freshInit = null;
-    lane.track = fresh;
-    void queue.changeType(mimeFor(kind, fresh.codec ?? codecFromInit(fresh.initData)));
-    this.append(queue, fresh.initData);
-  }
-
-  private append(queue: AppendQueue | null, payload: Uint8Array, media = false): void {
-    if (!queue || this.stopped) return;
-    queue
-      .append(payload)
-      .then(() => {
-        const b = this.opts.video.buffered;
-        if (!b.length || this.stopped) return;
-        const end = b.end(b.length - 1);
-        if (media && this.newestEnd > 0 && end > this.newestEnd) this.edge.observeAppend(end - this.newestEnd);
-        if (media && end > this.newestEnd) this.edge.observeArrival(end, performance.now() / 1000);
-        this.newestEnd = Math.max(this.newestEnd, end);
-        // Start on the first buffered frame, not on the next tick.
-        if (!this.playing) this.startIfReady();
-      })
-      .catch((e: unknown) => this.fail(asPlaybackError(e, "decode")));
-  }
-
-  /** Switch to the pending rendition at its first group, once the current one has played up to it. */
-  private maybeCutOver(now: number): void {
-    const next = this.pending;
-    const cur = this.video;
-    if (!next || !cur) return;
-    const first = next.seq.firstStartable();
-    const at = cur.seq.group;
-    if (first === null) {
-      // Nothing to switch to yet; do not hold the current rendition back for long.
-      const holding = cur.seq.currentDone() && now - next.since > 3000;
-      if (holding || now - next.since > 8000) this.abandonPending();
-      return;
-    }
-    if (at !== null && at >= first) {
-      next.seq.raiseMin(at + 1);
-      cur.seq.stopBefore = at + 1;
-      return;
-    }
-    // The current rendition plays up to the group before `first`, then hands over.
-    cur.seq.stopBefore = first;
-    const caughtUp = at === first - 1 && cur.seq.currentDone();
-    const waited = now - next.since;
-    const stuck = (waited > 6000 && (at === null || at === first - 1)) || waited > 12000;
-    if (at !== null && !caughtUp && !stuck) return;
-    this.pending = null;
-    cur.sub?.unsubscribe();
-    this.video = next;
-    const init = next.track.initData as Uint8Array;
-    const queue = this.videoQueue as AppendQueue;
-    void queue.changeType(mimeFor("video", next.track.codec ?? codecFromInit(init)));
-    this.append(queue, init);
-    this.abr?.switched(next.track.name, now);
-  }
-
-  private abandonPending(): void {
-    this.pending?.sub?.unsubscribe();
-    this.pending = null;
-    if (this.video) this.video.seq.stopBefore = Number.POSITIVE_INFINITY;
-  }
-
-  private switchTo(name: string): void {
-    const cur = this.video;
-    const track = this.catalog?.videos.find((t) => t.name === name);
-    if (!cur || !track || this.ending || this.stopped || this.reconnecting) return;
-    if (this.pending) {
-      if (this.pending.track.name === name) return;
-      this.abandonPending();
-    }
-    if (name === cur.track.name) return;
-    const lane = new Lane("video", track, (cur.seq.group ?? 0) + 1);
-    this.pending = lane;
-    // The current rendition finishes its group and waits there for the new one's next group.
-    cur.seq.stopBefore = lane.seq.minGroup;
-    this.attach(lane, 1, true).catch(() => {
-      if (this.pending === lane) this.pending = null;
-    });
-  }
-
-  private tick(): void {
+  protected tick(): void {
     if (this.stopped) return;
     const video = this.opts.video;
     const now = performance.now();
@@ -735,145 +391,8 @@ class LivePlayer implements PlaybackHandle {
     if (this.ending && ahead < 0.25) this.finishEnded();
   }
 
-  /** Begin playback at the start of the newest buffered range (the joined group's keyframe). */
-  private startIfReady(): void {
-    const video = this.opts.video;
-    const b = video.buffered;
-    if (this.playing || this.stopped || !b.length) return;
-    this.playing = true;
-    video.currentTime = b.start(b.length - 1);
-    this.play();
-  }
-
-  private play(): void {
-    const video = this.opts.video;
-    video.play().catch((e: unknown) => {
-      if (e instanceof DOMException && e.name === "NotAllowedError" && !video.muted) {
-        video.muted = true; // autoplay with sound refused: play muted
-        video.play().catch(() => undefined);
-      }
-    });
-    if (!this.started) {
-      this.awaitFrame(() => {
-        if (this.started) return;
-        this.started = true;
-        this.startupMs = performance.now() - this.t0;
-        this.setState("playing");
-        this.opts.onStarted();
-      });
-    }
-  }
-
-  /** `then` at the next presented frame. */
-  private awaitFrame(then: () => void): void {
-    const video = this.opts.video;
-    const onFrame = (): void => {
-      if (!this.stopped) then();
-    };
-    if (typeof video.requestVideoFrameCallback === "function") video.requestVideoFrameCallback(onFrame);
-    else video.addEventListener("playing", onFrame, { once: true });
-  }
-
-  private endSoon(): void {
-    if (this.ending || this.stopped) return;
-    this.ending = true;
-    this.setState("ending");
-  }
-
-  private finishEnded(): void {
-    if (this.stopped) return;
-    const cb = this.opts.onEnded;
-    this.setState("ended");
-    this.release();
-    cb();
-  }
-
-  /** Set once playLive resolved: later failures go to onError (earlier ones reject it). */
-  reporting = false;
-
-  fail(error: PlaybackError): void {
-    if (this.stopped) return;
-    if (this.reporting) this.setState("failed");
-    this.release();
-    if (this.reporting) this.opts.onError(error);
-  }
-
-  private release(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.session?.close(0, "viewer stopped");
-    try {
-      if (this.source?.readyState === "open") this.source.endOfStream();
-    } catch {
-      // the MediaSource is closing
-    }
-  }
-
-  stop(): void {
-    this.setState("stopped");
-    this.release();
-    const video = this.opts.video;
-    video.pause();
-    if (this.objectUrl) {
-      video.removeAttribute("src");
-      video.load();
-      URL.revokeObjectURL(this.objectUrl);
-      this.objectUrl = null;
-    }
-  }
-
-  stats(): Record<string, number | string> {
-    const video = this.opts.video;
-    const b = video.buffered;
-    const q = video.getVideoPlaybackQuality?.();
-    const track = this.video?.track;
-    return {
-      rendition: track?.name ?? "",
-      width: track?.width ?? 0,
-      height: track?.height ?? 0,
-      bitrate: track?.bitrate ?? 0,
-      switches: this.abr?.switches ?? 0,
-      pending: this.pending?.track.name ?? "",
-      currentTime: video.currentTime,
-      bufferedAhead: b.length ? bufferedAhead(b, video.currentTime) : 0,
-      latency: b.length ? b.end(b.length - 1) - video.currentTime : 0,
-      targetLatencyMs: Math.round(this.edge.target * 1000),
-      jitterMs: Math.round((this.edge.jitter ?? -0.001) * 1000),
-      playbackRate: video.playbackRate,
-      throughputKbps: Math.round((this.abr?.throughput(performance.now()) ?? 0) / 1000),
-      bytes: this.bytes,
-      objects: this.objects,
-      group: this.video?.seq.group ?? -1,
-      skippedGroups: (this.video?.seq.skipped ?? 0) + (this.audio?.seq.skipped ?? 0),
-      skippedAudio: this.audio?.seq.skipped ?? 0,
-      startGroup: this.startGroup,
-      audioStartGroup: this.audioStartGroup,
-      lateObjects: (this.video?.seq.late ?? 0) + (this.audio?.seq.late ?? 0),
-      jumps: this.jumps,
-      startupMs: Math.round(this.startupMs),
-      decodedFrames: q?.totalVideoFrames ?? 0,
-      droppedFrames: q?.droppedVideoFrames ?? 0,
-      namespace: this.namespace,
-      state: this.stopped ? "stopped" : this.state, // onStateChange tells ended / failed
-      reconnects: this.reconnects,
-      sessions: this.sessions,
-    };
-  }
-
-  setRendition(name: string): void {
-    if (!this.abr) return;
-    if (name !== "auto" && !this.abr.renditions.some((r) => r.name === name)) {
-      throw new RangeError(`no rendition ${name} (have ${this.renditions().join(", ")})`);
-    }
-    this.abr.pin(name);
-    if (name !== "auto") this.switchTo(name);
-  }
-
-  renditions(): string[] {
-    return (this.catalog?.videos ?? []).map((t) => t.name);
-  }
 }
+
 
 /** `promise`, or a network PlaybackError after `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -21,9 +21,10 @@ export interface ViewerOptions {
   onEnded?: () => void;
   /** On demand: seconds buffered ahead of the playhead (default 20). */
   bufferAhead?: number;
-  /** Live: how far behind the newest received media to play (ms, default 200), or "auto"
-   * (the measured arrival jitter + 50 ms, from 100 ms to 1 s; 200 ms until measured). */
-  targetLatencyMs?: number | "auto";
+  /** Live: how far behind the newest received media to play: "low" (default: 200 ms, down
+   * to 130 ms while the measured arrival jitter allows, back at once on a stall), a fixed
+   * number of ms, or "auto" (the arrival jitter + 50 ms, from 100 ms to 1 s). */
+  targetLatencyMs?: number | "low" | "auto";
   /** Live: reconnect after a lost session or a relay's GOAWAY (default on: 10 attempts
    * within 20 s, 250 ms doubling to 3 s, jittered); `false`: a loss is `onError(network)`. */
   reconnect?: ReconnectOptions | false;
