@@ -21,10 +21,11 @@ Differences from the aioquic path, all visible here:
   rings hold that picoquic has not put into packets yet, plus that overflow.
   A reader of the backlog that finds it non-empty is woken (the writable
   handler) when picoquic next drains one of those streams.
-* aiopquic's raw connections carry no CONNECTION_CLOSE reason phrase: the
-  peer gets the MoQT error code, not the reason text (it is logged here).
-  WebTransport sessions carry both, in the CLOSE_WEBTRANSPORT_SESSION capsule
-  (reasons up to 255 bytes).
+* aiopquic's raw close carries no CONNECTION_CLOSE reason phrase; the MoQT
+  reason text (up to 256 bytes) is put in by ``picoquic_close_ex`` on picoquic's
+  thread (``_picoquic_hooks.py``, x86-64 Linux with aiopquic 0.6.1; elsewhere the
+  peer gets the code alone). WebTransport sessions carry both, in the
+  CLOSE_WEBTRANSPORT_SESSION capsule (reasons up to 255 bytes).
 * Stream priorities are real: picoquic sends lower values first.
 * picoquic opens its own sockets (every address of the host, no SO_REUSEPORT):
   the server hands its loop a socket bound here instead
@@ -63,6 +64,7 @@ from .._log import library_logger
 from ..errors import SessionCloseCode
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
 from ._connection import MoqtConnection, SessionOptions, client_session
+from ._picoquic_hooks import hooks as picoquic_hooks
 from ._picoquic_native import NEVER, NativeQuic, native_quic
 from ._picoquic_rings import (
     EVENT_RING_CAPACITY,
@@ -147,9 +149,18 @@ class PicoquicTransport(RingSender):
             pass
 
     def close(self, error_code: int, reason: str) -> None:
-        logger.debug("quic_close", code=error_code, reason=reason)
         self._cancel_wake()
+        native = picoquic_hooks()
+        cnx = int(getattr(self._quic, "_cnx_ptr", 0) or 0)
+        if reason and (native is None or not native.set_close_reason(cnx, reason)):
+            logger.debug("quic_close_without_reason", code=error_code, reason=reason)
         self._quic.close(error_code=error_code)
+
+    def connection_closed(self) -> None:
+        super().connection_closed()
+        native = picoquic_hooks()
+        if native is not None:
+            native.forget(int(getattr(self._quic, "_cnx_ptr", 0) or 0))
 
 
 class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]

@@ -60,3 +60,41 @@ async def test_webtransport_connect_with_a_token_sized_path(
             await server_conn.wait_setup()
             assert server_conn.path == path
             assert client.transport_name.endswith("webtransport/moqt-16")
+
+
+@pytest.mark.parametrize("client_stack", STACKS)
+async def test_raw_quic_close_carries_the_reason_text(
+    client_stack: str, pico_server: Starter
+) -> None:
+    """The MoQT reason reaches the peer in CONNECTION_CLOSE (aiopquic's own close
+    sent the code alone), and a close without a reason still ends the session.
+    (A picoquic client gets the code only: aiopquic does not pass the text up.)"""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait)
+    url = f"moqt://127.0.0.1:{server.address[1]}"
+    for code, reason in ((0x2, "go away: draining, ünïcode too"), (0x1, "")):
+        async with asyncio.timeout(10):
+            async with connect(url, verify=False, stack=client_stack) as client:
+                server_conn = await accepted.get()
+                await server_conn.wait_setup()
+                server_conn.close(code, reason)
+                closed = await client.wait_closed(grace=5)
+                assert closed.by_peer
+                assert closed.code == code
+                if client_stack == "aioquic":
+                    assert closed.reason == reason
+
+
+async def test_picoquic_client_close_carries_the_reason_text(
+    moqt_server: Callable[..., Awaitable[object]],
+) -> None:
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)
+    url = f"moqt://127.0.0.1:{server.address[1]}"  # type: ignore[attr-defined]
+    async with asyncio.timeout(10):
+        async with connect(url, verify=False, stack="picoquic") as client:
+            server_conn = await accepted.get()
+            await server_conn.wait_setup()
+            client.close(0x3, "viewer left")
+            closed = await server_conn.wait_closed(grace=5)
+            assert (closed.by_peer, closed.code, closed.reason) == (True, 0x3, "viewer left")
