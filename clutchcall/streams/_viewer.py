@@ -22,8 +22,15 @@ see :mod:`clutchcall.streams._abr`) and the audio track, and calls
 
 ``on_close(reason, detail)`` is called once, last: ``auth_failed`` (bad, expired
 or revoked token), ``ended`` (the publisher ended the broadcast), ``closed``
-(:meth:`close`), ``network`` (connection lost or refused), ``not_found`` (no such
-broadcast within ``start_timeout``) or ``error`` (a callback raised, bad media).
+(:meth:`close`), ``network`` (connection lost or refused, and every reconnect within
+``reconnect`` seconds failed), ``not_found`` (no such broadcast within
+``start_timeout``) or ``error`` (a callback raised, bad media).
+
+A lost session is reconnected, to ``fallback_urls`` in turn (other POPs); a POP that
+died without a word (SIGKILL, a frozen process or path) is noticed by the stall probe:
+no object for ``max(stall_timeout, 3 x the group duration)`` -> a QUIC PING, no ACK
+within ``ping_timeout`` -> lost (see :mod:`clutchcall.streams._viewer_session`). A
+publisher pause (the PING is answered) is not a loss.
 
 Callbacks run on the viewer's event-loop thread: keep them short.
 """
