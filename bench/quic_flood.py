@@ -56,9 +56,10 @@ def random_initial() -> bytes:
     return head + bytes([0x40 | (rest >> 8), rest & 0xFF]) + os.urandom(rest)
 
 
-def handshake_initials(count: int, port: int) -> list[bytes]:
+def handshake_initials(count: int, port: int, token: bytes = b"") -> list[bytes]:
     """``count`` real client Initials, each a new connection: one ClientHello (made by
-    aioquic's client), sealed again under the Initial keys of a random connection id."""
+    aioquic's client), sealed again under the Initial keys of a random connection id;
+    carrying ``token`` (as if answering a Retry) when given."""
     from aioquic.buffer import Buffer
     from aioquic.quic.configuration import QuicConfiguration
     from aioquic.quic.connection import QuicConnection
@@ -81,6 +82,12 @@ def handshake_initials(count: int, port: int) -> list[bytes]:
     plain_header, payload, number = server.decrypt_packet(packet, offset, 0)
     dcid_at = 6  # first byte, version, DCID length
     cid_len = len(header.destination_cid)
+    if token:
+        # The client's token field is one byte (length 0) after the SCID.
+        token_at = dcid_at + cid_len + 1 + len(header.source_cid)
+        assert plain_header[token_at] == 0 and len(token) < 64
+        field = bytes((len(token),)) + token
+        plain_header = plain_header[:token_at] + field + plain_header[token_at + 1 :]
     out: list[bytes] = []
     for _ in range(count):
         dcid = os.urandom(cid_len)
@@ -91,20 +98,28 @@ def handshake_initials(count: int, port: int) -> list[bytes]:
     return out
 
 
-def flood(port: int, datagrams: list[bytes] | None, count: int, rate: float) -> float:
-    """Send the flood, paced to ``rate``; returns the seconds it took."""
+def flood(
+    port: int, datagrams: list[bytes] | None, count: int, rate: float, sources: int = 1
+) -> float:
+    """Send the flood, paced to ``rate``, from ``sources`` sockets in turn (each its own
+    source port: many sources stand for spoofed addresses); returns the seconds it took."""
     started = time.monotonic()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sources)]
+    try:
+        for sock in socks:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         for i in range(count):
             data = datagrams[i] if datagrams is not None else random_initial()
             try:
-                sock.sendto(data, ("127.0.0.1", port))
+                socks[i % sources].sendto(data, ("127.0.0.1", port))
             except (BlockingIOError, ConnectionRefusedError):
                 pass
             ahead = started + (i + 1) / rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
+    finally:
+        for sock in socks:
+            sock.close()
     return time.monotonic() - started
 
 
@@ -113,8 +128,9 @@ class Viewer:
 
     def __init__(self, url: str, tokens: BenchTokens, stack: str) -> None:
         self.url, self.tokens, self.stack = url, tokens, stack
-        self.session_waits: list[float] = []
-        self.connect_waits: list[float] = []
+        # (when it started, how long it waited)
+        self.session_waits: list[tuple[float, float]] = []
+        self.connect_waits: list[tuple[float, float]] = []
         self.errors: list[str] = []
 
     def options(self) -> SessionOptions:
@@ -136,7 +152,7 @@ class Viewer:
                     (b"stream", b"org_dev", b"flood-probe"), b"missing-%d" % n
                 )
                 answer = await asyncio.wait_for(c.wait_response(rid), 60)
-                self.session_waits.append(time.monotonic() - started)
+                self.session_waits.append((started, time.monotonic() - started))
                 if not isinstance(answer, RequestRejected):
                     self.errors.append(f"unexpected answer {answer!r}")
                 await asyncio.sleep(0.1)
@@ -149,11 +165,26 @@ class Viewer:
                     self.url, verify=False, options=self.options(), stack=self.stack
                 ) as c:
                     assert c.session.setup_complete
-                self.connect_waits.append(time.monotonic() - started)
+                self.connect_waits.append((started, time.monotonic() - started))
             except Exception as exc:  # reported; the run goes on
                 self.errors.append(repr(exc))
-                self.connect_waits.append(time.monotonic() - started)
+                self.connect_waits.append((started, time.monotonic() - started))
             await asyncio.sleep(0.5)
+
+
+_BUSY = "import os\nos.nice(10)\nwhile True: pass"
+
+
+def contend(pid: int, n: int) -> list[Proc]:
+    """A reproducibly loaded host: the POP (``pid``) and ``n`` busy loops share one CPU,
+    all at nice 10 (the POP gets ~1/(n+1) of it; other work on the host is not slowed)."""
+    cpu = {max(os.sched_getaffinity(0))}
+    os.sched_setaffinity(pid, cpu)
+    os.setpriority(os.PRIO_PROCESS, pid, 10)
+    busy = [Proc([sys.executable, "-c", _BUSY], name=f"busy{i}") for i in range(n)]
+    for proc in busy:
+        os.sched_setaffinity(proc.pid, cpu)
+    return busy
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -176,15 +207,20 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             region="local", node_id="origin-flood", extra=["--quic-stack", args.stack],
         ))  # fmt: skip
         pop_extra = ["--quic-stack", args.stack, *args.pop_args]
-        pop = start("pop", pop_argv(
+        pop_cmd = pop_argv(
             quic=f"127.0.0.1:{pop_port}", http="127.0.0.1:0", redis=redis_url, region="local",
             node_id="pop-flood", jwks=tokens.jwks_path, extra=pop_extra,
-        ))  # fmt: skip
+        )  # fmt: skip
+        if args.profile:
+            pop_cmd[1:1] = ["-m", "cProfile", "-o", str(Path(args.profile).resolve())]
+        pop = start("pop", pop_cmd)
         wait_event(workdir / "origin.log", "origin_ready", origin, timeout=60)
         http = str(wait_event(workdir / "pop.log", "pop_ready", pop, timeout=60)[0]["http"])
+        if args.contend:
+            procs.extend(contend(pop.pid, args.contend))
         viewer = Viewer(f"moqt://127.0.0.1:{pop_port}", tokens, args.viewer_stack)
         flood_seconds = args.count / args.rate
-        warmup = 2.0
+        warmup = args.baseline
         until = time.monotonic() + warmup + flood_seconds + args.after
         watcher = threading.Thread(target=lambda: asyncio.run(viewer.run(until)), daemon=True)
         watcher.start()
@@ -204,7 +240,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        took = flood(pop_port, datagrams, args.count, args.rate)
+        flood_started = time.monotonic()
+        took = flood(pop_port, datagrams, args.count, args.rate, args.sources)
         watcher.join(timeout=args.after + 120)
         stop.set()
         sampler.join()
@@ -217,18 +254,30 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return {
         "stack": args.stack,
         "kind": args.kind,
+        "contend": args.contend,
+        "sources": args.sources,
         "count": args.count,
         "rate": round(args.count / took),
-        "session_wait_max_s": round(max(viewer.session_waits, default=float("nan")), 3),
-        "session_answers": len(viewer.session_waits),
-        "connect_wait_max_s": round(max(viewer.connect_waits, default=float("nan")), 3),
-        "connects": len(viewer.connect_waits),
+        **waits("session", viewer.session_waits, flood_started),
+        **waits("connect", viewer.connect_waits, flood_started),
         "viewer_errors": viewer.errors[:5],
         "rss_before_mib": round(rss_before / mib, 1),
         "rss_peak_growth_mib": round((peak[0] - rss_before) / mib, 1),
         "rss_end_growth_mib": round((rss_end - rss_before) / mib, 1),
         "metrics_peak": gauges,
         "metrics_end": quic,
+    }
+
+
+def waits(name: str, samples: list[tuple[float, float]], flood_started: float) -> dict[str, Any]:
+    """The longest ``name`` wait before the flood (the unflooded baseline, same run) and
+    from its start on, and how many there were."""
+    before = [w for t, w in samples if t < flood_started]
+    after = [w for t, w in samples if t >= flood_started]
+    return {
+        f"{name}_wait_max_baseline_s": round(max(before, default=float("nan")), 3),
+        f"{name}_wait_max_s": round(max(after, default=float("nan")), 3),
+        f"{name}_waits": [len(before), len(after)],
     }
 
 
@@ -239,7 +288,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("random", "handshake"), default="handshake")
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument(
+        "--baseline", type=float, default=5.0, help="seconds watched before the flood"
+    )
     parser.add_argument("--after", type=float, default=40.0, help="seconds watched after")
+    parser.add_argument(
+        "--contend", type=int, default=0,
+        help="pin the POP to one CPU with this many niced busy loops (a loaded host)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sources", type=int, default=1,
+        help="send from this many sockets in turn (many: spoofed source addresses)",
+    )  # fmt: skip
+    parser.add_argument("--profile", help="write the POP's cProfile statistics to this file")
     parser.add_argument("--pop-args", nargs="*", default=[], help="more clutchcall pop options")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="quic-flood-") as tmp:

@@ -5,8 +5,9 @@ On both QUIC stacks (``bench/quic_flood.py`` measures the issue's full flood).
 Each Initial for an unknown connection id used to create a connection on the POP
 (TLS state, timers, retransmissions to a forged address). With ``quic_retry`` "auto"
 the POP answers Initials without a token with a stateless Retry once more than
-``retry_threshold`` handshakes are half-open, so the flood costs one HMAC each, and
-an honest client (which answers the Retry) still connects at once.
+``retry_threshold`` handshakes are half-open or more than a quarter of it are asked for
+within a second, so the flood costs a few microseconds each, and an honest client
+(which answers the Retry) still connects at once. What was refused is counted by reason.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ async def flood(port: int, count: int) -> None:
                 await asyncio.sleep(0.005)  # ~2000 datagrams per second at most on this host
 
 
+@pytest.mark.latency
 @pytest.mark.timeout(60)
 async def test_spoofed_initials_create_bounded_state(make_pop: MakePop, tokens: Tokens) -> None:
     pop = await make_pop(quic_stack="aioquic", retry_threshold=THRESHOLD)
@@ -69,9 +71,12 @@ async def test_spoofed_initials_create_bounded_state(make_pop: MakePop, tokens: 
     assert server is not None
     held = len(server._protocols)  # type: ignore[attr-defined]
     assert held <= THRESHOLD + 5, f"{held} connections for {FLOOD} spoofed Initials"
-    registry = pop.metrics.registry
-    retries = registry.get_sample_value("clutchcall_pop_quic_retries_sent")
-    assert retries is not None and retries >= FLOOD - THRESHOLD - 5
+    # Every spoofed Initial is accounted for: answered with Retry, or (one source port
+    # sending them all) dropped past the per-source limit.
+    retries = await quic_gauge(pop, "retries_sent")
+    dropped = await quic_gauge(pop, "dropped_source_rate")
+    assert dropped > 0
+    assert retries + dropped >= FLOOD - THRESHOLD - 5, (retries, dropped)
 
 
 async def test_retry_always_still_admits_clients(make_pop: MakePop, tokens: Tokens) -> None:
@@ -82,6 +87,75 @@ async def test_retry_always_still_admits_clients(make_pop: MakePop, tokens: Toke
     ) as conn:
         assert conn.session.setup_complete
     assert pop.metrics.registry.get_sample_value("clutchcall_pop_quic_retries_sent") == 1
+
+
+async def send_all_from(port: int, datagrams: list[bytes], sources: int) -> None:
+    """Send ``datagrams`` from ``sources`` sockets in turn (stand-ins for spoofed addresses)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sources)]
+    try:
+        for i, data in enumerate(datagrams):
+            try:
+                socks[i % sources].sendto(data, ("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            if i % 50 == 49:
+                await asyncio.sleep(0.005)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+async def counted(pop: PopNode, names: tuple[str, ...], total: int) -> int:
+    """The sum of ``clutchcall_pop_quic_<name>`` gauges once it reaches ``total``
+    (10 s deadline: the POP reads the flood's last datagrams in its own time)."""
+    deadline = time.monotonic() + 10
+    while True:
+        registry = pop.metrics.registry
+        value = sum(registry.get_sample_value(f"clutchcall_pop_quic_{n}") or 0 for n in names)
+        if value >= total or time.monotonic() > deadline:
+            return int(value)
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(60)
+async def test_handshake_flood_from_many_sources_costs_few_handshakes(
+    make_pop: MakePop, tokens: Tokens
+) -> None:
+    # Real ClientHellos from many source ports: the per-source limit does not apply, and
+    # each Initial below the threshold would cost a TLS handshake in Python (~3 ms). The
+    # rate of tokenless Initials trips Retry after a quarter of retry_threshold of them,
+    # not after retry_threshold half-open connections (64 handshakes before the fix).
+    threshold = 64
+    pop = await make_pop(quic_stack="aioquic", retry_threshold=threshold)
+    port = pop.quic_address[1]
+    flood = handshake_initials(600, port)
+    await send_all_from(port, flood, sources=60)
+    answered = await counted(pop, ("retries_sent", "connections_created"), len(flood))
+    assert answered >= len(flood) * 0.9, f"{answered} of {len(flood)} Initials answered"
+    created = await quic_gauge(pop, "connections_created")
+    # One window of threshold/4, and one more should the flood straddle a quiet second.
+    assert created <= 2 * (threshold // 4) + 2, f"{created} handshakes for a flood"
+    assert await quic_gauge(pop, "dropped_source_rate") == 0
+    options = SessionOptions(auth_token=tokens.mint().encode())
+    async with connect(f"moqt://127.0.0.1:{port}", verify=False, options=options) as conn:
+        assert conn.session.setup_complete  # right after the flood: through a Retry
+
+
+@pytest.mark.timeout(60)
+async def test_forged_retry_tokens_are_counted(make_pop: MakePop) -> None:
+    # Initials that carry a token we never issued: refused with INVALID_TOKEN (RFC 9000
+    # 8.1.3) normally, dropped without an answer while Retry is on; counted either way.
+    forged = os.urandom(40)
+    never = await make_pop(quic_stack="aioquic", quic_retry="never")
+    port = never.quic_address[1]
+    await send_all_from(port, handshake_initials(10, port, token=forged), sources=10)
+    assert await counted(never, ("refused_invalid_token",), 10) == 10
+    assert await quic_gauge(never, "connections_created") == 0
+    always = await make_pop(quic_stack="aioquic", quic_retry="always")
+    port = always.quic_address[1]
+    await send_all_from(port, handshake_initials(10, port, token=forged), sources=10)
+    assert await counted(always, ("dropped_invalid_token",), 10) == 10
+    assert await quic_gauge(always, "refused_invalid_token") == 0
 
 
 # --- picoquic: the same settings, applied to picoquic's own address validation -----------
