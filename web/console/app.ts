@@ -265,6 +265,23 @@ async function watchPage(id: string): Promise<void> {
       status.className = "muted";
       status.textContent = "Ended.";
     },
+    // Live: a lost relay or a GOAWAY is reconnected; say so while it lasts (./streams/reconnect.ts).
+    onReconnecting: (info) => {
+      status.className = "reconnecting";
+      status.dataset.state = "reconnecting";
+      const why = info.cause === "goaway" ? "the relay is moving this viewer" : info.detail;
+      status.textContent = `Reconnecting… (attempt ${info.attempt}: ${why})`;
+    },
+    onStateChange: (state) => {
+      status.dataset.state = state;
+      if (state === "reconnecting" && status.className !== "reconnecting") {
+        status.className = "reconnecting";
+        status.textContent = "Reconnecting…";
+      } else if (state === "playing" && status.className === "reconnecting") {
+        status.className = "";
+        status.textContent = "Playing.";
+      }
+    },
   });
   picker.addEventListener("change", () => {
     try {
@@ -285,7 +302,7 @@ async function watchPage(id: string): Promise<void> {
       picker.value = names.includes(current) ? current : "auto";
     }
     const s = viewer.stats();
-    const keys = ["mode", "state", "rendition", "width", "height", "latency", "bufferedAhead", "throughputKbps", "currentTime", "decodedFrames", "droppedFrames", "bytes", "segments", "objects", "startupMs"];
+    const keys = ["mode", "state", "reconnects", "rendition", "width", "height", "latency", "targetLatencyMs", "stalls", "bufferedAhead", "throughputKbps", "currentTime", "decodedFrames", "droppedFrames", "bytes", "segments", "objects", "startupMs"];
     stats.replaceChildren(
       ...keys.filter((k) => k in s).map((k) => {
         const v = s[k];
