@@ -39,10 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Literal
+from typing import Any
 
 from clutchcall.streams._abr import AbrController, Rendition
-from clutchcall.streams._cmaf import CmafError, merge_init_segments
 from clutchcall.streams._connect import (
     PlaybackTarget,
     TlsOptions,
@@ -51,8 +50,8 @@ from clutchcall.streams._connect import (
     resolve_tls,
 )
 from clutchcall.streams._errors import ConfigurationError
-from clutchcall.streams._sequencer import Released, TrackSequencer
-from clutchcall.streams._viewer_session import ViewerSessions
+from clutchcall.streams._sequencer import TrackSequencer
+from clutchcall.streams._viewer_delivery import ViewerDelivery
 from clutchcall.streams._viewer_types import (
     AUTH_REQUEST_CODES,
     Chunk,
@@ -62,10 +61,9 @@ from clutchcall.streams._viewer_types import (
     Lane,
     close_reason,
     lane_priority,
-    retag,
 )
 from media import Catalog, CatalogTrack, MediaError
-from media.fmp4 import parse_fragment, parse_init_segment
+from media.fmp4 import parse_init_segment
 from moqt._log import library_logger
 from moqt.aio import MoqtConnection, RequestFailed
 from moqt.errors import LocalError, PublishDoneCode, RequestErrorCode
@@ -89,7 +87,6 @@ __all__ = ["AsyncBroadcastViewer", "Chunk", "ChunkCallback", "CloseCallback", "C
 _log = library_logger("clutchcall.streams.viewer")
 
 
-_VIDEO_ID, _AUDIO_ID = 1, 2
 _TICK = 0.1
 _END_GRACE = 0.5
 # PUBLISH_DONE statuses that end a broadcast normally (``ended``), and those after which the
@@ -98,7 +95,7 @@ _NORMAL_END = frozenset({PublishDoneCode.TRACK_ENDED, PublishDoneCode.SUBSCRIPTI
 _MOVE_ON = frozenset({PublishDoneCode.GOING_AWAY, PublishDoneCode.TOO_FAR_BEHIND})
 
 
-class AsyncBroadcastViewer(ViewerSessions):
+class AsyncBroadcastViewer(ViewerDelivery):
     """The asyncio viewer; :meth:`open` starts it, :meth:`close` stops it."""
 
     def __init__(
@@ -121,6 +118,7 @@ class AsyncBroadcastViewer(ViewerSessions):
     ) -> None:
         super().__init__(
             target,
+            on_chunk=on_chunk,
             on_close=on_close,
             tls=tls,
             connect_timeout=connect_timeout,
@@ -130,26 +128,13 @@ class AsyncBroadcastViewer(ViewerSessions):
             stall_timeout=stall_timeout,
             ping_timeout=ping_timeout,
         )
-        self._on_chunk = on_chunk
         self._pinned = rendition
         self._max_height = max_height
         self._audio_wanted = audio
         self._start_timeout = start_timeout
-        self._last_group: int | None = None
-        self._last_init: bytes | None = None
         self._lanes: dict[int, Lane] = {}
-        self._catalog: Catalog | None = None
         self._catalog_group = -1
-        self._video: Lane | None = None
-        self._switching: Lane | None = None
-        self._audio: Lane | None = None
-        self._abr: AbrController | None = None
-        self._init_sent = False
-        self._need_init = False
         self._end_detail = ""
-        self._chunks = 0
-        self._bytes = 0
-        self._switches = 0
 
     # --- API -----------------------------------------------------------------------------
 
@@ -461,11 +446,6 @@ class AsyncBroadcastViewer(ViewerSessions):
             self._audio = self._new_lane("audio", audios[0], hold=True)
             self._spawn(self._subscribe(self._audio, join=True, retry=False))
 
-    def _new_lane(self, kind: Literal["video", "audio"], track: CatalogTrack, **seq: Any) -> Lane:
-        assert track.init_data is not None
-        init = parse_init_segment(track.init_data)
-        return Lane(kind, track, TrackSequencer(gap_wait=0.3, **seq), init=init)
-
     def _update(self, catalog: Catalog) -> None:
         for lane in (self._video, self._audio):
             if lane is None or lane.track is None:
@@ -481,142 +461,3 @@ class AsyncBroadcastViewer(ViewerSessions):
                 lane.track = fresh
                 lane.init = parse_init_segment(fresh.init_data)
                 self._need_init = True  # emitted before the next group
-
-    # --- delivery ------------------------------------------------------------------------
-
-    def _deliver(self, lane: Lane, items: list[Released]) -> None:
-        if not items or self._done.done():
-            return
-        if lane is self._switching:
-            if lane.switch_group is None:
-                # Switch at a group the current rendition has not begun: it plays on
-                # until it reaches that group, then the new one takes over there.
-                playing = self._video.seq.group if self._video is not None else None
-                first = items[0].group_id
-                lane.switch_group = first if playing is None else max(first, playing + 1)
-                lane.switch_since = self._loop.time()
-            lane.pending.extend(i for i in items if i.group_id >= lane.switch_group)
-            return
-        if lane is self._video:
-            for item in items:
-                if item.group_id < lane.floor:
-                    continue
-                switching = self._switching
-                if (
-                    switching is not None
-                    and switching.switch_group is not None
-                    and item.group_id >= switching.switch_group
-                ):
-                    self._cut_over()
-                    return
-                self._emit_video(lane, item)
-        elif lane is self._audio:
-            for item in items:
-                self._emit(Chunk(retag(item.payload, _AUDIO_ID), False, "audio", lane.name,
-                                 item.group_id, item.object_id))  # fmt: skip
-
-    def _emit_video(self, lane: Lane, item: Released) -> None:
-        if not self._init_sent or (self._need_init and item.object_id == 0):
-            self._emit_init()
-            if self._audio is not None and not self._audio.seq.started:
-                self._deliver(
-                    self._audio, self._audio.seq.start_at(item.group_id, self._loop.time())
-                )
-        self._observe(lane, item)
-        self._last_group = item.group_id
-        self._delivered_in_session = True
-        self._emit(Chunk(retag(item.payload, _VIDEO_ID), False, "video", lane.name,
-                         item.group_id, item.object_id))  # fmt: skip
-
-    def _emit_init(self) -> None:
-        assert self._video is not None and self._video.track is not None
-        inits = [self._video.track.init_data]
-        ids = [_VIDEO_ID]
-        if self._audio is not None and self._audio.track is not None:
-            inits.append(self._audio.track.init_data)
-            ids.append(_AUDIO_ID)
-        try:
-            data = merge_init_segments([i for i in inits if i is not None], ids)
-        except CmafError as exc:
-            self._finish("error", f"cannot build the init segment: {exc}")
-            return
-        self._init_sent = True
-        self._need_init = False
-        if data == self._last_init:
-            return  # same tracks after a reconnect: the output continues as it was
-        self._last_init = data
-        self._emit(Chunk(data, True, "init", self._video.name))
-
-    def _emit(self, chunk: Chunk) -> None:
-        if self._done.done():
-            return
-        self._chunks += 1
-        self._bytes += len(chunk.data)
-        if self._on_chunk is None:
-            return
-        try:
-            self._on_chunk(chunk.is_init, chunk)
-        except Exception as exc:
-            _log.exception("on_chunk_failed")
-            self._finish("error", f"on_chunk raised {type(exc).__name__}: {exc}")
-
-    # --- ABR -----------------------------------------------------------------------------
-
-    def _observe(self, lane: Lane, item: Released) -> None:
-        if self._abr is None or lane.init is None:
-            return
-        try:
-            fragment = parse_fragment(item.payload, lane.init)
-        except MediaError:
-            return
-        self._abr.observe(item.arrived, fragment.start_seconds)
-
-    def _check_abr(self, now: float) -> None:
-        if self._abr is None or self._switching is not None or self._video is None:
-            return
-        if not self._video.seq.started:
-            return
-        choice = self._abr.decide(now)
-        if choice is not None and choice != self._video.name:
-            self._start_switch(choice)
-
-    def _start_switch(self, name: str) -> None:
-        if self._catalog is None or self._video is None or self._ending:
-            return
-        track = self._catalog.track(
-            name, self._video.track.namespace if self._video.track else None
-        )
-        if track is None or not track.init_data:
-            return
-        if self._switching is not None:
-            if self._switching.name == name:
-                return
-            self._unsubscribe(self._switching)
-        after = self._video.seq.group
-        lane = self._new_lane("video", track, min_group=(after + 1) if after is not None else None)
-        self._switching = lane
-        _log.info("rendition_switch", current=self._video.name, target=name)
-        self._spawn(self._subscribe(lane, join=False, retry=False))
-
-    def _check_switch(self, now: float) -> None:
-        lane = self._switching
-        if lane is None or lane.switch_since is None:
-            return
-        if now - lane.switch_since > max(3.0, 2 * self._group_duration):
-            self._cut_over()  # the old rendition stalled: do not wait for it any longer
-
-    def _cut_over(self) -> None:
-        new, old = self._switching, self._video
-        assert new is not None and old is not None
-        self._switching = None
-        self._unsubscribe(old)
-        self._video = new
-        self._need_init = True
-        self._switches += 1
-        if self._abr is not None:
-            self._abr.switched(new.name, self._loop.time())
-        new.floor = new.switch_group if new.switch_group is not None else -1
-        pending, new.pending = new.pending, []
-        _log.info("rendition_switched", rendition=new.name, group=new.switch_group)
-        for item in pending:
-            self._emit_video(new, item)
