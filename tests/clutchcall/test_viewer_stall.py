@@ -19,7 +19,7 @@ import pytest
 from bench.impair import ImpairmentProxy
 from clutchcall.streams import AsyncBroadcastViewer, AsyncPublisher, ConfigurationError
 from media.ffmpeg import ffmpeg_exe
-from moqt.aio import connect
+from moqt.aio import ConnectionClosed, connect
 from tests.clutchcall.dataplane import NAMESPACE, Recorder, running_relay
 
 pytestmark = pytest.mark.timeout(90)
@@ -150,6 +150,9 @@ async def test_the_probe_settings_are_checked_and_can_be_turned_off(tmp_path: Pa
     async with running_relay(tmp_path) as relay:
         async with connect(relay.url(), cafile=str(relay.cert)) as conn:
             await asyncio.wait_for(conn.ping(), 5)  # a live peer ACKs a QUIC PING
+            conn.close()
+            with pytest.raises(ConnectionClosed):
+                await conn.ping()  # a closed session: a typed error at once, no wait
         # No broadcast (never any object) and the probe off: no PING is sent.
         rec = Recorder()
         viewer = await AsyncBroadcastViewer.open(
