@@ -16,14 +16,16 @@ renews the certificate before it expires:
   ``relay_certificate``, a CLI's ``--cafile``) sees the renewal, and a node that finds a
   newer certificate on disk adopts it instead of making its own;
 * new connections get the new certificate (the aioquic server's ``QuicConfiguration``
-  is reloaded in place; connections already up keep theirs);
+  is reloaded in place, a picoquic server loads the files on its own thread,
+  :meth:`PicoquicServer.reload_certificate`; connections already up keep theirs);
 * the old hash stays listed after the new one until the old certificate expires, so a
   browser that read the hashes just before the renewal can still pin either.
 
 A CA-issued certificate (not self-signed) or one a browser cannot pin is served as
-given: nothing is published for it and it is never renewed. picoquic cannot swap a
-listening server's certificate (``docs/bus-contract.md``): a picoquic node publishes its
-hash but does not renew; restart it before the logged expiry or give it a CA-issued one.
+given: nothing is published for it and it is never renewed. picoquic can swap a
+listening server's certificate only where ``moqt.aio._picoquic_hooks`` works (x86-64
+Linux, aiopquic 0.6.1; :func:`stack_reloads`); elsewhere a picoquic node publishes its
+hash but does not renew: restart it before the logged expiry or give it a CA-issued one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aioquic.quic.configuration import QuicConfiguration
@@ -49,7 +52,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from moqt.aio import generate_self_signed, server_configuration
 
-__all__ = ["MAX_PINNED_VALIDITY", "CertificateInfo", "NodeCertificate", "read_certificate"]
+if TYPE_CHECKING:  # aiopquic is loaded only for a picoquic node
+    from moqt.aio import PicoquicServer
+
+__all__ = [
+    "MAX_PINNED_VALIDITY",
+    "CertificateInfo",
+    "NodeCertificate",
+    "read_certificate",
+    "stack_reloads",
+]
 
 #: Browsers refuse ``serverCertificateHashes`` for a certificate valid longer than this.
 MAX_PINNED_VALIDITY = datetime.timedelta(days=14)
@@ -79,6 +91,15 @@ class CertificateInfo:
 
     def renew_at(self, fraction: float) -> float:
         return self.not_before + fraction * (self.not_after - self.not_before)
+
+
+def stack_reloads(stack: str) -> bool:
+    """Whether a server on QUIC ``stack`` can take a renewed certificate while it runs."""
+    if stack == "aioquic":
+        return True
+    from moqt.aio._picoquic_hooks import hooks
+
+    return hooks() is not None
 
 
 def read_certificate(path: Path) -> CertificateInfo:
@@ -226,6 +247,14 @@ class NodeCertificate:
             configuration.certificate = fresh.certificate
             configuration.certificate_chain = fresh.certificate_chain
             configuration.private_key = fresh.private_key
+
+    async def load_into_picoquic(self, servers: Iterable[PicoquicServer]) -> None:
+        """Serve the current files on these running picoquic servers (new connections
+        only), under the renewal lock so the pair read is one renewal's. ``ValueError``
+        when picoquic refused them (each server keeps what it served)."""
+        with _locked(self.certificate):
+            for server in servers:
+                await server.reload_certificate(self.certificate, self.private_key)
 
     def wake(self) -> None:
         """Check now (the clock was changed, or the files were replaced)."""

@@ -152,7 +152,9 @@ class PicoquicTransport(RingSender):
         self._cancel_wake()
         native = picoquic_hooks()
         cnx = int(getattr(self._quic, "_cnx_ptr", 0) or 0)
-        if reason and (native is None or not native.set_close_reason(cnx, reason)):
+        # Even an empty reason is set: it replaces any left for a freed connection
+        # that had this address.
+        if (native is None or not native.set_close_reason(cnx, reason)) and reason:
             logger.debug("quic_close_without_reason", code=error_code, reason=reason)
         self._quic.close(error_code=error_code)
 
@@ -249,6 +251,9 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
             logger.warning("unexpected_alpn", alpn=alpn)
             self._quic.close(error_code=SessionCloseCode.PROTOCOL_VIOLATION)
             return
+        native = picoquic_hooks()
+        if native is not None:  # a reason left for a connection that had this address
+            native.forget(int(getattr(self._quic, "_cnx_ptr", 0) or 0))
         loop = asyncio.get_running_loop()
         transport = PicoquicTransport(self._quic, loop)
         self._transport_moqt = transport
@@ -294,6 +299,7 @@ class PicoquicServer:
         *,
         native: NativeQuic | None = None,
         retry: RetryMode = "auto",
+        transport: Any = None,
     ):
         self._server = server
         self._address = address
@@ -301,6 +307,29 @@ class PicoquicServer:
         self._webtransport = webtransport if webtransport is not None else []
         self._native = native
         self._retry = retry
+        self._transport = transport
+
+    @property
+    def can_reload_certificate(self) -> bool:
+        """Whether :meth:`reload_certificate` works here (see ``_picoquic_hooks.py``)."""
+        return self._native is not None and picoquic_hooks() is not None
+
+    async def reload_certificate(self, certificate: Path, private_key: Path) -> None:
+        """Serve ``certificate``/``private_key`` to the connections that come after
+        (picoquic reads the files on its own thread); established ones keep theirs.
+        ``RuntimeError`` where it cannot be done, ``ValueError`` when picoquic refused
+        the files (the previous certificate stays served)."""
+        native = picoquic_hooks()
+        if self._native is None or native is None:
+            raise RuntimeError("this picoquic build cannot reload a server's certificate")
+        result = await native.refresh_certificate(
+            self._native.pointer, self._transport, str(certificate), str(private_key)
+        )
+        if result != 0:
+            raise ValueError(
+                f"picoquic refused the certificate {certificate} / key {private_key} "
+                f"(error {result:#x}); the previous one is still served"
+            )
 
     def statistics(self) -> dict[str, int]:
         """Address validation at a glance (``clutchcall_pop_quic_*``): ``connections``
@@ -472,8 +501,11 @@ async def _serve(
             host, throwaway, configuration=config, create_protocol=create_protocol
         )
         await _adopt(server, server._engine._transport, throwaway, sock)
-        native = _guard(server, server._engine._transport, retry, retry_threshold)
-        return PicoquicServer(server, (host, port), protocols, native=native, retry=retry)
+        transport = server._engine._transport
+        native = _guard(server, transport, retry, retry_threshold)
+        return PicoquicServer(
+            server, (host, port), protocols, native=native, retry=retry, transport=transport
+        )
 
     sessions: list[PicoquicWebTransportSession] = []
 
@@ -504,7 +536,15 @@ async def _serve(
     connect_path = remember_connect_paths(server._wt_server._dispatcher)
     await _adopt(server, server._transport, throwaway, sock)
     native = _guard(server, server._transport, retry, retry_threshold)
-    return PicoquicServer(server, (host, port), protocols, sessions, native=native, retry=retry)
+    return PicoquicServer(
+        server,
+        (host, port),
+        protocols,
+        sessions,
+        native=native,
+        retry=retry,
+        transport=server._transport,
+    )
 
 
 async def _adopt(server: Any, transport: Any, throwaway: int, sock: socket.socket) -> None:

@@ -18,8 +18,9 @@ and two of those slots are pointed at the stubs:
 
 * ``picoquic_close`` (aiopquic's close, on the network thread): the stub looks the
   connection up in a table of up to :data:`_TABLE_SLOTS` (connection, reason)
-  pairs that :func:`close_with_reason` fills, and tail-calls ``picoquic_close_ex``
-  with that reason (NULL for any other connection: exactly ``picoquic_close``).
+  pairs that :meth:`PicoquicHooks.set_close_reason` fills, empties the entry (used
+  once) and tail-calls ``picoquic_close_ex`` with that reason (NULL for any other
+  connection: exactly ``picoquic_close``).
 * ``picoquic_get_next_wake_delay`` (called by picoquic's packet loop on every turn
   with its ``picoquic_quic_t``): when a refresh is pending for that very context,
   the stub calls ``picoquic_refresh_tls_certificate`` first, stores its result and
@@ -52,7 +53,8 @@ Stub source (GNU as, Intel syntax; ``as --64`` then ``objcopy -O binary -j .text
         jnz 1b
         xor edx, edx                  # not ours: no reason, as picoquic_close
         jmp [rip + CLOSE_EX]
-    2:  mov rdx, [rax + 8]            # the reason registered for this cnx
+    2:  mov rdx, [rax + 8]            # the reason registered for this cnx,
+        mov qword ptr [rax], 0        # used once
         jmp [rip + CLOSE_EX]
     wake_hook:                        # rdi = quic, rsi = current_time, rdx = delay_max
         endbr64
@@ -93,13 +95,13 @@ from typing import Any, Final
 __all__ = ["PicoquicHooks", "hooks"]
 
 _CODE: Final = bytes.fromhex(
-    "f30f1efa488d0535100000b90004000048393874104883c010ffc975f331d2ff25db0f0000"
-    "488b5008ff25d10f0000f30f1efa488b05de0f00004839f87535575652488b35d70f0000"
-    "488b15d80f0000ff15ba0f00008905d40f000048c705b10f000000000000c705c30f0000"
-    "010000005a5e5fff258e0f0000"
+    "f30f1efa488d0535100000b90004000048393874104883c010ffc975f331d2ff25db0f00"
+    "00488b500848c70000000000ff25ca0f0000f30f1efa488b05d70f00004839f875355756"
+    "52488b35d00f0000488b15d10f0000ff15b30f00008905cd0f000048c705aa0f00000000"
+    "0000c705bc0f0000010000005a5e5fff25870f0000"
 )
 _CLOSE_HOOK: Final = 0x00
-_WAKE_HOOK: Final = 0x2F
+_WAKE_HOOK: Final = 0x36
 _PAGE: Final = 0x1000
 # The data page, offsets from the start of the mapping (the stubs address them so).
 _DATA_CLOSE_EX: Final = 0x1000

@@ -62,6 +62,11 @@ class NativeQuic:
         self._context = context  # owns the pointer: it lives as long as this object
         self._pointer = pointer
 
+    @property
+    def pointer(self) -> int:
+        """The ``picoquic_quic_t *`` (for calls made on picoquic's own thread)."""
+        return self._pointer
+
     def set_retry(self, *, always: bool, threshold: int) -> None:
         """Retry for every new Initial (``always``), or once more than ``threshold``
         handshakes are half-open (:data:`NEVER`: not by itself)."""

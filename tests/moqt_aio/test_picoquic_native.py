@@ -7,12 +7,21 @@ a running server for the connections that come after.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from moqt.aio import MoqtConnection, PicoquicServer, connect, serve_picoquic
+from mesh.certificates import NodeCertificate, stack_reloads
+from moqt.aio import (
+    HandshakeError,
+    MoqtConnection,
+    PicoquicServer,
+    connect,
+    serve_picoquic,
+    write_self_signed,
+)
 
 STACKS = ["aioquic", "picoquic"]
 Starter = Callable[..., Awaitable[PicoquicServer]]
@@ -98,3 +107,63 @@ async def test_picoquic_client_close_carries_the_reason_text(
             client.close(0x3, "viewer left")
             closed = await server_conn.wait_closed(grace=5)
             assert (closed.by_peer, closed.code, closed.reason) == (True, 0x3, "viewer left")
+
+
+@pytest.mark.parametrize("scheme", ["moqt", "https"])
+async def test_a_running_server_serves_a_reloaded_certificate_to_new_connections(
+    scheme: str, pico_server: Starter, tmp_path: Path
+) -> None:
+    old_cert, old_key = write_self_signed(tmp_path / "old")
+    new_cert, new_key = write_self_signed(tmp_path / "new")
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait, cert=old_cert, key=old_key)
+    assert server.can_reload_certificate
+    url = f"{scheme}://127.0.0.1:{server.address[1]}/"
+    async with asyncio.timeout(30):
+        async with connect(url, cafile=str(old_cert)) as before:
+            await (await accepted.get()).wait_setup()
+            await server.reload_certificate(new_cert, new_key)
+            async with connect(url, cafile=str(new_cert)) as after:
+                await (await accepted.get()).wait_setup()
+                assert not after.is_closed
+            with pytest.raises(HandshakeError):
+                async with connect(url, cafile=str(old_cert), setup_timeout=5):
+                    pass
+            assert not before.is_closed  # the connection made before keeps its certificate
+
+            # Files picoquic cannot load: refused, and the certificate served stays.
+            (tmp_path / "bad.pem").write_text("not a certificate")
+            with pytest.raises(ValueError, match="previous one is still served"):
+                await server.reload_certificate(tmp_path / "bad.pem", new_key)
+            async with connect(url, cafile=str(new_cert)) as again:
+                await (await accepted.get()).wait_setup()
+                assert not again.is_closed
+
+
+async def test_a_picoquic_node_certificate_is_renewed_in_place(
+    pico_server: Starter, tmp_path: Path
+) -> None:
+    """What a picoquic node does when its self-signed certificate is due: the files are
+    renewed and the running server serves the new pair (it logged
+    certificate_not_renewed before)."""
+    assert stack_reloads("picoquic") and stack_reloads("aioquic")
+    cert, key = write_self_signed(tmp_path / "node")
+    original = cert.read_bytes()
+    (tmp_path / "original.pem").write_bytes(original)
+    now = [time.time()]
+    node = NodeCertificate(cert, key, renew=stack_reloads("picoquic"), clock=lambda: now[0])
+    assert node.renewable
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait, cert=cert, key=key)
+    url = f"moqt://127.0.0.1:{server.address[1]}"
+    now[0] = node.renew_at + 1
+    assert node.renew_if_due()
+    assert cert.read_bytes() != original
+    await node.load_into_picoquic([server])
+    async with asyncio.timeout(20):
+        async with connect(url, cafile=str(cert)) as client:  # trusts the renewed one only
+            await (await accepted.get()).wait_setup()
+            assert not client.is_closed
+        with pytest.raises(HandshakeError):
+            async with connect(url, cafile=str(tmp_path / "original.pem"), setup_timeout=5):
+                pass
