@@ -15,8 +15,8 @@
  *   seen); measured worse than the fixed 200 ms on a loaded host (bench/RESULTS.md).
  * - Whatever the mode, never less than one object's worth of media plus a margin: a
  *   publisher that sends half-second objects cannot be played 200 ms behind without
- *   running dry between objects, so the span the live edge advances by per append
- *   (learned from the appends) raises the effective target.
+ *   running dry between objects, so the media span of one object (`observeAppend`, which
+ *   the player feeds from consecutive objects' media times) raises the effective target.
  * - Behind the target (by more than `slackMs`): playback speeds up, proportionally to how
  *   far behind, between `minRate` and `maxRate` (1.05 to 1.15), until back at the target.
  * - Far behind (more than `seekBeyondMs` over the target): a seek to the target.
@@ -110,7 +110,7 @@ export class LiveEdgeController {
     this.seekBeyond = (options.seekBeyondMs ?? Math.max(1000, 4 * target)) / 1000;
   }
 
-  /** The live edge moved forward by `seconds` on one append. */
+  /** One object spans `seconds` of media (the live edge moves by that much per object). */
   observeAppend(seconds: number): void {
     if (!(seconds > 0) || seconds > 10) return; // a gap or a jump, not an object's span
     this.span = this.span === 0 ? seconds : 0.8 * this.span + 0.2 * seconds;

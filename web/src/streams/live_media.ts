@@ -42,6 +42,8 @@ export abstract class LiveMedia implements PlaybackHandle {
   protected jumps = 0;
   protected lastTrim = 0;
   protected newestEnd = 0;
+  /** The newest appended video object's media time (s; its tfdt), -1 before the first. */
+  private lastMediaTime = -1;
   protected startGroup = -1;
   protected audioStartGroup = -1;
   protected readonly edge: LiveEdgeController;
@@ -218,6 +220,7 @@ export abstract class LiveMedia implements PlaybackHandle {
       if (this.repeated(lane, this.videoQueue, obj)) continue;
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
+      this.observeSpan(lane, obj.payload);
       this.append(this.videoQueue, obj.payload, true);
       lane.last = { group: obj.group, object: obj.object };
       if (this.pending) this.maybeCutOver(now);
@@ -246,6 +249,21 @@ export abstract class LiveMedia implements PlaybackHandle {
     return false;
   }
 
+  /** The media time one video object spans (from consecutive objects' tfdt, not from the
+   * buffered end: appends that complete together on a starved page would look like one
+   * long object and raise the target). */
+  private observeSpan(lane: Lane, payload: Uint8Array): void {
+    const init = lane.track.initData;
+    if (!init) return;
+    try {
+      const t = baseMediaDecodeTime(payload) / timescaleFromInit(init);
+      if (this.lastMediaTime >= 0 && t > this.lastMediaTime) this.edge.observeAppend(t - this.lastMediaTime);
+      this.lastMediaTime = t;
+    } catch {
+      // not a parsable fragment: no span from it
+    }
+  }
+
   /** Apply a changed init segment before a group's first object. */
   protected reinit(lane: Lane, queue: AppendQueue | null, kind: "video" | "audio"): void {
     const fresh = lane.freshInit;
@@ -264,7 +282,6 @@ export abstract class LiveMedia implements PlaybackHandle {
         const b = this.opts.video.buffered;
         if (!b.length || this.stopped) return;
         const end = b.end(b.length - 1);
-        if (media && this.newestEnd > 0 && end > this.newestEnd) this.edge.observeAppend(end - this.newestEnd);
         if (media && end > this.newestEnd) this.edge.observeArrival(end, performance.now() / 1000);
         this.newestEnd = Math.max(this.newestEnd, end);
         // Start on the first buffered frame, not on the next tick.
