@@ -1,7 +1,8 @@
 """Glass-to-glass latency and publishing CPU of the browser SDK (issue 12).
 
     .venv/bin/python -m bench.browser_publish [--seconds 20] [--timeslices 500,1000]
-        [--target auto|<ms>] [--no-cpu] [--json out.json]
+        [--targets low,200] [--scene flat|detailed] [--encoders default,constant]
+        [--no-cpu] [--json out.json]
 
 A real ``clutchcall up`` (control plane, origin, POP) on loopback and one headless
 Chromium. The broadcaster page draws a 1280x720 canvas at 30 fps with the wall clock
@@ -15,6 +16,19 @@ pages share one machine clock. p50/p99 per ``timesliceMs``, split (p50s) into th
 encoder's time (the publisher's ``stats().encodeMs``), the player's own buffer (newest
 appended media - playhead) and the rest (capture, muxing, send, POP -> origin -> POP,
 receive, append, decode, display); with the player's target and its stalls (``waiting``).
+
+A/B: ``--targets`` lists the viewer's ``targetLatencyMs`` values to compare (``low``, the
+default; ``auto``; ms, e.g. ``200``). One viewer page per value watches the SAME broadcast
+over the SAME seconds, so every variant sees the same host load (``/proc/loadavg`` is
+printed before and after each point). Keyframes: the broadcaster page wraps
+``VideoEncoder`` (the SDK's own, unchanged) to time each frame's encode and size, and when
+each keyframe was asked for; each presented frame is then put in a bucket by where it
+was drawn in its group: the keyframe itself, the next 200 ms, or the rest of the group,
+with p50 / p99 per bucket (does the group's first, biggest frame make the p99 tail?).
+``--scene detailed`` draws a still textured picture with a moving box instead of a picture
+that changes hue every frame, so keyframes are many times the other frames (a webcam's
+case); ``--encoders`` runs one broadcast per encoder variant (``default``: the SDK's own
+configuration; ``constant``: ``bitrateMode: "constant"``) side by side, the same way.
 
 CPU: Chromium's processes (all of them: browser, renderer, GPU, utility) while the
 broadcaster page publishes 720p30 and no viewer watches, against the same page only
@@ -58,15 +72,58 @@ const canvas = document.createElement("canvas");
 canvas.width = 1280; canvas.height = 720;
 const g = canvas.getContext("2d");
 let frame = 0;
+// "detailed": a still, textured picture (like a webcam's room) with a small moving box:
+// keyframes many times the other frames. "flat": the whole picture changes hue every frame.
+let texture = null;
+if (globalThis.__scene === "detailed") {
+  texture = new OffscreenCanvas(1280, 720);
+  const t = texture.getContext("2d");
+  let seed = 1;
+  const rnd = () => ((seed = (seed * 16807) %% 2147483647) / 2147483647);
+  for (let y = 0; y < 720; y += 8) for (let x = 0; x < 1280; x += 8) {
+    t.fillStyle = `hsl(${Math.floor(rnd() * 360)} ${Math.floor(rnd() * 60)}% ${Math.floor(30 + rnd() * 40)}%)`;
+    t.fillRect(x, y, 8, 8);
+  }
+}
 globalThis.__draw = setInterval(() => {
   const now = Date.now();
-  g.fillStyle = `hsl(${(frame++ * 3) % 360} 60% 50%)`; g.fillRect(0, 0, 1280, 720);
+  if (texture) {
+    g.drawImage(texture, 0, 0);
+    g.fillStyle = "#f33"; g.fillRect(200 + (frame++ * 8) %% 880, 400, 120, 120);
+  } else {
+    g.fillStyle = `hsl(${(frame++ * 3) %% 360} 60% 50%)`; g.fillRect(0, 0, 1280, 720);
+  }
   g.fillStyle = "#888"; g.fillRect(0, 0, 22 * 32 + 32, 2 * 32 + 32);
   for (let bit = 0; bit < 44; bit++) {
     g.fillStyle = Math.floor(now / 2 ** bit) % 2 ? "#fff" : "#000";
     g.fillRect(16 + (bit %% 22) * 32, 16 + Math.floor(bit / 22) * 32, 32, 32);
   }
 }, 1000 / 30);
+// Keyframes and encode times, seen from outside the SDK (its VideoEncoder wrapped).
+globalThis.__keys = []; globalThis.__enc = [];
+const Encoder = globalThis.VideoEncoder;
+if (Encoder) {
+  const started = new Map();
+  globalThis.VideoEncoder = class extends Encoder {
+    constructor(init) {
+      super({ ...init, output: (chunk, meta) => {
+        const t0 = started.get(chunk.timestamp);
+        started.delete(chunk.timestamp);
+        if (t0 !== undefined) globalThis.__enc.push([chunk.type === "key" ? 1 : 0, chunk.byteLength, performance.now() - t0]);
+        if (globalThis.__enc.length > 5000) globalThis.__enc.shift();
+        init.output(chunk, meta);
+      } });
+    }
+    configure(config) {
+      return super.configure({ ...config, ...(globalThis.__encoderPatch || {}) });
+    }
+    encode(frame, options) {
+      if (options && options.keyFrame) globalThis.__keys.push(Date.now());
+      started.set(frame.timestamp, performance.now());
+      return super.encode(frame, options);
+    }
+  };
+}
 const stream = canvas.captureStream(30);
 const audio = new AudioContext();
 const tone = audio.createOscillator();
@@ -103,6 +160,7 @@ setInterval(() => {
 const canvas = document.createElement("canvas");
 const g = canvas.getContext("2d", { willReadFrequently: true });
 globalThis.__latency = [];
+globalThis.__drawn = [];
 const read = (_now, meta) => {
   const w = video.videoWidth, h = video.videoHeight;
   if (w && h) {
@@ -117,7 +175,7 @@ const read = (_now, meta) => {
     }
     const shown = performance.timeOrigin + meta.expectedDisplayTime;
     const latency = shown - t;
-    if (latency > 0 && latency < 60000) globalThis.__latency.push(latency);
+    if (latency > 0 && latency < 60000) { globalThis.__latency.push(latency); globalThis.__drawn.push(t); }
   }
   video.requestVideoFrameCallback(read);
 };
@@ -213,9 +271,20 @@ def _input(up: dict[str, Any]) -> tuple[str, str, str, str]:
         return li, lv, body["streamKey"], token["token"]
 
 
-def _broadcaster(context: Any, site: str) -> Any:
+# Publisher encoder variants (merged into the SDK's VideoEncoder.configure by the wrapper).
+ENCODERS: dict[str, dict[str, Any]] = {
+    "default": {},  # the SDK's own: latencyMode realtime, bitrateMode variable
+    "constant": {"bitrateMode": "constant"},
+}
+
+
+def _broadcaster(context: Any, site: str, scene: str = "flat", encoder: str = "default") -> Any:
     page = context.new_page()
     page.goto(f"{site}/index.html")
+    page.evaluate(
+        "([scene, patch]) => { globalThis.__scene = scene; globalThis.__encoderPatch = patch; }",
+        [scene, ENCODERS[encoder]],
+    )
     _run_module(page, DRAW.replace("%%", "%"))
     return page
 
@@ -235,65 +304,174 @@ def _publish(page: Any, up: dict[str, Any], timeslice: int) -> tuple[str, str]:
     return lv, token
 
 
-def run(
-    seconds: float, timeslices: Sequence[int], target: str = "auto", cpu: bool = True
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def _viewer_options(target: str) -> str:
+    if target in ("low", "auto"):
+        return json.dumps({"targetLatencyMs": target})
+    return json.dumps({"targetLatencyMs": float(target)})
+
+
+def _group_position(drawn: float, keys: Sequence[float]) -> float:
+    """ms from the keyframe request of the group a frame drawn at ``drawn`` belongs to (a
+    frame is asked for as a keyframe up to a frame interval after it was drawn)."""
+    position = float("inf")
+    for key in keys:
+        if key <= drawn + 35:
+            position = drawn - key
+        else:
+            break
+    return position
+
+
+def _buckets(
+    samples: Sequence[float], drawn: Sequence[float], keys: Sequence[float]
 ) -> dict[str, Any]:
+    """Glass-to-glass p50 / p99 of the keyframes, the next 200 ms, and the rest of the groups."""
+    groups: dict[str, list[float]] = {"keyframe": [], "after_key_200ms": [], "rest": []}
+    for latency, t in zip(samples, drawn, strict=False):
+        pos = _group_position(t, keys)
+        name = "keyframe" if pos < 2 else "after_key_200ms" if pos < 200 else "rest"
+        groups[name].append(latency)
+    return {
+        name: {"frames": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
+        for name, v in groups.items()
+    }
+
+
+def _encodes(records: Sequence[Sequence[float]]) -> dict[str, float]:
+    keys = [r for r in records if r[0]]
+    deltas = [r for r in records if not r[0]]
+    return {
+        "key_bytes_p50": percentile([r[1] for r in keys], 50),
+        "delta_bytes_p50": percentile([r[1] for r in deltas], 50),
+        "key_encode_p50_ms": percentile([r[2] for r in keys], 50),
+        "key_encode_max_ms": max((r[2] for r in keys), default=float("nan")),
+        "delta_encode_p50_ms": percentile([r[2] for r in deltas], 50),
+    }
+
+
+def _watch(
+    browser: Any, site: str, sdk: str, up: dict[str, Any], lv: str, token: str, target: str
+) -> tuple[Any, Any]:
+    view_ctx = browser.new_context(ignore_https_errors=True)
+    viewer = view_ctx.new_page()
+    viewer.goto(f"{site}/index.html")
+    code = WATCH % {
+        "sdk": json.dumps(sdk), "relay": json.dumps(up["relay_url"]),
+        "token": json.dumps(token), "id": json.dumps(lv), "options": _viewer_options(target),
+    }  # fmt: skip
+    for attempt in range(3):  # a starved host can fail a join (network): again
+        try:
+            _run_module(viewer, code)
+            break
+        except Exception as exc:  # playwright's Error: the page's PlaybackError
+            if attempt == 2 or "network" not in str(exc):
+                raise
+            print(f"  target {target}: join failed ({exc}); again", flush=True)
+            viewer.reload()
+    return view_ctx, viewer
+
+
+def _viewer_figures(viewer: Any, keys: Sequence[float], encode: float) -> dict[str, Any]:
+    samples = viewer.evaluate("globalThis.__latency")
+    drawn = viewer.evaluate("globalThis.__drawn")
+    buffered = viewer.evaluate("globalThis.__buffer")
+    targets_seen = viewer.evaluate("globalThis.__target")
+    g2g, buf = percentile(samples, 50), percentile(buffered, 50)
+    # Where the time goes (p50s): the encoder (frame in -> chunk out), the player's own
+    # buffer (newest appended media - playhead), and the rest: capture, muxing, send,
+    # POP -> origin -> POP, receive, append, decode, display.
+    return {
+        "frames": len(samples),
+        "p50_ms": g2g,
+        "p99_ms": percentile(samples, 99),
+        "player_buffer_p50_ms": buf,
+        "player_target_p50_ms": percentile(targets_seen, 50),
+        "player_target_min_ms": min(targets_seen, default=float("nan")),
+        "encode_p50_ms": encode,
+        "rest_p50_ms": g2g - buf - encode,
+        "stalls": viewer.evaluate("globalThis.__stalls"),
+        "by_group_position": _buckets(samples, drawn, keys),
+    }
+
+
+def run(
+    seconds: float,
+    timeslices: Sequence[int],
+    targets: Sequence[str] = ("low", "200"),
+    cpu: bool = True,
+    scene: str = "flat",
+    encoders: Sequence[str] = ("default",),
+) -> dict[str, Any]:
+    """Per timesliceMs: one broadcast per encoder variant, one viewer per target on each,
+    all measured over the same seconds."""
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, Any] = {"latency": {}, "cpu": {}}
+    results: dict[str, Any] = {"scene": scene, "latency": {}, "cpu": {}}
     with tempfile.TemporaryDirectory() as tmp, _stack(Path(tmp)) as up:
+        sdk = f"{up['base_url']}/sdk/streams.js"
         site_dir = Path(tmp) / "site"
         (site_dir / "sdk").mkdir(parents=True)
-        (site_dir / "index.html").write_text(PAGE % {"sdk": f"{up['base_url']}/sdk/streams.js"})
+        (site_dir / "index.html").write_text(PAGE % {"sdk": sdk})
         config = httpx.get(f"{up['base_url']}/sdk/config.json", timeout=10).json()
         (site_dir / "sdk" / "config.json").write_text(json.dumps(config))
         with _static(site_dir) as site, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             for timeslice in timeslices:
-                pub_ctx = browser.new_context(ignore_https_errors=True)
-                view_ctx = browser.new_context(ignore_https_errors=True)
-                page = _broadcaster(pub_ctx, site)
-                lv, token = _publish(page, up, timeslice)
-                viewer = view_ctx.new_page()
-                viewer.goto(f"{site}/index.html")
-                _run_module(viewer, WATCH % {
-                    "sdk": json.dumps(f"{up['base_url']}/sdk/streams.js"),
-                    "relay": json.dumps(up["relay_url"]), "token": json.dumps(token), "id": json.dumps(lv),
-                    "options": "{}" if target == "auto" else json.dumps({"targetLatencyMs": float(target)}),
-                })  # fmt: skip
-                viewer.wait_for_function("globalThis.__latency.length > 30", timeout=60_000)
-                viewer.evaluate("globalThis.__latency.length = 0; globalThis.__buffer.length = 0;"
-                                "globalThis.__target.length = 0; globalThis.__stalls = 0")  # fmt: skip
+                # encoder -> (publisher context, page, {target: (viewer context, page)})
+                runs: dict[str, tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
+                for encoder in encoders:
+                    pub_ctx = browser.new_context(ignore_https_errors=True)
+                    page = _broadcaster(pub_ctx, site, scene, encoder)
+                    lv, token = _publish(page, up, timeslice)
+                    viewers = {t: _watch(browser, site, sdk, up, lv, token, t) for t in targets}
+                    runs[encoder] = (pub_ctx, page, viewers)
+                for _, _, viewers in runs.values():
+                    for _, viewer in viewers.values():
+                        viewer.wait_for_function("globalThis.__latency.length > 30", timeout=60_000)
+                # Warm-up over (the low target's first steps included): measure all at once.
+                time.sleep(min(5.0, seconds / 4))
+                load_before = _loadavg()
+                for _, page, viewers in runs.values():
+                    page.evaluate("globalThis.__enc.length = 0")
+                    for _, viewer in viewers.values():
+                        viewer.evaluate("globalThis.__latency.length = 0; globalThis.__drawn.length = 0;"
+                                        "globalThis.__buffer.length = 0; globalThis.__target.length = 0;"
+                                        "globalThis.__stalls = 0")  # fmt: skip
                 time.sleep(seconds)
-                samples = viewer.evaluate("globalThis.__latency")
-                buffered = viewer.evaluate("globalThis.__buffer")
-                targets = viewer.evaluate("globalThis.__target")
-                stalls = viewer.evaluate("globalThis.__stalls")
-                stats = page.evaluate("pub.stats()")
-                g2g, buf = percentile(samples, 50), percentile(buffered, 50)
-                # Where the time goes (p50s): the encoder (frame in -> chunk out), the player's
-                # own buffer (newest appended media - playhead), and the rest: capture, muxing,
-                # the publisher's send, POP -> origin -> POP, receive, append, decode, display.
-                results["latency"][timeslice] = {
-                    "frames": len(samples),
-                    "p50_ms": g2g,
-                    "p99_ms": percentile(samples, 99),
-                    "player_buffer_p50_ms": buf,
-                    "player_target_p50_ms": percentile(targets, 50),
-                    "encode_p50_ms": stats.get("encodeMs", 0),
-                    "rest_p50_ms": g2g - buf - stats.get("encodeMs", 0),
-                    "stalls": stalls,
-                    "publisher": stats,
-                }
-                print(f"timesliceMs {timeslice}: {len(samples)} frames, p50 "
-                      f"{g2g:.0f} ms, p99 {percentile(samples, 99):.0f} ms; player buffer p50 "
-                      f"{buf:.0f} ms (target p50 {percentile(targets, 50):.0f} ms), encoder p50 "
-                      f"{stats.get('encodeMs', 0):.0f} ms, rest {g2g - buf - stats.get('encodeMs', 0):.0f} ms; "
-                      f"{stalls} stalls", flush=True)  # fmt: skip
-                viewer.evaluate("viewer.stop()")
-                page.evaluate("pub.stop()")
-                view_ctx.close()
-                pub_ctx.close()
+                load_after = _loadavg()
+                point: dict[str, Any] = {"load_before": load_before, "load_after": load_after}
+                results["latency"][timeslice] = point
+                print(
+                    f"timesliceMs {timeslice}, scene {scene}: load {load_before} -> {load_after}",
+                    flush=True,
+                )
+                for encoder, (pub_ctx, page, viewers) in runs.items():
+                    keys = page.evaluate("globalThis.__keys")
+                    encodes = _encodes(page.evaluate("globalThis.__enc"))
+                    stats = page.evaluate("pub.stats()")
+                    point[encoder] = {"encoder": encodes, "publisher": stats, "targets": {}}
+                    print(f" encoder {encoder}: keyframe {encodes['key_bytes_p50']:.0f} B (encode p50 "
+                          f"{encodes['key_encode_p50_ms']:.0f} ms, max {encodes['key_encode_max_ms']:.0f}), "
+                          f"other frames {encodes['delta_bytes_p50']:.0f} B ({encodes['delta_encode_p50_ms']:.0f} ms)",
+                          flush=True)  # fmt: skip
+                    for target, (view_ctx, viewer) in viewers.items():
+                        r = _viewer_figures(viewer, keys, stats.get("encodeMs", 0))
+                        point[encoder]["targets"][target] = r
+                        by = ", ".join(f"{k} {v['frames']} p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f}"
+                                       for k, v in r["by_group_position"].items())  # fmt: skip
+                        print(f"  target {target}: {r['frames']} frames, p50 {r['p50_ms']:.0f} ms, p99 "
+                              f"{r['p99_ms']:.0f} ms; player buffer p50 {r['player_buffer_p50_ms']:.0f} ms "
+                              f"(target p50 {r['player_target_p50_ms']:.0f}, min {r['player_target_min_ms']:.0f}), "
+                              f"encoder p50 {r['encode_p50_ms']:.0f} ms, rest {r['rest_p50_ms']:.0f} ms; "
+                              f"{r['stalls']} stalls; {by}", flush=True)  # fmt: skip
+                        viewer.evaluate("viewer.stop()")
+                        view_ctx.close()
+                    page.evaluate("pub.stop()")
+                    pub_ctx.close()
             if not cpu:
                 browser.close()
                 return results
@@ -322,15 +500,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measurement time per point")
     parser.add_argument("--timeslices", default="500,1000", help="publisher timesliceMs values")
     parser.add_argument(
-        "--target",
-        default="auto",
-        help='the viewer\'s targetLatencyMs: "auto" (default) or ms, e.g. 200',
+        "--targets",
+        default="low,200",
+        help='the viewers\' targetLatencyMs values, side by side on one broadcast: "low" '
+        '(the default), "auto", or ms (e.g. 200); default "low,200"',
     )
+    # the former single value
+    parser.add_argument("--target", dest="targets", help=argparse.SUPPRESS)
+    parser.add_argument("--scene", choices=("flat", "detailed"), default="flat",
+                        help="flat: the picture changes hue every frame; detailed: a still textured "
+                        "picture with a moving box (keyframes much bigger than the other frames)")  # fmt: skip
+    parser.add_argument("--encoders", default="default",
+                        help=f"publisher encoder variants side by side: {', '.join(ENCODERS)}")  # fmt: skip
     parser.add_argument("--no-cpu", action="store_true", help="skip the publishing CPU measurement")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    results = run(args.seconds, [int(t) for t in args.timeslices.split(",")], args.target,
-                  cpu=not args.no_cpu)  # fmt: skip
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for t in targets:
+        if t not in ("low", "auto"):
+            try:
+                if float(t) < 0:
+                    raise ValueError
+            except ValueError:
+                parser.error(f'--targets: {t!r} is not "low", "auto" or a number of ms >= 0')
+    encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
+    for e in encoders:
+        if e not in ENCODERS:
+            parser.error(f"--encoders: {e!r} is not one of {', '.join(ENCODERS)}")
+    results = run(args.seconds, [int(t) for t in args.timeslices.split(",")], targets,
+                  cpu=not args.no_cpu, scene=args.scene, encoders=encoders)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
