@@ -1,19 +1,22 @@
-"""Origin and POP processes for benchmarks: command lines, readiness, /metrics, process trees."""
+"""Origin and POP processes for benchmarks: command lines, a run's processes
+(:class:`NodeGroup`), readiness, /metrics, process trees."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._procs import Proc, cpu_seconds, python, rss_bytes
+from ._procs import Proc, cpu_seconds, free_port, python, rss_bytes
 
 __all__ = [
     "ROOT",
+    "NodeGroup",
     "histogram_quantile",
     "metric",
     "node_env",
@@ -80,6 +83,39 @@ def pop_argv(
         "--workers", str(workers), "--linger", str(linger), "--drain-timeout", "2", *_FAST,
         *extra,
     ]  # fmt: skip
+
+
+class NodeGroup:
+    """The processes of one bench run: each started with :func:`node_env`, its stderr in
+    ``workdir/<prefix><name>.log``; :meth:`stop` ends them, the last started first."""
+
+    def __init__(self, workdir: Path, *, prefix: str = "", stop_timeout: float = 10.0) -> None:
+        self.workdir = workdir
+        self.prefix = prefix
+        self.stop_timeout = stop_timeout
+        self.procs: list[Proc] = []
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{self.prefix}{name}.log"
+
+    def start(self, name: str, argv: Sequence[str]) -> Proc:
+        proc = Proc(argv, name=name, env=node_env(), stderr_path=self.log(name))
+        self.procs.append(proc)
+        return proc
+
+    def start_redis(self) -> str:
+        """``redis-server`` on a free loopback port, without persistence; returns its URL."""
+        port = free_port(socket.SOCK_STREAM)
+        self.start(
+            "redis",
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+        )  # fmt: skip
+        return f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop(timeout=self.stop_timeout)
 
 
 def wait_event(

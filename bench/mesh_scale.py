@@ -35,7 +35,6 @@ import json
 import math
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -46,7 +45,16 @@ from pathlib import Path
 from moqt.aio import QUIC_STACKS
 
 from ._live import make_clip
-from ._nodes import metric, node_env, origin_argv, pop_argv, scrape, tree_cpu, tree_rss, wait_event
+from ._nodes import (
+    NodeGroup,
+    metric,
+    origin_argv,
+    pop_argv,
+    scrape,
+    tree_cpu,
+    tree_rss,
+    wait_event,
+)
 from ._procs import Proc, free_port, python
 from ._tokens import BenchTokens
 from .swarm import SwarmSummary, summarize
@@ -109,34 +117,10 @@ def _uptime() -> str:
     return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-class _Mesh:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: list[Proc] = []
-
-    def start(self, name: str, argv: Sequence[str]) -> Proc:
-        proc = Proc(argv, name=name, env=node_env(), stderr_path=self.log(name))
-        self.procs.append(proc)
-        return proc
-
-    def log(self, name: str) -> Path:
-        return self.workdir / f"{name}.log"
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop(timeout=10)
-
-
 def _start_nodes(
-    mesh: _Mesh, tokens: BenchTokens, *, regionals: int, per_regional: int, stack: str
-) -> tuple[list[Node], str, int]:
-    redis_port = free_port(socket.SOCK_STREAM)
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    mesh.start(
-        "redis",
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-         "--appendonly", "no", "--dir", str(mesh.workdir)],
-    )  # fmt: skip
+    mesh: NodeGroup, tokens: BenchTokens, *, regionals: int, per_regional: int, stack: str
+) -> tuple[list[Node], str, str]:
+    redis_url = mesh.start_redis()
     origin_port = free_port()
     stack_flag = ["--quic-stack", stack]
     nodes = [
@@ -178,7 +162,7 @@ def _start_nodes(
     return nodes, f"127.0.0.1:{origin_port}", redis_url
 
 
-def _quic_of(mesh: _Mesh, node: Node) -> str:
+def _quic_of(mesh: NodeGroup, node: Node) -> str:
     event = "origin_ready" if node.tier == "origin" else "pop_ready"
     return str(wait_event(mesh.log(node.name), event, node.proc)[0]["quic"])
 
@@ -251,7 +235,7 @@ def run_mesh(
     processes = max(1, math.ceil(viewers / per_process))
     result = MeshResult(viewers, regionals, edges, bitrate / 1e3, fps, processes, swarm_nice)
     result.uptime_before = _uptime()
-    mesh = _Mesh(workdir)
+    mesh = NodeGroup(workdir)
     tokens = BenchTokens(workdir)
     clip = make_clip(workdir / "clips", bitrate=bitrate, fps=fps, group_seconds=group_seconds)
     per_group = clip.per_group

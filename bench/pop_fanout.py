@@ -41,7 +41,6 @@ import asyncio
 import json
 import math
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -56,8 +55,8 @@ from moqt.errors import SessionCloseCode
 from ._cpu_budget import CpuBudget
 from ._live import make_clip
 from ._nodes import (
+    NodeGroup,
     histogram_quantile,
-    node_env,
     origin_argv,
     pop_argv,
     scrape,
@@ -104,27 +103,6 @@ class PopFanoutResult:
     revocation_p50_ms: float = math.nan
     revocation_p99_ms: float = math.nan
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Run:
-    workdir: Path
-    tag: str
-    procs: list[Proc] = field(default_factory=list)
-
-    def start(self, name: str, argv: Sequence[str]) -> Proc:
-        proc = Proc(
-            argv, name=name, env=node_env(), stderr_path=self.workdir / f"{self.tag}-{name}.log"
-        )
-        self.procs.append(proc)
-        return proc
-
-    def log(self, name: str) -> Path:
-        return self.workdir / f"{self.tag}-{name}.log"
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop(timeout=5)
 
 
 def _viewers_argv(
@@ -199,19 +177,15 @@ def run_pop_fanout(
         viewers, workers, bitrate / 1e6, worker_cpu_budget=worker_cpu, direct=direct
     )
     budgets: list[CpuBudget] = []
-    run = _Run(workdir, f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k{'-direct' if direct else ''}")
+    tag = f"w{workers}-n{viewers}-{int(bitrate / 1e3)}k{'-direct' if direct else ''}"
+    run = NodeGroup(workdir, prefix=f"{tag}-", stop_timeout=5)
     clip_dir = workdir / "clips"
     make_clip(clip_dir, bitrate=bitrate, fps=fps, group_seconds=group_seconds)
     tokens = BenchTokens(workdir)
-    redis_port, origin_port, pop_port = free_port(socket.SOCK_STREAM), free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    origin_port, pop_port = free_port(), free_port()
     expected = int(duration * fps)
     try:
-        run.start(
-            "redis",
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)],
-        )  # fmt: skip
+        redis_url = run.start_redis()
         origin = run.start(
             "origin",
             origin_argv(
@@ -241,7 +215,7 @@ def run_pop_fanout(
         pop_http = [str(r["http"]) for r in ready]
         if worker_cpu is not None:
             for index, record in enumerate(ready):
-                budget = CpuBudget(f"clutchcall-bench-{run.tag}-w{index}", worker_cpu)
+                budget = CpuBudget(f"clutchcall-bench-{tag}-w{index}", worker_cpu)
                 budgets.append(budget)
                 budget.add(int(record["pid"]))
         publisher = run.start(
@@ -258,13 +232,13 @@ def run_pop_fanout(
         timeout = duration + 30
         # The probe (directly on the origin) and one warm viewer on the POP: the POP's
         # upstream subscription exists before the idle-viewer memory baseline.
-        probe_report = workdir / f"{run.tag}-probe.json"
-        tokens.write(workdir / f"{run.tag}-probe.tokens.json", INPUT_ID, 1)
+        probe_report = workdir / f"{tag}-probe.json"
+        tokens.write(workdir / f"{tag}-probe.tokens.json", INPUT_ID, 1)
         probe = run.start(
             "probe",
             _viewers_argv(
                 f"moqt://127.0.0.1:{origin_port}",
-                workdir / f"{run.tag}-probe.tokens.json",
+                workdir / f"{tag}-probe.tokens.json",
                 probe_report,
                 expect=expected,
                 timeout=timeout,
@@ -274,14 +248,14 @@ def run_pop_fanout(
         )
         probe.wait_line("ready", timeout=60)
         if not direct:
-            warm_tokens = workdir / f"{run.tag}-warm.tokens.json"
+            warm_tokens = workdir / f"{tag}-warm.tokens.json"
             tokens.write(warm_tokens, INPUT_ID, 1)
             warm = run.start(
                 "warm",
                 _viewers_argv(
                     f"moqt://127.0.0.1:{pop_port}",
                     warm_tokens,
-                    workdir / f"{run.tag}-warm.json",
+                    workdir / f"{tag}-warm.json",
                     expect=expected,
                     timeout=timeout,
                     hold=False,
@@ -296,9 +270,9 @@ def run_pop_fanout(
         remaining, index = viewers, 0
         while remaining > 0:
             count = min(per_process, remaining)
-            token_file = workdir / f"{run.tag}-viewers-{index}.tokens.json"
+            token_file = workdir / f"{tag}-viewers-{index}.tokens.json"
             minted += tokens.write(token_file, INPUT_ID, count)
-            report = workdir / f"{run.tag}-viewers-{index}.json"
+            report = workdir / f"{tag}-viewers-{index}.json"
             proc = run.start(
                 f"viewers-{index}",
                 _viewers_argv(
