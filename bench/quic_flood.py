@@ -18,10 +18,20 @@ them; aioquic used to create a connection for each anyway). ``--kind handshake``
 real Initials with a TLS ClientHello, made beforehand with aioquic's client (one
 new connection each), which a server must decrypt and may keep state for.
 
-The flood lasts count/rate seconds; the watch goes on ``--after`` seconds more
-(half-open handshakes time out then). Reported: both waits, the POP's RSS
-before/peak/end, and the POP's ``clutchcall_pop_quic_*`` metrics: the highest value
-of each during the run (sampled every 0.25 s) and the values at the end.
+``--sources N`` sends from N sockets in turn (stand-ins for spoofed source
+addresses; 1, the default, is one sender). ``--contend N`` pins the POP to one CPU
+with N busy loops, all at nice 10 (a loaded host, reproducibly; other work on the
+host is not slowed, but the POP's share then also shrinks with the host's own load).
+``--profile FILE`` runs the POP under cProfile (wall-clock: under contention it
+charges preemption to whatever ran).
+
+The viewer watches ``--baseline`` seconds before the flood (the unflooded baseline of
+the same run), the count/rate seconds of the flood and ``--after`` seconds more
+(half-open handshakes time out then). Reported: both waits (baseline, and from the
+flood's start on), the POP's CPU seconds during the flood and to the end, the load
+average at the end, the POP's RSS before/peak/end, and the POP's
+``clutchcall_pop_quic_*`` metrics: the highest value of each during the run (sampled
+every 0.25 s) and the values at the end.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from moqt.aio import QUIC_STACKS, SessionOptions, connect
 from moqt.events import RequestRejected
 
 from ._nodes import node_env, origin_argv, pop_argv, scrape, wait_event
-from ._procs import Proc, free_port, rss_bytes
+from ._procs import Proc, cpu_seconds, free_port, rss_bytes
 from ._tokens import BenchTokens
 
 _DATAGRAM = 1200
@@ -223,8 +233,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         warmup = args.baseline
         until = time.monotonic() + warmup + flood_seconds + args.after
         watcher = threading.Thread(target=lambda: asyncio.run(viewer.run(until)), daemon=True)
+        cpu_start = cpu_seconds(pop.pid)
         watcher.start()
         time.sleep(warmup)
+        cpu_baseline = cpu_seconds(pop.pid) - cpu_start
         rss_before = rss_bytes(pop.pid)
         peak = [rss_before]
         stop = threading.Event()
@@ -241,11 +253,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         flood_started = time.monotonic()
+        cpu_before = cpu_seconds(pop.pid)
         took = flood(pop_port, datagrams, args.count, args.rate, args.sources)
+        cpu_flood = cpu_seconds(pop.pid) - cpu_before
         watcher.join(timeout=args.after + 120)
         stop.set()
         sampler.join()
         rss_end = rss_bytes(pop.pid)
+        cpu_watch = cpu_seconds(pop.pid) - cpu_before
         quic = {k: v for k, v in scrape(http).items() if k.startswith("clutchcall_pop_quic")}
     finally:
         for proc in reversed(procs):
@@ -261,6 +276,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         **waits("session", viewer.session_waits, flood_started),
         **waits("connect", viewer.connect_waits, flood_started),
         "viewer_errors": viewer.errors[:5],
+        # The POP's CPU seconds over the baseline, while the flood was sent, and from
+        # the flood's start to the end.
+        "pop_cpu_baseline_s": round(cpu_baseline, 2),
+        "pop_cpu_flood_s": round(cpu_flood, 2),
+        "pop_cpu_watch_s": round(cpu_watch, 2),
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
         "rss_before_mib": round(rss_before / mib, 1),
         "rss_peak_growth_mib": round((peak[0] - rss_before) / mib, 1),
         "rss_end_growth_mib": round((rss_end - rss_before) / mib, 1),
@@ -278,6 +299,11 @@ def waits(name: str, samples: list[tuple[float, float]], flood_started: float) -
         f"{name}_wait_max_baseline_s": round(max(before, default=float("nan")), 3),
         f"{name}_wait_max_s": round(max(after, default=float("nan")), 3),
         f"{name}_waits": [len(before), len(after)],
+        # The three longest from the flood's start on: (seconds into the flood, wait).
+        f"{name}_wait_top": sorted(
+            ((round(t - flood_started, 2), round(w, 3)) for t, w in samples if t >= flood_started),
+            key=lambda tw: -tw[1],
+        )[:3],
     }
 
 

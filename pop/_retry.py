@@ -12,7 +12,7 @@ viewer shares.
 
 * always, with ``quic_retry = "always"``;
 * with ``"auto"`` (the default), while ``retry_threshold`` connections are half-open
-  (created, handshake not complete), or while more than ``retry_threshold / 4`` new
+  (created, handshake not complete), or while more than ``retry_threshold / 8`` new
   connections a second are asked for without a token (this second or the one before:
   the rate trigger, so a flood costs a few handshakes instead of ``retry_threshold``
   of them, and keeps costing none while it lasts), so the honest client pays one
@@ -97,7 +97,7 @@ class GuardedQuicServer(QuicServer):
         self._encoder = RetryEncoder(self._tokens)
         self._mode = mode
         self._threshold = threshold
-        self._rate_threshold = max(1, threshold // 4)
+        self._rate_threshold = max(1, threshold // 8)
         self._clock = clock
         self._cid_length = self._configuration.connection_id_length
         self._half_open: set[QuicConnectionProtocol] = set()
@@ -306,4 +306,5 @@ class GuardedQuicServer(QuicServer):
             **self._counts,
             "half_open": len(self._half_open),
             "retry_threshold": self._threshold,
+            "retry_rate_trigger": self._rate_threshold,
         }
