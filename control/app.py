@@ -25,6 +25,8 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from control.assets import install_assets
+from control.idempotency import HEADER as IDEMPOTENCY_HEADER
+from control.idempotency import idempotency_dependency, install_idempotency
 from control.limits import BodyLimit
 from control.models import (
     ApiProblem,
@@ -125,6 +127,8 @@ async def _authenticate(
 
 
 Principal = Annotated[ApiKey, Depends(_principal)]
+# Every POST that creates or changes something honours Idempotency-Key (control.idempotency).
+Idempotent = Depends(idempotency_dependency(_principal))
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -188,6 +192,18 @@ def _custom_openapi(app: FastAPI) -> dict[str, Any]:
             for code, response in responses.items():
                 if code.isdigit() and int(code) >= 400:
                     response["content"] = problem
+            if any(p.get("name") == IDEMPOTENCY_HEADER for p in operation.get("parameters", ())):
+                responses.setdefault(
+                    "409",
+                    {"description": "A request with this Idempotency-Key is still in progress"},
+                )
+                responses.setdefault("400", {"description": "Malformed Idempotency-Key"})
+                responses["422"]["description"] = (
+                    "Invalid request, or this Idempotency-Key was used for another request"
+                )
+                for code, response in responses.items():
+                    if code.isdigit() and int(code) >= 400:
+                        response["content"] = problem
             responses["default"] = {"description": "Problem details", "content": problem}
     app.openapi_schema = doc
     return doc
@@ -266,6 +282,8 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
+    # Outside BodyLimit: it sees (and stores) the answer the client gets.
+    install_idempotency(app, bus, ttl=settings.idempotency_ttl, secret=settings.key_secret)
 
     @app.middleware("http")
     async def _docs_stay_local(request: Request, call_next: Any) -> Any:
@@ -323,7 +341,7 @@ def _routes(app: FastAPI) -> None:
         document = await svc.jwks()
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
 
-    @app.post("/v1/live_inputs", status_code=201, tags=["live inputs"])
+    @app.post("/v1/live_inputs", status_code=201, tags=["live inputs"], dependencies=[Idempotent])
     async def create_live_input(
         body: CreateLiveInput, key: Principal, svc: Service
     ) -> LiveInputWithKey:
@@ -362,22 +380,35 @@ def _routes(app: FastAPI) -> None:
         await svc.delete_input(key.org_id, input_id)
         return Response(status_code=204)
 
-    @app.post("/v1/live_inputs/{input_id}/rotate_stream_key", tags=["live inputs"])
+    @app.post(
+        "/v1/live_inputs/{input_id}/rotate_stream_key",
+        tags=["live inputs"],
+        dependencies=[Idempotent],
+    )
     async def rotate_stream_key(input_id: str, key: Principal, svc: Service) -> LiveInputWithKey:
         li, stream_key = await svc.rotate_stream_key(key.org_id, input_id)
         return LiveInputWithKey(input=_out(svc, li), streamKey=stream_key)
 
-    @app.post("/v1/live_inputs/{input_id}/playback_urls", status_code=201, tags=["playback"])
+    @app.post(
+        "/v1/live_inputs/{input_id}/playback_urls",
+        status_code=201,
+        tags=["playback"],
+        dependencies=[Idempotent],
+    )
     async def create_playback_url(
         input_id: str, body: PlaybackUrlRequest, key: Principal, svc: Service
     ) -> PlaybackTicketOut:
         ticket = await svc.mint_playback(key.org_id, input_id, body.ttl_seconds)
         return PlaybackTicketOut.of(ticket)
 
-    @app.post("/v1/live_inputs/{input_id}/revoke_playback", tags=["playback"])
+    @app.post(
+        "/v1/live_inputs/{input_id}/revoke_playback",
+        tags=["playback"],
+        dependencies=[Idempotent],
+    )
     async def revoke_input_playback(input_id: str, key: Principal, svc: Service) -> RevocationOut:
         return _revocation(await svc.revoke_input_playback(key.org_id, input_id))
 
-    @app.post("/v1/playback_tokens/{jti}/revoke", tags=["playback"])
+    @app.post("/v1/playback_tokens/{jti}/revoke", tags=["playback"], dependencies=[Idempotent])
     async def revoke_playback_token(jti: str, key: Principal, svc: Service) -> RevocationOut:
         return _revocation(await svc.revoke_token(key.org_id, jti))

@@ -15,6 +15,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from control.assets_models import AssetList, AssetOut, CreateUpload, CreateUploadOut
+from control.idempotency import idempotency_dependency
 from control.models import PlaybackTicketOut, PlaybackUrlRequest, RevocationOut, at, ts
 from control.service import ControlService, RevocationResult
 from control.store import ApiKey
@@ -100,6 +101,7 @@ def install_assets(
 def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]]) -> APIRouter:
     router = APIRouter()
     Key = Annotated[ApiKey, Depends(principal)]
+    idempotent = [Depends(idempotency_dependency(principal))]  # control.idempotency
 
     def svc(request: Request) -> ControlService:
         service: ControlService = request.app.state.service
@@ -110,7 +112,7 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
     def base(request: Request) -> str:
         return endpoint.base_url(request)
 
-    @router.post("/v1/assets/uploads", status_code=201, tags=["assets"])
+    @router.post("/v1/assets/uploads", status_code=201, tags=["assets"], dependencies=idempotent)
     async def create_asset_upload(
         body: CreateUpload, key: Key, service: Service, request: Request
     ) -> CreateUploadOut:
@@ -155,7 +157,12 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
         await service.delete_asset(key.org_id, asset_id)
         return Response(status_code=204)
 
-    @router.post("/v1/assets/{asset_id}/playback_urls", status_code=201, tags=["assets"])
+    @router.post(
+        "/v1/assets/{asset_id}/playback_urls",
+        status_code=201,
+        tags=["assets"],
+        dependencies=idempotent,
+    )
     async def create_asset_playback_url(
         asset_id: str, body: PlaybackUrlRequest, key: Key, service: Service, request: Request
     ) -> PlaybackTicketOut:
@@ -164,7 +171,7 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
         )
         return PlaybackTicketOut.of(ticket)
 
-    @router.post("/v1/assets/{asset_id}/revoke_playback", tags=["assets"])
+    @router.post("/v1/assets/{asset_id}/revoke_playback", tags=["assets"], dependencies=idempotent)
     async def revoke_asset_playback(asset_id: str, key: Key, service: Service) -> RevocationOut:
         return _revocation(await service.revoke_asset_playback(key.org_id, asset_id))
 

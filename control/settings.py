@@ -65,6 +65,9 @@ class ControlSettings:
     # Let webhooks reach private, loopback and link-local addresses (local development
     # only: `clutchcall up` sets it); off, such targets are refused (control.webhook_guard).
     webhook_allow_private: bool = False
+    # How long the answer to a POST with an Idempotency-Key is kept for its retries (s);
+    # sealed, in Redis with the stream-key records (or this process), control/idempotency.py.
+    idempotency_ttl: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if self.auth_failure_limit < 1 or self.auth_failure_window <= 0:
@@ -83,6 +86,8 @@ class ControlSettings:
             raise ValueError("webhook_max_attempts and webhook_retry_base must be positive")
         if self.webhook_timeout <= 0:
             raise ValueError("webhook_timeout must be positive")
+        if not self.idempotency_ttl > 0:
+            raise ValueError("idempotency_ttl must be positive")
         if not self.relay_url.startswith(("https://", "http://", "moqt://")):
             raise ValueError(
                 f"relay_url must be an https:// or moqt:// URL, got {self.relay_url!r}"

@@ -32,6 +32,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 # Headers a browser client must be able to read (the upload protocols of docs/vod.md).
 EXPOSED_HEADERS = [
+    "Idempotent-Replayed",  # control.idempotency: this answer is a stored one
     "Location",
     "Upload-Offset",
     "Upload-Length",

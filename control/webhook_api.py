@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from control.errors import Problem, not_found
+from control.idempotency import idempotency_dependency
 from control.ids import valid_id
 from control.models import at, ts
 from control.service import ControlService
@@ -204,7 +205,12 @@ def install_webhooks(
             raise not_found("webhook", hook_id[:64])
         return hook
 
-    @app.post("/v1/webhooks", status_code=201, tags=["webhooks"])
+    @app.post(
+        "/v1/webhooks",
+        status_code=201,
+        tags=["webhooks"],
+        dependencies=[Depends(idempotency_dependency(principal))],  # control.idempotency
+    )
     async def create_webhook(body: CreateWebhook, key: key_dep) -> WebhookWithSecret:
         url = check_endpoint_url(body.url)
         await check_endpoint_target(url, allow_private=settings.webhook_allow_private)

@@ -25,14 +25,17 @@ from typing import Any, Final, Literal
 import structlog
 
 __all__ = [
+    "IDEMPOTENCY_PREFIX",
     "INPUT_STATUSES",
     "INPUT_STATUS_CHANNEL",
     "INPUT_STATUS_PREFIX",
     "JWKS_KEY",
+    "NODES_INDEX_KEY",
     "NODE_PREFIX",
     "PREFIX",
     "REVOCATIONS_CHANNEL",
     "REVOKED_PREFIX",
+    "ROUTES_INDEX_KEY",
     "ROUTE_PREFIX",
     "SIGNING_KEYS_CHANNEL",
     "STREAMKEYS_CHANNEL",
@@ -50,6 +53,7 @@ __all__ = [
     "StreamKeyEvent",
     "StreamKeyRecord",
     "TopologyMessage",
+    "idempotency_record_key",
     "input_status_key",
     "node_key",
     "revoked_key",
@@ -75,6 +79,13 @@ NODE_PREFIX: Final = PREFIX + "node:"  # + node id: NodeInfo
 ROUTE_PREFIX: Final = PREFIX + "route:"  # + namespace: Route
 INPUT_STATUS_PREFIX: Final = INPUT_STATUS_CHANNEL + ":"  # + external input id: InputStatusRecord
 
+# -- indexes (sorted sets: member -> expiry in ms of the Redis clock; mesh.bus index_*) ---
+NODES_INDEX_KEY: Final = PREFIX + "index:nodes"  # node ids with a live NodeInfo record
+ROUTES_INDEX_KEY: Final = PREFIX + "index:routes"  # namespaces with a live Route record
+# Control plane replicas among themselves (control/idempotency.py): a POST's Idempotency-Key
+# claim, then its sealed response. + "<org id>:<sha256 hex of the key>".
+IDEMPOTENCY_PREFIX: Final = PREFIX + "idempotency:"
+
 INPUT_STATUSES: Final = frozenset({"idle", "live", "error"})
 _SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
 _log = structlog.get_logger(__name__)
@@ -98,6 +109,11 @@ def route_key(namespace: str) -> str:
 
 def input_status_key(external_input_id: str) -> str:
     return INPUT_STATUS_PREFIX + external_input_id
+
+
+def idempotency_record_key(org_id: str, key_digest: str) -> str:
+    """The record of one org's Idempotency-Key (``key_digest``: sha256 hex of the key)."""
+    return f"{IDEMPOTENCY_PREFIX}{org_id}:{key_digest}"
 
 
 class MalformedRecord(ValueError):
@@ -392,7 +408,11 @@ class NodeInfo:
 
     ``certificate_hashes``: hex SHA-256 of the DER certificates a browser may pin to
     reach this node (``serverCertificateHashes``; self-signed ones only), newest first;
-    during a renewal the old one is listed too (``mesh.certificates``)."""
+    during a renewal the old one is listed too (``mesh.certificates``).
+
+    ``indexed``: the node keeps its id in ``clutchcall:index:nodes`` (and its routes in
+    ``clutchcall:index:routes``); a node without it runs a version from before the
+    indexes, which the others watch by its record (docs/bus-contract.md, rolling upgrades)."""
 
     node_id: str
     role: NodeRole
@@ -403,6 +423,7 @@ class NodeInfo:
     load: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     hosts: frozenset[str] = frozenset()
     certificate_hashes: tuple[str, ...] = ()
+    indexed: bool = False
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -416,6 +437,8 @@ class NodeInfo:
         }
         if self.certificate_hashes:
             record["certificate_hashes"] = list(self.certificate_hashes)
+        if self.indexed:
+            record["indexed"] = True
         return record
 
     encode = to_record
@@ -449,6 +472,7 @@ class NodeInfo:
             ),
             hosts=frozenset(h for h in hosts if isinstance(h, str)),
             certificate_hashes=_hashes(m.get("certificate_hashes")),
+            indexed=m.get("indexed") is True,
         )
 
 

@@ -99,6 +99,7 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "webhook_timeout": "seconds a webhook request may take",
     "webhook_allow_private": "let webhooks reach private, loopback and link-local addresses "
     "(local development; `clutchcall up` sets it)",
+    "idempotency_ttl": "seconds the answer to a POST with an Idempotency-Key is kept for retries",
 }
 
 
