@@ -1,4 +1,4 @@
-"""The cluster bus: Redis pub/sub plus small keyed records with TTLs.
+"""The cluster bus: Redis pub/sub, small keyed records with TTLs, and TTL indexes.
 
 Redis is the cluster's shared memory, never the data path (no media bytes go
 through here). :class:`RedisBus` is the production implementation;
@@ -70,6 +70,24 @@ class Bus(Protocol):
         """Several records in one round trip, in the order asked (None where missing)."""
         ...
 
+    # An index is a set of members, each with its own TTL, timed by the server's clock
+    # (a Redis sorted set scored by expiry): the topology's registry of live nodes and
+    # routes, read without scanning the keyspace (docs/bus-contract.md).
+
+    async def index_touch(self, index: str, member: str, ttl: float) -> bool:
+        """Keep ``member`` in ``index`` for ``ttl`` more seconds; True when it was not there."""
+        ...
+
+    async def index_expire(self, index: str) -> list[str]:
+        """Remove and return the members whose TTL ran out; each goes to one caller only."""
+        ...
+
+    async def index_members(self, index: str) -> list[str]:
+        """The members whose TTL has not run out."""
+        ...
+
+    async def index_remove(self, index: str, member: str) -> None: ...
+
     def subscribe(
         self, *channels: str
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[BusMessage]]:
@@ -97,6 +115,7 @@ class MemoryBus:
 
     def __init__(self, queue_size: int = 1024) -> None:
         self._records: dict[str, tuple[bytes, float | None]] = {}
+        self._indexes: dict[str, dict[str, float]] = {}  # index -> member -> expires
         self._subscribers: dict[str, set[asyncio.Queue[BusMessage]]] = {}
         self._queue_size = queue_size
 
@@ -139,6 +158,27 @@ class MemoryBus:
             if fnmatch.fnmatchcase(k, pattern) and self._alive(k) is not None
         ]
 
+    async def index_touch(self, index: str, member: str, ttl: float) -> bool:
+        members = self._indexes.setdefault(index, {})
+        new = member not in members
+        members[member] = time.monotonic() + ttl
+        return new
+
+    async def index_expire(self, index: str) -> list[str]:
+        members = self._indexes.get(index, {})
+        now = time.monotonic()
+        gone = [m for m, expires in members.items() if expires <= now]
+        for member in gone:
+            del members[member]
+        return gone
+
+    async def index_members(self, index: str) -> list[str]:
+        now = time.monotonic()
+        return [m for m, expires in self._indexes.get(index, {}).items() if expires > now]
+
+    async def index_remove(self, index: str, member: str) -> None:
+        self._indexes.get(index, {}).pop(member, None)
+
     @contextlib.asynccontextmanager
     async def subscribe(self, *channels: str) -> AsyncIterator[AsyncIterator[BusMessage]]:
         queue: asyncio.Queue[BusMessage] = asyncio.Queue(self._queue_size)
@@ -162,6 +202,21 @@ class MemoryBus:
         self._subscribers.clear()
 
 
+# Index scripts: scores are expiry times in ms of the server's clock (TIME), so nodes
+# with skewed clocks agree on what expired. Redis >= 5 (scripts replicate effects).
+_NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+_INDEX_TOUCH = _NOW_MS + "return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])"
+_INDEX_EXPIRE = (
+    _NOW_MS + "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000) "
+    "if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end return gone"
+)
+_INDEX_MEMBERS = _NOW_MS + "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisBus:
     """The production bus over a Redis server."""
 
@@ -178,6 +233,10 @@ class RedisBus:
             retry=Retry(NoBackoff(), 1),
             retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         )
+        # register_script: EVALSHA, loading the script again after a Redis restart.
+        self._touch = self._redis.register_script(_INDEX_TOUCH)
+        self._expire = self._redis.register_script(_INDEX_EXPIRE)
+        self._members = self._redis.register_script(_INDEX_MEMBERS)
 
     @property
     def client(self) -> aioredis.Redis:
@@ -218,6 +277,19 @@ class RedisBus:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
             raise BusUnavailable(f"redis unavailable at {self.url}: {exc}") from exc
         return found
+
+    async def index_touch(self, index: str, member: str, ttl: float) -> bool:
+        added = await self._call(self._touch(keys=[index], args=[member, max(1, int(ttl * 1000))]))
+        return bool(added)
+
+    async def index_expire(self, index: str) -> list[str]:
+        return [_text(m) for m in await self._call(self._expire(keys=[index]))]
+
+    async def index_members(self, index: str) -> list[str]:
+        return [_text(m) for m in await self._call(self._members(keys=[index]))]
+
+    async def index_remove(self, index: str, member: str) -> None:
+        await self._call(self._redis.zrem(index, member))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, *channels: str) -> AsyncIterator[AsyncIterator[BusMessage]]:

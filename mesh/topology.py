@@ -1,28 +1,26 @@
 """Cluster topology over the bus: node registry, namespace routing, upstream resolution.
 
 Every node runs one :class:`Topology`.  It heartbeats its own node record (TTL
-keys, see docs/bus-contract.md and ``mesh.bus_contract``), refreshes the routes of
-the namespaces it hosts (origins), listens to ``clutchcall:topology`` and keeps a local snapshot of all
-nodes and routes.  The snapshot is what :meth:`Topology.resolve` reads, so a node
-keeps routing new requests from the last known topology while Redis is away and
-catches up (re-registers itself, re-announces its routes, re-reads everything)
-as soon as it is back.
+keys, see docs/bus-contract.md and ``mesh.bus_contract``) and its entry in the node
+index, refreshes the routes of the namespaces it hosts (origins), listens to
+``clutchcall:topology`` and keeps a local snapshot of all nodes and routes.  The
+snapshot is what :meth:`Topology.resolve` reads, so a node keeps routing new
+requests from the last known topology while Redis is away and catches up
+(re-registers itself, re-announces its routes, re-reads everything) as soon as it
+is back.
 
-Upstream choice for a POP (:meth:`Topology.resolve`):
+Redis load per heartbeat does not grow with the cluster: a beat writes this node's
+record and index entry and asks each index (nodes, routes) for the entries that
+expired, which it removes and announces (``node_down`` / ``route_gone``: each
+expired entry goes to one node only).  Everything else travels as messages: a node
+publishes ``node_up`` when it (re)joins the index or its record changes (a load-only
+change at most every ``load_publish_every`` beats), origins ``route_set``.  Every
+``resync_every`` beats a node re-reads all live records (two index reads, two MGETs)
+in case a message was lost.  Nodes of the version before the indexes (records
+without ``indexed``) are found by a keyspace scan at start and after a resync and
+watched by their records while any is known (docs/bus-contract.md, rolling upgrades).
 
-1. candidate origins for the namespace are the routed origin
-   (``clutchcall:route:<ns>``) plus any live origin whose node record lists the
-   namespace under ``hosts``; one in our own region wins, then the routed one,
-   then the least loaded;
-2. if the chosen origin is in another region and this POP has ``parent_regions``,
-   a live POP of the first such region that has one becomes the parent
-   (edge -> regional -> origin);
-3. loops are impossible: a request carries its hop path (node ids it passed);
-   a node never picks a node already on the path (itself included, which is
-   reported as :class:`RouteLoop`) nor a parent in a region the path already
-   visited, and once the path is ``max_hops`` long only an origin may be chosen.
-   The path travels as ``?hops=a,b`` on the upstream connection path
-   (:func:`with_hop_path` / :func:`hop_path_from`).
+Upstream choice for a POP (:meth:`Topology.resolve`): see :mod:`mesh._topology_choice`.
 
 :meth:`Topology.lookup` is the same choice, but reads a namespace the snapshot
 does not know yet straight from Redis.  Redis coming back empty after an outage
@@ -44,6 +42,7 @@ import msgpack
 import redis.exceptions
 import structlog
 
+from mesh._topology_choice import choose_origin, choose_parent
 from mesh._topology_types import (
     HOPS_PARAM,
     NodeInfo,
@@ -61,10 +60,12 @@ from mesh._topology_types import (
     parse_hop_path,
     with_hop_path,
 )
-from mesh.bus import Bus, BusMessage, BusUnavailable
+from mesh.bus import Bus, BusMessage, BusUnavailable, Record
 from mesh.bus_contract import (
     NODE_PREFIX,
+    NODES_INDEX_KEY,
     ROUTE_PREFIX,
+    ROUTES_INDEX_KEY,
     TOPOLOGY_CHANNEL,
     MalformedLog,
     TopologyMessage,
@@ -103,6 +104,10 @@ _BUS_DOWN = (BusUnavailable, redis.exceptions.RedisError, OSError)
 _BAD_RECORD = (ValueError, TypeError, msgpack.UnpackException)
 
 
+def _without_load(record: Record) -> Record:
+    return {k: v for k, v in record.items() if k != "load"}
+
+
 Listener = Callable[[TopologyEvent], None]
 
 
@@ -122,7 +127,8 @@ class Topology:
         ttl: float = 3.0,
         parent_regions: Sequence[str] = (),
         max_hops: int = 3,
-        route_scan_every: int = 5,
+        resync_every: int = 30,
+        load_publish_every: int = 5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if heartbeat_interval <= 0 or ttl <= heartbeat_interval:
@@ -133,15 +139,18 @@ class Topology:
         self._malformed = MalformedLog()
         self._announce_due = False
         self._clock = clock
-        self.node = replace(node, started=node.started or clock())
+        self.node = replace(node, started=node.started or clock(), indexed=True)
         self._interval = heartbeat_interval
         self._ttl = ttl
         self._parent_regions = tuple(parent_regions)
         self._max_hops = max_hops
-        # Node records are re-read every beat (that is how a killed node is noticed);
-        # routes change by message, so the full route scan runs every few beats only.
-        self._route_scan_every = max(1, route_scan_every)
+        # Changes travel as messages and expiries from the indexes; the full re-read
+        # (in case a message was lost) runs every few beats only.
+        self._resync_every = max(1, resync_every)
+        self._load_every = max(1, load_publish_every)
+        self._published: tuple[Record, int] | None = None  # our record as last published
         self._full_scan_due = True
+        self._scan_due = True  # the keyspace scan for nodes of the previous version
         self._settle_until = 0.0
         self._nodes: dict[str, NodeInfo] = {}
         self._routes: dict[str, Route] = {}
@@ -189,14 +198,16 @@ class Topology:
 
     async def leave(self) -> None:
         """Graceful exit: withdraw hosted routes and the node record, tell the others."""
+        hosted = list(self._hosted)
+        self._hosted.clear()  # so that our own route_gone does not look like an expiry
         with contextlib.suppress(*_BUS_DOWN):
-            for namespace in list(self._hosted):
+            for namespace in hosted:
                 await self._drop_route(namespace)
             await self._bus.delete(node_key(self.node.node_id))
+            await self._bus.index_remove(NODES_INDEX_KEY, self.node.node_id)
             await self._bus.publish(
                 TOPOLOGY_CHANNEL, TopologyMessage.node_down(self.node.node_id).encode()
             )
-        self._hosted.clear()
 
     # -- origin side: hosting namespaces ------------------------------------------
 
@@ -210,7 +221,9 @@ class Topology:
         self._apply_route(route)
         with contextlib.suppress(*_BUS_DOWN):  # the heartbeat re-writes it on recovery
             await self._bus.set(route_key(namespace), route.to_record(), ttl=self._ttl)
+            await self._bus.index_touch(ROUTES_INDEX_KEY, namespace, self._ttl)
             await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.route_set(route).encode())
+        self._wake.set()  # the node record lists it under hosts: publish that now
 
     async def withdraw(self, namespace: str) -> None:
         """The broadcast ended here; removes the route if it still points at us."""
@@ -221,6 +234,7 @@ class Topology:
             await self._drop_route(namespace)
         if (r := self._routes.get(namespace)) is not None and r.origin == self.node.node_id:
             self._remove_route(namespace)
+        self._wake.set()
 
     def set_certificate_hashes(self, hashes: Sequence[str]) -> None:
         """Publish new certificate hashes (a renewal) with a heartbeat now, announced
@@ -241,6 +255,7 @@ class Topology:
         current = await self._bus.get(route_key(namespace))
         if current is not None and current.get("origin") == self.node.node_id:
             await self._bus.delete(route_key(namespace))
+            await self._bus.index_remove(ROUTES_INDEX_KEY, namespace)
             await self._bus.publish(
                 TOPOLOGY_CHANNEL, TopologyMessage.route_gone(namespace, self.node.node_id).encode()
             )
@@ -277,9 +292,11 @@ class Topology:
         if me in path:
             raise RouteLoop(f"{me} is already on the hop path {list(path)}")
         new_path = (*path, me)
-        origin = self._choose_origin(namespace, new_path, avoid)
+        origin = choose_origin(
+            self._nodes, self._routes, self.node, namespace, new_path, avoid, bus_up=self._bus_up
+        )
         if origin.region != self.node.region and len(new_path) < self._max_hops:
-            parent = self._choose_parent(new_path, avoid)
+            parent = choose_parent(self._nodes, self.node, self._parent_regions, new_path, avoid)
             if parent is not None:
                 return Upstream(
                     parent.node_id,
@@ -328,61 +345,6 @@ class Topology:
         self._apply_route(route)
         return self.resolve(namespace, path, avoid=avoid)
 
-    def _choose_origin(
-        self, namespace: str, path: tuple[str, ...], avoid: Collection[str]
-    ) -> NodeInfo:
-        candidates: dict[str, NodeInfo] = {
-            n.node_id: n
-            for n in self._nodes.values()
-            if n.role is NodeRole.ORIGIN and namespace in n.hosts
-        }
-        routed = self._routes.get(namespace)
-        if routed is not None and routed.origin not in candidates:
-            known = self._nodes.get(routed.origin)
-            # A route without a live node record is trusted only while the bus is down
-            # (we cannot tell a dead origin from a registry we cannot read).
-            if known is not None or not self._bus_up:
-                candidates[routed.origin] = NodeInfo(
-                    routed.origin,
-                    NodeRole.ORIGIN,
-                    routed.region,
-                    routed.quic,
-                    load=known.load if known is not None else MappingProxyType({}),
-                )
-        usable = [n for n in candidates.values() if n.node_id not in path]
-        if not usable:
-            raise NoRoute(f"no live origin hosts {namespace!r}")
-        routed_id = routed.origin if routed is not None else ""
-        return min(
-            usable,
-            key=lambda n: (
-                n.node_id in avoid,
-                n.region != self.node.region,
-                n.node_id != routed_id,
-                sum(n.load.values()),
-                n.node_id,
-            ),
-        )
-
-    def _choose_parent(self, path: tuple[str, ...], avoid: Collection[str]) -> NodeInfo | None:
-        # Never go back to a region the request already passed through.
-        visited = {self._nodes[n].region for n in path if n in self._nodes}
-        visited.add(self.node.region)
-        for region in self._parent_regions:
-            if region in visited:
-                continue
-            pops = [
-                n
-                for n in self._nodes.values()
-                if n.role is NodeRole.POP
-                and n.region == region
-                and n.node_id not in path
-                and n.node_id not in avoid
-            ]
-            if pops:
-                return min(pops, key=lambda n: (sum(n.load.values()), n.node_id))
-        return None
-
     def statistics(self) -> TopologyStatistics:
         return TopologyStatistics(
             nodes=len(self._nodes),
@@ -409,14 +371,13 @@ class Topology:
                     # other nodes re-register on their next beat. Until they all had
                     # the chance (one TTL), a missing record proves nothing.
                     self._settle_until = self._clock() + self._ttl
-                full = (
-                    self._full_scan_due
-                    or not was_up
-                    or self._heartbeats % self._route_scan_every == 0
-                )
-                await self._resync(full=full)
-                if full:
-                    self._full_scan_due = False
+                await self._reap()
+                legacy = self._legacy_nodes()
+                if self._full_scan_due or not was_up or self._heartbeats % self._resync_every == 0:
+                    await self._resync(scan=self._scan_due or not was_up or bool(legacy))
+                    self._full_scan_due = self._scan_due = False
+                elif legacy:
+                    await self._watch_legacy(legacy)
             except _BUS_DOWN as exc:
                 self._heartbeat_failures += 1
                 if was_up or not self._ready.is_set():
@@ -439,6 +400,11 @@ class Topology:
     async def _beat(self, *, announce: bool) -> None:
         me = self.node
         await self._bus.set(node_key(me.node_id), me.to_record(), ttl=self._ttl)
+        # Missing from the index: first beat, Redis lost it, or we were late and another
+        # node announced us dead. Either way the others must hear from us now.
+        if await self._bus.index_touch(NODES_INDEX_KEY, me.node_id, self._ttl):
+            announce = True
+        missing: list[str] = []  # hosted routes that were not in the index
         for namespace in list(self._hosted):
             route = self._own_route(namespace)
             try:
@@ -453,41 +419,108 @@ class Topology:
             if newer:
                 continue  # the publisher moved to a newer origin; do not steal it back
             await self._bus.set(route_key(namespace), route.to_record(), ttl=self._ttl)
-        if announce:
-            # First beat, or first after an outage (Redis may have lost every key):
-            # tell the others at once instead of letting them wait for their next scan.
+            if await self._bus.index_touch(ROUTES_INDEX_KEY, namespace, self._ttl):
+                missing.append(namespace)
+        # Our record changed (hosts, certificates): publish it; a change of load alone
+        # at most every load_publish_every beats (the others read no records per beat).
+        record, last = me.to_record(), self._published
+        if (
+            announce
+            or last is None
+            or _without_load(last[0]) != _without_load(record)
+            or (last[0] != record and self._heartbeats - last[1] >= self._load_every)
+        ):
             await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.node_up(me).encode())
-            for namespace in list(self._hosted):
-                route = self._own_route(namespace)
-                await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.route_set(route).encode())
+            self._published = (record, self._heartbeats)
+        for namespace in list(self._hosted) if announce else missing:
+            route = self._own_route(namespace)
+            await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.route_set(route).encode())
 
-    async def _resync(self, *, full: bool = True) -> None:
-        """Re-read every node (and every route when ``full``); applied only on full success.
+    async def _reap(self) -> None:
+        """Take the expired entries out of the indexes and tell everyone (one node gets
+        each entry, so each expiry is announced once)."""
+        if self._clock() < self._settle_until:
+            return  # after an outage every entry may look expired: let them re-register
+        for node_id in await self._bus.index_expire(NODES_INDEX_KEY):
+            if node_id == self.node.node_id:
+                self._announce_due = True  # our own beat was late: re-announce next beat
+                continue
+            await self._bus.publish(TOPOLOGY_CHANNEL, TopologyMessage.node_down(node_id).encode())
+        for namespace in await self._bus.index_expire(ROUTES_INDEX_KEY):
+            if namespace in self._hosted:
+                self._announce_due = True
+                continue
+            route = self._routes.get(namespace)
+            origin = route.origin if route is not None else ""
+            message = TopologyMessage.route_gone(namespace, origin)
+            await self._bus.publish(TOPOLOGY_CHANNEL, message.encode())
 
-        Entries changed by a bus message while the scan ran are newer than what the
-        scan read, so the scan leaves them alone.
+    def _legacy_nodes(self) -> list[str]:
+        """Known nodes of the version before the indexes (their records lack ``indexed``)."""
+        me = self.node.node_id
+        return sorted(n for n, info in self._nodes.items() if not info.indexed and n != me)
+
+    async def _read(self, key: Callable[[str], str], names: list[str]) -> dict[str, Record]:
+        """The records of ``names`` in one MGET; a corrupt one is logged and left out."""
+        try:
+            records = await self._bus.get_many([key(n) for n in names])
+        except _BAD_RECORD:  # one undecodable record spoils the batch: read them one by one
+            records = []
+            for name in names:
+                try:
+                    records.append(await self._bus.get(key(name)))
+                except _BAD_RECORD as exc:
+                    self._malformed.report("bad_record", key(name), exc)
+                    records.append(None)
+        return {n: r for n, r in zip(names, records, strict=True) if r is not None}
+
+    async def _watch_legacy(self, node_ids: list[str]) -> None:
+        """Nodes of the previous version never enter the index: their records tell."""
+        started = self._generation
+        records = await self._read(node_key, node_ids)
+        removals = self._clock() >= self._settle_until
+        for node_id in node_ids:
+            if self._touched.get("n:" + node_id, -1) >= started:
+                continue
+            if node_id not in records:
+                if removals:
+                    self._drop_node(node_id)
+                continue
+            try:
+                self._nodes[node_id] = NodeInfo.from_record(node_id, records[node_id])
+            except _BAD_RECORD as exc:
+                self._malformed.report("bad_node_record", node_key(node_id), exc)
+
+    async def _resync(self, *, scan: bool) -> None:
+        """Re-read every live node and route; applied only on full success.
+
+        Read are the members of both indexes and whatever the snapshot holds (nodes of
+        the previous version are not in the index), plus with ``scan`` every key of the
+        keyspace that looks like one (at start and after a resync: nodes of the previous
+        version we have not heard of). Entries changed by a bus message while this ran
+        are newer than what it read, so it leaves them alone.
         """
         started = self._generation
+        node_ids = set(await self._bus.index_members(NODES_INDEX_KEY)) | set(self._nodes)
+        namespaces = set(await self._bus.index_members(ROUTES_INDEX_KEY)) | set(self._routes)
+        if scan:
+            node_ids.update(k[len(NODE_PREFIX) :] for k in await self._bus.keys(NODE_PREFIX + "*"))
+            namespaces.update(
+                k[len(ROUTE_PREFIX) :] for k in await self._bus.keys(ROUTE_PREFIX + "*")
+            )
+        node_ids.discard(self.node.node_id)
         nodes: dict[str, NodeInfo] = {}
-        for key in await self._bus.keys(NODE_PREFIX + "*"):
-            node_id = key[len(NODE_PREFIX) :]
+        for node_id, record in (await self._read(node_key, sorted(node_ids))).items():
             try:
-                record = await self._bus.get(key)
-                if record is None:
-                    continue
                 nodes[node_id] = NodeInfo.from_record(node_id, record)
             except _BAD_RECORD as exc:
-                self._malformed.report("bad_node_record", key, exc)
+                self._malformed.report("bad_node_record", node_key(node_id), exc)
         routes: dict[str, Route] = {}
-        for key in await self._bus.keys(ROUTE_PREFIX + "*") if full else ():
-            namespace = key[len(ROUTE_PREFIX) :]
+        for namespace, record in (await self._read(route_key, sorted(namespaces))).items():
             try:
-                record = await self._bus.get(key)
-                if record is None:
-                    continue
                 routes[namespace] = Route.from_record(namespace, record)
             except _BAD_RECORD as exc:
-                self._malformed.report("bad_route_record", key, exc)
+                self._malformed.report("bad_route_record", route_key(namespace), exc)
         nodes[self.node.node_id] = self.node
         for namespace in self._hosted:
             routes.setdefault(namespace, self._own_route(namespace))
@@ -507,7 +540,7 @@ class Topology:
                 self._nodes[node_id] = info
                 if fresh:
                     self._emit(TopologyEvent("node_up", node_id=node_id))
-        for namespace in set(self._routes) - set(routes) if full and removals else ():
+        for namespace in set(self._routes) - set(routes) if removals else ():
             if untouched("r:" + namespace):
                 self._remove_route(namespace)
         for route in routes.values():
@@ -522,7 +555,7 @@ class Topology:
                 self._events += 1
                 if message.resync:
                     self._resyncs += 1
-                    self._full_scan_due = True
+                    self._full_scan_due = self._scan_due = True
                     self._wake.set()  # beat + full re-read right away
                     continue
                 try:
@@ -543,18 +576,30 @@ class Topology:
             if fresh:
                 self._emit(TopologyEvent("node_up", node_id=msg.node_id))
         elif msg.event == "node_down":
-            node_id = msg.node_id
-            if node_id != self.node.node_id and self._nodes.pop(node_id, None) is not None:
-                self._emit(TopologyEvent("node_down", node_id=node_id))
-                for namespace, route in list(self._routes.items()):
-                    if route.origin == node_id:
-                        self._remove_route(namespace)
+            if msg.node_id == self.node.node_id:
+                self._reannounce()  # another node took us for dead (a late beat)
+            else:
+                self._drop_node(msg.node_id)
         elif msg.route is not None:  # route_set
             self._apply_route(msg.route)
         elif msg.event == "route_gone":
+            if msg.namespace in self._hosted and msg.origin in ("", self.node.node_id):
+                self._reannounce()
+                return
             gone = self._routes.get(msg.namespace)
             if gone is not None and gone.origin == (msg.origin or gone.origin):
                 self._remove_route(msg.namespace)
+
+    def _reannounce(self) -> None:
+        self._announce_due = True
+        self._wake.set()
+
+    def _drop_node(self, node_id: str) -> None:
+        if self._nodes.pop(node_id, None) is not None:
+            self._emit(TopologyEvent("node_down", node_id=node_id))
+            for namespace, route in list(self._routes.items()):
+                if route.origin == node_id:
+                    self._remove_route(namespace)
 
     def _apply_route(self, route: Route) -> None:
         old = self._routes.get(route.namespace)

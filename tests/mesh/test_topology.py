@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mesh.bus import MemoryBus, RedisBus
+from mesh.bus_contract import ROUTES_INDEX_KEY
 from mesh.topology import (
     NODE_PREFIX,
     ROUTE_PREFIX,
@@ -282,19 +283,24 @@ def test_invalid_timing_is_refused() -> None:
         Topology(MemoryBus(), node("n", NodeRole.POP, "eu"), max_hops=0)
 
 
-async def test_periodic_scan_finds_routes_whose_message_was_lost(
+async def test_periodic_resync_finds_routes_whose_message_was_lost(
     make_bus: Callable[[], RedisBus],
 ) -> None:
     writer = make_bus()
     async with (
         running(make_bus(), node("o1", NodeRole.ORIGIN, "eu")),
-        running(make_bus(), node("p1", NodeRole.POP, "eu")) as pop,
-    ):
+        Topology(
+            make_bus(), node("p1", NodeRole.POP, "eu"), heartbeat_interval=BEAT, ttl=TTL,
+            resync_every=5,
+        ) as pop,
+    ):  # fmt: skip
+        await pop.wait_ready()
         await wait_until(lambda: "o1" in pop.nodes())
         # A route record appears with no route_set message (as if the message was lost).
         await writer.set(ROUTE_PREFIX + NS, Route(NS, "o1", "eu", "o1.test:4433", 1.0).to_record())
+        await writer.index_touch(ROUTES_INDEX_KEY, NS, 60)
         took = await wait_until(lambda: pop.route(NS) is not None, within=3)
-        assert took <= 5 * BEAT + 0.8  # route_scan_every (5) beats, with slack
+        assert took <= 5 * BEAT + 0.8  # resync_every (5) beats, with slack
         assert pop.resolve(NS).node_id == "o1"
 
 
@@ -331,9 +337,7 @@ async def test_lookup_reads_a_route_the_snapshot_does_not_have(
     pop_info = node("p1", NodeRole.POP, "eu")
     async with (
         running(make_bus(), node("o1", NodeRole.ORIGIN, "eu")),
-        Topology(
-            make_bus(), pop_info, heartbeat_interval=BEAT, ttl=TTL, route_scan_every=1000
-        ) as pop,
+        Topology(make_bus(), pop_info, heartbeat_interval=BEAT, ttl=TTL, resync_every=1000) as pop,
     ):
         await pop.wait_ready()
         await wait_until(lambda: "o1" in pop.nodes() and pop.bus_up)
