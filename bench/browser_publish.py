@@ -363,7 +363,7 @@ def _watch(
         "sdk": json.dumps(sdk), "relay": json.dumps(up["relay_url"]),
         "token": json.dumps(token), "id": json.dumps(lv), "options": _viewer_options(target),
     }  # fmt: skip
-    for attempt in range(3):  # a starved host can fail a join (network): again
+    for attempt in range(3):  # a starved host can fail a join (network, not_found): again
         try:
             _run_module(viewer, code)
             break
@@ -381,6 +381,7 @@ def _viewer_figures(viewer: Any, keys: Sequence[float], encode: float) -> dict[s
     buffered = viewer.evaluate("globalThis.__buffer")
     targets_seen = viewer.evaluate("globalThis.__target")
     g2g, buf = percentile(samples, 50), percentile(buffered, 50)
+    player = viewer.evaluate("viewer.stats()")
     # Where the time goes (p50s): the encoder (frame in -> chunk out), the player's own
     # buffer (newest appended media - playhead), and the rest: capture, muxing, send,
     # POP -> origin -> POP, receive, append, decode, display.
@@ -395,6 +396,9 @@ def _viewer_figures(viewer: Any, keys: Sequence[float], encode: float) -> dict[s
         "rest_p50_ms": g2g - buf - encode,
         "stalls": viewer.evaluate("globalThis.__stalls"),
         "by_group_position": _buckets(samples, drawn, keys),
+        # the longest a group's keyframe waited at the viewer for the group before to end
+        "handover_max_ms": player.get("handoverMaxMs"),
+        "skipped_groups": player.get("skippedGroups"),
     }
 
 
@@ -467,7 +471,8 @@ def run(
                               f"{r['p99_ms']:.0f} ms; player buffer p50 {r['player_buffer_p50_ms']:.0f} ms "
                               f"(target p50 {r['player_target_p50_ms']:.0f}, min {r['player_target_min_ms']:.0f}), "
                               f"encoder p50 {r['encode_p50_ms']:.0f} ms, rest {r['rest_p50_ms']:.0f} ms; "
-                              f"{r['stalls']} stalls; {by}", flush=True)  # fmt: skip
+                              f"{r['stalls']} stalls; {by}; keyframe waited for the group end <= "
+                              f"{r['handover_max_ms']} ms, {r['skipped_groups']} groups skipped", flush=True)  # fmt: skip
                         viewer.evaluate("viewer.stop()")
                         view_ctx.close()
                     page.evaluate("pub.stop()")

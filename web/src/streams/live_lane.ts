@@ -6,6 +6,34 @@
 import type { CatalogTrack } from "../moqt/catalog.js";
 import { GroupSequencer } from "../moqt/sequencer.js";
 import type { Subscription } from "../moqt/session.js";
+import { baseMediaDecodeTime, timescaleFromInit } from "./mse.js";
+
+/** Where an appended object was and its media time (s, its tfdt). */
+export interface MediaAt {
+  group: number;
+  object: number;
+  time: number;
+}
+
+/** The media time one object spans: the tfdt step from the object appended before it, when
+ * it is the very next one (a skipped group or object is no span; neither is the buffered
+ * end's step at append completion: appends completing together on a starved page would
+ * look like one long object). `at`: this object, null when it has no parsable tfdt. */
+export function objectSpan(
+  last: MediaAt | null,
+  obj: { group: number; object: number; payload: Uint8Array },
+  init: Uint8Array | null | undefined,
+): { at: MediaAt | null; span: number | null } {
+  if (!init) return { at: null, span: null };
+  let time: number;
+  try {
+    time = baseMediaDecodeTime(obj.payload) / timescaleFromInit(init);
+  } catch {
+    return { at: null, span: null }; // not a parsable fragment
+  }
+  const next = last && ((obj.group === last.group && obj.object === last.object + 1) || (obj.group === last.group + 1 && obj.object === 0));
+  return { at: { group: obj.group, object: obj.object, time }, span: next && time > last.time ? time - last.time : null };
+}
 
 export class Lane {
   sub: Subscription | null = null;
@@ -22,6 +50,9 @@ export class Lane {
   /** The newest object appended from this track (group, object): after a reconnect the
    * new lane skips what was already appended (the joining FETCH repeats the group). */
   last: { group: number; object: number } | null = null;
+  /** When each recent group's first object arrived (ms; video: how long it waits for the
+   * group before it to end). */
+  readonly started = new Map<number, number>();
   /** Skip objects at or before this location (set on a lane that replaces another). */
   resumeAfter: { group: number; object: number } | null = null;
   constructor(
@@ -69,6 +100,14 @@ export class Lane {
       this.fetched.clear();
       this.live.clear();
     }
+  }
+
+  /** `group` ended: how long (ms) the next group's first object had waited for that end
+   * (the sequencer releases a group once the one before it ended); 0 when it came later. */
+  groupEnded(group: number, now: number): number {
+    const next = this.started.get(group + 1);
+    for (const g of this.started.keys()) if (g <= group) this.started.delete(g);
+    return next === undefined ? 0 : now - next;
   }
 
   /** An object this lane already has in the buffer (a reconnect's repeat): skip it. The

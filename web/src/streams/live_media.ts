@@ -7,7 +7,7 @@
  */
 import { AbrController, type Rendition } from "./abr.js";
 import { LiveEdgeController } from "./catchup.js";
-import { Lane } from "./live_lane.js";
+import { Lane, type MediaAt, objectSpan } from "./live_lane.js";
 import { PlaybackError } from "./errors.js";
 import { asPlaybackError } from "./live_connect.js";
 import type { LiveOptions, LiveState } from "./live_options.js";
@@ -42,8 +42,10 @@ export abstract class LiveMedia implements PlaybackHandle {
   protected jumps = 0;
   protected lastTrim = 0;
   protected newestEnd = 0;
-  /** The newest appended video object's media time (s; its tfdt), -1 before the first. */
-  private lastMediaTime = -1;
+  /** The newest appended video object: its location and media time (s; its tfdt). */
+  private lastMedia: MediaAt | null = null;
+  /** The last video group ends: ms the next group's keyframe had waited for each (0: none). */
+  private readonly handovers: number[] = [];
   protected startGroup = -1;
   protected audioStartGroup = -1;
   protected readonly edge: LiveEdgeController;
@@ -184,10 +186,15 @@ export abstract class LiveMedia implements PlaybackHandle {
           this.bytes += item.payload.length;
           this.objects += 1;
           if (lane.kind === "video") this.abr?.received(item.payload.length, now);
+          if (item.object === 0 && lane.kind === "video") lane.started.set(item.group, now);
           lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
           if (item.status !== 0) lane.seq.end(item.group);
           lane.arrived(item.group, item.fetched);
         } else if (item.type === "end") {
+          if (lane.kind === "video") {
+            this.handovers.push(lane.groupEnded(item.group, now));
+            if (this.handovers.length > 100) this.handovers.shift();
+          }
           lane.seq.end(item.group);
           if (item.reset && lane.kind === "video") this.abr?.lost(now);
         } else if (item.type === "fetchDone") {
@@ -220,7 +227,7 @@ export abstract class LiveMedia implements PlaybackHandle {
       if (this.repeated(lane, this.videoQueue, obj)) continue;
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
-      this.observeSpan(lane, obj.payload);
+      this.observeSpan(lane, obj);
       this.append(this.videoQueue, obj.payload, true);
       lane.last = { group: obj.group, object: obj.object };
       if (this.pending) this.maybeCutOver(now);
@@ -249,19 +256,11 @@ export abstract class LiveMedia implements PlaybackHandle {
     return false;
   }
 
-  /** The media time one video object spans (from consecutive objects' tfdt, not from the
-   * buffered end: appends that complete together on a starved page would look like one
-   * long object and raise the target). */
-  private observeSpan(lane: Lane, payload: Uint8Array): void {
-    const init = lane.track.initData;
-    if (!init) return;
-    try {
-      const t = baseMediaDecodeTime(payload) / timescaleFromInit(init);
-      if (this.lastMediaTime >= 0 && t > this.lastMediaTime) this.edge.observeAppend(t - this.lastMediaTime);
-      this.lastMediaTime = t;
-    } catch {
-      // not a parsable fragment: no span from it
-    }
+  /** One video object's media span (./live_lane.ts `objectSpan`) into the live target. */
+  private observeSpan(lane: Lane, obj: { group: number; object: number; payload: Uint8Array }): void {
+    const { at, span } = objectSpan(this.lastMedia, obj, lane.track.initData);
+    if (span !== null) this.edge.observeAppend(span);
+    if (at) this.lastMedia = at;
   }
 
   /** Apply a changed init segment before a group's first object. */
@@ -463,6 +462,7 @@ export abstract class LiveMedia implements PlaybackHandle {
       targetLatencyMs: Math.round(this.edge.target * 1000),
       jitterMs: Math.round((this.edge.jitter ?? -0.001) * 1000),
       stalls: this.edge.stalls,
+      handoverMaxMs: Math.round(Math.max(0, ...this.handovers)),
       playbackRate: video.playbackRate,
       throughputKbps: Math.round((this.abr?.throughput(performance.now()) ?? 0) / 1000),
       bytes: this.bytes,
