@@ -155,6 +155,10 @@ class PopSettings(NodeSettings):
     # Initials), or always/never.
     quic_retry: Literal["auto", "always", "never"] = "auto"
     retry_threshold: int = 64
+    # Seconds of silence on an upstream link's steady live tracks after which the POP
+    # takes that upstream for dead and re-routes (pop._upstream); 0: never (only the QUIC
+    # idle timeout, the registry's node_down or a closed session end a link).
+    upstream_stall: float = 1.5
 
     def __post_init__(self) -> None:
         NodeSettings.__post_init__(self)
@@ -170,6 +174,8 @@ class PopSettings(NodeSettings):
             raise ValueError("workers must be between 1 and 256")
         if not 1 <= self.max_hops <= 16:
             raise ValueError("max_hops must be between 1 and 16")
+        if not (self.upstream_stall == 0 or 0.1 <= self.upstream_stall <= 3600):
+            raise ValueError("upstream_stall must be 0 (off) or between 0.1 and 3600 seconds")
 
 
 # -- conversion -----------------------------------------------------------------------

@@ -67,6 +67,9 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "quic_retry": "QUIC Retry (address validation): auto (while more than --retry-threshold "
     "handshakes are half-open), always or never",
     "retry_threshold": "half-open handshakes above which --quic-retry auto sends Retry",
+    "upstream_stall": "seconds without an object on an upstream's steady live tracks after "
+    "which the POP takes that upstream for dead and re-routes them (0: off; raise it on a "
+    "host that can stall the POP's event loop this long)",
     # -- control plane ------------------------------------------------------------------
     "control.http": "HOST:PORT of the HTTP API (also /metrics, /docs)",
     "control.redis": "cluster bus URL (redis://...); unset: in-process bus (embedded mode)",

@@ -14,7 +14,7 @@
   port, registry heartbeat, session attach and drain are :class:`mesh.node.MeshNode`'s.
 
 Re-routing: when an upstream goes away (its session ends, its live tracks go
-silent for ``upstream_stall`` seconds, Redis reports the node down, it sends
+silent for ``upstream_stall`` seconds (a setting; 0: never), Redis reports the node down, it sends
 GOAWAY while another upstream has the broadcast, or the namespace's route moves
 to another origin) the relay keeps
 the viewers' subscriptions and this node re-subscribes the tracks at the newly
@@ -113,7 +113,6 @@ class PopNode(MeshNode[_Downstream]):
         auth_timeout: float = 10.0,
         reroute_timeout: float = 15.0,
         upstream_idle_timeout: float = 30.0,
-        upstream_stall: float | None = 1.5,
         upstream_cafile: str | None = None,
     ) -> None:
         super().__init__(settings, certificate=certificate, private_key=private_key, bus=bus)
@@ -146,7 +145,7 @@ class PopNode(MeshNode[_Downstream]):
             options=self._options,
             on_lost=self.router.on_link_lost,
             idle_timeout=upstream_idle_timeout,
-            stall_timeout=upstream_stall,
+            stall_timeout=settings.upstream_stall or None,  # 0: off
             # Cluster links verify the upstream's certificate when a CA is given.
             verify=upstream_cafile is not None,
             cafile=upstream_cafile,

@@ -6,7 +6,7 @@ every track routed through it shares it.  The link's URL carries the hop path
 (``moqt://host:port/relay?hops=a,b``) so a parent POP can refuse loops.  Each
 link lives in its own task inside the pool's task group; when its session ends
 (the node died, Redis said so, its live tracks went silent for ``stall_timeout``
-seconds, or we closed it) the relay orphans its tracks and ``on_lost`` tells the
+seconds: the POP's ``upstream_stall`` setting, or we closed it) the relay orphans its tracks and ``on_lost`` tells the
 node to re-route them.  When the node has a cluster key, every link presents a
 fresh node credential (:mod:`mesh.node_credential`) in its CLIENT_SETUP, which is
 what makes the parent treat it as a relay link rather than as a viewer.
@@ -98,6 +98,8 @@ class UpstreamPool:
         stack: str = "aioquic",
         credential: Callable[[], str | None] | None = None,
     ) -> None:
+        if stall_timeout is not None and not stall_timeout > 0:
+            raise ValueError("stall_timeout must be > 0 seconds, or None (off)")
         self._relay = relay
         self._credential = credential  # a fresh node credential per link, if any
         self._stack = stack  # the QUIC stack of the links (moqt.aio.QUIC_STACKS)

@@ -66,10 +66,9 @@ class AsyncAssets:
         self,
         *,
         name: str,
-        idempotency_key: str | None = None,
         **options: Unpack[UploadOptions],
     ) -> UploadTicket[AsyncAsset]:
-        return await self._streams._run(self._ops.create_upload(name, options, idempotency_key))
+        return await self._streams._run(self._ops.create_upload(name, options))
 
     createUpload = create_upload
 
