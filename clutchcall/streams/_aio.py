@@ -44,8 +44,12 @@ class AsyncLiveInput(LiveInputFields):
             id=self.id, ttl_seconds=ttl_seconds
         )
 
-    async def rotate_stream_key(self) -> LiveInputWithKey[AsyncLiveInput]:
-        return await self._streams.live_inputs.rotate_stream_key(id=self.id)
+    async def rotate_stream_key(
+        self, *, idempotency_key: str | None = None
+    ) -> LiveInputWithKey[AsyncLiveInput]:
+        return await self._streams.live_inputs.rotate_stream_key(
+            id=self.id, idempotency_key=idempotency_key
+        )
 
     async def revoke_playback(self) -> Revocation:
         return await self._streams.live_inputs.revoke_playback(id=self.id)
@@ -68,9 +72,9 @@ class AsyncLiveInputs:
         self._ops = LiveInputOps(lambda fields: AsyncLiveInput(**fields, _streams=streams))
 
     async def create(
-        self, *, name: str, ingest: Ingest = "fmp4"
+        self, *, name: str, ingest: Ingest = "fmp4", idempotency_key: str | None = None
     ) -> LiveInputWithKey[AsyncLiveInput]:
-        return await self._streams._run(self._ops.create(name, ingest))
+        return await self._streams._run(self._ops.create(name, ingest, idempotency_key))
 
     async def get(self, *, id: str) -> AsyncLiveInput:
         return await self._streams._run(self._ops.get(id))
@@ -92,8 +96,10 @@ class AsyncLiveInputs:
     async def delete(self, *, id: str) -> None:
         await self._streams._run(self._ops.delete(id))
 
-    async def rotate_stream_key(self, *, id: str) -> LiveInputWithKey[AsyncLiveInput]:
-        return await self._streams._run(self._ops.rotate_stream_key(id))
+    async def rotate_stream_key(
+        self, *, id: str, idempotency_key: str | None = None
+    ) -> LiveInputWithKey[AsyncLiveInput]:
+        return await self._streams._run(self._ops.rotate_stream_key(id, idempotency_key))
 
     async def signed_playback_url(self, *, id: str, ttl_seconds: int = 3600) -> PlaybackTicket:
         return await self._streams._run(self._ops.signed_playback_url(id, ttl_seconds))
@@ -144,7 +150,11 @@ class AsyncStreams(ClientBase):
     async def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Call):
             return await self._request(
-                effect.method, effect.path, json=effect.json, params=effect.params
+                effect.method,
+                effect.path,
+                json=effect.json,
+                params=effect.params,
+                extra=effect.headers,
             )
         if isinstance(effect, Send):
             content = None if effect.body is None else _pieces(effect.body)
@@ -161,8 +171,10 @@ class AsyncStreams(ClientBase):
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> Any:
         base, headers = self.config.control()
+        headers.update(extra or {})
         try:
             response = await self._client().request(
                 method, base + path, json=json, params=params, headers=headers

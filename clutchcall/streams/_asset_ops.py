@@ -32,7 +32,7 @@ from clutchcall.streams._errors import ApiError, ConfigurationError, ConnectionF
 from clutchcall.streams._http import path_id
 from clutchcall.streams._models import PlaybackTicket, Revocation, parse_time
 from clutchcall.streams._ops import page_params
-from clutchcall.streams._plan import Call, FileRange, Plan, Send, Sleep
+from clutchcall.streams._plan import Call, FileRange, Plan, Send, Sleep, idempotent
 
 __all__ = ["AssetOps"]
 
@@ -44,8 +44,11 @@ class AssetOps[AssetT: AssetFields]:
     def _asset(self, data: dict[str, Any]) -> AssetT:
         return self._wrap(AssetFields.fields_from(data))
 
-    def create_upload(self, name: str, options: UploadOptions) -> Plan[UploadTicket[AssetT]]:
-        data = yield Call("POST", "/v1/assets/uploads", json=create_body(name, options))
+    def create_upload(
+        self, name: str, options: UploadOptions, key: str | None = None
+    ) -> Plan[UploadTicket[AssetT]]:
+        body = create_body(name, options)
+        data = yield from idempotent("POST", "/v1/assets/uploads", body, key=key)
         return UploadTicket(
             upload_url=data["uploadUrl"],
             asset_id=data["assetId"],
@@ -65,13 +68,13 @@ class AssetOps[AssetT: AssetFields]:
         yield Call("DELETE", f"/v1/assets/{path_id(id)}")
 
     def signed_playback_url(self, id: str, ttl_seconds: int) -> Plan[PlaybackTicket]:
-        data = yield Call(
-            "POST", f"/v1/assets/{path_id(id)}/playback_urls", json={"ttl_seconds": ttl_seconds}
+        data = yield from idempotent(
+            "POST", f"/v1/assets/{path_id(id)}/playback_urls", {"ttl_seconds": ttl_seconds}
         )
         return PlaybackTicket.from_json(data)
 
     def revoke_playback(self, id: str) -> Plan[Revocation]:
-        data = yield Call("POST", f"/v1/assets/{path_id(id)}/revoke_playback")
+        data = yield from idempotent("POST", f"/v1/assets/{path_id(id)}/revoke_playback")
         return Revocation.from_json(data)
 
     def wait_ready(self, id: str, timeout: float, poll: float) -> Plan[AssetT]:

@@ -72,10 +72,12 @@ class Assets:
         self,
         *,
         name: str,
+        idempotency_key: str | None = None,
         **options: Unpack[UploadOptions],
     ) -> UploadTicket[Asset]:
-        """A new asset and its upload URL (no API key needed to use it, until it expires)."""
-        return self._streams._run(self._ops.create_upload(name, options))
+        """A new asset and its upload URL (no API key needed to use it, until it expires);
+        retried safely under its Idempotency-Key (``idempotency_key``, else a new UUID)."""
+        return self._streams._run(self._ops.create_upload(name, options, idempotency_key))
 
     # camelCase alias of the seed's TypeScript (streams.assets.createUpload({ name }))
     createUpload = create_upload

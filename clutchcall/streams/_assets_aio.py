@@ -66,9 +66,10 @@ class AsyncAssets:
         self,
         *,
         name: str,
+        idempotency_key: str | None = None,
         **options: Unpack[UploadOptions],
     ) -> UploadTicket[AsyncAsset]:
-        return await self._streams._run(self._ops.create_upload(name, options))
+        return await self._streams._run(self._ops.create_upload(name, options, idempotency_key))
 
     createUpload = create_upload
 

@@ -43,9 +43,13 @@ class LiveInput(LiveInputFields):
         """A signed URL (and token) for viewers, valid ``ttl_seconds`` (60 s to 24 h)."""
         return self._streams.live_inputs.signed_playback_url(id=self.id, ttl_seconds=ttl_seconds)
 
-    def rotate_stream_key(self) -> LiveInputWithKey[LiveInput]:
+    def rotate_stream_key(
+        self, *, idempotency_key: str | None = None
+    ) -> LiveInputWithKey[LiveInput]:
         """A fresh stream key; the old one stops working at every origin."""
-        return self._streams.live_inputs.rotate_stream_key(id=self.id)
+        return self._streams.live_inputs.rotate_stream_key(
+            id=self.id, idempotency_key=idempotency_key
+        )
 
     def revoke_playback(self) -> Revocation:
         """Revoke every playback token of this input issued so far."""
@@ -69,9 +73,14 @@ class LiveInputs:
         self._streams = streams
         self._ops = LiveInputOps(lambda fields: LiveInput(**fields, _streams=streams))
 
-    def create(self, *, name: str, ingest: Ingest = "fmp4") -> LiveInputWithKey[LiveInput]:
-        """A new input and its stream key. Store the key now: it is never returned again."""
-        return self._streams._run(self._ops.create(name, ingest))
+    def create(
+        self, *, name: str, ingest: Ingest = "fmp4", idempotency_key: str | None = None
+    ) -> LiveInputWithKey[LiveInput]:
+        """A new input and its stream key. Store the key now: it is never returned again.
+
+        Sent with an Idempotency-Key (``idempotency_key``, else a new UUID) and retried
+        under it after a cut connection or a 502/503/504: one input, whatever was lost."""
+        return self._streams._run(self._ops.create(name, ingest, idempotency_key))
 
     def get(self, *, id: str) -> LiveInput:
         return self._streams._run(self._ops.get(id))
@@ -94,8 +103,10 @@ class LiveInputs:
     def delete(self, *, id: str) -> None:
         self._streams._run(self._ops.delete(id))
 
-    def rotate_stream_key(self, *, id: str) -> LiveInputWithKey[LiveInput]:
-        return self._streams._run(self._ops.rotate_stream_key(id))
+    def rotate_stream_key(
+        self, *, id: str, idempotency_key: str | None = None
+    ) -> LiveInputWithKey[LiveInput]:
+        return self._streams._run(self._ops.rotate_stream_key(id, idempotency_key))
 
     def signed_playback_url(self, *, id: str, ttl_seconds: int = 3600) -> PlaybackTicket:
         return self._streams._run(self._ops.signed_playback_url(id, ttl_seconds))
@@ -153,7 +164,13 @@ class Streams(ClientBase):
 
     def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Call):
-            return self._request(effect.method, effect.path, json=effect.json, params=effect.params)
+            return self._request(
+                effect.method,
+                effect.path,
+                json=effect.json,
+                params=effect.params,
+                extra=effect.headers,
+            )
         if isinstance(effect, Send):
             body = effect.body
             content = (
@@ -172,8 +189,10 @@ class Streams(ClientBase):
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> Any:
         base, headers = self.config.control()
+        headers.update(extra or {})
         try:
             response = self._client().request(
                 method, base + path, json=json, params=params, headers=headers

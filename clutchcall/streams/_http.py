@@ -3,17 +3,81 @@
 from __future__ import annotations
 
 import json
+import random
+import re
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 
 from clutchcall.streams._errors import ApiError, ConfigurationError, ConnectionFailed, error_for
 
-__all__ = ["ClientBase", "ClientConfig", "check_response", "path_id", "resolve_config"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "ClientBase",
+    "ClientConfig",
+    "RetryPolicy",
+    "check_response",
+    "idempotency_key",
+    "path_id",
+    "resolve_config",
+    "retry_worthy",
+]
 
 USER_AGENT = "clutchcall-streams-python/0.1"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# Answers after which a create is retried with its Idempotency-Key: the gateway or the
+# control plane had a moment (502/503/504; 5xx answers are never stored, so the retry runs
+# the request), or the first attempt is still running (409 idempotency-key-in-use).
+RETRY_STATUSES: Final = frozenset({502, 503, 504})
+# A connection cut, refused or timed out: the request may or may not have run.
+_RETRY_TRANSPORT: Final = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+
+def idempotency_key(given: str | None) -> str:
+    """``given`` when it is a valid key (1-255 printable ASCII), a new UUID v4 for None."""
+    if given is None:
+        return str(uuid.uuid4())
+    if not isinstance(given, str) or _KEY.fullmatch(given) is None:
+        raise ConfigurationError(
+            f"idempotency_key must be 1 to 255 printable ASCII characters, got {given!r}"
+        )
+    return given
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a create is retried under its Idempotency-Key: up to ``retries`` more attempts,
+    waiting ``base * 2**n`` s (at most ``cap``, with jitter), or the ``Retry-After`` the
+    server names (at most ``cap``)."""
+
+    retries: int = 4
+    base: float = 0.25
+    cap: float = 5.0
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        if isinstance(exc, ApiError):
+            named = exc.headers.get("retry-after")
+            if named is not None:
+                try:
+                    return min(self.cap, max(0.0, float(named)))
+                except ValueError:
+                    pass
+        return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.0)
+
+
+def retry_worthy(exc: BaseException) -> bool:
+    """A failure after which the same request (same Idempotency-Key) is worth sending again."""
+    if isinstance(exc, ConnectionFailed):
+        return isinstance(exc.__cause__, _RETRY_TRANSPORT)
+    if isinstance(exc, ApiError):
+        return exc.status in RETRY_STATUSES or (
+            exc.status == 409 and exc.type.endswith("/idempotency-key-in-use")
+        )
+    return False
 
 
 @dataclass(frozen=True, slots=True)

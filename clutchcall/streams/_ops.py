@@ -16,7 +16,7 @@ from clutchcall.streams._models import (
     PlaybackTicket,
     Revocation,
 )
-from clutchcall.streams._plan import Call, Plan
+from clutchcall.streams._plan import Call, Plan, idempotent
 
 __all__ = ["LiveInputOps", "PlaybackTokenOps", "page_params"]
 
@@ -40,8 +40,13 @@ class LiveInputOps[InputT: LiveInputFields]:
     def _with_key(self, data: dict[str, Any]) -> LiveInputWithKey[InputT]:
         return LiveInputWithKey(self._input(data["input"]), data["streamKey"])
 
-    def create(self, name: str, ingest: Ingest) -> Plan[LiveInputWithKey[InputT]]:
-        data = yield Call("POST", "/v1/live_inputs", json={"name": name, "ingest": ingest})
+    # Every POST below is a create: an Idempotency-Key, retried safely (_plan.idempotent).
+
+    def create(
+        self, name: str, ingest: Ingest, key: str | None = None
+    ) -> Plan[LiveInputWithKey[InputT]]:
+        body = {"name": name, "ingest": ingest}
+        data = yield from idempotent("POST", "/v1/live_inputs", body, key=key)
         return self._with_key(data)
 
     def get(self, id: str) -> Plan[InputT]:
@@ -62,25 +67,23 @@ class LiveInputOps[InputT: LiveInputFields]:
     def delete(self, id: str) -> Plan[None]:
         yield Call("DELETE", f"/v1/live_inputs/{path_id(id)}")
 
-    def rotate_stream_key(self, id: str) -> Plan[LiveInputWithKey[InputT]]:
-        data = yield Call("POST", f"/v1/live_inputs/{path_id(id)}/rotate_stream_key")
-        return self._with_key(data)
+    def rotate_stream_key(self, id: str, key: str | None = None) -> Plan[LiveInputWithKey[InputT]]:
+        path = f"/v1/live_inputs/{path_id(id)}/rotate_stream_key"
+        return self._with_key((yield from idempotent("POST", path, key=key)))
 
     def signed_playback_url(self, id: str, ttl_seconds: int) -> Plan[PlaybackTicket]:
-        data = yield Call(
-            "POST",
-            f"/v1/live_inputs/{path_id(id)}/playback_urls",
-            json={"ttl_seconds": ttl_seconds},
+        data = yield from idempotent(
+            "POST", f"/v1/live_inputs/{path_id(id)}/playback_urls", {"ttl_seconds": ttl_seconds}
         )
         return PlaybackTicket.from_json(data)
 
     def revoke_playback(self, id: str) -> Plan[Revocation]:
-        data = yield Call("POST", f"/v1/live_inputs/{path_id(id)}/revoke_playback")
+        data = yield from idempotent("POST", f"/v1/live_inputs/{path_id(id)}/revoke_playback")
         return Revocation.from_json(data)
 
 
 class PlaybackTokenOps:
     @staticmethod
     def revoke(jti: str) -> Plan[Revocation]:
-        data = yield Call("POST", f"/v1/playback_tokens/{path_id(jti)}/revoke")
+        data = yield from idempotent("POST", f"/v1/playback_tokens/{path_id(jti)}/revoke")
         return Revocation.from_json(data)

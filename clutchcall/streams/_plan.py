@@ -13,9 +13,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
+
+from clutchcall.streams._errors import ApiError, ConnectionFailed
+from clutchcall.streams._http import (
+    IDEMPOTENCY_HEADER,
+    RetryPolicy,
+    idempotency_key,
+    retry_worthy,
+)
 
 __all__ = [
+    "CREATE_RETRY",
     "Call",
     "Effect",
     "FileRange",
@@ -24,9 +33,13 @@ __all__ = [
     "Sleep",
     "apaginate",
     "arun",
+    "idempotent",
     "paginate",
     "run",
 ]
+
+#: The retries of every create (a POST that makes or changes something).
+CREATE_RETRY: Final = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,7 @@ class Call:
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # besides the client's (auth, org, user agent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,30 @@ class Sleep:
 
 Effect = Call | Send | Sleep
 type Plan[T] = Generator[Effect, Any, T]
+
+
+def idempotent(
+    method: str,
+    path: str,
+    json: Any = None,
+    *,
+    key: str | None = None,
+    policy: RetryPolicy = CREATE_RETRY,
+) -> Plan[Any]:
+    """A create: sent with an ``Idempotency-Key`` (``key``, else a new UUID v4) and, after a
+    cut connection, a timeout, 502/503/504 or "still in progress" (409), sent again with
+    the same key, so the control plane answers the retry with the first request's
+    answer instead of doing it twice (control/idempotency.py)."""
+    sent_key = idempotency_key(key)
+    failures = 0
+    while True:
+        try:
+            return (yield Call(method, path, json=json, headers={IDEMPOTENCY_HEADER: sent_key}))
+        except (ConnectionFailed, ApiError) as exc:
+            if failures >= policy.retries or not retry_worthy(exc):
+                raise
+            failures += 1
+            yield Sleep(policy.delay(failures, exc))
 
 
 class _Steps[T]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from clutchcall.streams._errors import StreamsError
 from clutchcall.streams._http import path_id
 from clutchcall.streams._models import parse_time
-from clutchcall.streams._plan import Call, Plan
+from clutchcall.streams._plan import Call, Plan, idempotent
 
 if TYPE_CHECKING:
     from clutchcall.streams._aio import AsyncStreams
@@ -167,11 +167,14 @@ class WebhookOps:
     """Each call once, as a plan (``_plan``) both clients run."""
 
     @staticmethod
-    def create(url: str, events: builtins.list[str] | None) -> Plan[WebhookEndpoint]:
+    def create(
+        url: str, events: builtins.list[str] | None, key: str | None = None
+    ) -> Plan[WebhookEndpoint]:
         body: dict[str, Any] = {"url": url}
         if events is not None:
             body["events"] = builtins.list(events)
-        return WebhookEndpoint.from_json((yield Call("POST", "/v1/webhooks", json=body)))
+        data = yield from idempotent("POST", "/v1/webhooks", body, key=key)  # retried safely
+        return WebhookEndpoint.from_json(data)
 
     @staticmethod
     def list() -> Plan[builtins.list[WebhookEndpoint]]:
@@ -199,9 +202,11 @@ class Webhooks:
     def __init__(self, streams: Streams) -> None:
         self._streams = streams
 
-    def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
+    def create(
+        self, *, url: str, events: list[str] | None = None, idempotency_key: str | None = None
+    ) -> WebhookEndpoint:
         """A new endpoint; keep ``.secret`` (to verify deliveries): it is shown only now."""
-        return self._streams._run(WebhookOps.create(url, events))
+        return self._streams._run(WebhookOps.create(url, events, idempotency_key))
 
     def list(self) -> list[WebhookEndpoint]:
         return self._streams._run(WebhookOps.list())
@@ -223,8 +228,10 @@ class AsyncWebhooks:
     def __init__(self, streams: AsyncStreams) -> None:
         self._streams = streams
 
-    async def create(self, *, url: str, events: list[str] | None = None) -> WebhookEndpoint:
-        return await self._streams._run(WebhookOps.create(url, events))
+    async def create(
+        self, *, url: str, events: list[str] | None = None, idempotency_key: str | None = None
+    ) -> WebhookEndpoint:
+        return await self._streams._run(WebhookOps.create(url, events, idempotency_key))
 
     async def list(self) -> list[WebhookEndpoint]:
         return await self._streams._run(WebhookOps.list())

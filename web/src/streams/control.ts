@@ -4,6 +4,13 @@
  * JSON names are the API's (docs/vod.md, the OpenAPI document at /docs): a live input
  * has `external_input_id`, an upload answer has `uploadUrl`/`assetId`. Every failure is
  * a typed error from ./errors.ts.
+ *
+ * Every POST that creates or changes something (create an input, rotate its key, sign a
+ * playback URL, revoke, create an upload) carries an `Idempotency-Key` (the caller's
+ * `idempotencyKey`, else a new UUID v4) and is sent again under the same key after a
+ * network failure or a 502/503/504 (or 409 "still in progress"): the control plane
+ * answers a retry with the first answer, so a lost answer never makes a second input
+ * or loses a stream key.
  */
 
 import { ApiError, ConfigurationError, ConnectionFailed, apiErrorFrom } from "./errors.js";
@@ -19,6 +26,42 @@ export interface ControlOptions {
   orgId?: string;
   /** fetch to use (defaults to the global one). */
   fetch?: typeof fetch;
+  /** Retries of a create under its Idempotency-Key (default 4 retries, 250 ms doubling to 5 s). */
+  retry?: RetryOptions;
+}
+
+export interface RetryOptions {
+  /** More attempts after the first (0: none). */
+  retries?: number;
+  /** First wait in ms (doubling, with jitter); a Retry-After the server names wins. */
+  baseMs?: number;
+  /** Longest wait in ms. */
+  capMs?: number;
+}
+
+/** A create's own key: the same key on a later call gets the first answer again. */
+export interface IdempotentOptions {
+  idempotencyKey?: string;
+}
+
+const RETRY_STATUSES = new Set([502, 503, 504]);
+const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
+
+/** A random (v4) UUID; crypto.randomUUID needs a secure context, getRandomValues does not. */
+export function newIdempotencyKey(): string {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function retryWorthy(err: unknown): boolean {
+  if (err instanceof ConnectionFailed) return true;
+  if (err instanceof ApiError) {
+    return RETRY_STATUSES.has(err.status) || (err.status === 409 && err.type.endsWith("/idempotency-key-in-use"));
+  }
+  return false;
 }
 
 export interface LiveInputData {
@@ -126,6 +169,7 @@ export class ControlClient {
   readonly orgId: string | undefined;
   readonly #apiKey: string;
   readonly #fetch: typeof fetch;
+  readonly #retry: Required<RetryOptions>;
 
   constructor(options: ControlOptions) {
     if (typeof options.apiKey !== "string" || options.apiKey === "") {
@@ -135,12 +179,41 @@ export class ControlClient {
     this.orgId = options.orgId;
     this.#apiKey = options.apiKey;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.#retry = { retries: 4, baseMs: 250, capMs: 5000, ...options.retry };
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /**
+   * A create: sent with an Idempotency-Key and, after a network failure, 502/503/504 or a
+   * 409 "still in progress", sent again with the same key (the server replays its answer).
+   */
+  async idempotent<T>(method: string, path: string, body?: unknown, options: IdempotentOptions = {}): Promise<T> {
+    const key = options.idempotencyKey ?? newIdempotencyKey();
+    if (typeof key !== "string" || !KEY_PATTERN.test(key)) {
+      throw new ConfigurationError(`idempotencyKey must be 1 to 255 printable ASCII characters, got ${JSON.stringify(key)}`);
+    }
+    for (let failures = 0; ; ) {
+      try {
+        return await this.request<T>(method, path, body, { "Idempotency-Key": key });
+      } catch (err) {
+        if (failures >= this.#retry.retries || !retryWorthy(err)) throw err;
+        failures += 1;
+        await new Promise((r) => setTimeout(r, this.#delay(failures, err)));
+      }
+    }
+  }
+
+  #delay(failures: number, err: unknown): number {
+    const named = err instanceof ApiError ? Number(err.headers.get("retry-after") ?? NaN) : NaN;
+    if (Number.isFinite(named) && named >= 0) return Math.min(this.#retry.capMs, named * 1000);
+    const backoff = Math.min(this.#retry.capMs, this.#retry.baseMs * 2 ** (failures - 1));
+    return backoff * (0.8 + 0.2 * Math.random());
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.#apiKey}`,
       Accept: "application/json, application/problem+json",
+      ...extra,
     };
     if (this.orgId) headers["X-ClutchCall-Org"] = this.orgId;
     const init: RequestInit = { method, headers };
@@ -204,8 +277,8 @@ export class LiveInput implements LiveInputData {
   }
 
   /** A fresh stream key (the old one stops working). */
-  rotateStreamKey(): Promise<{ input: LiveInput; streamKey: string }> {
-    return this.#inputs.rotateStreamKey({ id: this.id });
+  rotateStreamKey(options: IdempotentOptions = {}): Promise<{ input: LiveInput; streamKey: string }> {
+    return this.#inputs.rotateStreamKey({ ...options, id: this.id });
   }
 
   revokePlayback(): Promise<Revocation> {
@@ -247,9 +320,16 @@ export class LiveInputs {
   }
 
   /** Create an input; `streamKey` is returned only here and by rotateStreamKey. */
-  async create(options: { name: string; ingest?: Ingest }): Promise<{ input: LiveInput; streamKey: string }> {
+  async create(
+    options: { name: string; ingest?: Ingest } & IdempotentOptions,
+  ): Promise<{ input: LiveInput; streamKey: string }> {
     const body = { name: options.name, ingest: options.ingest ?? "fmp4" };
-    const out = await this.#client.request<{ input: LiveInputData; streamKey: string }>("POST", "/v1/live_inputs", body);
+    const out = await this.#client.idempotent<{ input: LiveInputData; streamKey: string }>(
+      "POST",
+      "/v1/live_inputs",
+      body,
+      options,
+    );
     return { input: this.#input(out.input), streamKey: out.streamKey };
   }
 
@@ -278,16 +358,18 @@ export class LiveInputs {
     await this.#client.request<void>("DELETE", `/v1/live_inputs/${encodeURIComponent(options.id)}`);
   }
 
-  async rotateStreamKey(options: { id: string }): Promise<{ input: LiveInput; streamKey: string }> {
-    const out = await this.#client.request<{ input: LiveInputData; streamKey: string }>(
+  async rotateStreamKey(options: { id: string } & IdempotentOptions): Promise<{ input: LiveInput; streamKey: string }> {
+    const out = await this.#client.idempotent<{ input: LiveInputData; streamKey: string }>(
       "POST",
       `/v1/live_inputs/${encodeURIComponent(options.id)}/rotate_stream_key`,
+      undefined,
+      options,
     );
     return { input: this.#input(out.input), streamKey: out.streamKey };
   }
 
   signedPlaybackUrl(options: { id: string; ttlSeconds?: number }): Promise<PlaybackTicket> {
-    return this.#client.request<PlaybackTicket>(
+    return this.#client.idempotent<PlaybackTicket>(
       "POST",
       `/v1/live_inputs/${encodeURIComponent(options.id)}/playback_urls`,
       { ttl_seconds: options.ttlSeconds ?? 3600 },
@@ -295,7 +377,7 @@ export class LiveInputs {
   }
 
   revokePlayback(options: { id: string }): Promise<Revocation> {
-    return this.#client.request<Revocation>(
+    return this.#client.idempotent<Revocation>(
       "POST",
       `/v1/live_inputs/${encodeURIComponent(options.id)}/revoke_playback`,
     );
@@ -353,11 +435,13 @@ export class Assets {
   }
 
   /** A new asset and its upload URL (a capability: no API key needed to upload to it). */
-  async createUpload(options: CreateUploadOptions): Promise<UploadTicket> {
-    const out = await this.#client.request<Omit<UploadTicket, "asset"> & { asset: AssetData }>(
+  async createUpload(options: CreateUploadOptions & IdempotentOptions): Promise<UploadTicket> {
+    const { idempotencyKey, ...body } = options;
+    const out = await this.#client.idempotent<Omit<UploadTicket, "asset"> & { asset: AssetData }>(
       "POST",
       "/v1/assets/uploads",
-      options,
+      body,
+      idempotencyKey === undefined ? {} : { idempotencyKey },
     );
     return { ...out, asset: this.#asset(out.asset) };
   }
@@ -379,7 +463,7 @@ export class Assets {
   }
 
   signedPlaybackUrl(options: { id: string; ttlSeconds?: number }): Promise<PlaybackTicket> {
-    return this.#client.request<PlaybackTicket>(
+    return this.#client.idempotent<PlaybackTicket>(
       "POST",
       `/v1/assets/${encodeURIComponent(assertId(options.id, "as_"))}/playback_urls`,
       { ttl_seconds: options.ttlSeconds ?? 3600 },
