@@ -15,9 +15,19 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from clutchcall.streams import AsyncStreams, ConfigurationError, Streams, ValidationError
+from clutchcall.streams import (
+    AsyncStreams,
+    ConfigurationError,
+    Conflict,
+    ConnectionFailed,
+    ServerError,
+    Streams,
+    ValidationError,
+)
+from clutchcall.streams._http import RetryPolicy, retry_worthy
 from control.ids import sha256_hex
 from control.store import open_repository
 from tests.control.server import ControlServer
@@ -33,7 +43,8 @@ GATEWAY_503 = (
 class FaultyProxy:
     """A TCP proxy in a thread of its own. The first ``times`` requests starting with
     ``match`` meet ``fault``: ``"drop"`` (forwarded, then the answer withheld and the
-    connection cut) or ``"503"`` (answered 503 by the proxy, never forwarded)."""
+    connection cut), ``"hold"`` (forwarded, the answer withheld until the client gives up
+    waiting) or ``"503"`` (answered 503 by the proxy, never forwarded)."""
 
     def __init__(self, upstream_port: int, match: bytes, fault: str, times: int = 1) -> None:
         self.upstream_port = upstream_port
@@ -109,6 +120,8 @@ class FaultyProxy:
         async def upstream_to_client() -> None:
             while data := await up_reader.read(65536):
                 if faulty.is_set():  # the control plane answered: lose the answer
+                    if self.fault == "hold":  # until the client times out and hangs up
+                        await asyncio.Event().wait()
                     writer.transport.abort()
                     return
                 writer.write(data)
@@ -164,6 +177,42 @@ def test_a_create_whose_answer_is_lost_is_retried_and_made_once(
     (stored,) = _stored_inputs(control_db, org)  # exactly one input made
     assert stored.id == made.input.id
     assert stored.stream_key_sha256 == sha256_hex(made.stream_key)  # the key that works
+
+
+@pytest.mark.parametrize("proxy", [(CREATE, "hold")], indirect=True)
+def test_a_create_whose_answer_times_out_is_retried_and_made_once(
+    proxy: FaultyProxy, control_db: str, make_org: OrgMaker
+) -> None:
+    org, key = make_org("slow-answer")
+    with Streams(base_url=proxy.url, api_key=key, org_id=org, timeout=3.0) as streams:
+        made = streams.live_inputs.create(name="Slow")
+    sent = proxy.headers_of(CREATE)
+    assert len(sent) == 2 and sent[0]["idempotency-key"] == sent[1]["idempotency-key"]
+    (stored,) = _stored_inputs(control_db, org)
+    assert stored.stream_key_sha256 == sha256_hex(made.stream_key)
+
+
+def test_what_is_retried_and_how_long_it_waits() -> None:
+    cut = ConnectionFailed("cut")
+    cut.__cause__ = httpx.RemoteProtocolError("Server disconnected without sending a response")
+    bad_scheme = ConnectionFailed("bad url")
+    bad_scheme.__cause__ = httpx.UnsupportedProtocol("ftp://")
+    in_use = Conflict(
+        409, "Conflict", "", type="https://clutchcall.dev/problems/idempotency-key-in-use"
+    )
+    assert retry_worthy(cut) and retry_worthy(in_use)
+    assert retry_worthy(ServerError(503, "Service Unavailable", ""))
+    assert not retry_worthy(bad_scheme)
+    assert not retry_worthy(ServerError(500, "Internal Server Error", ""))  # may have run
+    assert not retry_worthy(
+        Conflict(409, "Conflict", "", type="https://clutchcall.dev/problems/conflict")
+    )
+    assert not retry_worthy(ValidationError(422, "Unprocessable", ""))
+    policy = RetryPolicy(retries=3, base=0.5, cap=4.0)
+    assert 0.4 <= policy.delay(1, cut) <= 0.5 and 3.2 <= policy.delay(9, cut) <= 4.0
+    named = ServerError(503, "Service Unavailable", "", headers={"retry-after": "2"})
+    assert policy.delay(1, named) == 2.0
+    assert policy.delay(1, ServerError(503, "x", "", headers={"retry-after": "60"})) == 4.0
 
 
 @pytest.mark.parametrize("proxy", [(CREATE, "drop")], indirect=True)
