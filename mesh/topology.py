@@ -480,7 +480,7 @@ class Topology:
         records = await self._read(node_key, node_ids)
         removals = self._clock() >= self._settle_until
         for node_id in node_ids:
-            if self._touched.get("n:" + node_id, -1) >= started:
+            if self._touched.get("n:" + node_id, -1) > started:  # a message newer than this read
                 continue
             if node_id not in records:
                 if removals:
@@ -526,7 +526,7 @@ class Topology:
             routes.setdefault(namespace, self._own_route(namespace))
 
         def untouched(key: str) -> bool:
-            return self._touched.get(key, -1) < started
+            return self._touched.get(key, -1) <= started  # no message since this read began
 
         removals = self._clock() >= self._settle_until
 
@@ -546,7 +546,7 @@ class Topology:
         for route in routes.values():
             if untouched("r:" + route.namespace):
                 self._apply_route(route)
-        self._touched = {k: g for k, g in self._touched.items() if g >= started}
+        self._touched = {k: g for k, g in self._touched.items() if g > started}
         self._synced_at = self._clock()
 
     async def _listen(self) -> None:
