@@ -28,7 +28,8 @@ with p50 / p99 per bucket (does the group's first, biggest frame make the p99 ta
 ``--scene detailed`` draws a still textured picture with a moving box instead of a picture
 that changes hue every frame, so keyframes are many times the other frames (a webcam's
 case); ``--encoders`` runs one broadcast per encoder variant (``default``: the SDK's own
-configuration; ``constant``: ``bitrateMode: "constant"``) side by side, the same way.
+configuration; ``constant``: ``bitrateMode: "constant"``), one after the other (each
+point's load printed: a second concurrent broadcast's viewers were refused on a loaded host).
 
 CPU: Chromium's processes (all of them: browser, renderer, GPU, utility) while the
 broadcaster page publishes 720p30 and no viewer watches, against the same page only
@@ -425,58 +426,68 @@ def run(
         with _static(site_dir) as site, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             for timeslice in timeslices:
-                # encoder -> (publisher context, page, {target: (viewer context, page)})
-                runs: dict[str, tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
-                for encoder in encoders:
-                    pub_ctx = browser.new_context(ignore_https_errors=True)
-                    page = _broadcaster(pub_ctx, site, scene, encoder)
-                    lv, token = _publish(page, up, timeslice)
-                    viewers = {t: _watch(browser, site, sdk, up, lv, token, t) for t in targets}
-                    runs[encoder] = (pub_ctx, page, viewers)
-                for _, _, viewers in runs.values():
-                    for _, viewer in viewers.values():
-                        viewer.wait_for_function("globalThis.__latency.length > 30", timeout=60_000)
-                # Warm-up over (the low target's first steps included): measure all at once.
-                time.sleep(min(5.0, seconds / 4))
-                load_before = _loadavg()
-                for _, page, viewers in runs.values():
-                    page.evaluate("globalThis.__enc.length = 0")
-                    for _, viewer in viewers.values():
-                        viewer.evaluate("globalThis.__latency.length = 0; globalThis.__drawn.length = 0;"
-                                        "globalThis.__buffer.length = 0; globalThis.__target.length = 0;"
-                                        "globalThis.__stalls = 0")  # fmt: skip
-                time.sleep(seconds)
-                load_after = _loadavg()
-                point: dict[str, Any] = {"load_before": load_before, "load_after": load_after}
-                results["latency"][timeslice] = point
-                print(
-                    f"timesliceMs {timeslice}, scene {scene}: load {load_before} -> {load_after}",
-                    flush=True,
-                )
-                for encoder, (pub_ctx, page, viewers) in runs.items():
-                    keys = page.evaluate("globalThis.__keys")
-                    encodes = _encodes(page.evaluate("globalThis.__enc"))
-                    stats = page.evaluate("pub.stats()")
-                    point[encoder] = {"encoder": encodes, "publisher": stats, "targets": {}}
-                    print(f" encoder {encoder}: keyframe {encodes['key_bytes_p50']:.0f} B (encode p50 "
-                          f"{encodes['key_encode_p50_ms']:.0f} ms, max {encodes['key_encode_max_ms']:.0f}), "
-                          f"other frames {encodes['delta_bytes_p50']:.0f} B ({encodes['delta_encode_p50_ms']:.0f} ms)",
-                          flush=True)  # fmt: skip
-                    for target, (view_ctx, viewer) in viewers.items():
-                        r = _viewer_figures(viewer, keys, stats.get("encodeMs", 0))
-                        point[encoder]["targets"][target] = r
-                        by = ", ".join(f"{k} {v['frames']} p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f}"
-                                       for k, v in r["by_group_position"].items())  # fmt: skip
-                        print(f"  target {target}: {r['frames']} frames, p50 {r['p50_ms']:.0f} ms, p99 "
-                              f"{r['p99_ms']:.0f} ms; player buffer p50 {r['player_buffer_p50_ms']:.0f} ms "
-                              f"(target p50 {r['player_target_p50_ms']:.0f}, min {r['player_target_min_ms']:.0f}), "
-                              f"encoder p50 {r['encode_p50_ms']:.0f} ms, rest {r['rest_p50_ms']:.0f} ms; "
-                              f"{r['stalls']} stalls; {by}; keyframe waited for the group end <= "
-                              f"{r['handover_max_ms']} ms, {r['skipped_groups']} groups skipped", flush=True)  # fmt: skip
-                        viewer.evaluate("viewer.stop()")
-                        view_ctx.close()
-                    page.evaluate("pub.stop()")
-                    pub_ctx.close()
+                # One broadcast at a time (a second concurrent broadcast's viewers were refused
+                # "upstream unavailable" by the POP on the loaded host): encoder variants in turn.
+                for batch in [[e] for e in encoders]:
+                    # encoder -> (publisher context, page, {target: (viewer context, page)})
+                    runs: dict[str, tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
+                    for encoder in batch:
+                        pub_ctx = browser.new_context(ignore_https_errors=True)
+                        page = _broadcaster(pub_ctx, site, scene, encoder)
+                        lv, token = _publish(page, up, timeslice)
+                        viewers = {t: _watch(browser, site, sdk, up, lv, token, t) for t in targets}
+                        runs[encoder] = (pub_ctx, page, viewers)
+                    for _, _, viewers in runs.values():
+                        for _, viewer in viewers.values():
+                            viewer.wait_for_function(
+                                "globalThis.__latency.length > 30", timeout=60_000
+                            )
+                    # Warm-up over (the low target's first steps included): measure all at once.
+                    time.sleep(min(5.0, seconds / 4))
+                    load_before = _loadavg()
+                    for _, page, viewers in runs.values():
+                        page.evaluate("globalThis.__enc.length = 0")
+                        for _, viewer in viewers.values():
+                            viewer.evaluate("globalThis.__latency.length = 0; globalThis.__drawn.length = 0;"
+                                            "globalThis.__buffer.length = 0; globalThis.__target.length = 0;"
+                                            "globalThis.__stalls = 0")  # fmt: skip
+                    time.sleep(seconds)
+                    load_after = _loadavg()
+                    point = results["latency"].setdefault(timeslice, {})
+                    print(
+                        f"timesliceMs {timeslice}, scene {scene}: load {load_before} -> {load_after}",
+                        flush=True,
+                    )
+                    for encoder, (pub_ctx, page, viewers) in runs.items():
+                        keys = page.evaluate("globalThis.__keys")
+                        encodes = _encodes(page.evaluate("globalThis.__enc"))
+                        stats = page.evaluate("pub.stats()")
+                        point[encoder] = {
+                            "load_before": load_before,
+                            "load_after": load_after,
+                            "encoder": encodes,
+                            "publisher": stats,
+                            "targets": {},
+                        }
+                        print(f" encoder {encoder}: keyframe {encodes['key_bytes_p50']:.0f} B (encode p50 "
+                              f"{encodes['key_encode_p50_ms']:.0f} ms, max {encodes['key_encode_max_ms']:.0f}), "
+                              f"other frames {encodes['delta_bytes_p50']:.0f} B ({encodes['delta_encode_p50_ms']:.0f} ms)",
+                              flush=True)  # fmt: skip
+                        for target, (view_ctx, viewer) in viewers.items():
+                            r = _viewer_figures(viewer, keys, stats.get("encodeMs", 0))
+                            point[encoder]["targets"][target] = r
+                            by = ", ".join(f"{k} {v['frames']} p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f}"
+                                           for k, v in r["by_group_position"].items())  # fmt: skip
+                            print(f"  target {target}: {r['frames']} frames, p50 {r['p50_ms']:.0f} ms, p99 "
+                                  f"{r['p99_ms']:.0f} ms; player buffer p50 {r['player_buffer_p50_ms']:.0f} ms "
+                                  f"(target p50 {r['player_target_p50_ms']:.0f}, min {r['player_target_min_ms']:.0f}), "
+                                  f"encoder p50 {r['encode_p50_ms']:.0f} ms, rest {r['rest_p50_ms']:.0f} ms; "
+                                  f"{r['stalls']} stalls; {by}; keyframe waited for the group end <= "
+                                  f"{r['handover_max_ms']} ms, {r['skipped_groups']} groups skipped", flush=True)  # fmt: skip
+                            viewer.evaluate("viewer.stop()")
+                            view_ctx.close()
+                        page.evaluate("pub.stop()")
+                        pub_ctx.close()
             if not cpu:
                 browser.close()
                 return results

@@ -35,6 +35,10 @@ export function objectSpan(
   return { at: { group: obj.group, object: obj.object, time }, span: next && time > last.time ? time - last.time : null };
 }
 
+/** No object of the group being played for this long (ms) while the next group's first
+ * object is already here: the group is taken as ended (`Lane.impliedEnd`). */
+export const IMPLIED_END_MS = 150;
+
 export class Lane {
   sub: Subscription | null = null;
   readonly seq: GroupSequencer;
@@ -50,9 +54,9 @@ export class Lane {
   /** The newest object appended from this track (group, object): after a reconnect the
    * new lane skips what was already appended (the joining FETCH repeats the group). */
   last: { group: number; object: number } | null = null;
-  /** When each recent group's first object arrived (ms; video: how long it waits for the
-   * group before it to end). */
-  readonly started = new Map<number, number>();
+  /** When each recent group's first object, and its newest object, arrived (ms). */
+  private readonly started = new Map<number, number>();
+  private readonly lastArrival = new Map<number, number>();
   /** Skip objects at or before this location (set on a lane that replaces another). */
   resumeAfter: { group: number; object: number } | null = null;
   constructor(
@@ -102,11 +106,34 @@ export class Lane {
     }
   }
 
+  /** An object of `group` arrived (its subscription's stream or the joining FETCH). */
+  noteArrival(group: number, object: number, now: number): void {
+    if (object === 0) this.started.set(group, now);
+    this.lastArrival.set(group, now);
+  }
+
+  /** The group being played ended without its end marker yet: the next group's first
+   * object (a keyframe) is here and nothing of the current one came for IMPLIED_END_MS.
+   * The sequencer would hold the keyframe until the marker (a stream FIN that a loaded
+   * relay forwards up to a second or more after the next group's data: bench/RESULTS.md),
+   * then skip the group; a straggler of the ended group is dropped as late instead (the
+   * next group starts with a keyframe, so decoding loses nothing). */
+  impliedEnd(now: number): void {
+    const g = this.seq.group;
+    if (g === null) return;
+    const next = this.started.get(g + 1);
+    if (next === undefined) return;
+    if (now - Math.max(next, this.lastArrival.get(g) ?? 0) < IMPLIED_END_MS) return;
+    this.seq.end(g);
+    for (const old of this.lastArrival.keys()) if (old < g) this.lastArrival.delete(old);
+  }
+
   /** `group` ended: how long (ms) the next group's first object had waited for that end
    * (the sequencer releases a group once the one before it ended); 0 when it came later. */
   groupEnded(group: number, now: number): number {
     const next = this.started.get(group + 1);
     for (const g of this.started.keys()) if (g <= group) this.started.delete(g);
+    for (const g of this.lastArrival.keys()) if (g < group) this.lastArrival.delete(g);
     return next === undefined ? 0 : now - next;
   }
 

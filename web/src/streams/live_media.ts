@@ -186,7 +186,7 @@ export abstract class LiveMedia implements PlaybackHandle {
           this.bytes += item.payload.length;
           this.objects += 1;
           if (lane.kind === "video") this.abr?.received(item.payload.length, now);
-          if (item.object === 0 && lane.kind === "video") lane.started.set(item.group, now);
+          lane.noteArrival(item.group, item.object, now);
           lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
           if (item.status !== 0) lane.seq.end(item.group);
           lane.arrived(item.group, item.fetched);
@@ -211,6 +211,7 @@ export abstract class LiveMedia implements PlaybackHandle {
 
   protected drain(lane: Lane, now: number): void {
     if (lane === this.pending) this.maybeCutOver(now);
+    lane.impliedEnd(now);
     if (lane === this.audio) {
       for (const obj of lane.seq.poll(now)) {
         if (this.repeated(lane, this.audioQueue, obj)) continue;
