@@ -10,11 +10,12 @@
   ``serving`` checks plus the role's own) and the relay -> metrics sync;
 * the node record in the registry (:class:`mesh.topology.Topology`, heartbeat), run in
   the node's TaskGroup next to the role's background jobs;
-* downstream sessions: each one is attached to the relay core and read by its own task,
-  in order (admission may await), and detached when it ends, whatever happened;
-* the drain on SIGTERM: GOAWAY to every session, wait ``drain_timeout`` for them to
-  leave, then :meth:`MeshNode.stop` closes what is left, leaves the registry and
-  closes the ports.
+* downstream sessions (:class:`mesh.session_host.SessionHost`): each one is attached to
+  the relay core and read by its own task, in order (admission may await), closed
+  without SETUP by ``setup_timeout``, and detached when it ends, whatever happened;
+* the drain on SIGTERM: GOAWAY to every session (with the new session URI of
+  :meth:`MeshNode._goaway_uri`), wait ``drain_timeout`` for them to leave, then
+  :meth:`MeshNode.stop` closes what is left, leaves the registry and closes the ports.
 
 A role subclasses it, builds its own parts (``relay`` among them) after
 ``super().__init__`` and fills in the hooks; what only an origin or a POP does stays
@@ -26,9 +27,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import itertools
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,13 +36,13 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from mesh.bus import Bus, connect_bus
 from mesh.certificates import NodeCertificate
-from mesh.logging import bind_context
 from mesh.metrics import NodeMetrics, OpsServer, ReadyCheck
 from mesh.relay import Peer, Relay
+from mesh.session_host import HostedSession, SessionHost
 from mesh.settings import NodeSettings, parse_hostport
 from mesh.topology import NodeInfo, NodeRole, Topology
 from moqt.aio import Listener, MoqtConnection, SessionOptions, listen, serve, server_configuration
-from moqt.errors import LocalError, SessionCloseCode
+from moqt.errors import SessionCloseCode
 from moqt.events import Event
 
 __all__ = ["Downstream", "MeshNode"]
@@ -51,14 +50,8 @@ __all__ = ["Downstream", "MeshNode"]
 _POLL_INTERVAL = 0.25
 _METRICS_EVERY = 4  # housekeeping ticks between two metrics updates (one second)
 
-
-@dataclass(slots=True, eq=False)
-class Downstream:
-    """One accepted session: its connection, its peer in the relay core, its log name."""
-
-    connection: MoqtConnection
-    peer: Peer
-    name: str
+#: One accepted session: its connection, its peer in the relay core, its log name.
+Downstream = HostedSession
 
 
 class MeshNode[D: Downstream](abc.ABC):
@@ -68,7 +61,7 @@ class MeshNode[D: Downstream](abc.ABC):
     the abstract hooks (:meth:`statistics`, :meth:`_advertised`, :meth:`_open_session`,
     :meth:`_handle`, :meth:`_session_ended`, :meth:`_update_load`); the others
     (``_listen``, ``_open_listeners``, ``_ready_checks``, ``_new_topology``, ``_jobs``,
-    ``_listening_fields``, ``_wind_down``, ``_refusal``, ``_log_opened``) default to
+    ``_listening_fields``, ``_wind_down``, ``_refusal``, ``_goaway_uri``) default to
     the common case.
     """
 
@@ -106,12 +99,11 @@ class MeshNode[D: Downstream](abc.ABC):
         self.topology: Topology | None = None
         self._server: Listener | None = None
         self._ops: OpsServer | None = None
-        self._downstream: dict[MoqtConnection, D] = {}
-        self._ids = itertools.count(1)
+        # The relay core is the role's, assigned after this __init__: hosted from start().
+        self._sessions: SessionHost[D] | None = None
         self._task: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()
-        self._draining = False
         self._stopped = False
         self._last_stats: dict[str, int] = {}
 
@@ -131,7 +123,28 @@ class MeshNode[D: Downstream](abc.ABC):
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.sessions.draining
+
+    @property
+    def sessions(self) -> SessionHost[D]:
+        """The downstream sessions (attach, SETUP deadline, events in order, GOAWAY, close)."""
+        if self._sessions is None:
+            self._sessions = SessionHost(
+                self.relay,
+                log=self._log,
+                open=self._open_session,
+                handle=self._handle,
+                ended=self._session_ended,
+                setup_timeout=self.settings.setup_timeout,
+                goaway_timeout=self.settings.drain_timeout,
+                goaway_uri=self._goaway_uri,
+                prefix=f"{self.settings.node_id}/",
+            )
+        return self._sessions
+
+    @property
+    def _downstream(self) -> dict[MoqtConnection, D]:
+        return self.sessions.sessions
 
     @abc.abstractmethod
     def _advertised(self) -> str:
@@ -282,7 +295,7 @@ class MeshNode[D: Downstream](abc.ABC):
             self._started.set()
 
     def _serving(self) -> bool:
-        return not self._draining and self._task is not None and not self._task.done()
+        return not self.draining and self._task is not None and not self._task.done()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the node's TaskGroup; its failure is logged, never fatal."""
@@ -298,19 +311,10 @@ class MeshNode[D: Downstream](abc.ABC):
     async def drain(self, grace: float | None = None) -> None:
         """GOAWAY to every session, wind the role's work down, and wait up to ``grace``
         (default ``drain_timeout``) seconds for the sessions to leave."""
-        self._draining = True
-        self._log.info(f"{self.role}_draining", sessions=len(self._downstream))
-        for down in list(self._downstream.values()):
-            self._goaway(down.connection)
+        self._log.info(f"{self.role}_draining", sessions=len(self.sessions))
+        self.sessions.goaway_all()
         await self._wind_down()
-        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._downstream)]
-        if closing:
-            await asyncio.wait(
-                closing, timeout=self.settings.drain_timeout if grace is None else grace
-            )
-            for future in closing:
-                future.cancel()
-            await asyncio.gather(*closing, return_exceptions=True)
+        await self.sessions.wait_gone(self.settings.drain_timeout if grace is None else grace)
 
     async def stop(self) -> None:
         """Close the sessions left, end the background work, leave the registry and
@@ -318,13 +322,9 @@ class MeshNode[D: Downstream](abc.ABC):
         if self._stopped:
             return
         self._stopped = True
-        self._draining = True
+        self.sessions.draining = True
         await self._wind_down()
-        for conn in list(self._downstream):
-            conn.close(SessionCloseCode.NO_ERROR, f"{self.role} shutting down")
-        waits = [c.wait_closed(grace=1.0) for c in list(self._downstream)]
-        if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
+        await self.sessions.close(f"{self.role} shutting down")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -350,19 +350,11 @@ class MeshNode[D: Downstream](abc.ABC):
     # --- downstream sessions ------------------------------------------------------------
 
     def _on_session(self, connection: MoqtConnection) -> None:
-        name = f"{self.settings.node_id}/s{next(self._ids)}"
         refusal = self._refusal()
         if refusal is not None or self._tg is None:
             connection.close(SessionCloseCode.INTERNAL_ERROR, refusal or f"{self.role} not running")
             return
-        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
-        # ACKs arrived: the connection may take what the peer's relay scheduler holds.
-        connection.set_writable_handler(
-            lambda: self.relay.pump(peer), min_backlog=self.relay.wake_backlog
-        )
-        down = self._open_session(connection, peer, name)
-        self._downstream[connection] = down
-        self._tg.create_task(self._serve(down), name=name)
+        self.sessions.attach(connection)
 
     def _refusal(self) -> str | None:
         """Why a new session is closed at once (``None``: take it)."""
@@ -376,59 +368,14 @@ class MeshNode[D: Downstream](abc.ABC):
     async def _handle(self, down: D, event: Event) -> bool:
         """Act on one event of ``down``'s session; ``False`` stops reading it."""
 
-    async def _serve(self, down: D) -> None:
-        """Read one session's events in order until it ends; a failure closes only it."""
-        conn = down.connection
-        deadline = asyncio.get_running_loop().call_later(
-            self.settings.setup_timeout, self._setup_deadline, down
-        )
-        with bind_context(session=down.name):
-            self._log_opened(down)
-            try:
-                async for event in conn.events():
-                    if not await self._handle(down, event):
-                        break
-            except Exception:
-                self._log.exception("session_failed", session=down.name)
-                conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
-            finally:
-                deadline.cancel()
-                self._downstream.pop(conn, None)
-                try:
-                    self._session_ended(down)
-                    self.relay.detach(down.peer)
-                except Exception:
-                    self._log.exception("session_cleanup_failed", session=down.name)
-
-    def _setup_deadline(self, down: D) -> None:
-        """No SETUP within ``setup_timeout``: a session that only pings is not kept."""
-        conn = down.connection
-        if conn.is_closed or conn.session.setup_complete:
-            return
-        self._log.info("setup_timeout", session=down.name, after=self.settings.setup_timeout)
-        conn.close(SessionCloseCode.CONTROL_MESSAGE_TIMEOUT, "no SETUP in time")
-
-    def _log_opened(self, down: D) -> None:
-        conn = down.connection
-        self._log.info(
-            "session_opened",
-            session=down.name,
-            transport=conn.transport_name,
-            remote=":".join(map(str, conn.remote_address or ())),
-        )
-
     @abc.abstractmethod
     def _session_ended(self, down: D) -> None:
         """Release the role's state of a session that ended (before its relay detach)."""
 
-    def _goaway(self, conn: MoqtConnection) -> None:
-        """Ask the peer to move elsewhere (within ``drain_timeout``); after SETUP only."""
-        if conn.is_closed or not conn.session.setup_complete:
-            return
-        try:
-            conn.session.goaway(timeout=self.settings.drain_timeout)
-        except LocalError as exc:
-            self._log.debug("goaway_failed", error=str(exc))
+    def _goaway_uri(self, down: D) -> str:
+        """The new session URI a draining node's GOAWAY names (``""``: none, reconnect
+        where you came from)."""
+        return ""
 
     # --- housekeeping -------------------------------------------------------------------
 

@@ -198,7 +198,7 @@ class OriginNode(MeshNode[_Downstream]):
 
     def _refusal(self) -> str | None:
         # Unlike a POP, a draining origin takes no new session at all.
-        return "origin not serving" if self._tg is None or self._draining else None
+        return "origin not serving" if self._tg is None or self.draining else None
 
     def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> _Downstream:
         ingest = MoqtIngest(
@@ -209,13 +209,6 @@ class OriginNode(MeshNode[_Downstream]):
             reconnect_window=self.settings.publisher_reconnect_window,
         )
         return _Downstream(connection, peer, name, ingest)
-
-    def _log_opened(self, down: _Downstream) -> None:
-        conn = down.connection
-        self._log.info(
-            "session_opened", session=down.name, transport=conn.transport_name,
-            peer=conn.remote_address,
-        )  # fmt: skip
 
     async def _handle(self, down: _Downstream, event: Event) -> bool:
         conn, peer, ingest = down.connection, down.peer, down.ingest
@@ -229,8 +222,6 @@ class OriginNode(MeshNode[_Downstream]):
                 # the edge, not here.
                 self.relay.mark_relay_link(peer)
             self.relay.handle_event(peer, event)
-            if self._draining:
-                self._goaway(conn)
         elif isinstance(event, PublishNamespaceRequested):
             await ingest.on_publish_namespace(event)
         elif isinstance(event, PublishRequested):
@@ -305,5 +296,5 @@ class OriginNode(MeshNode[_Downstream]):
             ffmpeg_starts=rtmp.ffmpeg_starts,
             ffmpeg_failures=rtmp.ffmpeg_failures,
             rtmp_tags_dropped=rtmp.tags_dropped,
-            draining=self._draining,
+            draining=self.draining,
         )

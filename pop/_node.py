@@ -269,6 +269,27 @@ class PopNode(MeshNode[_Downstream]):
         node = self.topology.nodes().get(node_id)
         return node is not None and node.role is NodeRole.POP and node_id != self.settings.node_id
 
+    def _goaway_uri(self, down: _Downstream) -> str:
+        """Where a draining POP moves a viewer (or edge publisher): the least loaded other
+        live POP of its region, on the same transport, path and token; ``""`` when there
+        is none (the client reconnects where it came from) and for relay links (their
+        POP re-resolves its upstream from the topology)."""
+        if down.auth.relay_link or self.topology is None:
+            return ""
+        others = [
+            n
+            for n in self.topology.nodes().values()
+            if n.role is NodeRole.POP
+            and n.region == self.settings.region
+            and n.node_id != self.settings.node_id
+        ]
+        if not others:
+            return ""
+        target = min(others, key=lambda n: (sum(n.load.values()), n.node_id))
+        if down.connection.path is not None:  # WebTransport: its CONNECT path
+            return f"https://{target.quic}{down.connection.path}"
+        return f"moqt://{target.quic}{down.setup_path or ''}"
+
     # --- downstream sessions -------------------------------------------------------------
 
     def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> _Downstream:
@@ -292,8 +313,6 @@ class PopNode(MeshNode[_Downstream]):
                     self._auth_timeout, self._auth_deadline, auth
                 )
             self.relay.handle_event(peer, event)
-            if self._draining:
-                self._goaway(conn)
         elif isinstance(event, SessionClosed):
             if down.publisher is not None:
                 down.publisher.close(event.reason or "publisher went away")
@@ -440,5 +459,5 @@ class PopNode(MeshNode[_Downstream]):
             upstream_links=len(self.pool.links()),
             orphaned_tracks=len(self.relay.orphans()),
             reroutes=self.router.reroutes,
-            draining=self._draining,
+            draining=self.draining,
         )

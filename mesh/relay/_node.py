@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from pathlib import Path
 
 import structlog
 
 from mesh._topology_types import is_relay_link_path
+from mesh.session_host import HostedSession, SessionHost
 from moqt.aio import Listener, MoqtConnection, SessionOptions, listen
-from moqt.errors import SessionCloseCode
 from moqt.events import Event, SetupCompleted
 
 from ._relay import Peer, Relay, RelayConfig
@@ -23,7 +22,8 @@ _POLL_INTERVAL = 0.25
 
 
 class RelayNode:
-    """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0)."""
+    """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0); its
+    sessions' lifecycle is :class:`mesh.session_host.SessionHost`'s."""
 
     def __init__(
         self,
@@ -32,6 +32,7 @@ class RelayNode:
         max_request_id: int = 100,
         max_connections: int = 10_000,
         quic_stack: str = "aioquic",
+        setup_timeout: float = 10.0,
     ) -> None:
         self.relay = Relay(config)
         self._quic_stack = quic_stack
@@ -42,8 +43,13 @@ class RelayNode:
         )
         self._server: Listener | None = None
         self._max_connections = max_connections
-        self._ids = itertools.count(1)
-        self._connections: dict[MoqtConnection, Peer] = {}
+        self.sessions = SessionHost(
+            self.relay,
+            log=logger,
+            open=HostedSession,
+            handle_now=self._handle,
+            setup_timeout=setup_timeout,
+        )
         self._poller: asyncio.TimerHandle | None = None
 
     @property
@@ -85,66 +91,30 @@ class RelayNode:
         self._schedule_poll()
 
     def _on_session(self, connection: MoqtConnection) -> None:
-        self.attach_connection(connection)
+        self.sessions.attach(connection)
 
     def attach_connection(self, connection: MoqtConnection) -> Peer:
         """Feed ``connection``'s events to the relay: every accepted session, and any
         session this node opened itself (e.g. to a parent relay, then ``relay.add_route``)."""
-        name = f"s{next(self._ids)}"
-        peer = self.relay.attach(connection.session, name, send_backlog=connection.send_backlog)
-        self._connections[connection] = peer
-        logger.info(
-            "session_opened",
-            session=name,
-            transport=connection.transport_name,
-            remote=connection.remote_address,
-        )
+        return self.sessions.attach(connection).peer
 
-        def handle(conn: MoqtConnection, event: Event) -> None:
-            try:
-                if isinstance(event, SetupCompleted) and is_relay_link_path(
-                    conn.path if conn.path is not None else event.path
-                ):
-                    # Another relay fans out behind this link: drop at its edge, not here.
-                    self.relay.mark_relay_link(peer)
-                self.relay.handle_event(peer, event)
-            finally:
-                if conn.is_closed or peer.closed:
-                    self._connections.pop(conn, None)
-                    self.relay.detach(peer)
-
-        connection.set_event_handler(handle)
-        # ACKs arrived: the connection may take what the peer's scheduler holds.
-        connection.set_writable_handler(
-            lambda: self.relay.pump(peer), min_backlog=self.relay.wake_backlog
-        )
-        return peer
+    def _handle(self, session: HostedSession, event: Event) -> None:
+        conn = session.connection
+        if isinstance(event, SetupCompleted) and is_relay_link_path(
+            conn.path if conn.path is not None else event.path
+        ):
+            # Another relay fans out behind this link: drop at its edge, not here.
+            self.relay.mark_relay_link(session.peer)
+        self.relay.handle_event(session.peer, event)
 
     async def drain(self, grace: float = 2.0) -> None:
         """GOAWAY to every session, then close what is left after ``grace`` seconds."""
-        for connection in list(self._connections):
-            if not connection.is_closed:
-                try:
-                    connection.session.goaway()
-                except Exception as exc:  # a session that cannot send GOAWAY is closed below
-                    logger.debug("goaway_failed", error=str(exc))
-        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._connections)]
-        if closing:
-            _, pending = await asyncio.wait(closing, timeout=grace)
-            for future in pending:
-                future.cancel()
-            await asyncio.gather(*closing, return_exceptions=True)
+        self.sessions.goaway_all()
+        await self.sessions.wait_gone(grace)
         await self.stop()
 
     async def stop(self) -> None:
-        for connection in list(self._connections):
-            connection.close(SessionCloseCode.NO_ERROR, "relay shutting down")
-        waits = [c.wait_closed(grace=1.0) for c in list(self._connections)]
-        if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
-        for peer in list(self._connections.values()):
-            self.relay.detach(peer)
-        self._connections.clear()
+        await self.sessions.close("relay shutting down")
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
