@@ -34,6 +34,9 @@ each counted: at most :attr:`GuardedQuicServer.per_source` a second from one sou
 address and port (more are dropped), and at most :attr:`GuardedQuicServer.retry_rate`
 Retries a second in all (beyond it Initials are dropped: the client retransmits).
 
+A datagram in a version we do not speak gets Version Negotiation only if it is large
+enough to start a connection (RFC 9000 5.2.2), within the same limits.
+
 Teardown looks up the connection's own ids instead of scanning every id of the server.
 The counts are in :meth:`GuardedQuicServer.statistics` (``clutchcall_pop_quic_*``
 gauges).
@@ -72,7 +75,7 @@ class GuardedQuicServer(QuicServer):
 
     #: Unvalidated Initials accepted from one source address and port within a second.
     per_source: int = 16
-    #: Retry packets sent within a second, in all.
+    #: Retry (and Version Negotiation) packets sent within a second, in all.
     retry_rate: int = 5000
     #: Datagrams read from the socket per event-loop poll.
     batch: int = 64
@@ -117,7 +120,9 @@ class GuardedQuicServer(QuicServer):
                 "dropped_retry_rate",
                 "dropped_invalid_token",
                 "dropped_no_connection",
+                "dropped_unknown_version",
                 "refused_invalid_token",
+                "version_negotiations_sent",
             ),
             0,
         )
@@ -192,17 +197,15 @@ class GuardedQuicServer(QuicServer):
                 # A Handshake or 0-RTT packet for no connection: aioquic drops it too.
                 self._counts["dropped_no_connection"] += 1
             else:
-                super().datagram_received(data, addr)  # version negotiation
+                self._other_version(data, addr, header)
             return
         if len(data) < _SMALLEST_INITIAL or header.token is None:
             self._counts["dropped_no_connection"] += 1  # aioquic ignores these too
             return
         self._new_connection(data, addr, header)
 
-    def _new_connection(self, data: bytes, addr: Any, header: LongHeader) -> None:
-        """An Initial for a connection we do not have, from an address not yet validated
-        (unless it carries our token)."""
-        now = self._clock()
+    def _admit(self, addr: Any, now: float) -> bool:
+        """Within this second's per-source limit (counted in ``now``'s window)."""
         if now - self._second >= 1.0:
             self._initials_last_second = (
                 self._initials_this_second if now - self._second < 2.0 else 0
@@ -217,10 +220,34 @@ class GuardedQuicServer(QuicServer):
         if seen is not None:
             if seen >= self.per_source:
                 self._counts["dropped_source_rate"] += 1
-                return
+                return False
             sources[key] = seen + 1
         elif len(sources) < _MAX_SOURCES:
             sources[key] = 1
+        return True
+
+    def _other_version(self, data: bytes, addr: Any, header: LongHeader) -> None:
+        """A version we do not speak: Version Negotiation (aioquic's), but only for a
+        datagram that could start a connection (RFC 9000 5.2.2: no reflection of small
+        ones, ~7x larger answers), and within the same limits as a Retry."""
+        if header.version == 0 or len(data) < _SMALLEST_INITIAL:
+            self._counts["dropped_unknown_version"] += 1
+            return
+        if not self._admit(addr, self._clock()):
+            return
+        if self._retries_this_second >= self.retry_rate:
+            self._counts["dropped_retry_rate"] += 1
+            return
+        self._retries_this_second += 1
+        self._counts["version_negotiations_sent"] += 1
+        super().datagram_received(data, addr)
+
+    def _new_connection(self, data: bytes, addr: Any, header: LongHeader) -> None:
+        """An Initial for a connection we do not have, from an address not yet validated
+        (unless it carries our token)."""
+        now = self._clock()
+        if not self._admit(addr, now):
+            return
         if header.token:
             self._with_token(data, addr, header)
             return

@@ -160,6 +160,35 @@ async def test_forged_retry_tokens_are_counted(make_pop: MakePop) -> None:
     assert await quic_gauge(always, "refused_invalid_token") == 0
 
 
+def other_version(scid: bytes, size: int) -> bytes:
+    """A long-header datagram of ``size`` bytes in a QUIC version nobody speaks (laid out
+    like a v1 Initial: empty token, then the length of the rest)."""
+    head = b"\xc0" + bytes.fromhex("1a2a3a4a") + b"\x08" + os.urandom(8) + b"\x08" + scid
+    rest = size - len(head) - 3
+    return head + b"\x00" + bytes([0x40 | (rest >> 8), rest & 0xFF]) + os.urandom(rest)
+
+
+async def test_version_negotiation_is_not_a_reflector(make_pop: MakePop) -> None:
+    # An unknown version gets Version Negotiation only in answer to a datagram that could
+    # start a connection (RFC 9000 5.2.2): a small one answered would be a ~7x reflector.
+    pop = await make_pop(quic_stack="aioquic")
+    port = pop.quic_address[1]
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect(("127.0.0.1", port))
+        small, large = b"s" * 8, b"l" * 8
+        await loop.sock_sendall(sock, other_version(small, 40))
+        await loop.sock_sendall(sock, other_version(large, 1200))
+        # The POP reads them in order: an answer to the small one would come first.
+        answer = await asyncio.wait_for(loop.sock_recv(sock, 2048), 10)
+    # Version Negotiation (version 0) to the large one's source id, and nothing before it.
+    assert answer[1:5] == b"\0\0\0\0"
+    assert answer[6 : 6 + answer[5]] == large
+    assert await quic_gauge(pop, "dropped_unknown_version") == 1
+    assert await quic_gauge(pop, "version_negotiations_sent") == 1
+
+
 # --- picoquic: the same settings, applied to picoquic's own address validation -----------
 
 
