@@ -87,6 +87,7 @@ _KEY_PATTERN: Final = r"^[!-~]([ -~]{0,253}[!-~])?$"
 # Response headers worth replaying (others are per response: date, content-length, CORS).
 _KEPT_HEADERS: Final = frozenset({"content-type", "location", "link", "etag", "cache-control"})
 _SLOT: Final = "clutchcall.idempotency"
+_HEADER_BYTES: Final = HEADER.lower().encode()
 _VALIDATION: Final = PROBLEM_BASE + "validation"
 _log = structlog.get_logger(__name__)
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -479,8 +480,9 @@ def _storable(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> b
 class IdempotencyMiddleware:
     """Holds back the answer of a claimed request until it is stored, then sends it.
 
-    The request runs in a task of its own, shielded: a client that goes away mid-request
-    does not cancel it, so its answer is still stored for the retry.
+    Only POSTs that carry the header (upload URLs aside) come here. Such a request runs in
+    a task of its own, shielded: a client that goes away mid-request does not cancel it,
+    so its answer is still stored for the retry.
     """
 
     def __init__(self, app: Any, layer: Idempotency) -> None:
@@ -494,6 +496,7 @@ class IdempotencyMiddleware:
             or scope.get("method") != "POST"
             or path == "/v1/uploads"
             or path.startswith("/v1/uploads/")
+            or not any(name.lower() == _HEADER_BYTES for name, _ in scope.get("headers") or ())
         ):
             await self.app(scope, receive, send)
             return

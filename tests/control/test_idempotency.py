@@ -310,3 +310,31 @@ async def test_two_control_planes_on_one_redis_share_the_keys(
     finally:
         await bus_a.close()
         await bus_b.close()
+
+
+async def test_a_client_that_goes_away_mid_request_still_gets_its_answer_kept(api: Api) -> None:
+    async with api.service.locks.hold("streamkeys"):
+        gone = asyncio.ensure_future(post(api, "/v1/live_inputs", "left", {"name": "A"}))
+        layer = api.app.state.idempotency
+
+        async def claimed() -> bool:
+            store = layer.store
+            if isinstance(store, MemoryIdempotencyStore):
+                return len(store) == 1
+            return bool(await store._redis.keys(IDEMPOTENCY_PREFIX + "*"))
+
+        await until(claimed, "the request's claim")
+        gone.cancel()  # the client hangs up while the request waits
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+    replies: list[httpx.Response] = []
+
+    async def answered() -> bool:
+        r = await post(api, "/v1/live_inputs", "left", {"name": "A"})
+        replies.append(r)
+        return r.status_code != 409
+
+    await until(answered, "the abandoned request's answer")
+    assert replies[-1].status_code == 201, replies[-1].text
+    assert replies[-1].headers["idempotent-replayed"] == "true"  # it ran once, to the end
+    assert len(await inputs(api)) == 1
