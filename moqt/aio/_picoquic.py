@@ -107,6 +107,11 @@ STREAM_BUFFER = 64 << 10
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
 
 
+def cnx_pointer(quic: Any) -> int:
+    """The ``picoquic_cnx_t *`` of an aiopquic connection (0 once it closed)."""
+    return int(getattr(quic, "_cnx_ptr", 0) or 0)
+
+
 class PicoquicTransport(RingSender):
     """``moqt._transport.Transport`` on one aiopquic (picoquic) connection."""
 
@@ -114,6 +119,9 @@ class PicoquicTransport(RingSender):
         ring = getattr(getattr(quic, "_configuration", None), "stream_ring_cap", 0)
         super().__init__(loop, max_write=ring_write_size(ring))
         self._quic = quic
+        #: picoquic's connection pointer; aiopquic zeroes its own copy once the
+        #: connection closed, before we hear of it.
+        self.cnx = cnx_pointer(quic)
 
     # --- the rings (RingSender) --------------------------------------------------------
 
@@ -151,7 +159,7 @@ class PicoquicTransport(RingSender):
     def close(self, error_code: int, reason: str) -> None:
         self._cancel_wake()
         native = picoquic_hooks()
-        cnx = int(getattr(self._quic, "_cnx_ptr", 0) or 0)
+        cnx = self.cnx
         # Even an empty reason is set: it replaces any left for a freed connection
         # that had this address.
         if (native is None or not native.set_close_reason(cnx, reason)) and reason:
@@ -162,7 +170,7 @@ class PicoquicTransport(RingSender):
         super().connection_closed()
         native = picoquic_hooks()
         if native is not None:
-            native.forget(int(getattr(self._quic, "_cnx_ptr", 0) or 0))
+            native.forget(self.cnx)
 
 
 class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
@@ -192,12 +200,18 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
         self._moqt: MoqtConnection | None = None
         self._transport_moqt: PicoquicTransport | None = None
         self._terminated = False
+        self._cnx = 0
         self._ready: asyncio.Future[MoqtConnection] = asyncio.get_running_loop().create_future()
         self._ready.add_done_callback(retrieve_exception)
 
     @property
     def moqt(self) -> MoqtConnection | None:
         return self._moqt
+
+    @property
+    def cnx(self) -> int:
+        """picoquic's connection pointer (0 before the session started)."""
+        return self._cnx
 
     async def wait_session(self) -> MoqtConnection:
         return await self._ready
@@ -226,7 +240,9 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
             self._terminated = True
             if self._transport_moqt is not None:
                 self._transport_moqt.connection_closed()
-            reason = event.reason_phrase or "connection closed"
+            native = picoquic_hooks()
+            told = native.take_remote_reason(self._cnx) if native is not None else None
+            reason = event.reason_phrase or told or "connection closed"
             if moqt is not None:
                 moqt._connection_lost(event.error_code, reason)
             if self._is_client and not self._ready.done():
@@ -252,8 +268,10 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
             self._quic.close(error_code=SessionCloseCode.PROTOCOL_VIOLATION)
             return
         native = picoquic_hooks()
-        if native is not None:  # a reason left for a connection that had this address
-            native.forget(int(getattr(self._quic, "_cnx_ptr", 0) or 0))
+        if native is not None:  # reasons left for a connection that had this address
+            self._cnx = cnx_pointer(self._quic)
+            native.forget(self._cnx)
+            native.track(self._cnx)
         loop = asyncio.get_running_loop()
         transport = PicoquicTransport(self._quic, loop)
         self._transport_moqt = transport
@@ -361,6 +379,11 @@ class PicoquicServer:
         hosted: list[_Hosted] = [*self._protocols, *self._webtransport]
         for host in hosted:
             host.abort()
+        native = picoquic_hooks()
+        if native is not None:  # their connections go with the server, reported or not
+            for protocol in self._protocols:
+                native.forget(protocol.cnx)
+                native.take_remote_reason(protocol.cnx)
         self._protocols.clear()
         self._webtransport.clear()
         self._server.close()

@@ -27,6 +27,13 @@ and two of those slots are pointed at the stubs:
   clears the request; then it tail-calls the real function. :func:`refresh_certificate`
   posts the request and wakes the loop.
 
+* ``picoquic_get_application_error`` (aiopquic asks it when the peer closed with an
+  application code, before it tells Python): the stub copies the peer's reason
+  phrase, which picoquic kept in the connection (``remote_error_reason``), into a
+  free entry of a table of :data:`_REMOTE_SLOTS` (connection, text) pairs, then
+  tail-calls the real function; :meth:`PicoquicHooks.take_remote_reason` reads it
+  when the ConnectionTerminated event arrives (aiopquic's event carries no text).
+
 No Python runs on the network thread (no GIL is taken there), so nothing here can
 deadlock with aiopquic's own teardown. Writes are ordered so that the network
 thread sees a complete entry: the reason pointer before the connection, the file
@@ -34,7 +41,8 @@ names before the context (x86-64 keeps stores in order). The reason texts are ke
 alive well past their connection (picoquic resends CONNECTION_CLOSE from the same
 pointer while closing).
 
-Only for aiopquic 0.6.1 on x86-64 Linux, checked before anything is written
+Only for aiopquic 0.6.1 on x86-64 Linux (the receive stub reads a field of picoquic's
+connection at the offset this build uses, checked in the build's own code), checked before anything is written
 (the version, the architecture, the stubs' target symbols, ``picoquic_close`` being
 ``xor edx, edx; jmp picoquic_close_ex``, the slots found in the library's own
 relocations and pointing into it); elsewhere :func:`hooks` is None and callers keep
@@ -75,6 +83,36 @@ Stub source (GNU as, Intel syntax; ``as --64`` then ``objcopy -O binary -j .text
         pop rdi
     3:  jmp [rip + WAKE_ORIG]
     .org 0x1000                       # the data page (read-write): see _DATA_* below
+
+The receive stub, in a mapping of its own (code page, then ``APPERR_ORIG`` at 0x1000
+and the table at 0x1008, entries of 8 + 256 bytes)::
+
+    app_error_hook:                   # rdi = cnx
+        endbr64
+        mov rsi, [rdi + 0x448]        # cnx->remote_error_reason (NUL-terminated)
+        test rsi, rsi
+        jz 9f
+        lea r9, [rip + RTABLE]
+        mov ecx, 256
+    1:  xor eax, eax
+        mov r10d, 1
+        lock cmpxchg [r9], r10        # claim a free entry (0 -> 1: being written)
+        je 2f
+        add r9, 264
+        dec ecx
+        jnz 1b
+        jmp 9f                        # full: this text is not kept
+    2:  xor ecx, ecx
+    3:  mov r8b, [rsi + rcx]
+        mov [r9 + rcx + 8], r8b
+        test r8b, r8b
+        jz 4f
+        inc ecx
+        cmp ecx, 255
+        jb 3b
+        mov byte ptr [r9 + rcx + 8], 0
+    4:  mov [r9], rdi                 # publish: the entry now belongs to cnx
+    9:  jmp [rip + APPERR_ORIG]
 """
 
 from __future__ import annotations
@@ -100,6 +138,21 @@ _CODE: Final = bytes.fromhex(
     "52488b35d00f0000488b15d10f0000ff15b30f00008905cd0f000048c705aa0f00000000"
     "0000c705bc0f0000010000005a5e5fff25870f0000"
 )
+_RECEIVE_CODE: Final = bytes.fromhex(
+    "f30f1efa488bb7480400004885f6744b4c8d0df10f0000b90001000031c041ba01000000"
+    "f04d0fb111740d4981c108010000ffc975e6eb2331c9448a040e45884409084584c07410"
+    "ffc181f9ff00000072e841c644090800498939ff259f0f0000"
+)
+_RECEIVE_ORIG: Final = 0x1000
+_RECEIVE_TABLE: Final = 0x1008
+_REMOTE_SLOTS: Final = 256
+_REMOTE_ENTRY: Final = 8 + 256
+_RECEIVE_MAPPING: Final = _RECEIVE_TABLE + _REMOTE_ENTRY * _REMOTE_SLOTS
+#: picoquic_get_application_error in the supported build: ``mov rax, [rdi + 0x430]; ret``.
+_APP_ERROR_CODE: Final = bytes.fromhex("488b8730040000c3")
+#: ``cmp qword ptr [rbx + 0x448], 0`` in picoquic_decode_application_close_frame: the
+#: offset in picoquic_cnx_t of the reason the receive stub reads.
+_REMOTE_REASON_CHECK: Final = bytes.fromhex("4883bb4804000000")
 _CLOSE_HOOK: Final = 0x00
 _WAKE_HOOK: Final = 0x36
 _PAGE: Final = 0x1000
@@ -138,9 +191,10 @@ class _Slots:
 
     close: int
     wake: int
+    app_error: int
 
 
-def _relocation_slots(path: str, bias: int, names: tuple[str, str]) -> _Slots | None:
+def _relocation_slots(path: str, bias: int, names: tuple[str, str, str]) -> _Slots | None:
     """The addresses of the jump slots of ``names`` in the loaded ELF ``path``."""
     with open(path, "rb") as file:
         data = file.read()
@@ -173,7 +227,7 @@ def _relocation_slots(path: str, bias: int, names: tuple[str, str]) -> _Slots | 
                 found[name] = bias + r_offset
     if set(found) != set(names):
         return None
-    return _Slots(close=found[names[0]], wake=found[names[1]])
+    return _Slots(close=found[names[0]], wake=found[names[1]], app_error=found[names[2]])
 
 
 def _symbol_value(path: str, name: str) -> int | None:
@@ -221,9 +275,12 @@ def _inside_mapping_of(address: int, path: str) -> bool:
 class PicoquicHooks:
     """The installed stubs: reasons for closes, certificate refreshes (see the module)."""
 
-    def __init__(self, base: int, mapping: mmap.mmap) -> None:
+    def __init__(self, base: int, mapping: mmap.mmap, receive: int, receiving: mmap.mmap) -> None:
         self._base = base
         self._mapping = mapping  # never unmapped: the stubs stay bound for the process
+        self._receive = receive
+        self._receiving = receiving
+        self._live: set[int] = set()
         self._free = list(range(_TABLE_SLOTS - 1, -1, -1))
         self._slots: dict[int, tuple[int, ctypes.Array[ctypes.c_char]]] = {}
         self._kept: deque[tuple[float, object]] = deque()
@@ -269,6 +326,40 @@ class PicoquicHooks:
         self._u64(_DATA_TABLE + 16 * slot).value = 0
         self._keep(text)
         self._free.append(slot)
+
+    def track(self, cnx: int) -> None:
+        """``cnx`` is a new raw connection of ours: drop what a freed connection at the
+        same address left, and keep what the peer will close it with."""
+        self.take_remote_reason(cnx)
+        if cnx:
+            self._live.add(cnx)
+
+    def take_remote_reason(self, cnx: int) -> str | None:
+        """The reason text the peer closed ``cnx`` with (None when it sent none or it
+        was not kept); its entries are freed. Entries of connections nobody tracks
+        (WebTransport ones, which close with a capsule) are swept when the table is
+        half full."""
+        self._live.discard(cnx)
+        text: str | None = None
+        used = 0
+        for slot in range(_REMOTE_SLOTS):
+            entry = self._receive + _RECEIVE_TABLE + _REMOTE_ENTRY * slot
+            owner = ctypes.c_uint64.from_address(entry)
+            value = owner.value
+            if value and value == cnx:
+                if text is None:
+                    text = ctypes.string_at(entry + 8).decode("utf-8", errors="replace")
+                owner.value = 0
+            elif value:
+                used += 1
+        if used > _REMOTE_SLOTS // 2:
+            for slot in range(_REMOTE_SLOTS):
+                owner = ctypes.c_uint64.from_address(
+                    self._receive + _RECEIVE_TABLE + _REMOTE_ENTRY * slot
+                )
+                if owner.value not in self._live and owner.value > 1:  # 1: being written
+                    owner.value = 0
+        return text
 
     @property
     def pending_reasons(self) -> int:
@@ -350,13 +441,12 @@ def _install() -> PicoquicHooks | None:
     if value is None:
         _why_not = "picoquic_close has no dynamic symbol"
         return None
-    slots = _relocation_slots(
-        path, close - value, ("picoquic_close", "picoquic_get_next_wake_delay")
-    )
+    names = ("picoquic_close", "picoquic_get_next_wake_delay", "picoquic_get_application_error")
+    slots = _relocation_slots(path, close - value, names)
     if slots is None:
         _why_not = "the extension module does not call them through its PLT"
         return None
-    for slot in (slots.close, slots.wake):
+    for slot in (slots.close, slots.wake, slots.app_error):
         bound = ctypes.c_uint64.from_address(slot).value
         if not _writable_mapping_of(slot, path) or not _inside_mapping_of(bound, path):
             _why_not = "a jump slot is read-only or already points elsewhere"
@@ -369,7 +459,21 @@ def _install() -> PicoquicHooks | None:
     if libc.mprotect(base, _PAGE, _PROT_READ | _PROT_EXEC) != 0:
         _why_not = f"cannot make the stubs executable: {os.strerror(ctypes.get_errno())}"
         return None
-    installed = PicoquicHooks(base, mapping)
+    app_error = ctypes.cast(lib.picoquic_get_application_error, ctypes.c_void_p).value or 0
+    decode = ctypes.cast(lib.picoquic_decode_application_close_frame, ctypes.c_void_p).value or 0
+    if ctypes.string_at(
+        app_error, len(_APP_ERROR_CODE)
+    ) != _APP_ERROR_CODE or _REMOTE_REASON_CHECK not in ctypes.string_at(decode, 0x100):
+        _why_not = "picoquic's connection layout is not the expected build's"
+        return None
+    receiving = mmap.mmap(-1, _RECEIVE_MAPPING, prot=_PROT_READ | _PROT_WRITE)
+    receiving[: len(_RECEIVE_CODE)] = _RECEIVE_CODE
+    receive = ctypes.addressof(ctypes.c_char.from_buffer(receiving))
+    if libc.mprotect(receive, _PAGE, _PROT_READ | _PROT_EXEC) != 0:
+        _why_not = f"cannot make the stubs executable: {os.strerror(ctypes.get_errno())}"
+        return None
+    ctypes.c_uint64.from_address(receive + _RECEIVE_ORIG).value = app_error
+    installed = PicoquicHooks(base, mapping, receive, receiving)
     installed._u64(_DATA_CLOSE_EX).value = close_ex
     installed._u64(_DATA_WAKE_ORIG).value = wake
     installed._u64(_DATA_REFRESH).value = refresh
@@ -377,4 +481,5 @@ def _install() -> PicoquicHooks | None:
     # the extension module to these two functions goes through the stubs.
     ctypes.c_uint64.from_address(slots.close).value = base + _CLOSE_HOOK
     ctypes.c_uint64.from_address(slots.wake).value = base + _WAKE_HOOK
+    ctypes.c_uint64.from_address(slots.app_error).value = receive
     return installed
