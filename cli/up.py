@@ -149,7 +149,11 @@ async def _main(args: argparse.Namespace) -> int:
     async with running_stack(args) as info:
         print_endpoints(info)
         if args.info_file is not None:
-            args.info_file.write_text(info.to_json() + "\n")
+            # Written whole and renamed into place: a script (or a test) that polls for
+            # the file never reads it half-written.
+            partial = args.info_file.with_name(args.info_file.name + ".partial")
+            partial.write_text(info.to_json() + "\n")
+            os.replace(partial, args.info_file)
         print("\nrunning; Ctrl-C stops", flush=True)
         await stop.wait()
     return 0
