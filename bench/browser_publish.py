@@ -439,9 +439,15 @@ def run(
                         runs[encoder] = (pub_ctx, page, viewers)
                     for _, _, viewers in runs.values():
                         for _, viewer in viewers.values():
-                            viewer.wait_for_function(
-                                "globalThis.__latency.length > 30", timeout=60_000
-                            )
+                            try:
+                                viewer.wait_for_function(
+                                    "globalThis.__latency.length > 30", timeout=60_000
+                                )
+                            except Exception as exc:
+                                state = viewer.evaluate(
+                                    "({stats: viewer.stats(), frames: globalThis.__latency.length})"
+                                )
+                                raise SystemExit(f"the viewer did not play: {state}") from exc
                     # Warm-up over (the low target's first steps included): measure all at once.
                     time.sleep(min(5.0, seconds / 4))
                     load_before = _loadavg()
