@@ -23,6 +23,7 @@ __all__ = [
     "origin_argv",
     "parse_metrics",
     "pop_argv",
+    "publisher_argv",
     "scrape",
     "tree_cpu",
     "tree_pids",
@@ -82,6 +83,28 @@ def pop_argv(
         "--region", region, "--node-id", node_id, "--jwks", str(jwks),
         "--workers", str(workers), "--linger", str(linger), "--drain-timeout", "2", *_FAST,
         *extra,
+    ]  # fmt: skip
+
+
+def publisher_argv(
+    url: str,
+    namespace: str,
+    clip_dir: Path,
+    *,
+    bitrate: float,
+    fps: float,
+    group_seconds: float,
+    prime_groups: int,
+    duration: float = 0.0,
+    wait_go: bool = False,
+) -> list[str]:
+    """The stamped-clip publisher of :mod:`bench._live` (``duration`` 0: until stopped;
+    ``wait_go``: it waits for SIGUSR1 after priming)."""
+    return [
+        python(), "-m", "bench._live", "publisher", "--url", url, "--namespace", namespace,
+        "--clip-dir", str(clip_dir), "--bitrate", str(bitrate), "--fps", str(fps),
+        "--group-seconds", str(group_seconds), "--prime-groups", str(prime_groups),
+        *(["--wait-go"] if wait_go else []), "--duration", str(duration),
     ]  # fmt: skip
 
 

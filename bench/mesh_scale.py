@@ -50,6 +50,7 @@ from ._nodes import (
     metric,
     origin_argv,
     pop_argv,
+    publisher_argv,
     scrape,
     tree_cpu,
     tree_rss,
@@ -270,12 +271,10 @@ def run_mesh(
             swarms.append((proc, report))
         publisher = mesh.start(
             "publisher",
-            [
-                python(), "-m", "bench._live", "publisher", "--url", f"moqt://{origin_quic}",
-                "--namespace", NAMESPACE, "--clip-dir", str(workdir / "clips"),
-                "--bitrate", str(bitrate), "--fps", str(fps), "--group-seconds",
-                str(group_seconds), "--prime-groups", "1", "--duration", "0",
-            ],
+            publisher_argv(
+                f"moqt://{origin_quic}", NAMESPACE, workdir / "clips", bitrate=bitrate, fps=fps,
+                group_seconds=group_seconds, prime_groups=1,
+            ),
         )  # fmt: skip
         primed = json.loads(publisher.wait_line("{", timeout=60 + group_seconds))
         for proc, _ in swarms:

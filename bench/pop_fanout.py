@@ -59,6 +59,7 @@ from ._nodes import (
     histogram_quantile,
     origin_argv,
     pop_argv,
+    publisher_argv,
     scrape,
     tree_cpu,
     tree_rss,
@@ -220,12 +221,11 @@ def run_pop_fanout(
                 budget.add(int(record["pid"]))
         publisher = run.start(
             "publisher",
-            [
-                python(), "-m", "bench._live", "publisher", "--url", f"moqt://127.0.0.1:{origin_port}",
-                "--namespace", NAMESPACE, "--clip-dir", str(clip_dir), "--bitrate", str(bitrate),
-                "--fps", str(fps), "--group-seconds", str(group_seconds),
-                "--prime-groups", str(PRIME_GROUPS), "--wait-go", "--duration", str(duration),
-            ],
+            publisher_argv(
+                f"moqt://127.0.0.1:{origin_port}", NAMESPACE, clip_dir, bitrate=bitrate, fps=fps,
+                group_seconds=group_seconds, prime_groups=PRIME_GROUPS, duration=duration,
+                wait_go=True,
+            ),
         )  # fmt: skip
         publisher.wait_line("{", timeout=60 + PRIME_GROUPS * group_seconds)
         wait_event(run.log("origin"), "broadcast_started", origin, timeout=30)
