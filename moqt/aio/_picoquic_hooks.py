@@ -126,9 +126,8 @@ import struct
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = ["PicoquicHooks", "hooks"]
 
@@ -185,9 +184,8 @@ def _reason_bytes(reason: str) -> bytes:
     return data + b"\0"
 
 
-@dataclass(frozen=True)
-class _Slots:
-    """Where the extension module's calls to the two functions are bound."""
+class _Slots(NamedTuple):
+    """Where the extension module's calls to the three functions are bound."""
 
     close: int
     wake: int
@@ -412,7 +410,13 @@ def hooks() -> PicoquicHooks | None:
     _tried = True
     try:
         _hooks = _install()
-    except (OSError, ValueError, AttributeError, metadata.PackageNotFoundError) as exc:
+    except (
+        OSError,
+        ValueError,
+        AttributeError,
+        struct.error,
+        metadata.PackageNotFoundError,
+    ) as exc:
         _why_not = f"{type(exc).__name__}: {exc}"
         _hooks = None
     return _hooks
@@ -482,4 +486,12 @@ def _install() -> PicoquicHooks | None:
     ctypes.c_uint64.from_address(slots.close).value = base + _CLOSE_HOOK
     ctypes.c_uint64.from_address(slots.wake).value = base + _WAKE_HOOK
     ctypes.c_uint64.from_address(slots.app_error).value = receive
+    now_bound = [ctypes.c_uint64.from_address(slot).value for slot in slots]
+    if now_bound != [base + _CLOSE_HOOK, base + _WAKE_HOOK, receive]:
+        # A first call being bound by the dynamic linker at this very moment wrote over
+        # a slot: put the functions back (each slot gets its own function) and give up.
+        for slot, function in zip(slots, (close, wake, app_error), strict=True):
+            ctypes.c_uint64.from_address(slot).value = function
+        _why_not = "a jump slot changed while the stubs were bound"
+        return None
     return installed
