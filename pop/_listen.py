@@ -1,4 +1,5 @@
-"""Listen for MoQT like :func:`moqt.aio.serve`, optionally sharing the UDP port (SO_REUSEPORT).
+"""Listen for MoQT with :func:`moqt.aio.serve` on a UDP socket bound here, which ``--workers``
+share (SO_REUSEPORT), validating addresses with :class:`pop._retry.GuardedQuicServer`.
 
 ``clutchcall pop --workers N`` runs N processes on one UDP port: each binds its
 own socket with SO_REUSEPORT and the kernel spreads datagrams over them by a
@@ -11,21 +12,17 @@ connection-id-aware steering program, and our clients do not migrate.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable
+from typing import Any
 
-from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
 
-from moqt.aio import MoqtConnection, MoqtProtocol, MoqtServer, SessionOptions
+from moqt.aio import MoqtConnection, MoqtServer, SessionOptions, serve
 
 from ._retry import GuardedQuicServer, RetryMode
 
 __all__ = ["bind_udp", "serve_socket"]
-
-_BUFFER = 4 << 20
 
 
 def bind_udp(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -35,11 +32,6 @@ def bind_udp(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     try:
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, _BUFFER)
-            except OSError:
-                pass
         sock.bind((host, port))
         sock.setblocking(False)
     except BaseException:
@@ -59,42 +51,22 @@ async def serve_socket(
     retry_threshold: int = 64,
     on_server: Callable[[GuardedQuicServer], None] | None = None,
 ) -> MoqtServer:
-    """Serve MoQT (raw QUIC + WebTransport, by ALPN) on an already bound UDP socket.
+    """Serve MoQT (raw QUIC + WebTransport, by ALPN) on an already bound UDP socket:
+    :func:`moqt.aio.serve` (``max_connections`` refused with CONNECTION_REFUSED), with
+    client addresses validated by Retry as ``retry`` says (the
+    :class:`pop._retry.GuardedQuicServer` is handed to ``on_server``)."""
 
-    Connections beyond ``max_connections`` are refused (QUIC CONNECTION_REFUSED)
-    without creating a session, like :func:`moqt.aio.serve`; client addresses are
-    validated with Retry as ``retry`` says (:class:`pop._retry.GuardedQuicServer`,
-    handed to ``on_server``)."""
-    protocols: list[MoqtProtocol] = []
+    def guarded(**kwargs: Any) -> GuardedQuicServer:
+        server = GuardedQuicServer(mode=retry, threshold=retry_threshold, **kwargs)
+        if on_server is not None:
+            on_server(server)
+        return server
 
-    def forget(protocol: MoqtProtocol) -> None:
-        if protocol in protocols:
-            protocols.remove(protocol)
-
-    def create_protocol(
-        quic: QuicConnection, stream_handler: QuicStreamHandler | None = None
-    ) -> MoqtProtocol:
-        protocol = MoqtProtocol(
-            quic,
-            stream_handler,
-            options=options,
-            on_session=on_session,
-            on_closed=forget,
-            refuse=len(protocols) >= max_connections,
-        )
-        protocols.append(protocol)
-        return protocol
-
-    loop = asyncio.get_running_loop()
-    _, server = await loop.create_datagram_endpoint(
-        lambda: GuardedQuicServer(
-            configuration=configuration,
-            create_protocol=create_protocol,
-            mode=retry,
-            threshold=retry_threshold,
-        ),
+    return await serve(
         sock=sock,
+        configuration=configuration,
+        on_session=on_session,
+        options=options,
+        max_connections=max_connections,
+        quic_server=guarded,
     )
-    if on_server is not None:
-        on_server(server)
-    return MoqtServer(server, protocols)

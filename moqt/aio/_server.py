@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -9,7 +10,6 @@ from typing import Protocol
 
 from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.asyncio.server import QuicServer
-from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -78,20 +78,25 @@ class MoqtServer:
 
 
 async def serve(
-    host: str,
-    port: int,
+    host: str = "",
+    port: int = 0,
     *,
     configuration: QuicConfiguration,
     on_session: Callable[[MoqtConnection], None],
     options: SessionOptions | None = None,
     max_connections: int = 10_000,
+    sock: socket.socket | None = None,
+    quic_server: Callable[..., QuicServer] = QuicServer,
 ) -> MoqtServer:
-    """Listen on ``host:port`` (port 0 picks a free one; see :attr:`MoqtServer.address`).
+    """Listen on ``host:port`` (port 0 picks a free one; see :attr:`MoqtServer.address`),
+    or on ``sock``, a UDP socket bound already (e.g. with SO_REUSEPORT, shared by workers).
 
     ``on_session`` is called synchronously for every new MoQT session, before
     any of its bytes are processed: install an event handler there or start a
     task that reads its events. Connections beyond ``max_connections`` are
-    refused (QUIC CONNECTION_REFUSED) without creating a session.
+    refused (QUIC CONNECTION_REFUSED) without creating a session. ``quic_server``
+    makes the datagram endpoint (``configuration=``, ``create_protocol=``): a
+    :class:`QuicServer` subclass may validate addresses its own way.
     """
     opts = options or SessionOptions()
     protocols: list[MoqtProtocol] = []
@@ -114,18 +119,17 @@ async def serve(
         if protocol in protocols:
             protocols.remove(protocol)
 
-    server = await quic_serve(
-        host, port, configuration=configuration, create_protocol=create_protocol
+    endpoint = {"sock": sock} if sock is not None else {"local_addr": (host, port)}
+    transport, server = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: quic_server(configuration=configuration, create_protocol=create_protocol),
+        **endpoint,
     )
-    transport = server._transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
-                except OSError:
-                    pass
+    udp = transport.get_extra_info("socket")
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            udp.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+        except OSError:
+            pass
     return MoqtServer(server, protocols)
 
 
