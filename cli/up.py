@@ -82,6 +82,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="origin /metrics, /healthz, /readyz (default: a free port)")  # fmt: skip
     parser.add_argument("--pop-ops", default="127.0.0.1:0", metavar="HOST:PORT",
                         help="POP /metrics, /healthz, /readyz (default: a free port)")  # fmt: skip
+    parser.add_argument("--quic-stack", choices=("aioquic", "picoquic"), default=None,
+                        help="QUIC stack of the origin and the POP (default: the nodes' "
+                        "quic_stack default)")  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -205,6 +208,8 @@ async def running_stack(args: argparse.Namespace) -> AsyncIterator[StackInfo]:
     bus = connect_bus(args.redis)
     common: dict[str, Any] = {"redis": args.redis, "log_json": False, "log_level": "warning",
                               "cluster_key": _cluster_key()}  # fmt: skip
+    if getattr(args, "quic_stack", None):  # else each node's own default
+        common["quic_stack"] = args.quic_stack
     origin = OriginNode(
         OriginNodeSettings(
             node_id="origin-up", quic=args.origin,
