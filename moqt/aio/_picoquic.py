@@ -107,6 +107,11 @@ STREAM_BUFFER = 64 << 10
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
 
 
+#: How long a close waits for picoquic to send what the session wrote before it.
+CLOSE_FLUSH = 0.5
+_FLUSH_POLL = 0.005
+
+
 def cnx_pointer(quic: Any) -> int:
     """The ``picoquic_cnx_t *`` of an aiopquic connection (0 once it closed)."""
     return int(getattr(quic, "_cnx_ptr", 0) or 0)
@@ -122,6 +127,8 @@ class PicoquicTransport(RingSender):
         #: picoquic's connection pointer; aiopquic zeroes its own copy once the
         #: connection closed, before we hear of it.
         self.cnx = cnx_pointer(quic)
+        self._closing: asyncio.TimerHandle | None = None
+        self._gone = False
 
     # --- the rings (RingSender) --------------------------------------------------------
 
@@ -164,9 +171,28 @@ class PicoquicTransport(RingSender):
         # that had this address.
         if (native is None or not native.set_close_reason(cnx, reason)) and reason:
             logger.debug("quic_close_without_reason", code=error_code, reason=reason)
+        # picoquic closes at once and drops what its rings still hold: the last
+        # messages (a SERVER_SETUP, a REQUEST_ERROR) would be lost to the close.
+        # aioquic sends them first; so do we, for up to CLOSE_FLUSH seconds.
+        deadline = self._loop.time() + CLOSE_FLUSH
+        self._close_when_flushed(error_code, deadline)
+
+    def _close_when_flushed(self, error_code: int, deadline: float) -> None:
+        self._closing = None
+        if self._gone:
+            return
+        if self.backlog() and self._loop.time() < deadline:
+            self._closing = self._loop.call_later(
+                _FLUSH_POLL, self._close_when_flushed, error_code, deadline
+            )
+            return
         self._quic.close(error_code=error_code)
 
     def connection_closed(self) -> None:
+        self._gone = True
+        if self._closing is not None:
+            self._closing.cancel()
+            self._closing = None
         super().connection_closed()
         native = picoquic_hooks()
         if native is not None:

@@ -178,3 +178,28 @@ async def test_a_picoquic_node_certificate_is_renewed_in_place(
         with pytest.raises(HandshakeError):
             async with connect(url, cafile=str(tmp_path / "original.pem"), setup_timeout=5):
                 pass
+
+
+@pytest.mark.parametrize("client_stack", STACKS)
+async def test_what_was_written_before_a_close_is_sent_before_it(
+    client_stack: str, pico_server: Starter
+) -> None:
+    """A server that closes as soon as SETUP completed (a POP refusing a relay link's
+    credential) still gets its SERVER_SETUP out: picoquic dropped what its rings held."""
+
+    def refuse(conn: MoqtConnection) -> None:
+        async def at_setup() -> None:
+            await conn.wait_setup()
+            conn.close(0x2, "auth_failed")
+
+        tasks.append(asyncio.create_task(at_setup()))
+
+    tasks: list[asyncio.Task[None]] = []
+    server = await pico_server(refuse)
+    url = f"moqt://127.0.0.1:{server.address[1]}"
+    for _ in range(5):
+        async with asyncio.timeout(10):
+            async with connect(url, verify=False, stack=client_stack) as client:
+                closed = await client.wait_closed(grace=5)
+                assert (closed.code, closed.reason, closed.by_peer) == (0x2, "auth_failed", True)
+    await asyncio.gather(*tasks)
