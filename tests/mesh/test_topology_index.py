@@ -96,6 +96,9 @@ async def test_an_expiry_is_announced_once_and_a_late_node_comes_back(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await wait_until(lambda: "late" not in p1.nodes() and "late" not in p2.nodes())
+            await wait_until(lambda: bool(downs))
+            beats = p1.statistics().heartbeats  # every node reaps on every beat:
+            await wait_until(lambda: p1.statistics().heartbeats >= beats + 3)
             assert downs == ["late"]  # one reaper, one announcement (three observers)
             # It wakes up: its index entry is gone, so its first beat announces it.
             task = asyncio.create_task(late.run())
