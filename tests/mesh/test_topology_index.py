@@ -187,3 +187,36 @@ def test_node_record_marks_an_indexed_node() -> None:
     legacy = NodeInfo("n", NodeRole.POP, "eu", "q:1").to_record()
     assert "indexed" not in legacy and not NodeInfo.from_record("n", legacy).indexed
     assert not NodeInfo.from_record("n", {**legacy, "indexed": "yes"}).indexed
+
+
+async def test_load_reaches_the_others_by_message_at_most_every_few_beats() -> None:
+    bus = MemoryBus()
+    ups: list[dict[str, float]] = []
+
+    async def count_ups() -> None:
+        async with bus.subscribe(TOPOLOGY_CHANNEL) as messages:
+            async for m in messages:
+                if m.data.get("event") == "node_up" and m.data.get("node") == "o1":
+                    ups.append(m.data["load"])
+
+    counter = asyncio.create_task(count_ups())
+    try:
+        async with (
+            running(bus, node("o1", NodeRole.ORIGIN)) as origin,
+            running(bus, node("p1")) as pop,
+        ):
+            await wait_until(lambda: "o1" in pop.nodes())
+            start, sent = origin.statistics().heartbeats, len(ups)
+            # A load that changes on every beat (a busy POP's session count) ...
+            while origin.statistics().heartbeats < start + 12:
+                origin.set_load(sessions=float(origin.statistics().heartbeats))
+                await asyncio.sleep(BEAT / 4)
+            # ... is published at most every 5 beats (load_publish_every), not on each.
+            assert 1 <= len(ups) - sent <= 12 // 5 + 1
+            origin.set_load(sessions=1000.0)
+            took = await wait_until(lambda: pop.nodes()["o1"].load.get("sessions") == 1000.0)
+            assert took <= 6 * BEAT + 1  # within load_publish_every beats (slack for CI)
+    finally:
+        counter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counter
