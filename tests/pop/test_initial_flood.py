@@ -216,6 +216,7 @@ async def quic_gauge(pop: PopNode, name: str, *, at_least: float = 0.0) -> float
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.latency
 @pytest.mark.timeout(60)
 async def test_picoquic_handshake_flood_creates_bounded_state(
     make_pop: MakePop, tokens: Tokens

@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
+
 from mesh.bus import MemoryBus
 from mesh.node_credential import mint_node_credential
 from moqt.aio import SessionOptions, connect, write_self_signed
@@ -279,6 +281,7 @@ async def test_cold_pop_answers_track_status_from_upstream(
         assert origin.subscriptions() == 0
 
 
+@pytest.mark.latency  # a 3 s bound on the switch: run alone, not beside another test
 async def test_silent_upstream_is_left_for_one_that_streams(
     bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
 ) -> None:
