@@ -44,3 +44,46 @@ test("a group still receiving objects is not ended; without the next keyframe no
   lane.impliedEnd(5260);
   assert.deepEqual(ids(lane.seq.poll(5260)), ["5/0"]);
 });
+
+import { TrackMuxer } from "../dist/lib/cmaf/index.js";
+
+const avcC = new Uint8Array([1, 0x42, 0xe0, 0x1f, 0xff, 0xe1, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 1, 0, 2, 0x68, 0xce]);
+let mux = null;
+/** A lane with a fresh muxer's init (decode times start at 0 again). */
+function videoLane() {
+  mux = new TrackMuxer({ kind: "video", trackId: 1, timescale: 90000, width: 320, height: 240, avcC });
+  return new Lane("video", { name: "video", initData: mux.init });
+}
+const frameUs = Math.round(1e6 / 30);
+/** Frame `i` as a per-frame CMAF object (30 fps, a group every 30 frames) arriving at `now`. */
+function frame(lane, i, now) {
+  const group = Math.floor(i / 30);
+  const payload = mux.chunk([mux.sample(new Uint8Array([0, 0, 0, 1, 0x65]), i * frameUs, frameUs, i % 30 === 0)]);
+  lane.noteArrival(group, i % 30, now, payload);
+  lane.seq.push({ group, object: i % 30, payload, arrived: now });
+}
+
+test("a next keyframe that follows the group's last object in media time ends the group at once", () => {
+  const lane = videoLane();
+  for (let i = 0; i < 30; i++) frame(lane, i, i * 33);
+  assert.equal(lane.seq.poll(990).length, 30);
+  frame(lane, 30, 1000); // group 1's keyframe, one frame after group 0's last: nothing missing
+  lane.impliedEnd(1001);
+  assert.deepEqual(ids(lane.seq.poll(1001)), ["1/0"]);
+  assert.equal(lane.seq.skipped, 0);
+});
+
+test("a gap before the next keyframe (group 0's last objects missing) waits IMPLIED_END_MS", () => {
+  const lane = videoLane();
+  for (let i = 0; i < 27; i++) frame(lane, i, i * 33); // objects 27-29 still on their way
+  lane.seq.poll(900);
+  frame(lane, 30, 1000);
+  lane.impliedEnd(1001);
+  assert.deepEqual(ids(lane.seq.poll(1001)), []);
+  frame(lane, 27, 1050); // a straggler within the wait: played
+  assert.deepEqual(ids(lane.seq.poll(1050)), ["0/27"]);
+  lane.impliedEnd(1150);
+  assert.deepEqual(ids(lane.seq.poll(1150)), []);
+  lane.impliedEnd(1201);
+  assert.deepEqual(ids(lane.seq.poll(1201)), ["1/0"]);
+});

@@ -57,6 +57,10 @@ export class Lane {
   /** When each recent group's first object, and its newest object, arrived (ms). */
   private readonly started = new Map<number, number>();
   private readonly lastArrival = new Map<number, number>();
+  /** Per recent group: its newest object and that object's media time, object 0's media
+   * time (s, tfdt); and the media step between consecutive objects (s, smoothed). */
+  private readonly media = new Map<number, { newest: number; time: number; first: number | null }>();
+  private step = 0;
   /** Skip objects at or before this location (set on a lane that replaces another). */
   resumeAfter: { group: number; object: number } | null = null;
   constructor(
@@ -107,25 +111,50 @@ export class Lane {
   }
 
   /** An object of `group` arrived (its subscription's stream or the joining FETCH). */
-  noteArrival(group: number, object: number, now: number): void {
+  noteArrival(group: number, object: number, now: number, payload?: Uint8Array): void {
     if (object === 0) this.started.set(group, now);
     this.lastArrival.set(group, now);
+    const init = this.track.initData;
+    if (!payload || !init) return;
+    let time: number;
+    try {
+      time = baseMediaDecodeTime(payload) / timescaleFromInit(init);
+    } catch {
+      return; // not a parsable fragment: the timeout alone decides
+    }
+    let m = this.media.get(group);
+    if (!m) this.media.set(group, (m = { newest: -1, time: 0, first: null }));
+    if (object === 0) m.first = time;
+    if (m.newest >= 0 && object === m.newest + 1 && time > m.time) {
+      const d = time - m.time;
+      this.step = this.step === 0 ? d : 0.8 * this.step + 0.2 * d;
+    }
+    if (object > m.newest) {
+      m.newest = object;
+      m.time = time;
+    }
   }
 
   /** The group being played ended without its end marker yet: the next group's first
-   * object (a keyframe) is here and nothing of the current one came for IMPLIED_END_MS.
-   * The sequencer would hold the keyframe until the marker (a stream FIN that a loaded
-   * relay forwards up to a second or more after the next group's data: bench/RESULTS.md),
-   * then skip the group; a straggler of the ended group is dropped as late instead (the
-   * next group starts with a keyframe, so decoding loses nothing). */
+   * object (a keyframe) is here, and either it follows the current group's newest object
+   * in media time (less than 1.8 object steps after it: no object of the group is missing
+   * at its end) or nothing of the current group came for IMPLIED_END_MS. The sequencer
+   * would hold the keyframe until the marker (a stream FIN that loaded relays forwarded up
+   * to 2.4 s after the next group's data: bench/RESULTS.md), then skip the group; a
+   * straggler of the ended group is dropped as late instead (the next group starts with a
+   * keyframe, so decoding loses nothing). */
   impliedEnd(now: number): void {
     const g = this.seq.group;
     if (g === null) return;
     const next = this.started.get(g + 1);
     if (next === undefined) return;
-    if (now - Math.max(next, this.lastArrival.get(g) ?? 0) < IMPLIED_END_MS) return;
+    const cur = this.media.get(g);
+    const first = this.media.get(g + 1)?.first;
+    const follows = cur !== undefined && first != null && this.step > 0 && first >= cur.time && first - cur.time < 1.8 * this.step;
+    if (!follows && now - Math.max(next, this.lastArrival.get(g) ?? 0) < IMPLIED_END_MS) return;
     this.seq.end(g);
     for (const old of this.lastArrival.keys()) if (old < g) this.lastArrival.delete(old);
+    for (const old of this.media.keys()) if (old < g) this.media.delete(old);
   }
 
   /** `group` ended: how long (ms) the next group's first object had waited for that end
@@ -134,6 +163,7 @@ export class Lane {
     const next = this.started.get(group + 1);
     for (const g of this.started.keys()) if (g <= group) this.started.delete(g);
     for (const g of this.lastArrival.keys()) if (g < group) this.lastArrival.delete(g);
+    for (const g of this.media.keys()) if (g < group) this.media.delete(g);
     return next === undefined ? 0 : now - next;
   }
 

@@ -186,7 +186,7 @@ export abstract class LiveMedia implements PlaybackHandle {
           this.bytes += item.payload.length;
           this.objects += 1;
           if (lane.kind === "video") this.abr?.received(item.payload.length, now);
-          lane.noteArrival(item.group, item.object, now);
+          lane.noteArrival(item.group, item.object, now, item.payload);
           lane.seq.push({ group: item.group, object: item.object, payload: item.payload, arrived: now });
           if (item.status !== 0) lane.seq.end(item.group);
           lane.arrived(item.group, item.fetched);
