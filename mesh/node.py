@@ -10,12 +10,10 @@
   ``serving`` checks plus the role's own) and the relay -> metrics sync;
 * the node record in the registry (:class:`mesh.topology.Topology`, heartbeat), run in
   the node's TaskGroup next to the role's background jobs;
-* downstream sessions (:class:`mesh.session_host.SessionHost`): each one is attached to
-  the relay core and read by its own task, in order (admission may await), closed
-  without SETUP by ``setup_timeout``, and detached when it ends, whatever happened;
-* the drain on SIGTERM: GOAWAY to every session (with the new session URI of
-  :meth:`MeshNode._goaway_uri`), wait ``drain_timeout`` for them to leave, then
-  :meth:`MeshNode.stop` closes what is left, leaves the registry and closes the ports.
+* its sessions and the drain (it is a :class:`mesh.session_host.SessionHost`: attach,
+  SETUP deadline, events in order, GOAWAY, close); on SIGTERM, GOAWAY to every session,
+  wait ``drain_timeout`` for them to leave, then :meth:`MeshNode.stop` closes what is
+  left, leaves the registry and closes the ports.
 
 A role subclasses it, builds its own parts (``relay`` among them) after
 ``super().__init__`` and fills in the hooks; what only an origin or a POP does stays
@@ -34,10 +32,11 @@ from typing import Any, ClassVar
 import structlog
 from aioquic.quic.configuration import QuicConfiguration
 
+from mesh.advertise import advertised_host, format_hostport
 from mesh.bus import Bus, connect_bus
 from mesh.certificates import NodeCertificate
 from mesh.metrics import NodeMetrics, OpsServer, ReadyCheck
-from mesh.relay import Peer, Relay
+from mesh.relay import Relay
 from mesh.session_host import HostedSession, SessionHost
 from mesh.settings import NodeSettings, parse_hostport
 from mesh.topology import NodeInfo, NodeRole, Topology
@@ -54,13 +53,13 @@ _METRICS_EVERY = 4  # housekeeping ticks between two metrics updates (one second
 Downstream = HostedSession
 
 
-class MeshNode[D: Downstream](abc.ABC):
+class MeshNode[D: Downstream](SessionHost[D]):
     """One serving node; ``await start()``, ``await drain()``, ``await stop()``.
 
     A subclass sets :attr:`role`, assigns ``relay`` in its ``__init__`` and implements
-    the abstract hooks (:meth:`statistics`, :meth:`_advertised`, :meth:`_open_session`,
-    :meth:`_handle`, :meth:`_session_ended`, :meth:`_update_load`); the others
-    (``_listen``, ``_open_listeners``, ``_ready_checks``, ``_new_topology``, ``_jobs``,
+    the abstract hooks (:meth:`statistics`, :meth:`_open_session`, :meth:`_handle`,
+    :meth:`_session_ended`, :meth:`_update_load`); the others (``_advertised``,
+    ``_listen``, ``_open_listeners``, ``_ready_checks``, ``_new_topology``, ``_jobs``,
     ``_listening_fields``, ``_wind_down``, ``_refusal``, ``_goaway_uri``) default to
     the common case.
     """
@@ -99,11 +98,14 @@ class MeshNode[D: Downstream](abc.ABC):
         self.topology: Topology | None = None
         self._server: Listener | None = None
         self._ops: OpsServer | None = None
-        # The relay core is the role's, assigned after this __init__: hosted from start().
-        self._sessions: SessionHost[D] | None = None
+        self._setup_timeout = settings.setup_timeout
+        self._goaway_timeout = settings.drain_timeout
+        self._session_prefix = f"{settings.node_id}/"
+        self._init_sessions()
         self._task: asyncio.Task[None] | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()
+        self._advertise_host: str | None = None
         self._stopped = False
         self._last_stats: dict[str, int] = {}
 
@@ -121,40 +123,25 @@ class MeshNode[D: Downstream](abc.ABC):
             raise RuntimeError(f"the {self.role} is not listening")
         return parse_hostport(self.settings.http)[0], self._ops.port
 
-    @property
-    def draining(self) -> bool:
-        return self.sessions.draining
-
-    @property
-    def sessions(self) -> SessionHost[D]:
-        """The downstream sessions (attach, SETUP deadline, events in order, GOAWAY, close)."""
-        if self._sessions is None:
-            self._sessions = SessionHost(
-                self.relay,
-                log=self._log,
-                open=self._open_session,
-                handle=self._handle,
-                ended=self._session_ended,
-                setup_timeout=self.settings.setup_timeout,
-                goaway_timeout=self.settings.drain_timeout,
-                goaway_uri=self._goaway_uri,
-                prefix=f"{self.settings.node_id}/",
-            )
-        return self._sessions
-
-    @property
-    def _downstream(self) -> dict[MoqtConnection, D]:
-        return self.sessions.sessions
-
-    @abc.abstractmethod
     def _advertised(self) -> str:
-        """``HOST:PORT`` the other nodes dial, for the node record (called once listening)."""
+        """``HOST:PORT`` the other nodes dial, for the node record (called once listening):
+        ``advertise``, else the bound address when it is specific, else the route to Redis
+        (never the host name's 127.0.1.1 on Debian, which no other machine can dial)."""
+        if self.settings.advertise:
+            return self.settings.advertise
+        assert self._advertise_host is not None  # found by start() before listening
+        return format_hostport(self._advertise_host, self.quic_address[1])
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the QUIC port, the role's other ports and the ops port, then join the
-        cluster; returns once serving. A failure after the QUIC port is open stops the node."""
+        cluster; returns once serving. A failure after the QUIC port is open stops the node;
+        :class:`mesh.advertise.AdvertiseError` (nothing opened yet) when bound to a wildcard
+        address with no ``advertise`` and no address other nodes can dial."""
+        if not self.settings.advertise:
+            bind_host = parse_hostport(self.settings.quic)[0]
+            self._advertise_host = advertised_host(bind_host, self.settings.redis)
         self._server = await self._listen()
         try:
             await self._open_listeners()
@@ -247,7 +234,7 @@ class MeshNode[D: Downstream](abc.ABC):
             implementation=f"clutchcall-{self.role}",
         )
 
-    async def _open_listeners(self) -> None:  # noqa: B027 (optional hook: none by default)
+    async def _open_listeners(self) -> None:
         """Ports besides QUIC and HTTP (an origin's RTMP); opened before the ops port."""
 
     def _ready_checks(self) -> dict[str, ReadyCheck]:
@@ -295,7 +282,7 @@ class MeshNode[D: Downstream](abc.ABC):
             self._started.set()
 
     def _serving(self) -> bool:
-        return not self.draining and self._task is not None and not self._task.done()
+        return not self._draining and self._task is not None and not self._task.done()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the node's TaskGroup; its failure is logged, never fatal."""
@@ -311,10 +298,10 @@ class MeshNode[D: Downstream](abc.ABC):
     async def drain(self, grace: float | None = None) -> None:
         """GOAWAY to every session, wind the role's work down, and wait up to ``grace``
         (default ``drain_timeout``) seconds for the sessions to leave."""
-        self._log.info(f"{self.role}_draining", sessions=len(self.sessions))
-        self.sessions.goaway_all()
+        self._log.info(f"{self.role}_draining", sessions=len(self._downstream))
+        self._goaway_all()
         await self._wind_down()
-        await self.sessions.wait_gone(self.settings.drain_timeout if grace is None else grace)
+        await self._wait_gone(self.settings.drain_timeout if grace is None else grace)
 
     async def stop(self) -> None:
         """Close the sessions left, end the background work, leave the registry and
@@ -322,9 +309,9 @@ class MeshNode[D: Downstream](abc.ABC):
         if self._stopped:
             return
         self._stopped = True
-        self.sessions.draining = True
+        self._draining = True
         await self._wind_down()
-        await self.sessions.close(f"{self.role} shutting down")
+        await self._close_sessions(f"{self.role} shutting down")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -344,7 +331,7 @@ class MeshNode[D: Downstream](abc.ABC):
             await self.bus.close()
         self._log.info(f"{self.role}_stopped")
 
-    async def _wind_down(self) -> None:  # noqa: B027 (optional hook: nothing by default)
+    async def _wind_down(self) -> None:
         """End the role's own work before its sessions go (drain, and stop again)."""
 
     # --- downstream sessions ------------------------------------------------------------
@@ -354,15 +341,11 @@ class MeshNode[D: Downstream](abc.ABC):
         if refusal is not None or self._tg is None:
             connection.close(SessionCloseCode.INTERNAL_ERROR, refusal or f"{self.role} not running")
             return
-        self.sessions.attach(connection)
+        self._attach_session(connection)
 
     def _refusal(self) -> str | None:
         """Why a new session is closed at once (``None``: take it)."""
         return f"{self.role} not running" if self._tg is None else None
-
-    @abc.abstractmethod
-    def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> D:
-        """The role's record of a session just attached to the relay."""
 
     @abc.abstractmethod
     async def _handle(self, down: D, event: Event) -> bool:
@@ -371,11 +354,6 @@ class MeshNode[D: Downstream](abc.ABC):
     @abc.abstractmethod
     def _session_ended(self, down: D) -> None:
         """Release the role's state of a session that ended (before its relay detach)."""
-
-    def _goaway_uri(self, down: D) -> str:
-        """The new session URI a draining node's GOAWAY names (``""``: none, reconnect
-        where you came from)."""
-        return ""
 
     # --- housekeeping -------------------------------------------------------------------
 

@@ -1,29 +1,16 @@
-"""The life of the MoQT sessions a node serves, written once.
-
-:class:`SessionHost` is what :class:`mesh.node.MeshNode` (origin, POP) and
-:class:`mesh.relay.RelayNode` (``clutchcall relay``, the test labs) share of a session:
-
-* attach: the session becomes a peer of the relay core (its send backlog, and a
-  wake-up when the connection may take more), gets a name and the role's record;
-* the SETUP deadline: a session with no SETUP within ``setup_timeout`` is closed
-  (CONTROL_MESSAGE_TIMEOUT), however often it pings;
-* its events in order: read by a task of its own when the role's ``handle`` awaits
-  (admission), or handed over inside the transport's callback (``handle_now``, the
-  plain relay); a failure closes that session alone;
-* its end, once, whatever happened: the role's ``ended`` hook, then the relay detach;
-* GOAWAY (after SETUP only, with the new session URI the role names, if any): to every
-  session at :meth:`goaway_all`, and to one completing SETUP afterwards; :meth:`wait_gone`
-  gives them a grace to leave and :meth:`close` closes the rest;
-* its tasks: every reader task is the host's; :meth:`close` returns once all ended.
+"""The life of a served MoQT session, written once: attach to the relay core, the SETUP
+deadline, events in order, the end (role hook, relay detach), GOAWAY, drain, close, and the
+reader tasks. :class:`mesh.node.MeshNode` (origin, POP) and :class:`mesh.relay.RelayNode`
+build on it; docs/ARCHITECTURE.md "Node lifecycle" tells the whole story.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from mesh.logging import bind_context
 from mesh.relay import Peer, Relay
@@ -43,64 +30,61 @@ class HostedSession:
     name: str
 
 
-class SessionHost[S: HostedSession]:
-    """The sessions of one node (see the module docstring); give ``handle`` (async, one
-    reader task a session) or ``handle_now`` (sync, in the transport's callback)."""
+class SessionHost[S: HostedSession](abc.ABC):
+    """A node's sessions. The node sets ``relay`` and ``_log``, calls :meth:`_init_sessions`,
+    implements :meth:`_open_session` and :meth:`_handle` (one reader task a session, it may
+    await) or, with ``_inline``, :meth:`_handle_now` (in the transport's callback)."""
 
-    def __init__(
-        self,
-        relay: Relay,
-        *,
-        log: Any,
-        open: Callable[[MoqtConnection, Peer, str], S],
-        handle: Callable[[S, Event], Awaitable[bool]] | None = None,
-        handle_now: Callable[[S, Event], None] | None = None,
-        ended: Callable[[S], None] = lambda _session: None,
-        setup_timeout: float | None = None,
-        goaway_timeout: float | None = None,
-        goaway_uri: Callable[[S], str] = lambda _session: "",
-        prefix: str = "",
-    ) -> None:
-        if (handle is None) == (handle_now is None):
-            raise TypeError("give exactly one of handle and handle_now")
-        self.relay = relay
-        self._log = log
-        self._open = open
-        self._handle = handle
-        self._handle_now = handle_now
-        self._ended = ended
-        self._setup_timeout = setup_timeout
-        self._goaway_timeout = goaway_timeout
-        self._goaway_uri = goaway_uri
-        self._prefix = prefix
-        self._ids = itertools.count(1)
+    relay: Relay
+    _log: Any
+    _inline: ClassVar[bool] = False
+    _setup_timeout: float | None = None
+    _goaway_timeout: float | None = None
+    _session_prefix: str = ""
+
+    def _init_sessions(self) -> None:
         #: The sessions attached and not ended yet, by connection.
-        self.sessions: dict[MoqtConnection, S] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._deadlines: dict[MoqtConnection, asyncio.TimerHandle] = {}
-        #: Set by :meth:`goaway_all` (and :meth:`close`): SETUP is answered with GOAWAY.
-        self.draining = False
+        self._downstream: dict[MoqtConnection, S] = {}
+        self._ids = itertools.count(1)
+        self._session_tasks: set[asyncio.Task[None]] = set()
+        self._setup_deadlines: dict[MoqtConnection, asyncio.TimerHandle] = {}
+        self._draining = False  # from the drain on, SETUP is answered with GOAWAY
 
-    def __len__(self) -> int:
-        return len(self.sessions)
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
-    def values(self) -> list[S]:
-        return list(self.sessions.values())
+    @abc.abstractmethod
+    def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> S:
+        """The role's record of a session just attached to the relay."""
 
-    # --- one session --------------------------------------------------------------------
+    async def _handle(self, down: S, event: Event) -> bool:
+        """Act on one event of ``down``'s session; ``False`` stops reading it."""
+        raise NotImplementedError
 
-    def attach(self, connection: MoqtConnection) -> S:
+    def _handle_now(self, down: S, event: Event) -> None:
+        """Act on one event, inside the transport's callback (``_inline``)."""
+        raise NotImplementedError
+
+    def _session_ended(self, down: S) -> None:  # noqa: B027 (optional hook)
+        """Release the role's state of a session that ended (before its relay detach)."""
+
+    def _goaway_uri(self, down: S) -> str:
+        """The new session URI a draining node's GOAWAY names (``""``: none)."""
+        return ""
+
+    def _attach_session(self, connection: MoqtConnection) -> S:
         """Take ``connection``: an accepted session, or one this node opened itself."""
-        name = f"{self._prefix}s{next(self._ids)}"
+        name = f"{self._session_prefix}s{next(self._ids)}"
         relay = self.relay
         peer = relay.attach(connection.session, name, send_backlog=connection.send_backlog)
         # ACKs arrived: the connection may take what the peer's relay scheduler holds.
         connection.set_writable_handler(lambda: relay.pump(peer), min_backlog=relay.wake_backlog)
-        session = self._open(connection, peer, name)
-        self.sessions[connection] = session
+        down = self._open_session(connection, peer, name)
+        self._downstream[connection] = down
         if self._setup_timeout is not None:
-            self._deadlines[connection] = asyncio.get_running_loop().call_later(
-                self._setup_timeout, self._setup_deadline, session
+            self._setup_deadlines[connection] = asyncio.get_running_loop().call_later(
+                self._setup_timeout, self._setup_deadline, down
             )
         self._log.info(
             "session_opened",
@@ -108,108 +92,100 @@ class SessionHost[S: HostedSession]:
             transport=connection.transport_name,
             remote=":".join(map(str, connection.remote_address or ())),
         )
-        if self._handle_now is not None:
-            handle_now = self._handle_now
+        if self._inline:
 
             def on_event(conn: MoqtConnection, event: Event) -> None:
                 try:
-                    handle_now(session, event)
-                    self._after(session, event)
+                    self._handle_now(down, event)
+                    self._after(down, event)
                 finally:
                     if conn.is_closed or peer.closed:
-                        self._end(session)
+                        self._end(down)
 
             connection.set_event_handler(on_event)
         else:
-            task = asyncio.get_running_loop().create_task(self._read(session), name=name)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return session
+            task = asyncio.get_running_loop().create_task(self._read(down), name=name)
+            self._session_tasks.add(task)
+            task.add_done_callback(self._session_tasks.discard)
+        return down
 
-    async def _read(self, session: S) -> None:
-        """Read one session's events in order until it ends; a failure closes only it."""
-        assert self._handle is not None
-        conn = session.connection
-        with bind_context(session=session.name):
+    async def _read(self, down: S) -> None:  # a failure closes this session alone
+        conn = down.connection
+        with bind_context(session=down.name):
             try:
                 async for event in conn.events():
-                    if not await self._handle(session, event):
+                    if not await self._handle(down, event):
                         break
-                    self._after(session, event)
+                    self._after(down, event)
             except Exception:
-                self._log.exception("session_failed", session=session.name)
+                self._log.exception("session_failed", session=down.name)
                 conn.close(SessionCloseCode.INTERNAL_ERROR, "internal error")
             finally:
-                self._end(session)
+                self._end(down)
 
-    def _after(self, session: S, event: Event) -> None:
-        if self.draining and isinstance(event, SetupCompleted):
-            self.goaway(session)  # set up while the node drains: move on at once
+    def _after(self, down: S, event: Event) -> None:
+        if self._draining and isinstance(event, SetupCompleted):
+            self._goaway(down)  # set up while the node drains: move on at once
 
-    def _end(self, session: S) -> None:
-        """Once per session: the role's hook, then the relay detach."""
-        conn = session.connection
-        if self.sessions.pop(conn, None) is None:
+    def _end(self, down: S) -> None:  # once a session: the role's hook, the relay detach
+        conn = down.connection
+        if self._downstream.pop(conn, None) is None:
             return
-        deadline = self._deadlines.pop(conn, None)
+        deadline = self._setup_deadlines.pop(conn, None)
         if deadline is not None:
             deadline.cancel()
         try:
-            self._ended(session)
-            self.relay.detach(session.peer)
+            self._session_ended(down)
+            self.relay.detach(down.peer)
         except Exception:
-            self._log.exception("session_cleanup_failed", session=session.name)
+            self._log.exception("session_cleanup_failed", session=down.name)
 
-    def _setup_deadline(self, session: S) -> None:
-        """No SETUP in time: a session that only pings is not kept."""
-        conn = session.connection
-        self._deadlines.pop(conn, None)
+    def _setup_deadline(self, down: S) -> None:  # a session that only pings is not kept
+        conn = down.connection
+        self._setup_deadlines.pop(conn, None)
         if conn.is_closed or conn.session.setup_complete:
             return
-        self._log.info("setup_timeout", session=session.name, after=self._setup_timeout)
+        self._log.info("setup_timeout", session=down.name, after=self._setup_timeout)
         conn.close(SessionCloseCode.CONTROL_MESSAGE_TIMEOUT, "no SETUP in time")
 
-    def goaway(self, session: S) -> None:
-        """Ask the peer to move (to the role's new session URI, if any); after SETUP only."""
-        conn = session.connection
+    def _goaway(self, down: S) -> None:
+        """Ask the peer to move (to :meth:`_goaway_uri`, if any); after SETUP only."""
+        conn = down.connection
         if conn.is_closed or not conn.session.setup_complete or conn.session.goaway_sent:
             return
         try:
-            conn.session.goaway(self._goaway_uri(session), timeout=self._goaway_timeout)
+            conn.session.goaway(self._goaway_uri(down), timeout=self._goaway_timeout)
         except LocalError as exc:
             self._log.debug("goaway_failed", error=str(exc))
 
-    # --- all sessions -------------------------------------------------------------------
-
-    def goaway_all(self) -> None:
+    def _goaway_all(self) -> None:
         """The drain begins: GOAWAY to every session, and to each that sets up from now."""
-        self.draining = True
-        for session in self.values():
-            self.goaway(session)
+        self._draining = True
+        for down in list(self._downstream.values()):
+            self._goaway(down)
 
-    async def wait_gone(self, grace: float) -> None:
+    async def _wait_gone(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for every session to end."""
-        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self.sessions)]
+        closing = [asyncio.ensure_future(c.wait_closed()) for c in list(self._downstream)]
         if closing:
             await asyncio.wait(closing, timeout=grace)
             for future in closing:
                 future.cancel()
             await asyncio.gather(*closing, return_exceptions=True)
 
-    async def close(self, reason: str, grace: float = 1.0) -> None:
-        """Close every session (NO_ERROR, ``reason``), tear down any still open after
-        ``grace`` seconds, and end them all: no reader task is left when it returns."""
-        self.draining = True
-        connections = list(self.sessions)
+    async def _close_sessions(self, reason: str, grace: float = 1.0) -> None:
+        """Close every session (torn down after ``grace`` s); no reader task is left."""
+        self._draining = True
+        connections = list(self._downstream)
         for conn in connections:
             conn.close(SessionCloseCode.NO_ERROR, reason)
         if connections:
             await asyncio.gather(
                 *(c.wait_closed(grace=grace) for c in connections), return_exceptions=True
             )
-        for task in list(self._tasks):
+        for task in list(self._session_tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        for session in self.values():  # torn down without a last event
-            self._end(session)
+        if self._session_tasks:
+            await asyncio.gather(*self._session_tasks, return_exceptions=True)
+        for down in list(self._downstream.values()):  # torn down without a last event
+            self._end(down)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mesh.advertise import advertised_host, format_hostport
 from mesh.bus import Bus
 from mesh.metrics import ReadyCheck
 from mesh.node import Downstream, MeshNode
@@ -129,7 +128,6 @@ class OriginNode(MeshNode[_Downstream]):
             disconnect=self._disconnect_rtmp,
         )
         self.rtmp: RtmpServer | None = None
-        self._advertise_host: str | None = None
         self._ended_refused = 0  # counters of MoQT sessions that are gone
         self._ended_malformed = 0
 
@@ -140,23 +138,6 @@ class OriginNode(MeshNode[_Downstream]):
         if self.rtmp is None or not self.rtmp.addresses:
             return None
         return self.rtmp.addresses[0]
-
-    async def start(self) -> None:
-        """Listen and join the cluster; :class:`mesh.advertise.AdvertiseError` (nothing
-        opened yet) when bound to a wildcard address with no ``advertise`` and no address
-        other nodes can dial."""
-        if not self.settings.advertise:
-            # The bound address when it is specific, else the route to Redis: never the
-            # host name's 127.0.1.1 (Debian), which no other machine can dial.
-            bind_host = parse_hostport(self.settings.quic)[0]
-            self._advertise_host = advertised_host(bind_host, self.settings.redis)
-        await super().start()
-
-    def _advertised(self) -> str:
-        if self.settings.advertise:
-            return self.settings.advertise
-        assert self._advertise_host is not None  # found by start() before listening
-        return format_hostport(self._advertise_host, self.quic_address[1])
 
     async def _open_listeners(self) -> None:
         if self.settings.rtmp:

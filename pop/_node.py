@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mesh.advertise import advertised_host, format_hostport
 from mesh.auth import AuthError, AuthFailure, TokenVerifier
 from mesh.bus import Bus
 from mesh.guard import PlaybackGuard
@@ -163,23 +162,8 @@ class PopNode(MeshNode[_Downstream]):
             cafile=upstream_cafile,
             stack=settings.quic_stack,
         )
-        self._advertise_host: str | None = None
 
     # --- lifecycle (the rest is mesh.node.MeshNode) ------------------------------------
-
-    async def start(self) -> None:
-        """Listen and join the cluster; :class:`AdvertiseError` (nothing opened yet) when
-        bound to a wildcard address with no ``advertise`` and no address to put instead."""
-        if not self.settings.advertise:
-            bind_host = parse_hostport(self.settings.quic)[0]
-            self._advertise_host = advertised_host(bind_host, self.settings.redis)
-        await super().start()
-
-    def _advertised(self) -> str:
-        if self.settings.advertise:
-            return self.settings.advertise
-        assert self._advertise_host is not None  # found by start() before listening
-        return format_hostport(self._advertise_host, self.quic_address[1])
 
     async def _listen(self) -> Listener:
         """Serve on a socket bound here: ``--workers`` share the UDP port (SO_REUSEPORT).

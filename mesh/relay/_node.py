@@ -21,9 +21,11 @@ logger = structlog.get_logger("mesh.relay")
 _POLL_INTERVAL = 0.25
 
 
-class RelayNode:
+class RelayNode(SessionHost[HostedSession]):
     """A :class:`Relay` listening on ``host:port`` (see :attr:`address` for port 0); its
-    sessions' lifecycle is :class:`mesh.session_host.SessionHost`'s."""
+    sessions' lifecycle is :class:`mesh.session_host.SessionHost`'s (events handled inline)."""
+
+    _inline = True
 
     def __init__(
         self,
@@ -43,13 +45,9 @@ class RelayNode:
         )
         self._server: Listener | None = None
         self._max_connections = max_connections
-        self.sessions = SessionHost(
-            self.relay,
-            log=logger,
-            open=HostedSession,
-            handle_now=self._handle,
-            setup_timeout=setup_timeout,
-        )
+        self._log = logger
+        self._setup_timeout = setup_timeout
+        self._init_sessions()
         self._poller: asyncio.TimerHandle | None = None
 
     @property
@@ -91,14 +89,17 @@ class RelayNode:
         self._schedule_poll()
 
     def _on_session(self, connection: MoqtConnection) -> None:
-        self.sessions.attach(connection)
+        self._attach_session(connection)
 
     def attach_connection(self, connection: MoqtConnection) -> Peer:
         """Feed ``connection``'s events to the relay: every accepted session, and any
         session this node opened itself (e.g. to a parent relay, then ``relay.add_route``)."""
-        return self.sessions.attach(connection).peer
+        return self._attach_session(connection).peer
 
-    def _handle(self, session: HostedSession, event: Event) -> None:
+    def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> HostedSession:
+        return HostedSession(connection, peer, name)
+
+    def _handle_now(self, session: HostedSession, event: Event) -> None:
         conn = session.connection
         if isinstance(event, SetupCompleted) and is_relay_link_path(
             conn.path if conn.path is not None else event.path
@@ -109,12 +110,12 @@ class RelayNode:
 
     async def drain(self, grace: float = 2.0) -> None:
         """GOAWAY to every session, then close what is left after ``grace`` seconds."""
-        self.sessions.goaway_all()
-        await self.sessions.wait_gone(grace)
+        self._goaway_all()
+        await self._wait_gone(grace)
         await self.stop()
 
     async def stop(self) -> None:
-        await self.sessions.close("relay shutting down")
+        await self._close_sessions("relay shutting down")
         if self._poller is not None:
             self._poller.cancel()
             self._poller = None
