@@ -352,16 +352,9 @@ class LivePlayer extends LiveMedia {
     if (!b.length) return;
     const end = b.end(b.length - 1);
     const ahead = bufferedAhead(b, video.currentTime);
-    // A gap (a skipped group, audio/video start skew): jump to the next buffered range.
-    if (ahead === 0) {
-      for (let i = 0; i < b.length; i++) {
-        if (b.start(i) > video.currentTime) {
-          video.currentTime = b.start(i);
-          this.jumps += 1;
-          break;
-        }
-      }
-    }
+    // A gap (a skipped group, audio/video start skew, a hole between two appends): jump to
+    // the next buffered range.
+    this.jumpGap();
     const latency = end - video.currentTime;
     // Paused by the user: left alone; once playing again, back to the live edge.
     if (!video.paused) {

@@ -179,6 +179,15 @@ export function bufferedAhead(buffered: TimeRanges, time: number, slack = 0.1): 
   return 0;
 }
 
+/** Where to jump over a hole: the start of the next buffered range when `time` is within
+ * `within` seconds of its own range's end (or past it, or in no range), else null. The
+ * element waits at a hole for good, even one shorter than a frame. */
+export function holeAhead(buffered: TimeRanges, time: number, within = 0.05): number | null {
+  if (bufferedAhead(buffered, time) >= within) return null;
+  for (let i = 0; i < buffered.length; i++) if (buffered.start(i) > time) return buffered.start(i);
+  return null;
+}
+
 /** Serializes appendBuffer/remove on one SourceBuffer; trims the back buffer when the quota is hit. */
 export class AppendQueue {
   readonly buffer: SourceBuffer;
