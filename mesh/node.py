@@ -34,7 +34,7 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from mesh.advertise import advertised_host, format_hostport
 from mesh.bus import Bus, connect_bus
-from mesh.certificates import NodeCertificate
+from mesh.certificates import NodeCertificate, stack_reloads
 from mesh.metrics import NodeMetrics, OpsServer, ReadyCheck
 from mesh.relay import Relay
 from mesh.session_host import HostedSession, SessionHost
@@ -82,9 +82,9 @@ class MeshNode[D: Downstream](SessionHost[D]):
         self._certificate = certificate
         self._private_key = private_key
         self._log = structlog.get_logger(f"{self.role}.node").bind(node=settings.node_id)
-        try:  # renewed in place when self-signed (only aioquic can reload a listener's)
+        try:  # renewed in place when self-signed (where the stack can reload it)
             self.certificate: NodeCertificate | None = NodeCertificate(
-                certificate, private_key, renew=settings.quic_stack == "aioquic"
+                certificate, private_key, renew=stack_reloads(settings.quic_stack)
             )
         except (OSError, ValueError) as exc:  # listening reports it (as it did before)
             self._log.warning("certificate_unreadable", path=str(certificate), error=str(exc))
@@ -220,12 +220,30 @@ class MeshNode[D: Downstream](SessionHost[D]):
     def _certificate_changed(self) -> None:
         """The certificate files were renewed: serve and publish the new certificate."""
         assert self.certificate is not None
+        if self.settings.quic_stack == "picoquic":  # on picoquic's own thread: awaited
+            self._spawn(self._reload_picoquic())
+            return
         try:
             self.certificate.load_into(self._quic_configurations)
         except (OSError, ValueError) as exc:  # keep serving the one loaded before
             self._log.warning("certificate_reload_failed", error=str(exc))
             return
-        if self.topology is not None:
+        self._publish_certificate_hashes()
+
+    async def _reload_picoquic(self) -> None:
+        from moqt.aio import PicoquicServer
+
+        assert self.certificate is not None
+        try:
+            if isinstance(self._server, PicoquicServer):
+                await self.certificate.load_into_picoquic([self._server])
+        except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
+            self._log.warning("certificate_reload_failed", error=str(exc))
+            return
+        self._publish_certificate_hashes()
+
+    def _publish_certificate_hashes(self) -> None:
+        if self.topology is not None and self.certificate is not None:
             self.topology.set_certificate_hashes(self.certificate.hashes())
 
     def _session_options(self) -> SessionOptions:
