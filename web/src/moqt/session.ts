@@ -61,6 +61,48 @@ export interface ConnectOptions {
 
 const CONTROL_FRAME_MAX = 0xffff;
 
+/** A query's (or fragment's) `token` parameters taken out: the others as they were, and its value. */
+function takeToken(part: string): { rest: string; token: string | null; removed: boolean } {
+  let token: string | null = null;
+  let removed = false;
+  const kept = part.split("&").filter((pair) => {
+    const eq = pair.indexOf("=");
+    let name = eq < 0 ? pair : pair.slice(0, eq);
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, " "));
+    } catch {
+      return true;
+    }
+    if (name !== "token") return true;
+    removed = true;
+    token ??= new URLSearchParams(pair).get("token") || null;
+    return false;
+  });
+  return { rest: kept.join("&"), token, removed };
+}
+
+/**
+ * The URL for `new WebTransport()` and the token for CLIENT_SETUP. A `?token=` (or `#token=`)
+ * of `url` is left out of the URL: picoquic's HTTP/3 (h3zero) refuses a Huffman-coded
+ * `:path` longer than 256 bytes, and Chromium Huffman-codes it, so a signed URL's JWT kept
+ * browsers off picoquic POPs. The URL's token goes into SETUP instead (the relay reads
+ * SETUP's token first, the path's only without one); an explicit `token` is kept over it.
+ */
+export function splitConnectUrl(url: string, token?: string): { url: string; token: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, token }; // WebTransport says what is wrong with it
+  }
+  const query = takeToken(parsed.search.replace(/^\?/, ""));
+  const fragment = takeToken(parsed.hash.replace(/^#/, ""));
+  if (!query.removed && !fragment.removed) return { url, token };
+  if (query.removed) parsed.search = query.rest ? `?${query.rest}` : "";
+  if (fragment.removed) parsed.hash = fragment.rest ? `#${fragment.rest}` : "";
+  return { url: parsed.href, token: token || query.token || fragment.token || undefined };
+}
+
 function toHash(h: ArrayBuffer | Uint8Array): WebTransportHash {
   return { algorithm: "sha-256", value: h instanceof Uint8Array ? h.slice() : h };
 }
@@ -92,12 +134,17 @@ export class MoqtSession {
   }
 
   /**
-   * Open a WebTransport session to `url` (https://host:port/path?query; a playback token
-   * may also ride as `?token=`), negotiate draft-16 (`moqt-16`) and exchange the setup.
+   * Open a WebTransport session to `relayUrl` (https://host:port/path?query), negotiate
+   * draft-16 (`moqt-16`) and exchange the setup. A token in the URL (`?token=`, `#token=`)
+   * is sent in CLIENT_SETUP, not in the CONNECT path ({@link splitConnectUrl}); so is a
+   * GOAWAY URI's, which a reconnect passes here too.
    * Rejects with {@link SessionClosed} when the server refuses or cannot be reached.
    */
-  static async connect(url: string, options: ConnectOptions = {}): Promise<MoqtSession> {
+  static async connect(relayUrl: string, connectOptions: ConnectOptions = {}): Promise<MoqtSession> {
     if (typeof WebTransport === "undefined") throw new MoqtError("this browser has no WebTransport");
+    const { url, token } = splitConnectUrl(relayUrl, connectOptions.token);
+    const options: ConnectOptions = { ...connectOptions };
+    if (token) options.token = token;
     const init: WebTransportOptions & { protocols?: string[] } = { protocols: [ALPN_DRAFT_16] };
     if (options.serverCertificateHashes?.length) {
       init.serverCertificateHashes = options.serverCertificateHashes.map(toHash);
