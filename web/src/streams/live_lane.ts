@@ -167,6 +167,25 @@ export class Lane {
     return next === undefined ? 0 : now - next;
   }
 
+  /** After a reconnect, what this lane repeats of what its predecessor appended: the same
+   * group and object ids, or (another numbering) media older than the end of `buffered`
+   * (its SourceBuffer's), which appended again would replace buffered frames. The first
+   * newer object ends the check. */
+  repeated(obj: { group: number; object: number; payload: Uint8Array }, buffered: TimeRanges | undefined): boolean {
+    if (!this.resumeAfter) return false;
+    if (this.repeats(obj.group, obj.object)) return true;
+    try {
+      if (buffered?.length && this.track.initData) {
+        const t = baseMediaDecodeTime(obj.payload) / timescaleFromInit(this.track.initData);
+        if (t < buffered.end(buffered.length - 1) - 0.05) return true;
+      }
+    } catch {
+      // not a parsable fragment: let the append decide
+    }
+    this.resumeAfter = null;
+    return false;
+  }
+
   /** An object this lane already has in the buffer (a reconnect's repeat): skip it. The
    * recent past only (two groups): a publisher that restarted its numbering is let through. */
   repeats(group: number, object: number): boolean {

@@ -12,7 +12,7 @@ import { PlaybackError } from "./errors.js";
 import { asPlaybackError } from "./live_connect.js";
 import type { LiveOptions, LiveState } from "./live_options.js";
 import { reconnectPolicy } from "./reconnect.js";
-import { AppendQueue, baseMediaDecodeTime, bufferedAhead, codecFromInit, holeAhead, mimeFor, openMediaSource, timescaleFromInit } from "./mse.js";
+import { AppendQueue, bufferedAhead, codecFromInit, holeAhead, mimeFor, openMediaSource } from "./mse.js";
 import type { PlaybackHandle } from "./playback.js";
 import type { Catalog, CatalogTrack } from "../moqt/catalog.js";
 import { type MoqtSession, RequestRefused, SessionClosed, type Subscription } from "../moqt/session.js";
@@ -214,7 +214,7 @@ export abstract class LiveMedia implements PlaybackHandle {
     lane.impliedEnd(now);
     if (lane === this.audio) {
       for (const obj of lane.seq.poll(now)) {
-        if (this.repeated(lane, this.audioQueue, obj)) continue;
+        if (lane.repeated(obj, this.audioQueue?.buffer.buffered)) continue;
         if (this.audioStartGroup < 0) this.audioStartGroup = obj.group;
         if (obj.object === 0) this.reinit(lane, this.audioQueue, "audio");
         this.append(this.audioQueue, obj.payload);
@@ -225,7 +225,7 @@ export abstract class LiveMedia implements PlaybackHandle {
     if (lane !== this.video) return;
     const skippedBefore = lane.seq.skipped;
     for (const obj of lane.seq.poll(now)) {
-      if (this.repeated(lane, this.videoQueue, obj)) continue;
+      if (lane.repeated(obj, this.videoQueue?.buffer.buffered)) continue;
       if (this.startGroup < 0) this.startGroup = obj.group;
       if (obj.object === 0) this.reinit(lane, this.videoQueue, "video");
       this.observeSpan(lane, obj);
@@ -236,25 +236,6 @@ export abstract class LiveMedia implements PlaybackHandle {
     }
     if (lane.seq.skipped > skippedBefore) this.abr?.lost(now);
     if (this.pending) this.maybeCutOver(now);
-  }
-
-  /** After a reconnect, what the new lane repeats of what its predecessor appended: the same
-   * group and object ids, or (another numbering) media older than the buffer's end, which
-   * appended again would replace buffered frames. The first newer object ends the check. */
-  protected repeated(lane: Lane, queue: AppendQueue | null, obj: { group: number; object: number; payload: Uint8Array }): boolean {
-    if (!lane.resumeAfter) return false;
-    if (lane.repeats(obj.group, obj.object)) return true;
-    try {
-      const b = queue?.buffer.buffered;
-      if (b?.length && lane.track.initData) {
-        const t = baseMediaDecodeTime(obj.payload) / timescaleFromInit(lane.track.initData);
-        if (t < b.end(b.length - 1) - 0.05) return true;
-      }
-    } catch {
-      // not a parsable fragment: let the append decide
-    }
-    lane.resumeAfter = null;
-    return false;
   }
 
   /** One video object's media span (./live_lane.ts `objectSpan`) into the live target. */
