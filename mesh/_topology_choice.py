@@ -11,7 +11,9 @@ which origin hosts a namespace and which parent POP to go through, from a snapsh
 3. loops are impossible: a request carries its hop path (node ids it passed);
    a node never picks a node already on the path (itself included, which is
    reported as ``RouteLoop``) nor a parent in a region the path already visited,
-   and once the path is ``max_hops`` long only an origin may be chosen.
+   and once the path is ``max_hops`` long only an origin may be chosen;
+4. a draining node (``draining`` in its record) is never a parent, and an origin that
+   drains is used only when no other origin hosts the namespace.
    The path travels as ``?hops=a,b`` on the upstream connection path
    (``mesh.topology.with_hop_path`` / ``hop_path_from``).
 """
@@ -37,7 +39,7 @@ def choose_origin(
     bus_up: bool,
 ) -> NodeInfo:
     """The origin for ``namespace``: own region first, then the routed one, then the
-    least loaded; an avoided one only if there is no other."""
+    least loaded; an avoided or draining one only if there is no other."""
     candidates: dict[str, NodeInfo] = {
         n.node_id: n for n in nodes.values() if n.role is NodeRole.ORIGIN and namespace in n.hosts
     }
@@ -53,6 +55,7 @@ def choose_origin(
                 routed.region,
                 routed.quic,
                 load=known.load if known is not None else MappingProxyType({}),
+                draining=known is not None and known.draining,
             )
     usable = [n for n in candidates.values() if n.node_id not in path]
     if not usable:
@@ -62,6 +65,7 @@ def choose_origin(
         usable,
         key=lambda n: (
             n.node_id in avoid,
+            n.draining,
             n.region != me.region,
             n.node_id != routed_id,
             sum(n.load.values()),
@@ -77,7 +81,8 @@ def choose_parent(
     path: tuple[str, ...],
     avoid: Collection[str],
 ) -> NodeInfo | None:
-    """The least loaded POP of the first parent region the request has not visited."""
+    """The least loaded POP that is not draining of the first parent region the request
+    has not visited."""
     # Never go back to a region the request already passed through.
     visited = {nodes[n].region for n in path if n in nodes}
     visited.add(me.region)
@@ -91,6 +96,7 @@ def choose_parent(
             and n.region == region
             and n.node_id not in path
             and n.node_id not in avoid
+            and not n.draining
         ]
         if pops:
             return min(pops, key=lambda n: (sum(n.load.values()), n.node_id))

@@ -412,7 +412,12 @@ class NodeInfo:
 
     ``indexed``: the node keeps its id in ``clutchcall:index:nodes`` (and its routes in
     ``clutchcall:index:routes``); a node without it runs a version from before the
-    indexes, which the others watch by its record (docs/bus-contract.md, rolling upgrades)."""
+    indexes, which the others watch by its record (docs/bus-contract.md, rolling upgrades).
+
+    ``draining``: the node is draining (GOAWAY to its sessions, then it stops): it takes
+    no new sessions, so nothing picks it (a GOAWAY target, a parent POP, a relay listed
+    to browsers). Written only when true; a record without it (every record of the
+    versions before it) is a node that is not draining."""
 
     node_id: str
     role: NodeRole
@@ -424,6 +429,7 @@ class NodeInfo:
     hosts: frozenset[str] = frozenset()
     certificate_hashes: tuple[str, ...] = ()
     indexed: bool = False
+    draining: bool = False
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -439,6 +445,8 @@ class NodeInfo:
             record["certificate_hashes"] = list(self.certificate_hashes)
         if self.indexed:
             record["indexed"] = True
+        if self.draining:
+            record["draining"] = True
         return record
 
     encode = to_record
@@ -473,6 +481,7 @@ class NodeInfo:
             hosts=frozenset(h for h in hosts if isinstance(h, str)),
             certificate_hashes=_hashes(m.get("certificate_hashes")),
             indexed=m.get("indexed") is True,
+            draining=m.get("draining") is True,
         )
 
 

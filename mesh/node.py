@@ -300,7 +300,8 @@ class MeshNode[D: Downstream](SessionHost[D]):
             self._started.set()
 
     def _serving(self) -> bool:
-        return not self._draining and self._task is not None and not self._task.done()
+        draining = self._draining or (self.topology is not None and self.topology.node.draining)
+        return not draining and self._task is not None and not self._task.done()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` in the node's TaskGroup; its failure is logged, never fatal."""
@@ -314,9 +315,13 @@ class MeshNode[D: Downstream](SessionHost[D]):
         self._log.warning("task_dropped", reason=f"{self.role} not running")
 
     async def drain(self, grace: float | None = None) -> None:
-        """GOAWAY to every session, wind the role's work down, and wait up to ``grace``
-        (default ``drain_timeout``) seconds for the sessions to leave."""
+        """Say ``draining`` in the registry (:meth:`Topology.mark_draining`: at once, then
+        a short settle to learn who else drains), GOAWAY to every session, wind the role's
+        work down, and wait up to ``grace`` (default ``drain_timeout``) seconds for the
+        sessions to leave."""
         self._log.info(f"{self.role}_draining", sessions=len(self._downstream))
+        if self.topology is not None:  # first: nothing picks us, we know who else drains
+            await self.topology.mark_draining()
         self._goaway_all()
         await self._wind_down()
         await self._wait_gone(self.settings.drain_timeout if grace is None else grace)

@@ -14,7 +14,9 @@ record and index entry and asks each index (nodes, routes) for the entries that
 expired, which it removes and announces (``node_down`` / ``route_gone``: each
 expired entry goes to one node only).  Everything else travels as messages: a node
 publishes ``node_up`` when it (re)joins the index or its record changes (a load-only
-change at most every ``load_publish_every`` beats), origins ``route_set``.  Every
+change at most every ``load_publish_every`` beats), origins ``route_set``. A node that
+begins draining says so in its record at once (:meth:`Topology.mark_draining`); the
+choices below and the POP's GOAWAY target skip draining nodes.  Every
 ``resync_every`` beats a node re-reads all live records (two index reads, two MGETs)
 in case a message was lost.  Nodes of the version before the indexes (records
 without ``indexed``) are found by a keyspace scan at start and after a resync and
@@ -129,6 +131,7 @@ class Topology:
         max_hops: int = 3,
         resync_every: int = 30,
         load_publish_every: int = 5,
+        drain_settle: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if heartbeat_interval <= 0 or ttl <= heartbeat_interval:
@@ -148,6 +151,11 @@ class Topology:
         # (in case a message was lost) runs every few beats only.
         self._resync_every = max(1, resync_every)
         self._load_every = max(1, load_publish_every)
+        # How long a draining node waits for others that begin draining at the same time.
+        # (Pub/sub carries an announcement in milliseconds: half a second is ample.)
+        settle = min(0.5, heartbeat_interval) if drain_settle is None else drain_settle
+        self._drain_settle = max(0.0, settle)
+        self._beat_waiters: list[asyncio.Future[None]] = []  # see _beat_now
         self._published: tuple[Record, int] | None = None  # our record as last published
         self._full_scan_due = True
         self._scan_due = True  # the keyspace scan for nodes of the previous version
@@ -242,6 +250,41 @@ class Topology:
         self.node = replace(self.node, certificate_hashes=tuple(hashes))
         self._announce_due = True
         self._wake.set()
+
+    async def mark_draining(self) -> None:
+        """This node drains: its record says ``draining`` from now on, so no other node
+        picks it (a GOAWAY target, a parent POP, the control plane's relays list).
+
+        Written and announced with a beat at once, not at the next one. Then, after
+        ``drain_settle`` seconds, every live record is re-read, so that this node also
+        knows the nodes that began draining at the same time (a rolling restart drains
+        several at once): call it before choosing where to send the sessions. Returns at
+        once while the bus is away (the first beat that reaches it publishes the flag)
+        and waits at most one TTL for each beat.
+        """
+        if not self.node.draining:
+            self.node = replace(self.node, draining=True)
+            self._announce_due = True
+        if not self._bus_up:
+            return
+        await self._beat_now()
+        await asyncio.sleep(self._drain_settle)
+        self._full_scan_due = True
+        await self._beat_now()
+
+    async def _beat_now(self) -> None:
+        """Wake the heartbeat and wait (up to one TTL) for a beat that began after this."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._beat_waiters.append(waiter)
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._ttl):
+                await waiter
+        except TimeoutError:
+            _log.warning("beat_not_done", node=self.node.node_id, within=self._ttl)
+        finally:
+            if waiter in self._beat_waiters:
+                self._beat_waiters.remove(waiter)
 
     def set_load(self, **load: float) -> None:
         """Numbers published with the next heartbeat (sessions, cpu, ...)."""
@@ -363,6 +406,9 @@ class Topology:
     async def _heartbeat_loop(self) -> None:
         while True:
             was_up = self._bus_up
+            # A wake-up from here on (a change to publish) is another beat right after this.
+            self._wake.clear()
+            waiters, self._beat_waiters = self._beat_waiters, []
             try:
                 announce, self._announce_due = not was_up or self._announce_due, False
                 await self._beat(announce=announce)
@@ -379,11 +425,13 @@ class Topology:
                 elif legacy:
                     await self._watch_legacy(legacy)
             except _BUS_DOWN as exc:
+                self._requeue(waiters)  # they wait for a beat that made it
                 self._heartbeat_failures += 1
                 if was_up or not self._ready.is_set():
                     _log.warning("bus_down", node=self.node.node_id, error=str(exc))
                 self._bus_up = False
             except Exception:  # never let one bad beat stop the heartbeat for good
+                self._requeue(waiters)
                 self._heartbeat_failures += 1
                 _log.exception("heartbeat_failed", node=self.node.node_id)
             else:
@@ -391,11 +439,16 @@ class Topology:
                 if not was_up:
                     _log.info("bus_up", node=self.node.node_id, nodes=len(self._nodes))
                 self._bus_up = True
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
             self._ready.set()
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
+
+    def _requeue(self, waiters: list[asyncio.Future[None]]) -> None:
+        self._beat_waiters[:0] = [w for w in waiters if not w.done()]
 
     async def _beat(self, *, announce: bool) -> None:
         me = self.node

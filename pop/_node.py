@@ -255,9 +255,10 @@ class PopNode(MeshNode[_Downstream]):
 
     def _goaway_uri(self, down: _Downstream) -> str:
         """Where a draining POP moves a viewer (or edge publisher): the least loaded other
-        live POP of its region, on the same transport, path and token; ``""`` when there
-        is none (the client reconnects where it came from) and for relay links (their
-        POP re-resolves its upstream from the topology)."""
+        live POP of its region that is not draining itself (:meth:`MeshNode.drain` waits
+        until this node knows the others that drain with it), on the same transport,
+        path and token; ``""`` when there is none (the client reconnects where it came
+        from) and for relay links (their POP re-resolves its upstream from the topology)."""
         if down.auth.relay_link or self.topology is None:
             return ""
         others = [
@@ -266,6 +267,7 @@ class PopNode(MeshNode[_Downstream]):
             if n.role is NodeRole.POP
             and n.region == self.settings.region
             and n.node_id != self.settings.node_id
+            and not n.draining  # it would send them on again (or back here)
         ]
         if not others:
             return ""

@@ -126,7 +126,7 @@ def choose_ingest_origin(
 ) -> NodeInfo | None:
     """The origin a publisher arriving here is carried to: ``hosting`` (the origin the
     namespace is routed to: it decides whether the input is already live), else the
-    least loaded origin, in ``region`` first."""
+    least loaded origin that is not draining, in ``region`` first."""
     origins = [n for n in nodes.values() if n.role is NodeRole.ORIGIN]
     if hosting is not None:
         for node in origins:
@@ -137,6 +137,7 @@ def choose_ingest_origin(
     return min(
         origins,
         key=lambda n: (
+            n.draining,  # it would GOAWAY the publisher (used only when no other is left)
             n.region != region,
             n.load.get("broadcasts", 0.0),
             n.load.get("sessions", 0.0),
