@@ -19,10 +19,15 @@ lists the old hash next to the new one until the old certificate expires). The a
   neither is a node's address (a load balancer's name), the certificate file
   (``ControlSettings.relay_certificate``, re-read when it changes, as ``clutchcall up``
   sets it), else the hashes of every node that publishes some. ``relays`` lists every
-  such node with its own hashes. Nothing at all: 404 ``no-pinned-certificate``.
+  such node with its own hashes, except the nodes that drain (``draining`` in their
+  record: they take no new sessions); their hashes are still answered (``?relay=``, the
+  fallback), for a browser that reaches one before it is out of its load balancer.
+  Nothing at all: 404 ``no-pinned-certificate``.
 
-Node records are read from the bus at most once a second, so this public endpoint cannot
-make Redis scan its keys for every request.
+The live nodes are the members of the topology's node index (``clutchcall:index:nodes``),
+their records read with one ``MGET``: Redis never scans its keyspace for this endpoint
+(nodes of the version before the indexes, which are not in it, are not listed). That is
+done at most once a second, whatever the request rate of this public endpoint.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ from fastapi.responses import JSONResponse
 
 from control.errors import Problem
 from control.settings import ControlSettings
-from mesh.bus import Bus, BusUnavailable
-from mesh.bus_contract import NODE_PREFIX, MalformedLog, NodeInfo
+from mesh.bus import Bus, BusUnavailable, Record
+from mesh.bus_contract import NODES_INDEX_KEY, MalformedLog, NodeInfo, node_key
 
 __all__ = ["PinnedCertificate", "install_relay_certificate", "read_pinned_certificate"]
 
@@ -114,7 +119,8 @@ def _hostport(url: str) -> str | None:
 
 
 class _Nodes:
-    """The node records on the bus, re-read at most every ``_NODES_TTL`` seconds."""
+    """The live node records (node index + one MGET), re-read at most every ``_NODES_TTL``
+    seconds."""
 
     def __init__(self) -> None:
         self._at = -_NODES_TTL
@@ -124,16 +130,29 @@ class _Nodes:
     async def get(self, bus: Bus) -> list[NodeInfo]:
         if time.monotonic() - self._at < _NODES_TTL:
             return self._nodes
+        node_ids = sorted(set(await bus.index_members(NODES_INDEX_KEY)))
+        keys = [node_key(n) for n in node_ids]
+        try:
+            records = await bus.get_many(keys)
+        except (ValueError, TypeError):  # one undecodable record spoils the MGET
+            records = [await self._read_one(bus, key) for key in keys]
         nodes = []
-        for key in await bus.keys(NODE_PREFIX + "*"):
+        for node_id, key, record in zip(node_ids, keys, records, strict=True):
+            if record is None:  # expired between the index read and the MGET
+                continue
             try:
-                record = await bus.get(key)
-                if record is not None:
-                    nodes.append(NodeInfo.from_record(key.removeprefix(NODE_PREFIX), record))
-            except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
+                nodes.append(NodeInfo.from_record(node_id, record))
+            except (ValueError, TypeError) as exc:
                 self._malformed.report("bad_node_record", key, exc)
         self._nodes, self._at = nodes, time.monotonic()
         return nodes
+
+    async def _read_one(self, bus: Bus, key: str) -> Record | None:
+        try:
+            return await bus.get(key)
+        except (ValueError, TypeError) as exc:  # msgpack errors are ValueErrors
+            self._malformed.report("bad_node_record", key, exc)
+            return None
 
 
 def _hashes(values: list[str]) -> list[dict[str, str]]:
@@ -203,6 +222,7 @@ def install_relay_certificate(app: FastAPI, settings: ControlSettings) -> None:
                 "certificate_hashes": _hashes(list(n.certificate_hashes)),
             }
             for n in pinned
+            if not n.draining  # takes no new sessions
         ]
         if wanted is not None:
             node = by_address.get(wanted)
