@@ -54,6 +54,10 @@ class SessionHost[S: HostedSession](abc.ABC):
     def draining(self) -> bool:
         return self._draining
 
+    def sessions(self) -> list[S]:
+        """The sessions attached now (a snapshot: closing one while iterating is fine)."""
+        return list(self._downstream.values())
+
     @abc.abstractmethod
     def _open_session(self, connection: MoqtConnection, peer: Peer, name: str) -> S:
         """The role's record of a session just attached to the relay."""

@@ -216,9 +216,9 @@ async def test_a_lost_relay_session_is_reconnected_while_the_source_runs(tmp_pat
         pub = AsyncPublisher(relay.url(), timeslice_ms=500, cafile=str(relay.cert), reconnect=5)
         await pub.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
         await asyncio.sleep(1.0)
-        for conn, peer in list(relay.node._connections.items()):
-            if peer.announced:  # the publisher's session (as if the origin restarted)
-                conn.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
+        for session in relay.node.sessions():
+            if session.peer.announced:  # the publisher's session (as if the origin restarted)
+                session.connection.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
         await asyncio.sleep(1.5)
         assert pub.running and pub.statistics()["reconnects"] == 1
         rec = Recorder()
@@ -232,9 +232,9 @@ async def test_a_lost_relay_session_is_reconnected_while_the_source_runs(tmp_pat
         # Without reconnect, the same loss ends the broadcast with a network error.
         once = AsyncPublisher(relay.url(), cafile=str(relay.cert), reconnect=0)
         await once.publish("lv_test", "sk_x", "testsrc", NAMESPACE)
-        for conn, peer in list(relay.node._connections.items()):
-            if peer.announced:
-                conn.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
+        for session in relay.node.sessions():
+            if session.peer.announced:
+                session.connection.close(SessionCloseCode.INTERNAL_ERROR, "origin restarting")
         with pytest.raises(PublishError) as err:
             await asyncio.wait_for(once.wait(), 10)
     assert err.value.reason == "network"

@@ -129,8 +129,8 @@ async def test_relay_going_away_mid_stream_is_a_network_close(tmp_path: Path) ->
         )  # fmt: skip
         await asyncio.sleep(3)
         # The relay drops every session (as a crashed POP would).
-        for conn in list(relay.node._connections):
-            conn.close(SessionCloseCode.INTERNAL_ERROR, "relay crashed")
+        for session in relay.node.sessions():
+            session.connection.close(SessionCloseCode.INTERNAL_ERROR, "relay crashed")
         reason, _ = await asyncio.wait_for(viewer.wait_closed(), 10)
         await pub.stop()
     assert reason == "network"
@@ -150,9 +150,9 @@ async def test_a_lost_session_is_reconnected_and_playback_resumes_at_the_next_gr
         before = len(rec.chunks)
         assert before > 2
         # Only the viewer's session is cut (the publisher's, which announced, stays).
-        for conn, peer in list(relay.node._connections.items()):
-            if not peer.announced:
-                conn.close(SessionCloseCode.INTERNAL_ERROR, "connection lost")
+        for session in relay.node.sessions():
+            if not session.peer.announced:
+                session.connection.close(SessionCloseCode.INTERNAL_ERROR, "connection lost")
         await asyncio.sleep(6)
         assert not viewer.closed
         assert await viewer.close() == ("closed", "closed by the application")
