@@ -72,6 +72,35 @@ setInterval(() => {
 FRAMES = "document.querySelector('#%s').getVideoPlaybackQuality().totalVideoFrames"
 
 
+def publish_and_watch(
+    page: Any,
+    context: Any,
+    up_stack: dict[str, Any],
+    static_server: Callable[[Path], str],
+    tmp_path: Path,
+    watch_code: str,
+) -> Any:
+    """Publish the fake camera from ``page`` and open a watch page in ``context`` that runs
+    ``watch_code`` (with ``%(relay)s`` and ``%(id)s``) on the page's signed URL."""
+    base, relay = up_stack["base_url"], up_stack["relay_url"]
+    (tmp_path / "pub").mkdir()
+    open_sdk_page(page, static_server, tmp_path / "pub", f"{base}/sdk/streams.js")
+    code = PUBLISH % {"base": json.dumps(base), "key": json.dumps(up_stack["api_key"]),
+                      "relay": json.dumps(relay)}  # fmt: skip
+    out = run_module(page, transpile_ts(code), "globalThis.__out")
+    site = tmp_path / "watch"
+    (site / "sdk").mkdir(parents=True)
+    (site / "index.html").write_text(PAGE % {"sdk": f"{base}/sdk/streams.js"})
+    config = httpx.get(f"{base}/sdk/config.json", timeout=10).json()
+    (site / "sdk" / "config.json").write_text(json.dumps(config))
+    watch = context.new_page()
+    watch.goto(f"{static_server(site)}/index.html?token={out['url'].split('token=', 1)[1]}")
+    run_module(
+        watch, transpile_ts(watch_code % {"relay": json.dumps(relay), "id": json.dumps(out["id"])})
+    )
+    return watch
+
+
 def test_live_latency_stays_near_the_target_after_falling_behind(
     browser: Any,
     page: Any,
@@ -79,25 +108,9 @@ def test_live_latency_stays_near_the_target_after_falling_behind(
     static_server: Callable[[Path], str],
     tmp_path: Path,
 ) -> None:
-    base, relay = up_stack["base_url"], up_stack["relay_url"]
-    (tmp_path / "pub").mkdir()
-    open_sdk_page(page, static_server, tmp_path / "pub", f"{base}/sdk/streams.js")
-    code = PUBLISH % {"base": json.dumps(base), "key": json.dumps(up_stack["api_key"]),
-                      "relay": json.dumps(relay)}  # fmt: skip
-    out = run_module(page, transpile_ts(code), "globalThis.__out")
-
-    site = tmp_path / "watch"
-    (site / "sdk").mkdir(parents=True)
-    (site / "index.html").write_text(PAGE % {"sdk": f"{base}/sdk/streams.js"})
-    config = httpx.get(f"{base}/sdk/config.json", timeout=10).json()
-    (site / "sdk" / "config.json").write_text(json.dumps(config))
     context = browser.new_context(ignore_https_errors=True)
     try:
-        watch = context.new_page()
-        watch.goto(f"{static_server(site)}/index.html?token={out['url'].split('token=', 1)[1]}")
-        run_module(
-            watch, transpile_ts(WATCH % {"relay": json.dumps(relay), "id": json.dumps(out["id"])})
-        )
+        watch = publish_and_watch(page, context, up_stack, static_server, tmp_path, WATCH)
         watch.wait_for_function(f"{FRAMES % 'fast'} > 60 && {FRAMES % 'slow'} > 60", timeout=60_000)
         stats = watch.evaluate("fast.stats()")
         assert stats["targetLatencyMs"] == 200, stats  # per-frame objects: the target stands
@@ -146,25 +159,9 @@ def test_the_default_low_target_stays_between_its_floor_and_200_ms(
     static_server: Callable[[Path], str],
     tmp_path: Path,
 ) -> None:
-    base, relay = up_stack["base_url"], up_stack["relay_url"]
-    (tmp_path / "pub").mkdir()
-    open_sdk_page(page, static_server, tmp_path / "pub", f"{base}/sdk/streams.js")
-    code = PUBLISH % {"base": json.dumps(base), "key": json.dumps(up_stack["api_key"]),
-                      "relay": json.dumps(relay)}  # fmt: skip
-    out = run_module(page, transpile_ts(code), "globalThis.__out")
-    site = tmp_path / "watch"
-    (site / "sdk").mkdir(parents=True)
-    (site / "index.html").write_text(PAGE % {"sdk": f"{base}/sdk/streams.js"})
-    config = httpx.get(f"{base}/sdk/config.json", timeout=10).json()
-    (site / "sdk" / "config.json").write_text(json.dumps(config))
     context = browser.new_context(ignore_https_errors=True)
     try:
-        watch = context.new_page()
-        watch.goto(f"{static_server(site)}/index.html?token={out['url'].split('token=', 1)[1]}")
-        run_module(
-            watch,
-            transpile_ts(WATCH_DEFAULT % {"relay": json.dumps(relay), "id": json.dumps(out["id"])}),
-        )
+        watch = publish_and_watch(page, context, up_stack, static_server, tmp_path, WATCH_DEFAULT)
         watch.wait_for_function(f"{FRAMES % 'fast'} > 60", timeout=60_000)
         watch.evaluate("globalThis.__seen.length = 0")
         watch.wait_for_function("__seen.length >= 32", timeout=60_000)  # ~8 s of playing
