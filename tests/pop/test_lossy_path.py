@@ -10,7 +10,7 @@ links (sessions whose path carries a hop path) are now scheduled with
 
 "Room to spare" is about the origin's congestion controller, not the proxy (which has no
 rate limit): aioquic's NewReno carries about MSS/RTT * 1.22/sqrt(p) = 1.0 Mbit/s over
-82 ms with 2% random loss (Mathis), and measured 0.8-1.0 Mbit/s while backlogged. The
+82 ms with 2% random loss (Mathis), and measured 0.9-1.2 Mbit/s while backlogged. The
 stream is 30 objects of 4,000 bytes a second (0.96 Mbit/s): the origin's lag stays
 <= 0.25 s on either QUIC stack of the POP, while the scheduler limits of the defect skip
 9-11 objects. At 6,000 bytes (1.46 Mbit/s, this test's former rate) the origin fell
