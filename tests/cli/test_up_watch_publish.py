@@ -62,6 +62,26 @@ def running_up(tmp_path: Path, *extra: str) -> Iterator[dict[str, str]]:
             log.close()
 
 
+def publish_and_watch(
+    up: dict[str, str], namespace: str, key: str, url: str, out: Path
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[bytes]]:
+    """``clutchcall publish testsrc`` to ``namespace`` while ``clutchcall watch url`` records
+    9 s into ``out``; the publisher is stopped with SIGINT once the viewer is done."""
+    env = _env(CLUTCHCALL_STREAM_KEY=key, CLUTCHCALL_CAFILE=up["cafile"])
+    argv = _cli("publish", "--relay", up["publish_url"], "--namespace", namespace,
+                "--timeslice-ms", "500", "testsrc")  # fmt: skip
+    publisher = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        watched = subprocess.run(
+            _cli("watch", url, "--out", str(out), "--seconds", "9"),
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        publisher.send_signal(signal.SIGINT)
+        pub_out, _ = publisher.communicate(timeout=30)
+    return watched, subprocess.CompletedProcess(argv, publisher.returncode, pub_out)
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[dict[str, str]]:
     with running_up(tmp_path) as info:
@@ -95,27 +115,14 @@ def test_up_serves_the_whole_path(up: dict[str, str], tmp_path: Path) -> None:
         assert inp.rtmp_url.startswith(up["rtmp_url"].replace("/live", ""))
         ticket = inp.signed_playback_url(ttl_seconds=600)
     assert ticket.url.startswith(up["relay_url"] + "/" + inp.namespace)
-    env = _env(CLUTCHCALL_STREAM_KEY=key, CLUTCHCALL_CAFILE=up["cafile"])
-    publisher = subprocess.Popen(
-        _cli("publish", "--relay", up["publish_url"], "--namespace", inp.namespace,
-             "--timeslice-ms", "500", "testsrc"),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        out = tmp_path / "watched.mp4"
-        watched = subprocess.run(
-            _cli("watch", ticket.url, "--out", str(out), "--seconds", "9"),
-            env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    finally:
-        publisher.send_signal(signal.SIGINT)
-        pub_out, _ = publisher.communicate(timeout=30)
+    out = tmp_path / "watched.mp4"
+    watched, published = publish_and_watch(up, inp.namespace, key, ticket.url, out)
     assert watched.returncode == 0, watched.stdout + watched.stderr
     assert f"watching {inp.namespace}" in watched.stdout
     assert "init segment (video)" in watched.stdout
     assert "closed: closed" in watched.stdout
-    assert publisher.returncode == 0, pub_out
-    assert b"done: stopped" in pub_out
+    assert published.returncode == 0, published.stdout
+    assert b"done: stopped" in published.stdout
     decoded = decode(out)
     assert decoded.errors == "" and decoded.frames >= 60  # at least one 2 s group
 

@@ -6,14 +6,12 @@ This delivered nothing before: picoquic's HTTP/3 refused the Huffman-coded path.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from clutchcall.streams import Streams
-from tests.cli.test_up_watch_publish import _cli, _env, running_up
+from tests.cli.test_up_watch_publish import publish_and_watch, running_up
 from tests.clutchcall.dataplane import decode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -26,21 +24,8 @@ def test_an_all_picoquic_up_delivers_to_a_webtransport_viewer(tmp_path: Path) ->
             inp, key = streams.live_inputs.create(name="picoquic", ingest="fmp4")
             ticket = inp.signed_playback_url(ttl_seconds=600)
         assert len(ticket.url) > 300
-        env = _env(CLUTCHCALL_STREAM_KEY=key, CLUTCHCALL_CAFILE=up["cafile"])
-        publisher = subprocess.Popen(
-            _cli("publish", "--relay", up["publish_url"], "--namespace", inp.namespace,
-                 "--timeslice-ms", "500", "testsrc"),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            out = tmp_path / "watched.mp4"
-            watched = subprocess.run(
-                _cli("watch", ticket.url, "--out", str(out), "--seconds", "9"),
-                env=env, capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-        finally:
-            publisher.send_signal(signal.SIGINT)
-            pub_out, _ = publisher.communicate(timeout=30)
+        out = tmp_path / "watched.mp4"
+        watched, published = publish_and_watch(up, inp.namespace, key, ticket.url, out)
         log = (tmp_path / "up.log").read_text()
     # Both nodes served on picoquic: the viewer's session at the POP, the publisher's
     # at the origin.
@@ -48,6 +33,6 @@ def test_an_all_picoquic_up_delivers_to_a_webtransport_viewer(tmp_path: Path) ->
     assert "transport=picoquic/moqt-16" in log, log[-3000:]
     assert watched.returncode == 0, watched.stdout + watched.stderr
     assert "init segment (video)" in watched.stdout
-    assert publisher.returncode == 0, pub_out
+    assert published.returncode == 0, published.stdout
     decoded = decode(out)
     assert decoded.errors == "" and decoded.frames >= 60
