@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, FastAPI, Header, Request, Response
 
 from control.errors import PROBLEM_BASE, Problem
+from control.locks import RELEASE_IF_OWNER, RENEW_IF_OWNER
 from control.store import ApiKey
 from mesh.bus import Bus, BusUnavailable, RedisBus
 from mesh.bus_contract import idempotency_record_key
@@ -99,18 +100,6 @@ local v = redis.call('GET', KEYS[1])
 if v == false or v == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
-end
-return 0
-"""
-_RENEW: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
 end
 return 0
 """
@@ -226,10 +215,12 @@ class RedisIdempotencyStore:
         return bool(done)
 
     async def renew(self, name: str, claim: bytes, lease: float) -> None:
-        await self._call(self._redis.eval(_RENEW, 1, name, claim, max(1, int(lease * 1000))))  # type: ignore[misc]
+        await self._call(
+            self._redis.eval(RENEW_IF_OWNER, 1, name, claim, max(1, int(lease * 1000)))
+        )  # type: ignore[misc]
 
     async def release(self, name: str, claim: bytes) -> None:
-        await self._call(self._redis.eval(_RELEASE, 1, name, claim))  # type: ignore[misc]
+        await self._call(self._redis.eval(RELEASE_IF_OWNER, 1, name, claim))  # type: ignore[misc]
 
     async def close(self) -> None:
         return None

@@ -29,20 +29,21 @@ import structlog
 from control.errors import Problem
 from mesh.bus import Bus, BusUnavailable, RedisBus
 
-__all__ = ["LOCK_PREFIX", "RecordLocks"]
+__all__ = ["LOCK_PREFIX", "RELEASE_IF_OWNER", "RENEW_IF_OWNER", "RecordLocks"]
 
 LOCK_PREFIX: Final = "clutchcall:lock:"
 _log = structlog.get_logger(__name__)
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
-# KEYS[1] lock; ARGV token, ttl ms. Renew or release only a lock this holder still owns.
-_RENEW: Final = """
+# KEYS[1] lock; ARGV token, ttl ms. Renew or release only a lock this holder still owns
+# (also the idempotency claims of control/idempotency.py).
+RENEW_IF_OWNER: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE: Final = """
+RELEASE_IF_OWNER: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -85,7 +86,7 @@ class RecordLocks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await renew
                 try:
-                    await self._redis.eval(_RELEASE, 1, key, token)  # type: ignore[misc]
+                    await self._redis.eval(RELEASE_IF_OWNER, 1, key, token)  # type: ignore[misc]
                 except _REDIS_DOWN as exc:  # its TTL frees it
                     _log.warning("record_lock_release_failed", lock=key, error=str(exc))
 
@@ -115,6 +116,6 @@ class RecordLocks:
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
             try:
-                await self._redis.eval(_RENEW, 1, key, token, str(self._ttl_ms))  # type: ignore[misc]
+                await self._redis.eval(RENEW_IF_OWNER, 1, key, token, str(self._ttl_ms))  # type: ignore[misc]
             except _REDIS_DOWN as exc:
                 _log.warning("record_lock_renew_failed", lock=key, error=str(exc))
