@@ -134,6 +134,10 @@ class SoakResult:
     api_failures: int = 0
     rss_mb: dict[str, list[float]] = field(default_factory=dict)  # [after warm-up, end]
     rss_growth_pct: dict[str, float] = field(default_factory=dict)
+    # The same, compared only between samples taken with the same number of viewers
+    # connected: the POP's RSS follows its sessions, which come and go at random.
+    rss_growth_equal_viewers_pct: dict[str, float] = field(default_factory=dict)
+    samples: list[dict[str, float]] = field(default_factory=list)  # t, viewers, MB per node
     error_lines: int = 0
     error_samples: list[str] = field(default_factory=list)
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -293,7 +297,7 @@ class _Soak:
         self.sessions: list[Session] = []
         self.watching: dict[int, tuple[Session, Any]] = {}  # slot -> (session, viewer)
         self.encoder: _Node | None = None
-        self.samples: list[tuple[float, dict[str, int]]] = []
+        self.samples: list[tuple[float, dict[str, int]]] = []  # rss["viewers"]: connected
         self.t0 = 0.0
 
     # --- encoder ---------------------------------------------------------------------------
@@ -412,6 +416,7 @@ class _Soak:
                 with contextlib.suppress(OSError):
                     rss[proc.name] = rss_bytes(proc.pid)
             rss["ffmpeg"] = sum(_safe_rss(p) for p in self.stack.ffmpeg_pids())
+            rss["viewers"] = len(self.watching)
             self.samples.append((now - self.t0, rss))
             if now >= stop_at:
                 return
@@ -446,12 +451,42 @@ class _Soak:
             a, b = statistics.median(first) / 2**20, statistics.median(last) / 2**20
             r.rss_mb[name] = [round(a, 1), round(b, 1)]
             r.rss_growth_pct[name] = round((b - a) / a * 100, 2)
+            equal = _growth_at_equal_viewers(self.samples, name, (warm_lo, warm_hi), tail)
+            if equal is not None:
+                r.rss_growth_equal_viewers_pct[name] = equal
+        r.samples = [
+            {"t": round(t, 1), **{k: (v if k == "viewers" else round(v / 2**20, 2))
+                                  for k, v in s.items()}}
+            for t, s in self.samples
+        ]  # fmt: skip
         for name in ("control", "origin", "pop"):
             for line in self.stack.log(name).read_text(errors="replace").splitlines():
                 if _is_error(line):
                     r.error_lines += 1
                     if len(r.error_samples) < 5:
                         r.error_samples.append(f"{name}: {line[:300]}")
+
+
+def _growth_at_equal_viewers(
+    samples: list[tuple[float, dict[str, int]]], name: str, warm: tuple[float, float], tail: float
+) -> float | None:
+    """RSS growth (%) of ``name`` from the warm-up window to the tail, compared between
+    samples with the same number of viewers connected: the median of the per-count growths
+    over every count seen in both windows (None when no count is)."""
+    first: dict[int, list[int]] = {}
+    last: dict[int, list[int]] = {}
+    for t, s in samples:
+        if name not in s:
+            continue
+        if warm[0] <= t <= warm[1]:
+            first.setdefault(s["viewers"], []).append(s[name])
+        if t >= tail:
+            last.setdefault(s["viewers"], []).append(s[name])
+    growths = [
+        (statistics.median(last[v]) - statistics.median(first[v])) / statistics.median(first[v])
+        for v in first.keys() & last.keys()
+    ]
+    return round(statistics.median(growths) * 100, 2) if growths else None
 
 
 def _safe_rss(pid: int) -> int:
@@ -505,6 +540,8 @@ def format_result(r: SoakResult) -> str:
             f"{n} {a:.1f} -> {b:.1f} ({r.rss_growth_pct[n]:+.2f} %)"
             for n, (a, b) in r.rss_mb.items()
         ),
+        "  at equal viewer counts: "
+        + ", ".join(f"{n} {g:+.2f} %" for n, g in r.rss_growth_equal_viewers_pct.items()),
         f"error log lines: {r.error_lines}",
         *[f"  {s}" for s in r.error_samples],
         f"load average at the end: {r.load[0]:.2f} {r.load[1]:.2f} {r.load[2]:.2f} "
