@@ -102,6 +102,11 @@ def parse_sf_string_list(value: str) -> list[str]:
     return items
 
 
+def _read_outcome(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class MoqtProtocol(QuicConnectionProtocol):
     """aioquic protocol that hosts exactly one MoQT session.
 
@@ -226,6 +231,18 @@ class MoqtProtocol(QuicConnectionProtocol):
             self._moqt._connection_lost(code, reason)
         if self._is_client and not self._ready.done():
             self._ready.set_exception(ConnectionError(f"connection closed ({code:#x}): {reason}"))
+
+    async def ping(self) -> None:
+        """aioquic's PING, except that a PING whose caller stopped waiting (a timeout, a
+        cancelled probe) leaves no future behind whose ``ConnectionError`` nobody reads:
+        aioquic fails every pending PING when the connection ends, and asyncio then logs
+        "Future exception was never retrieved" in the application's output."""
+        waiter = self._loop.create_future()
+        waiter.add_done_callback(_read_outcome)
+        self._ping_waiters[id(waiter)] = waiter
+        self._quic.send_ping(id(waiter))
+        self.transmit()
+        await asyncio.shield(waiter)
 
     # --- raw QUIC ----------------------------------------------------------------------
 

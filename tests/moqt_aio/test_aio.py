@@ -114,6 +114,39 @@ async def test_server_close_reaches_client(
                 await client.wait_response(12345)
 
 
+async def test_an_abandoned_ping_leaves_nothing_unread_when_the_connection_ends(
+    moqt_server: Callable[..., object],
+) -> None:
+    """A PING its caller gave up on (the SDK viewer's stall probe under a timeout) is failed
+    by aioquic when the connection ends; nobody may be left to log "Future exception was
+    never retrieved" into the application's output (the soak's viewers printed it)."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    try:
+        async with asyncio.timeout(10):
+            async with connect(url, verify=False) as client:
+                server_conn = await accepted.get()
+                await server_conn.wait_setup()
+                probe = asyncio.create_task(client.ping())
+                await asyncio.sleep(0)  # the PING is sent; its caller gives up at once
+                probe.cancel()
+                server_conn.close(0x2, "go away")
+                await client.wait_closed(grace=5)
+            del probe
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert not [c for c in unhandled if "never retrieved" in str(c.get("message"))], unhandled
+
+
 async def test_unverified_certificate_is_refused(moqt_server: Callable[..., object]) -> None:
     server = await moqt_server(lambda conn: None)  # type: ignore[operator]
     url = f"moqt://127.0.0.1:{server.address[1]}"  # type: ignore[attr-defined]
