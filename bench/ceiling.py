@@ -1,11 +1,22 @@
-"""The raw aioquic ceiling on this machine: one process sending bulk stream data to one receiver.
+"""The raw QUIC ceiling on this machine: one process sending bulk stream data to one receiver.
 
     python -m bench.ceiling --megabytes 128
+    python -m bench.ceiling --stack picoquic --megabytes 128 [--picoquic-bin PATH]
 
 The server (the sender, like a relay's egress) answers a one-byte request on a
 bidirectional stream with ``--megabytes`` of data; the client (another process)
 measures the goodput from the first to the last byte. Relay egress figures are
 reported as a ratio of this number measured in the same run.
+
+``--stack aioquic`` (the default) is pure Python on both ends. ``--stack picoquic``
+runs the same transfer through aiopquic, the binding our relay uses on picoquic
+(the relay's stream ring size, ``--stream-buffer``, and its congestion control), and
+also reports the sender process's CPU seconds (all its threads, picoquic's
+included) from the first to the last byte: egress per core is the goodput divided
+by the cores the sender used, the figure a relay's egress per core is compared with.
+``--picoquic-bin`` adds picoquic's own C sender (``picoquicdemo``, built from the
+upstream sources; see bench/RESULTS.md) over loopback as a second reference, its
+CPU measured the same way.
 """
 
 from __future__ import annotations
@@ -13,22 +24,65 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import QuicEvent, StreamDataReceived
 
-from ._procs import Proc, python
+from ._procs import Proc, cpu_seconds, free_port, python
 
-__all__ = ["measure_ceiling"]
+__all__ = ["Bulk", "measure_bulk", "measure_ceiling", "measure_picoquic_bin"]
 
 ALPN = "clutchcall-bench"
+STACKS = ("aioquic", "picoquic")
+
+
+@dataclass
+class Bulk:
+    """One bulk transfer: goodput, and what it cost the sender."""
+
+    stack: str
+    megabytes: int
+    mbit_s: float
+    seconds: float = math.nan  # first to last byte at the receiver
+    sender_cpu_s: float = math.nan  # the sender's user + system CPU over those seconds
+
+    @property
+    def sender_cores(self) -> float:
+        return self.sender_cpu_s / self.seconds if self.seconds > 0 else math.nan
+
+    @property
+    def mbit_s_per_core(self) -> float:
+        """Goodput per core of the sender: megabits sent per CPU-second it used."""
+        return per_core(self.mbit_s, self.sender_cores)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "mbit_s": round(self.mbit_s, 1),
+            "seconds": round(self.seconds, 3),
+            "sender_cpu_s": round(self.sender_cpu_s, 3),
+            "sender_cores": round(self.sender_cores, 3),
+            "mbit_s_per_core": round(self.mbit_s_per_core, 1),
+        }
+
+
+def per_core(mbit_s: float, cores: float) -> float:
+    """Mbit/s divided by the cores that sent it (NaN without a CPU figure)."""
+    if not cores or cores <= 0 or math.isnan(cores):
+        return math.nan
+    return mbit_s / cores
 
 
 class _Sender(QuicConnectionProtocol):
@@ -60,25 +114,54 @@ class _Sender(QuicConnectionProtocol):
 class _Receiver(QuicConnectionProtocol):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.first: float | None = None
-        self.received = 0
-        self.done = asyncio.Event()
+        self.count = _Count()
+        self.done = self.count.done
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
-            if self.first is None:
-                self.first = time.monotonic()
-            self.received += len(event.data)
-            if event.end_stream:
-                self.last = time.monotonic()
-                self.done.set()
+            self.count.data(len(event.data), event.end_stream)
+
+
+class _Count:
+    """The receiving end's clock (and the sender's CPU clock, when told its pid)."""
+
+    sender_pid = 0
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+        self.cpu_first = self.cpu_last = math.nan
+        self.received = 0
+        self.done = asyncio.Event()
+
+    def _cpu(self) -> float:
+        return cpu_seconds(self.sender_pid) if self.sender_pid else math.nan
+
+    def data(self, size: int, end: bool) -> None:
+        if self.first is None:
+            self.first = time.monotonic()
+            self.cpu_first = self._cpu()
+        self.received += size
+        if end:
+            self.last = time.monotonic()
+            self.cpu_last = self._cpu()
+            self.done.set()
+
+    def bulk(self, stack: str, megabytes: int) -> Bulk:
+        assert self.first is not None
+        seconds = max(1e-9, self.last - self.first)
+        return Bulk(
+            stack,
+            megabytes,
+            self.received * 8 / 1e6 / seconds,
+            seconds,
+            self.cpu_last - self.cpu_first,
+        )
 
 
 def _grow_buffers(transport: object, size: int = 4 << 20) -> None:
     """Socket buffers as large as net.core.[rw]mem_max allows: the default 208 KiB
     overflows at a few hundred Mbit/s and loss would measure the kernel, not aioquic."""
-    import socket
-
     sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
     for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
         sock.setsockopt(socket.SOL_SOCKET, opt, size)
@@ -103,7 +186,7 @@ async def _serve(args: argparse.Namespace) -> None:
     await asyncio.Event().wait()
 
 
-async def _receive(args: argparse.Namespace) -> float:
+async def _receive(args: argparse.Namespace) -> _Count:
     config = QuicConfiguration(
         is_client=True,
         alpn_protocols=[ALPN],
@@ -120,35 +203,230 @@ async def _receive(args: argparse.Namespace) -> float:
         proto._quic.send_stream_data(stream_id, b"?", end_stream=True)
         proto.transmit()
         await asyncio.wait_for(proto.done.wait(), timeout=300)
-        assert proto.first is not None
-        return proto.received * 8 / 1e6 / max(1e-9, proto.last - proto.first)
+        return proto.count
+
+
+# --- picoquic through aiopquic -------------------------------------------------------
+
+
+def _picoquic_config(is_client: bool, cc: str | None, stream_buffer: int) -> Any:
+    from aiopquic.quic.configuration import QuicConfiguration as PicoquicConfiguration
+
+    config = PicoquicConfiguration(
+        is_client=is_client,
+        alpn_protocols=[ALPN],
+        max_data=64 << 20,
+        max_stream_data=32 << 20,
+        socket_buffer_size=4 << 20,
+        verify_mode=ssl.CERT_NONE if is_client else None,
+    )
+    if cc is not None:
+        config.congestion_control_algorithm = cc
+    config.stream_ring_cap = stream_buffer
+    return config
+
+
+def _picoquic_sender(size: int, ring: int) -> Any:
+    """A protocol that answers a request with ``size`` bytes, keeping the stream's ring full.
+
+    The relay's way (moqt.aio._picoquic_rings): writes of a quarter of the ring until
+    picoquic refuses one (``BufferError``), then a drain notice; each batch of events
+    picoquic reports (the drain among them) writes again, with a 5 ms fallback.
+    """
+    from aiopquic.asyncio.protocol import QuicConnectionProtocol as PicoquicProtocol
+    from aiopquic.quic.events import StreamDataReceived as PicoquicData
+
+    from moqt.aio._picoquic_rings import ring_write_size
+
+    piece = bytes(ring_write_size(ring))
+
+    class Sender(PicoquicProtocol):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.stream: int | None = None
+            self.left = 0
+            self.timer: asyncio.TimerHandle | None = None
+
+        def quic_event_received(self, event: Any) -> None:
+            if isinstance(event, PicoquicData) and event.end_stream and self.stream is None:
+                self.stream, self.left = event.stream_id, size
+
+        def _process_events(self) -> None:
+            super()._process_events()
+            self.pump()
+
+        def pump(self) -> None:
+            self.timer = None
+            stream = self.stream
+            if stream is None:
+                return
+            while self.left > 0:
+                n = min(len(piece), self.left)
+                try:
+                    self._quic.send_stream_data(
+                        stream, piece if n == len(piece) else piece[:n], self.left == n
+                    )
+                except BufferError:
+                    self._quic.set_tx_data_drain_pending(stream)
+                    if self.timer is None:
+                        self.timer = asyncio.get_running_loop().call_later(0.005, self.pump)
+                    return
+                self.left -= n
+
+    return Sender
+
+
+async def _serve_picoquic(args: argparse.Namespace) -> None:
+    from aiopquic.asyncio.server import serve as picoquic_serve
+
+    from moqt.aio import write_self_signed
+    from moqt.aio._picoquic import _adopt, _throwaway_port
+    from moqt.aio._picoquic_socket import bind_server_socket
+
+    cert, key = write_self_signed(Path(tempfile.mkdtemp(prefix="ceiling-")), ["localhost"])
+    config = _picoquic_config(False, args.cc, args.stream_buffer)
+    config.certificate_file, config.private_key_file = str(cert), str(key)
+    config.ip_family = socket.AF_INET  # one socket, which becomes ours
+    # On 127.0.0.1 only, as the relay (picoquic alone would listen on every address).
+    sock = bind_server_socket("127.0.0.1", args.port, reuse_port=False)
+    throwaway = _throwaway_port(sock.family)
+    server = await picoquic_serve(
+        "127.0.0.1",
+        throwaway,
+        configuration=config,
+        create_protocol=_picoquic_sender(args.megabytes << 20, args.stream_buffer),
+    )
+    await _adopt(server, server._engine._transport, throwaway, sock)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def _receive_picoquic(args: argparse.Namespace) -> _Count:
+    from aiopquic.asyncio.client import connect as picoquic_connect
+    from aiopquic.asyncio.protocol import QuicConnectionProtocol as PicoquicProtocol
+    from aiopquic.quic.events import StreamDataReceived as PicoquicData
+
+    count = _Count()
+
+    class Receiver(PicoquicProtocol):  # type: ignore[misc]
+        def quic_event_received(self, event: Any) -> None:
+            if isinstance(event, PicoquicData):
+                count.data(len(event.data), event.end_stream)
+
+    config = _picoquic_config(True, args.cc, args.stream_buffer)
+    async with picoquic_connect(
+        "127.0.0.1", args.port, configuration=config, create_protocol=Receiver
+    ) as proto:
+        stream_id = proto._quic.get_next_available_stream_id()
+        proto._quic.send_stream_data(stream_id, b"?", True)
+        await asyncio.wait_for(count.done.wait(), timeout=300)
+    return count
+
+
+def measure_bulk(
+    stack: str = "aioquic",
+    megabytes: int = 96,
+    *,
+    cc: str | None = None,
+    stream_buffer: int | None = None,
+) -> Bulk:
+    """One sender process -> one receiver (this process) over loopback on ``stack``;
+    ``cc`` None is the stack's default here (reno on aioquic, the relay's on picoquic),
+    ``stream_buffer`` None the relay's picoquic stream ring."""
+    if stack not in STACKS:
+        raise ValueError(f"stack must be one of {', '.join(STACKS)}, not {stack!r}")
+    if stack == "aioquic" and cc is None:
+        cc = "reno"
+    if stream_buffer is None:
+        from moqt.aio._picoquic import STREAM_BUFFER
+
+        stream_buffer = STREAM_BUFFER
+    port = free_port()
+    argv = [python(), "-m", "bench.ceiling", "serve", "--stack", stack, "--port", str(port)]
+    argv += ["--megabytes", str(megabytes), "--stream-buffer", str(stream_buffer)]
+    argv += ["--cc", cc] if cc else []
+    with Proc(argv, name=f"ceiling-sender-{stack}") as sender:
+        sender.wait_line("ready")
+        _Count.sender_pid = sender.pid
+        ns = argparse.Namespace(port=port, cc=cc, stream_buffer=stream_buffer)
+        try:
+            receive = _receive_picoquic if stack == "picoquic" else _receive
+            count = asyncio.run(receive(ns))
+        finally:
+            _Count.sender_pid = 0
+    return count.bulk(stack, megabytes)
+
+
+def measure_picoquic_bin(binary: str, megabytes: int = 96, cc: str = "bbr1") -> Bulk:
+    """picoquic's own C sender: ``binary`` (picoquicdemo) serves the quicperf protocol
+    (ALPN ``perf``) and a second ``binary`` asks it for ``megabytes`` on one stream over
+    loopback. Goodput is the client's ``Download_bytes`` over ``Connection_duration_sec``
+    (handshake included: a few ms of a transfer of a second or more); the server's CPU
+    is sampled before the client starts and after it ends (the server idles otherwise).
+
+    picoquicdemo has no option to bind one address: its server listens on every address
+    of the host, on a free port, for the seconds of the transfer."""
+    from moqt.aio import write_self_signed
+
+    workdir = Path(tempfile.mkdtemp(prefix="ceiling-c-"))
+    cert, key = write_self_signed(workdir, ["localhost"])
+    port = free_port()
+    server_argv = [binary, "-c", str(cert), "-k", str(key), "-p", str(port), "-G", cc, "-1"]
+    with Proc(server_argv, name="picoquicdemo-server", stderr_path=workdir / "server.log") as srv:
+        _wait_bound(port, srv)
+        before = cpu_seconds(srv.pid)
+        # quicperf scenario: one stream, an 8-byte request, ``megabytes`` in answer.
+        request = f"*1:8:{megabytes << 20};"
+        client_argv = [binary, "-D", "-G", cc, "-a", "perf", "-n", "localhost", "-o", str(workdir)]
+        client = subprocess.run(
+            [*client_argv, "127.0.0.1", str(port), request],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=workdir,
+        )
+        after = cpu_seconds(srv.pid) if srv.popen.poll() is None else math.nan
+    stats = parse_quicperf(client.stdout)
+    if client.returncode != 0 or "Download_bytes" not in stats:
+        tail = (client.stdout + client.stderr).strip().splitlines()[-5:]
+        raise RuntimeError(f"{binary} client failed ({client.returncode}): {' | '.join(tail)}")
+    seconds = stats["Connection_duration_sec"]
+    mbit = stats["Download_bytes"] * 8 / 1e6 / max(1e-9, seconds)
+    return Bulk("picoquic-c", megabytes, mbit, seconds, after - before)
+
+
+def parse_quicperf(output: str) -> dict[str, float]:
+    """The ``Name: number`` statistics a picoquicdemo quicperf client prints at the end."""
+    stats: dict[str, float] = {}
+    for line in output.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() and " " not in name.strip():
+            try:
+                stats[name.strip()] = float(value.strip())
+            except ValueError:
+                continue
+    return stats
+
+
+def _wait_bound(port: int, proc: Proc, timeout: float = 20.0) -> None:
+    needle = f":{port:04X} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            try:
+                if needle in Path(table).read_text():
+                    return
+            except OSError:
+                continue
+        time.sleep(0.05)
+    raise TimeoutError(f"{proc.name} did not listen on UDP {port}")
 
 
 def measure_ceiling(megabytes: int = 96, seconds: float | None = None, cc: str = "reno") -> float:
-    """Mbit/s from a sender process to a receiver process (this one) over loopback."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with Proc(
-        [
-            python(),
-            "-m",
-            "bench.ceiling",
-            "serve",
-            "--port",
-            str(port),
-            "--megabytes",
-            str(megabytes),
-            "--cc",
-            cc,
-        ],
-        name="ceiling-sender",
-    ) as sender:
-        sender.wait_line("ready")
-        ns = argparse.Namespace(port=port)
-        return asyncio.run(_receive(ns))
+    """Mbit/s from an aioquic sender process to a receiver process (this one) over loopback."""
+    return measure_bulk("aioquic", megabytes, cc=cc).mbit_s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,16 +437,84 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_p = sub.add_parser("serve")
     serve_p.add_argument("--port", type=int, required=True)
     serve_p.add_argument("--megabytes", type=int, default=96)
-    serve_p.add_argument("--cc", default="reno")
-    parser.add_argument("--megabytes", type=int, default=96)
-    parser.add_argument("--cc", default="reno")
+    serve_p.add_argument("--cc", default=None)
+    serve_p.add_argument("--stack", choices=STACKS, default="aioquic")
+    serve_p.add_argument("--stream-buffer", type=int, default=64 << 10)
+    parser.add_argument("--megabytes", type=_positive, default=96)
+    parser.add_argument(
+        "--cc",
+        default=None,
+        help="congestion control (default: reno on aioquic, the relay's default on picoquic)",
+    )
+    parser.add_argument(
+        "--stack",
+        choices=STACKS,
+        default="aioquic",
+        help="aioquic (default; goodput only, as before) or picoquic through aiopquic "
+        "(goodput and the sender's CPU: egress per core)",
+    )
+    parser.add_argument(
+        "--stream-buffer",
+        type=_stream_buffer,
+        default=None,
+        help="picoquic: the sender's per-stream ring in bytes (default: the relay's, "
+        "quic_stream_buffer)",
+    )
+    parser.add_argument(
+        "--picoquic-bin",
+        type=_executable,
+        help="with --stack picoquic: also measure this picoquicdemo (picoquic's own C "
+        "sender) over loopback",
+    )
     args = parser.parse_args(argv)
     if args.role == "serve":
-        asyncio.run(_serve(args))
+        if args.stack == "picoquic":
+            asyncio.run(_serve_picoquic(args))
+        else:
+            if args.cc is None:
+                args.cc = "reno"
+            asyncio.run(_serve(args))
         return 0
-    mbit = measure_ceiling(args.megabytes, cc=args.cc)
-    print(json.dumps({"aioquic_ceiling_mbit_s": round(mbit, 1), "megabytes": args.megabytes}))
+    if args.stack == "aioquic":
+        if args.picoquic_bin or args.stream_buffer is not None:
+            parser.error("--picoquic-bin and --stream-buffer go with --stack picoquic")
+        mbit = measure_ceiling(args.megabytes, cc=args.cc or "reno")
+        print(json.dumps({"aioquic_ceiling_mbit_s": round(mbit, 1), "megabytes": args.megabytes}))
+        return 0
+    report: dict[str, Any] = {
+        "picoquic": measure_bulk(
+            "picoquic", args.megabytes, cc=args.cc, stream_buffer=args.stream_buffer
+        ).as_json()
+    }
+    if args.picoquic_bin:
+        report["picoquic_c"] = measure_picoquic_bin(args.picoquic_bin, args.megabytes).as_json()
+    print(json.dumps(report))
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _stream_buffer(text: str) -> int:
+    value = _positive(text)
+    if value < 4096:
+        raise argparse.ArgumentTypeError(f"must be at least 4096 bytes, not {value}")
+    return value
+
+
+def _executable(text: str) -> str:
+    import os
+
+    if not (os.path.isfile(text) and os.access(text, os.X_OK)):
+        raise argparse.ArgumentTypeError(f"not an executable file: {text!r}")
+    return text
 
 
 if __name__ == "__main__":

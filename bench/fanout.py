@@ -11,6 +11,11 @@ For each N it reports the delivered ratio, the added latency p50/p99 (publish
 run - the raw aioquic ceiling (``bench.ceiling``) and the same scenario through
 aiomoqt's ``moq_interop_relay``. ``ours`` is our relay on aioquic,
 ``ours-picoquic`` the same relay with ``--quic-stack picoquic``.
+
+``--ceiling-stack picoquic`` measures the ceiling through aiopquic instead, with
+its sender's CPU, and reports each relay's egress per core (egress over the
+relay's CPU during the publisher's window) as a % of the sender's egress per core;
+``--picoquic-bin`` adds picoquic's own C sender (picoquicdemo) as a second reference.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import Any
 from moqt.aio import QUIC_STACKS
 
 from ._procs import CpuSample, Proc, free_port, percentile, python, rss_bytes
+from .ceiling import STACKS as CEILING_STACKS
+from .ceiling import Bulk, _executable, _positive, per_core
 
 __all__ = ["FanoutResult", "main", "run_fanout"]
 
@@ -174,6 +181,7 @@ class FanoutResult:
     latency_p50_ms: float = math.nan
     latency_p99_ms: float = math.nan
     relay_cpu_cores: float = 0.0
+    relay_cpu_s: float = 0.0  # over the publisher's window
     egress_mbit_s: float = 0.0
     relay_rss_mb: float = 0.0
     # The relay's RSS with the publisher connected and no subscriber, then with every
@@ -184,6 +192,11 @@ class FanoutResult:
     # Where the relay's resident memory is at the end (MiB): see smaps_summary.
     relay_memory: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def egress_per_core(self) -> float:
+        """Mbit/s of egress per core of the relay: payload megabits per relay CPU-second."""
+        return per_core(self.egress_mbit_s, self.relay_cpu_cores)
 
     @property
     def per_viewer_kib(self) -> float:
@@ -404,6 +417,7 @@ def run_fanout(
         result.latency_p50_ms = percentile(latencies, 50)
         result.latency_p99_ms = percentile(latencies, 99)
         result.relay_cpu_cores = after.utilisation_since(before)
+        result.relay_cpu_s = after.cpu - before.cpu
         result.egress_mbit_s = payload * 8 / 1e6 / max(1e-9, window)
     except (RuntimeError, TimeoutError) as exc:
         result.notes.append(f"failed: {exc}")
@@ -413,17 +427,39 @@ def run_fanout(
     return result
 
 
-def _format(results: list[FanoutResult], ceiling: float | None) -> str:
-    lines = [
-        "| relay | N | delivered (missing) | p50 ms | p99 ms | relay CPU (cores) | egress Mbit/s | % of aioquic ceiling | relay RSS MB | KiB per active viewer |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+def _percent(value: float, reference: float) -> str:
+    if not reference or math.isnan(reference) or math.isnan(value):
+        return "-"
+    return f"{100 * value / reference:.0f}%"
+
+
+def _format(
+    results: list[FanoutResult], ceiling: float | None, per_core_refs: Sequence[Bulk] = ()
+) -> str:
+    """The table; with ``per_core_refs`` (picoquic bulk senders measured in the same run)
+    the aioquic ratio gives way to the relay's egress per core against each sender's."""
+    if per_core_refs:
+        ratio_heads = ["egress per core Mbit/s"] + [
+            f"% of {ref.stack} per core" for ref in per_core_refs
+        ]
+    else:
+        ratio_heads = ["% of aioquic ceiling"]
+    heads = [
+        "relay", "N", "delivered (missing)", "p50 ms", "p99 ms", "relay CPU (cores)",
+        "egress Mbit/s", *ratio_heads, "relay RSS MB", "KiB per active viewer",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(heads) + " |", "|---|" + "---:|" * (len(heads) - 1)]
     for r in results:
-        pct = f"{100 * r.egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
+        if per_core_refs:
+            ratios = [f"{r.egress_per_core:.1f}"] + [
+                _percent(r.egress_per_core, ref.mbit_s_per_core) for ref in per_core_refs
+            ]
+        else:
+            ratios = [_percent(r.egress_mbit_s, ceiling or math.nan)]
         lines.append(
             f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% ({r.missing}) | {r.latency_p50_ms:.1f} | "
-            f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {pct} | {r.relay_rss_mb:.0f} | "
-            f"{r.per_viewer_kib:.0f} |"
+            f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {' | '.join(ratios)} | "
+            f"{r.relay_rss_mb:.0f} | {r.per_viewer_kib:.0f} |"
         )
     for r in results:
         if r.relay_memory:
@@ -452,18 +488,37 @@ def compare_with_peer(results: list[FanoutResult], peer: str = "aiomoqt") -> str
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .ceiling import measure_ceiling
+def _measure_ceilings(args: argparse.Namespace) -> tuple[float | None, list[Bulk]]:
+    """The aioquic ceiling (Mbit/s), or the picoquic senders' bulk runs (per core)."""
+    from .ceiling import measure_bulk, measure_ceiling, measure_picoquic_bin
 
-    counts = [int(n) for n in args.subscribers.split(",")]
-    relays = args.relays.split(",")
-    workdir = Path(tempfile.mkdtemp(prefix="clutchcall-fanout-"))
-    ceiling = None if args.no_ceiling else measure_ceiling(seconds=5.0)
-    if ceiling is not None:
+    if args.no_ceiling:
+        return None, []
+    if args.ceiling_stack == "aioquic":
+        ceiling = measure_ceiling(args.ceiling_megabytes, seconds=5.0)
         print(
             f"aioquic ceiling (one sender -> one receiver, bulk stream): {ceiling:.1f} Mbit/s",
             flush=True,
         )
+        return ceiling, []
+    refs = [measure_bulk("picoquic", args.ceiling_megabytes)]
+    if args.picoquic_bin:
+        refs.append(measure_picoquic_bin(args.picoquic_bin, args.ceiling_megabytes))
+    for ref in refs:
+        print(
+            f"{ref.stack} ceiling (one sender -> one receiver, bulk stream): "
+            f"{ref.mbit_s:.1f} Mbit/s with the sender on {ref.sender_cores:.2f} cores: "
+            f"{ref.mbit_s_per_core:.1f} Mbit/s per core",
+            flush=True,
+        )
+    return None, refs
+
+
+def _run(args: argparse.Namespace) -> int:
+    counts = [int(n) for n in args.subscribers.split(",")]
+    relays = args.relays.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="clutchcall-fanout-"))
+    ceiling, refs = _measure_ceilings(args)
     results: list[FanoutResult] = []
     for n in counts:
         for relay in relays:
@@ -480,11 +535,10 @@ def _run(args: argparse.Namespace) -> int:
                 relay_args=args.relay_arg,
             )
             results.append(r)
-            print(
-                _format([r], ceiling).splitlines()[-1] if not r.notes else _format([r], ceiling),
-                flush=True,
-            )
-    table = _format(results, ceiling)
+            row = _format([r], ceiling, refs)
+            # The row itself (lines 0 and 1 are the header; the RSS comment follows it).
+            print(row.splitlines()[2] if not r.notes else row, flush=True)
+    table = _format(results, ceiling, refs)
     print("\n" + table)
     comparison = compare_with_peer(results)
     if comparison:
@@ -492,7 +546,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                {"ceiling_mbit_s": ceiling, "results": [asdict(r) for r in results]}, indent=2
+                {
+                    "ceiling_mbit_s": ceiling,
+                    "ceilings": [ref.as_json() for ref in refs],
+                    "results": [
+                        {**asdict(r), "egress_per_core_mbit_s": r.egress_per_core} for r in results
+                    ],
+                },
+                indent=2,
             )
         )
     print(f"logs: {workdir}")
@@ -522,6 +583,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--no-ceiling", action="store_true")
     run.add_argument(
+        "--ceiling-stack",
+        choices=CEILING_STACKS,
+        default="aioquic",
+        help="aioquic: egress as a %% of the aioquic sender's goodput; picoquic: the relay's "
+        "egress per core as a %% of an aiopquic sender's (bench.ceiling --stack picoquic)",
+    )
+    run.add_argument("--ceiling-megabytes", type=_positive, default=96)
+    run.add_argument(
+        "--picoquic-bin",
+        type=_executable,
+        help="with --ceiling-stack picoquic: picoquic's own C sender (picoquicdemo) as a "
+        "second per-core reference",
+    )
+    run.add_argument(
         "--relay-arg",
         action="append",
         default=[],
@@ -544,6 +619,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     subs.add_argument("--stack", choices=QUIC_STACKS, default="aioquic")
     args = parser.parse_args(argv)
     if args.role == "run":
+        if args.picoquic_bin and args.ceiling_stack != "picoquic":
+            parser.error("--picoquic-bin goes with --ceiling-stack picoquic")
         return _run(args)
     if args.role == "publisher":
         return asyncio.run(_publisher(args))

@@ -1,0 +1,75 @@
+"""bench.ceiling's per-core arithmetic and arguments (no transfer: the figures live in
+bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench import ceiling, fanout
+from bench.ceiling import Bulk, parse_quicperf, per_core
+from bench.fanout import FanoutResult
+
+
+def test_egress_per_core_is_goodput_over_the_cores_the_sender_used() -> None:
+    # 2 s at 400 Mbit/s for 0.5 CPU-seconds: 0.25 cores, 1600 Mbit/s per core.
+    bulk = Bulk("picoquic", 96, 400.0, seconds=2.0, sender_cpu_s=0.5)
+    assert bulk.sender_cores == pytest.approx(0.25)
+    assert bulk.mbit_s_per_core == pytest.approx(1600.0)
+    assert bulk.as_json()["mbit_s_per_core"] == 1600.0
+
+
+def test_no_cpu_figure_gives_no_per_core_figure() -> None:
+    assert math.isnan(per_core(100.0, 0.0))
+    assert math.isnan(per_core(100.0, math.nan))
+    assert math.isnan(Bulk("aioquic", 96, 150.0).mbit_s_per_core)
+
+
+def test_the_relay_is_compared_per_core_against_each_reference() -> None:
+    relay = FanoutResult("ours-picoquic", 20, egress_mbit_s=50.0, relay_cpu_cores=0.1)
+    assert relay.egress_per_core == pytest.approx(500.0)
+    refs = [Bulk("picoquic", 32, 400.0, 1.0, 0.4), Bulk("picoquic-c", 32, 2000.0, 1.0, 1.0)]
+    row = fanout._format([relay], None, refs).splitlines()
+    assert (
+        "| egress per core Mbit/s | % of picoquic per core | % of picoquic-c per core |" in row[0]
+    )
+    assert "| 500.0 | 50% | 25% |" in row[2]
+    # The default table is unchanged: egress as a % of the aioquic ceiling's goodput.
+    plain = fanout._format([relay], 100.0).splitlines()
+    assert "% of aioquic ceiling" in plain[0]
+    assert "| 50.0 | 50% |" in plain[2]
+
+
+def test_quicperf_statistics_are_read_from_the_client_output() -> None:
+    out = "Connection_duration_sec: 0.5\nDownload_bytes: 33554432\nSome text: here\n"
+    assert parse_quicperf(out) == {"Connection_duration_sec": 0.5, "Download_bytes": 33554432.0}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--megabytes", "0"],
+        ["--megabytes", "lots"],
+        ["--stack", "quiche"],
+        ["--stack", "picoquic", "--stream-buffer", "100"],
+        ["--stack", "picoquic", "--picoquic-bin", "/nonexistent/picoquicdemo"],
+        ["--picoquic-bin", "/bin/true"],  # the C reference goes with the picoquic stack
+    ],
+)
+def test_bad_arguments_are_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        ceiling.main(argv)
+    assert exit_.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_fanout_takes_the_c_reference_only_with_the_picoquic_ceiling(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        fanout.main(["run", "--picoquic-bin", "/bin/true"])
+    assert exit_.value.code == 2
+    assert "--ceiling-stack picoquic" in capsys.readouterr().err
