@@ -371,7 +371,7 @@ def measure_picoquic_bin(binary: str, megabytes: int = 96, cc: str = "bbr1") -> 
     workdir = Path(tempfile.mkdtemp(prefix="ceiling-c-"))
     cert, key = write_self_signed(workdir, ["localhost"])
     port = free_port()
-    server_argv = [binary, "-c", str(cert), "-k", str(key), "-p", str(port), "-G", cc, "-1"]
+    server_argv = [binary, "-c", str(cert), "-k", str(key), "-p", str(port), "-G", cc]
     with Proc(server_argv, name="picoquicdemo-server", stderr_path=workdir / "server.log") as srv:
         _wait_bound(port, srv)
         before = cpu_seconds(srv.pid)
