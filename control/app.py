@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from control.assets import install_assets
 from control.idempotency import HEADER as IDEMPOTENCY_HEADER
-from control.idempotency import idempotency_dependency, install_idempotency
+from control.idempotency import Answer, idempotency_dependency, install_idempotency
 from control.limits import BodyLimit
 from control.models import (
     ApiProblem,
@@ -283,7 +283,9 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(BodyLimit)
     # Outside BodyLimit: it sees (and stores) the answer the client gets.
-    install_idempotency(app, bus, ttl=settings.idempotency_ttl, secret=settings.key_secret)
+    install_idempotency(
+        app, bus, ttl=settings.idempotency_ttl, secret=settings.key_secret, repo=repo
+    )
 
     @app.middleware("http")
     async def _docs_stay_local(request: Request, call_next: Any) -> Any:
@@ -341,12 +343,27 @@ def _routes(app: FastAPI) -> None:
         document = await svc.jwks()
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
 
-    @app.post("/v1/live_inputs", status_code=201, tags=["live inputs"], dependencies=[Idempotent])
+    @app.post(
+        "/v1/live_inputs",
+        status_code=201,
+        tags=["live inputs"],
+        dependencies=[Idempotent],
+        response_model=LiveInputWithKey,
+    )
     async def create_live_input(
-        body: CreateLiveInput, key: Principal, svc: Service
-    ) -> LiveInputWithKey:
-        li, stream_key = await svc.create_input(key.org_id, body.name, body.ingest)
-        return LiveInputWithKey(input=_out(svc, li), streamKey=stream_key)
+        body: CreateLiveInput, key: Principal, svc: Service, request: Request
+    ) -> Response:
+        # The answer is committed with the input (Idempotency-Key: control.idempotency).
+        answer = Answer(request, 201)
+        await svc.create_input(
+            key.org_id,
+            body.name,
+            body.ingest,
+            answer=lambda li, stream_key: answer.bind(
+                LiveInputWithKey(input=_out(svc, li), streamKey=stream_key)
+            ),
+        )
+        return answer.response()
 
     @app.get("/v1/live_inputs", tags=["live inputs"])
     async def list_live_inputs(

@@ -15,7 +15,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from control.assets_models import AssetList, AssetOut, CreateUpload, CreateUploadOut
-from control.idempotency import idempotency_dependency
+from control.idempotency import Answer, idempotency_dependency
 from control.models import PlaybackTicketOut, PlaybackUrlRequest, RevocationOut, at, ts
 from control.service import ControlService, RevocationResult
 from control.store import ApiKey
@@ -112,11 +112,19 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
     def base(request: Request) -> str:
         return endpoint.base_url(request)
 
-    @router.post("/v1/assets/uploads", status_code=201, tags=["assets"], dependencies=idempotent)
+    @router.post(
+        "/v1/assets/uploads",
+        status_code=201,
+        tags=["assets"],
+        dependencies=idempotent,
+        response_model=CreateUploadOut,
+    )
     async def create_asset_upload(
         body: CreateUpload, key: Key, service: Service, request: Request
-    ) -> CreateUploadOut:
-        token, asset = await service.create_asset_upload(
+    ) -> Response:
+        # The answer is committed with the asset (Idempotency-Key: control.idempotency).
+        answer = Answer(request, 201)
+        await service.create_asset_upload(
             key.org_id,
             name=body.name,
             max_duration=body.maxDurationSeconds,
@@ -124,14 +132,17 @@ def _router(endpoint: UploadEndpoint, principal: Callable[..., Awaitable[ApiKey]
             require_signed=body.requireSignedUrls,
             meta=body.meta,
             size=body.size,
+            answer=lambda token, asset: answer.bind(
+                CreateUploadOut(
+                    uploadUrl=endpoint.upload_url(request, token),
+                    assetId=asset.id,
+                    playbackId=asset.playback_id,
+                    expiresAt=at(asset.upload_expires_at),
+                    asset=service.asset_out(asset, base(request)),
+                )
+            ),
         )
-        return CreateUploadOut(
-            uploadUrl=endpoint.upload_url(request, token),
-            assetId=asset.id,
-            playbackId=asset.playback_id,
-            expiresAt=at(asset.upload_expires_at),
-            asset=service.asset_out(asset, base(request)),
-        )
+        return answer.response()
 
     @router.get("/v1/assets", tags=["assets"])
     async def list_assets(

@@ -30,7 +30,7 @@ from vod.uploads import UploadInfo
 if TYPE_CHECKING:
     from control.service import PlaybackTicket
     from control.settings import ControlSettings
-    from control.store import Repository
+    from control.store import IdempotencyBinding, Repository
 
 __all__ = ["AssetsMixin", "PackagingSubmitter", "new_upload_token"]
 
@@ -130,8 +130,12 @@ class AssetsMixin(RevocationsMixin):
         require_signed: bool = False,
         meta: dict[str, str] | None = None,
         size: int | None = None,
+        answer: Callable[[str, Asset], IdempotencyBinding | None] | None = None,
     ) -> tuple[str, Asset]:
-        """A new asset waiting for its upload; returns (upload token, asset)."""
+        """A new asset waiting for its upload; returns (upload token, asset).
+
+        ``answer`` renders the request's answer before the insert: its binding (an
+        Idempotency-Key's) is committed in the asset's own transaction."""
         if size is not None and size > self.settings.max_upload_bytes:
             raise Problem(
                 413,
@@ -171,7 +175,8 @@ class AssetsMixin(RevocationsMixin):
             activity_at=now,
             created_at=now,
         )
-        await self._adb(self.repo.insert_asset, asset, upload)
+        bound = None if answer is None else answer(token, asset)
+        await self._adb(self.repo.insert_asset, asset, upload, bound)
         _log.info("asset_created", org=org_id, asset=asset.id, playback_id=asset.playback_id)
         return token, asset
 

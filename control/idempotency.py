@@ -28,7 +28,11 @@ seconds, renewed every third of it while the request runs), replaced by the seal
 with the TTL (``PX``) only by its own claimer (a Lua compare-and-set, as
 :mod:`control.locks`). Without Redis the same records live in this process
 (:class:`MemoryIdempotencyStore`, bounded). A replica killed mid-request leaves its
-claim until the lease runs out; a retry after that runs the request again.
+claim until the lease runs out. The creates (live inputs, asset uploads) render their
+answer first (:class:`Answer`) and commit it, sealed, in their record's own database
+transaction (``idempotency_keys``): a retry that claims the key looks there first and
+replays a committed answer, so a kill between the commit and storing the answer here
+cannot make the record twice. Other POSTs run again after a lost answer.
 
 Wiring: :func:`install_idempotency` adds :class:`IdempotencyMiddleware` (keeps the
 answer, sends it after it is stored) and :func:`idempotency_dependency` is each POST
@@ -38,6 +42,8 @@ route's dependency (after authentication, so the org is known: it claims or repl
 # No ``from __future__ import annotations``: FastAPI reads the dependency's annotations,
 # which name a closure variable (the principal dependency).
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -58,10 +64,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from control.errors import PROBLEM_BASE, Problem
 from control.locks import RELEASE_IF_OWNER, RENEW_IF_OWNER
-from control.store import ApiKey
+from control.store import ApiKey, IdempotencyBinding, Repository
 from mesh.bus import Bus, BusUnavailable, RedisBus
 from mesh.bus_contract import idempotency_record_key
 
@@ -69,6 +78,7 @@ __all__ = [
     "HEADER",
     "LEASE",
     "REPLAYED_HEADER",
+    "Answer",
     "Idempotency",
     "IdempotencyMiddleware",
     "IdempotencyStore",
@@ -320,6 +330,7 @@ class _Slot:
 
     layer: "Idempotency"
     claim: Claim | None = None
+    org_id: str = ""
     renewal: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -333,11 +344,51 @@ class Idempotency:
         ttl: float,
         secret: str | None = None,
         lease: float = LEASE,
+        repo: Repository | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.ttl = ttl
         self.lease = lease
         self._secret = secret
+        self.repo = repo  # where creates commit their answer with their record
+        self.clock = clock  # wall clock: the database's expiry times
+
+    def binding(self, claim: Claim, org_id: str, stored: StoredResponse) -> IdempotencyBinding:
+        """``stored`` sealed, to commit in the transaction of the record it answers."""
+        now = self.clock()
+        return IdempotencyBinding(
+            name=claim.name,
+            org_id=org_id,
+            answer=base64.b64encode(_done(claim, stored)).decode("ascii"),
+            expires_at=now + self.ttl,
+            created_at=now,
+        )
+
+    async def _committed(self, name: str, claim: bytes) -> bytes | None:
+        """The answer a create committed with its record under this key (its process may
+        have died before it stored the answer here); freed claim if the lookup fails."""
+        if self.repo is None:
+            return None
+        try:
+            kept = await asyncio.to_thread(self.repo.idempotent_answer, name, self.clock())
+        except BaseException:
+            with contextlib.suppress(BusUnavailable):
+                await self.store.release(name, claim)
+            raise
+        if kept is None:
+            return None
+        try:
+            record = base64.b64decode(kept, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            with contextlib.suppress(BusUnavailable):
+                await self.store.release(name, claim)
+            raise _unusable() from exc
+        try:  # the next retry finds it in the fast store
+            await self.store.finish(name, claim, record, self.ttl)
+        except BusUnavailable as exc:
+            _log.warning("idempotency_store_failed", record=name, error=str(exc))
+        return record
 
     async def begin(self, slot: _Slot, org_id: str, key: str, fp: str) -> None:
         """Claim ``key`` for this request, or raise what answers it instead."""
@@ -346,7 +397,10 @@ class Idempotency:
         mine = _running(secrets.token_hex(16), fp)
         current = await self.store.claim(name, mine, self.lease)
         if current is None:
+            current = await self._committed(name, mine)
+        if current is None:
             slot.claim = Claim(name, mine, fp, seal)
+            slot.org_id = org_id
             slot.renewal = asyncio.create_task(self._renew(name, mine))
             return
         try:
@@ -411,6 +465,36 @@ def _unusable() -> Problem:
         f"the answer stored for this {HEADER} cannot be read (was the control plane's key "
         "secret changed?); check whether the first request took effect, then use a new key",
     )
+
+
+class Answer:
+    """The JSON answer of a create, rendered before its record is written.
+
+    With an ``Idempotency-Key``, :meth:`bind` seals it into the binding that the record's
+    own transaction commits: a control plane that dies after that commit, before the
+    answer reached the claim store, still has it for the retry (which replays it rather
+    than making the record twice). Without a key, :meth:`bind` returns None.
+    """
+
+    def __init__(self, request: Request, status: int = 200) -> None:
+        self._request = request
+        self.status = status
+        self.body: bytes | None = None
+
+    def bind(self, model: BaseModel) -> IdempotencyBinding | None:
+        body = bytes(JSONResponse(jsonable_encoder(model)).body)
+        self.body = body
+        slot = self._request.scope.get(_SLOT)
+        if not isinstance(slot, _Slot) or slot.claim is None:
+            return None
+        stored = StoredResponse(self.status, (("content-type", "application/json"),), body)
+        return slot.layer.binding(slot.claim, slot.org_id, stored)
+
+    def response(self) -> Response:
+        """The answer :meth:`bind` rendered (the bytes a replay returns)."""
+        if self.body is None:
+            raise RuntimeError("Answer.bind was not called")
+        return Response(self.body, self.status, media_type="application/json")
 
 
 def idempotency_dependency(
@@ -542,12 +626,20 @@ def _retrieve(task: asyncio.Future[None]) -> None:
         task.exception()  # seen: no "never retrieved" warning when the caller went away
 
 
-def install_idempotency(app: FastAPI, bus: Bus, *, ttl: float, secret: str | None) -> Idempotency:
-    """Add the middleware and the replay handler; the store follows the bus (Redis or not)."""
+def install_idempotency(
+    app: FastAPI,
+    bus: Bus,
+    *,
+    ttl: float,
+    secret: str | None,
+    repo: Repository | None = None,
+) -> Idempotency:
+    """Add the middleware and the replay handler; the store follows the bus (Redis or not);
+    ``repo``: where creates commit their answers with their records."""
     store: IdempotencyStore = (
         RedisIdempotencyStore(bus.client) if isinstance(bus, RedisBus) else MemoryIdempotencyStore()
     )
-    layer = Idempotency(store, ttl=ttl, secret=secret)
+    layer = Idempotency(store, ttl=ttl, secret=secret, repo=repo)
     app.state.idempotency = layer
     app.add_middleware(IdempotencyMiddleware, layer=layer)
 

@@ -43,7 +43,15 @@ from control.revocations import CH_REVOCATIONS, RevocationResult
 from control.settings import MAX_PLAYBACK_TTL, MIN_PLAYBACK_TTL, ControlSettings
 from control.signing import KeySealer, SealError, SignedToken, sign_playback_token
 from control.signing_keys import KEY_JWKS, SigningKeysMixin
-from control.store import ApiKey, Ingest, LiveInput, Org, PlaybackToken, Repository
+from control.store import (
+    ApiKey,
+    IdempotencyBinding,
+    Ingest,
+    LiveInput,
+    Org,
+    PlaybackToken,
+    Repository,
+)
 from mesh.bus import Bus, BusMessage, BusUnavailable
 from mesh.bus_contract import (
     INPUT_STATUS_CHANNEL,
@@ -203,8 +211,12 @@ class ControlService(AssetsMixin, SigningKeysMixin):
         *,
         input_id: str | None = None,
         external_input_id: str | None = None,
+        answer: Callable[[LiveInput, str], IdempotencyBinding | None] | None = None,
     ) -> tuple[LiveInput, str]:
-        """A new input and its stream key (operators may choose the ids, see admin CLI)."""
+        """A new input and its stream key (operators may choose the ids, see admin CLI).
+
+        ``answer`` renders the request's answer before the insert: its binding (an
+        Idempotency-Key's) is committed in the input's own transaction."""
         now = self._clock()
         if input_id is not None and not valid_id(input_id, "li"):
             raise Problem(422, "validation", "input id must look like li_<1-64 letters/digits>")
@@ -228,13 +240,19 @@ class ControlService(AssetsMixin, SigningKeysMixin):
             created_at=now,
             updated_at=now,
         )
+        bound = None if answer is None else answer(li, stream_key)
         async with self.locks.hold("streamkeys"):
-            await self._db(self.repo.insert_live_input, li)
+            await self._db(self.repo.insert_live_input, li, bound)
             try:
                 await self._write_stream_key(li, None)
             except BusUnavailable:
                 # Nobody has seen the key yet: undo, so a retry starts clean.
-                await self._db(self.repo.delete_live_input, org_id, li.id)
+                await self._db(
+                    self.repo.delete_live_input,
+                    org_id,
+                    li.id,
+                    unbind=None if bound is None else bound.name,
+                )
                 raise
         _log.info("input_created", org=org_id, input=li.id, external_input_id=li.external_input_id)
         return li, stream_key

@@ -4,6 +4,7 @@ from control.store._drivers import Conflict, StoreError, open_driver
 from control.store._migrations import MIGRATIONS, Migration
 from control.store._records import (
     ApiKey,
+    IdempotencyBinding,
     Ingest,
     InputStatus,
     LiveInput,
@@ -18,6 +19,7 @@ __all__ = [
     "MIGRATIONS",
     "ApiKey",
     "Conflict",
+    "IdempotencyBinding",
     "Ingest",
     "InputStatus",
     "LiveInput",

@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from control.store._idempotency import bind_idempotency
+from control.store._records import IdempotencyBinding
+
 if TYPE_CHECKING:
     from control.store._drivers import Driver
 
@@ -86,8 +89,11 @@ def _upload(row: dict[str, Any]) -> UploadRecord:
 class AssetQueries:
     driver: Driver
 
-    def insert_asset(self, asset: Asset, upload: UploadRecord) -> None:
+    def insert_asset(
+        self, asset: Asset, upload: UploadRecord, bound: IdempotencyBinding | None = None
+    ) -> None:
         with self.driver.transaction() as tx:
+            bind_idempotency(tx, bound)
             tx.execute(
                 f"INSERT INTO assets ({_ASSET_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -160,4 +160,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (status)",
         ),
     ),
+    Migration(
+        5,
+        "idempotency keys kept with the records they made",
+        (
+            # The sealed answer (base64 of control.idempotency's record), written in the
+            # transaction of the record the request made: a crash after the commit cannot
+            # lose the answer, so a retry replays instead of making the record again.
+            """CREATE TABLE idempotency_keys (
+                name TEXT PRIMARY KEY,
+                org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                answer TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX idempotency_keys_exp ON idempotency_keys (expires_at)",
+        ),
+    ),
 )

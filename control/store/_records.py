@@ -7,6 +7,7 @@ from typing import Literal
 
 __all__ = [
     "ApiKey",
+    "IdempotencyBinding",
     "Ingest",
     "InputStatus",
     "LiveInput",
@@ -98,3 +99,17 @@ class Revocation:
     @property
     def id(self) -> str:
         return f"{self.kind}:{self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyBinding:
+    """An ``Idempotency-Key``'s answer, committed with the record its request made.
+
+    ``name`` is the key's record name (org and SHA-256 of the key, never the key);
+    ``answer`` the sealed answer (base64), which only the client's key opens."""
+
+    name: str
+    org_id: str
+    answer: str
+    expires_at: float
+    created_at: float

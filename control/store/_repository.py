@@ -13,9 +13,11 @@ from typing import Any
 
 from control.store._assets import AssetQueries
 from control.store._drivers import Driver, open_driver
+from control.store._idempotency import bind_idempotency
 from control.store._migrations import MIGRATIONS, Migration
 from control.store._records import (
     ApiKey,
+    IdempotencyBinding,
     LiveInput,
     Org,
     PlaybackToken,
@@ -122,8 +124,9 @@ class Repository(AssetQueries):
 
     # -- live inputs --------------------------------------------------------------
 
-    def insert_live_input(self, li: LiveInput) -> None:
+    def insert_live_input(self, li: LiveInput, bound: IdempotencyBinding | None = None) -> None:
         with self.driver.transaction() as tx:
+            bind_idempotency(tx, bound)
             tx.execute(
                 f"INSERT INTO live_inputs ({_INPUT_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -202,8 +205,14 @@ class Repository(AssetQueries):
             )
         return None if row is None else _input(row)
 
-    def delete_live_input(self, org_id: str, input_id: str) -> LiveInput | None:
+    def delete_live_input(
+        self, org_id: str, input_id: str, *, unbind: str | None = None
+    ) -> LiveInput | None:
+        """Delete the input; ``unbind``: and forget that idempotency key's answer (the
+        creation undone)."""
         with self.driver.transaction() as tx:
+            if unbind is not None:
+                tx.execute("DELETE FROM idempotency_keys WHERE name = ?", (unbind,))
             row = tx.one(
                 f"SELECT {_INPUT_COLUMNS} FROM live_inputs WHERE org_id = ? AND id = ?",
                 (org_id, input_id),
@@ -364,11 +373,24 @@ class Repository(AssetQueries):
         return [Revocation(**r) for r in rows]
 
     def purge_expired(self, now: float) -> int:
-        """Forget tokens and revocations past their expiry; returns rows removed."""
+        """Forget tokens, revocations and idempotent answers past their expiry; returns
+        rows removed."""
         with self.driver.transaction() as tx:
             removed = tx.execute("DELETE FROM playback_tokens WHERE expires_at <= ?", (now,))
             removed += tx.execute("DELETE FROM revocations WHERE expires_at <= ?", (now,))
+            removed += tx.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
         return removed
+
+    # -- idempotency keys (control.idempotency) ---------------------------------------
+
+    def idempotent_answer(self, name: str, now: float) -> str | None:
+        """The sealed answer kept for the key named ``name``, unless it expired."""
+        with self.driver.transaction() as tx:
+            row = tx.one(
+                "SELECT answer FROM idempotency_keys WHERE name = ? AND expires_at > ?",
+                (name, now),
+            )
+        return None if row is None else str(row["answer"])
 
 
 def open_repository(url: str, *, migrate: bool = True) -> Repository:

@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from control.idempotency import MemoryIdempotencyStore
+from control.idempotency import Claim, MemoryIdempotencyStore
 from control.ids import sha256_hex
 from control.locks import RecordLocks
-from mesh.bus import Bus, MemoryBus, connect_bus
+from mesh.bus import Bus, BusUnavailable, MemoryBus, connect_bus
 from mesh.bus_contract import IDEMPOTENCY_PREFIX
 
 from .conftest import Api, open_api
@@ -221,10 +221,71 @@ async def test_every_creating_post_honours_the_key(api: Api) -> None:
                 assert KEY not in names, (method, path)
 
 
+class _Killed(Exception):
+    """The control plane's process dies here."""
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "listing"),
+    [
+        ("/v1/live_inputs", {"name": "Studio A"}, "/v1/live_inputs"),
+        ("/v1/assets/uploads", {"name": "talk"}, "/v1/assets"),
+    ],
+)
+async def test_a_retry_after_a_crash_between_commit_and_answer_makes_nothing_twice(
+    api: Api, monkeypatch: pytest.MonkeyPatch, path: str, body: dict[str, Any], listing: str
+) -> None:
+    # Killed after the record's commit, before the answer reached the claim store:
+    # nothing stored, nothing released, no answer sent; the claim lapses with its lease.
+    layer = api.app.state.idempotency
+    left: list[Claim] = []
+
+    async def die(slot: Any, stored: Any) -> None:
+        left.append(slot.claim)
+        slot.claim = None
+        slot.renewal.cancel()
+        raise _Killed
+
+    monkeypatch.setattr(layer, "end", die)
+    with pytest.raises(_Killed):
+        await post(api, path, "order-17", body)
+    monkeypatch.undo()
+    (claim,) = left
+    await layer.store.release(claim.name, claim.value)  # the 30 s lease ran out
+
+    retry = await post(api, path, "order-17", body)
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    made = await api.client.get(listing, headers=api.auth())
+    assert [r["id"] for r in made.json()["data"]] == [
+        retry.json().get("input", retry.json().get("asset", {}))["id"]
+    ]  # one record: the retry's answer is the crashed request's
+    again = await post(api, path, "order-17", body)  # the claim store has it now
+    assert again.headers["idempotent-replayed"] == "true" and again.content == retry.content
+    assert_problem(await post(api, path, "order-17", {"name": "other"}), 422)
+
+
+async def test_an_undone_create_keeps_no_answer(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stream key's record cannot be written: the input is deleted again (503) and
+    # so is the answer committed with it; the retry makes the input.
+    real = api.service._write_stream_key
+
+    async def down(li: Any, event: Any) -> None:
+        raise BusUnavailable("redis down")
+
+    monkeypatch.setattr(api.service, "_write_stream_key", down)
+    assert_problem(await post(api, "/v1/live_inputs", "k", {"name": "A"}), 503)
+    monkeypatch.setattr(api.service, "_write_stream_key", real)
+    retry = await post(api, "/v1/live_inputs", "k", {"name": "A"})
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    assert [li["id"] for li in await inputs(api)] == [retry.json()["input"]["id"]]
+
+
 async def test_a_kept_answer_expires(sqlite_url: str) -> None:
     now = [1000.0]
     async with open_api(sqlite_url, MemoryBus(), idempotency_ttl=60.0) as api:
         api.app.state.idempotency.store = MemoryIdempotencyStore(clock=lambda: now[0])
+        api.app.state.idempotency.clock = lambda: now[0]  # the database's copy expires too
         first = await post(api, "/v1/live_inputs", "k", {"name": "A"})
         now[0] += 59.0
         assert (await post(api, "/v1/live_inputs", "k", {"name": "A"})).json() == first.json()

@@ -1,0 +1,35 @@
+"""An ``Idempotency-Key``'s answer kept in the transaction of the record it made
+(migration 5; the records and the request path: :mod:`control.idempotency`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from control.store._records import IdempotencyBinding
+
+if TYPE_CHECKING:
+    from control.store._drivers import Tx
+
+__all__ = ["bind_idempotency"]
+
+
+def bind_idempotency(tx: Tx, binding: IdempotencyBinding | None) -> None:
+    """Keep ``binding`` in ``tx``, the transaction of the record its request makes (a key
+    whose answer expired may be used again; one still kept: :class:`Conflict`)."""
+    if binding is None:
+        return
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE name = ? AND expires_at <= ?",
+        (binding.name, binding.created_at),
+    )
+    tx.execute(
+        "INSERT INTO idempotency_keys (name, org_id, answer, expires_at, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (
+            binding.name,
+            binding.org_id,
+            binding.answer,
+            binding.expires_at,
+            binding.created_at,
+        ),
+    )
