@@ -44,7 +44,6 @@ from typing import Any
 from clutchcall.streams._abr import AbrController, Rendition
 from clutchcall.streams._connect import (
     PlaybackTarget,
-    TlsOptions,
     namespace_from_text,
     parse_playback_url,
     resolve_tls,
@@ -59,6 +58,7 @@ from clutchcall.streams._viewer_types import (
     CloseCallback,
     CloseReason,
     Lane,
+    ViewerOptions,
     close_reason,
     lane_priority,
 )
@@ -98,40 +98,9 @@ _MOVE_ON = frozenset({PublishDoneCode.GOING_AWAY, PublishDoneCode.TOO_FAR_BEHIND
 class AsyncBroadcastViewer(ViewerDelivery):
     """The asyncio viewer; :meth:`open` starts it, :meth:`close` stops it."""
 
-    def __init__(
-        self,
-        target: PlaybackTarget,
-        *,
-        on_chunk: ChunkCallback | None,
-        on_close: CloseCallback | None,
-        tls: TlsOptions,
-        rendition: str | None = None,
-        max_height: int | None = None,
-        audio: bool = True,
-        start_timeout: float = 30.0,
-        connect_timeout: float = 10.0,
-        group_duration: float = 2.0,
-        reconnect: float = 10.0,
-        fallback_urls: tuple[str, ...] = (),
-        stall_timeout: float = 2.0,
-        ping_timeout: float = 1.5,
-    ) -> None:
-        super().__init__(
-            target,
-            on_chunk=on_chunk,
-            on_close=on_close,
-            tls=tls,
-            connect_timeout=connect_timeout,
-            reconnect=reconnect,
-            fallback_urls=fallback_urls,
-            group_duration=group_duration,
-            stall_timeout=stall_timeout,
-            ping_timeout=ping_timeout,
-        )
-        self._pinned = rendition
-        self._max_height = max_height
-        self._audio_wanted = audio
-        self._start_timeout = start_timeout
+    def __init__(self, target: PlaybackTarget, options: ViewerOptions) -> None:
+        super().__init__(target, options)
+        self._pinned = options.rendition
         self._lanes: dict[int, Lane] = {}
         self._catalog_group = -1
         self._end_detail = ""
@@ -183,8 +152,7 @@ class AsyncBroadcastViewer(ViewerDelivery):
             parse_playback_url(u, token=target.token, namespace=target.namespace_text).url
             for u in fallback_urls
         )
-        viewer = cls(
-            target,
+        options = ViewerOptions(
             on_chunk=on_chunk,
             on_close=on_close,
             tls=resolve_tls(verify, cafile),
@@ -198,6 +166,7 @@ class AsyncBroadcastViewer(ViewerDelivery):
             stall_timeout=stall_timeout,
             ping_timeout=ping_timeout,
         )
+        viewer = cls(target, options)
         viewer._task = asyncio.ensure_future(viewer._run())
         return viewer
 
@@ -267,7 +236,8 @@ class AsyncBroadcastViewer(ViewerDelivery):
         a joining FETCH of the current group. False if the viewer is ending."""
         conn = self._conn
         assert conn is not None
-        window = self._start_timeout if self._last_group is None else max(1.0, self._reconnect)
+        opts = self._options
+        window = opts.start_timeout if self._last_group is None else max(1.0, opts.reconnect)
         deadline = self._loop.time() + window
         name = lane.name.encode()
         namespace = self.target.namespace
@@ -431,7 +401,9 @@ class AsyncBroadcastViewer(ViewerDelivery):
     def _begin(self, catalog: Catalog, videos: list[CatalogTrack]) -> None:
         ladder = [Rendition(t.name, t.bitrate or 0, t.width, t.height) for t in videos]
         try:
-            self._abr = AbrController(ladder, pinned=self._pinned, max_height=self._max_height)
+            self._abr = AbrController(
+                ladder, pinned=self._pinned, max_height=self._options.max_height
+            )
         except ValueError as exc:
             self._finish("error", str(exc))
             return
@@ -442,7 +414,7 @@ class AsyncBroadcastViewer(ViewerDelivery):
         self._video = self._new_lane("video", track, min_group=resume)
         self._spawn(self._subscribe(self._video, join=True, retry=True))
         audios = [t for t in catalog.by_role("audio") if t.init_data]
-        if self._audio_wanted and audios:
+        if self._options.audio and audios:
             self._audio = self._new_lane("audio", audios[0], hold=True)
             self._spawn(self._subscribe(self._audio, join=True, retry=False))
 

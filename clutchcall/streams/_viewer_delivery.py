@@ -14,10 +14,10 @@ from typing import Any, Literal
 
 from clutchcall.streams._abr import AbrController
 from clutchcall.streams._cmaf import CmafError, merge_init_segments
-from clutchcall.streams._connect import PlaybackTarget, TlsOptions
+from clutchcall.streams._connect import PlaybackTarget
 from clutchcall.streams._sequencer import Released, TrackSequencer
 from clutchcall.streams._viewer_session import ViewerSessions
-from clutchcall.streams._viewer_types import Chunk, ChunkCallback, CloseCallback, Lane, retag
+from clutchcall.streams._viewer_types import Chunk, Lane, ViewerOptions, retag
 from media import Catalog, CatalogTrack, MediaError
 from media.fmp4 import parse_fragment, parse_init_segment
 from moqt._log import library_logger
@@ -32,32 +32,8 @@ _VIDEO_ID, _AUDIO_ID = 1, 2
 class ViewerDelivery(ViewerSessions):
     """Lanes to ``on_chunk``, and ABR switching (see the module doc)."""
 
-    def __init__(
-        self,
-        target: PlaybackTarget,
-        *,
-        on_chunk: ChunkCallback | None,
-        on_close: CloseCallback | None,
-        tls: TlsOptions,
-        connect_timeout: float,
-        reconnect: float,
-        fallback_urls: tuple[str, ...],
-        group_duration: float,
-        stall_timeout: float,
-        ping_timeout: float,
-    ) -> None:
-        super().__init__(
-            target,
-            on_close=on_close,
-            tls=tls,
-            connect_timeout=connect_timeout,
-            reconnect=reconnect,
-            fallback_urls=fallback_urls,
-            group_duration=group_duration,
-            stall_timeout=stall_timeout,
-            ping_timeout=ping_timeout,
-        )
-        self._on_chunk = on_chunk
+    def __init__(self, target: PlaybackTarget, options: ViewerOptions) -> None:
+        super().__init__(target, options)
         self._last_group: int | None = None  # the last video group played (resume after it)
         self._last_init: bytes | None = None
         self._catalog: Catalog | None = None
@@ -154,10 +130,10 @@ class ViewerDelivery(ViewerSessions):
             return
         self._chunks += 1
         self._bytes += len(chunk.data)
-        if self._on_chunk is None:
+        if self._options.on_chunk is None:
             return
         try:
-            self._on_chunk(chunk.is_init, chunk)
+            self._options.on_chunk(chunk.is_init, chunk)
         except Exception as exc:
             _log.exception("on_chunk_failed")
             self._finish("error", f"on_chunk raised {type(exc).__name__}: {exc}")

@@ -28,8 +28,8 @@ import asyncio
 import statistics
 from typing import Any
 
-from clutchcall.streams._connect import PlaybackTarget, TlsOptions, unreachable_detail
-from clutchcall.streams._viewer_types import CloseCallback, close_reason
+from clutchcall.streams._connect import PlaybackTarget, unreachable_detail
+from clutchcall.streams._viewer_types import ViewerOptions, close_reason
 from moqt._log import library_logger
 from moqt.aio import ConnectionClosed, MoqtConnection, SessionOptions, connect
 from moqt.errors import SessionCloseCode
@@ -50,25 +50,10 @@ def redact(url: str) -> str:
 class ViewerSessions:
     """Connection lifecycle, reconnect/fallback and the stall probe (see the module doc)."""
 
-    def __init__(
-        self,
-        target: PlaybackTarget,
-        *,
-        on_close: CloseCallback | None,
-        tls: TlsOptions,
-        connect_timeout: float,
-        reconnect: float,
-        fallback_urls: tuple[str, ...],
-        group_duration: float,
-        stall_timeout: float,
-        ping_timeout: float,
-    ) -> None:
+    def __init__(self, target: PlaybackTarget, options: ViewerOptions) -> None:
         self.target = target
-        self._on_close = on_close
-        self._tls = tls
-        self._connect_timeout = connect_timeout
-        self._reconnect = reconnect
-        self._urls = (target.url, *fallback_urls)
+        self._options = options
+        self._urls = (target.url, *options.fallback_urls)
         self._loop = asyncio.get_running_loop()
         # The current session's end (a new one per connection; see _run).
         self._done: asyncio.Future[tuple[str, str]] = self._loop.create_future()
@@ -82,13 +67,12 @@ class ViewerSessions:
         self._conn: MoqtConnection | None = None
         self._sessions = 0  # sessions that completed SETUP (statistics()["sessions"])
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Stall probe.
-        self._group_duration = group_duration  # the catalog's, else measured (see _saw_group)
+        # Stall probe. The group duration: the catalog's, else measured (see _saw_group).
+        self._group_duration = options.group_duration
         self._catalog_group_duration = False
         self._group_samples: list[float] = []
         self._group_seen: tuple[int, float] | None = None
-        self._stall_timeout = stall_timeout
-        self._ping_timeout = ping_timeout
+        self._stall_timeout = options.stall_timeout  # 0 once a stack turns out to lack PING
         self._heard = 0.0  # when the last object arrived (or the relay last answered a probe)
         self._probing = False
         self._probes = 0  # PINGs sent (statistics()["probes"])
@@ -142,6 +126,7 @@ class ViewerSessions:
 
     async def _run(self) -> None:
         result = ("network", "not connected")
+        reconnect = self._options.reconnect
         deadline: float | None = None
         index = 0
         try:
@@ -149,11 +134,11 @@ class ViewerSessions:
                 url = self._goaway_uri or self._urls[index % len(self._urls)]
                 self._goaway_uri = ""
                 result = await self._session(url)
-                if result[0] != "network" or self._closing or self._ending or not self._reconnect:
+                if result[0] != "network" or self._closing or self._ending or not reconnect:
                     break
                 now = self._loop.time()
                 if self._delivered_in_session or deadline is None:
-                    deadline = now + self._reconnect  # the window restarts after a good session
+                    deadline = now + reconnect  # the window restarts after a good session
                 if now >= deadline:
                     break
                 index += 1
@@ -168,9 +153,9 @@ class ViewerSessions:
         finally:
             self._result = result
             self._closed_event.set()
-            if self._on_close is not None:
+            if self._options.on_close is not None:
                 try:
-                    self._on_close(*result)
+                    self._options.on_close(*result)
                 except Exception:
                     _log.exception("on_close_failed")
 
@@ -179,17 +164,17 @@ class ViewerSessions:
         self._done = self._loop.create_future()
         self._delivered_in_session = False
         token = self.target.token
-        options = SessionOptions(
+        session_options = SessionOptions(
             auth_token=None if token is None else token.encode(),
             implementation="clutchcall-python-viewer",
         )
         try:
             async with connect(
                 url,
-                verify=self._tls.verify,
-                cafile=self._tls.cafile,
-                options=options,
-                setup_timeout=self._connect_timeout,
+                verify=self._options.tls.verify,
+                cafile=self._options.tls.cafile,
+                options=session_options,
+                setup_timeout=self._options.connect_timeout,
             ) as conn:
                 self._conn = conn
                 self._sessions += 1
@@ -267,7 +252,7 @@ class ViewerSessions:
     async def _probe(self, conn: MoqtConnection, silence: float) -> None:
         self._probes += 1
         try:
-            async with asyncio.timeout(self._ping_timeout):
+            async with asyncio.timeout(self._options.ping_timeout):
                 await conn.ping()
         except TimeoutError:
             if conn is not self._conn or self._done.done():
@@ -275,7 +260,7 @@ class ViewerSessions:
             self._stalls += 1
             detail = (
                 f"no media for {silence:.1f} s and no answer to a QUIC PING within "
-                f"{self._ping_timeout:g} s: the relay is gone"
+                f"{self._options.ping_timeout:g} s: the relay is gone"
             )
             _log.warning("viewer_session_stalled", silence=round(silence, 2))
             self._finish("network", detail)

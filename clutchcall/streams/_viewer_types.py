@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from clutchcall.streams._cmaf import CmafError, retag_chunk
+from clutchcall.streams._connect import TlsOptions
 from clutchcall.streams._sequencer import Released, TrackSequencer
 from media import CATALOG_TRACK, CatalogTrack
 from media.fmp4 import InitSegment
@@ -20,6 +21,7 @@ __all__ = [
     "CloseCallback",
     "CloseReason",
     "Lane",
+    "ViewerOptions",
     "close_reason",
     "lane_priority",
     "retag",
@@ -55,6 +57,32 @@ class Chunk:
     rendition: str | None
     group_id: int | None = None
     object_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerOptions:
+    """What a viewer was opened with: built once by ``open()`` (which checks the values) and
+    handed whole to the classes that make the viewer. The defaults are ``open()``'s."""
+
+    tls: TlsOptions  # resolve_tls(verify, cafile): the environment's say included
+    on_chunk: ChunkCallback | None = None
+    on_close: CloseCallback | None = None
+    rendition: str | None = None  # a pinned video rendition (None: ABR / the highest)
+    max_height: int | None = None
+    audio: bool = True
+    # Live (MoQT) only.
+    start_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    reconnect: float = 10.0
+    fallback_urls: tuple[str, ...] = ()  # parsed: same path and token as the target
+    group_duration: float = 2.0  # until the catalog names one or it is measured
+    stall_timeout: float = 2.0
+    ping_timeout: float = 1.5
+    # On demand (HTTPS) only.
+    start: float = 0.0
+    prefetch: int = 4
+    request_timeout: float = 30.0
+    retries: int = 3
 
 
 @dataclass(slots=True, eq=False)

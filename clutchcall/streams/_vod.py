@@ -40,7 +40,7 @@ import httpx
 from clutchcall.streams._cmaf import CmafError, merge_init_segments, retag_chunk
 from clutchcall.streams._connect import resolve_tls
 from clutchcall.streams._errors import ConfigurationError
-from clutchcall.streams._viewer_types import Chunk, ChunkCallback, CloseCallback
+from clutchcall.streams._viewer_types import Chunk, ChunkCallback, CloseCallback, ViewerOptions
 from media import Catalog, CatalogTrack, MediaError
 from moqt._log import library_logger
 
@@ -138,31 +138,15 @@ def _strip_index_boxes(data: bytes) -> bytes:
 class AsyncVodViewer:
     """The asyncio on-demand viewer; same surface as :class:`AsyncBroadcastViewer`."""
 
-    def __init__(
-        self,
-        target: _Target,
-        *,
-        on_chunk: ChunkCallback | None,
-        on_close: CloseCallback | None,
-        verify: bool | str,
-        rendition: str | None,
-        max_height: int | None,
-        audio: bool,
-        start: float,
-        prefetch: int,
-        timeout: float,
-        retries: int,
-    ) -> None:
+    def __init__(self, target: _Target, options: ViewerOptions) -> None:
         self.target = target
-        self._on_chunk = on_chunk
-        self._on_close = on_close
-        self._pinned = rendition
-        self._max_height = max_height
-        self._audio_wanted = audio
-        self._start = start
-        self._prefetch = max(1, prefetch)
-        self._retries = retries
-        self._http = httpx.AsyncClient(timeout=timeout, verify=verify, follow_redirects=True)
+        self._options = options
+        tls = options.tls
+        self._http = httpx.AsyncClient(
+            timeout=options.request_timeout,
+            verify=tls.cafile if (tls.verify and tls.cafile) else tls.verify,
+            follow_redirects=True,
+        )
         self._catalog: Catalog | None = None
         self._video: CatalogTrack | None = None
         self._result: tuple[str, str] | None = None
@@ -195,20 +179,19 @@ class AsyncVodViewer:
         if start < 0 or request_timeout <= 0 or retries < 0:
             raise ConfigurationError("start, request_timeout and retries must not be negative")
         target = _parse(url, token)
-        tls = resolve_tls(verify, cafile)
-        viewer = cls(
-            target,
+        options = ViewerOptions(
             on_chunk=on_chunk,
             on_close=on_close,
-            verify=tls.cafile if (tls.verify and tls.cafile) else tls.verify,
+            tls=resolve_tls(verify, cafile),
             rendition=rendition,
             max_height=max_height,
             audio=audio,
             start=start,
             prefetch=prefetch,
-            timeout=request_timeout,
+            request_timeout=request_timeout,
             retries=retries,
         )
+        viewer = cls(target, options)
         viewer._task = asyncio.ensure_future(viewer._run())
         return viewer
 
@@ -277,9 +260,9 @@ class AsyncVodViewer:
             if self._result is None:
                 self._result = result
             self._closed_event.set()
-            if self._on_close is not None:
+            if self._options.on_close is not None:
                 try:
-                    self._on_close(*self._result)
+                    self._options.on_close(*self._result)
                 except Exception:
                     _log.exception("on_close_failed")
 
@@ -292,7 +275,7 @@ class AsyncVodViewer:
                 response = await self._http.get(url, headers=headers)
             except httpx.TransportError as exc:
                 failures += 1
-                if failures > self._retries:
+                if failures > self._options.retries:
                     raise _Closed(
                         "network", f"cannot fetch {path}: {exc or type(exc).__name__}"
                     ) from exc
@@ -305,7 +288,7 @@ class AsyncVodViewer:
                 raise _Closed(
                     "not_found", _detail(response) or f"{self.target.playback_id}: not found"
                 )
-            if status >= 500 and failures < self._retries:
+            if status >= 500 and failures < self._options.retries:
                 failures += 1
                 await asyncio.sleep(0.2 * 2**failures)
                 continue
@@ -317,22 +300,21 @@ class AsyncVodViewer:
         videos = [t for t in catalog.by_role("video") if t.init_data and t.timeline]
         if not videos:
             raise _Closed("error", "the catalog has no playable video track")
-        if self._pinned is not None:
-            pinned = [t for t in videos if t.name == self._pinned]
+        pin, max_height = self._options.rendition, self._options.max_height
+        if pin is not None:
+            pinned = [t for t in videos if t.name == pin]
             if not pinned:
-                raise _Closed("error", f"no rendition {self._pinned!r}; the catalog has "
+                raise _Closed("error", f"no rendition {pin!r}; the catalog has "
                                        f"{[t.name for t in videos]}")  # fmt: skip
             video = pinned[0]
         else:
-            fit = [
-                t for t in videos if self._max_height is None or (t.height or 0) <= self._max_height
-            ]
+            fit = [t for t in videos if max_height is None or (t.height or 0) <= max_height]
             video = max(fit or videos, key=lambda t: ((t.height or 0), t.bitrate or 0))
         audios = [t for t in catalog.by_role("audio") if t.init_data and t.timeline]
-        return video, (audios[0] if audios and self._audio_wanted else None)
+        return video, (audios[0] if audios and self._options.audio else None)
 
     def _plan(self, video: CatalogTrack, audio: CatalogTrack | None) -> list[_Segment]:
-        start_ms = int(self._start * 1000)
+        start_ms = int(self._options.start * 1000)
 
         def segments(kind: str, track: CatalogTrack) -> list[_Segment]:
             records = sorted(track.timeline or (), key=lambda r: r[0])
@@ -367,7 +349,7 @@ class AsyncVodViewer:
         pending: dict[int, asyncio.Task[bytes]] = {}
         try:
             for index, seg in enumerate(plan):
-                for ahead in range(index, min(len(plan), index + self._prefetch)):
+                for ahead in range(index, min(len(plan), index + max(1, self._options.prefetch))):
                     if ahead not in pending:
                         s = plan[ahead]
                         pending[ahead] = asyncio.ensure_future(
@@ -389,10 +371,10 @@ class AsyncVodViewer:
     def _emit(self, chunk: Chunk) -> None:
         self._chunks += 1
         self._bytes += len(chunk.data)
-        if self._on_chunk is None:
+        if self._options.on_chunk is None:
             return
         try:
-            self._on_chunk(chunk.is_init, chunk)
+            self._options.on_chunk(chunk.is_init, chunk)
         except Exception as exc:
             _log.exception("on_chunk_failed")
             raise _Closed("error", f"on_chunk raised {type(exc).__name__}: {exc}") from exc
