@@ -178,7 +178,7 @@ export class Publisher {
 
   /** Counters of the broadcast in progress (or the last one). */
   stats(): PublisherStats & { state: PublisherState } {
-    const zero = { capture: "" as const, sessions: 0, encodeMs: 0, videoFrames: 0, audioFrames: 0, droppedFrames: 0, groups: 0, bytes: 0 };
+    const zero = { capture: "" as const, sessions: 0, encodeMs: 0, videoFrames: 0, audioFrames: 0, droppedFrames: 0, gapKeyframes: 0, groups: 0, bytes: 0 };
     return { ...(this.broadcast?.stats ?? zero), state: this.state };
   }
 

@@ -7,7 +7,7 @@
 
 import { catalogPayload, type CatalogEntry } from "../cmaf/catalog.js";
 import { avcCodecString, parseOpusHead } from "../cmaf/init.js";
-import { TrackMuxer } from "../cmaf/muxer.js";
+import { TrackMuxer, breaksAfter, minVideoDurationUs } from "../cmaf/muxer.js";
 import { Fmp4Splitter, type SplitChunk } from "../cmaf/split.js";
 import type { GroupWriter, MoqtSession, TrackWriter } from "../moqt/index.js";
 import { PublishError } from "./errors.js";
@@ -22,6 +22,8 @@ export interface PublisherStats {
   videoFrames: number;
   audioFrames: number;
   droppedFrames: number;
+  /** Keyframes forced after a capture gap (a player's MSE would drop the frames up to the next keyframe). */
+  gapKeyframes: number;
   groups: number;
   bytes: number;
 }
@@ -76,7 +78,7 @@ function descriptionBytes(d: AllowSharedBufferSource | undefined): Uint8Array | 
 
 /** One broadcast in progress (a Publisher runs one at a time). */
 export class Broadcast {
-  readonly stats: PublisherStats = { capture: "", sessions: 0, encodeMs: 0, videoFrames: 0, audioFrames: 0, droppedFrames: 0, groups: 0, bytes: 0 };
+  readonly stats: PublisherStats = { capture: "", sessions: 0, encodeMs: 0, videoFrames: 0, audioFrames: 0, droppedFrames: 0, gapKeyframes: 0, groups: 0, bytes: 0 };
   private catalogTrack!: TrackWriter;
   private videoTrack: TrackWriter | null = null;
   private audioTrack: TrackWriter | null = null;
@@ -222,7 +224,9 @@ export class Broadcast {
     const reader = new Processor<VideoFrame>({ track }).readable.getReader();
     this.readers.push(reader as ReadableStreamDefaultReader<unknown>);
     const intervalUs = this.opts.timesliceMs * 1000;
+    const minDurationUs = minVideoDurationUs(framerate);
     let lastKeyUs: number | null = null;
+    let lastSentUs: number | null = null;
     void (async () => {
       for (;;) {
         let frame: VideoFrame | undefined;
@@ -237,7 +241,10 @@ export class Broadcast {
           frame.close();
           return;
         }
-        const key = lastKeyUs === null || this.forceKey || frame.timestamp - lastKeyUs >= intervalUs;
+        // After a capture pause (or frames dropped below) longer than twice a sample's
+        // shortest duration, a keyframe: a player's MSE would drop the frames up to the next one.
+        const gap = lastSentUs !== null && breaksAfter(frame.timestamp - lastSentUs, minDurationUs);
+        const key = lastKeyUs === null || this.forceKey || gap || frame.timestamp - lastKeyUs >= intervalUs;
         this.forceKey = false;
         if (!key && encoder.encodeQueueSize > 2) {
           this.stats.droppedFrames += 1; // the encoder is behind: keep latency bounded
@@ -245,6 +252,8 @@ export class Broadcast {
           continue;
         }
         if (key) lastKeyUs = frame.timestamp;
+        if (gap) this.stats.gapKeyframes += 1;
+        lastSentUs = frame.timestamp;
         this.encoding.set(frame.timestamp, performance.now());
         if (this.encoding.size > 60) this.encoding.delete(this.encoding.keys().next().value as number);
         try {
@@ -275,7 +284,10 @@ export class Broadcast {
       if (!description) return; // wait for the first keyframe's avcC
       const width = meta?.decoderConfig?.codedWidth ?? info.width;
       const height = meta?.decoderConfig?.codedHeight ?? info.height;
-      this.videoMux = new TrackMuxer({ kind: "video", trackId: 1, timescale: 90000, width, height, avcC: description });
+      this.videoMux = new TrackMuxer(
+        { kind: "video", trackId: 1, timescale: 90000, width, height, avcC: description },
+        { minDurationUs: minVideoDurationUs(info.framerate) },
+      );
       this.entries.set("video", {
         name: "video", role: "video", codec: avcCodecString(description), bitrate: info.bitrate,
         init: this.videoMux.init, timescale: 90000, priority: VIDEO_PRIORITY,
