@@ -10,7 +10,7 @@ test("at or under the target: normal speed, no seek", () => {
   assert.equal(DEFAULT_TARGET_LATENCY_MS, 200);
   assert.equal(c.target, 0.2);
   assert.deepEqual(c.decide(0.1, 10), { rate: 1, seekTo: null });
-  assert.deepEqual(c.decide(0.24, 10), { rate: 1, seekTo: null }); // within the slack
+  assert.deepEqual(c.decide(0.24, 10), { rate: 1, seekTo: null }); // one sample over: not behind yet
 });
 
 test("a little behind: 1.05-1.15x until back at the target (hysteresis)", () => {
@@ -20,6 +20,7 @@ test("a little behind: 1.05-1.15x until back at the target (hysteresis)", () => 
   assert.ok(a.rate >= 1.05 && a.rate <= 1.15, `${a.rate}`);
   assert.ok(c.decide(0.22, 10).rate > 1); // still catching up: under the slack but over the target
   assert.equal(c.decide(0.19, 10).rate, 1);
+  for (let i = 0; i < 4; i++) c.decide(0.9, 10); // judged on the last ~1 s of samples
   assert.equal(c.decide(0.9, 10).rate, 1.15); // capped
 });
 

@@ -17,8 +17,9 @@
  *   publisher that sends half-second objects cannot be played 200 ms behind without
  *   running dry between objects, so the media span of one object (`observeAppend`, which
  *   the player feeds from consecutive objects' media times) raises the effective target.
- * - Behind the target (by more than `slackMs`): playback speeds up, proportionally to how
- *   far behind, between `minRate` and `maxRate` (1.05 to 1.15), until back at the target.
+ * - Behind the target (by more than `slackMs`, 15 ms, in both the latest latency sample and
+ *   the mean of the last five): playback speeds up, proportionally to how far behind,
+ *   between `minRate` and `maxRate` (1.05 to 1.15), until back at the target.
  * - Far behind (more than `seekBeyondMs` over the target): a seek to the target.
  * - At or under the target: normal speed (a dry buffer is left to the media element,
  *   which waits for the next append; the player never slows below 1.0).
@@ -34,7 +35,7 @@ export interface CatchUpOptions {
   maxRate?: number;
   /** Slowest catch-up rate (default 1.05). */
   minRate?: number;
-  /** Start catching up this far over the target (ms, default 50). */
+  /** Start catching up this far over the target (ms, default 15; judged on ~1 s of samples). */
   slackMs?: number;
   /** Seek instead of speeding up this far over the target (ms, default max(1000, 4 x target)). */
   seekBeyondMs?: number;
@@ -48,6 +49,10 @@ export interface CatchUpAction {
 }
 
 export const DEFAULT_TARGET_LATENCY_MS = 200;
+/** Catch up once this far over the target (ms). It was 50: with a target that stays put,
+ * the buffer then sat anywhere from the target to 50 ms over it, wherever the page's
+ * hiccups had left it (the bench: 240 ms on one page, 200 on the other, both at 200). */
+export const DEFAULT_SLACK_MS = 15;
 /** The automatic target's bounds and margin (seconds). */
 const AUTO_MIN = 0.1;
 const AUTO_MAX = 1.0;
@@ -61,6 +66,8 @@ const LOW_PACE = 0.5;
 const LOW_MARGIN = 0.05;
 const LOW_HOLD = 10;
 const LOW_HOLD_MAX = 60;
+/** Latency samples averaged for the catch-up decision (ticks of 200 ms: ~1 s). */
+const SMOOTH_TICKS = 5;
 /** An arrival offset this far (s) from the previous one is a new timeline, not jitter. */
 const TIMELINE_JUMP = 5;
 
@@ -82,6 +89,8 @@ export class LiveEdgeController {
   /** Media seconds one append adds at the live edge (smoothed; 0 before the first). */
   span = 0;
   private catching = false;
+  /** The last few latency samples (`decide`), the newest last. */
+  private recent: number[] = [];
   /** Wall-clock seconds minus media end seconds, at each append (the newest last). */
   private offsets: number[] = [];
   /** "low": the current target (s), when it may step down next, the hold after a stall (s). */
@@ -106,7 +115,7 @@ export class LiveEdgeController {
     this.lowTarget = target / 1000;
     this.maxRate = options.maxRate ?? 1.15;
     this.minRate = Math.min(options.minRate ?? 1.05, this.maxRate);
-    this.slack = (options.slackMs ?? 50) / 1000;
+    this.slack = (options.slackMs ?? DEFAULT_SLACK_MS) / 1000;
     this.seekBeyond = (options.seekBeyondMs ?? Math.max(1000, 4 * target)) / 1000;
   }
 
@@ -180,16 +189,24 @@ export class LiveEdgeController {
     return Math.max(base, this.span > 0 ? this.span + margin : 0);
   }
 
-  /** What to do with `latency` seconds between the playhead and the newest buffered `end`. */
+  /** What to do with `latency` seconds between the playhead and the newest buffered `end`
+   * (called every tick). "Behind" is judged on the smaller of this sample and the mean of
+   * the last few: one sample is a frame's sawtooth (appends come a frame at a time) plus
+   * the arrival jitter, and a sample just after a jump over a hole is not behind at all. */
   decide(latency: number, end: number): CatchUpAction {
     const target = this.target;
     if (latency > target + this.seekBeyond) {
       this.catching = false;
+      this.recent.length = 0;
       return { rate: 1, seekTo: Math.max(0, end - target) };
     }
-    if (latency > target + this.slack || (this.catching && latency > target)) {
+    this.recent.push(latency);
+    if (this.recent.length > SMOOTH_TICKS) this.recent.shift();
+    const mean = this.recent.reduce((a, b) => a + b, 0) / this.recent.length;
+    const behind = Math.min(latency, mean);
+    if (behind > target + this.slack || (this.catching && behind > target)) {
       this.catching = true;
-      const over = latency - target;
+      const over = behind - target;
       const rate = Math.min(this.maxRate, Math.max(this.minRate, 1 + over * 0.25));
       return { rate: Math.round(rate * 1000) / 1000, seekTo: null };
     }
