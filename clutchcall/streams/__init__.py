@@ -48,6 +48,7 @@ from clutchcall.streams._errors import (
     Unauthorized,
     ValidationError,
 )
+from clutchcall.streams._http import RetryPolicy
 from clutchcall.streams._models import LiveInputPage, LiveInputWithKey, PlaybackTicket, Revocation
 from clutchcall.streams._player import AsyncPlayer, PlaybackError, Player
 from clutchcall.streams._publisher import (
@@ -106,6 +107,7 @@ __all__ = [
     "Publisher",
     "RateLimited",
     "Rendition",
+    "RetryPolicy",
     "Revocation",
     "ServerError",
     "SourceError",

@@ -14,7 +14,7 @@ import httpx
 from clutchcall.streams._asset_types import READ_SIZE, UploadFailed
 from clutchcall.streams._assets_aio import AsyncAssets
 from clutchcall.streams._dataplane import relay_of, viewer_target
-from clutchcall.streams._http import ClientBase, check_response
+from clutchcall.streams._http import ClientBase, RetryPolicy, check_response
 from clutchcall.streams._models import (
     Ingest,
     LiveInputFields,
@@ -24,7 +24,16 @@ from clutchcall.streams._models import (
     Revocation,
 )
 from clutchcall.streams._ops import LiveInputOps, PlaybackTokenOps
-from clutchcall.streams._plan import Call, Effect, FileRange, Plan, Send, apaginate, arun
+from clutchcall.streams._plan import (
+    Call,
+    Effect,
+    FileRange,
+    Plan,
+    Retries,
+    Send,
+    apaginate,
+    arun,
+)
 from clutchcall.streams._player import AsyncPlayer, PlaybackError
 from clutchcall.streams._publisher import AsyncPublisher
 from clutchcall.streams._viewer import AsyncBroadcastViewer
@@ -117,7 +126,8 @@ class AsyncPlaybackTokens:
 
 
 class AsyncStreams(ClientBase):
-    """The asyncio twin of :class:`~clutchcall.streams.Streams` (``async with AsyncStreams(...)``)."""
+    """The asyncio twin of :class:`~clutchcall.streams.Streams` (``async with AsyncStreams(...)``),
+    with the same options (``retry``: a :class:`RetryPolicy` for the creates)."""
 
     def __init__(
         self,
@@ -129,9 +139,10 @@ class AsyncStreams(ClientBase):
         token: str | None = None,
         api_base: str | None = None,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout)
+        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout, retry)
         self._http = http_client
         self._own_http = http_client is None
         self.live_inputs = AsyncLiveInputs(self)
@@ -161,6 +172,8 @@ class AsyncStreams(ClientBase):
             return await self._client().request(
                 effect.method, effect.url, headers=effect.headers, content=content
             )
+        if isinstance(effect, Retries):
+            return self.config.retry
         await asyncio.sleep(effect.seconds)
         return None
 

@@ -14,7 +14,7 @@ import httpx
 from clutchcall.streams._asset_types import file_pieces
 from clutchcall.streams._assets import Assets
 from clutchcall.streams._dataplane import relay_of, viewer_target
-from clutchcall.streams._http import ClientBase, check_response
+from clutchcall.streams._http import ClientBase, RetryPolicy, check_response
 from clutchcall.streams._models import (
     Ingest,
     LiveInputFields,
@@ -24,7 +24,7 @@ from clutchcall.streams._models import (
     Revocation,
 )
 from clutchcall.streams._ops import LiveInputOps, PlaybackTokenOps
-from clutchcall.streams._plan import Call, Effect, Plan, Send, paginate, run
+from clutchcall.streams._plan import Call, Effect, Plan, Retries, Send, paginate, run
 from clutchcall.streams._player import AsyncPlayer, PlaybackError, Player
 from clutchcall.streams._publisher import Publisher
 from clutchcall.streams._viewer_sync import BroadcastViewer
@@ -132,6 +132,12 @@ class Streams(ClientBase):
     ``Streams(relay_url=)`` or ``Streams(token=)`` (``api_base`` is accepted as an
     alias of ``base_url``, as in the TypeScript SDK). Use it as a context manager
     or call :meth:`close` to release its connections.
+
+    ``retry``: how creates (every POST, sent with an Idempotency-Key) are retried after
+    a cut connection, a timeout, a 502/503/504 or a 409 "still in progress": a
+    :class:`RetryPolicy` (default ``RetryPolicy(retries=4, base=0.25, cap=5.0,
+    statuses={502, 503, 504})``; ``RetryPolicy(retries=0)``: never). Other requests are
+    not retried.
     """
 
     def __init__(
@@ -144,9 +150,10 @@ class Streams(ClientBase):
         token: str | None = None,
         api_base: str | None = None,
         timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout)
+        super().__init__(base_url, api_key, org_id, relay_url, token, api_base, timeout, retry)
         self._http = http_client
         self._own_http = http_client is None
         self.live_inputs = LiveInputs(self)
@@ -179,6 +186,8 @@ class Streams(ClientBase):
             return self._client().request(
                 effect.method, effect.url, headers=effect.headers, content=content
             )
+        if isinstance(effect, Retries):
+            return self.config.retry
         time.sleep(effect.seconds)
         return None
 

@@ -15,6 +15,7 @@ import httpx
 from clutchcall.streams._errors import ApiError, ConfigurationError, ConnectionFailed, error_for
 
 __all__ = [
+    "DEFAULT_RETRY",
     "IDEMPOTENCY_HEADER",
     "ClientBase",
     "ClientConfig",
@@ -50,13 +51,54 @@ def idempotency_key(given: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How a create is retried under its Idempotency-Key: up to ``retries`` more attempts,
-    waiting ``base * 2**n`` s (at most ``cap``, with jitter), or the ``Retry-After`` the
-    server names (at most ``cap``)."""
+    """How a create is retried under its Idempotency-Key (``Streams(retry=...)``).
+
+    Up to ``retries`` more attempts (0: none) after a cut connection, a timeout, an answer
+    whose status is in ``statuses`` (502, 503, 504 by default) or the 409 "still in
+    progress"; waiting ``base * 2**n`` s (at most ``cap``, with jitter), or the
+    ``Retry-After`` the server names (at most ``cap``). Only requests sent with an
+    Idempotency-Key are retried (a retry replays the first answer, never runs twice).
+    """
 
     retries: int = 4
     base: float = 0.25
     cap: float = 5.0
+    statuses: frozenset[int] = RETRY_STATUSES
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0, got {self.retries!r}")
+        for name in ("base", "cap"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value < float("inf")
+            ):
+                raise ConfigurationError(f"{name} must be a finite number >= 0, got {value!r}")
+        try:
+            statuses = frozenset(self.statuses)
+        except TypeError:
+            raise ConfigurationError(
+                f"statuses must be HTTP statuses (400-599), got {self.statuses!r}"
+            ) from None
+        if any(
+            isinstance(s, bool) or not isinstance(s, int) or not 400 <= s <= 599 for s in statuses
+        ):
+            raise ConfigurationError(
+                f"statuses must be HTTP statuses (400-599), got {self.statuses!r}"
+            )
+        object.__setattr__(self, "statuses", statuses)
+
+    def worthy(self, exc: BaseException) -> bool:
+        """A failure after which the same request (same key) is worth sending again."""
+        if isinstance(exc, ConnectionFailed):
+            return isinstance(exc.__cause__, _RETRY_TRANSPORT)
+        if isinstance(exc, ApiError):
+            return exc.status in self.statuses or (
+                exc.status == 409 and exc.type.endswith("/idempotency-key-in-use")
+            )
+        return False
 
     def delay(self, attempt: int, exc: BaseException) -> float:
         if isinstance(exc, ApiError):
@@ -69,15 +111,13 @@ class RetryPolicy:
         return min(self.cap, self.base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.0)
 
 
+#: The retries of every create unless the client is given another policy.
+DEFAULT_RETRY: Final = RetryPolicy()
+
+
 def retry_worthy(exc: BaseException) -> bool:
-    """A failure after which the same request (same Idempotency-Key) is worth sending again."""
-    if isinstance(exc, ConnectionFailed):
-        return isinstance(exc.__cause__, _RETRY_TRANSPORT)
-    if isinstance(exc, ApiError):
-        return exc.status in RETRY_STATUSES or (
-            exc.status == 409 and exc.type.endswith("/idempotency-key-in-use")
-        )
-    return False
+    """A failure after which the same request is worth sending again (default policy)."""
+    return DEFAULT_RETRY.worthy(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +130,7 @@ class ClientConfig:
     relay_url: str | None
     token: str | None = field(repr=False)
     timeout: float
+    retry: RetryPolicy = DEFAULT_RETRY
 
     def control(self) -> tuple[str, dict[str, str]]:
         """Base URL and headers for a control-plane call (or a clear error)."""
@@ -118,6 +159,7 @@ def resolve_config(
     token: str | None,
     api_base: str | None,
     timeout: float,
+    retry: RetryPolicy | None = None,
 ) -> ClientConfig:
     if api_base is not None and base_url is not None and api_base != base_url:
         raise ConfigurationError("pass either base_url or api_base (its alias), not both")
@@ -126,7 +168,11 @@ def resolve_config(
         raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")
     if timeout <= 0:
         raise ConfigurationError("timeout must be positive")
-    return ClientConfig(base or None, api_key, org_id, relay_url, token, timeout)
+    if retry is None:
+        retry = DEFAULT_RETRY
+    elif not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r}")
+    return ClientConfig(base or None, api_key, org_id, relay_url, token, timeout, retry)
 
 
 class ClientBase:
@@ -141,9 +187,10 @@ class ClientBase:
         token: str | None,
         api_base: str | None,
         timeout: float,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.config: ClientConfig = resolve_config(
-            base_url, api_key, org_id, relay_url, token, api_base, timeout
+            base_url, api_key, org_id, relay_url, token, api_base, timeout, retry
         )
 
     @property

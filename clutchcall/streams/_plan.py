@@ -17,10 +17,10 @@ from typing import IO, Any, Final, Protocol
 
 from clutchcall.streams._errors import ApiError, ConnectionFailed
 from clutchcall.streams._http import (
+    DEFAULT_RETRY,
     IDEMPOTENCY_HEADER,
     RetryPolicy,
     idempotency_key,
-    retry_worthy,
 )
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Effect",
     "FileRange",
     "Plan",
+    "Retries",
     "Send",
     "Sleep",
     "apaginate",
@@ -38,8 +39,8 @@ __all__ = [
     "run",
 ]
 
-#: The retries of every create (a POST that makes or changes something).
-CREATE_RETRY: Final = RetryPolicy()
+#: The retries of every create (a POST that makes or changes something) by default.
+CREATE_RETRY: Final = DEFAULT_RETRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,12 @@ class Sleep:
     seconds: float
 
 
-Effect = Call | Send | Sleep
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """The client's :class:`RetryPolicy` (``Streams(retry=...)``) is the answer."""
+
+
+Effect = Call | Send | Sleep | Retries
 type Plan[T] = Generator[Effect, Any, T]
 
 
@@ -90,19 +96,23 @@ def idempotent(
     json: Any = None,
     *,
     key: str | None = None,
-    policy: RetryPolicy = CREATE_RETRY,
+    policy: RetryPolicy | None = None,
 ) -> Plan[Any]:
     """A create: sent with an ``Idempotency-Key`` (``key``, else a new UUID v4) and, after a
     cut connection, a timeout, 502/503/504 or "still in progress" (409), sent again with
     the same key, so the control plane answers the retry with the first request's
-    answer instead of doing it twice (control/idempotency.py)."""
+    answer instead of doing it twice (control/idempotency.py). ``policy``: how (else the
+    client's, ``Streams(retry=...)``)."""
     sent_key = idempotency_key(key)
+    if policy is None:
+        policy = yield Retries()
+    assert isinstance(policy, RetryPolicy)
     failures = 0
     while True:
         try:
             return (yield Call(method, path, json=json, headers={IDEMPOTENCY_HEADER: sent_key}))
         except (ConnectionFailed, ApiError) as exc:
-            if failures >= policy.retries or not retry_worthy(exc):
+            if failures >= policy.retries or not policy.worthy(exc):
                 raise
             failures += 1
             yield Sleep(policy.delay(failures, exc))
