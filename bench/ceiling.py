@@ -42,7 +42,17 @@ from aioquic.quic.events import QuicEvent, StreamDataReceived
 
 from ._procs import Proc, cpu_seconds, free_port, python
 
-__all__ = ["Bulk", "measure_bulk", "measure_ceiling", "measure_picoquic_bin"]
+__all__ = [
+    "Bulk",
+    "add_reference_arguments",
+    "check_reference_arguments",
+    "measure_bulk",
+    "measure_ceiling",
+    "measure_picoquic_bin",
+    "measure_references",
+    "per_core",
+    "percent",
+]
 
 ALPN = "clutchcall-bench"
 STACKS = ("aioquic", "picoquic")
@@ -422,6 +432,62 @@ def _wait_bound(port: int, proc: Proc, timeout: float = 20.0) -> None:
                 continue
         time.sleep(0.05)
     raise TimeoutError(f"{proc.name} did not listen on UDP {port}")
+
+
+def measure_references(
+    stack: str, megabytes: int = 96, picoquic_bin: str | None = None
+) -> tuple[float | None, list[Bulk]]:
+    """What a fan-out benchmark compares its egress with, measured now and printed: on
+    ``aioquic`` the ceiling's goodput (Mbit/s); on ``picoquic`` the aiopquic sender (and
+    ``picoquic_bin``'s) bulk runs, whose egress per core the relay's is compared with."""
+    if stack == "aioquic":
+        ceiling = measure_ceiling(megabytes)
+        print(
+            f"aioquic ceiling (one sender -> one receiver, bulk stream): {ceiling:.1f} Mbit/s",
+            flush=True,
+        )
+        return ceiling, []
+    refs = [measure_bulk("picoquic", megabytes)]
+    if picoquic_bin:
+        refs.append(measure_picoquic_bin(picoquic_bin, megabytes))
+    for ref in refs:
+        print(
+            f"{ref.stack} ceiling (one sender -> one receiver, bulk stream): "
+            f"{ref.mbit_s:.1f} Mbit/s with the sender on {ref.sender_cores:.2f} cores: "
+            f"{ref.mbit_s_per_core:.1f} Mbit/s per core",
+            flush=True,
+        )
+    return None, refs
+
+
+def percent(value: float, reference: float | None) -> str:
+    """``value`` as a whole % of ``reference`` ("-" without one)."""
+    if not reference or math.isnan(reference) or math.isnan(value):
+        return "-"
+    return f"{100 * value / reference:.0f}%"
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--ceiling-stack``, ``--ceiling-megabytes`` and ``--picoquic-bin`` of a fan-out bench."""
+    parser.add_argument(
+        "--ceiling-stack",
+        choices=STACKS,
+        default="aioquic",
+        help="aioquic: egress as a %% of the aioquic sender's goodput; picoquic: egress per "
+        "core as a %% of an aiopquic sender's (bench.ceiling --stack picoquic)",
+    )
+    parser.add_argument("--ceiling-megabytes", type=_positive, default=96)
+    parser.add_argument(
+        "--picoquic-bin",
+        type=_executable,
+        help="with --ceiling-stack picoquic: picoquic's own C sender (picoquicdemo) as a "
+        "second per-core reference",
+    )
+
+
+def check_reference_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.picoquic_bin and args.ceiling_stack != "picoquic":
+        parser.error("--picoquic-bin goes with --ceiling-stack picoquic")
 
 
 def measure_ceiling(megabytes: int = 96, seconds: float | None = None, cc: str = "reno") -> float:

@@ -40,8 +40,14 @@ from typing import Any
 from moqt.aio import QUIC_STACKS
 
 from ._procs import CpuSample, Proc, free_port, percentile, python, rss_bytes
-from .ceiling import STACKS as CEILING_STACKS
-from .ceiling import Bulk, _executable, _positive, per_core
+from .ceiling import (
+    Bulk,
+    add_reference_arguments,
+    check_reference_arguments,
+    measure_references,
+    per_core,
+    percent,
+)
 
 __all__ = ["FanoutResult", "main", "run_fanout"]
 
@@ -427,12 +433,6 @@ def run_fanout(
     return result
 
 
-def _percent(value: float, reference: float) -> str:
-    if not reference or math.isnan(reference) or math.isnan(value):
-        return "-"
-    return f"{100 * value / reference:.0f}%"
-
-
 def _format(
     results: list[FanoutResult], ceiling: float | None, per_core_refs: Sequence[Bulk] = ()
 ) -> str:
@@ -452,10 +452,10 @@ def _format(
     for r in results:
         if per_core_refs:
             ratios = [f"{r.egress_per_core:.1f}"] + [
-                _percent(r.egress_per_core, ref.mbit_s_per_core) for ref in per_core_refs
+                percent(r.egress_per_core, ref.mbit_s_per_core) for ref in per_core_refs
             ]
         else:
-            ratios = [_percent(r.egress_mbit_s, ceiling or math.nan)]
+            ratios = [percent(r.egress_mbit_s, ceiling)]
         lines.append(
             f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% ({r.missing}) | {r.latency_p50_ms:.1f} | "
             f"{r.latency_p99_ms:.1f} | {r.relay_cpu_cores:.2f} | {r.egress_mbit_s:.1f} | {' | '.join(ratios)} | "
@@ -488,37 +488,15 @@ def compare_with_peer(results: list[FanoutResult], peer: str = "aiomoqt") -> str
     return "\n".join(lines)
 
 
-def _measure_ceilings(args: argparse.Namespace) -> tuple[float | None, list[Bulk]]:
-    """The aioquic ceiling (Mbit/s), or the picoquic senders' bulk runs (per core)."""
-    from .ceiling import measure_bulk, measure_ceiling, measure_picoquic_bin
-
-    if args.no_ceiling:
-        return None, []
-    if args.ceiling_stack == "aioquic":
-        ceiling = measure_ceiling(args.ceiling_megabytes, seconds=5.0)
-        print(
-            f"aioquic ceiling (one sender -> one receiver, bulk stream): {ceiling:.1f} Mbit/s",
-            flush=True,
-        )
-        return ceiling, []
-    refs = [measure_bulk("picoquic", args.ceiling_megabytes)]
-    if args.picoquic_bin:
-        refs.append(measure_picoquic_bin(args.picoquic_bin, args.ceiling_megabytes))
-    for ref in refs:
-        print(
-            f"{ref.stack} ceiling (one sender -> one receiver, bulk stream): "
-            f"{ref.mbit_s:.1f} Mbit/s with the sender on {ref.sender_cores:.2f} cores: "
-            f"{ref.mbit_s_per_core:.1f} Mbit/s per core",
-            flush=True,
-        )
-    return None, refs
-
-
 def _run(args: argparse.Namespace) -> int:
     counts = [int(n) for n in args.subscribers.split(",")]
     relays = args.relays.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="clutchcall-fanout-"))
-    ceiling, refs = _measure_ceilings(args)
+    ceiling, refs = (
+        (None, [])
+        if args.no_ceiling
+        else measure_references(args.ceiling_stack, args.ceiling_megabytes, args.picoquic_bin)
+    )
     results: list[FanoutResult] = []
     for n in counts:
         for relay in relays:
@@ -582,20 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="QUIC stack of the subscriber processes (the load generator), for every relay",
     )
     run.add_argument("--no-ceiling", action="store_true")
-    run.add_argument(
-        "--ceiling-stack",
-        choices=CEILING_STACKS,
-        default="aioquic",
-        help="aioquic: egress as a %% of the aioquic sender's goodput; picoquic: the relay's "
-        "egress per core as a %% of an aiopquic sender's (bench.ceiling --stack picoquic)",
-    )
-    run.add_argument("--ceiling-megabytes", type=_positive, default=96)
-    run.add_argument(
-        "--picoquic-bin",
-        type=_executable,
-        help="with --ceiling-stack picoquic: picoquic's own C sender (picoquicdemo) as a "
-        "second per-core reference",
-    )
+    add_reference_arguments(run)
     run.add_argument(
         "--relay-arg",
         action="append",
@@ -619,8 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subs.add_argument("--stack", choices=QUIC_STACKS, default="aioquic")
     args = parser.parse_args(argv)
     if args.role == "run":
-        if args.picoquic_bin and args.ceiling_stack != "picoquic":
-            parser.error("--picoquic-bin goes with --ceiling-stack picoquic")
+        check_reference_arguments(run, args)
         return _run(args)
     if args.role == "publisher":
         return asyncio.run(_publisher(args))

@@ -21,7 +21,10 @@ spread over several processes. Per N it reports:
   fan-out to N sessions, N client stacks sharing this machine's cores): the
   direct run shows it without any POP;
 * POP egress (payload) and its ratio to the raw aioquic ceiling measured in the
-  same run (:func:`bench.ceiling.measure_ceiling`), the POP's CPU;
+  same run (:func:`bench.ceiling.measure_ceiling`), the POP's CPU; with
+  ``--ceiling-stack picoquic`` instead the POP's egress per core (egress over the
+  serving node's CPU) as a % of an aiopquic bulk sender's per core (and of
+  picoquicdemo's with ``--picoquic-bin``), measured in the same run;
 * memory per idle viewer: the POP's RSS growth (all workers) when N viewers are
   connected, admitted and subscribed while the stream is paused, divided by N;
 * revocation latency: ``--revoke`` tokens revoked by jti through Redis while
@@ -67,6 +70,14 @@ from ._nodes import (
 )
 from ._procs import Proc, free_port, percentile, python
 from ._tokens import BenchTokens
+from .ceiling import (
+    Bulk,
+    add_reference_arguments,
+    check_reference_arguments,
+    measure_references,
+    per_core,
+    percent,
+)
 
 __all__ = ["PopFanoutResult", "main", "run_pop_fanout"]
 
@@ -420,17 +431,34 @@ def added_by_pop(via_pop: PopFanoutResult, direct: PopFanoutResult) -> None:
     via_pop.added_by_pop_p99_ms = via_pop.end_to_end_p99_ms - direct.end_to_end_p99_ms
 
 
-def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str:
+def format_results(
+    results: list[PopFanoutResult], ceiling: float | None, per_core_refs: Sequence[Bulk] = ()
+) -> str:
+    """The table; with ``per_core_refs`` (picoquic bulk senders measured in the same run)
+    the aioquic ratio gives way to the serving node's egress per core against each's."""
+    if per_core_refs:
+        ratio_head = "egress per core Mbit/s | " + "".join(
+            f"% of {ref.stack} per core | " for ref in per_core_refs
+        )
+    else:
+        ratio_head = "% of aioquic ceiling | "
     lines = [
         "| viewers on | workers | N | Mbit/s | delivered | origin hop p50/p99 ms | "
         "viewer - probe p50/p99 ms | in POP (histogram) p50/p99 ms | "
         "end-to-end p50/p99 ms | added by the POP p50/p99 ms | serving node CPU (cores) | "
-        "egress Mbit/s | % of aioquic ceiling | KiB per idle viewer | "
+        f"egress Mbit/s | {ratio_head}KiB per idle viewer | "
         "revocation p50/p99 ms (n) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    lines.append("|---|" + "---:|" * (lines[0].count("|") - 2))
     for r in results:
-        pct = f"{100 * r.pop_egress_mbit_s / ceiling:.0f}%" if ceiling else "-"
+        if per_core_refs:
+            egress_per_core = per_core(r.pop_egress_mbit_s, r.pop_cpu_cores)
+            pct = " | ".join(
+                [f"{egress_per_core:.1f}"]
+                + [percent(egress_per_core, ref.mbit_s_per_core) for ref in per_core_refs]
+            )
+        else:
+            pct = percent(r.pop_egress_mbit_s, ceiling)
         lines.append(
             f"| {'origin' if r.direct else 'POP'} | {r.workers} | {r.viewers} | "
             f"{r.bitrate_mbit_s:.1f} | {100 * r.delivered_ratio:.2f}% | "
@@ -451,12 +479,12 @@ def format_results(results: list[PopFanoutResult], ceiling: float | None) -> str
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .ceiling import measure_ceiling
-
     workdir = Path(tempfile.mkdtemp(prefix="clutchcall-pop-fanout-"))
-    ceiling = None if args.no_ceiling else measure_ceiling()
-    if ceiling is not None:
-        print(f"aioquic ceiling (one sender -> one receiver): {ceiling:.1f} Mbit/s", flush=True)
+    ceiling, refs = (
+        (None, [])
+        if args.no_ceiling
+        else measure_references(args.ceiling_stack, args.ceiling_megabytes, args.picoquic_bin)
+    )
     common = {
         "duration": args.duration,
         "fps": args.fps,
@@ -484,7 +512,7 @@ def _run(args: argparse.Namespace) -> int:
             runs.append(direct)
         for each in runs:
             results.append(each)
-            print(format_results([each], ceiling).splitlines()[2], flush=True)
+            print(format_results([each], ceiling, refs).splitlines()[2], flush=True)
             for note in each.notes:
                 print(f"  {note}", flush=True)
     scaling: list[PopFanoutResult] = []
@@ -502,8 +530,8 @@ def _run(args: argparse.Namespace) -> int:
                 **common,
             )
             scaling.append(r)
-            print(format_results([r], ceiling).splitlines()[2], flush=True)
-    print("\n" + format_results(results + scaling, ceiling))
+            print(format_results([r], ceiling, refs).splitlines()[2], flush=True)
+    print("\n" + format_results(results + scaling, ceiling, refs))
     ratio = None
     if len(scaling) == 2 and scaling[0].pop_egress_mbit_s > 0:
         ratio = scaling[1].pop_egress_mbit_s / scaling[0].pop_egress_mbit_s
@@ -526,6 +554,7 @@ def _run(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "ceiling_mbit_s": ceiling,
+                    "ceilings": [ref.as_json() for ref in refs],
                     "results": [asdict(r) for r in results],
                     "scaling": [asdict(r) for r in scaling],
                     "workers_ratio": ratio,
@@ -580,6 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the viewer processes' QUIC stack (the load generator)",
     )
     run.add_argument("--no-ceiling", action="store_true")
+    add_reference_arguments(run)
     run.add_argument(
         "--no-direct",
         action="store_true",
@@ -588,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--json")
     args = parser.parse_args(argv)
+    check_reference_arguments(run, args)
     return _run(args)
 
 

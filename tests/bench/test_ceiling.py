@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from bench import ceiling, fanout
+from bench import ceiling, fanout, pop_fanout
 from bench.ceiling import Bulk, parse_quicperf, per_core
 from bench.fanout import FanoutResult
 
@@ -39,6 +39,18 @@ def test_the_relay_is_compared_per_core_against_each_reference() -> None:
     plain = fanout._format([relay], 100.0).splitlines()
     assert "% of aioquic ceiling" in plain[0]
     assert "| 50.0 | 50% |" in plain[2]
+
+
+def test_the_pop_is_compared_per_core_too() -> None:
+    pop = pop_fanout.PopFanoutResult(20, 1, 2.5, pop_egress_mbit_s=50.0, pop_cpu_cores=0.25)
+    refs = [Bulk("picoquic", 32, 400.0, 1.0, 1.0)]
+    header, rule, row = pop_fanout.format_results([pop], None, refs).splitlines()
+    assert "| egress per core Mbit/s | % of picoquic per core |" in header
+    assert header.count("|") == rule.count("|") == row.count("|")
+    assert "| 50.0 | 200.0 | 50% |" in row
+    header, rule, row = pop_fanout.format_results([pop], 100.0).splitlines()
+    assert "| % of aioquic ceiling |" in header and "| 50.0 | 50% |" in row
+    assert header.count("|") == rule.count("|") == row.count("|")
 
 
 def test_quicperf_statistics_are_read_from_the_client_output() -> None:
