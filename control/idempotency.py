@@ -70,7 +70,8 @@ from pydantic import BaseModel
 
 from control.errors import PROBLEM_BASE, Problem
 from control.locks import RELEASE_IF_OWNER, RENEW_IF_OWNER
-from control.store import ApiKey, IdempotencyBinding, Repository
+from control.problems import problem_response
+from control.store import ApiKey, IdempotencyBinding, KeyAlreadyBound, Repository
 from mesh.bus import Bus, BusUnavailable, RedisBus
 from mesh.bus_contract import idempotency_record_key
 
@@ -100,6 +101,7 @@ _KEPT_HEADERS: Final = frozenset({"content-type", "location", "link", "etag", "c
 _SLOT: Final = "clutchcall.idempotency"
 _HEADER_BYTES: Final = HEADER.lower().encode()
 _VALIDATION: Final = PROBLEM_BASE + "validation"
+_IN_USE: Final = PROBLEM_BASE + "idempotency-key-in-use"
 _log = structlog.get_logger(__name__)
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
@@ -417,12 +419,7 @@ class Idempotency:
                 "use a new key for a new request",
             )
         if state != "done":
-            raise Problem(
-                409,
-                "idempotency-key-in-use",
-                f"a request with this {HEADER} is still in progress; retry shortly",
-                headers={"Retry-After": "1"},
-            )
+            raise _in_use()
         try:
             stored = _open(record, name, seal)
         except (InvalidTag, ValueError, KeyError, TypeError) as exc:
@@ -456,6 +453,15 @@ class Idempotency:
                 _log.warning("idempotency_claim_lost", record=claim.name)
         except BusUnavailable as exc:  # the claim lapses with its lease
             _log.warning("idempotency_store_failed", record=claim.name, error=str(exc))
+
+
+def _in_use() -> Problem:
+    return Problem(
+        409,
+        "idempotency-key-in-use",
+        f"a request with this {HEADER} is still in progress; retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _unusable() -> Problem:
@@ -539,16 +545,18 @@ def idempotency_dependency(
 
 
 def _storable(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-    """Answers that ran the operation: no 5xx (retry), no refusal of the request's shape."""
+    """Answers that ran the operation: no 5xx (retry), no refusal of the request's shape,
+    no "in use" (another request's answer is committed under the key: the retry gets it)."""
     if status >= 500 or status == 413:
         return False
-    if status == 422:
+    if status in (409, 422):
         kind = dict(headers).get(b"content-type", b"")
         if b"json" in kind:
             try:
-                return json.loads(body).get("type") != _VALIDATION  # type: ignore[no-any-return]
+                problem_type = json.loads(body).get("type")
             except (ValueError, AttributeError):
                 return True
+            return problem_type != (_VALIDATION if status == 422 else _IN_USE)
     return True
 
 
@@ -648,4 +656,9 @@ def install_idempotency(
         return exc.stored.response()
 
     app.add_exception_handler(Replayed, replay)
+
+    async def taken(request: Request, exc: Exception) -> Response:
+        return problem_response(_in_use(), request)
+
+    app.add_exception_handler(KeyAlreadyBound, taken)
     return app.state.idempotency  # type: ignore[no-any-return]

@@ -1,6 +1,7 @@
 """Storage of the control plane: SQLite (embedded default) or PostgreSQL, one repository."""
 
 from control.store._drivers import Conflict, StoreError, open_driver
+from control.store._idempotency import KeyAlreadyBound
 from control.store._migrations import MIGRATIONS, Migration
 from control.store._records import (
     ApiKey,
@@ -22,6 +23,7 @@ __all__ = [
     "IdempotencyBinding",
     "Ingest",
     "InputStatus",
+    "KeyAlreadyBound",
     "LiveInput",
     "Migration",
     "Org",

@@ -265,6 +265,44 @@ async def test_a_retry_after_a_crash_between_commit_and_answer_makes_nothing_twi
     assert_problem(await post(api, path, "order-17", {"name": "other"}), 422)
 
 
+async def test_a_second_run_under_a_committed_key_makes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first request's claim lapsed while it ran, a retry claimed the key and ran too:
+    # the first commit wins, the second makes nothing and answers 409 "in use" (not kept),
+    # and the retry after it replays the first answer.
+    first = await post(api, "/v1/live_inputs", "slow", {"name": "A"})
+    layer = api.app.state.idempotency
+    (claim_name,) = [n for n in await _names(layer)]
+    await _drop(layer, claim_name)
+
+    async def nothing_committed(name: str, claim: bytes) -> None:
+        return None
+
+    monkeypatch.setattr(layer, "_committed", nothing_committed)
+    second = await post(api, "/v1/live_inputs", "slow", {"name": "A"})
+    assert assert_problem(second, 409)["type"].endswith("/idempotency-key-in-use")
+    monkeypatch.undo()
+    retry = await post(api, "/v1/live_inputs", "slow", {"name": "A"})
+    assert retry.headers["idempotent-replayed"] == "true" and retry.json() == first.json()
+    assert [li["id"] for li in await inputs(api)] == [first.json()["input"]["id"]]
+
+
+async def _names(layer: Any) -> list[str]:
+    store = layer.store
+    if isinstance(store, MemoryIdempotencyStore):
+        return list(store._data)
+    return [n.decode() for n in await store._redis.keys(IDEMPOTENCY_PREFIX + "*")]
+
+
+async def _drop(layer: Any, name: str) -> None:
+    store = layer.store
+    if isinstance(store, MemoryIdempotencyStore):
+        del store._data[name]
+    else:
+        await store._redis.delete(name)
+
+
 async def test_an_undone_create_keeps_no_answer(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     # The stream key's record cannot be written: the input is deleted again (503) and
     # so is the answer committed with it; the retry makes the input.
