@@ -146,7 +146,14 @@ globalThis.pub = pub;
 """
 
 WATCH = """
-import { Streams } from %(sdk)s;
+globalThis.__sbs = [];
+const addSourceBuffer = MediaSource.prototype.addSourceBuffer;
+MediaSource.prototype.addSourceBuffer = function (type) {
+  const sb = addSourceBuffer.call(this, type);
+  globalThis.__sbs.push(sb);
+  return sb;
+};
+const { Streams } = await import(%(sdk)s);
 const video = document.querySelector("video");
 const viewer = new Streams({ apiBase: "", relayUrl: %(relay)s, token: %(token)s }).viewer(%(options)s);
 viewer.attach(video);
@@ -156,7 +163,16 @@ globalThis.viewer = viewer;
 globalThis.__buffer = [];
 globalThis.__target = [];
 globalThis.__stalls = 0;
-video.addEventListener("waiting", () => { globalThis.__stalls += 1; });
+// Each waiting: where the playhead was against the element's and each SourceBuffer's
+// buffered ranges (the SourceBuffers recorded by the addSourceBuffer wrapper above).
+globalThis.__waits = [];
+const ends = (r) => Array.from({ length: r.length }, (_, i) => [r.start(i), r.end(i)]);
+video.addEventListener("waiting", () => {
+  globalThis.__stalls += 1;
+  const t = video.currentTime;
+  const sbs = (globalThis.__sbs || []).map((sb) => { try { return ends(sb.buffered); } catch { return []; } });
+  globalThis.__waits.push({ t, rs: video.readyState, ranges: ends(video.buffered), sbs });
+});
 setInterval(() => {
   const s = viewer.stats();
   if (typeof s.latency === "number") globalThis.__buffer.push(s.latency * 1000);
@@ -298,10 +314,12 @@ def _broadcaster(context: Any, site: str, scene: str = "flat", encoder: str = "d
     return page
 
 
-def _publish(page: Any, up: dict[str, Any], timeslice: int) -> tuple[str, str]:
+def _publish(
+    page: Any, up: dict[str, Any], timeslice: int, sdk: str | None = None
+) -> tuple[str, str]:
     li, lv, key, token = _input(up)
     _run_module(page, PUBLISH % {"relay": json.dumps(up["relay_url"]), "timeslice": timeslice,
-                                 "sdk": json.dumps(f"{up['base_url']}/sdk/streams.js"),
+                                 "sdk": json.dumps(sdk or f"{up['base_url']}/sdk/streams.js"),
                                  "id": json.dumps(lv), "key": json.dumps(key),
                                  "ns": json.dumps(f"stream/org_abc/{lv}")})  # fmt: skip
     deadline = time.monotonic() + 30
@@ -370,7 +388,7 @@ def _watch(
     viewer.goto(f"{site}/index.html")
     code = WATCH % {
         "sdk": json.dumps(sdk), "relay": json.dumps(up["relay_url"]),
-        "token": json.dumps(token), "id": json.dumps(lv), "options": _viewer_options(target),
+        "token": json.dumps(token), "id": json.dumps(lv), "options": _viewer_options(target.split("@")[0]),
     }  # fmt: skip
     for attempt in range(3):  # a starved host can fail a join (network, not_found): again
         try:
@@ -382,6 +400,30 @@ def _watch(
             print(f"  target {target}: join failed ({exc}); again", flush=True)
             viewer.reload()
     return view_ctx, viewer
+
+
+def _count(kinds: Iterator[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _wait_kind(wait: dict[str, Any]) -> str:
+    """What a ``waiting`` found at the playhead: a later buffered range (``hole``), a
+    SourceBuffer with under 50 ms ahead (``dry video`` / ``dry audio``, the first
+    SourceBuffer being the video's), or media ahead in both (``decoder``)."""
+    t = wait["t"]
+    if any(start > t + 1e-3 for start, _ in wait["ranges"]):
+        return "hole"
+    dry = []
+    for i, ranges in enumerate(wait["sbs"]):
+        ahead = max(
+            (end - t for start, end in ranges if start - 0.1 <= t <= end + 0.1), default=0.0
+        )
+        if ahead < 0.05:
+            dry.append("video" if i == 0 else "audio")
+    return f"dry {'+'.join(dry)}" if dry else "decoder"
 
 
 def _viewer_figures(viewer: Any, keys: Sequence[float], encode: float) -> dict[str, Any]:
@@ -404,6 +446,7 @@ def _viewer_figures(viewer: Any, keys: Sequence[float], encode: float) -> dict[s
         "encode_p50_ms": encode,
         "rest_p50_ms": g2g - buf - encode,
         "stalls": viewer.evaluate("globalThis.__stalls"),
+        "stall_kinds": _count(_wait_kind(w) for w in viewer.evaluate("globalThis.__waits")),
         "by_group_position": _buckets(samples, drawn, keys),
         # the longest a group's keyframe waited at the viewer for the group before to end
         "handover_max_ms": player.get("handoverMaxMs"),
@@ -419,9 +462,11 @@ def run(
     cpu: bool = True,
     scene: str = "flat",
     encoders: Sequence[str] = ("default",),
+    sdks: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Per timesliceMs: one broadcast per encoder variant, one viewer per target on each,
-    all measured over the same seconds."""
+    all measured over the same seconds. A target ``200@NAME`` plays with the SDK build
+    ``sdks[NAME]`` (a web/dist directory) instead of the stack's own."""
     from playwright.sync_api import sync_playwright
 
     results: dict[str, Any] = {"scene": scene, "latency": {}, "cpu": {}}
@@ -432,7 +477,22 @@ def run(
         (site_dir / "index.html").write_text(PAGE % {"sdk": sdk})
         config = httpx.get(f"{up['base_url']}/sdk/config.json", timeout=10).json()
         (site_dir / "sdk" / "config.json").write_text(json.dumps(config))
+        # An SDK build served from this site looks for a development relay's certificate
+        # hash at its own origin: the control plane's answer, copied.
+        cert = httpx.get(f"{up['base_url']}/v1/relay/certificate", timeout=10).content
+        (site_dir / "v1" / "relay").mkdir(parents=True)
+        (site_dir / "v1" / "relay" / "certificate").write_bytes(cert)
+        for name, dist in (sdks or {}).items():
+            (site_dir / f"sdk-{name}").mkdir()
+            (site_dir / f"sdk-{name}" / "config.json").write_text(json.dumps(config))
+            (site_dir / f"sdk-{name}" / "streams.js").write_bytes(
+                (dist / "streams.js").read_bytes()
+            )
         with _static(site_dir) as site, sync_playwright() as pw:
+
+            def sdk_for(target: str) -> str:
+                return f"{site}/sdk-{target.split('@')[1]}/streams.js" if "@" in target else sdk
+
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             for timeslice in timeslices:
                 # One broadcast at a time (a second concurrent broadcast's viewers were refused
@@ -442,9 +502,11 @@ def run(
                     runs: dict[str, tuple[Any, Any, dict[str, tuple[Any, Any]]]] = {}
                     for encoder in batch:
                         pub_ctx = browser.new_context(ignore_https_errors=True)
-                        page = _broadcaster(pub_ctx, site, scene, encoder)
-                        lv, token = _publish(page, up, timeslice)
-                        viewers = {t: _watch(browser, site, sdk, up, lv, token, t) for t in targets}
+                        page = _broadcaster(pub_ctx, site, scene, encoder.split("@")[0])
+                        lv, token = _publish(page, up, timeslice, sdk_for(encoder))
+                        viewers = {
+                            t: _watch(browser, site, sdk_for(t), up, lv, token, t) for t in targets
+                        }
                         runs[encoder] = (pub_ctx, page, viewers)
                     for _, _, viewers in runs.values():
                         for _, viewer in viewers.values():
@@ -465,7 +527,7 @@ def run(
                         for _, viewer in viewers.values():
                             viewer.evaluate("globalThis.__latency.length = 0; globalThis.__drawn.length = 0;"
                                             "globalThis.__buffer.length = 0; globalThis.__target.length = 0;"
-                                            "globalThis.__stalls = 0")  # fmt: skip
+                                            "globalThis.__stalls = 0; globalThis.__waits.length = 0")  # fmt: skip
                     time.sleep(seconds)
                     load_after = _loadavg()
                     point = results["latency"].setdefault(timeslice, {})
@@ -497,7 +559,7 @@ def run(
                                   f"{r['p99_ms']:.0f} ms; player buffer p50 {r['player_buffer_p50_ms']:.0f} ms "
                                   f"(target p50 {r['player_target_p50_ms']:.0f}, min {r['player_target_min_ms']:.0f}), "
                                   f"encoder p50 {r['encode_p50_ms']:.0f} ms, rest {r['rest_p50_ms']:.0f} ms; "
-                                  f"{r['stalls']} stalls; {by}; keyframe waited for the group end <= "
+                                  f"{r['stalls']} stalls {r['stall_kinds']}; {by}; keyframe waited for the group end <= "
                                   f"{r['handover_max_ms']} ms, {r['skipped_groups']} groups skipped, jitter {r['jitter_ms']} ms", flush=True)  # fmt: skip
                             viewer.evaluate("viewer.stop()")
                             view_ctx.close()
@@ -542,12 +604,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="flat: the picture changes hue every frame; detailed: a still textured "
                         "picture with a moving box (keyframes much bigger than the other frames)")  # fmt: skip
     parser.add_argument("--encoders", default="default",
-                        help=f"publisher encoder variants side by side: {', '.join(ENCODERS)}")  # fmt: skip
+                        help=f"publisher encoder variants one after the other: {', '.join(ENCODERS)} "
+                        "(ENCODER@NAME: published with the --sdk NAME build)")  # fmt: skip
     parser.add_argument("--no-cpu", action="store_true", help="skip the publishing CPU measurement")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--sdk", action="append", default=[], metavar="NAME=DIR",
+                        help="another SDK build (a web/dist directory) for targets written "
+                        "TARGET@NAME (or --encoders ENCODER@NAME: its publisher), "
+                        "e.g. --sdk base=/tmp/dist --targets low,low@base")  # fmt: skip
     args = parser.parse_args(argv)
+    sdks: dict[str, Path] = {}
+    for spec in args.sdk:
+        name, _, where = spec.partition("=")
+        if not name.isidentifier() or not (Path(where) / "streams.js").is_file():
+            parser.error(f"--sdk: {spec!r} is not NAME=DIR with DIR/streams.js")
+        sdks[name] = Path(where)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    for t in targets:
+    for spec in targets:
+        t, _, name = spec.partition("@")
+        if name and name not in sdks:
+            parser.error(f"--targets: {spec!r} names no --sdk {name}=DIR")
         if t not in ("low", "auto"):
             try:
                 if float(t) < 0:
@@ -555,11 +631,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError:
                 parser.error(f'--targets: {t!r} is not "low", "auto" or a number of ms >= 0')
     encoders = [e.strip() for e in args.encoders.split(",") if e.strip()]
-    for e in encoders:
+    for spec in encoders:
+        e, _, name = spec.partition("@")
+        if name and name not in sdks:
+            parser.error(f"--encoders: {spec!r} names no --sdk {name}=DIR")
         if e not in ENCODERS:
             parser.error(f"--encoders: {e!r} is not one of {', '.join(ENCODERS)}")
     results = run(args.seconds, [int(t) for t in args.timeslices.split(",")], targets,
-                  cpu=not args.no_cpu, scene=args.scene, encoders=encoders)  # fmt: skip
+                  cpu=not args.no_cpu, scene=args.scene, encoders=encoders, sdks=sdks)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
