@@ -159,6 +159,25 @@ export class LiveEdgeController {
     }
   }
 
+  /** The element is waiting at the end of its media while playing (wall-clock `now`,
+   * seconds): a stall, unless what comes next starts later (`resumed(true)`: the publisher's
+   * capture paused, a hole the player jumps; not arrival jitter, so "low" keeps its target). */
+  waiting(now: number): void {
+    if (this.waitingSince === null) this.waitingSince = now;
+  }
+
+  /** Media came after `waiting`: in a later range (`hole`, jumped), or continuing the one the
+   * playhead waited at (a stall, counted at when the wait began). */
+  resumed(hole: boolean): void {
+    const since = this.waitingSince;
+    if (since === null) return;
+    this.waitingSince = null;
+    if (!hole) this.stalled(since);
+  }
+
+  /** A wait not yet resolved (`waiting`), or null. */
+  waitingSince: number | null = null;
+
   /** The player ran dry while playing (at wall-clock `now`, seconds). "low": back to the
    * ceiling at once, held there 10 s (doubled for stalls in a row, at most 60 s). */
   stalled(now: number): void {

@@ -264,6 +264,7 @@ export abstract class LiveMedia implements PlaybackHandle {
         if (!b.length || this.stopped) return;
         const end = b.end(b.length - 1);
         if (media && end > this.newestEnd) this.edge.observeArrival(end, performance.now() / 1000);
+        if (this.edge.waitingSince !== null) this.settleWait();
         this.newestEnd = Math.max(this.newestEnd, end);
         // Start on the first buffered frame, not on the next tick.
         if (!this.playing) this.startIfReady();
@@ -392,24 +393,28 @@ export abstract class LiveMedia implements PlaybackHandle {
     if (this.reporting) this.opts.onError(error);
   }
 
-  /** The element ran dry while playing (not a seek, a pause, a reconnect or the end): the
-   * live-edge target learns of it ("low" goes back up). */
+  /** Waiting while playing (not a seek, a pause, a reconnect or the end): "low" learns of a stall. */
   private readonly onWaiting = (): void => {
     const video = this.opts.video;
     if (!this.started || this.stopped || this.reconnecting || this.ending || video.seeking || video.paused) return;
     if (this.jumpGap()) return; // a hole in the buffer, not a dry one
-    this.edge.stalled(performance.now() / 1000);
+    this.edge.waiting(performance.now() / 1000); // a stall, unless a later range comes next (settleWait)
   };
 
-  /** A hole in the buffer at the playhead (./mse.ts `holeAhead`): jump over it. The bench
-   * saw one every ~6 s (the publisher's capture pausing), each held ~1.1 s until the
-   * far-behind seek: the former check jumped only when the playhead was in no range. */
+  /** After `waiting`: a later range came (jumped: not a stall) or the playhead's own grew (a stall). */
+  private settleWait(): void {
+    const video = this.opts.video;
+    if (!this.jumpGap() && bufferedAhead(video.buffered, video.currentTime) > 0.05) this.edge.resumed(false);
+  }
+
+  /** A hole in the buffer at the playhead (./mse.ts `holeAhead`, e.g. a capture pause): jump over it. */
   protected jumpGap(): boolean {
     const video = this.opts.video;
     const to = holeAhead(video.buffered, video.currentTime);
     if (to === null) return false;
     video.currentTime = to;
     this.jumps += 1;
+    this.edge.resumed(true); // a wait at a hole is no stall
     return true;
   }
 
