@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.browser_publish [--seconds 20] [--timeslices 500,1000]
         [--targets low,200] [--scene flat|detailed] [--encoders default,constant]
-        [--no-cpu] [--json out.json]
+        [--no-cpu] [--json out.json] [--sdk NAME=DIR ...]
 
 A real ``clutchcall up`` (control plane, origin, POP) on loopback and one headless
 Chromium. The broadcaster page draws a 1280x720 canvas at 30 fps with the wall clock
@@ -32,6 +32,12 @@ configuration; ``constant``: ``bitrateMode: "constant"``; ``quantizer``: per-fra
 for keyframes and 30 for the others, a smaller keyframe; Chromium 156's software H.264
 encoder refuses it: "Unsupported bitrate mode"), one after the other (each
 point's load printed: a second concurrent broadcast's viewers were refused on a loaded host).
+
+SDK builds A/B: ``--sdk base=DIR`` (a copy of web/dist) serves that build too; a target
+``low@base`` watches with it, an encoder ``default@base`` publishes with it, side by side
+with the stack's own build. Each viewer's ``waiting`` events are classified from the
+element's and each SourceBuffer's ranges: ``hole`` (a later range), ``dry video`` /
+``dry audio`` (under 50 ms ahead in that SourceBuffer), ``decoder`` (media ahead in both).
 
 CPU: Chromium's processes (all of them: browser, renderer, GPU, utility) while the
 broadcaster page publishes 720p30 and no viewer watches, against the same page only
