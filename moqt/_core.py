@@ -43,6 +43,9 @@ SUBSCRIBE_NAMESPACE_TYPE = 0x11
 # be ahead of a missing lower id.
 MAX_REQUEST_ID_GAPS = 64
 CLIENT_SETUP_TYPE = 0x20
+# The control stream's transport priority: the most urgent (data streams carry the
+# publisher priority, 0..255, lower first).
+CONTROL_STREAM_PRIORITY = 0
 
 _R = TypeVar("_R", bound=Req)
 
@@ -262,6 +265,15 @@ class SessionCore:
         # offers its versions in CLIENT_SETUP (draft-14 "Versions").
         versions = () if self._draft16 else (DRAFT_14,)
         self._send(ClientSetup(versions, params))
+        self._prioritise_control()
+
+    def _prioritise_control(self) -> None:
+        """The control stream goes before every data stream (after its first write: picoquic
+        creates a stream then). A stack with strict stream priorities (picoquic) otherwise
+        sends it at its own default, behind media of higher publisher priority, and a
+        congested session's answers (SUBSCRIBE_OK, PUBLISH_DONE) wait for the media."""
+        assert self._control_stream is not None
+        self._transport.set_stream_priority(self._control_stream, CONTROL_STREAM_PRIORITY)
 
     def _on_setup_message(self, msg: ControlMessage) -> None:
         if self._is_client:
@@ -357,6 +369,7 @@ class SessionCore:
         ):
             # The first bidi stream that opens with CLIENT_SETUP is the control stream.
             self._control_stream = stream_id
+            self._prioritise_control()
             self._control_data(data, end_stream)
             return
         if not self._setup_complete:
@@ -415,6 +428,7 @@ class SessionCore:
             del self._early[stream_id]
             self._early_bytes -= len(held.data)
             self._control_stream = stream_id
+            self._prioritise_control()
             self._control_data(bytes(held.data), held.fin)
 
     def _ignore_stream(self, stream_id: int, code: int = 0x1) -> None:

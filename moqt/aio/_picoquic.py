@@ -26,7 +26,9 @@ Differences from the aioquic path, all visible here:
   thread (``_picoquic_hooks.py``, x86-64 Linux with aiopquic 0.6.1; elsewhere the
   peer gets the code alone). WebTransport sessions carry both, in the
   CLOSE_WEBTRANSPORT_SESSION capsule (reasons up to 255 bytes).
-* Stream priorities are real: picoquic sends lower values first.
+* Stream priorities are real: picoquic sends lower values first, strictly
+  (``_picoquic_rings.picoquic_priority``); the session puts its control stream
+  first, or a congested session's answers would wait behind its media.
 * picoquic opens its own sockets (every address of the host, no SO_REUSEPORT):
   the server hands its loop a socket bound here instead
   (``_picoquic_socket.py``), so it listens on the address asked for and
@@ -68,9 +70,8 @@ from ._picoquic_hooks import hooks as picoquic_hooks
 from ._picoquic_native import NEVER, NativeQuic, native_quic
 from ._picoquic_rings import (
     EVENT_RING_CAPACITY,
-    PRIORITY_FIFO,
     RingSender,
-    clamp_priority,
+    picoquic_priority,
     ring_write_size,
 )
 from ._picoquic_server import PicoquicServer, RetryMode
@@ -159,7 +160,7 @@ class PicoquicTransport(RingSender):
 
     def set_stream_priority(self, stream_id: int, priority: int) -> None:
         try:
-            self._quic.set_stream_priority(stream_id, clamp_priority(priority) | PRIORITY_FIFO)
+            self._quic.set_stream_priority(stream_id, picoquic_priority(priority))
         except ConnectionError:  # not open yet or already closed: nothing to order
             pass
 

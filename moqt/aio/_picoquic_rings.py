@@ -26,7 +26,7 @@ __all__ = [
     "EVENT_RING_CAPACITY",
     "PRIORITY_FIFO",
     "RingSender",
-    "clamp_priority",
+    "picoquic_priority",
     "ring_write_size",
 ]
 
@@ -50,8 +50,14 @@ def ring_write_size(ring_capacity: int) -> int:
     return max(1024, (ring_capacity or 4 << 20) // 4)
 
 
-def clamp_priority(priority: int) -> int:
-    return max(0, min(255, priority))
+def picoquic_priority(priority: int) -> int:
+    """picoquic's value for a MoQT priority (0..255, lower first), FIFO bit included.
+
+    Twice the priority, so the FIFO bit keeps adjacent priorities apart (``p | 1`` made
+    2 and 3 one level: our ladder's 360p and 720p); 127 and above share the last level.
+    0 (the session's control stream, see ``moqt._core``) is level 1, ahead of every data
+    stream of a lower priority and of picoquic's default 9 (MoQT priority 4)."""
+    return min(255, max(0, priority) * 2) | PRIORITY_FIFO
 
 
 class RingSender:

@@ -58,7 +58,7 @@ from ..errors import SessionCloseCode
 from ..session import Session
 from ..version import DRAFT_14
 from ._connection import MoqtConnection, SessionOptions
-from ._picoquic_rings import PRIORITY_FIFO, RingSender, clamp_priority, ring_write_size
+from ._picoquic_rings import RingSender, picoquic_priority, ring_write_size
 from ._protocol import _WT_PROTOCOLS, ClientTarget
 from ._transports import _truncate_reason
 
@@ -216,13 +216,13 @@ class PicoquicWebTransport(RingSender):
         return int(self._wt.send_datagram_frame(data))
 
     def set_stream_priority(self, stream_id: int, priority: int) -> None:
-        value = clamp_priority(priority)
+        value = picoquic_priority(priority)
         if not self.closed:
             self._on_real(stream_id, lambda real: self._set_priority(real, value))
 
     def _set_priority(self, real: int, value: int) -> None:
         try:
-            self._wt.set_stream_priority(real, value | PRIORITY_FIFO)
+            self._wt.set_stream_priority(real, value)
         except ConnectionError:  # the session is gone: nothing to order
             pass
 

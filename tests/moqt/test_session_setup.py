@@ -235,3 +235,18 @@ def test_initiate_twice_is_misuse() -> None:
     with pytest.raises(LocalError):
         pair.client.initiate(1.0)
     assert not pair.client.closed
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_the_control_stream_has_the_highest_transport_priority(
+    version: int, chunk: int | None
+) -> None:
+    # On a stack with strict stream priorities (picoquic) a control stream left at the
+    # stack's default went out behind every media stream of a higher publisher priority:
+    # a congested viewer never got its SUBSCRIBE_OK (tests/pop/test_congested_control.py).
+    pair = session_pair(version, chunk_size=chunk)
+    for peer in (pair.c, pair.s):
+        control = peer.session._control_stream
+        assert control is not None
+        assert peer.transport.priorities[control] == 0

@@ -116,6 +116,7 @@ class Publisher:
         group_ms: int = 400,
         objects: int = 4,
         object_size: int = 200,
+        priority: int = 128,
     ) -> None:
         self.url = url
         self.namespace = namespace
@@ -124,6 +125,7 @@ class Publisher:
         self.group_ms = group_ms
         self.objects = objects
         self.object_size = object_size
+        self.priority = priority  # publisher priority of every subgroup
         self.groups_sent = 0
         self.frozen = False  # True: write nothing, keep the session (like a hung process)
         self.ready = asyncio.Event()
@@ -148,7 +150,9 @@ class Publisher:
             now = time.time()
             group = int(now * 1000) // self.group_ms
             start = group * self.group_ms / 1000
-            handles = [conn.session.open_subgroup(rid, group, 0) for rid in rids]
+            handles = [
+                conn.session.open_subgroup(rid, group, 0, priority=self.priority) for rid in rids
+            ]
             for obj in range(self.objects):
                 for handle in handles:
                     conn.session.write_object(
@@ -181,6 +185,7 @@ class Origin:
         group_ms: int = 400,
         objects: int = 4,
         object_size: int = 200,
+        priority: int = 128,
         path: Impairment | None = None,
     ) -> None:
         self.bus = bus
@@ -192,6 +197,7 @@ class Origin:
         self._heartbeat, self._ttl = heartbeat, ttl
         self._tracks, self._group_ms, self._objects = tracks, group_ms, objects
         self._object_size = object_size
+        self._priority = priority
         # POPs reach the origin through an impairment proxy with this delay/loss.
         self._path = path
         self.proxy: ImpairmentProxy | None = None
@@ -242,6 +248,7 @@ class Origin:
                     group_ms=self._group_ms,
                     objects=self._objects,
                     object_size=self._object_size,
+                    priority=self._priority,
                 )
                 self.publishers.append(publisher)
                 tasks.append(asyncio.create_task(publisher.run()))
