@@ -107,9 +107,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--quic-stack",
         choices=QUIC_STACKS,
-        default="aioquic",
-        help="QUIC implementation, both with raw QUIC and WebTransport: aioquic (pure "
-        "Python) or picoquic (C on its own thread; for fan-out) (default: aioquic)",
+        default="picoquic",
+        help="QUIC implementation, both with raw QUIC and WebTransport: picoquic (C on its "
+        "own thread; for fan-out) or aioquic (pure Python) (default: picoquic)",
     )
     parser.add_argument(
         "--upstream-linger",

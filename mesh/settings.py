@@ -89,9 +89,9 @@ class NodeSettings:
     heartbeat_interval: float = 1.0
     node_ttl: float = 3.0
     drain_timeout: float = 10.0
-    # aioquic: pure Python, raw QUIC + WebTransport. picoquic: C on its own thread
-    # (moqt.aio.serve_picoquic), several times less CPU per byte sent.
-    quic_stack: Literal["aioquic", "picoquic"] = "aioquic"
+    # picoquic (default): C on its own thread (moqt.aio.serve_picoquic), several times
+    # less CPU per byte sent. aioquic: pure Python, raw QUIC + WebTransport.
+    quic_stack: Literal["aioquic", "picoquic"] = "picoquic"
     # Shared by every node of a cluster: relay links authenticate with it
     # (mesh.node_credential, docs/relay-links.md). Empty: links are treated as viewers.
     cluster_key: str = dataclasses.field(default="", repr=False)

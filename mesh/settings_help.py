@@ -26,8 +26,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "heartbeat_interval": "seconds between this node's registrations on the bus",
     "node_ttl": "seconds after its last heartbeat that a node counts as gone",
     "drain_timeout": "seconds to wait for sessions to move away on SIGTERM",
-    "quic_stack": "QUIC implementation: aioquic (raw QUIC + WebTransport) or picoquic (C, "
-    "less CPU per byte)",
+    "quic_stack": "QUIC implementation: picoquic (default; C, less CPU per byte) or aioquic "
+    "(pure Python); both raw QUIC + WebTransport",
     "cluster_key": "shared secret (32+ characters) relay links authenticate with "
     "(docs/relay-links.md); empty: links are treated as viewers",
     "setup_timeout": "seconds a session may take to complete MoQT SETUP before it is closed",
