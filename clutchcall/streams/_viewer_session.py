@@ -28,6 +28,7 @@ import asyncio
 import statistics
 from typing import Any
 
+from clutchcall.streams._backoff import Backoff
 from clutchcall.streams._connect import PlaybackTarget, unreachable_detail
 from clutchcall.streams._viewer_types import ViewerOptions, close_reason
 from moqt._log import library_logger
@@ -126,25 +127,26 @@ class ViewerSessions:
 
     async def _run(self) -> None:
         result = ("network", "not connected")
-        reconnect = self._options.reconnect
-        deadline: float | None = None
+        # A window of ``reconnect`` seconds from the first loss (0: give up at once),
+        # restarted after a session that delivered media.
+        retry = Backoff(_RECONNECT_PAUSE, window=self._options.reconnect, clock=self._loop.time)
         index = 0
         try:
             while True:
                 url = self._goaway_uri or self._urls[index % len(self._urls)]
                 self._goaway_uri = ""
                 result = await self._session(url)
-                if result[0] != "network" or self._closing or self._ending or not reconnect:
+                if result[0] != "network" or self._closing or self._ending:
                     break
-                now = self._loop.time()
-                if self._delivered_in_session or deadline is None:
-                    deadline = now + reconnect  # the window restarts after a good session
-                if now >= deadline:
+                if self._delivered_in_session:
+                    retry.restart()
+                pause = retry.failed()
+                if pause is None:
                     break
                 index += 1
                 _log.info("viewer_reconnecting", after=result[1], url=redact(url))
                 self._reset_session()
-                await asyncio.sleep(_RECONNECT_PAUSE)
+                await asyncio.sleep(pause)
                 if self._closing:
                     result = ("closed", "closed by the application")
                     break

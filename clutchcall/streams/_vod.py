@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from clutchcall.streams._backoff import Backoff
 from clutchcall.streams._cmaf import CmafError, merge_init_segments, retag_chunk
 from clutchcall.streams._connect import resolve_tls
 from clutchcall.streams._errors import ConfigurationError
@@ -50,6 +51,7 @@ _log = library_logger("clutchcall.streams.vod")
 
 _VOD_PATH = re.compile(r"^(?P<base>.*)/vod/(?P<pb>pb_[A-Za-z0-9]{1,64})(?:/(?:catalog\.json)?)?$")
 _VIDEO_ID, _AUDIO_ID = 1, 2
+_RETRY_PAUSE = 0.2  # x 2 per failure
 _DROP_BOXES = frozenset({b"styp", b"sidx", b"ssix"})  # per-segment index boxes: not in one file
 
 
@@ -269,17 +271,18 @@ class AsyncVodViewer:
     async def _get(self, path: str) -> bytes:
         url = self.target.base + path
         headers = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
-        failures = 0
+        # Network errors and 5xx answers: tried again after 0.4, 0.8, 1.6 ... s, ``retries`` times.
+        retry = Backoff(_RETRY_PAUSE, factor=2.0, tries=self._options.retries)
         while True:
             try:
                 response = await self._http.get(url, headers=headers)
             except httpx.TransportError as exc:
-                failures += 1
-                if failures > self._options.retries:
+                pause = retry.failed()
+                if pause is None:
                     raise _Closed(
                         "network", f"cannot fetch {path}: {exc or type(exc).__name__}"
                     ) from exc
-                await asyncio.sleep(0.2 * 2**failures)
+                await asyncio.sleep(pause)
                 continue
             status = response.status_code
             if status in (401, 403):
@@ -288,9 +291,8 @@ class AsyncVodViewer:
                 raise _Closed(
                     "not_found", _detail(response) or f"{self.target.playback_id}: not found"
                 )
-            if status >= 500 and failures < self._options.retries:
-                failures += 1
-                await asyncio.sleep(0.2 * 2**failures)
+            if status >= 500 and (pause := retry.failed()) is not None:
+                await asyncio.sleep(pause)
                 continue
             if status != 200:
                 raise _Closed("network", f"{path}: HTTP {status} {_detail(response)}".strip())
