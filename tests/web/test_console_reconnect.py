@@ -69,9 +69,13 @@ def test_the_watch_page_shows_reconnecting_then_playing(
             f"{STATUS}.textContent === 'Playing.' && {STATUS}.dataset.state === 'playing'",
             timeout=40_000,
         )
-        console.wait_for_selector("#stats [data-stat=reconnects]")
-        reconnects = console.inner_text("#stats [data-stat=reconnects] span:last-child")
-        assert int(reconnects) >= 1, reconnects
+        # The stats panel is redrawn every 500 ms, and the viewer counts a reconnect once
+        # its rejoin returned, which may be after the state is back to playing.
+        console.wait_for_function(
+            "Number(document.querySelector("
+            "'#stats [data-stat=reconnects] span:last-child')?.textContent) >= 1",
+            timeout=10_000,
+        )
         assert errors == []
         page.evaluate("pub.stop()")
     finally:
