@@ -199,18 +199,23 @@ async def _run_recipe(python: Path, code: str, api_key: str, stack: Stack, tmp_p
         str(python), "recipe4.py", cwd=workdir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    capture = workdir / "broadcast.mp4"
-    # Run until media arrived, then RUN_SECONDS more, and stop it as a user would (^C).
-    deadline = asyncio.get_running_loop().time() + 30
-    while not (capture.exists() and capture.stat().st_size > 20_000):
-        assert proc.returncode is None, "the recipe exited early"
-        assert asyncio.get_running_loop().time() < deadline, "no media within 30 s"
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(RUN_SECONDS)
-    proc.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 0, err.decode()[-3000:]
-    assert "capture closed: closed" in out.decode(), (out.decode(), err.decode()[-3000:])
+    try:
+        capture = workdir / "broadcast.mp4"
+        # Run until media arrived, then RUN_SECONDS more, and stop it as a user would (^C).
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (capture.exists() and capture.stat().st_size > 20_000):
+            assert proc.returncode is None, "the recipe exited early"
+            assert asyncio.get_running_loop().time() < deadline, "no media within 30 s"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(RUN_SECONDS)
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        assert "capture closed: closed" in out.decode(), (out.decode(), err.decode()[-3000:])
+    finally:  # a failed wait must not leave the recipe running (it watches until ^C)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     decoded = decode(capture)
     assert decoded.errors == ""
     seconds = _media_seconds(capture)
