@@ -23,7 +23,7 @@ from aioquic.h3.events import (
     HeadersReceived,
     WebTransportStreamDataReceived,
 )
-from aioquic.quic.connection import NetworkAddress, QuicConnection
+from aioquic.quic.connection import NetworkAddress, QuicConnection, QuicConnectionState
 from aioquic.quic.events import (
     ConnectionTerminated,
     DatagramFrameReceived,
@@ -177,8 +177,31 @@ class MoqtProtocol(QuicConnectionProtocol):
 
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
         super().datagram_received(data, addr)
+        if not self._terminated and self._quic._state is QuicConnectionState.DRAINING:
+            self._peer_closed()
         if self._moqt is not None:
             self._moqt._notify_writable()
+
+    def _peer_closed(self) -> None:
+        """The peer's CONNECTION_CLOSE arrived. aioquic reports ``ConnectionTerminated``
+        only at the end of its draining period (3 x PTO: seconds once a loaded host
+        inflated the RTT variance), and meanwhile sends nothing, not even a PING's ACK:
+        the session learns the close (its code and reason) now, not after the drain."""
+        close = self._quic._close_event
+        if close is not None:
+            self._lost(close.error_code, close.reason_phrase)
+
+    async def wait_closed(self) -> None:
+        """A client the peer closed ends its draining period at once: its UDP socket is
+        its own, so a late packet of the connection has nobody to reach (RFC 9000
+        10.2.2's wait protects a server's shared socket from answering them with
+        stateless resets). Otherwise ``connect()``'s exit waited 3 x PTO for nothing."""
+        draining = self._quic._state is QuicConnectionState.DRAINING
+        if self._is_client and not self._terminated and draining:
+            self._quic._close_end()
+            self._process_events()
+            self.transmit()  # re-arms the timer: none is left after the end
+        await super().wait_closed()
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if self._refuse and not isinstance(event, ConnectionTerminated):

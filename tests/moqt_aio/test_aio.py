@@ -114,6 +114,32 @@ async def test_server_close_reaches_client(
                 await client.wait_response(12345)
 
 
+async def test_peer_close_reaches_the_session_before_the_quic_drain_ends(
+    moqt_server: Callable[..., object],
+) -> None:
+    """aioquic reports a peer's CONNECTION_CLOSE only after its draining period, 3 x PTO;
+    a loaded host (the soak's, viewers in one busy process) inflates the RTT variance
+    to seconds, and a revoked viewer learned its auth_failed 3-16 s late (its stall
+    probe, unanswered in the drain, even reconnected it). Here the client's PTO is
+    10 s (a 30 s drain): the close, with its code, and ``connect()``'s exit come at once."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await moqt_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(15):
+        async with connect(url, verify=False) as client:
+            server_conn = await accepted.get()
+            await server_conn.wait_setup()
+            protocol = client._ping.__self__  # type: ignore[attr-defined,union-attr]
+            protocol._quic._loss.get_probe_timeout = lambda: 10.0
+            started = loop.time()
+            server_conn.close(0x2, "auth_failed")
+            closed = await client.wait_closed()  # no grace: only the peer's close ends it
+            assert (closed.code, closed.reason, closed.by_peer) == (0x2, "auth_failed", True)
+            assert loop.time() - started < 8.0
+        assert loop.time() - started < 8.0  # the exit did not wait out the 30 s drain
+
+
 async def test_an_abandoned_ping_leaves_nothing_unread_when_the_connection_ends(
     moqt_server: Callable[..., object],
 ) -> None:
