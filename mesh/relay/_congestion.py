@@ -245,9 +245,14 @@ class CongestionResponse:
     def _check_behind(self, now: float, *, caught_up: bool) -> None:
         """``caught_up``: the connection moved bytes since the last pump and the highest
         priority lost nothing in this one; with nothing of it queued, it is not behind."""
-        oldest = [t.oldest() for t in self._tracks.values()]
-        times = [t for t in oldest if t is not None]
-        self._lag = now - min(times) if times else 0.0
+        # Called on every pump: only tracks with something queued have an oldest object.
+        first: float | None = None
+        if self._queued_objects:
+            for track in self._tracks.values():
+                queued_at = track.oldest()
+                if queued_at is not None and (first is None or queued_at < first):
+                    first = queued_at
+        self._lag = now - first if first is not None else 0.0
         if self._behind_since is None:
             return
         if caught_up and not any(t.queued for t in self._tracks.values() if self._is_top(t)):

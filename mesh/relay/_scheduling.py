@@ -193,8 +193,17 @@ class TrackQueue:
         return (self.subscriber_priority, self.publisher_priority)
 
     def oldest(self) -> float | None:
-        times = [sg.objects[0][0] for sg in self.subgroups.values() if sg.objects]
-        return min(times) if times else None
+        """When its longest-waiting queued object was queued (None: nothing queued)."""
+        if not self.queued:
+            return None
+        best: float | None = None
+        for sg in self.subgroups.values():
+            objects = sg.objects
+            if objects:
+                queued_at = objects[0][0]
+                if best is None or queued_at < best:
+                    best = queued_at
+        return best
 
     def head(self) -> Subgroup | None:
         """Its next schedulable subgroup: publisher priority, group order, subgroup id."""
