@@ -66,9 +66,12 @@ class CongestionResponse:
         self._jumps = 0
         self._cancelled = 0
         self._drops = dict.fromkeys(DropReason, 0)
+        # Calls into the session that may change the send backlog (writes, FINs, resets,
+        # PUBLISH_DONE): a backlog reading is current while this has not moved.
+        self._session_calls = 0
         self._log = logger.bind(session=name) if name else logger
 
-    def _drain(self) -> None:
+    def _drain(self, backlog: int | None = None) -> int | None:
         """Write queued objects while the connection takes them (the scheduler's)."""
         raise NotImplementedError
 
@@ -264,6 +267,7 @@ class CongestionResponse:
 
     def _end_too_far_behind(self, now: float) -> None:
         self._ended_total += 1
+        self._session_calls += 1
         ended = list(self._tracks)
         self._log.info(
             "subscriber_too_far_behind",
@@ -298,6 +302,7 @@ class CongestionResponse:
         if handle.closed:
             return
         self._streams_reset += 1
+        self._session_calls += 1
         try:
             self._session.reset_subgroup(handle, code)
         except LocalError as exc:

@@ -339,25 +339,39 @@ class SubscriberScheduler(CongestionResponse):
             # Bytes left the connection since we last wrote (resets of ours aside).
             moved = entry == 0 or entry < self._exit_backlog
             top_drops = self._top_drops
-            self._drain()
+            # Reading the backlog walks the connection's stream rings: a reading taken
+            # after our last call into the session is reused instead of asked again.
+            last = self._drain(entry)
             if self._queued_objects:
+                calls = self._session_calls
                 self._respond(now)
+                if self._session_calls != calls:
+                    last = None
             self._check_behind(now, caught_up=moved and self._top_drops == top_drops)
-            self._exit_backlog = self._backlog()
+            self._exit_backlog = self._backlog() if last is None else last
         finally:
             self._pumping = False
 
-    def _drain(self) -> None:
+    def _drain(self, backlog: int | None = None) -> int | None:
+        """Write queued objects while the backlog stays below the threshold; ``backlog``:
+        a reading taken since the last session call. Returns the last reading if no
+        session call followed it (None otherwise)."""
         threshold = self.limits.backlog_threshold
-        while self._queued_objects and self._backlog() < threshold:
+        while self._queued_objects:
+            if backlog is None:
+                backlog = self._backlog()
+            if backlog >= threshold:
+                return backlog
             best = self._next()
             if best is None:
-                return
+                return backlog
             track, sg = best
+            backlog = None
             try:
                 self._write(track, sg)
             except LocalError as exc:
                 self._failed(track, exc)
+        return backlog
 
     def _next(self) -> tuple[TrackQueue, Subgroup] | None:
         best: tuple[TrackQueue, Subgroup] | None = None
@@ -381,6 +395,7 @@ class SubscriberScheduler(CongestionResponse):
         self._send(track, sg, obj)
 
     def _send(self, track: TrackQueue, sg: Subgroup, obj: CachedObject) -> None:
+        self._session_calls += 1
         session = self._session
         if sg.subgroup_id is None:
             session.send_object_datagram(
@@ -429,6 +444,7 @@ class SubscriberScheduler(CongestionResponse):
             return
         sg.handle = None
         self._open -= 1
+        self._session_calls += 1
         try:
             self._session.end_subgroup(handle)
         except LocalError as exc:
