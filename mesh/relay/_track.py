@@ -311,6 +311,7 @@ class Track:
         """Cache and forward one upstream object; False if it was a duplicate."""
         if not self.cache.add(obj, now):
             return False
+        loc = obj.location  # one Location per object, not one per subscriber
         for sub in list(self.subscribers):
             if sub.end_group is not None and obj.group_id > sub.end_group:
                 # An AbsoluteRange subscription passed its end group.
@@ -318,7 +319,8 @@ class Track:
                     sub, (PublishDoneCode.SUBSCRIPTION_ENDED, "end group reached")
                 )
                 continue
-            self._deliver(sub, obj, now)
+            if sub.wants(loc):
+                sub.peer.scheduler.push(sub.request_id, obj, now)
         return True
 
     def on_subgroup_end(self, group_id: int, subgroup_id: int, now: float) -> None:
