@@ -78,6 +78,8 @@ class CongestionResponse:
     # --- congestion response -----------------------------------------------------------
 
     def _respond(self, now: float) -> None:
+        if not self._may_respond(now):
+            return
         lowest_first = sorted(self._tracks.values(), key=lambda t: t.rank, reverse=True)
         # (0) what waited longer than the subscriber's delivery timeout.
         expired = False
@@ -118,6 +120,27 @@ class CongestionResponse:
                 self._jumps += 1
                 self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
                 self._drain()
+
+    def _may_respond(self, now: float) -> bool:
+        """Whether any step of :meth:`_respond` can act: some queued object waited past
+        a delivery timeout, ``skip_after`` or ``max_lag`` (the same comparisons as those
+        steps, on the oldest queued object). Most pumps of a congested subscriber find
+        nothing that old; this spares them the sort and the per-track walks."""
+        first: float | None = None
+        for track in self._tracks.values():
+            queued_at = track.oldest()
+            if queued_at is not None and (first is None or queued_at < first):
+                first = queued_at
+        if first is None:
+            return False
+        for track in self._tracks.values():
+            timeout = track.delivery_timeout
+            if timeout is not None and first < now - timeout:
+                return True
+        limits = self.limits
+        if limits.skip_after is not None and first <= now - limits.skip_after:
+            return True
+        return limits.max_lag is not None and now - first > limits.max_lag
 
     def _evict_below(self, track: TrackQueue, now: float) -> bool:
         """Abandon every subgroup with queued objects of a lower priority than ``track``."""
