@@ -15,8 +15,10 @@ would: an RTMP live input, signed playback URLs, token revocations, key rotation
 * ``--viewers`` viewer slots (the SDK's :class:`AsyncBroadcastViewer`, in this
   process): each joins with a fresh signed URL, watches for a random while
   (``--stay`` seconds, uniform), leaves, pauses, joins again.
-* Every ``--revoke-every`` seconds the token of one watching viewer is revoked (by
-  ``jti``): that viewer must close with ``auth_failed`` within 15 s (counted).
+* Every ``--revoke-every`` seconds the token of one watching viewer (one with more than
+  20 s of its stay left) is revoked (by ``jti``): that viewer must close with
+  ``auth_failed`` within 15 s (counted; its slot waits those 15 s before leaving). How
+  long each took and how each closed are reported too.
 * Every ``--rotate-every`` seconds the stream key is rotated: the origin drops the
   encoder (the rotated key no longer publishes), the bench restarts ffmpeg with the
   new key; viewers of the dropped broadcast end and rejoin.
@@ -32,7 +34,11 @@ Reported at the end (and with ``--json``):
 * **objects lost by viewers that keep up**: in every viewer session that never
   reconnected (one MoQT session) the media objects it received, per track, must be
   contiguous (object ids +1 in a group; a new group starts at object 0 and follows the
-  previous group). Target 0. Sessions that reconnected are reported apart.
+  previous group). Target 0. Sessions that reconnected are reported apart. A group's
+  tail that never came (the next group starts at its object 0) is not seen.
+* **POP upstream reconnects**: the POP's link to the origin lost (its log: stalled, node down);
+  its tracks resubscribe from the next group that starts, so the whole groups skipped
+  from 1 s before to 6 s after one are shown next to the total.
 """
 
 from __future__ import annotations
@@ -83,9 +89,11 @@ class Session:
     disorder: int = 0  # an object not after the previous one of its track
     sessions: int = 1  # MoQT sessions the viewer used (> 1: it reconnected)
     revoked: bool = False
+    leaves_at: float = 0.0  # when the slot means to close it (monotonic)
     join_skipped: int = 0  # groups passed over while joining (the first groups of a track)
     last: dict[str, tuple[int, int]] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
+    skips: list[tuple[float, int]] = field(default_factory=list)  # (wall time, groups skipped)
 
     def chunk_callback(self, _is_init: bool, chunk: Chunk) -> None:
         self.on_chunk(chunk.kind, chunk.group_id, chunk.object_id)
@@ -109,6 +117,8 @@ class Session:
             else:
                 self.lost += obj  # a group's objects before the first one received
                 self.groups_skipped += group - pg - 1
+                if group - pg - 1 > 0:
+                    self.skips.append((time.time(), group - pg - 1))
         else:
             self.disorder += 1
 
@@ -128,6 +138,15 @@ class SoakResult:
     close_reasons: dict[str, int] = field(default_factory=dict)
     revocations: int = 0
     revocations_enforced: int = 0
+    # Seconds from the revocation (the API call answered) to the viewer's close, and how
+    # that viewer closed (auth_failed, or e.g. closed: it left before the POP ended it).
+    revocation_close_s: list[float] = field(default_factory=list)
+    revocation_reasons: dict[str, int] = field(default_factory=dict)
+    # The POP's upstream link to the origin lost (stalled, ...) and re-established (its
+    # tracks resubscribed from the next group on), and the whole groups the viewers that
+    # kept up skipped from 1 s before to 6 s after one of those.
+    upstream_reconnects: int = 0
+    groups_skipped_at_reconnects: int = 0
     rotations: int = 0
     encoder_starts: int = 0
     api_retries: int = 0  # control-plane calls retried after a lost connection
@@ -368,9 +387,14 @@ class _Soak:
             )  # fmt: skip
             self.watching[slot] = (session, viewer)
             stay = min(rng.uniform(lo, hi), stop_at - time.monotonic())
+            session.leaves_at = time.monotonic() + stay
             try:
                 reason, _ = await asyncio.wait_for(asyncio.shield(viewer.wait_closed()), stay)
             except TimeoutError:
+                if session.revoked:
+                    # Leaving now would hide whether the POP ends it: give it the 15 s.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(viewer.wait_closed()), 15)
                 reason, _ = await viewer.close()
             self.watching.pop(slot, None)
             session.ended, session.reason = time.monotonic(), reason
@@ -381,7 +405,13 @@ class _Soak:
         rng = random.Random(7)
         while time.monotonic() < stop_at - 20:
             await asyncio.sleep(self.args.revoke_every)
-            playing = [(s, v) for s, v in self.watching.values() if s.chunks > 0]
+            # A viewer about to leave (less than 20 s of its stay left) would close on its
+            # own before the POP could be seen to end it: pick among the others.
+            playing = [
+                (s, v)
+                for s, v in self.watching.values()
+                if s.chunks > 0 and not v.closed and s.leaves_at - time.monotonic() > 20
+            ]
             if not playing:
                 continue
             session, viewer = rng.choice(playing)
@@ -389,10 +419,17 @@ class _Soak:
             self.result.revocations += 1
             if await self._api(partial(streams.playback_tokens.revoke, jti=session.jti)) is None:
                 continue
-            with contextlib.suppress(TimeoutError):
-                reason, _ = await asyncio.wait_for(asyncio.shield(viewer.wait_closed()), 15)
-                if reason == "auth_failed":
-                    self.result.revocations_enforced += 1
+            revoked_at = time.monotonic()
+            try:
+                reason, _ = await asyncio.wait_for(asyncio.shield(viewer.wait_closed()), 60)
+            except TimeoutError:
+                reason = "open_after_60s"
+            took = time.monotonic() - revoked_at
+            r = self.result
+            r.revocation_close_s.append(round(took, 2))
+            r.revocation_reasons[reason] = r.revocation_reasons.get(reason, 0) + 1
+            if reason == "auth_failed" and took <= 15:
+                r.revocations_enforced += 1
 
     async def _rotator(self, stop_at: float) -> None:
         if self.args.rotate_every <= 0:
@@ -459,6 +496,15 @@ class _Soak:
                                   for k, v in s.items()}}
             for t, s in self.samples
         ]  # fmt: skip
+        reconnects = _upstream_reconnects(self.stack.log("pop"))
+        r.upstream_reconnects = len(reconnects)
+        r.groups_skipped_at_reconnects = sum(
+            n
+            for s in self.sessions
+            if s.sessions == 1
+            for at, n in s.skips
+            if any(t - 1 <= at <= t + 6 for t in reconnects)
+        )
         for name in ("control", "origin", "pop"):
             for line in self.stack.log(name).read_text(errors="replace").splitlines():
                 if _is_error(line):
@@ -487,6 +533,25 @@ def _growth_at_equal_viewers(
         for v in first.keys() & last.keys()
     ]
     return round(statistics.median(growths) * 100, 2) if growths else None
+
+
+def _upstream_reconnects(log: Path) -> list[float]:
+    """Wall times (s) at which the POP lost its upstream link to the origin
+    (``upstream_closed``: stalled, node down, ...): its tracks then resubscribe from the
+    next group that starts, so its viewers skip the rest of the group in progress and
+    any group that began while the link was silent."""
+    import datetime as dt
+
+    out: list[float] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"upstream_closed"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            record = json.loads(line)
+            if record.get("event") == "upstream_closed":
+                ts = str(record["ts"]).replace("Z", "+00:00")
+                out.append(dt.datetime.fromisoformat(ts).timestamp())
+    return out
 
 
 def _safe_rss(pid: int) -> int:
@@ -530,8 +595,13 @@ def format_result(r: SoakResult) -> str:
         f"(whole groups skipped {r.groups_skipped_kept_up}, out of order "
         f"{r.disorder_kept_up}); by sessions that reconnected: {r.objects_lost_reconnected}; "
         f"groups passed over while joining: {r.join_groups_skipped}",
+        f"POP upstream link lost (stalled, node down) and re-established: {r.upstream_reconnects} "
+        f"times; whole groups skipped by viewers that kept up from 1 s before to 6 s after one: "
+        f"{r.groups_skipped_at_reconnects}",
         f"token revocations: {r.revocations}, enforced (auth_failed within 15 s): "
-        f"{r.revocations_enforced}; stream key rotations: {r.rotations}, encoder starts: "
+        f"{r.revocations_enforced}; revocation -> viewer closed (s): {_spread(r.revocation_close_s)}"
+        f", how: " + ", ".join(f"{k} {v}" for k, v in sorted(r.revocation_reasons.items())),
+        f"stream key rotations: {r.rotations}, encoder starts: "
         f"{r.encoder_starts}; control-plane calls retried {r.api_retries}, failed "
         f"{r.api_failures}",
         "viewer closes: " + ", ".join(f"{k} {v}" for k, v in sorted(r.close_reasons.items())),
@@ -549,6 +619,13 @@ def format_result(r: SoakResult) -> str:
         *[f"note: {n}" for n in r.notes],
     ]
     return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    q = statistics.quantiles(values, n=10, method="inclusive") if len(values) > 1 else values * 9
+    return f"median {statistics.median(values):.2f}, p90 {q[8]:.2f}, max {max(values):.2f}"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
