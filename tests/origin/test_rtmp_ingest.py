@@ -100,7 +100,11 @@ async def test_ladder_tracks_catalog_first_from_keyframes_one_upload(origin: Ori
             for viewer in viewers:
                 for name in names:
                     objects = await viewer.wait_objects(name, 6, within=30)
-                    check_media(objects[:6], init_of(catalog, name))
+                    try:
+                        check_media(objects[:6], init_of(catalog, name))
+                    except AssertionError as exc:  # say whether the relay dropped (a loaded CI)
+                        stats = origin.node.relay.statistics()
+                        raise AssertionError(f"{name}: {exc}; relay: {stats}") from None
             stats = origin.node.relay.statistics()
             # One upstream per track (3 renditions + 2 catalog names), one RTMP upload.
             assert stats["upstream_subscriptions"] == 5
