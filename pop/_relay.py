@@ -18,8 +18,9 @@ viewers of a track into one upstream subscription) with these edge behaviours:
   gets the rest of the group into the cache and to the viewers;
 * when an upstream session goes away its tracks are *orphaned* instead of
   ended: viewers keep their subscriptions, and :meth:`resubscribe` attaches
-  the track to a new upstream (from the next group on).  Only when no new
-  upstream can be found does :meth:`end_orphan` send PUBLISH_DONE.
+  the track to a new upstream (back on the same node where it stopped, with
+  ABSOLUTE_START, else from the next group on).  Only when no new upstream can
+  be found does :meth:`end_orphan` send PUBLISH_DONE.
 
 Upstream sessions are attached like any peer and routed the namespaces they
 are used for with :meth:`route_namespace` (the core's ``add_route``), which is
@@ -55,7 +56,7 @@ from moqt.events import (
     SubscribeRequested,
 )
 from moqt.session import Session
-from moqt.types import Namespace, SubscriptionFilter
+from moqt.types import Location, Namespace, SubscriptionFilter
 
 from ._repair import StartGroup, StartGroups
 
@@ -104,6 +105,14 @@ class PopRelay(Relay, RelayHooks):
         self._warned: dict[str, tuple[float, int]] = {}  # peer -> (last warning, suppressed)
         self.orphaned_total = 0
         self.resubscribed_total = 0
+        self.resumed_total = 0
+        self._node_of: dict[Peer, str] = {}  # upstream peer -> the node it is a link to
+        self._lost_from: dict[Track, str] = {}  # orphaned track -> node it was on
+        # resuming upstream SUBSCRIBEs (ABSOLUTE_START), until answered: (peer, request id)
+        # -> the largest Location the track held when it asked
+        self._resuming: dict[tuple[Peer, int], Location] = {}
+        # orphaned tracks whose viewers' open streams were kept for a resume
+        self._uncut: set[Track] = set()
 
     @property
     def linger(self) -> float:
@@ -111,10 +120,14 @@ class PopRelay(Relay, RelayHooks):
 
     # --- upstream peers ----------------------------------------------------------------
 
-    def attach_upstream(self, session: Session, name: str) -> Peer:
-        """Attach our client session to an upstream node (origin or parent POP)."""
+    def attach_upstream(self, session: Session, name: str, node: str | None = None) -> Peer:
+        """Attach our client session to an upstream node (origin or parent POP) whose
+        node id is ``node`` (a track orphaned there resumes where it stopped when it goes
+        back to the same node, see :meth:`resubscribe`)."""
         peer = self.attach(session, name)
         self._upstream_peers.add(peer)
+        if node is not None:
+            self._node_of[peer] = node
         return peer
 
     def is_upstream(self, peer: Peer) -> bool:
@@ -191,6 +204,9 @@ class PopRelay(Relay, RelayHooks):
         upstream = track.upstream
         if upstream is None or upstream.peer not in self._upstream_peers or not track.watched:
             return False
+        node = self._node_of.get(upstream.peer)
+        if node is not None:
+            self._lost_from[track] = node
         self._note_orphan(track)
         return True
 
@@ -222,7 +238,9 @@ class PopRelay(Relay, RelayHooks):
                     peer, event.request_id, RequestErrorCode.DOES_NOT_EXIST, "no such track"
                 )
                 return
-        if peer in self._upstream_peers and self._start_group_event(peer, event):
+        if peer in self._upstream_peers and (
+            self._resume_event(peer, event) or self._start_group_event(peer, event)
+        ):
             return
         if isinstance(event, FetchStreamEnded | FetchStreamReset | RequestRejected):
             if self._fetches.get(event.request_id) is peer:
@@ -368,14 +386,44 @@ class PopRelay(Relay, RelayHooks):
                 fetching = peer.upstream.get(fid)
                 if fetching is not None:
                     self._release_fetches(fetching)
+            self._resuming = {k: v for k, v in self._resuming.items() if k[0] is not peer}
         super().detach(peer)
         self._upstream_peers.discard(peer)
+        self._node_of.pop(peer, None)
 
     # --- orphans -------------------------------------------------------------------------
 
+    def cut_upstream(self, track: Track, *, unsubscribe: bool = False) -> None:
+        """An orphaned track that holds objects keeps its viewers' open streams: a resume
+        (:meth:`resubscribe`) continues them; they are cut only once it will not."""
+        upstream = track.upstream
+        if (
+            upstream is None
+            or track not in self._orphans
+            or track not in self._lost_from
+            or track.cache.largest is None
+        ):
+            super().cut_upstream(track, unsubscribe=unsubscribe)
+            return
+        track.upstream = None
+        upstream.peer.upstream.pop(upstream.request_id, None)
+        self._uncut.add(track)
+        if unsubscribe:
+            try:
+                upstream.peer.session.unsubscribe(upstream.request_id)
+            except LocalError as exc:
+                _log.debug("unsubscribe_failed", peer=upstream.peer.name, error=str(exc))
+
+    def _cut_streams(self, track: Track) -> None:
+        """No resume after all: cut the viewers' streams kept open for it."""
+        if track in self._uncut:
+            self._uncut.discard(track)
+            for sub in track.subscribers:
+                sub.scheduler.cut_streams(sub.request_id)
+
     def _note_orphan(self, track: Track) -> None:
-        """``track`` leaves its upstream but keeps its viewers (the core cuts their
-        streams): it waits for :meth:`resubscribe` or :meth:`end_orphan`."""
+        """``track`` leaves its upstream but keeps its viewers (their open streams are
+        cut unless it may resume, see :meth:`cut_upstream`): it waits for :meth:`resubscribe` or :meth:`end_orphan`."""
         self._start_groups.forget_track(track)
         self._orphans.add(track)
         self.orphaned_total += 1
@@ -394,17 +442,79 @@ class PopRelay(Relay, RelayHooks):
         """Tracks waiting for a new upstream (dropping those nobody watches any more)."""
         for track in [t for t in self._orphans if not t.watched]:
             self._orphans.discard(track)
+            self._lost_from.pop(track, None)
+            self._uncut.discard(track)
         return list(self._orphans)
 
     def resubscribe(self, track: Track, peer: Peer) -> bool:
-        """Attach an orphaned track to upstream ``peer``, from the next group boundary on."""
+        """Attach an orphaned track to upstream ``peer``.
+
+        Back on the node it was orphaned from (a stall, a replaced link), it asks for
+        what it has not got: ABSOLUTE_START at :func:`resume_point`, so the node replays
+        from its cache what came meanwhile and the viewers see no hole (objects it holds
+        already are dropped as duplicates by the cache). On another node (a different
+        run of the track) or with nothing held, from the next group boundary on."""
         if track not in self._orphans:
             return False
-        if not self.subscribe_upstream(track, peer, SubscriptionFilter.next_group_start()):
+        held = track.cache.largest
+        same_node = self._lost_from.get(track) == self._node_of.get(peer, "")
+        start = resume_point(track) if same_node else None
+        if start is None:
+            self._cut_streams(track)
+        flt = (
+            SubscriptionFilter.absolute_start(start)
+            if start is not None
+            else SubscriptionFilter.next_group_start()
+        )
+        if not self.subscribe_upstream(track, peer, flt):
             return False
         self._orphans.discard(track)
+        self._lost_from.pop(track, None)
+        self._uncut.discard(track)
         self.resubscribed_total += 1
-        _log.info("track_resubscribed", track=track.label, upstream=peer.name)
+        if start is not None and held is not None and track.upstream is not None:
+            self._resuming[(peer, track.upstream.request_id)] = held
+            self.resumed_total += 1
+        _log.info(
+            "track_resubscribed",
+            track=track.label,
+            upstream=peer.name,
+            start=f"{start.group}/{start.object}" if start is not None else "next group",
+        )
+        return True
+
+    def _resume_event(self, peer: Peer, event: Event) -> bool:
+        """The answer to a resuming SUBSCRIBE; True when it was refused or is of another
+        run of the track (the upstream is behind what we hold) and a plain NEXT_GROUP_START
+        SUBSCRIBE went in its place (today's behaviour, never a retry loop)."""
+        if not isinstance(event, SubscribeAccepted | RequestRejected):
+            return False
+        held = self._resuming.pop((peer, event.request_id), None)
+        if held is None:
+            return False
+        track = peer.upstream.get(event.request_id)
+        if track is None or track.upstream is None or track.upstream.request_id != event.request_id:
+            return False
+        if isinstance(event, SubscribeAccepted):
+            if event.largest is not None and not event.largest < held:
+                return False  # the core goes on (replayed objects land in the cache)
+            try:
+                peer.session.unsubscribe(event.request_id)
+            except LocalError as exc:
+                _log.debug("unsubscribe_failed", peer=peer.name, error=str(exc))
+        _log.info(
+            "track_resume_refused",
+            track=track.label,
+            upstream=peer.name,
+            answer=type(event).__name__,
+            reason=getattr(event, "reason", None),
+        )
+        peer.upstream.pop(event.request_id, None)
+        track.upstream = None
+        for sub in track.subscribers:
+            sub.scheduler.cut_streams(sub.request_id)
+        if not self.subscribe_upstream(track, peer, SubscriptionFilter.next_group_start()):
+            self._note_orphan(track)  # the router tries again
         return True
 
     def end_orphan(self, track: Track, reason: str) -> None:
@@ -412,6 +522,8 @@ class PopRelay(Relay, RelayHooks):
         if track not in self._orphans:
             return
         self._orphans.discard(track)
+        self._lost_from.pop(track, None)
+        self._uncut.discard(track)
         self.end_track(track, PublishDoneCode.TRACK_ENDED, reason, refusal=reason)
 
     def statistics(self) -> dict[str, int]:
@@ -420,6 +532,7 @@ class PopRelay(Relay, RelayHooks):
             orphaned_tracks=len(self._orphans),
             orphaned_total=self.orphaned_total,
             resubscribed_total=self.resubscribed_total,
+            resumed_total=self.resumed_total,
             lingering_tracks=sum(
                 1
                 for p in self._upstream_peers
@@ -432,3 +545,16 @@ class PopRelay(Relay, RelayHooks):
             **self._start_groups.statistics(),
         )
         return stats
+
+
+def resume_point(track: Track) -> Location | None:
+    """The first Location ``track`` has not got: the object after the largest it holds
+    when every object of that group up to it is here, else the start of that group (a
+    hole in it); None when it holds nothing (nothing to resume)."""
+    largest = track.cache.largest
+    if largest is None:
+        return None
+    group = track.cache.group(largest.group)
+    if group is not None and len(group.objects) == largest.object + 1:
+        return largest.next_object()
+    return Location(largest.group, 0)

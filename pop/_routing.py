@@ -10,8 +10,8 @@ of another region when configured, never a loop) and keeps the answer true:
   link orphans its tracks (the relay keeps the viewers), a GOAWAY moves what can
   go elsewhere; an upstream that just failed or is draining is *suspect* and
   avoided for a few seconds while the registry may still list it;
-* :meth:`Router.run` re-subscribes orphaned tracks at their new upstream (from
-  the next group), and ends them with PUBLISH_DONE after ``reroute_timeout``.
+* :meth:`Router.run` re-subscribes orphaned tracks at their new upstream (where
+  they stopped on the same node, else from the next group), and ends them with PUBLISH_DONE after ``reroute_timeout``.
 """
 
 from __future__ import annotations

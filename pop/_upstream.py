@@ -193,7 +193,7 @@ class UpstreamPool:
                 stack=self._stack,
             ) as conn:
                 link.connection = conn
-                link.peer = self._relay.attach_upstream(conn.session, name)
+                link.peer = self._relay.attach_upstream(conn.session, name, key.node_id)
                 conn.set_event_handler(lambda c, ev: self._on_event(link, ev))
                 _log.info("upstream_connected", upstream=key.node_id, quic=key.quic, link=name)
                 link.ready.set_result(link)

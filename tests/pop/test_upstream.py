@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.impair import Impairment
 from mesh.bus import MemoryBus
 from mesh.node_credential import mint_node_credential
 from moqt.aio import SessionOptions, connect, write_self_signed
@@ -362,3 +363,35 @@ async def test_parent_pop_gone_goes_straight_to_the_origin(
             print(f"\nparent POP gone -> objects straight from the origin after "
                   f"{(first.at - stopped_at) * 1000:.0f} ms")  # fmt: skip
             assert viewer.closed is None
+
+
+async def test_stall_reconnect_replays_what_the_pop_missed(
+    bus: MemoryBus, certs: tuple[Path, Path], make_pop: MakePop, tokens: Tokens
+) -> None:
+    # The path to the origin goes dead mid-group for longer than the stall window (like a
+    # SIGSTOPped origin): the POP closes the link and subscribes again. The origin kept
+    # writing into its cache meanwhile, so the viewer must get every object, in order,
+    # with no group skipped: the POP asks for what it has not got (ABSOLUTE_START).
+    origin = Origin(bus, "o1", "eu", certs[0], certs[1], (NS,), group_ms=400, path=Impairment())
+    async with origin.running():
+        pop = await make_pop()
+        await routed(pop)
+        async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
+            await until(lambda: len(viewer.objects) >= 6)
+            assert origin.proxy is not None
+            origin.proxy.blackhole = True
+            await asyncio.sleep(2.2)
+            origin.proxy.blackhole = False
+            await until(lambda: pop.router.reroutes >= 1, within=10)
+            resumed = time.time()
+            await until(lambda: viewer.objects[-1].at > resumed + 1.0, within=10)
+        # Each group on its own stream: groups may interleave, a group's objects may not.
+        groups: dict[int, list[int]] = {}
+        for o in viewer.objects:
+            groups.setdefault(o.group, []).append(o.obj)
+        first, last = min(groups), max(groups)
+        skipped = [g for g in range(first, last + 1) if g not in groups]
+        holes = {g: objs for g, objs in groups.items() if g != last and objs != [0, 1, 2, 3]}
+        assert not skipped and not holes, f"skipped groups {skipped}, holes {holes}"
+        assert pop.relay.statistics()["resumed_total"] == 1
+        assert viewer.closed is None
