@@ -379,8 +379,9 @@ async def test_stall_reconnect_replays_what_the_pop_missed(
         async with watching(Viewer(url(pop), NS), tokens.mint()) as viewer:
             await until(lambda: len(viewer.objects) >= 6)
             assert origin.proxy is not None
+            (link,) = pop.pool.links()
             origin.proxy.blackhole = True
-            await asyncio.sleep(2.2)
+            await until(lambda: link.failed, within=10)  # the POP took the silence for a stall
             origin.proxy.blackhole = False
             await until(lambda: pop.router.reroutes >= 1, within=10)
             resumed = time.time()
