@@ -208,6 +208,7 @@ class MeshNode[D: Downstream](SessionHost[D]):
             stack=self.settings.quic_stack,
             max_connections=self.settings.max_connections,
             stream_buffer=self.settings.quic_stream_buffer,
+            congestion_control=self.settings.quic_congestion_control,
         )
 
     def _server_configuration(self) -> QuicConfiguration:

@@ -102,6 +102,10 @@ class NodeSettings:
     # picoquic: bytes its ring holds per stream we send on (allocated per stream; a longer
     # backlog waits in the session). Most of a viewer's memory when large (bench/RESULTS.md).
     quic_stream_buffer: int = 64 * 1024
+    # picoquic: the congestion controller of every connection (moqt.aio._picoquic).
+    quic_congestion_control: Literal[
+        "bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1"
+    ] = "bbr"
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
@@ -348,8 +352,7 @@ def _flag_help(cls: type[Any], section: str | None, name: str) -> str:
     if section is not None:
         env = f"{ENV_PREFIX}{section.upper()}_{name.upper()}"
         text += (
-            f" [TOML: {name} (top level or [{section}]); "
-            f"env: {env} or {ENV_PREFIX}{name.upper()}]"
+            f" [TOML: {name} (top level or [{section}]); env: {env} or {ENV_PREFIX}{name.upper()}]"
         )
     return text.replace("%", "%%")
 

@@ -183,6 +183,7 @@ class PopNode(MeshNode[_Downstream]):
                 max_connections=self.settings.max_connections,
                 reuse_port=self._reuse_port,
                 stream_buffer=self.settings.quic_stream_buffer,
+                congestion_control=self.settings.quic_congestion_control,
                 retry=self.settings.quic_retry,
                 retry_threshold=self.settings.retry_threshold,
             )

@@ -103,6 +103,13 @@ _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
 #: viewer's memory (bench/RESULTS.md, issue 15). A relay writes while its backlog is
 #: below 16 KiB, so 64 KiB holds what it writes; larger writes are cut to fit.
 STREAM_BUFFER = 64 << 10
+#: Congestion controllers picoquic registers (aiopquic checks the name again).
+CONGESTION_CONTROLS = ("bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1")
+#: picoquic's BBR (its current version). aiopquic's own default is ``bbr1``, BBRv1, which
+#: on a rate limit with a shallow queue (tc tbf 1.5 Mbit/s, 50 ms) lost 40 % of its
+#: packets and held audio 4-5 s behind: tests/e2e/test_congestion.py; figures in
+#: bench/RESULTS.md.
+DEFAULT_CONGESTION_CONTROL = "bbr"
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -346,6 +353,7 @@ async def serve_picoquic(
     retry: RetryMode = "auto",
     retry_threshold: int = 64,
     stream_buffer: int = STREAM_BUFFER,
+    congestion_control: str = DEFAULT_CONGESTION_CONTROL,
 ) -> PicoquicServer:
     """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
 
@@ -363,6 +371,8 @@ async def serve_picoquic(
 
     ``stream_buffer`` bounds the bytes picoquic holds for each stream we send on (its
     ring, allocated per stream; a longer backlog waits in the session's overflow).
+    ``congestion_control`` names picoquic's controller for every connection
+    (:data:`CONGESTION_CONTROLS`).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -381,6 +391,11 @@ async def serve_picoquic(
         raise ValueError("retry_threshold must be >= 1")
     if stream_buffer < 4096:
         raise ValueError("stream_buffer must be at least 4096 bytes")
+    if congestion_control not in CONGESTION_CONTROLS:
+        raise ValueError(
+            f"congestion_control must be one of {', '.join(CONGESTION_CONTROLS)}, "
+            f"not {congestion_control!r}"
+        )
     opts = options or SessionOptions()
     sock = bind_server_socket(host, port, reuse_port=reuse_port)
     try:
@@ -400,6 +415,7 @@ async def serve_picoquic(
             retry=retry,
             retry_threshold=retry_threshold,
             stream_buffer=stream_buffer,
+            congestion_control=congestion_control,
         )
     finally:
         sock.close()  # a no-op once picoquic has it
@@ -421,6 +437,7 @@ async def _serve(
     retry: RetryMode,
     retry_threshold: int,
     stream_buffer: int,
+    congestion_control: str,
 ) -> PicoquicServer:
     opts = options
     throwaway = _throwaway_port(sock.family)
@@ -437,6 +454,7 @@ async def _serve(
         event_ring_capacity=EVENT_RING_CAPACITY,
         socket_buffer_size=4 << 20,
         ip_family=sock.family,
+        congestion_control_algorithm=congestion_control,
     )
     config.max_connections = max_connections
     config.stream_ring_cap = stream_buffer
@@ -543,7 +561,10 @@ async def connect_picoquic(
     """The client half of :func:`moqt.aio.connect` for ``stack="picoquic"``:
     raw QUIC for a ``moqt://`` target, WebTransport for ``https://``."""
     config = QuicConfiguration(
-        **target.quic_settings(), cafile=cafile, event_ring_capacity=EVENT_RING_CAPACITY
+        **target.quic_settings(),
+        cafile=cafile,
+        event_ring_capacity=EVENT_RING_CAPACITY,
+        congestion_control_algorithm=DEFAULT_CONGESTION_CONTROL,
     )
     if not verify:
         config.verify_mode = ssl.CERT_NONE

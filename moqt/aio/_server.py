@@ -156,11 +156,12 @@ async def listen(
     stack: str = "aioquic",
     max_connections: int = 10_000,
     stream_buffer: int | None = None,
+    congestion_control: str | None = None,
 ) -> Listener:
     """Serve MoQT on ``stack`` (:data:`QUIC_STACKS`): raw QUIC and WebTransport on one
     port, with :func:`serve` (``aioquic``) or :func:`serve_picoquic` (``picoquic``,
     packet and HTTP/3 work on a C thread; ``stream_buffer``: its per-stream send ring,
-    None for its default)."""
+    ``congestion_control``: its controller, None for their defaults)."""
     if stack == "aioquic":
         return await serve(
             host,
@@ -180,6 +181,7 @@ async def listen(
             options=options,
             max_connections=max_connections,
             **({} if stream_buffer is None else {"stream_buffer": stream_buffer}),
+            **({} if congestion_control is None else {"congestion_control": congestion_control}),
         )
         return listener
     raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")

@@ -517,3 +517,28 @@ async def test_objects_larger_than_a_small_stream_buffer_arrive_whole(
                 if isinstance(event, ObjectReceived):
                     got.append(event)
             assert [e.payload for e in got] == [bytes([i]) * n for i, n in enumerate(sizes)]
+
+
+def test_congestion_controls_are_picoquics_and_the_settings_offer_them_all() -> None:
+    """Every controller a node's ``quic_congestion_control`` offers is registered in
+    picoquic (aiopquic checks the name against its registry); the default is BBR, not
+    aiopquic's BBRv1 (tests/e2e/test_congestion.py shows the difference)."""
+    import typing
+
+    from aiopquic._binding._transport import check_congestion_control_algorithm
+
+    from mesh.settings import NodeSettings
+    from moqt.aio._picoquic import CONGESTION_CONTROLS, DEFAULT_CONGESTION_CONTROL
+
+    offered = typing.get_args(typing.get_type_hints(NodeSettings)["quic_congestion_control"])
+    assert set(offered) == set(CONGESTION_CONTROLS)
+    for name in CONGESTION_CONTROLS:
+        check_congestion_control_algorithm(name)
+    assert DEFAULT_CONGESTION_CONTROL == NodeSettings().quic_congestion_control == "bbr"
+
+
+async def test_an_unknown_congestion_control_is_refused(
+    pico_server: Callable[..., object],
+) -> None:
+    with pytest.raises(ValueError, match="congestion_control must be one of bbr"):
+        await pico_server(lambda conn: None, congestion_control="vegas")  # type: ignore[operator]
