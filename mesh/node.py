@@ -35,6 +35,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from mesh.advertise import advertised_host, format_hostport
 from mesh.bus import Bus, connect_bus
 from mesh.certificates import NodeCertificate, stack_reloads
+from mesh.heap import HeapTrimmer, malloc_trim
 from mesh.metrics import NodeMetrics, OpsServer, ReadyCheck
 from mesh.relay import Relay
 from mesh.session_host import HostedSession, SessionHost
@@ -383,6 +384,7 @@ class MeshNode[D: Downstream](SessionHost[D]):
 
     async def _housekeeping(self) -> None:
         ticks = 0
+        heap = HeapTrimmer(self.settings.heap_trim_interval)
         while True:
             await asyncio.sleep(_POLL_INTERVAL)
             try:
@@ -395,6 +397,8 @@ class MeshNode[D: Downstream](SessionHost[D]):
                     self._update_metrics()
                 except Exception:
                     self._log.exception("metrics_update_failed")
+                if heap.due():
+                    await asyncio.to_thread(malloc_trim)
 
     def _update_metrics(self) -> None:
         stats = self.relay.statistics()

@@ -102,6 +102,9 @@ class NodeSettings:
     # picoquic: bytes its ring holds per stream we send on (allocated per stream; a longer
     # backlog waits in the session). Most of a viewer's memory when large (bench/RESULTS.md).
     quic_stream_buffer: int = 64 * 1024
+    # Seconds between two glibc malloc_trim calls giving freed heap pages back (mesh.heap);
+    # 0: never.
+    heap_trim_interval: float = 60.0
     # picoquic: the congestion controller of every connection (moqt.aio._picoquic).
     quic_congestion_control: Literal[
         "bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1"
@@ -120,6 +123,8 @@ class NodeSettings:
             raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if self.heap_trim_interval < 0:
+            raise ValueError("heap_trim_interval must be >= 0 (0: never)")
         if self.quic_stream_buffer < 4096:
             raise ValueError("quic_stream_buffer must be at least 4096 bytes")
         for name in ("heartbeat_interval", "node_ttl", "drain_timeout", "setup_timeout"):

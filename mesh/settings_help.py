@@ -34,6 +34,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "max_connections": "QUIC connections beyond this many are refused",
     "quic_stream_buffer": "picoquic: bytes held per outgoing stream inside picoquic (the rest "
     "waits in the session)",
+    "heap_trim_interval": "seconds between two glibc malloc_trim calls handing freed heap "
+    "pages back to the kernel (0: never)",
     "quic_congestion_control": "picoquic: congestion controller of every connection (bbr: "
     "picoquic's current BBR; bbr1, aiopquic's default, floods a shallow rate limit)",
     # -- origin -------------------------------------------------------------------------
