@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from clutchcall.streams._backoff import Backoff
 from clutchcall.streams._broadcast import BroadcastSender
 from clutchcall.streams._connect import (
     namespace_from_text,
@@ -241,9 +242,8 @@ class AsyncPublisher:
     ) -> PublishResult:
         """One session after another: reconnect (GOAWAY's URI, else the URLs in turn)
         for up to ``reconnect`` seconds after losing one; the source keeps running."""
-        deadline: float | None = None
+        backoff = Backoff(0.2, window=self._reconnect, clock=asyncio.get_running_loop().time)
         index = 0
-        loop = asyncio.get_running_loop()
         while True:
             url = self._goaway_uri or self._urls[index % len(self._urls)]
             self._goaway_uri = ""
@@ -264,15 +264,15 @@ class AsyncPublisher:
                 )
                 if not retry:
                     raise
-                now = loop.time()
-                if deadline is None or self._connected_since is not None:
-                    deadline = now + self._reconnect
-                if now >= deadline:
+                if self._connected_since is not None:  # the window counts from the last loss
+                    backoff.restart()
+                pause = backoff.failed()
+                if pause is None:
                     raise
                 self._reconnects += 1
                 index += 1
                 _log.warning("publisher_reconnecting", after=exc.detail, relay=url)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(pause)
                 if self._stop.is_set():
                     return self._result("stopped")
 
