@@ -222,6 +222,8 @@ async def _receive(args: argparse.Namespace) -> _Count:
 def _picoquic_config(is_client: bool, cc: str | None, stream_buffer: int) -> Any:
     from aiopquic.quic.configuration import QuicConfiguration as PicoquicConfiguration
 
+    from moqt.aio._picoquic import DEFAULT_CONGESTION_CONTROL
+
     config = PicoquicConfiguration(
         is_client=is_client,
         alpn_protocols=[ALPN],
@@ -230,8 +232,7 @@ def _picoquic_config(is_client: bool, cc: str | None, stream_buffer: int) -> Any
         socket_buffer_size=4 << 20,
         verify_mode=ssl.CERT_NONE if is_client else None,
     )
-    if cc is not None:
-        config.congestion_control_algorithm = cc
+    config.congestion_control_algorithm = cc or DEFAULT_CONGESTION_CONTROL  # the relay's
     config.stream_ring_cap = stream_buffer
     return config
 
@@ -287,10 +288,8 @@ def _picoquic_sender(size: int, ring: int) -> Any:
 
 
 async def _serve_picoquic(args: argparse.Namespace) -> None:
-    from aiopquic.asyncio.server import serve as picoquic_serve
-
     from moqt.aio import write_self_signed
-    from moqt.aio._picoquic import _adopt, _throwaway_port
+    from moqt.aio._picoquic import serve_raw_on_socket
     from moqt.aio._picoquic_socket import bind_server_socket
 
     cert, key = write_self_signed(Path(tempfile.mkdtemp(prefix="ceiling-")), ["localhost"])
@@ -299,16 +298,13 @@ async def _serve_picoquic(args: argparse.Namespace) -> None:
     config.ip_family = socket.AF_INET  # one socket, which becomes ours
     # On 127.0.0.1 only, as the relay (picoquic alone would listen on every address).
     sock = bind_server_socket("127.0.0.1", args.port, reuse_port=False)
-    throwaway = _throwaway_port(sock.family)
-    server = await picoquic_serve(
-        "127.0.0.1",
-        throwaway,
-        configuration=config,
-        create_protocol=_picoquic_sender(args.megabytes << 20, args.stream_buffer),
-    )
-    await _adopt(server, server._engine._transport, throwaway, sock)
+    sender = _picoquic_sender(args.megabytes << 20, args.stream_buffer)
+    server = await serve_raw_on_socket(sock, config, sender)
     print("ready", flush=True)
-    await asyncio.Event().wait()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        server.close()
 
 
 async def _receive_picoquic(args: argparse.Namespace) -> _Count:

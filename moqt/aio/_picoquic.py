@@ -472,10 +472,7 @@ async def _serve(
         return protocol
 
     if ALPN_H3 not in alpns:
-        server = await picoquic_serve(
-            host, throwaway, configuration=config, create_protocol=create_protocol
-        )
-        await _adopt(server, server._engine._transport, throwaway, sock)
+        server = await serve_raw_on_socket(sock, config, create_protocol)
         transport = server._engine._transport
         native = _guard(server, transport, retry, retry_threshold)
         return PicoquicServer(
@@ -520,6 +517,21 @@ async def _serve(
         retry=retry,
         transport=server._transport,
     )
+
+
+async def serve_raw_on_socket(
+    sock: socket.socket, configuration: QuicConfiguration, create_protocol: Callable[..., Any]
+) -> Any:
+    """aiopquic's raw-QUIC server (``aiopquic.asyncio.server.serve``) on ``sock``, a UDP
+    socket bound by the caller (``_picoquic_socket.bind_server_socket``), instead of the
+    sockets picoquic would open on every address. Returns aiopquic's server."""
+    host = "::1" if sock.family == socket.AF_INET6 else "127.0.0.1"
+    throwaway = _throwaway_port(sock.family)
+    server = await picoquic_serve(
+        host, throwaway, configuration=configuration, create_protocol=create_protocol
+    )
+    await _adopt(server, server._engine._transport, throwaway, sock)
+    return server
 
 
 async def _adopt(server: Any, transport: Any, throwaway: int, sock: socket.socket) -> None:
