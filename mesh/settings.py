@@ -105,7 +105,7 @@ class NodeSettings:
     # Seconds between two glibc malloc_trim calls giving freed heap pages back (mesh.heap);
     # 0: never.
     heap_trim_interval: float = 60.0
-    # picoquic: the congestion controller of every connection (moqt.aio._picoquic).
+    # picoquic: the congestion controller of what a node serves and opens (its links too).
     quic_congestion_control: Literal[
         "bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1"
     ] = "bbr"

@@ -36,7 +36,8 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "waits in the session)",
     "heap_trim_interval": "seconds between two glibc malloc_trim calls handing freed heap "
     "pages back to the kernel (0: never)",
-    "quic_congestion_control": "picoquic: congestion controller of every connection (bbr: "
+    "quic_congestion_control": "picoquic: congestion controller of the connections a node "
+    "serves and opens (bbr: "
     "picoquic's current BBR; bbr1, aiopquic's default, floods a shallow rate limit)",
     # -- origin -------------------------------------------------------------------------
     "publish_auth": "how publishers are admitted: redis (stream keys from the control "

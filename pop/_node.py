@@ -153,6 +153,7 @@ class PopNode(MeshNode[_Downstream]):
             # Upstream links on the node's stack too: on picoquic the packet work of the
             # origin -> POP link leaves the thread that fans objects out to the viewers.
             stack=settings.quic_stack,
+            congestion_control=settings.quic_congestion_control,
             credential=self._node_credential,
         )
         # Publishers that reach this POP are carried to an origin (docs/edge-publishing.md).
@@ -161,6 +162,7 @@ class PopNode(MeshNode[_Downstream]):
             verify=upstream_cafile is not None,
             cafile=upstream_cafile,
             stack=settings.quic_stack,
+            congestion_control=settings.quic_congestion_control,
         )
 
     # --- lifecycle (the rest is mesh.node.MeshNode) ------------------------------------

@@ -154,6 +154,7 @@ class EdgePublishing:
     verify: bool = False
     cafile: str | None = None
     stack: str = "aioquic"
+    congestion_control: str | None = None  # picoquic's controller; None: its default
     connect_timeout: float = 5.0
 
 
@@ -362,6 +363,7 @@ class EdgePublisher:
             async with connect(
                 url, verify=p.verify, cafile=p.cafile, options=options,
                 setup_timeout=p.connect_timeout, stack=p.stack,
+                congestion_control=p.congestion_control,
             ) as conn:  # fmt: skip
                 up.connection = conn
                 conn.set_event_handler(lambda _c, event: self._on_upstream(up, event))

@@ -96,6 +96,7 @@ class UpstreamPool:
         on_goaway: Callable[[UpstreamLink], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stack: str = "aioquic",
+        congestion_control: str | None = None,
         credential: Callable[[], str | None] | None = None,
     ) -> None:
         if stall_timeout is not None and not stall_timeout > 0:
@@ -103,6 +104,7 @@ class UpstreamPool:
         self._relay = relay
         self._credential = credential  # a fresh node credential per link, if any
         self._stack = stack  # the QUIC stack of the links (moqt.aio.QUIC_STACKS)
+        self._congestion_control = congestion_control  # picoquic's; None: its default
         self._options = options
         self._on_lost = on_lost
         self._connect_timeout = connect_timeout
@@ -191,6 +193,7 @@ class UpstreamPool:
                 options=options,
                 setup_timeout=self._connect_timeout,
                 stack=self._stack,
+                congestion_control=self._congestion_control,
             ) as conn:
                 link.connection = conn
                 link.peer = self._relay.attach_upstream(conn.session, name, key.node_id)

@@ -111,6 +111,7 @@ async def connect(
     setup_timeout: float = 10.0,
     wait_setup: bool = True,
     stack: str = "aioquic",
+    congestion_control: str | None = None,
 ) -> AsyncIterator[MoqtConnection]:
     """Open a MoQT session; yields once SETUP completed (unless ``wait_setup`` is False).
 
@@ -118,8 +119,9 @@ async def connect(
     ``moqt-16`` in ``wt-available-protocols``, draft-14 through CLIENT_SETUP).
     ``stack`` picks the QUIC implementation (:data:`QUIC_STACKS`): ``aioquic``
     (pure Python) or ``picoquic`` (C, on its own thread), both for raw QUIC and
-    WebTransport. On exit the session is closed (NO_ERROR) and the
-    connection awaited.
+    WebTransport. ``congestion_control`` names picoquic's controller (None: ``bbr``,
+    ``moqt.aio._picoquic.CONGESTION_CONTROLS``); aioquic's is NewReno. On exit the
+    session is closed (NO_ERROR) and the connection awaited.
     """
     target = parse_moqt_url(url, versions)
     opts = options or SessionOptions()
@@ -133,6 +135,7 @@ async def connect(
             options=opts,
             setup_timeout=setup_timeout,
             wait_setup=wait_setup,
+            **({} if congestion_control is None else {"congestion_control": congestion_control}),
         ) as picoquic_connection:
             connection: MoqtConnection = picoquic_connection
             yield connection

@@ -330,6 +330,13 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
             self._ready.set_result(moqt)
 
 
+def _check_congestion_control(name: str) -> None:
+    if name not in CONGESTION_CONTROLS:
+        raise ValueError(
+            f"congestion_control must be one of {', '.join(CONGESTION_CONTROLS)}, not {name!r}"
+        )
+
+
 def _throwaway_port(family: int) -> int:
     """A free UDP port for picoquic to open its own socket on, before it gets ours."""
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
@@ -391,11 +398,7 @@ async def serve_picoquic(
         raise ValueError("retry_threshold must be >= 1")
     if stream_buffer < 4096:
         raise ValueError("stream_buffer must be at least 4096 bytes")
-    if congestion_control not in CONGESTION_CONTROLS:
-        raise ValueError(
-            f"congestion_control must be one of {', '.join(CONGESTION_CONTROLS)}, "
-            f"not {congestion_control!r}"
-        )
+    _check_congestion_control(congestion_control)
     opts = options or SessionOptions()
     sock = bind_server_socket(host, port, reuse_port=reuse_port)
     try:
@@ -569,14 +572,16 @@ async def connect_picoquic(
     options: SessionOptions,
     setup_timeout: float,
     wait_setup: bool,
+    congestion_control: str = DEFAULT_CONGESTION_CONTROL,
 ) -> AsyncIterator[MoqtConnection]:
     """The client half of :func:`moqt.aio.connect` for ``stack="picoquic"``:
     raw QUIC for a ``moqt://`` target, WebTransport for ``https://``."""
+    _check_congestion_control(congestion_control)
     config = QuicConfiguration(
         **target.quic_settings(),
         cafile=cafile,
         event_ring_capacity=EVENT_RING_CAPACITY,
-        congestion_control_algorithm=DEFAULT_CONGESTION_CONTROL,
+        congestion_control_algorithm=congestion_control,
     )
     if not verify:
         config.verify_mode = ssl.CERT_NONE

@@ -542,3 +542,23 @@ async def test_an_unknown_congestion_control_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="congestion_control must be one of bbr"):
         await pico_server(lambda conn: None, congestion_control="vegas")  # type: ignore[operator]
+    with pytest.raises(ValueError, match="congestion_control must be one of bbr"):
+        async with connect("moqt://127.0.0.1:9/", stack="picoquic", congestion_control="vegas"):
+            pass
+
+
+async def test_a_client_on_another_controller_still_gets_its_objects(
+    pico_server: Callable[..., object],
+) -> None:
+    """A POP's links to its origins use the node's ``quic_congestion_control`` too."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    async with asyncio.timeout(20), asyncio.TaskGroup() as tg:
+        async with connect(
+            url, verify=False, stack="picoquic", congestion_control="cubic"
+        ) as client:
+            server_conn = await accepted.get()
+            await server_conn.wait_setup()
+            tg.create_task(serve_track(server_conn, 200))
+            await _subscribe_and_read(client, 200)
