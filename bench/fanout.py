@@ -10,7 +10,8 @@ For each N it reports the delivered ratio, the added latency p50/p99 (publish
 -> receive through the relay), the relay's CPU and egress, and - in the same
 run - the raw aioquic ceiling (``bench.ceiling``) and the same scenario through
 aiomoqt's ``moq_interop_relay``. ``ours`` is our relay on aioquic,
-``ours-picoquic`` the same relay with ``--quic-stack picoquic``.
+``ours-picoquic`` the same relay with ``--quic-stack picoquic`` (``ours-picoquic@bbr1``:
+with that congestion controller instead of its default, bbr).
 
 ``--ceiling-stack picoquic`` measures the ceiling through aiopquic instead, with
 its sender's CPU, and reports each relay's egress per core (egress over the
@@ -245,8 +246,14 @@ def smaps_summary(pid: int) -> dict[str, float]:
 def _relay_command(
     kind: str, port: int, http_port: int, workdir: Path, extra: Sequence[str] = ()
 ) -> list[str]:
+    kind, _, controller = kind.partition("@")
+    if controller and kind != "ours-picoquic":
+        raise ValueError(f"a congestion controller (@{controller}) goes with ours-picoquic")
     if kind in ("ours", "ours-picoquic"):
-        stack = ["--quic-stack", "picoquic"] if kind == "ours-picoquic" else []
+        # The relay's own default is picoquic: "ours" names aioquic explicitly.
+        stack = ["--quic-stack", "picoquic" if kind == "ours-picoquic" else "aioquic"]
+        if controller:
+            stack += ["--quic-congestion-control", controller]
         return [
             python(),
             "-m",

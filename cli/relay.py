@@ -25,7 +25,7 @@ from mesh.metrics import OpsServer
 from mesh.relay import CacheLimits, RelayConfig, SchedulerLimits, deliver_all_limits
 from mesh.relay._metrics import relay_registry
 from mesh.relay._node import RelayNode
-from moqt.aio import QUIC_STACKS, write_self_signed
+from moqt.aio import CONGESTION_CONTROLS, QUIC_STACKS, write_self_signed
 
 __all__ = ["parse_hostport", "register", "run"]
 
@@ -112,6 +112,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "own thread; for fan-out) or aioquic (pure Python) (default: picoquic)",
     )
     parser.add_argument(
+        "--quic-congestion-control",
+        choices=CONGESTION_CONTROLS,
+        default=None,
+        help="picoquic: the congestion controller of every connection (default: bbr, "
+        "picoquic's current BBR)",
+    )
+    parser.add_argument(
         "--upstream-linger",
         type=float,
         default=0.0,
@@ -196,6 +203,7 @@ async def _main(args: argparse.Namespace) -> int:
         max_request_id=args.max_request_id,
         max_connections=args.max_connections,
         quic_stack=args.quic_stack,
+        congestion_control=args.quic_congestion_control,
     )
     http = OpsServer(
         relay_registry(node.relay), args.http[0], args.http[1], ready={"relay": lambda: node.ready}

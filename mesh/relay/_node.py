@@ -35,9 +35,11 @@ class RelayNode(SessionHost[HostedSession]):
         max_connections: int = 10_000,
         quic_stack: str = "aioquic",
         setup_timeout: float = 10.0,
+        congestion_control: str | None = None,
     ) -> None:
         self.relay = Relay(config)
         self._quic_stack = quic_stack
+        self._congestion_control = congestion_control  # picoquic's; None: its default (bbr)
         self._options = SessionOptions(
             max_request_id=max_request_id,
             max_object_size=self.relay.config.max_object_size,
@@ -70,6 +72,7 @@ class RelayNode(SessionHost[HostedSession]):
             options=self._options,
             stack=self._quic_stack,
             max_connections=self._max_connections,
+            congestion_control=self._congestion_control,
         )
         logger.info(
             "relay_listening",

@@ -22,7 +22,15 @@ from ._certificate import (
     generate_self_signed,
     write_self_signed,
 )
-from ._client import QUIC_STACKS, HandshakeError, connect, parse_moqt_url, picoquic_module
+from ._client import (
+    CONGESTION_CONTROLS,
+    DEFAULT_CONGESTION_CONTROL,
+    QUIC_STACKS,
+    HandshakeError,
+    connect,
+    parse_moqt_url,
+    picoquic_module,
+)
 from ._connection import (
     ConnectionClosed,
     EventHandler,
@@ -57,6 +65,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALPN_H3",
+    "CONGESTION_CONTROLS",
+    "DEFAULT_CONGESTION_CONTROL",
     "DEFAULT_SERVER_ALPNS",
     "QUIC_STACKS",
     "CertificatePair",

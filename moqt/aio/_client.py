@@ -23,6 +23,13 @@ __all__ = ["QUIC_STACKS", "HandshakeError", "connect", "parse_moqt_url", "picoqu
 
 #: QUIC implementations the adapters run on (``stack=`` of :func:`connect`).
 QUIC_STACKS = ("aioquic", "picoquic")
+#: Congestion controllers picoquic registers (aiopquic checks the name again).
+CONGESTION_CONTROLS = ("bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1")
+#: picoquic's BBR (its current version). aiopquic's own default is ``bbr1``, BBRv1, which
+#: on a rate limit with a shallow queue (tc tbf 1.5 Mbit/s, 50 ms) lost 40 % of its
+#: packets and held audio 4-5 s behind: tests/e2e/test_congestion.py; figures in
+#: bench/RESULTS.md.
+DEFAULT_CONGESTION_CONTROL = "bbr"
 
 
 def picoquic_module() -> ModuleType:

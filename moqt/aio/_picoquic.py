@@ -65,6 +65,7 @@ from aiopquic.quic.events import (
 from .._log import library_logger
 from ..errors import SessionCloseCode
 from ..version import ALPN_DRAFT_14, ALPN_DRAFT_16
+from ._client import CONGESTION_CONTROLS, DEFAULT_CONGESTION_CONTROL
 from ._connection import MoqtConnection, SessionOptions, client_session
 from ._picoquic_hooks import hooks as picoquic_hooks
 from ._picoquic_native import NEVER, NativeQuic, native_quic
@@ -103,13 +104,6 @@ _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
 #: viewer's memory (bench/RESULTS.md, issue 15). A relay writes while its backlog is
 #: below 16 KiB, so 64 KiB holds what it writes; larger writes are cut to fit.
 STREAM_BUFFER = 64 << 10
-#: Congestion controllers picoquic registers (aiopquic checks the name again).
-CONGESTION_CONTROLS = ("bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1")
-#: picoquic's BBR (its current version). aiopquic's own default is ``bbr1``, BBRv1, which
-#: on a rate limit with a shallow queue (tc tbf 1.5 Mbit/s, 50 ms) lost 40 % of its
-#: packets and held audio 4-5 s behind: tests/e2e/test_congestion.py; figures in
-#: bench/RESULTS.md.
-DEFAULT_CONGESTION_CONTROL = "bbr"
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)

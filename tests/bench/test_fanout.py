@@ -16,7 +16,7 @@ from bench.fanout import FanoutResult, compare_with_peer, run_fanout
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("relay", ["ours", "aiomoqt"])
+@pytest.mark.parametrize("relay", ["ours", "ours-picoquic@cubic", "aiomoqt"])
 def test_fanout_delivers_every_object(relay: str, tmp_path: Path) -> None:
     result = run_fanout(
         relay,
@@ -32,6 +32,16 @@ def test_fanout_delivers_every_object(relay: str, tmp_path: Path) -> None:
     assert result.sent == 60
     assert result.delivered_ratio == 1.0
     assert 0 < result.latency_p50_ms < 500
+
+
+def test_ours_is_the_relay_on_aioquic_and_a_controller_goes_with_picoquic(tmp_path: Path) -> None:
+    from bench.fanout import _relay_command
+
+    assert _relay_command("ours", 1, 2, tmp_path)[-2:] == ["--quic-stack", "aioquic"]
+    picoquic = _relay_command("ours-picoquic@bbr1", 1, 2, tmp_path)
+    assert picoquic[-4:] == ["--quic-stack", "picoquic", "--quic-congestion-control", "bbr1"]
+    with pytest.raises(ValueError, match="goes with ours-picoquic"):
+        _relay_command("ours@bbr1", 1, 2, tmp_path)
 
 
 def test_the_peer_comparison_counts_objects_not_rounded_percentages() -> None:
