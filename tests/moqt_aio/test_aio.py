@@ -238,7 +238,8 @@ def test_exports() -> None:
 
     assert sorted(moqt.aio.__all__) == sorted(
         [
-            "ALPN_H3", "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
+            "ALPN_H3", "CONGESTION_CONTROLS", "DEFAULT_CONGESTION_CONTROL",
+            "DEFAULT_SERVER_ALPNS", "CertificatePair", "ClientTarget",
             "ConnectionClosed", "EventHandler", "HandshakeError", "Listener", "MoqtConnection",
             "MoqtProtocol",
             "MoqtServer", "PicoquicServer", "QUIC_STACKS", "RequestFailed", "SessionOptions",
