@@ -1,17 +1,15 @@
 """Hand the C heap's free pages back to the kernel (glibc ``malloc_trim``).
 
-A node's memory has two allocators under it: CPython's (its small objects live in
-arenas of glibc's heap) and glibc's own, used by picoquic's thread and OpenSSL. When
-viewers arrive in a herd (every viewer of a broadcast rejoins at once after a stream
-key rotation or a reconnect), both grow to the herd's peak, and when the herd's
-objects are freed glibc keeps the pages: free, but still in the process's RSS. In the
-soak (``bench/RESULTS.md``, issue 13) a POP's RSS rose about 1 MB at each rotation
-while the Python objects it traced stayed flat; ``malloc_trim(0)`` gives those pages
-back (``madvise(MADV_DONTNEED)`` on every arena's free chunks, not only the top).
+A relay's C allocations churn (picoquic's per-stream rings, OpenSSL per handshake), and
+glibc keeps freed pages in the process's RSS unless they sit at the top of a heap.
+``malloc_trim(0)`` gives them back (``madvise(MADV_DONTNEED)`` on every arena's free
+chunks). In the hour soak (``bench/RESULTS.md``, issue 13) each minute's trim gave back
+3-7 MB of a POP's ~115 MB. It does not stop the POP's growth at key rotations: that
+is live C memory (jemalloc grew the same), still open.
 
-:class:`HeapTrimmer` has it called every ``interval`` seconds from a node's housekeeping
-(``heap_trim_interval``; 0 turns it off), on a worker thread. Where the C library is not glibc the call is
-not there and the trimmer does nothing.
+:class:`HeapTrimmer` has it called every ``interval`` seconds from a node's
+housekeeping (``heap_trim_interval``; 0 turns it off), on a worker thread. Where the C
+library is not glibc the call is not there and the trimmer does nothing.
 """
 
 from __future__ import annotations

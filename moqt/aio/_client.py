@@ -127,7 +127,7 @@ async def connect(
     ``stack`` picks the QUIC implementation (:data:`QUIC_STACKS`): ``aioquic``
     (pure Python) or ``picoquic`` (C, on its own thread), both for raw QUIC and
     WebTransport. ``congestion_control`` names picoquic's controller (None: ``bbr``,
-    ``moqt.aio._picoquic.CONGESTION_CONTROLS``); aioquic's is NewReno. On exit the
+    :data:`CONGESTION_CONTROLS`); aioquic's is NewReno. On exit the
     session is closed (NO_ERROR) and the connection awaited.
     """
     target = parse_moqt_url(url, versions)
