@@ -550,7 +550,8 @@ async def test_an_unknown_congestion_control_is_refused(
 async def test_a_client_on_another_controller_still_gets_its_objects(
     pico_server: Callable[..., object],
 ) -> None:
-    """A POP's links to its origins use the node's ``quic_congestion_control`` too."""
+    """``connect(congestion_control=...)``, what a POP's links to its origins are opened
+    with (the node's ``quic_congestion_control``), carries a session end to end."""
     accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
     server = await pico_server(accepted.put_nowait)  # type: ignore[operator]
     url = f"moqt://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
