@@ -65,7 +65,7 @@ from ._namespaces import (
 )
 from ._peer import SCHEDULER_TOTALS, Peer, call_peer, label, scheduler_totals
 from ._registry import TrackRegistry
-from ._scheduler import SubscriberScheduler
+from ._scheduler import SubscriberScheduler, no_backlog
 from ._scheduling import SchedulerLimits, relay_link_limits
 from ._subscribing import (
     accept_subscription,
@@ -134,7 +134,7 @@ class Relay:
         Call :meth:`pump` when that connection may take more (packets arrived)."""
         scheduler = SubscriberScheduler(
             session,
-            send_backlog or _no_backlog,
+            send_backlog or no_backlog,
             self.config.scheduler,
             on_too_far_behind=lambda request_id: self._too_far_behind(peer, request_id),
             name=name,
@@ -515,6 +515,7 @@ class Relay:
             self._peers.remove(peer)
             for key, value in scheduler_totals(peer).items():
                 self._retired_scheduling[key] += value
+        peer.scheduler.detach()
         self._tracks.drop_unused()
 
     # --- helpers -----------------------------------------------------------------------
@@ -562,10 +563,6 @@ class Relay:
 
     def rejections(self) -> dict[str, int]:
         return dict(self._rejections)
-
-
-def _no_backlog() -> int:
-    return 0
 
 
 def _on_goaway(relay: Relay, peer: Peer, event: Event) -> None:

@@ -123,6 +123,14 @@ class SubscriberScheduler(CongestionResponse):
         self._sent_bytes = 0
         self._queued_total = 0
 
+    def detach(self) -> None:
+        """The peer left the relay: let go of the connection's backlog reading and the
+        relay's callback. Both point back at what holds this scheduler (the peer, its
+        connection), a reference cycle that would keep an ended session's connection in
+        memory until one of CPython's rare full collections."""
+        self._backlog = no_backlog
+        self._on_too_far_behind = None
+
     # --- subscriptions -----------------------------------------------------------------
 
     def add_track(
@@ -484,3 +492,8 @@ class SubscriberScheduler(CongestionResponse):
             behind=self._behind_since is not None,
             ended_too_far_behind=self._ended_total,
         )
+
+
+def no_backlog() -> int:
+    """The backlog of a peer with no connection to ask: none."""
+    return 0

@@ -286,10 +286,10 @@ class MoqtConnection:
         session ends first, ``NotImplementedError`` on a stack without PING (picoquic:
         aiopquic has no binding for it). Bound it with ``asyncio.timeout``: a peer that
         is gone never answers (QUIC retransmits the PING until its idle timeout)."""
-        if self._ping is None:
-            raise NotImplementedError(f"{self.transport_name}: this QUIC stack cannot PING")
         if self._closed.done():
             raise self._closed_error()
+        if self._ping is None:
+            raise NotImplementedError(f"{self.transport_name}: this QUIC stack cannot PING")
         try:
             await self._ping()
         except ConnectionError:
@@ -420,6 +420,7 @@ class MoqtConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._release_callbacks()
         error = ConnectionClosed(event.code, event.reason, event.by_peer)
         for waiter in self._waiters.values():
             if not waiter.done():
@@ -427,6 +428,23 @@ class MoqtConnection:
         self._log.info(
             "session_closed", code=event.code, reason=event.reason, by_peer=event.by_peer
         )
+
+    def _release_callbacks(self) -> None:
+        """Let go of what points back at this connection once it ended.
+
+        The adapter's callbacks (its abort, backlog and wake-up, bound to the protocol
+        and transport that hold this connection) and the application's handlers (bound
+        to objects that hold it too) make reference cycles, which only CPython's full
+        collections free. A relay ends sessions all day: at each key rotation or token
+        revocation the closed ones piled up by the hundred, with their transports, until
+        one ran (issue 13's soak). Without the cycles a session goes as soon as its
+        last holder lets go."""
+        self._handler = None
+        self._writable = None
+        self._abort = _nothing
+        self._backlog = _no_backlog
+        self._wake_from = _no_wake
+        self._ping = None
 
     def _closed_error(self) -> ConnectionClosed:
         event = self._closed.result()
@@ -492,3 +510,15 @@ async def client_session(
         moqt.close()
         await moqt.wait_closed(grace=2.0)
         await opening.__aexit__(None, None, None)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _no_backlog() -> int:
+    return 0
+
+
+def _no_wake(_bytes: int) -> None:
+    return None

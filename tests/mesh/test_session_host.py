@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
 from pathlib import Path
 
 import structlog
@@ -97,3 +100,45 @@ async def test_close_ends_a_session_whose_handler_still_awaits(tmp_path: Path) -
     assert host.relay.statistics()["sessions"] == 0
     await asyncio.sleep(0)  # the server's own callbacks
     assert {t for t in asyncio.all_tasks() - before if not t.done()} == set()
+
+
+class _Watched(RelayNode):
+    """A relay node that keeps a weak reference to each session it accepted."""
+
+    def __init__(self) -> None:
+        super().__init__(quic_stack="picoquic")
+        self.sessions: list[weakref.ref[MoqtConnection]] = []
+        self.freed = asyncio.Event()
+
+    def _on_session(self, connection: MoqtConnection) -> None:
+        self.sessions.append(weakref.ref(connection, lambda _ref: self.freed.set()))
+        super()._on_session(connection)
+
+
+async def test_ended_sessions_are_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """A viewer that came, asked for a track and left is gone with its last reference:
+    the relay's peer, its scheduler and the connection hold no cycle that would wait for
+    one of CPython's full collections (a busy relay runs them seldom; in the soak the
+    ended sessions piled up by the hundred between two, issue 13)."""
+    cert, key = write_self_signed(tmp_path)
+    node = _Watched()
+    await node.start("127.0.0.1", 0, cert, key)
+    gc.collect()
+    gc.disable()
+    try:
+        url = f"moqt://127.0.0.1:{node.address[1]}"
+        for _ in range(3):
+            async with connect(url, verify=False, stack="picoquic") as viewer:
+                request = viewer.session.subscribe((b"nobody",), b"video")
+                await asyncio.wait_for(viewer.wait_response(request), 5)
+        await wait_until(lambda: node.relay.statistics()["sessions"] == 0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while any(ref() is not None for ref in node.sessions):
+                    await node.freed.wait()
+                    node.freed.clear()
+        assert len(node.sessions) == 3
+        assert [ref() for ref in node.sessions] == [None, None, None]
+    finally:
+        gc.enable()
+        await node.stop()

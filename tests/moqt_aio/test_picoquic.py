@@ -10,6 +10,7 @@ WebTransport, both served on one UDP port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -484,6 +485,47 @@ async def test_webtransport_sessions_closed_by_the_server_are_released(
             if all(ref() is None for ref in refs):
                 break
             await asyncio.sleep(0.05)
+    assert [ref() for ref in refs] == [None, None, None]
+
+
+@pytest.mark.parametrize("closer", ["server", "client"])
+async def test_ended_raw_sessions_are_freed_without_the_cycle_collector(
+    closer: str, pico_server: Callable[..., object], certificate: tuple[Path, Path]
+) -> None:
+    """A closed session, its transport and its protocol go when their holders let go:
+    no reference cycle left for CPython's full collections, which a busy relay runs
+    seldom (in the soak, closed viewer sessions piled up by the hundred between two)."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait)  # type: ignore[operator]
+    url = f"moqt://127.0.0.1:{server.address[1]}/"  # type: ignore[attr-defined]
+    freed = asyncio.Event()
+    refs = []
+    gc.collect()
+    gc.disable()
+    try:
+        async with asyncio.timeout(15):
+            for _ in range(3):
+                async with connect(url, cafile=str(certificate[0]), stack="picoquic") as client:
+                    server_conn = await accepted.get()
+                    await server_conn.wait_setup()
+                    # The application's handlers hold the session, as a relay's peer does.
+                    server_conn.set_event_handler(lambda conn, event: None)
+                    server_conn.set_writable_handler(server_conn.send_backlog)
+                    if closer == "server":
+                        server_conn.close(0x10, "auth_failed")
+                    else:
+                        client.close()
+                    await server_conn.wait_closed(grace=5)
+                    refs.append(weakref.ref(server_conn, lambda _ref: freed.set()))
+                    del server_conn
+        # The picoquic connections' close events free the protocols; give them time.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while any(ref() is not None for ref in refs):
+                    await freed.wait()
+                    freed.clear()
+    finally:
+        gc.enable()
     assert [ref() for ref in refs] == [None, None, None]
 
 
