@@ -196,7 +196,6 @@ class PicoquicTransport(RingSender):
             self._closing.cancel()
             self._closing = None
         super().connection_closed()
-        self.on_writable = _no_reader  # bound to the MoqtConnection: no cycle once gone
         native = picoquic_hooks()
         if native is not None:
             native.forget(self.cnx)
@@ -323,10 +322,6 @@ class PicoquicProtocol(QuicConnectionProtocol):  # type: ignore[misc]
         moqt._start()
         if self._is_client and not self._ready.done():
             self._ready.set_result(moqt)
-
-
-def _no_reader() -> None:
-    return None
 
 
 def _check_congestion_control(name: str) -> None:

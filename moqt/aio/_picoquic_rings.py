@@ -85,7 +85,7 @@ class RingSender:
         # A backlog reader is woken once the backlog it saw was at least this much.
         self.wake_from = 1
         self._wake: asyncio.TimerHandle | None = None
-        self.on_writable: Callable[[], None] = lambda: None
+        self.on_writable: Callable[[], None] = _no_reader
 
     # --- what a subclass provides ------------------------------------------------------
 
@@ -241,3 +241,10 @@ class RingSender:
         self._overflow_bytes = 0
         self._active.clear()
         self._fin_written.clear()
+        # The reader's hook is bound to the MoqtConnection that holds this transport:
+        # dropped, the two are no reference cycle once the connection is gone.
+        self.on_writable = _no_reader
+
+
+def _no_reader() -> None:
+    return None
