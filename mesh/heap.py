@@ -4,8 +4,9 @@ A relay's C allocations churn (picoquic's per-stream rings, OpenSSL per handshak
 glibc keeps freed pages in the process's RSS unless they sit at the top of a heap.
 ``malloc_trim(0)`` gives them back (``madvise(MADV_DONTNEED)`` on every arena's free
 chunks). In the hour soak (``bench/RESULTS.md``, issue 13) each minute's trim gave back
-3-7 MB of a POP's ~115 MB. It does not stop the POP's growth at key rotations: that
-is live C memory (jemalloc grew the same), still open.
+3-7 MB of a POP's ~115 MB. (The POP's growth at key rotations that the trim could not
+touch was live memory: ended sessions kept in reference cycles, freed since by
+reference counting, see ``MoqtConnection._release_callbacks``.)
 
 :class:`HeapTrimmer` has it called every ``interval`` seconds from a node's
 housekeeping (``heap_trim_interval``; 0 turns it off), on a worker thread. Where the C
