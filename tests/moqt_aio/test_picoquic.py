@@ -509,7 +509,7 @@ async def test_ended_raw_sessions_are_freed_without_the_cycle_collector(
                     server_conn = await accepted.get()
                     await server_conn.wait_setup()
                     # The application's handlers hold the session, as a relay's peer does.
-                    server_conn.set_event_handler(lambda conn, event: None)
+                    server_conn.set_event_handler(lambda conn, event, held=server_conn: None)
                     server_conn.set_writable_handler(server_conn.send_backlog)
                     if closer == "server":
                         server_conn.close(0x10, "auth_failed")
