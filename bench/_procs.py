@@ -18,9 +18,11 @@ __all__ = ["CpuSample", "Proc", "cpu_seconds", "free_port", "percentile", "rss_b
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (and its reaped children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (and its reaped children), or of one of its
+    threads (``thread``: its id; the process id names the main thread)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / _TICKS
 
@@ -51,14 +53,21 @@ def rss_bytes(pid: int) -> int:
 class CpuSample:
     wall: float
     cpu: float
+    #: The main thread's share of ``cpu``: a Python node's event loop, where the rest is
+    #: its QUIC stack's own threads (picoquic's network thread), if any.
+    main: float = 0.0
 
     @classmethod
     def of(cls, pid: int) -> CpuSample:
-        return cls(time.monotonic(), cpu_seconds(pid))
+        return cls(time.monotonic(), cpu_seconds(pid), cpu_seconds(pid, pid))
 
     def utilisation_since(self, earlier: CpuSample) -> float:
         """CPU cores used on average between two samples (1.0 = one core)."""
         return (self.cpu - earlier.cpu) / max(1e-9, self.wall - earlier.wall)
+
+    def main_utilisation_since(self, earlier: CpuSample) -> float:
+        """The main thread's cores between two samples."""
+        return (self.main - earlier.main) / max(1e-9, self.wall - earlier.wall)
 
 
 class Proc:

@@ -27,14 +27,24 @@ def test_no_cpu_figure_gives_no_per_core_figure() -> None:
 
 
 def test_the_relay_is_compared_per_core_against_each_reference() -> None:
-    relay = FanoutResult("ours-picoquic", 20, egress_mbit_s=50.0, relay_cpu_cores=0.1)
+    relay = FanoutResult(
+        "ours-picoquic", 20, egress_mbit_s=50.0, relay_cpu_cores=0.1, relay_loop_cores=0.06
+    )
     assert relay.egress_per_core == pytest.approx(500.0)
+    # The rest of the relay's CPU is picoquic's network thread: 0.04 cores for 50 Mbit/s.
+    assert relay.network_cores == pytest.approx(0.04)
+    assert relay.network_egress_per_core == pytest.approx(1250.0)
     refs = [Bulk("picoquic", 32, 400.0, 1.0, 0.4), Bulk("picoquic-c", 32, 2000.0, 1.0, 1.0)]
     row = fanout._format([relay], None, refs).splitlines()
     assert (
-        "| egress per core Mbit/s | % of picoquic per core | % of picoquic-c per core |" in row[0]
+        "| egress per core Mbit/s | % of picoquic per core | % of picoquic-c per core "
+        "| network thread alone, % of picoquic-c per core |" in row[0]
     )
-    assert "| 500.0 | 50% | 25% |" in row[2]
+    assert row[0].count("|") == row[1].count("|") == row[2].count("|")
+    assert "| 0.10: 0.06 + 0.04 | 50.0 | 500.0 | 50% | 25% | 62% |" in row[2]
+    # A single-threaded relay (aioquic) has no network thread to set apart.
+    single = FanoutResult("ours", 20, egress_mbit_s=50.0, relay_cpu_cores=0.1, relay_loop_cores=0.1)
+    assert math.isnan(single.network_egress_per_core)
     # The default table is unchanged: egress as a % of the aioquic ceiling's goodput.
     plain = fanout._format([relay], 100.0).splitlines()
     assert "% of aioquic ceiling" in plain[0]

@@ -32,6 +32,8 @@ def test_fanout_delivers_every_object(relay: str, tmp_path: Path) -> None:
     assert result.sent == 60
     assert result.delivered_ratio == 1.0
     assert 0 < result.latency_p50_ms < 500
+    # The event loop's thread is part of the relay's CPU, never more than all of it.
+    assert 0 < result.relay_loop_cores <= result.relay_cpu_cores + 0.02
 
 
 def test_ours_is_the_relay_on_aioquic_and_a_controller_goes_with_picoquic(tmp_path: Path) -> None:
