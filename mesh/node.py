@@ -210,6 +210,7 @@ class MeshNode[D: Downstream](SessionHost[D]):
             max_connections=self.settings.max_connections,
             stream_buffer=self.settings.quic_stream_buffer,
             congestion_control=self.settings.quic_congestion_control,
+            send_quantum=self.settings.quic_send_quantum,
         )
 
     def _server_configuration(self) -> QuicConfiguration:

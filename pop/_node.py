@@ -186,6 +186,7 @@ class PopNode(MeshNode[_Downstream]):
                 reuse_port=self._reuse_port,
                 stream_buffer=self.settings.quic_stream_buffer,
                 congestion_control=self.settings.quic_congestion_control,
+                send_quantum=self.settings.quic_send_quantum,
                 retry=self.settings.quic_retry,
                 retry_threshold=self.settings.retry_threshold,
             )

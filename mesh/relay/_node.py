@@ -36,10 +36,12 @@ class RelayNode(SessionHost[HostedSession]):
         quic_stack: str = "aioquic",
         setup_timeout: float = 10.0,
         congestion_control: str | None = None,
+        send_quantum: float | None = None,
     ) -> None:
         self.relay = Relay(config)
         self._quic_stack = quic_stack
         self._congestion_control = congestion_control  # picoquic's; None: its default (bbr)
+        self._send_quantum = send_quantum  # picoquic's BBR burst; None: its default
         self._options = SessionOptions(
             max_request_id=max_request_id,
             max_object_size=self.relay.config.max_object_size,
@@ -73,6 +75,7 @@ class RelayNode(SessionHost[HostedSession]):
             stack=self._quic_stack,
             max_connections=self._max_connections,
             congestion_control=self._congestion_control,
+            send_quantum=self._send_quantum,
         )
         logger.info(
             "relay_listening",

@@ -15,8 +15,10 @@ are non-null, and the network-thread context's first field points back to the sa
 ``picoquic_quic_t`` (picoquic's ``picoquic_network_thread_ctx_t``). Any mismatch
 (another aiopquic build) gives ``None``, and the caller says what it cannot do.
 
-The setters write plain integers that picoquic's network thread reads when a new
-Initial arrives; they are called right after the server starts.
+The setters write plain integers (and, for the congestion controller, two pointers)
+that picoquic's network thread reads when a new Initial arrives; they are called
+right after the server starts. The congestion controller's option string is how
+picoquic tunes a controller per context (its BBR's send quantum among them).
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def _library() -> Any:
         lib.picoquic_set_cookie_mode.restype = None
         lib.picoquic_current_number_connections.argtypes = [ctypes.c_void_p]
         lib.picoquic_current_number_connections.restype = ctypes.c_uint32
+        lib.picoquic_get_congestion_algorithm.argtypes = [ctypes.c_char_p]
+        lib.picoquic_get_congestion_algorithm.restype = ctypes.c_void_p
+        lib.picoquic_set_default_congestion_algorithm_ex.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+        ]
+        lib.picoquic_set_default_congestion_algorithm_ex.restype = None
         _lib = lib
     return _lib
 
@@ -61,6 +71,9 @@ class NativeQuic:
     def __init__(self, context: Any, pointer: int) -> None:
         self._context = context  # owns the pointer: it lives as long as this object
         self._pointer = pointer
+        # picoquic keeps a pointer to the option string: it lives as long as the server.
+        self._cc_options: Any = None
+        self.congestion_options = ""
 
     @property
     def pointer(self) -> int:
@@ -73,6 +86,18 @@ class NativeQuic:
         lib = _library()
         lib.picoquic_set_max_half_open_retry_threshold(self._pointer, threshold)
         lib.picoquic_set_cookie_mode(self._pointer, 1 if always else 0)
+
+    def set_congestion_control(self, name: str, options: str) -> None:
+        """The controller of the connections that come after, with picoquic's option string
+        for it (``options``; for ``bbr``, ``Q0.02`` is a send quantum of 20 ms of its
+        pacing rate). Raises ``ValueError`` for a name picoquic does not register."""
+        lib = _library()
+        algorithm = lib.picoquic_get_congestion_algorithm(name.encode())
+        if not algorithm:
+            raise ValueError(f"picoquic has no congestion controller {name!r}")
+        buffer = ctypes.create_string_buffer(options.encode())
+        lib.picoquic_set_default_congestion_algorithm_ex(self._pointer, algorithm, buffer)
+        self._cc_options, self.congestion_options = buffer, options
 
     @property
     def retry_threshold(self) -> int:

@@ -89,6 +89,11 @@ class PicoquicServer:
         }
 
     @property
+    def congestion_options(self) -> str:
+        """The option string picoquic's controller was given ("" for its defaults)."""
+        return self._native.congestion_options if self._native is not None else ""
+
+    @property
     def address(self) -> tuple[str, int]:
         return self._address
 

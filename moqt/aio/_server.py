@@ -157,11 +157,13 @@ async def listen(
     max_connections: int = 10_000,
     stream_buffer: int | None = None,
     congestion_control: str | None = None,
+    send_quantum: float | None = None,
 ) -> Listener:
     """Serve MoQT on ``stack`` (:data:`QUIC_STACKS`): raw QUIC and WebTransport on one
     port, with :func:`serve` (``aioquic``) or :func:`serve_picoquic` (``picoquic``,
     packet and HTTP/3 work on a C thread; ``stream_buffer``: its per-stream send ring,
-    ``congestion_control``: its controller, None for their defaults)."""
+    ``congestion_control``: its controller, ``send_quantum``: its BBR's burst, None for
+    their defaults)."""
     if stack == "aioquic":
         return await serve(
             host,
@@ -182,6 +184,7 @@ async def listen(
             max_connections=max_connections,
             **({} if stream_buffer is None else {"stream_buffer": stream_buffer}),
             **({} if congestion_control is None else {"congestion_control": congestion_control}),
+            **({} if send_quantum is None else {"send_quantum": send_quantum}),
         )
         return listener
     raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")

@@ -57,6 +57,8 @@ def test_relay_command_with_given_certificate(tmp_path: Path) -> None:
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:70000"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cert", "/x.pem"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--max-object-size", "0"],
+        ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "1"],
+        ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "fast"],
     ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:

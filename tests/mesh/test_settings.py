@@ -193,3 +193,11 @@ def test_quic_stack_setting() -> None:
         env={"CLUTCHCALL_POP_QUIC_STACK": "picoquic", "CLUTCHCALL_POP_WORKERS": "2"},
     )
     assert pop.workers == 2
+
+
+def test_the_send_quantum_comes_from_the_environment_and_is_bounded() -> None:
+    pop = settings_from_args(PopSettings, "pop", [], env={"CLUTCHCALL_QUIC_SEND_QUANTUM": "0.02"})
+    assert pop.quic_send_quantum == 0.02
+    assert PopSettings().quic_send_quantum == 0.0  # picoquic's own unless asked
+    with pytest.raises(ValueError, match=r"quic_send_quantum is 0 to 0\.1 seconds"):
+        PopSettings(quic_send_quantum=0.5)

@@ -256,3 +256,20 @@ async def test_picoquic_retry_modes(make_pop: MakePop, tokens: Tokens) -> None:
     await send_all(port, handshake_initials(40, port))
     # Without address validation every Initial is a connection.
     assert await quic_gauge(never, "connections", at_least=40) >= 40
+
+
+@pytest.mark.timeout(60)
+async def test_the_pops_bbr_sends_in_bursts_of_its_send_quantum(
+    make_pop: MakePop, tokens: Tokens
+) -> None:
+    """``quic_send_quantum`` reaches picoquic's BBR on the POP's listener (a large event's
+    POP sets it: bench/RESULTS.md, issue 15); unset, picoquic keeps its own."""
+    fanout = await make_pop(quic_stack="picoquic", quic_send_quantum=0.02)
+    assert fanout._server is not None
+    assert fanout._server.congestion_options == "Q0.02"  # type: ignore[attr-defined]
+    options = SessionOptions(auth_token=tokens.mint().encode())
+    url = f"moqt://127.0.0.1:{fanout.quic_address[1]}"
+    async with connect(url, verify=False, options=options) as conn:
+        assert conn.session.setup_complete
+    default = await make_pop(quic_stack="picoquic")
+    assert default._server.congestion_options == ""  # type: ignore[attr-defined]
