@@ -197,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_stale_after is not None and not args.skip_stale_after > 0:
         logger.error("bad_arguments", reason="--skip-stale-after must be positive")
         return 2
+    if args.quic_send_quantum and (args.quic_congestion_control or "bbr") != "bbr":
+        logger.error("bad_arguments", reason="--quic-send-quantum is BBR's: drop it or use bbr")
+        return 2
     try:
         return asyncio.run(_main(args))
     except OSError as exc:

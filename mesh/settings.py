@@ -128,7 +128,12 @@ class NodeSettings:
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
         if not 0 <= self.quic_send_quantum <= 0.1:
-            raise ValueError("quic_send_quantum is 0 to 0.1 seconds")
+            raise ValueError(f"quic_send_quantum is 0 to 0.1 seconds, not {self.quic_send_quantum}")
+        if self.quic_send_quantum and self.quic_congestion_control != "bbr":
+            raise ValueError(
+                "quic_send_quantum is picoquic's BBR's: set quic_congestion_control = bbr "
+                f"or drop it (not {self.quic_congestion_control})"
+            )
         if self.heap_trim_interval < 0:
             raise ValueError("heap_trim_interval must be >= 0 (0: never)")
         if self.quic_stream_buffer < 4096:

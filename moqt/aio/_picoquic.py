@@ -411,6 +411,8 @@ async def serve_picoquic(
     _check_congestion_control(congestion_control)
     if not 0 <= send_quantum <= 0.1:
         raise ValueError(f"send_quantum is 0 to 0.1 seconds, not {send_quantum!r}")
+    if send_quantum and congestion_control != "bbr":
+        raise ValueError(f"send_quantum is BBR's, not {congestion_control}'s")
     opts = options or SessionOptions()
     sock = bind_server_socket(host, port, reuse_port=reuse_port)
     try:
@@ -577,7 +579,7 @@ class _Tuning:
         retry, threshold = self.retry, self.threshold
         native = native_quic(transport)
         if native is None:
-            if self.congestion_control == "bbr" and self.send_quantum:
+            if self.send_quantum:
                 logger.warning(
                     "picoquic_send_quantum_not_set",
                     reason="this aiopquic build does not expose picoquic's context",
@@ -593,7 +595,7 @@ class _Tuning:
         native.set_retry(
             always=retry == "always", threshold=NEVER if retry == "never" else threshold
         )
-        if self.congestion_control == "bbr" and self.send_quantum:
+        if self.send_quantum:  # BBR's (serve_picoquic checked)
             native.set_congestion_control("bbr", bbr_options(self.send_quantum))
         return native
 

@@ -50,6 +50,9 @@ def test_relay_command_with_given_certificate(tmp_path: Path) -> None:
         assert stop_relay(relay) == 0
 
 
+BINDS = ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -59,6 +62,7 @@ def test_relay_command_with_given_certificate(tmp_path: Path) -> None:
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--max-object-size", "0"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "1"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "fast"],
+        [*BINDS, "--quic-send-quantum", "0.02", "--quic-congestion-control", "cubic"],
     ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:

@@ -201,3 +201,5 @@ def test_the_send_quantum_comes_from_the_environment_and_is_bounded() -> None:
     assert PopSettings().quic_send_quantum == 0.0  # picoquic's own unless asked
     with pytest.raises(ValueError, match=r"quic_send_quantum is 0 to 0\.1 seconds"):
         PopSettings(quic_send_quantum=0.5)
+    with pytest.raises(ValueError, match="set quic_congestion_control = bbr"):
+        PopSettings(quic_send_quantum=0.02, quic_congestion_control="cubic")
