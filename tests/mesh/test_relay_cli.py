@@ -60,8 +60,8 @@ BINDS = ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:70000"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cert", "/x.pem"],
         ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--max-object-size", "0"],
-        ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "1"],
-        ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quic-send-quantum", "fast"],
+        [*BINDS, "--quic-send-quantum", "1"],
+        [*BINDS, "--quic-send-quantum", "fast"],
         [*BINDS, "--quic-send-quantum", "0.02", "--quic-congestion-control", "cubic"],
     ],
 )
