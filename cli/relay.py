@@ -48,17 +48,6 @@ def parse_hostport(value: str) -> tuple[str, int]:
     return host, port
 
 
-def _send_quantum(value: str) -> float:
-    """``--quic-send-quantum``: 0 to 0.1 seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
-    if not 0 <= seconds <= 0.1:
-        raise argparse.ArgumentTypeError(f"the send quantum is 0 to 0.1 seconds, not {value}")
-    return seconds
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "relay",
@@ -131,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--quic-send-quantum",
-        type=_send_quantum,
+        type=float,
         default=None,
         metavar="SECONDS",
         help="picoquic's BBR: seconds of its pacing rate it may send at once (default: 0, "
@@ -196,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.skip_stale_after is not None and not args.skip_stale_after > 0:
         logger.error("bad_arguments", reason="--skip-stale-after must be positive")
+        return 2
+    if args.quic_send_quantum is not None and not 0 <= args.quic_send_quantum <= 0.1:
+        logger.error("bad_arguments", reason="--quic-send-quantum is 0 to 0.1 seconds")
         return 2
     if args.quic_send_quantum and (args.quic_congestion_control or "bbr") != "bbr":
         logger.error("bad_arguments", reason="--quic-send-quantum is BBR's: drop it or use bbr")

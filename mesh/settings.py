@@ -111,7 +111,7 @@ class NodeSettings:
     ] = "bbr"
     # picoquic's BBR: the burst it may send at once, in seconds of its pacing rate (0: its
     # own, 1 ms). 0.02 for a large fan-out (less CPU per viewer) where viewers are not
-    # behind shallow queues (moqt.aio._picoquic.LARGE_FANOUT_SEND_QUANTUM).
+    # behind shallow queues (docs/scaling.md, moqt.aio.serve_picoquic).
     quic_send_quantum: float = 0.0
 
     def __post_init__(self) -> None:

@@ -45,7 +45,6 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +104,6 @@ _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
 #: viewer's memory (bench/RESULTS.md, issue 15). A relay writes while its backlog is
 #: below 16 KiB, so 64 KiB holds what it writes; larger writes are cut to fit.
 STREAM_BUFFER = 64 << 10
-#: How much picoquic's BBR may send at once, as seconds of its pacing rate (its "send
-#: quantum"), for a server that fans out to many viewers: ``send_quantum`` of
-#: :func:`serve_picoquic`, a node's ``quic_send_quantum``. picoquic's own (0 here) is
-#: 1 ms, at least two packets: at a viewer's few Mbit/s one or two packets per wake-up of
-#: picoquic's thread, one sendmsg each: at 50 viewers 2.9 times the datagrams of bbr1.
-#: A relay fanning out 200 x 2.5 Mbit/s on this 2-core host delivered 64-79 %, and a
-#: 1,000-viewer mesh 98.0 %; 20 ms delivered 100 % in both on 25-40 % less relay CPU.
-#: It also lets BBR keep three quanta in flight, and on a 1.5 Mbit/s link with a 50 ms
-#: queue two runs of five failed (one lost 471 packets, audio p99 1.5 s; picoquic's
-#: own: 0-24 lost): bench/RESULTS.md, issue 15. So it is not the default; a POP for a
-#: large event whose viewers are not behind shallow queues takes it.
-LARGE_FANOUT_SEND_QUANTUM = 0.02
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -388,8 +375,15 @@ async def serve_picoquic(
     ring, allocated per stream; a longer backlog waits in the session's overflow).
     ``congestion_control`` names picoquic's controller for every connection
     (:data:`CONGESTION_CONTROLS`); with ``bbr``, ``send_quantum`` is the burst it may
-    send at once, in seconds of its pacing rate (0: picoquic's own, 1 ms; see
-    :data:`LARGE_FANOUT_SEND_QUANTUM`).
+    send at once, in seconds of its pacing rate (its "send quantum"; 0: picoquic's own,
+    1 ms, at least two packets). At a viewer's few Mbit/s picoquic's own paces one or two
+    packets per wake-up of its thread, one sendmsg each: on a relay fanning out 200 x
+    2.5 Mbit/s on the 2-core host that delivered 64-79 %, a 1,000-viewer mesh 58.7-98.0 %;
+    0.02 delivered 100 % in both on 25-40 % less relay CPU. It also lets BBR keep three
+    quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue 4 runs of 11 failed
+    (471 packets lost in one, audio p99 1.5 s), where picoquic's own passed: so 0 is the
+    default, and 0.02 is for a large event whose viewers are not behind shallow queues
+    (bench/RESULTS.md, issue 15).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -459,7 +453,6 @@ async def _serve(
     send_quantum: float,
 ) -> PicoquicServer:
     opts = options
-    tuning = _Tuning(retry, retry_threshold, congestion_control, send_quantum)
     throwaway = _throwaway_port(sock.family)
     raw_alpns = [alpn for alpn in alpns if alpn in RAW_ALPNS]
     config = QuicConfiguration(
@@ -494,7 +487,7 @@ async def _serve(
     if ALPN_H3 not in alpns:
         server = await serve_raw_on_socket(sock, config, create_protocol)
         transport = server._engine._transport
-        native = tuning.apply(server, transport)
+        native = _tune(server, transport, retry, retry_threshold, send_quantum)
         return PicoquicServer(
             server, (host, port), protocols, native=native, retry=retry, transport=transport
         )
@@ -527,7 +520,7 @@ async def _serve(
     )
     connect_path = remember_connect_paths(server._wt_server._dispatcher)
     await _adopt(server, server._transport, throwaway, sock)
-    native = tuning.apply(server, server._transport)
+    native = _tune(server, server._transport, retry, retry_threshold, send_quantum)
     return PicoquicServer(
         server,
         (host, port),
@@ -564,40 +557,30 @@ async def _adopt(server: Any, transport: Any, throwaway: int, sock: socket.socke
     transport.wake_up()
 
 
-@dataclass(frozen=True)
-class _Tuning:
-    """What a server sets in picoquic that aiopquic does not expose."""
-
-    retry: RetryMode
-    threshold: int
-    congestion_control: str
-    send_quantum: float
-
-    def apply(self, server: Any, transport: Any) -> NativeQuic | None:
-        """Apply the Retry policy and the controller's options to a started server
-        (closed again when the Retry policy cannot be set)."""
-        retry, threshold = self.retry, self.threshold
-        native = native_quic(transport)
-        if native is None:
-            if self.send_quantum:
-                logger.warning(
-                    "picoquic_send_quantum_not_set",
-                    reason="this aiopquic build does not expose picoquic's context",
-                )
-            if retry == "auto" and threshold == _PICOQUIC_THRESHOLD:
-                return None  # picoquic's own default is what was asked for
-            server.close()
-            raise RuntimeError(
-                f"this aiopquic build does not let us set picoquic's Retry policy "
-                f"(retry={retry}, threshold={threshold}): use retry auto with threshold "
-                f"{_PICOQUIC_THRESHOLD}, or the aioquic stack"
+def _tune(
+    server: Any, transport: Any, retry: RetryMode, threshold: int, send_quantum: float
+) -> NativeQuic | None:
+    """Apply the Retry policy and BBR's send quantum (checked by :func:`serve_picoquic`) to
+    a started server (closed again when the Retry policy cannot be set)."""
+    native = native_quic(transport)
+    if native is None:
+        if send_quantum:
+            logger.warning(
+                "picoquic_send_quantum_not_set",
+                reason="this aiopquic build does not expose picoquic's context",
             )
-        native.set_retry(
-            always=retry == "always", threshold=NEVER if retry == "never" else threshold
+        if retry == "auto" and threshold == _PICOQUIC_THRESHOLD:
+            return None  # picoquic's own default is what was asked for
+        server.close()
+        raise RuntimeError(
+            f"this aiopquic build does not let us set picoquic's Retry policy "
+            f"(retry={retry}, threshold={threshold}): use retry auto with threshold "
+            f"{_PICOQUIC_THRESHOLD}, or the aioquic stack"
         )
-        if self.send_quantum:  # BBR's (serve_picoquic checked)
-            native.set_congestion_control("bbr", bbr_options(self.send_quantum))
-        return native
+    native.set_retry(always=retry == "always", threshold=NEVER if retry == "never" else threshold)
+    if send_quantum:
+        native.set_congestion_control("bbr", bbr_options(send_quantum))
+    return native
 
 
 def bbr_options(send_quantum: float) -> str:
