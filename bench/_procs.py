@@ -82,6 +82,7 @@ class Proc:
         stderr_path: Path | None = None,
     ):
         self.name = name
+        self.stderr_path = stderr_path
         self._stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL
         self.popen = subprocess.Popen(
             list(argv),
@@ -113,11 +114,23 @@ class Proc:
                     continue
                 line = self.popen.stdout.readline()
                 if not line:
-                    raise RuntimeError(
-                        f"{self.name} exited with {self.popen.wait()} before {prefix!r}"
-                    )
+                    self.popen.wait()
+                    raise self.exited(f"before {prefix!r}")
                 if line.startswith(prefix):
                     return line.strip()
+
+    def exited(self, when: str = "") -> RuntimeError:
+        """The error for a child that ended when it should not have: its exit status and
+        the last lines of its stderr, where it said why (a refused argument, a port in use)."""
+        said = ""
+        if self.stderr_path is not None:
+            try:
+                lines = self.stderr_path.read_text(errors="replace").strip().splitlines()
+            except OSError:
+                lines = []
+            said = " | ".join(lines[-3:])[-600:]
+        status = " ".join(filter(None, (f"{self.name} exited with {self.popen.returncode}", when)))
+        return RuntimeError(f"{status}: {said}" if said else status)
 
     def signal(self, sig: int) -> None:
         if self.popen.poll() is None:

@@ -419,7 +419,7 @@ def _wait_bound(port: int, proc: Proc, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+            raise proc.exited()
         for table in ("/proc/net/udp", "/proc/net/udp6"):
             try:
                 if needle in Path(table).read_text():

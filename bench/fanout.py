@@ -308,7 +308,7 @@ def _wait_udp_listener(port: int, proc: Proc, timeout: float = 20.0) -> None:
     needle = f":{port:04X}"
     while time.monotonic() < deadline:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}")
+            raise proc.exited()
         for table in ("/proc/net/udp", "/proc/net/udp6"):
             with contextlib.suppress(OSError):
                 if needle in Path(table).read_text():
