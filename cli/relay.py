@@ -189,6 +189,15 @@ def run(args: argparse.Namespace) -> int:
     if args.quic_send_quantum is not None and not 0 <= args.quic_send_quantum <= 0.1:
         logger.error("bad_arguments", reason="--quic-send-quantum is 0 to 0.1 seconds")
         return 2
+    if args.quic_stack == "aioquic" and (
+        args.quic_congestion_control is not None or args.quic_send_quantum
+    ):
+        logger.error(
+            "bad_arguments",
+            reason="--quic-congestion-control and --quic-send-quantum are picoquic's: "
+            "drop them or use --quic-stack picoquic",
+        )
+        return 2
     if args.quic_send_quantum and (args.quic_congestion_control or "bbr") != "bbr":
         logger.error("bad_arguments", reason="--quic-send-quantum is BBR's: drop it or use bbr")
         return 2

@@ -69,6 +69,10 @@ def parse_hostport(value: str) -> tuple[str, int]:
     return host, port
 
 
+# What only the picoquic stack has: aioquic's controller is NewReno, its buffers are its own.
+_PICOQUIC_ONLY = ("quic_stream_buffer", "quic_congestion_control", "quic_send_quantum")
+
+
 def _positive(name: str, value: float) -> None:
     if value <= 0:
         raise ValueError(f"{name} must be > 0")
@@ -129,6 +133,16 @@ class NodeSettings:
             raise ValueError("max_connections must be >= 1")
         if not 0 <= self.quic_send_quantum <= 0.1:
             raise ValueError(f"quic_send_quantum is 0 to 0.1 seconds, not {self.quic_send_quantum}")
+        if self.quic_stack == "aioquic":
+            # aioquic has none of these (its controller is NewReno): a setting that would be
+            # ignored is refused, so that a typo'd stack does not pass for a tuned picoquic.
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            ignored = [name for name in _PICOQUIC_ONLY if getattr(self, name) != defaults[name]]
+            if ignored:
+                raise ValueError(
+                    f"{', '.join(ignored)}: picoquic's, not aioquic's; set quic_stack = picoquic "
+                    "or drop them"
+                )
         if self.quic_send_quantum and self.quic_congestion_control != "bbr":
             raise ValueError(
                 "quic_send_quantum is picoquic's BBR's: set quic_congestion_control = bbr "

@@ -203,3 +203,23 @@ def test_the_send_quantum_comes_from_the_environment_and_is_bounded() -> None:
         PopSettings(quic_send_quantum=0.5)
     with pytest.raises(ValueError, match="set quic_congestion_control = bbr"):
         PopSettings(quic_send_quantum=0.02, quic_congestion_control="cubic")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CLUTCHCALL_QUIC_SEND_QUANTUM": "0.02"}, "quic_send_quantum"),
+        ({"CLUTCHCALL_QUIC_CONGESTION_CONTROL": "cubic"}, "quic_congestion_control"),
+        ({"CLUTCHCALL_QUIC_STREAM_BUFFER": "1048576"}, "quic_stream_buffer"),
+    ],
+)
+def test_a_picoquic_setting_on_aioquic_is_refused_not_ignored(
+    env: dict[str, str], named: str
+) -> None:
+    """aioquic has no BBR, no controller choice and no stream ring: a node told to tune
+    them on aioquic would run untuned and say nothing, so it does not start."""
+    with pytest.raises(SettingsError, match=rf"pop settings: {named}: picoquic's, not aioquic's"):
+        settings_from_args(PopSettings, "pop", [], env={"CLUTCHCALL_QUIC_STACK": "aioquic", **env})
+    assert getattr(settings_from_args(PopSettings, "pop", [], env=env), named)  # picoquic: kept
+    plain = settings_from_args(PopSettings, "pop", [], env={"CLUTCHCALL_QUIC_STACK": "aioquic"})
+    assert plain.quic_stack == "aioquic"  # their defaults are not a request
