@@ -123,9 +123,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=None,
         metavar="SECONDS",
-        help="picoquic's BBR: seconds of its pacing rate it may send at once (default: "
-        "0.01; 0: picoquic's own 1 ms; 0.02 for a large fan-out: less CPU per viewer, "
-        "burstier)",
+        help="picoquic's BBR: seconds of its pacing rate it may send at once (default: 0, "
+        "picoquic's own 1 ms; 0.02 for a large fan-out: less CPU per viewer, burstier)",
     )
     parser.add_argument(
         "--upstream-linger",

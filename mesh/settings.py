@@ -113,10 +113,10 @@ class NodeSettings:
     quic_congestion_control: Literal[
         "bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1"
     ] = "bbr"
-    # picoquic's BBR: the burst it may send at once, in seconds of its pacing rate (None:
-    # 0.01; 0: picoquic's own, 1 ms). 0.02 for a large fan-out (less CPU per viewer) where
-    # viewers are not behind shallow queues (docs/scaling.md, moqt.aio.serve_picoquic).
-    quic_send_quantum: float | None = None
+    # picoquic's BBR: the burst it may send at once, in seconds of its pacing rate (0: its
+    # own, 1 ms). 0.02 for a large fan-out (less CPU per viewer) where viewers are not
+    # behind shallow queues (docs/scaling.md, moqt.aio.serve_picoquic).
+    quic_send_quantum: float = 0.0
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
@@ -131,7 +131,7 @@ class NodeSettings:
             raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
-        if self.quic_send_quantum is not None and not 0 <= self.quic_send_quantum <= 0.1:
+        if not 0 <= self.quic_send_quantum <= 0.1:
             raise ValueError(f"quic_send_quantum is 0 to 0.1 seconds, not {self.quic_send_quantum}")
         if self.quic_stack == "aioquic":
             # aioquic has none of these (its controller is NewReno): a setting that would be

@@ -40,8 +40,7 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "serves and opens (bbr: "
     "picoquic's current BBR; bbr1, aiopquic's default, floods a shallow rate limit)",
     "quic_send_quantum": "picoquic's BBR: seconds of its pacing rate it may send at once "
-    "(unset: 0.01; 0: picoquic's own 1 ms; 0.02 for large fan-outs: less CPU per viewer, "
-    "burstier)",
+    "(0: its own 1 ms; 0.02 for large fan-outs: less CPU per viewer, burstier)",
     # -- origin -------------------------------------------------------------------------
     "publish_auth": "how publishers are admitted: redis (stream keys from the control "
     "plane) or none (development only: anyone may publish)",

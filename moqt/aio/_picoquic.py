@@ -104,8 +104,6 @@ _PICOQUIC_THRESHOLD = 64  # PICOQUIC_DEFAULT_HALF_OPEN_RETRY_THRESHOLD
 #: viewer's memory (bench/RESULTS.md, issue 15). A relay writes while its backlog is
 #: below 16 KiB, so 64 KiB holds what it writes; larger writes are cut to fit.
 STREAM_BUFFER = 64 << 10
-#: BBR's send quantum unless told otherwise: 10 ms of its pacing rate (serve_picoquic).
-DEFAULT_SEND_QUANTUM = 0.01
 #: What :func:`serve_picoquic` answers unless told otherwise: raw QUIC and WebTransport,
 #: in the aioquic server's order (``DEFAULT_SERVER_ALPNS``).
 DEFAULT_ALPNS = (ALPN_DRAFT_16, ALPN_DRAFT_14, ALPN_H3)
@@ -357,7 +355,7 @@ async def serve_picoquic(
     retry_threshold: int = 64,
     stream_buffer: int = STREAM_BUFFER,
     congestion_control: str = DEFAULT_CONGESTION_CONTROL,
-    send_quantum: float | None = None,
+    send_quantum: float = 0.0,
 ) -> PicoquicServer:
     """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
 
@@ -377,15 +375,15 @@ async def serve_picoquic(
     ring, allocated per stream; a longer backlog waits in the session's overflow).
     ``congestion_control`` names picoquic's controller for every connection
     (:data:`CONGESTION_CONTROLS`); with ``bbr``, ``send_quantum`` is the burst it may
-    send at once, in seconds of its pacing rate (its "send quantum"; None:
-    :data:`DEFAULT_SEND_QUANTUM`, 10 ms; 0: picoquic's own, 1 ms, at least two packets).
-    At a viewer's few Mbit/s picoquic's own paces one or two packets per wake-up of its
-    thread, one sendmsg each: a 1,000-viewer mesh on the 2-core host delivered 44.7-98.0 %
-    with it, 100 % with 10, 15 or 20 ms. The quantum also lets BBR keep three quanta in
-    flight: on a 1.5 Mbit/s viewer link with a 50 ms queue, 20 ms failed 4 runs of 11 (the
-    burst of BBR's startup is over the queue), 15 ms 1 of 12, 10 ms none of 13 (audio p99
-    255-731 ms against 148-408 with picoquic's own). Hence 10 ms; 0.02 is for a large
-    event whose viewers are not behind shallow queues (bench/RESULTS.md, issue 15).
+    send at once, in seconds of its pacing rate (its "send quantum"; 0: picoquic's own,
+    1 ms, at least two packets). At a viewer's few Mbit/s picoquic's own paces one or two
+    packets per wake-up of its thread, one sendmsg each: on a relay fanning out 200 x
+    2.5 Mbit/s on the 2-core host that delivered 64-79 %, a 1,000-viewer mesh 58.7-98.0 %;
+    0.02 delivered 100 % in both on 25-40 % less relay CPU. It also lets BBR keep three
+    quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue 4 runs of 11 failed
+    (471 packets lost in one, audio p99 1.5 s), where picoquic's own passed: so 0 is the
+    default, and 0.02 is for a large event whose viewers are not behind shallow queues
+    (bench/RESULTS.md, issue 15).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -405,8 +403,6 @@ async def serve_picoquic(
     if stream_buffer < 4096:
         raise ValueError("stream_buffer must be at least 4096 bytes")
     _check_congestion_control(congestion_control)
-    if send_quantum is None:  # the default is BBR's: another controller has none
-        send_quantum = DEFAULT_SEND_QUANTUM if congestion_control == "bbr" else 0.0
     if not 0 <= send_quantum <= 0.1:
         raise ValueError(f"send_quantum is 0 to 0.1 seconds, not {send_quantum!r}")
     if send_quantum and congestion_control != "bbr":
