@@ -378,12 +378,12 @@ async def serve_picoquic(
     send at once, in seconds of its pacing rate (its "send quantum"; 0: picoquic's own,
     1 ms, at least two packets). At a viewer's few Mbit/s picoquic's own paces one or two
     packets per wake-up of its thread, one sendmsg each: on a relay fanning out 200 x
-    2.5 Mbit/s on the 2-core host that delivered 64-79 %, a 1,000-viewer mesh 58.7-98.0 %;
-    0.02 delivered 100 % in both on 25-40 % less relay CPU. It also lets BBR keep three
-    quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue 4 runs of 11 failed
-    (471 packets lost in one, audio p99 1.5 s), where picoquic's own passed: so 0 is the
-    default, and 0.02 is for a large event whose viewers are not behind shallow queues
-    (bench/RESULTS.md, issue 15).
+    2.5 Mbit/s on the 2-core host that delivered 64-79 %, a 1,000-viewer mesh 44.7-98.0 %;
+    0.02 delivered 100 % in both on 25-40 % less relay CPU (0.01: 100 % in the mesh). It
+    also lets BBR keep three quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue
+    0.02 failed 4 runs of 11 (471 packets lost in one, audio p99 1.5 s) and 0.01 1 of 14,
+    where picoquic's own passed: so 0 is the default, and 0.01-0.02 is for a large event
+    whose viewers are not behind shallow queues (bench/RESULTS.md, issue 15).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``

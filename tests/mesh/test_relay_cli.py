@@ -63,7 +63,6 @@ BINDS = ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]
         [*BINDS, "--quic-send-quantum", "1"],
         [*BINDS, "--quic-send-quantum", "fast"],
         [*BINDS, "--quic-send-quantum", "0.02", "--quic-congestion-control", "cubic"],
-        [*BINDS, "--quic-stack", "aioquic", "--quic-send-quantum", "0.02"],
         [*BINDS, "--quic-stack", "aioquic", "--quic-congestion-control", "bbr1"],
     ],
 )

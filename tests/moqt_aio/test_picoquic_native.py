@@ -215,7 +215,7 @@ async def test_what_was_written_before_a_close_is_sent_before_it(
     ],
     ids=["picoquics-own", "large-fanout", "5ms", "cubic"],
 )
-async def test_bbr_paces_in_bursts_of_the_send_quantum(
+async def test_bbr_is_given_the_send_quantum_asked_for(
     settings: dict[str, object], options: str, pico_server: Starter, certificate: tuple[Path, Path]
 ) -> None:
     """picoquic's BBR gets the send quantum asked for (picoquic's own 1 ms unless told:

@@ -259,7 +259,7 @@ async def test_picoquic_retry_modes(make_pop: MakePop, tokens: Tokens) -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_the_pops_bbr_sends_in_bursts_of_its_send_quantum(
+async def test_the_pops_bbr_is_given_its_send_quantum(
     make_pop: MakePop, tokens: Tokens
 ) -> None:
     """``quic_send_quantum`` reaches picoquic's BBR on the POP's listener (a large event's
