@@ -123,8 +123,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=None,
         metavar="SECONDS",
-        help="picoquic's BBR: seconds of its pacing rate it may send at once (default: 0, "
-        "picoquic's own 1 ms; 0.02 for a large fan-out: less CPU per viewer, burstier)",
+        help="picoquic's BBR: seconds of its pacing rate it may send at once while the relay "
+        "is not busy (default: 0, picoquic's own 1 ms)",
+    )
+    parser.add_argument(
+        "--quic-busy-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="picoquic's BBR: from N connections on, the connections after get at least "
+        "--quic-busy-send-quantum (default: 64; 0: never)",
+    )
+    parser.add_argument(
+        "--quic-busy-send-quantum",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="picoquic's BBR: the send quantum of a busy relay (default: 0.01; coarser: less "
+        "CPU per viewer, burstier)",
     )
     parser.add_argument(
         "--upstream-linger",
@@ -186,26 +202,39 @@ def run(args: argparse.Namespace) -> int:
     if args.skip_stale_after is not None and not args.skip_stale_after > 0:
         logger.error("bad_arguments", reason="--skip-stale-after must be positive")
         return 2
-    if args.quic_send_quantum is not None and not 0 <= args.quic_send_quantum <= 0.1:
-        logger.error("bad_arguments", reason="--quic-send-quantum is 0 to 0.1 seconds")
-        return 2
-    if args.quic_stack == "aioquic" and (
-        args.quic_congestion_control is not None or args.quic_send_quantum
-    ):
-        logger.error(
-            "bad_arguments",
-            reason="--quic-congestion-control and --quic-send-quantum are picoquic's: "
-            "drop them or use --quic-stack picoquic",
-        )
-        return 2
-    if args.quic_send_quantum and (args.quic_congestion_control or "bbr") != "bbr":
-        logger.error("bad_arguments", reason="--quic-send-quantum is BBR's: drop it or use bbr")
+    reason = _picoquic_tuning_error(args)
+    if reason:
+        logger.error("bad_arguments", reason=reason)
         return 2
     try:
         return asyncio.run(_main(args))
     except OSError as exc:
         logger.error("relay_failed", error=str(exc))
         return 1
+
+
+def _picoquic_tuning_error(args: argparse.Namespace) -> str:
+    """What is wrong with the picoquic tuning asked for ("" when nothing)."""
+    for value, name in (
+        (args.quic_send_quantum, "--quic-send-quantum"),
+        (args.quic_busy_send_quantum, "--quic-busy-send-quantum"),
+    ):
+        if value is not None and not 0 <= value <= 0.1:
+            return f"{name} is 0 to 0.1 seconds"
+    if args.quic_busy_connections is not None and args.quic_busy_connections < 0:
+        return "--quic-busy-connections must be >= 0 (0: never)"
+    bbr = {
+        "--quic-send-quantum": args.quic_send_quantum,
+        "--quic-busy-connections": args.quic_busy_connections,
+        "--quic-busy-send-quantum": args.quic_busy_send_quantum,
+    }
+    asked = [name for name, value in bbr.items() if value is not None]
+    if args.quic_stack == "aioquic" and (args.quic_congestion_control is not None or asked):
+        named = ["--quic-congestion-control"] * (args.quic_congestion_control is not None)
+        return f"{' and '.join(named + asked)}: picoquic's, drop them or use --quic-stack picoquic"
+    if asked and (args.quic_congestion_control or "bbr") != "bbr":
+        return f"{' and '.join(asked)}: BBR's, drop them or use bbr"
+    return ""
 
 
 def _scheduling(skip_stale_after: float | None) -> SchedulerLimits:
@@ -228,6 +257,8 @@ async def _main(args: argparse.Namespace) -> int:
         quic_stack=args.quic_stack,
         congestion_control=args.quic_congestion_control,
         send_quantum=args.quic_send_quantum,
+        busy_connections=args.quic_busy_connections,
+        busy_send_quantum=args.quic_busy_send_quantum,
     )
     http = OpsServer(
         relay_registry(node.relay), args.http[0], args.http[1], ready={"relay": lambda: node.ready}

@@ -211,6 +211,8 @@ class MeshNode[D: Downstream](SessionHost[D]):
             stream_buffer=self.settings.quic_stream_buffer,
             congestion_control=self.settings.quic_congestion_control,
             send_quantum=self.settings.quic_send_quantum,
+            busy_connections=self.settings.quic_busy_connections,
+            busy_send_quantum=self.settings.quic_busy_send_quantum,
         )
 
     def _server_configuration(self) -> QuicConfiguration:

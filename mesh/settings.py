@@ -70,7 +70,15 @@ def parse_hostport(value: str) -> tuple[str, int]:
 
 
 # What only the picoquic stack has: aioquic's controller is NewReno, its buffers are its own.
-_PICOQUIC_ONLY = ("quic_stream_buffer", "quic_congestion_control", "quic_send_quantum")
+_PICOQUIC_ONLY = (
+    "quic_stream_buffer",
+    "quic_congestion_control",
+    "quic_send_quantum",
+    "quic_busy_connections",
+    "quic_busy_send_quantum",
+)
+# What only picoquic's BBR has: another controller paces in its own way.
+_BBR_ONLY = ("quic_send_quantum", "quic_busy_connections", "quic_busy_send_quantum")
 
 
 def _positive(name: str, value: float) -> None:
@@ -114,9 +122,12 @@ class NodeSettings:
         "bbr", "cubic", "newreno", "dcubic", "prague", "c4", "bbr1"
     ] = "bbr"
     # picoquic's BBR: the burst it may send at once, in seconds of its pacing rate (0: its
-    # own, 1 ms). 0.02 for a large fan-out (less CPU per viewer) where viewers are not
-    # behind shallow queues (docs/scaling.md, moqt.aio.serve_picoquic).
+    # own, 1 ms), while the node holds fewer than quic_busy_connections connections; the
+    # connections after that get at least quic_busy_send_quantum (less CPU per viewer,
+    # burstier; 0 connections: never). docs/scaling.md, moqt/aio/_picoquic_server.py.
     quic_send_quantum: float = 0.0
+    quic_busy_connections: int = 64
+    quic_busy_send_quantum: float = 0.01
 
     def __post_init__(self) -> None:
         parse_hostport(self.quic)
@@ -131,22 +142,24 @@ class NodeSettings:
             raise ValueError(f"redis must be a redis:// URL, got {self.redis!r}")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
-        if not 0 <= self.quic_send_quantum <= 0.1:
-            raise ValueError(f"quic_send_quantum is 0 to 0.1 seconds, not {self.quic_send_quantum}")
+        for name in ("quic_send_quantum", "quic_busy_send_quantum"):
+            if not 0 <= getattr(self, name) <= 0.1:
+                raise ValueError(f"{name} is 0 to 0.1 seconds, not {getattr(self, name)}")
+        if self.quic_busy_connections < 0:
+            raise ValueError("quic_busy_connections must be >= 0 (0: never)")
         if self.quic_stack == "aioquic":
             # aioquic has none of these (its controller is NewReno): a setting that would be
             # ignored is refused, so that a typo'd stack does not pass for a tuned picoquic.
-            defaults = {f.name: f.default for f in dataclasses.fields(self)}
-            ignored = [name for name in _PICOQUIC_ONLY if getattr(self, name) != defaults[name]]
+            ignored = self._changed(_PICOQUIC_ONLY)
             if ignored:
                 raise ValueError(
                     f"{', '.join(ignored)}: picoquic's, not aioquic's; set quic_stack = picoquic "
                     "or drop them"
                 )
-        if self.quic_send_quantum and self.quic_congestion_control != "bbr":
+        if self.quic_congestion_control != "bbr" and (ignored := self._changed(_BBR_ONLY)):
             raise ValueError(
-                "quic_send_quantum is picoquic's BBR's: set quic_congestion_control = bbr "
-                f"or drop it (not {self.quic_congestion_control})"
+                f"{', '.join(ignored)}: picoquic's BBR's, set quic_congestion_control = bbr "
+                f"or drop them (not {self.quic_congestion_control})"
             )
         if self.heap_trim_interval < 0:
             raise ValueError("heap_trim_interval must be >= 0 (0: never)")
@@ -156,6 +169,11 @@ class NodeSettings:
             _positive(name, getattr(self, name))
         if self.node_ttl <= self.heartbeat_interval:
             raise ValueError("node_ttl must be longer than heartbeat_interval")
+
+    def _changed(self, names: tuple[str, ...]) -> list[str]:
+        """Those of ``names`` set away from their defaults."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return [name for name in names if getattr(self, name) != defaults[name]]
 
     @property
     def advertised_quic(self) -> str:

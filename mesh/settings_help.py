@@ -40,7 +40,11 @@ SETTING_HELP: Final[Mapping[str, str]] = {
     "serves and opens (bbr: "
     "picoquic's current BBR; bbr1, aiopquic's default, floods a shallow rate limit)",
     "quic_send_quantum": "picoquic's BBR: seconds of its pacing rate it may send at once "
-    "(0: its own 1 ms; 0.02 for large fan-outs: less CPU per viewer, burstier)",
+    "while the node is not busy (0: its own 1 ms)",
+    "quic_busy_connections": "picoquic's BBR: from this many connections on, the connections "
+    "after get at least --quic-busy-send-quantum (0: never)",
+    "quic_busy_send_quantum": "picoquic's BBR: the send quantum of a busy node, in seconds "
+    "(coarser: less CPU per viewer, burstier)",
     # -- origin -------------------------------------------------------------------------
     "publish_auth": "how publishers are admitted: redis (stream keys from the control "
     "plane) or none (development only: anyone may publish)",

@@ -187,6 +187,8 @@ class PopNode(MeshNode[_Downstream]):
                 stream_buffer=self.settings.quic_stream_buffer,
                 congestion_control=self.settings.quic_congestion_control,
                 send_quantum=self.settings.quic_send_quantum,
+                busy_connections=self.settings.quic_busy_connections,
+                busy_send_quantum=self.settings.quic_busy_send_quantum,
                 retry=self.settings.quic_retry,
                 retry_threshold=self.settings.retry_threshold,
             )

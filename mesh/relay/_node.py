@@ -37,11 +37,14 @@ class RelayNode(SessionHost[HostedSession]):
         setup_timeout: float = 10.0,
         congestion_control: str | None = None,
         send_quantum: float | None = None,
+        busy_connections: int | None = None,
+        busy_send_quantum: float | None = None,
     ) -> None:
         self.relay = Relay(config)
         self._quic_stack = quic_stack
         self._congestion_control = congestion_control  # picoquic's; None: its default (bbr)
         self._send_quantum = send_quantum  # picoquic's BBR burst; None: its default
+        self._busy = (busy_connections, busy_send_quantum)  # ... and a busy relay's
         self._options = SessionOptions(
             max_request_id=max_request_id,
             max_object_size=self.relay.config.max_object_size,
@@ -76,6 +79,8 @@ class RelayNode(SessionHost[HostedSession]):
             max_connections=self._max_connections,
             congestion_control=self._congestion_control,
             send_quantum=self._send_quantum,
+            busy_connections=self._busy[0],
+            busy_send_quantum=self._busy[1],
         )
         logger.info(
             "relay_listening",

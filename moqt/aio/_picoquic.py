@@ -75,7 +75,15 @@ from ._picoquic_rings import (
     picoquic_priority,
     ring_write_size,
 )
-from ._picoquic_server import PicoquicServer, RetryMode
+from ._picoquic_server import (
+    BUSY_CONNECTIONS,
+    BUSY_SEND_QUANTUM,
+    BusyPacing,
+    Pacing,
+    PicoquicServer,
+    RetryMode,
+    bbr_options,
+)
 from ._picoquic_socket import adopt_socket, bind_server_socket
 from ._picoquic_wt import (
     WT_PROTOCOLS,
@@ -356,6 +364,8 @@ async def serve_picoquic(
     stream_buffer: int = STREAM_BUFFER,
     congestion_control: str = DEFAULT_CONGESTION_CONTROL,
     send_quantum: float = 0.0,
+    busy_connections: int = BUSY_CONNECTIONS,
+    busy_send_quantum: float = BUSY_SEND_QUANTUM,
 ) -> PicoquicServer:
     """Serve MoQT with picoquic (see :func:`moqt.aio.serve` for the contract).
 
@@ -382,8 +392,10 @@ async def serve_picoquic(
     0.02 delivered 100 % in both on 25-40 % less relay CPU (0.01: 100 % in the mesh). It
     also lets BBR keep three quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue
     0.02 failed 4 runs of 11 (471 packets lost in one, audio p99 1.5 s) and 0.01 1 of 14,
-    where picoquic's own passed: so 0 is the default, and 0.01-0.02 is for a large event
-    whose viewers are not behind shallow queues (bench/RESULTS.md, issue 15).
+    where picoquic's own passed (bench/RESULTS.md, issue 15). So the quantum follows the
+    server's load (:class:`BusyPacing`): ``send_quantum`` while it holds fewer than
+    ``busy_connections`` connections, at least ``busy_send_quantum`` from then on for the
+    connections that come after (``busy_connections`` 0: never).
 
     Client addresses are validated with a stateless Retry (RFC 9000 section 8.1) by
     picoquic itself: with ``retry`` "auto" once more than ``retry_threshold``
@@ -407,6 +419,15 @@ async def serve_picoquic(
         raise ValueError(f"send_quantum is 0 to 0.1 seconds, not {send_quantum!r}")
     if send_quantum and congestion_control != "bbr":
         raise ValueError(f"send_quantum is BBR's, not {congestion_control}'s")
+    if busy_connections < 0:
+        raise ValueError(f"busy_connections is >= 0 (0: never), not {busy_connections!r}")
+    if not 0 <= busy_send_quantum <= 0.1:
+        raise ValueError(f"busy_send_quantum is 0 to 0.1 seconds, not {busy_send_quantum!r}")
+    pacing = (
+        Pacing(send_quantum, busy_connections, busy_send_quantum)
+        if congestion_control == "bbr"
+        else Pacing(0.0, 0, 0.0)  # the quantum is BBR's: another controller keeps its own
+    )
     opts = options or SessionOptions()
     sock = bind_server_socket(host, port, reuse_port=reuse_port)
     try:
@@ -427,7 +448,7 @@ async def serve_picoquic(
             retry_threshold=retry_threshold,
             stream_buffer=stream_buffer,
             congestion_control=congestion_control,
-            send_quantum=send_quantum,
+            pacing=pacing,
         )
     finally:
         sock.close()  # a no-op once picoquic has it
@@ -450,7 +471,7 @@ async def _serve(
     retry_threshold: int,
     stream_buffer: int,
     congestion_control: str,
-    send_quantum: float,
+    pacing: Pacing,
 ) -> PicoquicServer:
     opts = options
     throwaway = _throwaway_port(sock.family)
@@ -472,6 +493,7 @@ async def _serve(
     config.max_connections = max_connections
     config.stream_ring_cap = stream_buffer
     protocols: list[PicoquicProtocol] = []
+    busy: list[BusyPacing] = []  # once the server runs
 
     def forget(protocol: PicoquicProtocol) -> None:
         if protocol in protocols:
@@ -482,14 +504,23 @@ async def _serve(
             quic, stream_handler, options=opts, on_session=on_session, on_closed=forget
         )
         protocols.append(protocol)
+        for governor in busy:
+            governor.observe()
         return protocol
 
     if ALPN_H3 not in alpns:
         server = await serve_raw_on_socket(sock, config, create_protocol)
         transport = server._engine._transport
-        native = _tune(server, transport, retry, retry_threshold, send_quantum)
+        native = _tune(server, transport, retry, retry_threshold, pacing)
+        busy.extend(_governor(native, pacing))
         return PicoquicServer(
-            server, (host, port), protocols, native=native, retry=retry, transport=transport
+            server,
+            (host, port),
+            protocols,
+            native=native,
+            retry=retry,
+            transport=transport,
+            pacing=busy[0] if busy else None,
         )
 
     sessions: list[PicoquicWebTransportSession] = []
@@ -508,6 +539,8 @@ async def _serve(
                 on_closed=forget_session,
             )
         )
+        for governor in busy:
+            governor.observe()
 
     server = await serve_dispatch(
         host,
@@ -520,7 +553,8 @@ async def _serve(
     )
     connect_path = remember_connect_paths(server._wt_server._dispatcher)
     await _adopt(server, server._transport, throwaway, sock)
-    native = _tune(server, server._transport, retry, retry_threshold, send_quantum)
+    native = _tune(server, server._transport, retry, retry_threshold, pacing)
+    busy.extend(_governor(native, pacing))
     return PicoquicServer(
         server,
         (host, port),
@@ -529,6 +563,7 @@ async def _serve(
         native=native,
         retry=retry,
         transport=server._transport,
+        pacing=busy[0] if busy else None,
     )
 
 
@@ -558,13 +593,13 @@ async def _adopt(server: Any, transport: Any, throwaway: int, sock: socket.socke
 
 
 def _tune(
-    server: Any, transport: Any, retry: RetryMode, threshold: int, send_quantum: float
+    server: Any, transport: Any, retry: RetryMode, threshold: int, pacing: Pacing
 ) -> NativeQuic | None:
     """Apply the Retry policy and BBR's send quantum (checked by :func:`serve_picoquic`) to
     a started server (closed again when the Retry policy cannot be set)."""
     native = native_quic(transport)
     if native is None:
-        if send_quantum:
+        if pacing.quantum or pacing.busy_connections:
             logger.warning(
                 "picoquic_send_quantum_not_set",
                 reason="this aiopquic build does not expose picoquic's context",
@@ -578,15 +613,16 @@ def _tune(
             f"{_PICOQUIC_THRESHOLD}, or the aioquic stack"
         )
     native.set_retry(always=retry == "always", threshold=NEVER if retry == "never" else threshold)
-    if send_quantum:
-        native.set_congestion_control("bbr", bbr_options(send_quantum))
+    if pacing.quantum:
+        native.set_congestion_control("bbr", bbr_options(pacing.quantum))
     return native
 
 
-def bbr_options(send_quantum: float) -> str:
-    """picoquic's BBR option string for a send quantum of ``send_quantum`` seconds of its
-    pacing rate (``Q`` and the ratio: 0.02 s is ``Q0.02``)."""
-    return f"Q{send_quantum:.6f}".rstrip("0").rstrip(".")
+def _governor(native: NativeQuic | None, pacing: Pacing) -> list[BusyPacing]:
+    """The server's :class:`BusyPacing`, if its quantum follows its load."""
+    if native is None or not pacing.busy_connections or pacing.busy_quantum <= pacing.quantum:
+        return []
+    return [BusyPacing(native, pacing)]
 
 
 @asynccontextmanager

@@ -71,8 +71,9 @@ class NativeQuic:
     def __init__(self, context: Any, pointer: int) -> None:
         self._context = context  # owns the pointer: it lives as long as this object
         self._pointer = pointer
-        # picoquic keeps a pointer to the option string: it lives as long as the server.
-        self._cc_options: Any = None
+        # Each connection keeps a pointer to the option string it was created with (and
+        # reads it again for a new path): every string given lives as long as the server.
+        self._cc_options: dict[str, Any] = {}
         self.congestion_options = ""
 
     @property
@@ -90,14 +91,17 @@ class NativeQuic:
     def set_congestion_control(self, name: str, options: str) -> None:
         """The controller of the connections that come after, with picoquic's option string
         for it (``options``; for ``bbr``, ``Q0.02`` is a send quantum of 20 ms of its
-        pacing rate). Raises ``ValueError`` for a name picoquic does not register."""
+        pacing rate; "": its defaults). Raises ``ValueError`` for a name picoquic does not
+        register. Connections keep what they were created with."""
         lib = _library()
         algorithm = lib.picoquic_get_congestion_algorithm(name.encode())
         if not algorithm:
             raise ValueError(f"picoquic has no congestion controller {name!r}")
-        buffer = ctypes.create_string_buffer(options.encode())
+        if options and options not in self._cc_options:
+            self._cc_options[options] = ctypes.create_string_buffer(options.encode())
+        buffer = self._cc_options[options] if options else None
         lib.picoquic_set_default_congestion_algorithm_ex(self._pointer, algorithm, buffer)
-        self._cc_options, self.congestion_options = buffer, options
+        self.congestion_options = options
 
     @property
     def retry_threshold(self) -> int:

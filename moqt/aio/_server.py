@@ -158,12 +158,15 @@ async def listen(
     stream_buffer: int | None = None,
     congestion_control: str | None = None,
     send_quantum: float | None = None,
+    busy_connections: int | None = None,
+    busy_send_quantum: float | None = None,
 ) -> Listener:
     """Serve MoQT on ``stack`` (:data:`QUIC_STACKS`): raw QUIC and WebTransport on one
     port, with :func:`serve` (``aioquic``) or :func:`serve_picoquic` (``picoquic``,
     packet and HTTP/3 work on a C thread; ``stream_buffer``: its per-stream send ring,
-    ``congestion_control``: its controller, ``send_quantum``: its BBR's burst, None for
-    their defaults)."""
+    ``congestion_control``: its controller, ``send_quantum``: its BBR's burst, and
+    ``busy_send_quantum`` from ``busy_connections`` connections on; None for their
+    defaults)."""
     if stack == "aioquic":
         return await serve(
             host,
@@ -185,6 +188,8 @@ async def listen(
             **({} if stream_buffer is None else {"stream_buffer": stream_buffer}),
             **({} if congestion_control is None else {"congestion_control": congestion_control}),
             **({} if send_quantum is None else {"send_quantum": send_quantum}),
+            **({} if busy_connections is None else {"busy_connections": busy_connections}),
+            **({} if busy_send_quantum is None else {"busy_send_quantum": busy_send_quantum}),
         )
         return listener
     raise ValueError(f"unknown QUIC stack {stack!r} (one of {', '.join(QUIC_STACKS)})")

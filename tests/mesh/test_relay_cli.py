@@ -64,6 +64,10 @@ BINDS = ["--quic", "127.0.0.1:0", "--http", "127.0.0.1:0"]
         [*BINDS, "--quic-send-quantum", "fast"],
         [*BINDS, "--quic-send-quantum", "0.02", "--quic-congestion-control", "cubic"],
         [*BINDS, "--quic-stack", "aioquic", "--quic-congestion-control", "bbr1"],
+        [*BINDS, "--quic-busy-connections", "-1"],
+        [*BINDS, "--quic-busy-send-quantum", "0.5"],
+        [*BINDS, "--quic-busy-connections", "0", "--quic-congestion-control", "cubic"],
+        [*BINDS, "--quic-stack", "aioquic", "--quic-busy-send-quantum", "0.02"],
     ],
 )
 def test_bad_arguments_exit_2(args: list[str]) -> None:
@@ -85,7 +89,7 @@ def test_picoquic_tuning_on_aioquic_says_what_to_do() -> None:
         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert "are picoquic's: drop them or use --quic-stack picoquic" in proc.stderr
+    assert "--quic-send-quantum: picoquic's, drop them or use --quic-stack picoquic" in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

@@ -205,12 +205,32 @@ def test_the_send_quantum_comes_from_the_environment_and_is_bounded() -> None:
         PopSettings(quic_send_quantum=0.02, quic_congestion_control="cubic")
 
 
+def test_a_busy_nodes_send_quantum_has_bounds_and_is_bbrs() -> None:
+    pop = settings_from_args(
+        PopSettings,
+        "pop",
+        argparse.Namespace(quic_busy_connections=200),
+        env={"CLUTCHCALL_QUIC_BUSY_SEND_QUANTUM": "0.02"},
+    )
+    assert (pop.quic_busy_connections, pop.quic_busy_send_quantum) == (200, 0.02)
+    assert (PopSettings().quic_busy_connections, PopSettings().quic_busy_send_quantum) == (64, 0.01)
+    with pytest.raises(ValueError, match=r"quic_busy_send_quantum is 0 to 0\.1 seconds"):
+        PopSettings(quic_busy_send_quantum=0.2)
+    with pytest.raises(ValueError, match="quic_busy_connections must be >= 0"):
+        PopSettings(quic_busy_connections=-1)
+    with pytest.raises(ValueError, match="quic_busy_connections: picoquic's BBR's"):
+        PopSettings(quic_busy_connections=0, quic_congestion_control="cubic")
+    assert PopSettings(quic_congestion_control="cubic").quic_busy_connections == 64  # not asked
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         ({"CLUTCHCALL_QUIC_SEND_QUANTUM": "0.02"}, "quic_send_quantum"),
         ({"CLUTCHCALL_QUIC_CONGESTION_CONTROL": "cubic"}, "quic_congestion_control"),
         ({"CLUTCHCALL_QUIC_STREAM_BUFFER": "1048576"}, "quic_stream_buffer"),
+        ({"CLUTCHCALL_QUIC_BUSY_CONNECTIONS": "128"}, "quic_busy_connections"),
+        ({"CLUTCHCALL_QUIC_BUSY_SEND_QUANTUM": "0.02"}, "quic_busy_send_quantum"),
     ],
 )
 def test_a_picoquic_setting_on_aioquic_is_refused_not_ignored(

@@ -7,6 +7,7 @@ a running server for the connections that come after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -242,3 +243,68 @@ async def test_picoquic_refuses_an_unknown_controller_and_an_odd_quantum(
     with pytest.raises(ValueError, match="no congestion controller 'warp'"):
         native.set_congestion_control("warp", "")
     assert server.congestion_options == "Q0.02"
+    with pytest.raises(ValueError, match="busy_connections is >= 0"):
+        await pico_server(lambda _conn: None, busy_connections=-1)
+    with pytest.raises(ValueError, match=r"busy_send_quantum is 0 to 0\.1 seconds"):
+        await pico_server(lambda _conn: None, busy_send_quantum=1.0)
+
+
+async def held_connections(server: PicoquicServer, count: int) -> None:
+    """Until picoquic holds ``count`` connections (closed ones drain on its thread)."""
+    deadline = time.monotonic() + 10
+    while server.statistics()["connections"] != count:
+        assert time.monotonic() < deadline, f"{server.statistics()} after 10 s"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("scheme", ["moqt", "https"])
+async def test_a_busy_server_paces_the_connections_after_in_coarser_bursts(
+    scheme: str, pico_server: Starter, certificate: tuple[Path, Path]
+) -> None:
+    """picoquic's own quantum costs a node with hundreds of viewers most of its CPU, a
+    coarser one is burstier on a shallow viewer queue (bench/RESULTS.md, issue 15): a
+    server gives the coarser one to the connections that come once it holds
+    ``busy_connections`` (raw QUIC or WebTransport), and the fine one again once it holds
+    at most half as many."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait, busy_connections=3, busy_send_quantum=0.02)
+    url = f"{scheme}://127.0.0.1:{server.address[1]}/"
+    async with contextlib.AsyncExitStack() as viewers:
+        for held in (1, 2, 3):
+            assert (server.congestion_options, server.statistics()["busy"]) == ("", 0)
+            await viewers.enter_async_context(
+                connect(url, cafile=str(certificate[0]), stack="picoquic")
+            )
+            async with asyncio.timeout(10):
+                await (await accepted.get()).wait_setup()
+            assert server.statistics()["connections"] == held
+        assert (server.congestion_options, server.statistics()["busy"]) == ("Q0.02", 1)
+    await held_connections(server, 0)
+    async with asyncio.timeout(10), connect(url, cafile=str(certificate[0]), stack="picoquic"):
+        await (await accepted.get()).wait_setup()
+        assert (server.congestion_options, server.statistics()["busy"]) == ("", 0)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"busy_connections": 0},
+        {"send_quantum": 0.02, "busy_send_quantum": 0.01},
+        {"congestion_control": "cubic"},
+    ],
+    ids=["never", "already-coarser", "not-bbr"],
+)
+async def test_the_quantum_stays_where_busy_would_not_coarsen_it(
+    settings: dict[str, object], pico_server: Starter, certificate: tuple[Path, Path]
+) -> None:
+    """Busy never makes pacing finer than ``send_quantum``, 0 connections turn it off, and
+    another controller than BBR keeps its own pacing."""
+    accepted: asyncio.Queue[MoqtConnection] = asyncio.Queue()
+    server = await pico_server(accepted.put_nowait, **{"busy_connections": 1, **settings})
+    before = server.congestion_options
+    async with asyncio.timeout(10):
+        async with connect(
+            f"moqt://127.0.0.1:{server.address[1]}/", cafile=str(certificate[0]), stack="picoquic"
+        ):
+            await (await accepted.get()).wait_setup()
+            assert (server.congestion_options, server.statistics()["busy"]) == (before, 0)

@@ -273,3 +273,21 @@ async def test_the_pops_bbr_is_given_its_send_quantum(
         assert conn.session.setup_complete
     default = await make_pop(quic_stack="picoquic")
     assert default._server.congestion_options == ""  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(60)
+async def test_a_busy_pop_says_so_and_paces_coarser(make_pop: MakePop, tokens: Tokens) -> None:
+    """``quic_busy_connections`` / ``quic_busy_send_quantum`` reach the POP's listener:
+    from that many connections on the ones after get the busy quantum, and
+    ``clutchcall_pop_quic_busy`` says so (moqt/aio/_picoquic_server.py)."""
+    pop = await make_pop(
+        quic_stack="picoquic", quic_busy_connections=2, quic_busy_send_quantum=0.02
+    )
+    assert pop._server is not None
+    options = SessionOptions(auth_token=tokens.mint().encode())
+    url = f"moqt://127.0.0.1:{pop.quic_address[1]}"
+    async with connect(url, verify=False, options=options):
+        assert await quic_gauge(pop, "busy") == 0
+        async with connect(url, verify=False, options=options):
+            assert await quic_gauge(pop, "busy", at_least=1) == 1
+            assert pop._server.congestion_options == "Q0.02"  # type: ignore[attr-defined]
