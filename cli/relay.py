@@ -132,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="N",
         help="picoquic's BBR: from N connections on, the connections after get at least "
-        "--quic-busy-send-quantum (default: 64; 0: never)",
+        "--quic-busy-send-quantum (default: 16; 0: never)",
     )
     parser.add_argument(
         "--quic-busy-send-quantum",

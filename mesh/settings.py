@@ -126,7 +126,7 @@ class NodeSettings:
     # connections after that get at least quic_busy_send_quantum (less CPU per viewer,
     # burstier; 0 connections: never). docs/scaling.md, moqt/aio/_picoquic_server.py.
     quic_send_quantum: float = 0.0
-    quic_busy_connections: int = 64
+    quic_busy_connections: int = 16
     quic_busy_send_quantum: float = 0.01
 
     def __post_init__(self) -> None:

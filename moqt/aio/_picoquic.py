@@ -393,7 +393,7 @@ async def serve_picoquic(
     also lets BBR keep three quanta in flight, and on a 1.5 Mbit/s link with a 50 ms queue
     0.02 failed 4 runs of 11 (471 packets lost in one, audio p99 1.5 s) and 0.01 1 of 14,
     where picoquic's own passed (bench/RESULTS.md, issue 15). So the quantum follows the
-    server's load (:class:`BusyPacing`): ``send_quantum`` while it holds fewer than
+    server's load (``BusyPacing``): ``send_quantum`` while it holds fewer than
     ``busy_connections`` connections, at least ``busy_send_quantum`` from then on for the
     connections that come after (``busy_connections`` 0: never).
 

@@ -28,7 +28,7 @@ __all__ = [
 RetryMode = Literal["auto", "always", "never"]
 
 #: Connections from which a picoquic server's BBR sends in coarser bursts (:class:`BusyPacing`).
-BUSY_CONNECTIONS: Final = 64
+BUSY_CONNECTIONS: Final = 16
 #: The send quantum of a busy server, in seconds of each connection's pacing rate.
 BUSY_SEND_QUANTUM: Final = 0.01
 
@@ -58,10 +58,13 @@ class BusyPacing:
     viewer's few Mbit/s a packet or two per wake-up of its thread, each in its own
     ``sendmsg``, and the viewers acknowledge as often. With a few connections that is
     cheap and the smoothest a shallow queue can get; with hundreds it is the node's CPU:
-    a 1,000-viewer mesh of 250 kbit/s on the 2-core host delivered 44.7-60.5 % on it and
-    100 % on 10 ms. A coarser quantum is burstier, though: on a 1.5 Mbit/s viewer link
+    a 1,000-viewer mesh of 250 kbit/s on the 2-core host delivered 44.7-73.0 % on it and
+    100 % on 10 ms, and at 100 viewers of 2.5 Mbit/s 10 ms took picoquic's thread from
+    0.27 cores to 0.15. A coarser quantum is burstier, though: on a 1.5 Mbit/s viewer link
     with a 50 ms queue, 10 ms overflowed it once in 14 runs where picoquic's own never did
-    (bench/RESULTS.md, issue 15).
+    (bench/RESULTS.md, issue 15). Each connection on the fine quantum costs its share, so
+    the default threshold is low (:data:`BUSY_CONNECTIONS`: with 64 a 200-viewer fan-out
+    still tipped the host over, 78-92 % delivered; with 16, 98.8-100 %).
 
     So a server keeps the fine quantum while it is quiet, and once it holds
     ``busy_connections`` connections (half-open handshakes included), the connections

@@ -213,14 +213,14 @@ def test_a_busy_nodes_send_quantum_has_bounds_and_is_bbrs() -> None:
         env={"CLUTCHCALL_QUIC_BUSY_SEND_QUANTUM": "0.02"},
     )
     assert (pop.quic_busy_connections, pop.quic_busy_send_quantum) == (200, 0.02)
-    assert (PopSettings().quic_busy_connections, PopSettings().quic_busy_send_quantum) == (64, 0.01)
+    assert (PopSettings().quic_busy_connections, PopSettings().quic_busy_send_quantum) == (16, 0.01)
     with pytest.raises(ValueError, match=r"quic_busy_send_quantum is 0 to 0\.1 seconds"):
         PopSettings(quic_busy_send_quantum=0.2)
     with pytest.raises(ValueError, match="quic_busy_connections must be >= 0"):
         PopSettings(quic_busy_connections=-1)
     with pytest.raises(ValueError, match="quic_busy_connections: picoquic's BBR's"):
         PopSettings(quic_busy_connections=0, quic_congestion_control="cubic")
-    assert PopSettings(quic_congestion_control="cubic").quic_busy_connections == 64  # not asked
+    assert PopSettings(quic_congestion_control="cubic").quic_busy_connections == 16  # not asked
 
 
 @pytest.mark.parametrize(
