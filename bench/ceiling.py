@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import socket
 import ssl
 import subprocess
@@ -49,6 +50,7 @@ __all__ = [
     "measure_bulk",
     "measure_ceiling",
     "measure_picoquic_bin",
+    "measure_picoquic_fanout",
     "measure_references",
     "per_core",
     "percent",
@@ -401,6 +403,86 @@ def measure_picoquic_bin(binary: str, megabytes: int = 96, cc: str = "bbr1") -> 
     return Bulk("picoquic-c", megabytes, mbit, seconds, after - before)
 
 
+def quicperf_media_scenario(
+    bitrate: float, fps: float, group_seconds: float, seconds: float
+) -> str:
+    """The quicperf scenario of one viewer of a fan-out: one media stream of ``fps`` frames
+    a second of ``bitrate / fps`` bits each, a group every ``group_seconds``, for
+    ``seconds`` (picoquic's doc/quicperf.md)."""
+    frame = max(1, round(bitrate / 8 / fps))
+    frames = max(1, round(seconds * fps))
+    group = max(1, round(group_seconds * fps))
+    return f"=v1:s{fps:g}:n{frames}:{frame}:G{group};"
+
+
+def parse_media_frames(output: str) -> tuple[int, int]:
+    """Frames received and asked for, from a quicperf client's media stream report (0, 0
+    when it printed none)."""
+    found = re.search(r"received\s+(\d+)/\s*(\d+)\s+frames", output)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def measure_picoquic_fanout(
+    binary: str,
+    subscribers: int,
+    *,
+    bitrate: float = 2.5e6,
+    fps: float = 30.0,
+    group_seconds: float = 2.0,
+    seconds: float = 20.0,
+    cc: str = "bbr",
+) -> Bulk:
+    """picoquic's own C server fanning out what the relay fans out: ``binary``
+    (picoquicdemo) serves ``subscribers`` quicperf clients (more ``binary`` processes,
+    niced), each of which asks for one media stream (:func:`quicperf_media_scenario`).
+    The bulk senders are one connection; this is the per-core reference of a server of
+    that many paced connections on the same stack and controller (``cc``, the relay's
+    default). The server's CPU is read over the middle half of the run, from 2 s after
+    the last client started (the clients' own CPU is not counted, as the relay's
+    subscribers' is not); goodput is the offered rate times the frames received."""
+    from moqt.aio import write_self_signed
+
+    workdir = Path(tempfile.mkdtemp(prefix="fanout-c-"))
+    cert, key = write_self_signed(workdir, ["localhost"])
+    port = free_port()
+    scenario = quicperf_media_scenario(bitrate, fps, group_seconds, seconds)
+    server_argv = [binary, "-c", str(cert), "-k", str(key), "-p", str(port), "-G", cc]
+    client_argv = ["nice", "-n", "5", binary, "-D", "-G", cc, "-a", "perf", "-n", "localhost"]
+    client_argv += ["-o", str(workdir), "127.0.0.1", str(port), scenario]
+    with Proc(server_argv, name="picoquicdemo-server", stderr_path=workdir / "server.log") as srv:
+        _wait_bound(port, srv)
+        clients = []
+        try:
+            for _ in range(subscribers):
+                clients.append(
+                    subprocess.Popen(
+                        client_argv,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        cwd=workdir,
+                    )
+                )
+            time.sleep(2.0 + seconds / 4)
+            window = seconds / 2
+            before = cpu_seconds(srv.pid)
+            time.sleep(window)
+            cpu = cpu_seconds(srv.pid) - before
+            outputs = [client.communicate(timeout=seconds + 60)[0] for client in clients]
+        finally:
+            for client in clients:
+                if client.poll() is None:
+                    client.kill()
+                    client.wait()
+    counts = [parse_media_frames(out) for out in outputs]
+    received, asked = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    if not asked:
+        tail = outputs[0].strip().splitlines()[-3:] if outputs else []
+        raise RuntimeError(f"{binary} clients reported no media stream: {' | '.join(tail)}")
+    mbit = subscribers * bitrate / 1e6 * received / asked
+    return Bulk("picoquic-c fan-out", 0, mbit, window, cpu)
+
+
 def parse_quicperf(output: str) -> dict[str, float]:
     """The ``Name: number`` statistics a picoquicdemo quicperf client prints at the end."""
     stats: dict[str, float] = {}
@@ -477,7 +559,7 @@ def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
         "--picoquic-bin",
         type=_executable,
         help="with --ceiling-stack picoquic: picoquic's own C sender (picoquicdemo) as a "
-        "second per-core reference",
+        "second per-core reference, and picoquicdemo serving the same fan-out (bench.fanout)",
     )
 
 

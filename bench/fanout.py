@@ -16,7 +16,10 @@ with that congestion controller instead of its default, bbr).
 ``--ceiling-stack picoquic`` measures the ceiling through aiopquic instead, with
 its sender's CPU, and reports each relay's egress per core (egress over the
 relay's CPU during the publisher's window) as a % of the sender's egress per core;
-``--picoquic-bin`` adds picoquic's own C sender (picoquicdemo) as a second reference.
+``--picoquic-bin`` adds picoquic's own C sender (picoquicdemo) as a second reference,
+and, for each subscriber count, picoquicdemo serving the same fan-out (that many quicperf
+media streams of the same bitrate, frame rate and groups, on BBR): a bulk sender is one
+connection, this is what picoquic's own C server reaches with as many paced ones.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,7 @@ from .ceiling import (
     Bulk,
     add_reference_arguments,
     check_reference_arguments,
+    measure_picoquic_fanout,
     measure_references,
     per_core,
     percent,
@@ -456,16 +460,24 @@ def run_fanout(
 
 
 def _format(
-    results: list[FanoutResult], ceiling: float | None, per_core_refs: Sequence[Bulk] = ()
+    results: list[FanoutResult],
+    ceiling: float | None,
+    per_core_refs: Sequence[Bulk] = (),
+    fanout_refs: Mapping[int, Bulk] | None = None,
 ) -> str:
     """The table; with ``per_core_refs`` (picoquic bulk senders measured in the same run)
-    the aioquic ratio gives way to the relay's egress per core against each sender's."""
+    the aioquic ratio gives way to the relay's egress per core against each sender's, and
+    with ``fanout_refs`` (picoquicdemo serving the same fan-out, by subscriber count)
+    against that too."""
+    fanout_refs = fanout_refs or {}
     if per_core_refs:
         # The last reference is the strictest (picoquicdemo when given): the network
         # thread alone is set against it too, the bound of this QUIC stack's relay.
         ratio_heads = ["egress per core Mbit/s"] + [
             f"% of {ref.stack} per core" for ref in per_core_refs
         ] + [f"network thread alone, % of {per_core_refs[-1].stack} per core"]
+        if fanout_refs:
+            ratio_heads.append("% of picoquic-c fan-out (same N) per core")
     else:
         ratio_heads = ["% of aioquic ceiling"]
     heads = [
@@ -480,6 +492,9 @@ def _format(
             ratios = [f"{r.egress_per_core:.1f}"] + [
                 percent(r.egress_per_core, ref.mbit_s_per_core) for ref in per_core_refs
             ] + [percent(r.network_egress_per_core, strictest)]
+            if fanout_refs:
+                same = fanout_refs.get(r.subscribers)
+                ratios.append(percent(r.egress_per_core, same.mbit_s_per_core if same else None))
         else:
             ratios = [percent(r.egress_mbit_s, ceiling)]
         cores = f"{r.relay_cpu_cores:.2f}: {r.relay_loop_cores:.2f} + {r.network_cores:.2f}"
@@ -524,6 +539,24 @@ def _run(args: argparse.Namespace) -> int:
         if args.no_ceiling
         else measure_references(args.ceiling_stack, args.ceiling_megabytes, args.picoquic_bin)
     )
+    fanout_refs: dict[int, Bulk] = {}
+    if args.picoquic_bin and not args.no_ceiling:
+        for n in counts:
+            ref = measure_picoquic_fanout(
+                args.picoquic_bin,
+                n,
+                bitrate=args.bitrate,
+                fps=args.fps,
+                group_seconds=args.group_seconds,
+                seconds=max(10.0, args.duration),
+            )
+            fanout_refs[n] = ref
+            print(
+                f"picoquic-c fan-out ({n} quicperf media streams of {args.bitrate / 1e6:g} "
+                f"Mbit/s): {ref.mbit_s:.1f} Mbit/s with the server on {ref.sender_cores:.2f} "
+                f"cores: {ref.mbit_s_per_core:.1f} Mbit/s per core",
+                flush=True,
+            )
     results: list[FanoutResult] = []
     for n in counts:
         for relay in relays:
@@ -540,10 +573,10 @@ def _run(args: argparse.Namespace) -> int:
                 relay_args=args.relay_arg,
             )
             results.append(r)
-            row = _format([r], ceiling, refs)
+            row = _format([r], ceiling, refs, fanout_refs)
             # The row itself (lines 0 and 1 are the header; the RSS comment follows it).
             print(row.splitlines()[2] if not r.notes else row, flush=True)
-    table = _format(results, ceiling, refs)
+    table = _format(results, ceiling, refs, fanout_refs)
     print("\n" + table)
     comparison = compare_with_peer(results)
     if comparison:
@@ -554,6 +587,7 @@ def _run(args: argparse.Namespace) -> int:
                 {
                     "ceiling_mbit_s": ceiling,
                     "ceilings": [ref.as_json() for ref in refs],
+                    "fanout_references": {n: ref.as_json() for n, ref in fanout_refs.items()},
                     "results": [
                         {
                             **asdict(r),

@@ -63,6 +63,31 @@ def test_the_pop_is_compared_per_core_too() -> None:
     assert header.count("|") == rule.count("|") == row.count("|")
 
 
+def test_the_relay_is_compared_with_picoquic_serving_the_same_fan_out() -> None:
+    relay = FanoutResult(
+        "ours-picoquic", 200, egress_mbit_s=500.0, relay_cpu_cores=0.5, relay_loop_cores=0.25
+    )
+    refs = [Bulk("picoquic-c", 32, 2000.0, 1.0, 0.5)]
+    same_n = {200: Bulk("picoquic-c fan-out", 0, 500.0, 10.0, 7.5)}  # 0.75 cores
+    header, rule, row = fanout._format([relay], None, refs, same_n).splitlines()[:3]
+    assert header.endswith(
+        "| % of picoquic-c fan-out (same N) per core | relay RSS MB | KiB per active viewer |"
+    )
+    assert header.count("|") == rule.count("|") == row.count("|")
+    assert "| 1000.0 | 25% | 50% | 150% |" in row
+    # No reference measured at this N: said as such, not as 0%.
+    other = fanout._format([relay], None, refs, {50: same_n[200]}).splitlines()[2]
+    assert "| 50% | - |" in other
+
+
+def test_a_fan_out_viewer_is_one_quicperf_media_stream() -> None:
+    # 2.5 Mbit/s at 30 frames/s is 10,417 bytes a frame; 2 s groups; 20 s.
+    assert ceiling.quicperf_media_scenario(2.5e6, 30.0, 2.0, 20.0) == "=v1:s30:n600:10417:G60;"
+    out = "Quicperf scenario v1: received 598/ 600 frames, delay min/average/max = 1/ 2/ 3.\n"
+    assert ceiling.parse_media_frames(out) == (598, 600)
+    assert ceiling.parse_media_frames("Client exit with code = 1\n") == (0, 0)
+
+
 def test_quicperf_statistics_are_read_from_the_client_output() -> None:
     out = "Connection_duration_sec: 0.5\nDownload_bytes: 33554432\nSome text: here\n"
     assert parse_quicperf(out) == {"Connection_duration_sec": 0.5, "Download_bytes": 33554432.0}
