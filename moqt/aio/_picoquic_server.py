@@ -176,7 +176,8 @@ class PicoquicServer:
 
     @property
     def congestion_options(self) -> str:
-        """The option string picoquic's controller was given ("" for its defaults)."""
+        """The option string picoquic gives the next connection's controller ("" for its
+        defaults; it changes as the server becomes busy and calm again: :class:`BusyPacing`)."""
         return self._native.congestion_options if self._native is not None else ""
 
     @property
