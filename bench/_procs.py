@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuSample", "Proc", "cpu_seconds", "free_port", "percentile", "rss_bytes"]
+__all__ = [
+    "CpuSample",
+    "HostCpu",
+    "Proc",
+    "cpu_seconds",
+    "free_port",
+    "percentile",
+    "rss_bytes",
+]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -68,6 +76,29 @@ class CpuSample:
     def main_utilisation_since(self, earlier: CpuSample) -> float:
         """The main thread's cores between two samples."""
         return (self.main - earlier.main) / max(1e-9, self.wall - earlier.wall)
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    """The whole host's CPU time so far (every CPU, every process), from ``/proc/stat``."""
+
+    busy: float  # seconds not idle (iowait counts as idle)
+    total: float
+
+    @classmethod
+    def sample(cls, stat: str | None = None) -> HostCpu:
+        """``stat``: the text of ``/proc/stat`` (read now when None)."""
+        text = Path("/proc/stat").read_text() if stat is None else stat
+        # cpu  user nice system idle iowait irq softirq steal guest guest_nice (ticks);
+        # guest time is already counted in user and nice.
+        ticks = [int(x) for x in text.splitlines()[0].split()[1:9]]
+        idle = ticks[3] + ticks[4]
+        return cls((sum(ticks) - idle) / _TICKS, sum(ticks) / _TICKS)
+
+    def busy_since(self, earlier: HostCpu) -> float:
+        """The share of the host's CPU time that was busy between two samples (0..1)."""
+        total = self.total - earlier.total
+        return (self.busy - earlier.busy) / total if total > 0 else math.nan
 
 
 class Proc:

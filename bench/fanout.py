@@ -43,7 +43,7 @@ from typing import Any
 
 from moqt.aio import QUIC_STACKS
 
-from ._procs import CpuSample, Proc, free_port, percentile, python, rss_bytes
+from ._procs import CpuSample, HostCpu, Proc, free_port, percentile, python, rss_bytes
 from .ceiling import (
     Bulk,
     add_reference_arguments,
@@ -59,6 +59,9 @@ __all__ = ["FanoutResult", "main", "run_fanout"]
 NAMESPACE = (b"bench", b"fanout")
 TRACK = b"video"
 _STAMP = struct.Struct(">Q")
+#: The host's busy share from which a run's latency is flagged as the host's, not the
+#: relay's alone: the load generator shares the machine (bench/RESULTS.md).
+SATURATED = 0.9
 
 
 # --- publisher role ------------------------------------------------------------------
@@ -205,6 +208,11 @@ class FanoutResult:
     relay_rss_idle_mb: float = 0.0
     # Where the relay's resident memory is at the end (MiB): see smaps_summary.
     relay_memory: dict[str, float] = field(default_factory=dict)
+    # The load generator over the same window: the subscriber processes' cores (all
+    # their threads), and the share of the whole host's CPU that was busy. A host near
+    # 100% makes the latency figures the viewers' wait for a core as much as the relay's.
+    viewers_cpu_cores: float = 0.0
+    host_busy: float = math.nan
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -222,6 +230,11 @@ class FanoutResult:
         """Egress per core of the QUIC stack's thread alone: the bound a relay whose own
         (Python) work cost nothing would reach with this stack."""
         return per_core(self.egress_mbit_s, self.network_cores) if self.network_cores else math.nan
+
+    @property
+    def saturated(self) -> bool:
+        """The host had no CPU to spare (>= SATURATED busy) while the objects flowed."""
+        return self.host_busy >= SATURATED
 
     @property
     def per_viewer_kib(self) -> float:
@@ -425,9 +438,16 @@ def run_fanout(
             sub.wait_line("ready", timeout=60)
         result.relay_rss_idle_mb = rss_bytes(relay_proc.pid) / 2**20
         before = CpuSample.of(relay_proc.pid)
+        viewers_before = [CpuSample.of(sub.pid) for sub in subs]
+        host_before = HostCpu.sample()
         pub.signal(signal.SIGUSR1)
         sent_line = pub.wait_line("sent", timeout=duration + 30)
         after = CpuSample.of(relay_proc.pid)
+        result.host_busy = HostCpu.sample().busy_since(host_before)
+        result.viewers_cpu_cores = sum(
+            CpuSample.of(sub.pid).utilisation_since(earlier)
+            for sub, earlier in zip(subs, viewers_before, strict=True)
+        )
         result.relay_rss_mb = rss_bytes(relay_proc.pid) / 2**20
         result.relay_memory = smaps_summary(relay_proc.pid)
         result.sent = json.loads(sent_line.split(" ", 1)[1])["objects"]
@@ -483,7 +503,7 @@ def _format(
     heads = [
         "relay", "N", "delivered (missing)", "p50 ms", "p99 ms",
         "relay CPU (cores): loop + network", "egress Mbit/s", *ratio_heads,
-        "relay RSS MB", "KiB per active viewer",
+        "relay RSS MB", "KiB per active viewer", "viewers' CPU (cores)", "host busy",
     ]  # fmt: skip
     lines = ["| " + " | ".join(heads) + " |", "|---|" + "---:|" * (len(heads) - 1)]
     for r in results:
@@ -501,7 +521,8 @@ def _format(
         lines.append(
             f"| {r.relay} | {r.subscribers} | {100 * r.delivered_ratio:.2f}% ({r.missing}) | {r.latency_p50_ms:.1f} | "
             f"{r.latency_p99_ms:.1f} | {cores} | {r.egress_mbit_s:.1f} | {' | '.join(ratios)} | "
-            f"{r.relay_rss_mb:.0f} | {r.per_viewer_kib:.0f} |"
+            f"{r.relay_rss_mb:.0f} | {r.per_viewer_kib:.0f} | {r.viewers_cpu_cores:.2f} | "
+            f"{percent(r.host_busy, 1.0)} |"
         )
     for r in results:
         if r.relay_memory:
@@ -510,6 +531,13 @@ def _format(
                 f"subscribed {r.relay_rss_idle_mb:.0f}, end {r.relay_rss_mb:.0f}: {r.relay_memory} -->"
             )
     notes = [f"- {r.relay} N={r.subscribers}: {n}" for r in results for n in r.notes]
+    notes += [
+        f"- {r.relay} N={r.subscribers}: the host was {percent(r.host_busy, 1.0)} busy "
+        f"(the viewers {r.viewers_cpu_cores:.2f} cores, the relay {r.relay_cpu_cores:.2f}): "
+        "its latency is the viewers' wait for a core as much as the relay's"
+        for r in results
+        if r.saturated
+    ]
     return "\n".join(lines + (["", *notes] if notes else []))
 
 

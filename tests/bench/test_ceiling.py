@@ -70,8 +70,9 @@ def test_the_relay_is_compared_with_picoquic_serving_the_same_fan_out() -> None:
     refs = [Bulk("picoquic-c", 32, 2000.0, 1.0, 0.5)]
     same_n = {200: Bulk("picoquic-c fan-out", 0, 500.0, 10.0, 7.5)}  # 0.75 cores
     header, rule, row = fanout._format([relay], None, refs, same_n).splitlines()[:3]
-    assert header.endswith(
+    assert (
         "| % of picoquic-c fan-out (same N) per core | relay RSS MB | KiB per active viewer |"
+        in header
     )
     assert header.count("|") == rule.count("|") == row.count("|")
     assert "| 1000.0 | 25% | 50% | 150% |" in row
@@ -120,3 +121,34 @@ def test_fanout_takes_the_c_reference_only_with_the_picoquic_ceiling(
         fanout.main(["run", "--picoquic-bin", "/bin/true"])
     assert exit_.value.code == 2
     assert "--ceiling-stack picoquic" in capsys.readouterr().err
+
+
+def test_a_run_on_a_saturated_host_says_its_latency_is_the_hosts() -> None:
+    calm = FanoutResult("ours-picoquic", 100, viewers_cpu_cores=0.7, host_busy=0.6)
+    busy = FanoutResult(
+        "ours-picoquic", 200, relay_cpu_cores=0.5, viewers_cpu_cores=1.4, host_busy=0.97
+    )
+    table = fanout._format([calm, busy], 100.0).splitlines()
+    assert table[0].endswith("| viewers' CPU (cores) | host busy |")
+    assert table[2].endswith("| 0.70 | 60% |") and table[3].endswith("| 1.40 | 97% |")
+    assert table[0].count("|") == table[1].count("|") == table[2].count("|")
+    assert not calm.saturated and busy.saturated
+    flagged = [line for line in table if "busy (the viewers" in line]
+    assert flagged == [
+        "- ours-picoquic N=200: the host was 97% busy (the viewers 1.40 cores, the relay "
+        "0.50): its latency is the viewers' wait for a core as much as the relay's"
+    ]
+    # Not measured (NaN) is not saturated.
+    assert not FanoutResult("ours", 10).saturated
+
+
+def test_the_host_cpu_is_read_from_proc_stat() -> None:
+    from bench._procs import HostCpu
+
+    before = HostCpu.sample("cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    after = HostCpu.sample("cpu  250 0 150 800 100 0 0 0 0 0\n")
+    # 200 busy ticks of 300 (iowait is idle time): two thirds busy.
+    assert after.busy_since(before) == pytest.approx(2 / 3)
+    assert math.isnan(after.busy_since(after))
+    real = HostCpu.sample()
+    assert 0 < real.busy <= real.total

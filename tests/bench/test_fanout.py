@@ -34,6 +34,9 @@ def test_fanout_delivers_every_object(relay: str, tmp_path: Path) -> None:
     assert 0 < result.latency_p50_ms < 500
     # The event loop's thread is part of the relay's CPU, never more than all of it.
     assert 0 < result.relay_loop_cores <= result.relay_cpu_cores + 0.02
+    # The load generator's CPU and the host's are measured over the same window.
+    assert result.viewers_cpu_cores > 0
+    assert 0 < result.host_busy <= 1
 
 
 def test_ours_is_the_relay_on_aioquic_and_a_controller_goes_with_picoquic(tmp_path: Path) -> None:
