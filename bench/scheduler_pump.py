@@ -8,7 +8,9 @@ each of three writable wake-ups per object interval). 10 KB objects at 30/s in 2
 groups, as ``bench.fanout``. ``--drain 3400`` keeps up (every object is written
 straight through); ``--drain 3000`` does not (objects queue, ``pump`` runs on every
 wake-up and the congestion response skips stale groups): the case the relay is in
-on picoquic, whose rings drain on another thread. Prints the scheduler statistics of
+on picoquic, whose rings drain on another thread. ``--deliver-all``: the plain relay's
+limits (``clutchcall relay``, ``bench.fanout``'s relay: nothing skipped for its age), so
+a viewer that does not keep up queues up to the memory bound. Prints the scheduler statistics of
 one viewer (they must not change with an optimisation), the backlog reads per object
 and the CPU (``time.process_time``) per object per viewer.
 """
@@ -19,7 +21,7 @@ import argparse
 import dataclasses
 import time
 
-from mesh.relay import CachedObject
+from mesh.relay import CachedObject, deliver_all_limits
 from mesh.relay._scheduler import SubscriberScheduler
 from moqt.types import ObjectStatus
 
@@ -68,11 +70,15 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=200)
     parser.add_argument("--objects", type=int, default=300)
     parser.add_argument("--drain", type=int, default=3000)
+    parser.add_argument(
+        "--deliver-all", action="store_true", help="the plain relay's limits: no skip by age"
+    )
     args = parser.parse_args()
+    limits = deliver_all_limits() if args.deliver_all else None
     viewers = []
     for _ in range(args.viewers):
         session = _Session()
-        scheduler = SubscriberScheduler(session, session.backlog)  # type: ignore[arg-type]
+        scheduler = SubscriberScheduler(session, session.backlog, limits)  # type: ignore[arg-type]
         scheduler.add_track(1)
         viewers.append((session, scheduler))
     payload = bytes(10_000)

@@ -77,9 +77,12 @@ class CongestionResponse:
 
     # --- congestion response -----------------------------------------------------------
 
-    def _respond(self, now: float) -> None:
-        if not self._may_respond(now):
-            return
+    def _respond(self, now: float, first: float | None) -> bool:
+        """Drop what waited too long (module doc a-c); ``first``: when the longest-waiting
+        queued object was queued (:meth:`_first_queued`). False: nothing could act, the
+        queues are as they were."""
+        if not self._may_respond(now, first):
+            return False
         lowest_first = sorted(self._tracks.values(), key=lambda t: t.rank, reverse=True)
         # (0) what waited longer than the subscriber's delivery timeout.
         expired = False
@@ -89,7 +92,7 @@ class CongestionResponse:
         if expired:
             self._drain()
             if not self._queued_objects:
-                return
+                return True
         # (a) stale groups, lowest priority first, until the queue drains.
         skip_after = self.limits.skip_after
         if skip_after is not None:
@@ -103,34 +106,40 @@ class CongestionResponse:
                     self._drain()
                     if not self._has_stale(track, now - skip_after):
                         if not self._queued_objects:
-                            return
+                            return True
                         continue
                 self._groups_skipped += 1
                 self._skip_below(track, track.newest, DropReason.STALE_GROUP, now)
                 self._drain()
                 if not self._queued_objects:
-                    return
+                    return True
         # (b) a track lagging more than max_lag jumps to the next group.
         max_lag = self.limits.max_lag
         if max_lag is None:
-            return
+            return True
         for track in lowest_first:
             oldest = track.oldest()
             if oldest is not None and now - oldest > max_lag:
                 self._jumps += 1
                 self._skip_below(track, track.newest + 1, DropReason.STALE_GROUP, now)
                 self._drain()
+        return True
 
-    def _may_respond(self, now: float) -> bool:
-        """Whether any step of :meth:`_respond` can act: some queued object waited past
-        a delivery timeout, ``skip_after`` or ``max_lag`` (the same comparisons as those
-        steps, on the oldest queued object). Most pumps of a congested subscriber find
-        nothing that old; this spares them the sort and the per-track walks."""
+    def _first_queued(self) -> float | None:
+        """When the longest-waiting queued object of any track was queued (None: none)."""
         first: float | None = None
         for track in self._tracks.values():
             queued_at = track.oldest()
             if queued_at is not None and (first is None or queued_at < first):
                 first = queued_at
+        return first
+
+    def _may_respond(self, now: float, first: float | None) -> bool:
+        """Whether any step of :meth:`_respond` can act: some queued object waited past
+        a delivery timeout, ``skip_after`` or ``max_lag`` (the same comparisons as those
+        steps, on the oldest queued object, queued at ``first``). Most pumps of a
+        congested subscriber find nothing that old; this spares them the sort and the
+        per-track walks."""
         if first is None:
             return False
         for track in self._tracks.values():
@@ -268,16 +277,11 @@ class CongestionResponse:
         if self._behind_since is None:
             self._behind_since = now
 
-    def _check_behind(self, now: float, *, caught_up: bool) -> None:
-        """``caught_up``: the connection moved bytes since the last pump and the highest
-        priority lost nothing in this one; with nothing of it queued, it is not behind."""
-        # Called on every pump: only tracks with something queued have an oldest object.
-        first: float | None = None
-        if self._queued_objects:
-            for track in self._tracks.values():
-                queued_at = track.oldest()
-                if queued_at is not None and (first is None or queued_at < first):
-                    first = queued_at
+    def _check_behind(self, now: float, first: float | None, *, caught_up: bool) -> None:
+        """``first``: when the longest-waiting queued object was queued, as the pump left
+        the queues (None: nothing queued). ``caught_up``: the connection moved bytes since
+        the last pump and the highest priority lost nothing in this one; with nothing of
+        it queued, it is not behind."""
         self._lag = now - first if first is not None else 0.0
         if self._behind_since is None:
             return

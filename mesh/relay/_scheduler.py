@@ -350,12 +350,17 @@ class SubscriberScheduler(CongestionResponse):
             # Reading the backlog walks the connection's stream rings: a reading taken
             # after our last call into the session is reused instead of asked again.
             last = self._drain(entry)
+            # The oldest queued object, found once a pump: the congestion response and
+            # the lag both start from it (it is a walk over every queued subgroup).
+            first: float | None = None
             if self._queued_objects:
                 calls = self._session_calls
-                self._respond(now)
+                first = self._first_queued()
+                if self._respond(now, first):
+                    first = self._first_queued()
                 if self._session_calls != calls:
                     last = None
-            self._check_behind(now, caught_up=moved and self._top_drops == top_drops)
+            self._check_behind(now, first, caught_up=moved and self._top_drops == top_drops)
             self._exit_backlog = self._backlog() if last is None else last
         finally:
             self._pumping = False
