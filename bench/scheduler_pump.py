@@ -10,9 +10,9 @@ straight through); ``--drain 3000`` does not (objects queue, ``pump`` runs on ev
 wake-up and the congestion response skips stale groups): the case the relay is in
 on picoquic, whose rings drain on another thread. ``--deliver-all``: the plain relay's
 limits (``clutchcall relay``, ``bench.fanout``'s relay: nothing skipped for its age), so
-a viewer that does not keep up queues up to the memory bound. Prints the scheduler statistics of
-one viewer (they must not change with an optimisation), the backlog reads per object
-and the CPU (``time.process_time``) per object per viewer.
+a viewer that does not keep up queues up to the memory bound. Prints the scheduler
+statistics of one viewer (they must not change with an optimisation), the backlog
+reads per object and the CPU (``time.process_time``) per object per viewer.
 """
 
 from __future__ import annotations
