@@ -77,11 +77,15 @@ typecheck: install
 # share the machine with them.
 # The latency-bounded tests (marker `latency`: several relays, an impairment proxy and a viewer
 # in one process, or real-time media on a budget) then run alone, one at a time, so their
-# bounds measure our code and not a neighbour test's CPU.
+# bounds measure our code and not a neighbour test's CPU. Alone is not enough on a shared
+# virtual machine: a second of CPU taken by the host (steal time) shows as a latency spike.
+# So a latency test that fails runs once more on its own (`--last-failed`), and fails the
+# build only if it fails again; the first failure stays in the log above the rerun.
 pytest: install
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile --ignore=tests/web -m "not latency"
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests/web -m "not latency"
-	$(VENV)/bin/pytest -q -p no:xdist -m latency
+	$(VENV)/bin/pytest -q -p no:xdist -m latency || \
+		$(VENV)/bin/pytest -q -p no:xdist -m latency --last-failed --last-failed-no-failures none
 
 test: lint typecheck pytest
 

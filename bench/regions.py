@@ -323,7 +323,9 @@ class JoinFigures:
     ttfo_ms: list[float] = field(default_factory=list)  # subscribe -> first object received
     start_wait_ms: list[float] = field(default_factory=list)  # subscribe -> start object received
     start_age_ms: list[float] = field(default_factory=list)  # start object: receive - send
-    steady_p50_ms: float = math.nan  # objects after the start group: receive - send
+    # receive - send of the objects after the start group published once the viewer was
+    # live: answered, and holding what it received of its start group (see join_figures)
+    steady_p50_ms: float = math.nan
     steady_p99_ms: float = math.nan
     start_holes: int = 0  # objects missing in the start group (after the start object)
     gaps: int = 0  # objects missing after the start group, up to each viewer's last object
@@ -428,7 +430,12 @@ def join_figures(
         out.ttfo_ms.append((first_arrival - subscribed) * 1000)
         out.start_wait_ms.append((received - subscribed) * 1000)
         out.start_age_ms.append((received - sent) * 1000)
-        steady += [(r - s) * 1000 for g, _, r, s in objects if g > group]
+        # Steady state starts once the viewer has caught up: objects the publisher sent
+        # before its SUBSCRIBE_OK, or while its start group was still arriving, queued
+        # behind the join (a cold POP answering across a group boundary starts its viewers
+        # in the group before: the next group's head is then catch-up, not live).
+        live_from = max(viewer["answered_at"], max(r for g, _, r, _ in objects if g == group))
+        steady += [(r - s) * 1000 for g, _, r, s in objects if g > group and s >= live_from]
         in_start, after, in_flight = _holes(objects, viewer.get("streams"), per_group, young)
         out.start_holes += in_start
         out.gaps += after

@@ -91,6 +91,23 @@ def test_a_group_begun_while_the_pop_subscribed_upstream_is_the_current_group() 
     assert figures.current_is_live(0) and figures.started_at_group_start()
 
 
+def test_what_a_cold_join_queued_across_a_group_boundary_is_not_steady_latency() -> None:
+    # Subscribed late in group 3; the cold POP answers 0.3 s into group 4 with group 3 as
+    # its current group, and group 3 arrives whole by T0 + 4.5. Group 4's objects 0..4
+    # were published meanwhile and arrive behind it (0.1-0.5 s old); from 4/5 on the
+    # viewer is live, 20 ms behind the publisher.
+    cold = viewer(T0 + 3.9, [])
+    cold["answered_at"] = T0 + 4.3
+    cold["largest"] = [3, 9]
+    catch_up = [[3, o, T0 + 4.3 + o / 50, T0 + 3 + o / 10] for o in range(10)]
+    behind = [[4, o, T0 + 4.5 + o / 100, T0 + 4 + o / 10] for o in range(5)]
+    live = [[4, o, T0 + 4 + o / 10 + 0.02, T0 + 4 + o / 10] for o in range(5, 10)]
+    cold["objects"] = catch_up + behind + live
+    figures = join_figures({"viewers": [cold]}, **TIMING)
+    assert figures.started_at_group_start() and figures.gaps == 0
+    assert abs(figures.steady_p50_ms - 20) < 1 and abs(figures.steady_p99_ms - 20) < 1
+
+
 def test_drops_come_from_the_node_counter_or_the_relay_statistics() -> None:
     scraped = {
         'clutchcall_drops_total{reason="stale_group"}': 0.0,
