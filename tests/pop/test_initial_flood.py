@@ -276,7 +276,9 @@ async def test_the_pops_bbr_is_given_its_send_quantum(
 
 
 @pytest.mark.timeout(60)
-async def test_a_busy_pop_says_so_and_gives_new_connections_its_quantum(make_pop: MakePop, tokens: Tokens) -> None:
+async def test_a_busy_pop_says_so_and_gives_new_connections_its_quantum(
+    make_pop: MakePop, tokens: Tokens
+) -> None:
     """``quic_busy_connections`` / ``quic_busy_send_quantum`` reach the POP's listener:
     from that many connections on the ones after get the busy quantum, and
     ``clutchcall_pop_quic_busy`` says so (moqt/aio/_picoquic_server.py)."""
